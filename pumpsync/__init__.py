@@ -1,0 +1,42 @@
+"""pumpsync: real-time Pump.fun launches and trades (OpenPump, Anaxer) for plain synchronous Python.
+
+::
+
+    import pumpsync
+
+    with pumpsync.connect("anaxer", api_key=KEY, channels={"creations": {}}) as stream:
+        for event in stream:
+            print(event.kind, event.mint)
+"""
+
+from pumpsync._version import __version__
+from pumpsync.client import Client, connect
+from pumpsync.config import ClientConfig
+from pumpsync.errors import (
+    AuthenticationError,
+    ClientClosed,
+    ConfigurationError,
+    ConnectionLost,
+    PlanError,
+    ProviderRefused,
+    PumpsyncError,
+    SubscriptionRejected,
+)
+from pumpsync.events import KINDS, Event
+
+__all__ = [
+    "KINDS",
+    "AuthenticationError",
+    "Client",
+    "ClientClosed",
+    "ClientConfig",
+    "ConfigurationError",
+    "ConnectionLost",
+    "Event",
+    "PlanError",
+    "ProviderRefused",
+    "PumpsyncError",
+    "SubscriptionRejected",
+    "__version__",
+    "connect",
+]

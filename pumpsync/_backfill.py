@@ -1,0 +1,214 @@
+"""Gap recovery over REST (Anaxer): fetch what the stream missed while we were away.
+
+Runs on its own thread so that the connections keep reading (and answering heartbeats) while
+pages download. A job fetches ``since=<last slot seen>`` (inclusive: several events share a
+slot; de-duplication removes the ones we had), follows ``next`` until the end, and hands the
+events to the delivery, which puts them before the live events that arrived meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+from pumpsync._delivery import Delivery
+from pumpsync._secrets import redact
+from pumpsync._stats import ClientStats
+from pumpsync.config import ClientConfig, rest_base
+from pumpsync.events import Event
+from pumpsync.providers.anaxer import normalize
+
+log = logging.getLogger("pumpsync.backfill")
+
+# Anaxer's list endpoints, per channel (prices have none).
+ENDPOINTS = {"creations": "/v1/creations", "graduations": "/v1/graduations", "trades": "/v1/trades"}
+PAGE_LIMIT = 1000
+_ATTEMPTS = 5  # per page, for 429 / 5xx / network errors
+_REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read
+_MAX_PAGES = 10_000  # a server that keeps answering "next" forever must not keep us forever
+
+
+class BackfillError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Job:
+    channel: str
+    filters: Mapping[str, Any]
+    since: int
+    held: bool  # live events of the channel are held until this job ends
+
+
+def query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(query_value(v) for v in value)
+    return str(value)
+
+
+def retry_after(header: str | None, fallback: float) -> float:
+    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), else ``fallback``."""
+    if not header:
+        return fallback
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(header).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return fallback
+
+
+class Backfiller:
+    def __init__(self, config: ClientConfig, delivery: Delivery, stats: ClientStats) -> None:
+        self.config = config
+        self.base = rest_base(config)
+        self._delivery = delivery
+        self._stats = stats
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._http = requests.Session()
+        self._http.headers["Authorization"] = f"Bearer {config.api_key.reveal()}"
+        self._http.headers["Accept"] = "application/json"
+        if config.proxy:
+            self._http.proxies = {"http": config.proxy, "https": config.proxy}
+        if config.ca_bundle:
+            self._http.verify = config.ca_bundle
+        self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._jobs.put(None)
+
+    def join(self, timeout: float) -> bool:
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        self._http.close()
+        return not self._thread.is_alive()
+
+    def request(self, channel: str, filters: Mapping[str, Any], since: int, hold: bool = True) -> bool:
+        """Queue a backfill of ``channel`` from ``since``; False if the channel has no list endpoint."""
+        if channel not in ENDPOINTS:
+            log.info("no history endpoint for channel %r; its gap cannot be recovered", channel)
+            return False
+        if hold:
+            self._delivery.hold(channel)
+        self._jobs.put(Job(channel, dict(filters), since, hold))
+        return True
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._jobs.get(timeout=1.0)
+            except queue.Empty:
+                self._recover_overflow()
+                continue
+            if job is None:
+                break
+            self._do(job)
+
+    def _recover_overflow(self) -> None:
+        """Events dropped on overflow are fetched again once the consumer has caught up."""
+        if not self._delivery.dropped_from or self._delivery.queue.qsize() > self._delivery.capacity // 2:
+            return
+        subscriptions = {sub.channel: sub.filters for sub in self.config.channels}
+        for channel, slot in self._delivery.take_overflow_gaps().items():
+            self.request(channel, subscriptions.get(channel, {}), slot, hold=False)
+
+    def _do(self, job: Job) -> None:
+        self._stats.backfill_requests += 1
+        events: list[Event] = []
+        try:
+            events = self.fetch(job.channel, job.filters, job.since)
+        except BackfillError as exc:
+            self._stats.backfill_failures += 1
+            log.warning("backfill of %s since slot %d failed: %s; will retry", job.channel, job.since, exc)
+            self._retry_later(job)
+        finally:
+            new = self._delivery.release(job.channel, events)
+        if events:
+            log.info("backfill of %s since slot %d: %d events, %d new", job.channel, job.since, len(events), new)
+
+    def _retry_later(self, job: Job) -> None:
+        # The live stream goes on meanwhile (the hold is released); the retry only adds what is missing.
+        def requeue() -> None:
+            if not self._stop.wait(self.config.backoff_max * random.uniform(0.5, 1.0)):
+                self._jobs.put(Job(job.channel, job.filters, job.since, held=False))
+
+        threading.Thread(target=requeue, name="pumpsync-backfill-retry", daemon=True).start()
+
+    def fetch(self, channel: str, filters: Mapping[str, Any], since: int) -> list[Event]:
+        """Every event of ``channel`` from slot ``since`` on, following pages."""
+        first: dict[str, str] = {k: query_value(v) for k, v in filters.items()}
+        first.update(since=str(since), limit=str(PAGE_LIMIT))
+        params: dict[str, str] | None = first
+        url = self.base + ENDPOINTS[channel]
+        events: list[Event] = []
+        for _ in range(_MAX_PAGES):
+            body = self._get(url, params)
+            items, cursor = _page(body)
+            now = int(time.time() * 1000)
+            for item in items:
+                event = normalize(item, channel, now, 0, backfill=True) if isinstance(item, dict) else None
+                if event is not None:
+                    events.append(event)
+            if not cursor:
+                return events
+            if cursor.startswith(("http://", "https://", "/")):
+                url, params = urljoin(self.base + "/", cursor), None
+            else:
+                params = dict(params or {}, cursor=cursor)
+        raise BackfillError(f"more than {_MAX_PAGES} pages")
+
+    def _get(self, url: str, params: dict[str, str] | None) -> Any:
+        delay = self.config.backoff_initial or 0.5
+        for attempt in range(_ATTEMPTS):
+            if self._stop.is_set():
+                raise BackfillError("client closed")
+            wait = delay * (2**attempt)
+            try:
+                response = self._http.get(url, params=params, timeout=_REQUEST_TIMEOUT)
+            except requests.RequestException as exc:
+                problem = redact(f"{type(exc).__name__}: {exc}", self.config.api_key)
+            else:
+                if response.status_code == 200:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise BackfillError("the response is not JSON") from None
+                problem = f"HTTP {response.status_code}"
+                if response.status_code == 429 or response.status_code >= 500:
+                    wait = retry_after(response.headers.get("Retry-After"), wait)
+                else:
+                    raise BackfillError(problem)
+            log.debug("backfill GET %s: %s (attempt %d)", redact(url), problem, attempt + 1)
+            if self._stop.wait(min(wait, self.config.backoff_max)):
+                raise BackfillError("client closed")
+        raise BackfillError(f"{problem} after {_ATTEMPTS} attempts")
+
+
+def _page(body: Any) -> tuple[list[Any], str | None]:
+    """``{data, next, window}`` or a bare list."""
+    if isinstance(body, list):
+        return body, None
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        cursor = body.get("next")
+        return body["data"], cursor if isinstance(cursor, str) and cursor else None
+    raise BackfillError("the response is neither a page object nor a list")

@@ -1,0 +1,148 @@
+"""Where events from every connection meet: de-duplication, the bounded queue, backfill ordering.
+
+Overflow policy: the queue holds ``queue_size`` events. When it is full, the *oldest* queued
+event is dropped to make room (a trading consumer wants the newest data), the drop is counted,
+and — for providers with history — its slot is remembered so that gap recovery can fetch it
+again once the consumer has caught up. Errors are never dropped.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from pumpsync._stats import ClientStats
+from pumpsync.errors import PumpsyncError
+from pumpsync.events import Event
+
+Item = Event | PumpsyncError
+
+
+class SeenSet:
+    """The identities of the last ``size`` events: bounded memory however long the client runs."""
+
+    __slots__ = ("_order", "_seen", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._seen: set[tuple[Any, ...]] = set()
+        self._order: deque[tuple[Any, ...]] = deque()
+
+    def add(self, identity: tuple[Any, ...]) -> bool:
+        """Remember ``identity``; False if it was already there."""
+        if identity in self._seen:
+            return False
+        self._seen.add(identity)
+        self._order.append(identity)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
+        return True
+
+    def forget(self, identity: tuple[Any, ...]) -> None:
+        self._seen.discard(identity)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class Delivery:
+    """Thread-safe sink for all connections; the consumer reads ``queue``."""
+
+    def __init__(self, stats: ClientStats, capacity: int, dedup_size: int) -> None:
+        self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self.capacity = capacity
+        self.stats = stats
+        self._seen = SeenSet(dedup_size)
+        self._lock = threading.Lock()
+        self._held: dict[str, list[Event]] = {}  # channel -> live events waiting behind a backfill
+        self.last_slot: dict[str, int] = {}  # channel -> highest slot delivered
+        self.dropped_from: dict[str, int] = {}  # channel -> lowest slot lost to overflow, not yet recovered
+
+    # -- producers
+    def deliver(self, event: Event) -> bool:
+        """Hand one live event on; False if it was a duplicate."""
+        with self._lock:
+            identity = event.identity
+            if identity is not None and not self._seen.add(identity):
+                self.stats.duplicates += 1
+                return False
+            held = self._held.get(event.channel) if self._held else None  # type: ignore[arg-type]
+            if held is not None:
+                held.append(event)
+                self.stats.held += 1
+                return True
+            self._put(event)
+            return True
+
+    def hold(self, channel: str) -> None:
+        """Keep live events of ``channel`` back until :meth:`release` (a backfill is running)."""
+        with self._lock:
+            self._held.setdefault(channel, [])
+
+    def release(self, channel: str, backfilled: Iterable[Event]) -> int:
+        """Deliver a backfill in slot order, then the live events held meanwhile. Returns how many were new."""
+        new = 0
+        with self._lock:
+            for event in sorted(backfilled, key=_slot_key):
+                identity = event.identity
+                if identity is not None and not self._seen.add(identity):
+                    self.stats.duplicates += 1
+                    continue
+                self._put(event)
+                new += 1
+            self.stats.backfill_events += new
+            for event in self._held.pop(channel, ()):
+                self.stats.held -= 1
+                self._put(event)
+        return new
+
+    def fail(self, error: PumpsyncError) -> None:
+        """Queue an error for the consumer; errors bypass the capacity bound."""
+        self.queue.put(error)
+
+    # -- internals
+    def _put(self, event: Event) -> None:
+        q = self.queue
+        if q.qsize() >= self.capacity:
+            self._drop_oldest()
+        q.put(event)
+        stats = self.stats
+        stats.delivered += 1
+        stats.events[event.kind] += 1
+        stats.connections[event.connection].first_deliveries += 1
+        slot = event.slot
+        channel = event.channel
+        if slot is not None and channel is not None and slot > self.last_slot.get(channel, -1):
+            self.last_slot[channel] = slot
+        if event.timestamp is not None and not event.backfill:
+            stats.delay.observe(max(0.0, (event.received_at - event.timestamp) / 1000.0))
+
+    def _drop_oldest(self) -> None:
+        try:
+            oldest = self.queue.get_nowait()
+        except queue.Empty:  # the consumer just took it
+            return
+        if not isinstance(oldest, Event):
+            self.queue.put(oldest)  # errors are never dropped (it moves to the back; rare)
+            return
+        self.stats.dropped += 1
+        identity = oldest.identity
+        if identity is not None:
+            self._seen.forget(identity)  # so that a backfill may bring it back
+        if oldest.slot is not None and oldest.channel is not None:
+            low = self.dropped_from.get(oldest.channel)
+            if low is None or oldest.slot < low:
+                self.dropped_from[oldest.channel] = oldest.slot
+
+    def take_overflow_gaps(self) -> dict[str, int]:
+        """The channels and slots lost to overflow since the last call (for gap recovery)."""
+        with self._lock:
+            gaps, self.dropped_from = self.dropped_from, {}
+        return gaps
+
+
+def _slot_key(event: Event) -> int:
+    return event.slot if event.slot is not None else -1

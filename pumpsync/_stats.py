@@ -1,0 +1,130 @@
+"""Counters kept by the client, read by whoever asks (``client.stats()``, the Prometheus collector).
+
+Each counter has one writer (its connection's thread, or the delivery lock holder), so the hot
+path pays for an integer increment and nothing else; metrics are built from these at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# Seconds. Event delay spans network + provider lag; heartbeat RTT is usually milliseconds.
+DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Histogram:
+    """A fixed-bucket histogram (Prometheus semantics: ``le`` upper bounds, plus +Inf)."""
+
+    __slots__ = ("buckets", "count", "counts", "sum")
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self.counts = [0] * (len(buckets) + 1)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.buckets, value)] += 1
+        self.count += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        out, running = [], 0
+        for bound, n in zip((*self.buckets, float("inf")), self.counts, strict=True):
+            running += n
+            out.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        return out
+
+    def quantile(self, q: float) -> float | None:
+        """An upper bound for the q-quantile (the bucket it falls in)."""
+        if not self.count:
+            return None
+        target, running = q * self.count, 0
+        for bound, n in zip((*self.buckets, float("inf")), self.counts, strict=True):
+            running += n
+            if running >= target:
+                return bound
+        return float("inf")
+
+
+@dataclass
+class ConnectionStats:
+    """One connection slot (it keeps its stats across reconnects)."""
+
+    index: int
+    state: str = "idle"
+    state_since: float = field(default_factory=time.time)
+    attempts: int = 0
+    connects: int = 0
+    disconnects: Counter[tuple[str, str]] = field(default_factory=Counter)  # (reason, close code or "")
+    frames: int = 0
+    bytes: int = 0
+    malformed: Counter[str] = field(default_factory=Counter)
+    pings_sent: int = 0
+    pongs: int = 0
+    rtt: Histogram = field(default_factory=lambda: Histogram(RTT_BUCKETS))
+    last_rtt: float | None = None
+    last_frame_at: float | None = None  # epoch seconds
+    last_event_at: float | None = None
+    first_deliveries: int = 0
+    next_attempt_at: float | None = None
+    last_error: str | None = None
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+        self.state_since = time.time()
+
+
+@dataclass
+class ClientStats:
+    provider: str
+    capacity: int
+    connections: list[ConnectionStats]
+    delivered: int = 0
+    duplicates: int = 0
+    dropped: int = 0  # overflow: the oldest queued event made room for a new one
+    held: int = 0  # live events waiting behind a backfill
+    events: Counter[str] = field(default_factory=Counter)  # kind -> first deliveries
+    delay: Histogram = field(default_factory=lambda: Histogram(DELAY_BUCKETS))
+    backfill_requests: int = 0
+    backfill_events: int = 0
+    backfill_failures: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # channel -> rejections
+    notices: Counter[str] = field(default_factory=Counter)  # provider error code -> count
+    started_at: float = field(default_factory=time.time)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy for humans and tests."""
+        return {
+            "provider": self.provider,
+            "delivered": self.delivered,
+            "duplicates": self.duplicates,
+            "dropped": self.dropped,
+            "events": dict(self.events),
+            "backfill": {
+                "requests": self.backfill_requests,
+                "events": self.backfill_events,
+                "failures": self.backfill_failures,
+            },
+            "rejected": dict(self.rejected),
+            "connections": [
+                {
+                    "index": c.index,
+                    "state": c.state,
+                    "attempts": c.attempts,
+                    "connects": c.connects,
+                    "disconnects": {f"{r}:{code}" if code else r: n for (r, code), n in c.disconnects.items()},
+                    "frames": c.frames,
+                    "malformed": dict(c.malformed),
+                    "pings_sent": c.pings_sent,
+                    "pongs": c.pongs,
+                    "first_deliveries": c.first_deliveries,
+                }
+                for c in self.connections
+            ],
+        }

@@ -1,0 +1,160 @@
+"""The supervisor thread: heartbeats, stale sockets, backoff and reconnect scheduling.
+
+All timing lives here. Each connection slot has its own backoff; a slot that has been open
+for ``healthy_after`` seconds resets its backoff and its count of consecutive failures.
+Staleness is armed the moment a socket opens: a socket that never delivers a first frame
+is as stale as one that stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from pumpsync._backoff import Backoff
+from pumpsync._connection import Connection, Outcome
+from pumpsync.config import ClientConfig
+from pumpsync.errors import ConnectionLost, PumpsyncError
+
+log = logging.getLogger("pumpsync.supervisor")
+
+_MAX_SLEEP = 1.0
+_STAGGER = 0.1  # seconds between the first attempts of redundant connections
+
+
+class _Slot:
+    __slots__ = ("backoff", "failures", "healthy", "retry_at")
+
+    def __init__(self, backoff: Backoff, retry_at: float) -> None:
+        self.backoff = backoff
+        self.failures = 0
+        self.healthy = False
+        self.retry_at: float | None = retry_at
+
+
+class Supervisor:
+    def __init__(
+        self, config: ClientConfig, connections: list[Connection], fail: Callable[[PumpsyncError], None]
+    ) -> None:
+        self.config = config
+        self.connections = connections
+        self._fail = fail
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._slots: list[_Slot] = []
+        self._thread = threading.Thread(target=self._run, name="pumpsync-supervisor", daemon=True)
+
+    def start(self) -> None:
+        now = time.monotonic()
+        self._slots = [
+            _Slot(Backoff(self.config.backoff_initial, self.config.backoff_max), now + i * _STAGGER)
+            for i in range(len(self.connections))
+        ]
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> bool:
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ reports from connection threads
+    def session_ended(self, conn: Connection, outcome: Outcome) -> None:
+        """Schedule the next attempt of ``conn`` (not called for fatal refusals)."""
+        with self._cond:
+            if self._stopping:
+                return
+            slot = self._slots[conn.index]
+            if not slot.healthy:
+                slot.failures += 1
+            slot.healthy = False
+            limit = self.config.max_retries
+            if limit is not None and slot.failures > limit:
+                self._stopping = True
+                last = outcome.detail or outcome.reason
+                self._fail(ConnectionLost(f"gave up after {limit} reconnection attempts (last: {last})"))
+                return
+            floor = self.config.limited_backoff if outcome.rate_limited else 0.0
+            delay = slot.backoff.delay(floor)
+            slot.retry_at = time.monotonic() + delay
+            conn.stats.next_attempt_at = time.time() + delay
+            conn.stats.last_error = outcome.detail or outcome.reason
+            conn.stats.set_state("backoff")
+            log.warning(
+                "connection %d: %s%s; reconnecting in %.2f s",
+                conn.index,
+                outcome.reason,
+                f" ({outcome.detail})" if outcome.detail else "",
+                delay,
+            )
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ the loop
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                wake = now + _MAX_SLEEP
+                for conn, slot in zip(self.connections, self._slots, strict=True):
+                    wake = min(wake, self._tend(conn, slot, now))
+                self._cond.wait(max(0.001, wake - time.monotonic()))
+
+    def _tend(self, conn: Connection, slot: _Slot, now: float) -> float:
+        """Do what is due for one connection; return when it next needs attention."""
+        if slot.retry_at is not None:
+            if now < slot.retry_at:
+                return slot.retry_at
+            slot.retry_at = None
+            conn.stats.next_attempt_at = None
+            conn.go()
+            return now + _MAX_SLEEP
+        opened_at = conn.opened_at
+        if opened_at is None or not conn.is_open:
+            return now + _MAX_SLEEP
+        config = self.config
+        deadlines = [now + _MAX_SLEEP]
+        # Staleness: nothing at all received for stale_timeout, counted from the socket's opening.
+        stale_at = conn.last_rx + config.stale_timeout
+        if now >= stale_at:
+            log.warning("connection %d: nothing received for %.1f s; reconnecting", conn.index, now - conn.last_rx)
+            conn.abort("stale")
+            return now + _MAX_SLEEP
+        deadlines.append(stale_at)
+        ping_sent = conn.ping_sent_at
+        if ping_sent is not None:
+            if now >= ping_sent + config.pong_timeout:
+                log.warning("connection %d: no pong within %.1f s; reconnecting", conn.index, config.pong_timeout)
+                conn.abort("pong_timeout")
+                return now + _MAX_SLEEP
+            deadlines.append(ping_sent + config.pong_timeout)
+        elif now >= conn.next_ping_at:
+            conn.next_ping_at = now + config.ping_interval
+            conn.send_ping()
+        else:
+            deadlines.append(conn.next_ping_at)
+        dialect = conn.dialect
+        if dialect is not None and dialect.awaiting_hello:
+            hello_at = opened_at + config.hello_timeout
+            if now >= hello_at:
+                conn.with_dialect(lambda d: d.on_hello_timeout())
+            else:
+                deadlines.append(hello_at)
+        if not slot.healthy:
+            healthy_at = opened_at + config.healthy_after
+            if now >= healthy_at:
+                slot.healthy = True
+                slot.failures = 0
+                slot.backoff.reset()
+            else:
+                deadlines.append(healthy_at)
+        return min(deadlines)

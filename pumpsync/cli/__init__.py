@@ -1,0 +1,52 @@
+"""The ``pumpsync`` command line.
+
+Each sub-command lives in its own module and is imported only when it runs, so that
+``pumpsync stream`` does not pay for the simulator or the daemon.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from pumpsync._version import __version__
+
+# name -> "module:attribute" of a click.Command
+_COMMANDS = {
+    "stream": "pumpsync.cli.stream:stream",
+    "demo": "pumpsync.cli.demo:demo",
+    "simulate": "pumpsync.cli.simulate:simulate",
+    "daemon": "pumpsync.cli.daemon:daemon",
+    "bench": "pumpsync.cli.bench:bench",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            return None  # not built yet
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pumpsync")
+def cli() -> None:
+    """Real-time Pump.fun token launches and trades, synchronously."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli.main(args=argv, prog_name="pumpsync")

@@ -1,0 +1,191 @@
+"""Client options: one frozen object, validated once, with errors that name the option."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pumpsync._secrets import ApiKey
+from pumpsync.errors import ConfigurationError
+from pumpsync.providers import dialect_class
+from pumpsync.providers.base import Subscription
+
+API_KEY_ENV = "PUMPSYNC_API_KEY"
+DEFAULT_ANAXER_CHANNELS = ("creations", "trades")
+
+ChannelSpec = Mapping[str, Mapping[str, Any] | None] | Iterable[str | tuple[str, Mapping[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Every option of a client. Build it with :func:`make_config`, which validates."""
+
+    provider: str
+    api_key: ApiKey = field(repr=False)
+    url: str
+    channels: tuple[Subscription, ...] = ()
+    connections: int = 1
+    ping_interval: float = 30.0  # OpenPump's document: a ping every 30 s
+    pong_timeout: float = 10.0
+    stale_timeout: float = 60.0  # nothing at all received for this long: the socket is dead
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    limited_backoff: float = 15.0  # floor after a rate-limit / connection-limit close (Anaxer 4002/4003)
+    healthy_after: float = 10.0  # a connection open this long resets the backoff
+    queue_size: int = 100_000
+    connect_timeout: float = 10.0
+    hello_timeout: float = 2.0  # Anaxer: no v1 "connected" frame by then means the document form
+    max_retries: int | None = None  # consecutive failed attempts before ConnectionLost; None = forever
+    auth: str = "query"  # "query" or "header"
+    rest_url: str | None = None
+    since: int | None = None
+    backfill: bool = True
+    dedup_size: int = 200_000
+    max_frame_size: int = 1024 * 1024
+    ca_bundle: str | None = None
+    proxy: str | None = None
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [sub.channel for sub in self.channels]
+
+
+_POSITIVE_FLOATS = (
+    "ping_interval",
+    "pong_timeout",
+    "stale_timeout",
+    "backoff_max",
+    "connect_timeout",
+    "hello_timeout",
+    "healthy_after",
+)
+_NON_NEGATIVE_FLOATS = ("backoff_initial", "limited_backoff")
+_POSITIVE_INTS = ("connections", "queue_size", "dedup_size", "max_frame_size")
+
+
+def resolve_api_key(api_key: str | ApiKey | None, api_key_file: str | os.PathLike[str] | None = None) -> ApiKey:
+    """The key from the argument, else ``$PUMPSYNC_API_KEY``, else the first line of ``api_key_file``."""
+    if isinstance(api_key, ApiKey):
+        value = api_key.reveal()
+    elif api_key is not None:
+        value = api_key
+    elif os.environ.get(API_KEY_ENV):
+        value = os.environ[API_KEY_ENV]
+    elif api_key_file is not None:
+        try:
+            value = Path(api_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError("api_key_file", f"cannot read {api_key_file}: {exc.strerror}") from None
+    else:
+        raise ConfigurationError(
+            "api_key", f"no API key given: pass api_key=..., set {API_KEY_ENV}, or use --api-key-file"
+        )
+    value = value.strip()
+    if not value:
+        raise ConfigurationError("api_key", "the API key is empty")
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ConfigurationError("api_key", "the API key contains whitespace or control characters")
+    return ApiKey(value)
+
+
+def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscription, ...]:
+    known = dialect_class(provider).channels
+    if channels is None:
+        channels = DEFAULT_ANAXER_CHANNELS if known else ()
+    items: list[tuple[str, Mapping[str, Any] | None]] = []
+    if isinstance(channels, Mapping):
+        items = list(channels.items())
+    elif isinstance(channels, str):
+        items = [(channels, None)]
+    else:
+        for item in channels:
+            items.append((item, None) if isinstance(item, str) else (item[0], item[1]))
+    if items and not known:
+        raise ConfigurationError("channels", f"{provider} has no channels: it streams every event")
+    subs: dict[str, Subscription] = {}
+    for name, filters in items:
+        if name not in known:
+            raise ConfigurationError("channels", f"unknown {provider} channel {name!r} (one of {', '.join(known)})")
+        if filters is not None and not isinstance(filters, Mapping):
+            raise ConfigurationError("channels", f"filters of {name!r} must be a JSON object")
+        subs[name] = Subscription(name, dict(filters or {}))
+    return tuple(subs.values())
+
+
+def _check_url(option: str, url: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigurationError(option, f"{url!r} is not a {'/'.join(schemes)} URL")
+
+
+def make_config(
+    provider: str,
+    *,
+    api_key: str | ApiKey | None = None,
+    api_key_file: str | os.PathLike[str] | None = None,
+    channels: ChannelSpec | None = None,
+    url: str | None = None,
+    auth: str | None = None,
+    **options: Any,
+) -> ClientConfig:
+    """Validate keyword options into a :class:`ClientConfig`."""
+    dialect = dialect_class(provider)
+    allowed = {f.name for f in fields(ClientConfig)} - {"provider", "api_key", "url", "channels", "auth"}
+    for name in options:
+        if name not in allowed:
+            raise ConfigurationError(name, "no such option")
+    url = url or dialect.default_url
+    _check_url("url", url, ("ws", "wss"))
+    if auth is None:
+        auth = "header" if provider == "anaxer" else "query"
+    if auth not in ("query", "header"):
+        raise ConfigurationError("auth", f"{auth!r} is not 'query' or 'header'")
+    config = ClientConfig(
+        provider=provider,
+        api_key=resolve_api_key(api_key, api_key_file),
+        url=url,
+        channels=parse_channels(provider, channels),
+        auth=auth,
+    )
+    config = replace(config, **{k: v for k, v in options.items() if v is not None})
+    _validate_numbers(config)
+    if config.rest_url is not None:
+        _check_url("rest_url", config.rest_url, ("http", "https"))
+    return config
+
+
+def _validate_numbers(config: ClientConfig) -> None:
+    for name in _POSITIVE_FLOATS + _NON_NEGATIVE_FLOATS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigurationError(name, f"{value!r} is not a number of seconds")
+        if value < 0 or (value == 0 and name in _POSITIVE_FLOATS):
+            raise ConfigurationError(name, f"must be {'positive' if name in _POSITIVE_FLOATS else '>= 0'}")
+    for name in _POSITIVE_INTS:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(name, f"{value!r} is not a positive whole number")
+    if config.backoff_initial > config.backoff_max:
+        raise ConfigurationError("backoff_initial", "must not exceed backoff_max")
+    if config.pong_timeout >= config.stale_timeout:
+        raise ConfigurationError("pong_timeout", "must be shorter than stale_timeout")
+    if config.max_retries is not None and (isinstance(config.max_retries, bool) or config.max_retries < 1):
+        raise ConfigurationError("max_retries", "must be a positive whole number or None")
+    if config.since is not None and (isinstance(config.since, bool) or config.since < 0):
+        raise ConfigurationError("since", "must be a slot number >= 0")
+    if config.since is not None and config.provider != "anaxer":
+        raise ConfigurationError("since", f"{config.provider} has no history to start from (only anaxer has)")
+
+
+def rest_base(config: ClientConfig) -> str:
+    """The REST base for gap recovery: ``rest_url``, else the stream URL's host (ws->http, wss->https)."""
+    if config.rest_url:
+        return config.rest_url.rstrip("/")
+    parts = urlsplit(config.url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return f"{scheme}://{parts.netloc.rpartition('@')[2]}"

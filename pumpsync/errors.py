@@ -1,0 +1,93 @@
+"""The exceptions pumpsync raises.
+
+::
+
+    PumpsyncError
+    ├── ConfigurationError        invalid option value (also a ValueError)
+    ├── ProviderRefused           the provider refused us for good; retrying will not help
+    │   ├── AuthenticationError   the API key was refused (OpenPump 1008, Anaxer 4001 / "unauthorized")
+    │   └── PlanError             the plan does not allow it (OpenPump 4001, Anaxer "forbidden"/"plan_restricted"
+    │                             on every channel, or more connections than the plan allows)
+    ├── SubscriptionRejected      one channel was refused; the others keep streaming
+    ├── ConnectionLost            the client gave up reconnecting (``max_retries`` reached)
+    └── ClientClosed              the client was closed while you were waiting on it
+
+Fatal errors (``ProviderRefused``, ``ConnectionLost``) stop every connection. They reach you
+as the last item of ``client.queue`` (items are ``Event`` or ``PumpsyncError`` instances),
+from ``client.raise_for_error()``, and as an exception raised by the ``connect()`` iterator.
+"""
+
+from __future__ import annotations
+
+
+class PumpsyncError(Exception):
+    """Base class of every pumpsync error."""
+
+    fatal = False
+
+
+class ConfigurationError(PumpsyncError, ValueError):
+    """An option has an invalid value. The message names the option."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"invalid {option}: {message}")
+        self.option = option
+
+
+class ProviderRefused(PumpsyncError):
+    """The provider refused the connection or the request in a way retrying cannot fix."""
+
+    fatal = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        close_code: int | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.close_code = close_code
+        self.error_code = error_code
+
+
+class AuthenticationError(ProviderRefused):
+    """The API key is missing or invalid."""
+
+
+class PlanError(ProviderRefused):
+    """The plan does not include this stream, or allows fewer connections."""
+
+
+class SubscriptionRejected(PumpsyncError):
+    """The provider refused one subscription; the other channels are unaffected."""
+
+    def __init__(self, channel: str, code: str, message: str, *, provider: str) -> None:
+        super().__init__(f"{provider} rejected channel {channel!r} ({code}): {message}")
+        self.channel = channel
+        self.code = code
+        self.provider = provider
+
+
+class ConnectionLost(PumpsyncError):
+    """Reconnecting was given up (``max_retries`` consecutive failures)."""
+
+    fatal = True
+
+
+class ClientClosed(PumpsyncError):
+    """The client was closed."""
+
+
+__all__ = [
+    "AuthenticationError",
+    "ClientClosed",
+    "ConfigurationError",
+    "ConnectionLost",
+    "PlanError",
+    "ProviderRefused",
+    "PumpsyncError",
+    "SubscriptionRejected",
+]

@@ -1,0 +1,123 @@
+"""Normalized events: one immutable type for every provider.
+
+An ``Event`` is a ``NamedTuple``: immutable, cheap to build on the reader thread, and
+compared by value. Fields a provider does not give are ``None``.
+
+Kinds: ``new_token``, ``token_enriched``, ``trade`` (``side`` is ``"buy"`` or ``"sell"``),
+``graduation``, ``price``, ``unknown`` (a JSON object the dialect does not recognise; its
+content is in ``raw``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+NEW_TOKEN = "new_token"
+TOKEN_ENRICHED = "token_enriched"
+TRADE = "trade"
+GRADUATION = "graduation"
+PRICE = "price"
+UNKNOWN = "unknown"
+
+KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, PRICE, UNKNOWN)
+
+_COMMON_KEYS = (
+    "kind",
+    "provider",
+    "mint",
+    "signature",
+    "slot",
+    "timestamp",
+    "received_at",
+    "connection",
+    "backfill",
+    "raw",
+)
+_TOKEN_KEYS = ("name", "symbol", "creator", "uri", "image", "description")
+_CURVE_KEYS = ("bonding_curve_progress", "sol_raised", "market_cap_sol", "price_sol")
+_TRADE_KEYS = ("side", "sol_amount", "token_amount", "trader", "price_sol")
+_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    NEW_TOKEN: _TOKEN_KEYS,
+    TOKEN_ENRICHED: _TOKEN_KEYS + _CURVE_KEYS,
+    TRADE: _TRADE_KEYS,
+    GRADUATION: (*_TOKEN_KEYS, "liquidity_sol", "time_to_graduate_s"),
+    PRICE: ("price_sol", "price_usd", "market_cap_usd"),
+    UNKNOWN: (),
+}
+
+
+class Event(NamedTuple):
+    """One normalized event.
+
+    Common fields: ``kind``, ``provider`` (``"openpump"``/``"anaxer"``), ``mint``,
+    ``signature``, ``slot`` (Solana slot or ``None``), ``timestamp`` (provider time, epoch ms,
+    or ``None``), ``received_at`` (local epoch ms), ``connection`` (index of the connection
+    that delivered it first), ``backfill`` (``True`` when it came from gap recovery over
+    REST), ``raw`` (the provider's object, as received).
+    """
+
+    kind: str
+    provider: str
+    mint: str | None
+    signature: str | None
+    slot: int | None
+    timestamp: int | None
+    received_at: int
+    connection: int
+    backfill: bool
+    raw: dict[str, Any]
+    channel: str | None = None
+    # trades
+    side: str | None = None
+    sol_amount: float | None = None
+    token_amount: float | None = None
+    trader: str | None = None
+    price_sol: float | None = None
+    # tokens
+    name: str | None = None
+    symbol: str | None = None
+    creator: str | None = None
+    uri: str | None = None
+    image: str | None = None
+    description: str | None = None
+    bonding_curve_progress: float | None = None
+    sol_raised: float | None = None
+    market_cap_sol: float | None = None
+    # graduations and prices
+    liquidity_sol: float | None = None
+    time_to_graduate_s: float | None = None
+    price_usd: float | None = None
+    market_cap_usd: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data: the common keys, then the keys of this kind (``None`` where not given)."""
+        out = {key: getattr(self, key) for key in _COMMON_KEYS}
+        for key in _KIND_KEYS.get(self.kind, ()):
+            out[key] = getattr(self, key)
+        return out
+
+    @property
+    def identity(self) -> tuple[Any, ...] | None:
+        """What makes this event unique, for de-duplication; ``None`` if it cannot be told.
+
+        Several events can share a signature (a launch and the creator's first buy in one
+        transaction; ``new_token`` and ``token_enriched``), so the kind and the parties count too.
+        """
+        kind = self.kind
+        if kind == TRADE:
+            if self.signature is None:
+                return None
+            return (kind, self.signature, self.mint, self.side, self.trader)
+        if kind == PRICE:
+            if self.mint is None or self.slot is None:
+                return None
+            return (kind, self.mint, self.slot, self.price_sol)
+        if kind == UNKNOWN or self.signature is None:
+            return None
+        return (kind, self.signature, self.mint)
+
+    def with_delivery(self, connection: int, backfill: bool) -> Event:
+        return self._replace(connection=connection, backfill=backfill)
+
+
+__all__ = ["KINDS", "Event"]

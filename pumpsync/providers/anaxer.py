@@ -1,0 +1,326 @@
+"""Anaxer's stream, in both of its wire forms.
+
+*Document form* (the provider's stream document): ``?key=`` auth, ``{"subscribe": ch, "filters": {}}``,
+acks ``{"type":"subscribed","channel":ch}``, events as bare objects carrying a ``slot``, server
+``{"type":"ping"}`` every 30 s that must be answered with ``{"type":"pong"}`` within 10 s.
+
+*v1 form* (the provider's SDK): Bearer auth, first frame ``{"v":1,"type":"connected",...}``,
+``{"type":"subscribe","id":..,"channel":..,"filters":..}``, data frames
+``{"v":1,"channel":..,"sub":id,"data":{...}}``, client pings.
+
+The form is told by the first frame: a ``connected`` frame with ``"v":1`` means v1; anything
+else (or nothing within the hello timeout) means the document form.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from pumpsync._secrets import ApiKey
+from pumpsync.errors import SubscriptionRejected
+from pumpsync.events import GRADUATION, NEW_TOKEN, PRICE, TRADE, Event
+from pumpsync.providers.base import (
+    AuthenticationError,
+    ClosePolicy,
+    Dialect,
+    Fatal,
+    Handshake,
+    Hello,
+    Malformed,
+    Notice,
+    Output,
+    Pong,
+    Rejected,
+    Reply,
+    Subscribed,
+    Subscription,
+    Unsubscribed,
+    opt_int,
+    opt_num,
+    opt_str,
+)
+from pumpsync.providers.openpump import with_query
+
+SOL_MINT = "So11111111111111111111111111111111111111112"
+V1 = "v1"
+DOCUMENT = "document"
+
+CHANNELS = ("trades", "creations", "graduations", "prices")
+_PAYLOAD_CHANNEL = {"swap": "trades", "created": "creations", "graduated": "graduations", "price": "prices"}
+
+# v1 error codes that end one subscription; "forbidden" is the document form's.
+_SUBSCRIPTION_FATAL = frozenset(
+    {
+        "unknown_channel",
+        "invalid_filters",
+        "subscription_limit",
+        "duplicate_id",
+        "unknown_subscription",
+        "plan_restricted",
+        "forbidden",
+    }
+)
+_PONG = json.dumps({"type": "pong"})
+_PING = json.dumps({"type": "ping"})
+
+
+class Anaxer(Dialect):
+    provider = "anaxer"
+    default_url = "wss://api.anaxer.com/v1/stream"
+    channels = CHANNELS
+    close_policies: ClassVar[dict[int, ClosePolicy]] = {
+        1000: ClosePolicy("normal closure"),
+        4001: ClosePolicy("invalid or missing API key", refusal=AuthenticationError),
+        4002: ClosePolicy("rate limit exceeded", rate_limited=True),
+        4003: ClosePolicy("plan limit on concurrent connections exceeded", rate_limited=True),
+    }
+
+    def __init__(self, connection: int, subscriptions: list[Subscription], form: str | None = None) -> None:
+        super().__init__(connection, subscriptions)
+        self.form = form  # None until the first frame tells
+        self._ids: dict[str, str] = {}  # v1 subscription id -> channel
+        self._next_id = 0
+
+    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+        if auth == "query":
+            return Handshake(with_query(url, "key", key.reveal()), {})
+        return Handshake(url, {"Authorization": f"Bearer {key.reveal()}"})
+
+    @property
+    def awaiting_hello(self) -> bool:
+        return self.form is None
+
+    def on_hello_timeout(self) -> list[str]:
+        if self.form is not None:
+            return []
+        self.form = DOCUMENT
+        return [frame for sub in self.subscriptions.values() for frame in self._subscribe_frames(sub)]
+
+    def ping(self) -> str | None:
+        # v1 servers answer client pings; the document form's server pings us instead.
+        return _PING if self.form == V1 else None
+
+    # -- subscriptions
+    def subscribe(self, sub: Subscription) -> list[str]:
+        self.subscriptions[sub.channel] = sub
+        return self._subscribe_frames(sub) if self.form is not None else []
+
+    def unsubscribe(self, channel: str) -> list[str]:
+        if self.subscriptions.pop(channel, None) is None or self.form is None:
+            return []
+        if self.form == DOCUMENT:
+            return [json.dumps({"unsubscribe": channel})]
+        sub_id = self._id_of(channel)
+        if sub_id is None:
+            return []
+        return [json.dumps({"type": "unsubscribe", "id": sub_id})]
+
+    def _subscribe_frames(self, sub: Subscription) -> list[str]:
+        if self.form == DOCUMENT:
+            message: dict[str, Any] = {"subscribe": sub.channel}
+            if sub.filters:
+                message["filters"] = sub.filters
+            return [json.dumps(message)]
+        self._next_id += 1
+        sub_id = f"sub-{self._next_id}"
+        self._ids[sub_id] = sub.channel
+        return [json.dumps({"type": "subscribe", "id": sub_id, "channel": sub.channel, "filters": sub.filters})]
+
+    def _id_of(self, channel: str) -> str | None:
+        for sub_id, ch in self._ids.items():
+            if ch == channel:
+                return sub_id
+        return None
+
+    # -- frames
+    def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
+        obj = self.parse(payload)
+        if not isinstance(obj, dict):
+            return [obj]
+        if obj.get("v") == 1 and "data" in obj:  # the hot path: a v1 data frame
+            return self._v1_data(obj, received_at)
+        kind = obj.get("type")
+        if self.form is None:
+            return self._first_frame(obj, kind, received_at)
+        if kind == "ping":
+            return [Reply(_PONG)]
+        if kind == "pong":
+            return [Pong()]
+        if kind == "subscribed" or kind == "unsubscribed":
+            return self._ack(obj, kind, received_at)
+        if kind == "error":
+            return self._error(obj)
+        if kind == "connected":
+            return [Hello(obj)]
+        if "slot" in obj:
+            return self._document_data(obj, received_at)
+        return self.unknown(obj, received_at, "unknown_type")
+
+    def _first_frame(self, obj: dict[str, Any], kind: Any, received_at: int) -> list[Output]:
+        if kind == "connected" and obj.get("v") == 1:
+            self.form = V1
+            limits = obj.get("limits")
+            hello: list[Output] = [Hello(limits if isinstance(limits, dict) else {})]
+        else:
+            self.form = DOCUMENT
+            hello = [Hello(obj)] if kind == "connected" else []
+        replies: list[Output] = [
+            Reply(frame) for sub in self.subscriptions.values() for frame in self._subscribe_frames(sub)
+        ]
+        if kind == "connected":
+            return hello + replies
+        return replies + self.receive(json.dumps(obj), received_at)
+
+    def _ack(self, obj: dict[str, Any], kind: str, received_at: int) -> list[Output]:
+        channel = opt_str(obj.get("channel"))
+        sub_id = opt_str(obj.get("id"))
+        if channel is None and sub_id is not None:
+            channel = self._ids.get(sub_id)
+        if channel is None:
+            return self.unknown(obj, received_at, "invalid_fields")
+        if kind == "subscribed":
+            return [Subscribed(channel)]
+        if sub_id is not None:
+            self._ids.pop(sub_id, None)
+        return [Unsubscribed(channel)]
+
+    def _error(self, obj: dict[str, Any]) -> list[Output]:
+        code = opt_str(obj.get("code")) or "internal_error"
+        message = opt_str(obj.get("message")) or code
+        if code == "unauthorized":
+            return [
+                Fatal(AuthenticationError(f"anaxer refused the API key: {message}", provider="anaxer", error_code=code))
+            ]
+        channel = opt_str(obj.get("channel"))
+        sub_id = opt_str(obj.get("id"))
+        if channel is None and sub_id is not None:
+            channel = self._ids.get(sub_id)
+        if code in _SUBSCRIPTION_FATAL and channel is not None:
+            self.subscriptions.pop(channel, None)
+            if sub_id is not None:
+                self._ids.pop(sub_id, None)
+            return [Rejected(SubscriptionRejected(channel, code, message, provider="anaxer"))]
+        return [Notice(code, message)]
+
+    def _v1_data(self, obj: dict[str, Any], received_at: int) -> list[Output]:
+        data = obj.get("data")
+        channel = opt_str(obj.get("channel"))
+        if not isinstance(data, dict):
+            return self.unknown(obj, received_at, "invalid_fields")
+        event = normalize(data, channel, received_at, self.connection)
+        if event is None:
+            return self.unknown(obj, received_at, "invalid_fields")
+        return [event]
+
+    def _document_data(self, obj: dict[str, Any], received_at: int) -> list[Output]:
+        channel = opt_str(obj.get("channel"))
+        if channel is None and len(self.subscriptions) == 1:
+            channel = next(iter(self.subscriptions))
+        event = normalize(obj, channel, received_at, self.connection)
+        if event is None:
+            return self.unknown(obj, received_at, "invalid_fields")
+        return [event]
+
+
+def infer_channel(record: dict[str, Any]) -> str | None:
+    """Which channel a record belongs to, from its payload type or, failing that, its fields."""
+    channel = _PAYLOAD_CHANNEL.get(record.get("type"))  # type: ignore[arg-type]
+    if channel is not None:
+        return channel
+    if "swap" in record or "side" in record or "solAmount" in record:
+        return "trades"
+    if "liquiditySol" in record or "timeToGraduateSeconds" in record:
+        return "graduations"
+    if isinstance(record.get("price"), dict) or ("priceSol" in record and "name" not in record):
+        return "prices"
+    if "name" in record or "symbol" in record or "creator" in record:
+        return "creations"
+    return None
+
+
+def normalize(
+    record: dict[str, Any], channel: str | None, received_at: int, connection: int, backfill: bool = False
+) -> Event | None:
+    """An Anaxer record (a v1 payload or a document-form object, live or from REST) as an Event."""
+    # The payload's own type beats a channel guessed from the subscriptions.
+    channel = _PAYLOAD_CHANNEL.get(record.get("type")) or channel or infer_channel(record)  # type: ignore[arg-type]
+    slot = opt_int(record.get("slot"))
+    if slot is None:
+        return None
+    if channel == "trades":
+        return _trade(record, slot, received_at, connection, backfill)
+    if channel == "creations" or channel == "graduations":
+        return _token(record, channel, slot, received_at, connection, backfill)
+    if channel == "prices":
+        return _price(record, slot, received_at, connection, backfill)
+    return None
+
+
+def _trade(record: dict[str, Any], slot: int, received_at: int, connection: int, backfill: bool) -> Event | None:
+    signature = opt_str(record.get("signature"))
+    if signature is None:
+        return None
+    mint = opt_str(record.get("mint"))
+    side = opt_str(record.get("side"))
+    sol = opt_num(record.get("solAmount"))
+    tokens = opt_num(record.get("tokenAmount"))
+    legs = record.get("swap")
+    if isinstance(legs, dict) and (mint is None or side is None or sol is None or tokens is None):
+        give, get = legs.get("from"), legs.get("to")
+        if isinstance(give, dict) and isinstance(get, dict):
+            if give.get("mint") == SOL_MINT:  # SOL in, tokens out: a buy
+                side, mint = side or "buy", mint or opt_str(get.get("mint"))
+                sol = sol if sol is not None else opt_num(give.get("uiAmount"))
+                tokens = tokens if tokens is not None else opt_num(get.get("uiAmount"))
+            else:
+                side, mint = side or "sell", mint or opt_str(give.get("mint"))
+                sol = sol if sol is not None else opt_num(get.get("uiAmount"))
+                tokens = tokens if tokens is not None else opt_num(give.get("uiAmount"))
+    if side not in ("buy", "sell"):
+        side = None
+    price = opt_num(record.get("priceSol"))
+    if price is None and sol is not None and tokens:
+        price = sol / tokens
+    return Event(
+        TRADE, "anaxer", mint, signature, slot, opt_int(record.get("timestamp")), received_at, connection,
+        backfill, record, "trades",
+        side=side, sol_amount=sol, token_amount=tokens,
+        trader=opt_str(record.get("wallet")) or opt_str(record.get("trader")), price_sol=price,
+    )  # fmt: skip
+
+
+def _token(
+    record: dict[str, Any], channel: str, slot: int, received_at: int, connection: int, backfill: bool
+) -> Event | None:
+    signature = opt_str(record.get("signature"))
+    if signature is None:
+        return None
+    graduation = channel == "graduations"
+    return Event(
+        GRADUATION if graduation else NEW_TOKEN, "anaxer", opt_str(record.get("mint")), signature, slot,
+        opt_int(record.get("timestamp")), received_at, connection, backfill, record, channel,
+        name=opt_str(record.get("name")), symbol=opt_str(record.get("symbol")),
+        creator=opt_str(record.get("creator")), uri=opt_str(record.get("uri")),
+        liquidity_sol=opt_num(record.get("liquiditySol")) if graduation else None,
+        time_to_graduate_s=opt_num(record.get("timeToGraduateSeconds")) if graduation else None,
+    )  # fmt: skip
+
+
+def _price(record: dict[str, Any], slot: int, received_at: int, connection: int, backfill: bool) -> Event | None:
+    mint = opt_str(record.get("mint"))
+    quote = record.get("price")
+    quote = quote if isinstance(quote, dict) else {}
+    price_sol = opt_num(record.get("priceSol"))
+    if price_sol is None:
+        price_sol = opt_num(quote.get("sol"))
+    if mint is None or price_sol is None:
+        return None
+    return Event(
+        PRICE, "anaxer", mint, None, slot, opt_int(record.get("timestamp")), received_at, connection, backfill,
+        record, "prices",
+        price_sol=price_sol, price_usd=opt_num(quote.get("usd")), market_cap_usd=opt_num(record.get("marketCapUsd")),
+    )  # fmt: skip
+
+
+__all__ = ["CHANNELS", "DOCUMENT", "V1", "Anaxer", "Malformed", "infer_channel", "normalize"]

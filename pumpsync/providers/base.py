@@ -1,0 +1,274 @@
+"""What every provider dialect is: pure protocol code, no sockets, no clocks.
+
+A dialect turns frames into normalized events and protocol outputs (replies to send,
+acknowledgements, refusals), says what to send after connecting, and classifies close
+codes. The connection thread does the I/O; the supervisor does the timing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pumpsync._secrets import ApiKey
+from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused, SubscriptionRejected
+from pumpsync.events import UNKNOWN, Event
+
+# ---------------------------------------------------------------- outputs of a dialect
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A frame to send back at once (a pong to the server's ping)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The server greeted us; ``info`` is its connected/status payload."""
+
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """An answer to our heartbeat ping."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """An answer to a status request."""
+
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One subscription was refused; the others go on."""
+
+    error: SubscriptionRejected
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """The provider refused us for good (bad key, plan)."""
+
+    error: ProviderRefused
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A non-fatal server-side error report (``slow_consumer``, ``internal_error`` ...)."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A frame that was not what the protocol promises; ``reason`` is a bounded label."""
+
+    reason: str
+
+
+Output = Event | Reply | Hello | Pong | StatusReport | Subscribed | Unsubscribed | Rejected | Fatal | Notice | Malformed
+
+# Bounded reasons for malformed frames (they become metric labels).
+MALFORMED_REASONS = (
+    "not_json",
+    "invalid_utf8",
+    "not_object",
+    "binary",
+    "unknown_type",
+    "invalid_fields",
+    "oversized",
+    "protocol",
+)
+
+# ---------------------------------------------------------------- close-code policy
+
+
+@dataclass(frozen=True)
+class ClosePolicy:
+    """What a close code means and what to do about it."""
+
+    meaning: str
+    refusal: type[ProviderRefused] | None = None  # set: fatal, stop retrying
+    rate_limited: bool = False  # retry, but not sooner than the configured long floor
+
+
+RETRY = ClosePolicy("connection closed")
+
+# ---------------------------------------------------------------- subscriptions
+
+
+@dataclass(frozen=True)
+class Subscription:
+    channel: str
+    filters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """How to open the socket. ``headers`` may carry the key: never log them."""
+
+    url: str
+    headers: dict[str, str]
+
+
+# ---------------------------------------------------------------- dialect
+
+
+class Dialect(ABC):
+    """One connection's view of a provider's protocol. A new instance per socket."""
+
+    provider: ClassVar[str]
+    default_url: ClassVar[str]
+    close_policies: ClassVar[dict[int, ClosePolicy]]
+    channels: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, connection: int, subscriptions: list[Subscription]) -> None:
+        self.connection = connection
+        self.subscriptions = {sub.channel: sub for sub in subscriptions}
+
+    # -- connecting
+    @abstractmethod
+    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+        """``auth`` is ``"query"`` or ``"header"``."""
+
+    def on_open(self) -> list[str]:
+        """Frames to send as soon as the socket is open."""
+        return []
+
+    def on_hello_timeout(self) -> list[str]:
+        """No greeting came in time; frames to send now (only dialects that wait for one)."""
+        return []
+
+    @property
+    def awaiting_hello(self) -> bool:
+        return False
+
+    # -- heartbeats
+    def ping(self) -> str | None:
+        """A heartbeat frame the client sends every ping interval, or None if the server pings us."""
+        return None
+
+    def status_request(self) -> str | None:
+        return None
+
+    # -- subscriptions at runtime
+    def subscribe(self, sub: Subscription) -> list[str]:
+        self.subscriptions[sub.channel] = sub
+        return []
+
+    def unsubscribe(self, channel: str) -> list[str]:
+        self.subscriptions.pop(channel, None)
+        return []
+
+    # -- frames
+    @abstractmethod
+    def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
+        """Everything one frame means. Never raises."""
+
+    def close_policy(self, code: int | None) -> ClosePolicy:
+        if code is None:
+            return RETRY
+        return self.close_policies.get(code, RETRY)
+
+    # -- helpers for subclasses
+    def parse(self, payload: bytes | str) -> dict[str, Any] | Malformed:
+        """Decode a frame into a JSON object, or say why not."""
+        try:
+            value = json.loads(payload)
+        except UnicodeDecodeError:
+            return Malformed("invalid_utf8")
+        except (ValueError, RecursionError):
+            return Malformed("not_json")
+        if not isinstance(value, dict):
+            return Malformed("not_object")
+        return value
+
+    def unknown(self, obj: dict[str, Any], received_at: int, reason: str) -> list[Output]:
+        """A JSON object we could not read: count it and hand it on untouched."""
+        event = Event(
+            UNKNOWN,
+            self.provider,
+            opt_str(obj.get("mint")),
+            opt_str(obj.get("signature")),
+            opt_int(obj.get("slot")),
+            opt_int(obj.get("timestamp")),
+            received_at,
+            self.connection,
+            False,
+            obj,
+        )
+        return [Malformed(reason), event]
+
+
+# ---------------------------------------------------------------- strict field readers
+
+
+def opt_str(value: Any) -> str | None:
+    return value if type(value) is str else None
+
+
+def opt_int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer() and math.isfinite(value):
+        return int(value)
+    return None
+
+
+def opt_num(value: Any) -> float | None:
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int:
+        return float(value)
+    if kind is str:  # Anaxer amounts may come as decimal strings
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+__all__ = [
+    "RETRY",
+    "AuthenticationError",
+    "ClosePolicy",
+    "Dialect",
+    "Fatal",
+    "Handshake",
+    "Hello",
+    "Malformed",
+    "Notice",
+    "Output",
+    "PlanError",
+    "Pong",
+    "Rejected",
+    "Reply",
+    "StatusReport",
+    "Subscribed",
+    "Subscription",
+    "Unsubscribed",
+    "opt_int",
+    "opt_num",
+    "opt_str",
+]

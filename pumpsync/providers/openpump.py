@@ -1,0 +1,143 @@
+"""OpenPump's stream, as its document describes it.
+
+- Auth: ``?api_key=`` or ``Authorization: Bearer``.
+- Server frames: ``connected``, ``new_token``, ``token_enriched``, ``buy``/``sell``, ``pong``, ``status``.
+- Client frames: ``{"type":"ping"}`` (every 30 s), ``{"type":"status"}``.
+- No subscriptions: every event of the stream arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pumpsync._secrets import ApiKey
+from pumpsync.events import NEW_TOKEN, TOKEN_ENRICHED, TRADE, Event
+from pumpsync.providers.base import (
+    AuthenticationError,
+    ClosePolicy,
+    Dialect,
+    Handshake,
+    Hello,
+    Output,
+    PlanError,
+    Pong,
+    StatusReport,
+    opt_int,
+    opt_num,
+    opt_str,
+)
+
+_PING = json.dumps({"type": "ping"})
+_STATUS = json.dumps({"type": "status"})
+
+
+def with_query(url: str, name: str, value: str) -> str:
+    """``url`` with query parameter ``name`` set to ``value`` (replacing any previous one)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    query.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class OpenPump(Dialect):
+    provider = "openpump"
+    default_url = "ws://api.openpump.io/v1/stream"
+    close_policies: ClassVar[dict[int, ClosePolicy]] = {
+        1000: ClosePolicy("normal closure"),
+        1001: ClosePolicy("server going away (maintenance)"),
+        1008: ClosePolicy("policy violation: invalid API key", refusal=AuthenticationError),
+        1011: ClosePolicy("server error (temporary)"),
+        4001: ClosePolicy("plan restriction: upgrade required", refusal=PlanError),
+    }
+
+    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+        if auth == "header":
+            return Handshake(url, {"Authorization": f"Bearer {key.reveal()}"})
+        return Handshake(with_query(url, "api_key", key.reveal()), {})
+
+    def ping(self) -> str:
+        return _PING
+
+    def status_request(self) -> str:
+        return _STATUS
+
+    def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
+        obj = self.parse(payload)
+        if not isinstance(obj, dict):
+            return [obj]
+        kind = obj.get("type")
+        if kind == "buy" or kind == "sell":
+            return self._trade(obj, kind, received_at)
+        if kind == "new_token" or kind == "token_enriched":
+            return self._token(obj, kind, received_at)
+        if kind == "pong":
+            return [Pong()]
+        if kind == "connected":
+            status = obj.get("status")
+            return [Hello(status if isinstance(status, dict) else {})]
+        if kind == "status":
+            data = obj.get("data")
+            if isinstance(data, dict):
+                return [StatusReport(data)]
+            return self.unknown(obj, received_at, "invalid_fields")
+        return self.unknown(obj, received_at, "unknown_type")
+
+    def _trade(self, obj: dict[str, Any], side: str, received_at: int) -> list[Output]:
+        mint = opt_str(obj.get("mint"))
+        signature = opt_str(obj.get("signature"))
+        if mint is None or signature is None:
+            return self.unknown(obj, received_at, "invalid_fields")
+        sol = opt_num(obj.get("solAmount"))
+        tokens = opt_num(obj.get("tokenAmount"))
+        return [
+            Event(
+                TRADE,
+                "openpump",
+                mint,
+                signature,
+                None,
+                opt_int(obj.get("timestamp")),
+                received_at,
+                self.connection,
+                False,
+                obj,
+                side=side,
+                sol_amount=sol,
+                token_amount=tokens,
+                trader=opt_str(obj.get("trader")),
+                price_sol=sol / tokens if sol is not None and tokens else None,
+            )
+        ]
+
+    def _token(self, obj: dict[str, Any], kind: str, received_at: int) -> list[Output]:
+        mint = opt_str(obj.get("mint"))
+        if mint is None:
+            return self.unknown(obj, received_at, "invalid_fields")
+        curve = obj.get("bondingCurve")
+        if not isinstance(curve, dict):
+            curve = {}
+        return [
+            Event(
+                NEW_TOKEN if kind == "new_token" else TOKEN_ENRICHED,
+                "openpump",
+                mint,
+                opt_str(obj.get("signature")),
+                None,
+                opt_int(obj.get("timestamp")),
+                received_at,
+                self.connection,
+                False,
+                obj,
+                creator=opt_str(obj.get("creator")),
+                name=opt_str(obj.get("name")),
+                symbol=opt_str(obj.get("symbol")),
+                description=opt_str(obj.get("description")),
+                image=opt_str(obj.get("image")),
+                bonding_curve_progress=opt_num(curve.get("progress")),
+                sol_raised=opt_num(curve.get("solRaised")),
+                price_sol=opt_num(curve.get("currentPrice")),
+                market_cap_sol=opt_num(curve.get("marketCap")),
+            )
+        ]
