@@ -49,3 +49,23 @@ def redact(text: str, key: ApiKey | None = None) -> str:
         if len(value) >= 4 and value in text:
             text = text.replace(value, _REDACTED)
     return text
+
+
+class RedactingFilter:
+    """A logging filter that scrubs key material from every record that passes a handler.
+
+    pumpsync's own messages never contain the key; this guards the libraries beneath us
+    (a websocket-client trace prints request headers)."""
+
+    def __init__(self, key: ApiKey | None = None) -> None:
+        self.key = key
+
+    def filter(self, record: object) -> bool:
+        import logging
+
+        assert isinstance(record, logging.LogRecord)
+        message = record.getMessage()
+        cleaned = redact(message, self.key)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

@@ -193,9 +193,12 @@ class Dialect(ABC):
     def parse(self, payload: bytes | str) -> dict[str, Any] | Malformed:
         """Decode a frame into a JSON object, or say why not."""
         try:
-            value = json.loads(payload)
+            # WebSocket text is UTF-8; json.loads(bytes) would also guess UTF-16/32 from a BOM.
+            text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         except UnicodeDecodeError:
             return Malformed("invalid_utf8")
+        try:
+            value = json.loads(text)
         except (ValueError, RecursionError):
             return Malformed("not_json")
         if not isinstance(value, dict):

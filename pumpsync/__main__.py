@@ -1,0 +1,3 @@
+from pumpsync.cli import main
+
+main()

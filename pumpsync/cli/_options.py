@@ -1,0 +1,123 @@
+"""Options shared by ``pumpsync stream``, ``pumpsync daemon`` and friends: one definition each."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from pumpsync._secrets import ApiKey, RedactingFilter
+from pumpsync.errors import ConfigurationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+PROVIDERS = ("openpump", "anaxer")
+
+# (flag, python name, type, help) for the timing and sizing options of a client.
+TUNING = [
+    ("--ping-interval", float, "Seconds between heartbeat pings [30]."),
+    ("--pong-timeout", float, "Seconds to wait for a pong before the socket counts as dead [10]."),
+    ("--stale-timeout", float, "Seconds of silence after which a socket counts as dead [60]."),
+    ("--backoff-initial", float, "First reconnect delay ceiling, seconds [0.5]."),
+    ("--backoff-max", float, "Largest reconnect delay, seconds [30]."),
+    ("--queue-size", int, "Events the queue holds before the oldest are dropped [100000]."),
+    ("--max-retries", int, "Consecutive failed reconnects before giving up [never]."),
+]
+
+
+def parse_channel(value: str) -> tuple[str, dict[str, Any]]:
+    """``NAME`` or ``NAME:{json filters}``."""
+    name, sep, raw = value.partition(":")
+    name = name.strip()
+    if not name:
+        raise click.BadParameter(f"{value!r}: a channel needs a name", param_hint="'--channel'")
+    if not sep:
+        return name, {}
+    try:
+        filters = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{value!r}: filters are not JSON ({exc.msg})", param_hint="'--channel'") from None
+    if not isinstance(filters, dict):
+        raise click.BadParameter(f"{value!r}: filters must be a JSON object", param_hint="'--channel'")
+    return name, filters
+
+
+def client_options(func: F) -> F:
+    """The options that make a :class:`pumpsync.Client`."""
+    for flag, kind, help_text in reversed(TUNING):
+        func = click.option(flag, type=kind, default=None, help=help_text)(func)
+    decorators = [
+        click.option("--provider", type=click.Choice(PROVIDERS), default="openpump", show_default=True),
+        click.option("--url", default=None, help="Stream URL [the provider's]."),
+        click.option(
+            "--api-key",
+            default=None,
+            help="API key (visible to other users in `ps`: prefer PUMPSYNC_API_KEY or --api-key-file).",
+        ),
+        click.option("--api-key-file", type=click.Path(dir_okay=False), default=None, help="File holding the key."),
+        click.option(
+            "--channel",
+            "channels",
+            multiple=True,
+            metavar="NAME[:JSON]",
+            help="Anaxer channel with optional filters, repeatable [creations, trades].",
+        ),
+        click.option("--connections", type=int, default=None, help="Redundant connections, de-duplicated [1]."),
+        click.option("--since", type=int, default=None, help="Anaxer: start with history from this slot."),
+        click.option("--rest-url", default=None, help="Anaxer REST base for gap recovery [the stream's host]."),
+        click.option("--auth", type=click.Choice(["query", "header"]), default=None, help="Where the key goes."),
+        click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None, help="CA file for wss://."),
+        click.option("--proxy", default=None, help="http:// or socks5:// proxy for the stream and REST."),
+        click.option("-v", "--verbose", count=True, help="-v info, -vv debug (logs go to stderr)."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+_OPTION_NAMES = {flag.lstrip("-").replace("-", "_") for flag, _, _ in TUNING} | {
+    "url",
+    "connections",
+    "since",
+    "rest_url",
+    "auth",
+    "ca_bundle",
+    "proxy",
+}
+
+
+def client_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """Turn the parsed options into :class:`pumpsync.Client` keyword arguments."""
+    kwargs: dict[str, Any] = {name: params[name] for name in _OPTION_NAMES if params.get(name) is not None}
+    kwargs["provider"] = params["provider"]
+    if params.get("api_key") is not None:
+        kwargs["api_key"] = params["api_key"]
+    if params.get("api_key_file") is not None:
+        kwargs["api_key_file"] = params["api_key_file"]
+    channels = params.get("channels") or ()
+    if channels:
+        kwargs["channels"] = dict(parse_channel(value) for value in channels)
+    return kwargs
+
+
+def configuration_error(exc: ConfigurationError) -> click.UsageError:
+    """A ConfigurationError as a one-line CLI error naming the flag."""
+    flag = "--" + exc.option.replace("_", "-")
+    if exc.option == "channels":
+        flag = "--channel"
+    message = str(exc).split(": ", 1)[-1]
+    return click.UsageError(f"Invalid value for '{flag}': {message}")
+
+
+def setup_logging(verbose: int, key: ApiKey | None = None) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(key))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

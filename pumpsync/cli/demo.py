@@ -1,0 +1,98 @@
+"""``pumpsync demo``: the simulator and a client in one process, a live feed on the terminal."""
+
+from __future__ import annotations
+
+import importlib.util
+import queue
+import sys
+import time
+from typing import Any
+
+import click
+
+from pumpsync.cli._options import setup_logging
+from pumpsync.cli._render import to_text
+from pumpsync.client import Client
+from pumpsync.errors import PumpsyncError
+
+
+@click.command()
+@click.option("--provider", type=click.Choice(["openpump", "anaxer"]), default="anaxer", show_default=True)
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=6.0, show_default=True,
+              help="Simulated market events per second.")  # fmt: skip
+@click.option("--seed", type=int, default=None, help="Market seed [random].")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
+@click.option("--metrics-addr", default="127.0.0.1:9108", show_default=True,
+              help="Serve Prometheus metrics here ('off' to disable).")  # fmt: skip
+@click.option("-v", "--verbose", count=True)
+def demo(provider: str, rate: float, seed: int | None, duration: float | None, metrics_addr: str, verbose: int) -> None:
+    """Watch a live (simulated) Pump.fun feed: no API key, no network. Ctrl-C to stop."""
+    from pumpsync.simulator import Simulator
+
+    setup_logging(verbose)
+    seed = seed if seed is not None else int(time.time())
+    with Simulator(providers=(provider,), port=0, rate=rate, seed=seed) as sim:
+        channels = {"creations": {}, "trades": {}, "graduations": {}} if provider == "anaxer" else None
+        client = Client(provider, api_key="demo", url=sim.url(provider), channels=channels)
+        metrics = _serve_metrics(client, metrics_addr)
+        click.echo(f"pumpsync demo: simulated {provider} stream at {sim.url(provider)} (seed {seed})", err=True)
+        if metrics is not None:
+            click.echo(f"pumpsync demo: metrics at http://{metrics}/metrics", err=True)
+        click.echo("pumpsync demo: Ctrl-C to stop", err=True)
+        try:
+            shown = _feed(client.start(), duration)
+        finally:
+            client.close()
+            if metrics is not None:
+                metrics.close()
+    stats = client.stats()
+    click.echo(f"pumpsync demo: {shown} events shown, {stats['duplicates']} duplicates suppressed, "
+               f"{stats['dropped']} dropped", err=True)  # fmt: skip
+
+
+def _feed(client: Client, duration: float | None) -> int:
+    deadline = None if duration is None else time.monotonic() + duration
+    shown = 0
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                event = client.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            except PumpsyncError as exc:
+                click.echo(f"pumpsync demo: {exc}", err=True)
+                if exc.fatal:
+                    break
+                continue
+            sys.stdout.write(to_text(event) + "\n")
+            sys.stdout.flush()
+            shown += 1
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    return shown
+
+
+def _serve_metrics(client: Client, addr: str) -> Any:
+    if addr.lower() in ("off", "none", "") or importlib.util.find_spec("pumpsync.metrics") is None:
+        return None
+    from pumpsync.metrics import start_metrics_server
+
+    try:
+        server = start_metrics_server(client, addr)
+    except OSError as exc:
+        click.echo(f"pumpsync demo: metrics not served on {addr}: {exc.strerror}", err=True)
+        return None
+    host = addr.rpartition(":")[0] or "127.0.0.1"
+    return _Served(server, f"{host}:{server.port}")
+
+
+class _Served:
+    def __init__(self, server: Any, where: str) -> None:
+        self.server = server
+        self.where = where
+
+    def close(self) -> None:
+        self.server.close()
+
+    def __str__(self) -> str:
+        return self.where

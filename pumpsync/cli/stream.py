@@ -1,0 +1,76 @@
+"""``pumpsync stream``: print events as they arrive."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import time
+from typing import Any
+
+import click
+
+from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
+from pumpsync.cli._render import to_json_line, to_text
+from pumpsync.client import Client
+from pumpsync.config import resolve_api_key
+from pumpsync.errors import ConfigurationError, ProviderRefused, PumpsyncError, SubscriptionRejected
+
+EXIT_REFUSED = 3  # the provider refused the key or the plan
+EXIT_FATAL = 1
+
+
+@click.command()
+@client_options
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many events.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
+def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -> None:
+    """Stream events to stdout (text, or one JSON object per line); logs go to stderr.
+
+    Exit status: 0 on a normal end (count or duration reached, Ctrl-C), 3 when the provider
+    refuses the key or the plan, 1 on other fatal errors.
+    """
+    try:
+        kwargs = client_kwargs(params)
+        key = resolve_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))
+        setup_logging(params["verbose"], key)
+        client = Client(**{**kwargs, "api_key": key})
+    except ConfigurationError as exc:
+        raise configuration_error(exc) from None
+    render = to_json_line if fmt == "jsonl" else to_text
+    sys.exit(_run(client, render, count, duration))
+
+
+def _run(client: Client, render: Any, count: int | None, duration: float | None) -> int:
+    deadline = None if duration is None else time.monotonic() + duration
+    out = sys.stdout
+    seen = 0
+    client.start()
+    try:
+        while count is None or seen < count:
+            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                event = client.get(timeout=wait)
+            except queue.Empty:
+                continue
+            except SubscriptionRejected as exc:
+                click.echo(f"pumpsync: {exc}", err=True)
+                continue
+            out.write(render(event) + "\n")
+            out.flush()
+            seen += 1
+    except KeyboardInterrupt:
+        pass
+    except ProviderRefused as exc:
+        click.echo(f"pumpsync: {exc}", err=True)
+        return EXIT_REFUSED
+    except PumpsyncError as exc:
+        click.echo(f"pumpsync: {exc}", err=True)
+        return EXIT_FATAL
+    except BrokenPipeError:  # `pumpsync stream | head`
+        pass
+    finally:
+        client.close()
+    return 0

@@ -1,0 +1,93 @@
+"""Shared fixtures: the simulator, clients that are always closed, and a thread-leak check."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pumpsync import Client
+
+# Fast timings for tests; each test may override.
+FAST = dict(
+    ping_interval=1.0,
+    pong_timeout=0.8,
+    stale_timeout=2.0,
+    backoff_initial=0.05,
+    backoff_max=0.3,
+    limited_backoff=0.5,
+    healthy_after=0.5,
+    hello_timeout=0.5,
+)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def _pumpsync_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("pumpsync")}
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    before = _pumpsync_threads()
+    yield
+    wait_until(lambda: not (_pumpsync_threads() - before), timeout=10, what="pumpsync threads to end")
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., Client]]:
+    """Build clients with fast timings; every one is closed at the end of the test."""
+    clients: list[Client] = []
+
+    def make(provider: str, url: str, **options: Any) -> Client:
+        options.setdefault("api_key", "test-key")
+        client = Client(provider, url=url, **{**FAST, **options})
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        started = time.monotonic()
+        client.close(timeout=5.0)
+        assert time.monotonic() - started < 6.0, "close() took too long"
+
+
+@pytest.fixture
+def sim() -> Iterator[Any]:
+    """A fresh simulator of both providers with no automatic events (tests call ``sim.emit``)."""
+    from pumpsync.simulator import Simulator
+
+    with Simulator(providers=("openpump", "anaxer"), port=0, rate=0, seed=7, enrich_delay=0.05) as simulator:
+        yield simulator
+
+
+def drain(client: Client, n: int, timeout: float = 10.0) -> list[Any]:
+    """The next ``n`` events from the client (errors raise)."""
+    deadline = time.monotonic() + timeout
+    out = []
+    while len(out) < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            pytest.fail(f"got {len(out)} of {n} events within {timeout} s")
+        try:
+            out.append(client.get(timeout=remaining))
+        except Exception as exc:
+            import queue
+
+            if isinstance(exc, queue.Empty):
+                continue
+            raise
+    return out
