@@ -57,7 +57,7 @@ class Delivery:
         self.stats = stats
         self._seen = SeenSet(dedup_size)
         self._lock = threading.Lock()
-        self._held: dict[str, list[Event]] = {}  # channel -> live events waiting behind a backfill
+        self._held: dict[str, deque[Event]] = {}  # channel -> live events waiting behind a backfill
         self.last_slot: dict[str, int] = {}  # channel -> highest slot delivered
         self.dropped_from: dict[str, int] = {}  # channel -> lowest slot lost to overflow, not yet recovered
 
@@ -71,6 +71,9 @@ class Delivery:
                 return False
             held = self._held.get(event.channel) if self._held else None  # type: ignore[arg-type]
             if held is not None:
+                if len(held) >= self.capacity:  # the same overflow policy as the queue
+                    self._dropped(held.popleft())
+                    self.stats.held -= 1
                 held.append(event)
                 self.stats.held += 1
                 return True
@@ -80,7 +83,7 @@ class Delivery:
     def hold(self, channel: str) -> None:
         """Keep live events of ``channel`` back until :meth:`release` (a backfill is running)."""
         with self._lock:
-            self._held.setdefault(channel, [])
+            self._held.setdefault(channel, deque())
 
     def release(self, channel: str, backfilled: Iterable[Event]) -> int:
         """Deliver a backfill in slot order, then the live events held meanwhile. Returns how many were new."""
@@ -128,14 +131,17 @@ class Delivery:
         if not isinstance(oldest, Event):
             self.queue.put(oldest)  # errors are never dropped (it moves to the back; rare)
             return
+        self._dropped(oldest)
+
+    def _dropped(self, event: Event) -> None:
         self.stats.dropped += 1
-        identity = oldest.identity
+        identity = event.identity
         if identity is not None:
             self._seen.forget(identity)  # so that a backfill may bring it back
-        if oldest.slot is not None and oldest.channel is not None:
-            low = self.dropped_from.get(oldest.channel)
-            if low is None or oldest.slot < low:
-                self.dropped_from[oldest.channel] = oldest.slot
+        if event.slot is not None and event.channel is not None:
+            low = self.dropped_from.get(event.channel)
+            if low is None or event.slot < low:
+                self.dropped_from[event.channel] = event.slot
 
     def take_overflow_gaps(self) -> dict[str, int]:
         """The channels and slots lost to overflow since the last call (for gap recovery)."""

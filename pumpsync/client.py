@@ -62,6 +62,7 @@ class Client(Owner):
         self._registry_lock = threading.Lock()
         self._registry: dict[str, Subscription] = {sub.channel: sub for sub in config.channels}
         self._rejected: set[str] = set()
+        self._since_pending = {sub.channel for sub in config.channels} if config.since is not None else set()
         dialect = dialect_class(provider)
         self._connections = [
             Connection(i, config, dialect, self._delivery, connection_stats[i], self) for i in range(config.connections)
@@ -87,10 +88,6 @@ class Client(Owner):
             conn.start()
         if self._backfiller is not None:
             self._backfiller.start()
-            since = self.config.since
-            if since is not None:
-                for sub in self.subscriptions():
-                    self._backfiller.request(sub.channel, sub.filters, since)
         self._supervisor.start()
         return self
 
@@ -213,14 +210,30 @@ class Client(Owner):
     # ------------------------------------------------------------------ Owner: reports from connection threads
     def session_opened(self, conn: Connection) -> None:
         self._supervisor.wake()
-        if self._backfiller is None or not self.config.backfill or conn.sessions <= 1:
+
+    def _recover_gap(self, conn: Connection, channel: str) -> None:
+        """A subscription is live again: fetch what it missed, from REST, before its new live events.
+
+        Runs on the acknowledgement, not on connect, so that the REST answer reaches at least
+        up to the moment the live stream resumed.
+        """
+        if self._backfiller is None or not self.config.backfill:
             return
-        if any(c.is_open and c is not conn and c.sessions for c in self._connections if c.opened_at):
-            return  # another connection was streaming all along: nothing to recover
-        for sub in self.subscriptions():
-            since = self._delivery.last_slot.get(sub.channel)
-            if since is not None:
-                self._backfiller.request(sub.channel, sub.filters, since)
+        if channel in self._since_pending:
+            self._since_pending.discard(channel)
+            since = self.config.since
+        elif conn.sessions > 1:
+            if any(c.is_open and c is not conn and c.sessions for c in self._connections):
+                return  # another connection streamed all along
+            # A quiet channel has seen nothing of late: anything of it before the newest slot we
+            # saw on any channel was delivered live, so start there.
+            last = self._delivery.last_slot
+            since = last.get(channel, max(last.values(), default=None))
+        else:
+            return
+        sub = self._registry.get(channel)
+        if since is not None and sub is not None:
+            self._backfiller.request(channel, sub.filters, since)
 
     def session_ended(self, conn: Connection, outcome: Outcome) -> None:
         self._stats.connections[conn.index].disconnects[(outcome.reason, str(outcome.code or ""))] += 1
@@ -235,6 +248,7 @@ class Client(Owner):
             self._status_reply.put(output.data)
         elif isinstance(output, Subscribed):
             log.info("connection %d: subscribed to %s", conn.index, output.channel)
+            self._recover_gap(conn, output.channel)
         elif isinstance(output, Rejected):
             self._reject(output)
         elif isinstance(output, Fatal):

@@ -177,7 +177,9 @@ def test_anaxer_runtime_subscribe_unsubscribe_and_resubscribe(sim, make_client) 
 
 
 def test_anaxer_rejected_channel_does_not_stop_the_others(sim, make_client) -> None:
-    client = make_client("anaxer", sim.url("anaxer"), api_key="sim-free", channels={"creations": {}, "trades": {}}).start()
+    client = make_client(
+        "anaxer", sim.url("anaxer"), api_key="sim-free", channels={"creations": {}, "trades": {}}
+    ).start()
     with pytest.raises(SubscriptionRejected) as info:
         client.get(timeout=10)
     assert info.value.channel == "trades"

@@ -72,14 +72,35 @@ class TestOpenPump:
 
     def test_token_enriched_with_bonding_curve(self) -> None:
         e = only_event(
-            feed(self.d, {"type": "token_enriched", "timestamp": 1, "mint": MINT, "signature": SIG, "creator": "C",
-                          "name": "Example Token", "symbol": "EXMP", "description": "d", "image": "https://ipfs.io/x",
-                          "bondingCurve": {"progress": 0.15, "solRaised": 1.234, "currentPrice": 1.2345e-8,
-                                           "marketCap": 12.345}})  # fmt: skip
+            feed(
+                self.d,
+                {
+                    "type": "token_enriched",
+                    "timestamp": 1,
+                    "mint": MINT,
+                    "signature": SIG,
+                    "creator": "C",
+                    "name": "Example Token",
+                    "symbol": "EXMP",
+                    "description": "d",
+                    "image": "https://ipfs.io/x",
+                    "bondingCurve": {
+                        "progress": 0.15,
+                        "solRaised": 1.234,
+                        "currentPrice": 1.2345e-8,
+                        "marketCap": 12.345,
+                    },
+                },
+            )  # fmt: skip
         )
         assert (e.kind, e.name, e.symbol, e.image, e.description) == (
             "token_enriched", "Example Token", "EXMP", "https://ipfs.io/x", "d")  # fmt: skip
-        assert (e.bonding_curve_progress, e.sol_raised, e.price_sol, e.market_cap_sol) == (0.15, 1.234, 1.2345e-8, 12.345)
+        assert (e.bonding_curve_progress, e.sol_raised, e.price_sol, e.market_cap_sol) == (
+            0.15,
+            1.234,
+            1.2345e-8,
+            12.345,
+        )
         d = e.to_dict()
         assert d["bonding_curve_progress"] == 0.15 and d["market_cap_sol"] == 12.345
 
@@ -159,10 +180,12 @@ class TestAnaxerV1:
         assert json.loads(self.d.ping()) == {"type": "ping"}
 
     def test_acks_and_data(self) -> None:
-        assert feed(self.d, {"v": 1, "type": "subscribed", "id": "sub-2", "channel": "trades", "filters": {}, "ts": 1}) == [
-            Subscribed("trades")
-        ]
-        e = only_event(feed(self.d, {"v": 1, "channel": "trades", "type": "swap", "sub": "sub-2", "ts": 1, "data": SWAP_BUY}))
+        assert feed(
+            self.d, {"v": 1, "type": "subscribed", "id": "sub-2", "channel": "trades", "filters": {}, "ts": 1}
+        ) == [Subscribed("trades")]
+        e = only_event(
+            feed(self.d, {"v": 1, "channel": "trades", "type": "swap", "sub": "sub-2", "ts": 1, "data": SWAP_BUY})
+        )
         assert (e.kind, e.side, e.mint, e.sol_amount, e.token_amount, e.trader, e.slot) == (
             "trade", "buy", MINT, 0.5, 1000000.0, "W", 309812500)  # fmt: skip
         assert e.channel == "trades" and e.timestamp == 1700000000000
@@ -185,7 +208,9 @@ class TestAnaxerV1:
         assert (e.kind, e.price_sol, e.price_usd, e.market_cap_usd) == ("price", 3e-8, 4e-6, 4000.0)
 
     def test_errors(self) -> None:
-        out = feed(self.d, {"v": 1, "type": "error", "code": "plan_restricted", "message": "no", "id": "sub-2", "ts": 1})
+        out = feed(
+            self.d, {"v": 1, "type": "error", "code": "plan_restricted", "message": "no", "id": "sub-2", "ts": 1}
+        )
         assert len(out) == 1 and isinstance(out[0], Rejected)
         assert (out[0].error.channel, out[0].error.code) == ("trades", "plan_restricted")
         assert "trades" not in self.d.subscriptions
@@ -222,7 +247,10 @@ class TestAnaxerDocument:
         d = Anaxer(0, subs("creations"))
         out = feed(d, {"type": "ping"})
         assert d.form == DOCUMENT
-        assert [json.loads(o.text) for o in out if isinstance(o, Reply)] == [{"subscribe": "creations"}, {"type": "pong"}]
+        assert [json.loads(o.text) for o in out if isinstance(o, Reply)] == [
+            {"subscribe": "creations"},
+            {"type": "pong"},
+        ]
 
     def test_document_frames(self) -> None:
         d = Anaxer(0, subs("creations", "trades"))
@@ -235,7 +263,15 @@ class TestAnaxerDocument:
         assert (e.kind, e.side, e.sol_amount, e.price_sol, e.channel) == ("trade", "sell", 0.7, 3e-8, "trades")
         e = only_event(feed(d, {"mint": MINT, "name": "N", "symbol": "S", "creator": "C", "signature": SIG, "slot": 6}))
         assert e.kind == "new_token" and e.channel == "creations"
-        (rej,) = feed(d, {"type": "error", "code": "forbidden", "channel": "trades", "message": "Your plan doesn't include this stream."})
+        (rej,) = feed(
+            d,
+            {
+                "type": "error",
+                "code": "forbidden",
+                "channel": "trades",
+                "message": "Your plan doesn't include this stream.",
+            },
+        )
         assert isinstance(rej, Rejected) and rej.error.channel == "trades" and rej.error.code == "forbidden"
         assert json.loads(d.unsubscribe("creations")[0]) == {"unsubscribe": "creations"}
         assert feed(d, {"type": "unsubscribed", "channel": "creations"}) == [Unsubscribed("creations")]

@@ -32,7 +32,9 @@ def demo(provider: str, rate: float, seed: int | None, duration: float | None, m
     setup_logging(verbose)
     seed = seed if seed is not None else int(time.time())
     with Simulator(providers=(provider,), port=0, rate=rate, seed=seed) as sim:
-        channels = {"creations": {}, "trades": {}, "graduations": {}} if provider == "anaxer" else None
+        channels: dict[str, dict[str, Any]] | None = None
+        if provider == "anaxer":
+            channels = {"creations": {}, "trades": {}, "graduations": {}}
         client = Client(provider, api_key="demo", url=sim.url(provider), channels=channels)
         metrics = _serve_metrics(client, metrics_addr)
         click.echo(f"pumpsync demo: simulated {provider} stream at {sim.url(provider)} (seed {seed})", err=True)

@@ -1,0 +1,232 @@
+"""Nothing lost, nothing twice: gap recovery, de-duplication, redundant connections, ordering."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from pumpsync._backfill import Backfiller
+from pumpsync._delivery import Delivery, SeenSet
+from pumpsync._stats import ClientStats, ConnectionStats
+from pumpsync.config import make_config, rest_base
+from pumpsync.events import Event
+from tests.conftest import drain, wait_until
+
+CHANNELS = {"creations": {}, "trades": {}, "graduations": {}}
+TYPE_OF_KIND = {"new_token": "created", "trade": "swap", "graduation": "graduated"}
+
+
+def key_of_record(record: dict[str, Any]) -> tuple[str, str, str | None]:
+    return (record["type"], record["signature"], record.get("side"))
+
+
+def key_of_event(event: Event) -> tuple[str, str, str | None]:
+    return (TYPE_OF_KIND[event.kind], event.signature or "", event.side)
+
+
+def anaxer_expected(sim) -> list[tuple[str, str, str | None]]:
+    return [key_of_record(r) for r in sim.history("anaxer") if r["type"] in ("created", "swap", "graduated")]
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def test_seen_set_is_bounded() -> None:
+    seen = SeenSet(100)
+    for i in range(10_000):
+        assert seen.add(("k", i))
+    assert len(seen) == 100
+    assert not seen.add(("k", 9_999)) and seen.add(("k", 0))  # recent remembered, old forgotten
+
+
+def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
+    stats = ClientStats("anaxer", 100, [ConnectionStats(0)])
+    delivery = Delivery(stats, 100, 1000)
+
+    def ev(slot: int, sig: str, backfill: bool = False) -> Event:
+        return Event("new_token", "anaxer", "M", sig, slot, None, 0, 0, backfill, {}, "creations")
+
+    delivery.hold("creations")
+    delivery.deliver(ev(10, "live-10"))
+    delivery.deliver(ev(11, "live-11"))
+    assert delivery.queue.qsize() == 0
+    new = delivery.release("creations", [ev(9, "old-9", True), ev(7, "old-7", True), ev(10, "live-10", True)])
+    assert new == 2
+    order = [delivery.queue.get_nowait().signature for _ in range(4)]
+    assert order == ["old-7", "old-9", "live-10", "live-11"]
+    assert stats.duplicates == 1
+
+
+def test_rest_base_follows_the_stream_url() -> None:
+    assert rest_base(make_config("anaxer", api_key="k", url="ws://h:81/v1/stream")) == "http://h:81"
+    assert (
+        rest_base(make_config("anaxer", api_key="k", url="wss://api.anaxer.com/v1/stream")) == "https://api.anaxer.com"
+    )
+    assert rest_base(make_config("anaxer", api_key="k", rest_url="http://r:9/")) == "http://r:9"
+
+
+class _Pages(BaseHTTPRequestHandler):
+    """A REST server that answers with a bare list, or pages linked by a path in `next`."""
+
+    requests: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        type(self).requests.append(self.path)
+        assert self.headers["Authorization"] == "Bearer rest-key"
+        record = {"type": "created", "mint": "M", "signature": "S", "slot": 5, "socials": {}}
+        if self.path.startswith("/v1/graduations"):
+            body: Any = [dict(record, type="graduated", signature="G1", slot=6)]
+        elif "page=2" in self.path:
+            body = {"data": [dict(record, signature="S2", slot=7)], "next": None, "window": {"from": 0, "to": 9}}
+        else:
+            body = {"data": [record], "next": "/v1/creations?page=2", "window": {"from": 0, "to": 9}}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_backfill_pages_by_path_and_reads_bare_lists() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    thread = threading.Thread(target=server.serve_forever, name="rest-server")
+    thread.start()
+    try:
+        config = make_config("anaxer", api_key="rest-key", rest_url=f"http://127.0.0.1:{server.server_port}")
+        stats = ClientStats("anaxer", 10, [ConnectionStats(0)])
+        backfiller = Backfiller(config, Delivery(stats, 10, 100), stats)
+        events = backfiller.fetch("creations", {"exchange": "pumpfun", "mints": ["a", "b"]}, 5)
+        assert [(e.signature, e.slot, e.backfill) for e in events] == [("S", 5, True), ("S2", 7, True)]
+        assert _Pages.requests[0].startswith("/v1/creations?") and "since=5" in _Pages.requests[0]
+        assert "mints=a%2Cb" in _Pages.requests[0] and "exchange=pumpfun" in _Pages.requests[0]
+        assert [e.kind for e in backfiller.fetch("graduations", {}, 0)] == ["graduation"]
+        backfiller.stop()
+        backfiller.join(1)
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()
+
+
+# ---------------------------------------------------------------- over the network
+
+
+def _down_window(sim, client, emit: int) -> None:
+    """Drop the client, keep it out for a moment, and publish `emit` events meanwhile."""
+    sim.reject_next(3, provider="anaxer", status=503)
+    before = client.stats()["connections"][0]["connects"]
+    sim.drop(provider="anaxer")
+    sim.emit(emit)
+    wait_until(lambda: client.stats()["connections"][0]["connects"] > before and client.connected, what="reconnect")
+
+
+def test_anaxer_gap_is_backfilled_exactly_once_in_order(sim, make_client) -> None:
+    client = make_client("anaxer", sim.url("anaxer"), channels=CHANNELS).start()
+    sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=10)
+    sim.emit(15)
+    first = drain(client, len(anaxer_expected(sim)))
+    _down_window(sim, client, emit=25)
+    sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=10)
+    sim.emit(10)
+    expected = anaxer_expected(sim)
+    rest = drain(client, len(expected) - len(first))
+    got = [key_of_event(e) for e in first + rest]
+    assert sorted(got) == sorted(expected) and len(set(got)) == len(got)
+    backfilled = [e for e in rest if e.backfill]
+    assert backfilled, "the gap came from REST"
+    # the backfill reaches the consumer before the live events that follow the gap, in slot order
+    first_live = next(i for i, e in enumerate(rest) if not e.backfill)
+    assert all(e.backfill for e in rest[:first_live]) and not any(e.backfill for e in rest[first_live:])
+    slots = [e.slot for e in rest[:first_live]]
+    assert slots == sorted(slots)
+    stats = client.stats()
+    assert stats["backfill"]["requests"] >= 1 and stats["backfill"]["failures"] == 0
+
+
+def test_since_starts_with_history(sim, make_client) -> None:
+    sim.emit(20)
+    history = anaxer_expected(sim)
+    start_slot = min(r["slot"] for r in sim.history("anaxer"))
+    client = make_client("anaxer", sim.url("anaxer"), channels=CHANNELS, since=start_slot).start()
+    events = drain(client, len(history))
+    assert all(e.backfill for e in events)
+    assert sorted(key_of_event(e) for e in events) == sorted(history)
+
+
+def test_rest_429_is_retried_honouring_retry_after(sim, make_client) -> None:
+    client = make_client("anaxer", sim.url("anaxer"), channels=CHANNELS).start()
+    sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=10)
+    sim.emit(5)
+    drain(client, len(anaxer_expected(sim)))
+    sim.rest_fail_next(2, status=429, retry_after=0.2)
+    _down_window(sim, client, emit=10)
+    expected = anaxer_expected(sim)
+    wait_until(lambda: client.stats()["delivered"] == len(expected), what="gap filled after 429s")
+    assert client.stats()["backfill"]["failures"] == 0
+
+
+def test_failed_backfill_is_counted_and_never_kills_the_stream(sim, make_client) -> None:
+    client = make_client("anaxer", sim.url("anaxer"), channels={"creations": {}}, backoff_max=0.3).start()
+    sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=10)
+    sim.emit(3, kind="launch")
+    drain(client, 3)
+    sim.rest_fail_next(100, status=503)
+    _down_window(sim, client, emit=0)
+    sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=10)
+    wait_until(lambda: client.stats()["backfill"]["failures"] >= 1, what="a counted backfill failure")
+    sim.rest_fail_next(0)
+    sim.emit(1, kind="launch")
+    assert drain(client, 1)[0].kind == "new_token"  # live events flow
+    assert client.error is None
+
+
+def test_openpump_single_connection_loses_exactly_the_events_sent_while_down(sim, make_client) -> None:
+    client = make_client("openpump", sim.url("openpump")).start()
+    sim.wait_for_connections("openpump", 1, timeout=10)
+    sim.emit(1, kind="launch")
+    sim.wait_for(lambda: len(sim.history("openpump")) == 2)  # new_token, then token_enriched
+    sim.emit(5, kind="trade")
+    before = len(sim.history("openpump"))
+    drain(client, before)
+    sim.reject_next(3, provider="openpump", status=503)
+    sim.drop(provider="openpump")
+    sim.emit(7, kind="trade")  # published while the only connection is down
+    during = len(sim.history("openpump"))
+    wait_until(lambda: client.connected and client.stats()["connections"][0]["connects"] == 2, what="reconnect")
+    sim.wait_for_connections("openpump", 1, timeout=10)
+    sim.emit(5, kind="trade")
+    history = sim.history("openpump")
+    after = drain(client, len(history) - during)
+    assert [e.signature for e in after] == [h["signature"] for h in history[during:]]
+    stats = client.stats()
+    assert stats["delivered"] == len(history) - (during - before)  # exactly the 7 sent while down are missing
+    assert stats["connections"][0]["disconnects"] == {"dropped": 1, "http_503": 3}  # and the outage is counted
+
+
+@pytest.mark.parametrize("connections", [2])
+def test_openpump_two_connections_survive_a_drop_of_either(sim, make_client, connections: int) -> None:
+    client = make_client("openpump", sim.url("openpump"), connections=connections).start()
+    sim.wait_for_connections("openpump", connections, timeout=10)
+    for round_ in range(4):
+        sim.emit(5, kind="trade")
+        target = sim.connections("openpump")[round_ % 2].index
+        sim.drop(provider="openpump", index=target)
+        sim.emit(5, kind="trade")
+        wait_until(lambda: sum(c["state"] == "open" for c in client.stats()["connections"]) == 2)
+        sim.wait_for_connections("openpump", 2, timeout=10)
+    sim.emit(5, kind="trade")
+    history = sim.history("openpump")
+    events = drain(client, len(history))
+    assert sorted((e.kind, e.signature) for e in events) == sorted(
+        ("trade" if h["type"] in ("buy", "sell") else h["type"], h["signature"]) for h in history
+    )
+    firsts = [c["first_deliveries"] for c in client.stats()["connections"]]
+    assert sum(firsts) == len(history) and all(f > 0 for f in firsts)
