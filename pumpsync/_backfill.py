@@ -44,10 +44,8 @@ class BackfillError(Exception):
 
 @dataclass(frozen=True)
 class Job:
-    channel: str
-    filters: Mapping[str, Any]
-    since: int
-    held: bool  # live events of the channel are held until this job ends
+    since: Mapping[str, tuple[Mapping[str, Any], int]]  # channel -> (filters, first slot)
+    held: bool  # live events are held until this job ends
 
 
 def query_value(value: Any) -> str:
@@ -80,6 +78,7 @@ class Backfiller:
         self._stats = stats
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._retries: list[tuple[float, Job]] = []  # (when, job), only touched by the backfill thread
         self._http = requests.Session()
         self._http.headers["Authorization"] = f"Bearer {config.api_key.reveal()}"
         self._http.headers["Accept"] = "application/json"
@@ -102,21 +101,25 @@ class Backfiller:
         self._http.close()
         return not self._thread.is_alive()
 
-    def request(self, channel: str, filters: Mapping[str, Any], since: int, hold: bool = True) -> bool:
-        """Queue a backfill of ``channel`` from ``since``; False if the channel has no list endpoint."""
-        if channel not in ENDPOINTS:
-            log.info("no history endpoint for channel %r; its gap cannot be recovered", channel)
-            return False
-        if hold:
-            self._delivery.hold(channel)
-        self._jobs.put(Job(channel, dict(filters), since, hold))
-        return True
+    @staticmethod
+    def recoverable(channel: str) -> bool:
+        return channel in ENDPOINTS
+
+    def request(self, since: Mapping[str, tuple[Mapping[str, Any], int]], held: bool) -> None:
+        """Fetch each channel's history from its slot on. With ``held``, the caller has called
+        ``delivery.hold()`` and this job's end releases it."""
+        self._jobs.put(Job(dict(since), held))
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
         while not self._stop.is_set():
+            now = time.monotonic()
+            for retry in [r for r in self._retries if r[0] <= now]:
+                self._retries.remove(retry)
+                self._do(retry[1])
             try:
-                job = self._jobs.get(timeout=1.0)
+                next_retry = min((due for due, _ in self._retries), default=now + 1.0)
+                job = self._jobs.get(timeout=max(0.01, min(1.0, next_retry - now)))
             except queue.Empty:
                 self._recover_overflow()
                 continue
@@ -128,31 +131,38 @@ class Backfiller:
         """Events dropped on overflow are fetched again once the consumer has caught up."""
         if not self._delivery.dropped_from or self._delivery.queue.qsize() > self._delivery.capacity // 2:
             return
-        subscriptions = {sub.channel: sub.filters for sub in self.config.channels}
-        for channel, slot in self._delivery.take_overflow_gaps().items():
-            self.request(channel, subscriptions.get(channel, {}), slot, hold=False)
+        filters = {sub.channel: sub.filters for sub in self.config.channels}
+        gaps = self._delivery.take_overflow_gaps()
+        since = {ch: (filters.get(ch, {}), slot) for ch, slot in gaps.items() if self.recoverable(ch)}
+        if since:
+            self._do(Job(since, held=False))
 
     def _do(self, job: Job) -> None:
-        self._stats.backfill_requests += 1
         events: list[Event] = []
+        failed: dict[str, tuple[Mapping[str, Any], int]] = {}
         try:
-            events = self.fetch(job.channel, job.filters, job.since)
-        except BackfillError as exc:
-            self._stats.backfill_failures += 1
-            log.warning("backfill of %s since slot %d failed: %s; will retry", job.channel, job.since, exc)
-            self._retry_later(job)
+            for channel, (filters, since) in job.since.items():
+                if not self.recoverable(channel):
+                    continue
+                self._stats.backfill_requests += 1
+                try:
+                    fetched = self.fetch(channel, filters, since)
+                except BackfillError as exc:
+                    self._stats.backfill_failures += 1
+                    failed[channel] = (filters, since)
+                    log.warning("backfill of %s since slot %d failed: %s; will retry", channel, since, exc)
+                else:
+                    events += fetched
         finally:
-            new = self._delivery.release(job.channel, events)
+            new = self._delivery.release(events, held=job.held)
         if events:
-            log.info("backfill of %s since slot %d: %d events, %d new", job.channel, job.since, len(events), new)
+            log.info("backfill: %d events, %d new", len(events), new)
+        if failed:
+            self._retry_later(Job(failed, held=False))
 
     def _retry_later(self, job: Job) -> None:
         # The live stream goes on meanwhile (the hold is released); the retry only adds what is missing.
-        def requeue() -> None:
-            if not self._stop.wait(self.config.backoff_max * random.uniform(0.5, 1.0)):
-                self._jobs.put(Job(job.channel, job.filters, job.since, held=False))
-
-        threading.Thread(target=requeue, name="pumpsync-backfill-retry", daemon=True).start()
+        self._retries.append((time.monotonic() + self.config.backoff_max * random.uniform(0.5, 1.0), job))
 
     def fetch(self, channel: str, filters: Mapping[str, Any], since: int) -> list[Event]:
         """Every event of ``channel`` from slot ``since`` on, following pages."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -57,7 +58,10 @@ class Delivery:
         self.stats = stats
         self._seen = SeenSet(dedup_size)
         self._lock = threading.Lock()
-        self._held: dict[str, deque[Event]] = {}  # channel -> live events waiting behind a backfill
+        # While a gap is being back-filled, live events wait here so that the gap comes first.
+        self._holds = 0
+        self._hold_until = 0.0
+        self._held: deque[Event] = deque()
         self.last_slot: dict[str, int] = {}  # channel -> highest slot delivered
         self.dropped_from: dict[str, int] = {}  # channel -> lowest slot lost to overflow, not yet recovered
 
@@ -69,24 +73,28 @@ class Delivery:
             if identity is not None and not self._seen.add(identity):
                 self.stats.duplicates += 1
                 return False
-            held = self._held.get(event.channel) if self._held else None  # type: ignore[arg-type]
-            if held is not None:
-                if len(held) >= self.capacity:  # the same overflow policy as the queue
-                    self._dropped(held.popleft())
-                    self.stats.held -= 1
-                held.append(event)
-                self.stats.held += 1
-                return True
+            if self._holds:
+                if time.monotonic() < self._hold_until:
+                    if len(self._held) >= self.capacity:  # the same overflow policy as the queue
+                        self._dropped(self._held.popleft())
+                        self.stats.held -= 1
+                    self._held.append(event)
+                    self.stats.held += 1
+                    return True
+                self._holds = 0  # a backfill that overstays does not hold the stream hostage
+                self._flush_held()
             self._put(event)
             return True
 
-    def hold(self, channel: str) -> None:
-        """Keep live events of ``channel`` back until :meth:`release` (a backfill is running)."""
+    def hold(self, seconds: float) -> None:
+        """Keep live events back until :meth:`release` (a backfill is starting), at most ``seconds``."""
         with self._lock:
-            self._held.setdefault(channel, deque())
+            self._holds += 1
+            self._hold_until = max(self._hold_until, time.monotonic() + seconds)
 
-    def release(self, channel: str, backfilled: Iterable[Event]) -> int:
-        """Deliver a backfill in slot order, then the live events held meanwhile. Returns how many were new."""
+    def release(self, backfilled: Iterable[Event], held: bool = True) -> int:
+        """Deliver back-filled events in slot order, then (when the last hold ends) the live events
+        held meanwhile. ``held`` says whether this backfill had called :meth:`hold`. Returns how many were new."""
         new = 0
         with self._lock:
             for event in sorted(backfilled, key=_slot_key):
@@ -97,10 +105,16 @@ class Delivery:
                 self._put(event)
                 new += 1
             self.stats.backfill_events += new
-            for event in self._held.pop(channel, ()):
-                self.stats.held -= 1
-                self._put(event)
+            if held and self._holds:
+                self._holds -= 1
+                if not self._holds:
+                    self._flush_held()
         return new
+
+    def _flush_held(self) -> None:
+        while self._held:
+            self.stats.held -= 1
+            self._put(self._held.popleft())
 
     def fail(self, error: PumpsyncError) -> None:
         """Queue an error for the consumer; errors bypass the capacity bound."""

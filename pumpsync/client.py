@@ -62,7 +62,10 @@ class Client(Owner):
         self._registry_lock = threading.Lock()
         self._registry: dict[str, Subscription] = {sub.channel: sub for sub in config.channels}
         self._rejected: set[str] = set()
-        self._since_pending = {sub.channel for sub in config.channels} if config.since is not None else set()
+        self._since_pending = config.since is not None
+        # Per connection index: the gap its new session must back-fill, and the acks still awaited.
+        self._gaps: dict[int, dict[str, tuple[dict[str, Any], int]]] = {}
+        self._gap_acks: dict[int, set[str]] = {}
         dialect = dialect_class(provider)
         self._connections = [
             Connection(i, config, dialect, self._delivery, connection_stats[i], self) for i in range(config.connections)
@@ -210,33 +213,57 @@ class Client(Owner):
     # ------------------------------------------------------------------ Owner: reports from connection threads
     def session_opened(self, conn: Connection) -> None:
         self._supervisor.wake()
+        gap = self._gap_to_recover(conn)
+        if gap:
+            # Live events wait until the gap is back; the REST fetch starts once every channel is
+            # live again (acknowledged), so that its answer reaches past the moment the stream resumed.
+            self._delivery.hold(max(10.0, 2 * self.config.backoff_max))
+            self._gaps[conn.index] = gap
 
-    def _recover_gap(self, conn: Connection, channel: str) -> None:
-        """A subscription is live again: fetch what it missed, from REST, before its new live events.
-
-        Runs on the acknowledgement, not on connect, so that the REST answer reaches at least
-        up to the moment the live stream resumed.
-        """
+    def _gap_to_recover(self, conn: Connection) -> dict[str, tuple[dict[str, Any], int]]:
+        """The channels this new session must back-fill, with the slot to start from."""
         if self._backfiller is None or not self.config.backfill:
-            return
-        if channel in self._since_pending:
-            self._since_pending.discard(channel)
-            since = self.config.since
-        elif conn.sessions > 1:
-            if any(c.is_open and c is not conn and c.sessions for c in self._connections):
-                return  # another connection streamed all along
-            # A quiet channel has seen nothing of late: anything of it before the newest slot we
-            # saw on any channel was delivered live, so start there.
+            return {}
+        if self._since_pending:
+            self._since_pending = False
+            since: dict[str, int] = dict.fromkeys(self._registry, self.config.since or 0)
+        elif conn.sessions > 1 and not any(c.is_open and c is not conn for c in self._connections):
+            # A quiet channel has seen nothing of late: anything of it before the newest slot seen on
+            # any channel was delivered live, so start there.
             last = self._delivery.last_slot
-            since = last.get(channel, max(last.values(), default=None))
+            newest = max(last.values(), default=None)
+            since = {}
+            for channel in self._registry:
+                slot = last.get(channel, newest)
+                if slot is not None:
+                    since[channel] = slot
         else:
+            return {}
+        with self._registry_lock:
+            return {
+                ch: (dict(self._registry[ch].filters), slot)
+                for ch, slot in since.items()
+                if ch in self._registry and self._backfiller.recoverable(ch)
+            }
+
+    def _channel_live(self, conn: Connection, channel: str) -> None:
+        """A channel of ``conn`` was acknowledged (or refused): start the gap's backfill once all are."""
+        gap = self._gaps.get(conn.index)
+        if gap is None or channel not in gap:
             return
-        sub = self._registry.get(channel)
-        if since is not None and sub is not None:
-            self._backfiller.request(channel, sub.filters, since)
+        pending = self._gap_acks.setdefault(conn.index, set(gap))
+        pending.discard(channel)
+        if not pending:
+            self._gap_acks.pop(conn.index, None)
+            del self._gaps[conn.index]
+            assert self._backfiller is not None
+            self._backfiller.request(gap, held=True)
 
     def session_ended(self, conn: Connection, outcome: Outcome) -> None:
         self._stats.connections[conn.index].disconnects[(outcome.reason, str(outcome.code or ""))] += 1
+        if self._gaps.pop(conn.index, None) is not None:  # the session ended before its backfill began
+            self._gap_acks.pop(conn.index, None)
+            self._delivery.release((), held=True)
         if outcome.refusal is not None:
             conn.stats.set_state("failed")
             self._fail(outcome.refusal)
@@ -248,9 +275,12 @@ class Client(Owner):
             self._status_reply.put(output.data)
         elif isinstance(output, Subscribed):
             log.info("connection %d: subscribed to %s", conn.index, output.channel)
-            self._recover_gap(conn, output.channel)
+            self._channel_live(conn, output.channel)
         elif isinstance(output, Rejected):
             self._reject(output)
+            gap = self._gaps.get(conn.index)
+            if gap is not None and output.error.channel in gap:
+                self._channel_live(conn, output.error.channel)
         elif isinstance(output, Fatal):
             self._fail(output.error)
         elif isinstance(output, Notice):

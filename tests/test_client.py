@@ -151,8 +151,9 @@ def test_anaxer_every_channel(form: str, make_client) -> None:
 def test_anaxer_document_form_answers_server_pings(make_client) -> None:
     from pumpsync.simulator import Simulator
 
-    with Simulator(providers=("anaxer",), rate=0, anaxer_form="document", anaxer_ping_interval=0.2,
-                   anaxer_pong_timeout=0.5) as sim:  # fmt: skip
+    with Simulator(
+        providers=("anaxer",), rate=0, anaxer_form="document", anaxer_ping_interval=0.2, anaxer_pong_timeout=0.5
+    ) as sim:
         client = make_client("anaxer", sim.url("anaxer"), channels={"creations": {}}).start()
         wait_open(client, sim, "anaxer", subscribed=True)
         wait_until(lambda: sim.connections("anaxer")[0].pongs_received >= 5, what="5 pongs to server pings")
@@ -168,8 +169,14 @@ def test_anaxer_runtime_subscribe_unsubscribe_and_resubscribe(sim, make_client) 
     wait_until(lambda: {s.channel for s in sim.connections("anaxer")[0].subscriptions} == {"trades"})
     sim.drop(provider="anaxer")
     wait_until(lambda: conn_stats(client)["connects"] >= 2 and client.connected, what="reconnect")
-    wait_until(lambda: sim.connections("anaxer") and [(s.channel, s.filters) for s in sim.connections("anaxer")[0].subscriptions]
-               == [("trades", {"side": "buy"})], what="the registry restored")  # fmt: skip
+    wait_until(
+        lambda: (
+            sim.connections("anaxer")
+            and [(s.channel, s.filters) for s in sim.connections("anaxer")[0].subscriptions]
+            == [("trades", {"side": "buy"})]
+        ),
+        what="the registry restored",
+    )
     sim.emit(1, kind="launch")
     sim.emit(6, kind="trade")
     sides = {e.side for e in drain(client, 1) if e.kind == "trade"}
@@ -259,8 +266,9 @@ def test_stale_before_the_first_frame(make_client) -> None:
     thread.start()
     try:
         ready.wait(5)
-        client = make_client("openpump", f"ws://127.0.0.1:{port[0]}/v1/stream", ping_interval=30, pong_timeout=1,
-                             stale_timeout=1.2).start()  # fmt: skip
+        client = make_client(
+            "openpump", f"ws://127.0.0.1:{port[0]}/v1/stream", ping_interval=30, pong_timeout=1, stale_timeout=1.2
+        ).start()
         wait_until(lambda: conn_stats(client)["disconnects"].get("stale", 0) >= 2, what="two stale verdicts")
         assert conn_stats(client)["frames"] == 0
     finally:
@@ -369,8 +377,9 @@ def test_redundant_connections_deliver_once(sim, make_client) -> None:
 def test_connect_iterator(sim) -> None:
     sim.emit(0)
     got = []
-    with pumpsync.connect("anaxer", api_key="k", url=sim.url("anaxer"), channels={"creations": {}},
-                          hello_timeout=0.5) as stream:  # fmt: skip
+    with pumpsync.connect(
+        "anaxer", api_key="k", url=sim.url("anaxer"), channels={"creations": {}}, hello_timeout=0.5
+    ) as stream:
         sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=10)
         sim.emit(2, kind="launch")
         for event in stream:
@@ -381,10 +390,10 @@ def test_connect_iterator(sim) -> None:
 
 
 def test_iterator_raises_fatal_errors(sim) -> None:
-    with pumpsync.connect("openpump", api_key="sim-invalid", url=sim.url("openpump")) as stream:
-        with pytest.raises(AuthenticationError):
-            for _ in stream:
-                pass
+    stream = pumpsync.connect("openpump", api_key="sim-invalid", url=sim.url("openpump"))
+    with stream, pytest.raises(AuthenticationError):
+        for _ in stream:
+            pass
 
 
 def test_close_ends_the_iterator_from_another_thread(sim) -> None:

@@ -50,15 +50,23 @@ def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
     def ev(slot: int, sig: str, backfill: bool = False) -> Event:
         return Event("new_token", "anaxer", "M", sig, slot, None, 0, 0, backfill, {}, "creations")
 
-    delivery.hold("creations")
+    delivery.hold(60)
     delivery.deliver(ev(10, "live-10"))
     delivery.deliver(ev(11, "live-11"))
     assert delivery.queue.qsize() == 0
-    new = delivery.release("creations", [ev(9, "old-9", True), ev(7, "old-7", True), ev(10, "live-10", True)])
+    new = delivery.release([ev(9, "old-9", True), ev(7, "old-7", True), ev(10, "live-10", True)])
     assert new == 2
     order = [delivery.queue.get_nowait().signature for _ in range(4)]
     assert order == ["old-7", "old-9", "live-10", "live-11"]
     assert stats.duplicates == 1
+
+
+def test_a_hold_that_overstays_lets_live_events_through() -> None:
+    stats = ClientStats("anaxer", 100, [ConnectionStats(0)])
+    delivery = Delivery(stats, 100, 1000)
+    delivery.hold(0.0)  # already expired: the next live event flushes the hold
+    delivery.deliver(Event("new_token", "anaxer", "M", "S", 1, None, 0, 0, False, {}, "creations"))
+    assert delivery.queue.qsize() == 1 and stats.held == 0
 
 
 def test_rest_base_follows_the_stream_url() -> None:
@@ -74,7 +82,7 @@ class _Pages(BaseHTTPRequestHandler):
 
     requests: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         type(self).requests.append(self.path)
         assert self.headers["Authorization"] == "Bearer rest-key"
         record = {"type": "created", "mint": "M", "signature": "S", "slot": 5, "socials": {}}

@@ -64,8 +64,12 @@ class TestOpenPump:
         assert out == [Hello(status)]
 
     def test_new_token(self) -> None:
-        e = only_event(feed(self.d, {"type": "new_token", "timestamp": 1700000001000, "mint": MINT, "signature": SIG,
-                                     "creator": "C"}))  # fmt: skip
+        e = only_event(
+            feed(
+                self.d,
+                {"type": "new_token", "timestamp": 1700000001000, "mint": MINT, "signature": SIG, "creator": "C"},
+            )
+        )
         assert (e.kind, e.provider, e.mint, e.signature, e.creator) == ("new_token", "openpump", MINT, SIG, "C")
         assert e.timestamp == 1700000001000 and e.received_at == 1_700_000_009_000 and e.connection == 1
         assert e.slot is None and e.backfill is False
@@ -91,10 +95,15 @@ class TestOpenPump:
                         "marketCap": 12.345,
                     },
                 },
-            )  # fmt: skip
+            )
         )
         assert (e.kind, e.name, e.symbol, e.image, e.description) == (
-            "token_enriched", "Example Token", "EXMP", "https://ipfs.io/x", "d")  # fmt: skip
+            "token_enriched",
+            "Example Token",
+            "EXMP",
+            "https://ipfs.io/x",
+            "d",
+        )
         assert (e.bonding_curve_progress, e.sol_raised, e.price_sol, e.market_cap_sol) == (
             0.15,
             1.234,
@@ -106,8 +115,20 @@ class TestOpenPump:
 
     @pytest.mark.parametrize("side", ["buy", "sell"])
     def test_trades(self, side: str) -> None:
-        e = only_event(feed(self.d, {"type": side, "timestamp": 2, "mint": MINT, "signature": "s", "trader": "T",
-                                     "solAmount": 0.5, "tokenAmount": 1000000}))  # fmt: skip
+        e = only_event(
+            feed(
+                self.d,
+                {
+                    "type": side,
+                    "timestamp": 2,
+                    "mint": MINT,
+                    "signature": "s",
+                    "trader": "T",
+                    "solAmount": 0.5,
+                    "tokenAmount": 1000000,
+                },
+            )
+        )
         assert (e.kind, e.side, e.sol_amount, e.token_amount, e.trader) == ("trade", side, 0.5, 1000000.0, "T")
         assert e.price_sol == pytest.approx(0.5 / 1e6)
         assert set(e.to_dict()) >= {"side", "sol_amount", "token_amount", "trader", "price_sol"}
@@ -145,15 +166,39 @@ class TestOpenPump:
 
 # ---------------------------------------------------------------- Anaxer
 
-V1_CONNECTED = {"v": 1, "type": "connected", "ts": 1, "limits": {"connectionsPerStream": 2, "tradesRequiresMints": False,
-                                                                  "tradesMintCap": 100}}  # fmt: skip
-SWAP_BUY = {"type": "swap", "source": "pumpfun", "wallet": "W", "volumeUsd": 12.5,
-            "swap": {"from": {"mint": SOL, "amount": "500000000", "uiAmount": 0.5, "decimals": 9},
-                     "to": {"mint": MINT, "amount": "1000000000000", "uiAmount": 1000000.0, "decimals": 6}},
-            "signature": SIG, "slot": 309812500, "timestamp": 1700000000000}  # fmt: skip
-CREATED = {"type": "created", "source": "pumpfun", "mint": MINT, "name": "N", "symbol": "S", "creator": "C",
-           "uri": "https://u", "mayhemMode": False, "socials": {"website": None, "twitter": None, "telegram": None},
-           "signature": SIG, "slot": 10, "timestamp": None}  # fmt: skip
+V1_CONNECTED = {
+    "v": 1,
+    "type": "connected",
+    "ts": 1,
+    "limits": {"connectionsPerStream": 2, "tradesRequiresMints": False, "tradesMintCap": 100},
+}
+SWAP_BUY = {
+    "type": "swap",
+    "source": "pumpfun",
+    "wallet": "W",
+    "volumeUsd": 12.5,
+    "swap": {
+        "from": {"mint": SOL, "amount": "500000000", "uiAmount": 0.5, "decimals": 9},
+        "to": {"mint": MINT, "amount": "1000000000000", "uiAmount": 1000000.0, "decimals": 6},
+    },
+    "signature": SIG,
+    "slot": 309812500,
+    "timestamp": 1700000000000,
+}
+CREATED = {
+    "type": "created",
+    "source": "pumpfun",
+    "mint": MINT,
+    "name": "N",
+    "symbol": "S",
+    "creator": "C",
+    "uri": "https://u",
+    "mayhemMode": False,
+    "socials": {"website": None, "twitter": None, "telegram": None},
+    "signature": SIG,
+    "slot": 10,
+    "timestamp": None,
+}
 
 
 def subs(*channels: str) -> list[Subscription]:
@@ -187,7 +232,14 @@ class TestAnaxerV1:
             feed(self.d, {"v": 1, "channel": "trades", "type": "swap", "sub": "sub-2", "ts": 1, "data": SWAP_BUY})
         )
         assert (e.kind, e.side, e.mint, e.sol_amount, e.token_amount, e.trader, e.slot) == (
-            "trade", "buy", MINT, 0.5, 1000000.0, "W", 309812500)  # fmt: skip
+            "trade",
+            "buy",
+            MINT,
+            0.5,
+            1000000.0,
+            "W",
+            309812500,
+        )
         assert e.channel == "trades" and e.timestamp == 1700000000000
         assert feed(self.d, {"v": 1, "type": "pong", "ts": 3}) == [Pong()]
 
@@ -202,8 +254,15 @@ class TestAnaxerV1:
         grad = dict(CREATED, type="graduated", liquiditySol=85.0, timeToGraduateSeconds=600)
         e = only_event(feed(self.d, {"v": 1, "channel": "graduations", "sub": "x", "data": grad}))
         assert (e.kind, e.liquidity_sol, e.time_to_graduate_s) == ("graduation", 85.0, 600.0)
-        price = {"type": "price", "source": "pumpfun", "mint": MINT, "price": {"sol": 3e-8, "usd": 4e-6},
-                 "marketCapUsd": 4000.0, "slot": 11, "timestamp": 5}  # fmt: skip
+        price = {
+            "type": "price",
+            "source": "pumpfun",
+            "mint": MINT,
+            "price": {"sol": 3e-8, "usd": 4e-6},
+            "marketCapUsd": 4000.0,
+            "slot": 11,
+            "timestamp": 5,
+        }
         e = only_event(feed(self.d, {"v": 1, "channel": "prices", "sub": "x", "data": price}))
         assert (e.kind, e.price_sol, e.price_usd, e.market_cap_usd) == ("price", 3e-8, 4e-6, 4000.0)
 
@@ -257,8 +316,16 @@ class TestAnaxerDocument:
         d.on_hello_timeout()
         assert feed(d, {"type": "subscribed", "channel": "trades"}) == [Subscribed("trades")]
         assert feed(d, {"type": "ping"}) == [Reply('{"type": "pong"}')]
-        trade = {"mint": MINT, "priceSol": 3e-8, "side": "sell", "solAmount": 0.7, "tokenAmount": 5.0, "signature": SIG,
-                 "slot": 5, "timestamp": 9}  # fmt: skip
+        trade = {
+            "mint": MINT,
+            "priceSol": 3e-8,
+            "side": "sell",
+            "solAmount": 0.7,
+            "tokenAmount": 5.0,
+            "signature": SIG,
+            "slot": 5,
+            "timestamp": 9,
+        }
         e = only_event(feed(d, trade))
         assert (e.kind, e.side, e.sol_amount, e.price_sol, e.channel) == ("trade", "sell", 0.7, 3e-8, "trades")
         e = only_event(feed(d, {"mint": MINT, "name": "N", "symbol": "S", "creator": "C", "signature": SIG, "slot": 6}))
@@ -300,8 +367,18 @@ def test_event_to_dict_keys() -> None:
     e = normalize(CREATED, "creations", 1, 0)
     assert e is not None
     d = e.to_dict()
-    assert list(d)[:10] == ["kind", "provider", "mint", "signature", "slot", "timestamp", "received_at", "connection",
-                            "backfill", "raw"]  # fmt: skip
+    assert list(d)[:10] == [
+        "kind",
+        "provider",
+        "mint",
+        "signature",
+        "slot",
+        "timestamp",
+        "received_at",
+        "connection",
+        "backfill",
+        "raw",
+    ]
     assert {"name", "symbol", "creator", "uri", "image", "description"} <= set(d)
     json.dumps(d)
 

@@ -18,12 +18,21 @@ from pumpsync.errors import PumpsyncError
 
 @click.command()
 @click.option("--provider", type=click.Choice(["openpump", "anaxer"]), default="anaxer", show_default=True)
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=6.0, show_default=True,
-              help="Simulated market events per second.")  # fmt: skip
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=6.0,
+    show_default=True,
+    help="Simulated market events per second.",
+)
 @click.option("--seed", type=int, default=None, help="Market seed [random].")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
-@click.option("--metrics-addr", default="127.0.0.1:9108", show_default=True,
-              help="Serve Prometheus metrics here ('off' to disable).")  # fmt: skip
+@click.option(
+    "--metrics-addr",
+    default="127.0.0.1:9108",
+    show_default=True,
+    help="Serve Prometheus metrics here ('off' to disable).",
+)
 @click.option("-v", "--verbose", count=True)
 def demo(provider: str, rate: float, seed: int | None, duration: float | None, metrics_addr: str, verbose: int) -> None:
     """Watch a live (simulated) Pump.fun feed: no API key, no network. Ctrl-C to stop."""
@@ -48,8 +57,10 @@ def demo(provider: str, rate: float, seed: int | None, duration: float | None, m
             if metrics is not None:
                 metrics.close()
     stats = client.stats()
-    click.echo(f"pumpsync demo: {shown} events shown, {stats['duplicates']} duplicates suppressed, "
-               f"{stats['dropped']} dropped", err=True)  # fmt: skip
+    click.echo(
+        f"pumpsync demo: {shown} events shown, {stats['duplicates']} duplicates suppressed, {stats['dropped']} dropped",
+        err=True,
+    )
 
 
 def _feed(client: Client, duration: float | None) -> int:
