@@ -66,6 +66,7 @@ class Client(Owner):
         # Per connection index: the gap its new session must back-fill, and the acks still awaited.
         self._gaps: dict[int, dict[str, tuple[dict[str, Any], int]]] = {}
         self._gap_acks: dict[int, set[str]] = {}
+        self._carried_gap: dict[str, tuple[dict[str, Any], int]] = {}
         dialect = dialect_class(provider)
         self._connections = [
             Connection(i, config, dialect, self._delivery, connection_stats[i], self) for i in range(config.connections)
@@ -240,11 +241,13 @@ class Client(Owner):
         else:
             return {}
         with self._registry_lock:
-            return {
+            gap = {
                 ch: (dict(self._registry[ch].filters), slot)
                 for ch, slot in since.items()
                 if ch in self._registry and self._backfiller.recoverable(ch)
             }
+        carried, self._carried_gap = self._carried_gap, {}
+        return _merge_gaps(gap, {ch: v for ch, v in carried.items() if ch in self._registry})
 
     def _channel_live(self, conn: Connection, channel: str) -> None:
         """A channel of ``conn`` was acknowledged (or refused): start the gap's backfill once all are."""
@@ -261,8 +264,10 @@ class Client(Owner):
 
     def session_ended(self, conn: Connection, outcome: Outcome) -> None:
         self._stats.connections[conn.index].disconnects[(outcome.reason, str(outcome.code or ""))] += 1
-        if self._gaps.pop(conn.index, None) is not None:  # the session ended before its backfill began
+        unfinished = self._gaps.pop(conn.index, None)
+        if unfinished is not None:  # the session ended before its backfill began: the next one inherits it
             self._gap_acks.pop(conn.index, None)
+            self._carried_gap = _merge_gaps(self._carried_gap, unfinished)
             self._delivery.release((), held=True)
         if outcome.refusal is not None:
             conn.stats.set_state("failed")
@@ -313,6 +318,17 @@ class Client(Owner):
         for conn in self._connections:
             conn.stop()
         self._delivery.fail(error)
+
+
+def _merge_gaps(
+    a: dict[str, tuple[dict[str, Any], int]], b: dict[str, tuple[dict[str, Any], int]]
+) -> dict[str, tuple[dict[str, Any], int]]:
+    """Per channel, the earlier starting slot of two gaps."""
+    merged = dict(a)
+    for channel, (filters, slot) in b.items():
+        if channel not in merged or slot < merged[channel][1]:
+            merged[channel] = (filters, slot)
+    return merged
 
 
 def _status_request(dialect: Dialect) -> list[str]:

@@ -158,6 +158,13 @@ def test_openpump_two_connections_faults_never_both() -> None:
             both_open(sim, client, collector)
             done = run_faults(sim, collector, rng, [drop, half_open, close])
             sim.pause()
+            # token_enriched follows new_token by enrich_delay, even after the pause
+            sim.wait_for(
+                lambda: (
+                    len({h["mint"] for h in sim.history("openpump") if h["type"] == "new_token"})
+                    == len({h["mint"] for h in sim.history("openpump") if h["type"] == "token_enriched"})
+                )
+            )
             expected = Counter((h["type"], h["signature"]) for h in sim.history("openpump"))
 
             def complete() -> bool:
