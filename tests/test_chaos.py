@@ -85,15 +85,20 @@ def test_anaxer_one_connection_with_gap_recovery() -> None:
         return "drop+429"
 
     with Simulator(providers=("anaxer",), rate=60, seed=SEED) as sim:
+        sim.pause()  # the known stream starts once the client is subscribed
         client = pumpsync.Client("anaxer", api_key="chaos", url=sim.url("anaxer"), channels=channels, **TIMINGS)
         collector = Collector(client.start())
         try:
+            sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=15)
+            wait_until(lambda: len(sim.connections("anaxer")[0].subscriptions) == 3, what="3 subscriptions")
+            start = len(sim.history("anaxer"))
+            sim.resume()
             done = run_faults(sim, collector, rng, [drop, half_open, restart, rate_limited, rest_429])
             sim.pause()
             collector.pump(time.monotonic() + 1.0)  # let the last reconnect and backfill begin
             expected = Counter(
                 (r["type"], r["signature"], r.get("side"))
-                for r in sim.history("anaxer")
+                for r in sim.history("anaxer")[start:]
                 if r["type"] in ("created", "swap", "graduated")
             )
             kinds = {"new_token": "created", "trade": "swap", "graduation": "graduated"}
@@ -102,7 +107,28 @@ def test_anaxer_one_connection_with_gap_recovery() -> None:
                 collector.pump(time.monotonic() + 0.2)
                 return sum(expected.values()) <= len(collector.events)
 
-            wait_until(complete, timeout=40, what=f"every event after faults {done} (seed {SEED})")
+            try:
+                wait_until(complete, timeout=40, what=f"every event after faults {done} (seed {SEED})")
+            except BaseException:
+                got = Counter((kinds[e.kind], e.signature, e.side) for e in collector.events)
+                missing = expected - got
+                slots = {(r["type"], r.get("signature"), r.get("side")): r["slot"] for r in sim.history("anaxer")}
+                print("missing slots", sorted(slots[k] for k in missing), "stats", client.stats())
+                low = min(slots[k] for k in missing)
+                print("missing", [(k[0], k[2], slots[k]) for k in missing])
+                print(
+                    "got near",
+                    [(e.slot, e.kind, e.side, e.backfill) for e in collector.events if abs((e.slot or 0) - low) < 4],
+                )
+                print(
+                    "history near",
+                    [
+                        (r["slot"], r["type"], r.get("side"))
+                        for r in sim.history("anaxer")
+                        if abs(r["slot"] - low) < 4 and r["type"] != "price"
+                    ],
+                )
+                raise
             collector.pump(time.monotonic() + 0.5)  # anything extra would be a duplicate
             got = Counter((kinds[e.kind], e.signature, e.side) for e in collector.events)
             assert got == expected, f"seed {SEED}, faults {done}: missing {expected - got}, extra {got - expected}"
@@ -152,10 +178,13 @@ def test_openpump_two_connections_faults_never_both() -> None:
 
     # Enterprise plan: the server may still count a half-open socket for a while after we left it.
     with Simulator(providers=("openpump",), rate=60, seed=SEED, enrich_delay=0.05) as sim:
+        sim.pause()  # the known stream starts once both connections are up
         client = pumpsync.Client("openpump", api_key="chaos", url=sim.url("openpump"), connections=2, **TIMINGS)
         collector = Collector(client.start())
         try:
             both_open(sim, client, collector)
+            start = len(sim.history("openpump"))
+            sim.resume()
             done = run_faults(sim, collector, rng, [drop, half_open, close])
             sim.pause()
             # token_enriched follows new_token by enrich_delay, even after the pause
@@ -165,7 +194,7 @@ def test_openpump_two_connections_faults_never_both() -> None:
                     == len({h["mint"] for h in sim.history("openpump") if h["type"] == "token_enriched"})
                 )
             )
-            expected = Counter((h["type"], h["signature"]) for h in sim.history("openpump"))
+            expected = Counter((h["type"], h["signature"]) for h in sim.history("openpump")[start:])
 
             def complete() -> bool:
                 collector.pump(time.monotonic() + 0.2)
