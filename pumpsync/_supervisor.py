@@ -64,6 +64,10 @@ class Supervisor:
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()

@@ -13,6 +13,7 @@ from typing import Any
 from pumpsync._backfill import Backfiller
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
+from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
 from pumpsync.config import ClientConfig, make_config, parse_channels
@@ -48,7 +49,7 @@ class Client(Owner):
         self,
         provider: str = "openpump",
         *,
-        api_key: str | None = None,
+        api_key: str | ApiKey | None = None,
         channels: Any = None,
         url: str | None = None,
         **options: Any,
@@ -195,6 +196,11 @@ class Client(Owner):
                 raise TimeoutError(f"no status reply within {timeout} s") from None
 
     # ------------------------------------------------------------------ health
+    @property
+    def supervisor_alive(self) -> bool:
+        """The supervisor thread runs (for watchdogs: heartbeats and reconnects depend on it)."""
+        return self._supervisor.alive
+
     @property
     def connected(self) -> bool:
         """At least one connection is open."""

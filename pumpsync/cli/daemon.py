@@ -1,0 +1,138 @@
+"""``pumpsync daemon``: hold the connections, hand events on to sinks, export metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from pumpsync._secrets import ApiKey, RedactingFilter
+from pumpsync.cli._options import client_kwargs, client_options, configuration_error
+from pumpsync.config import make_config
+from pumpsync.daemon.config import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_METRICS_ADDR,
+    LOG_LEVELS,
+    DaemonConfig,
+    build_config,
+    load_file,
+    resolve_key,
+)
+from pumpsync.daemon.sinks import build_sinks, parse_sink
+from pumpsync.errors import ConfigurationError
+
+_EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+_DAEMON_PARAMS = ("metrics_addr", "drain_timeout", "log_level", "demo")
+_EPILOG = """\b
+Sinks (--sink, repeatable; default stdout):
+  stdout  jsonl:PATH  sqlite:PATH  webhook:URL  callable:MODULE:FUNCTION
+Every option can be set in the environment as PUMPSYNC_<OPTION> (PUMPSYNC_METRICS_ADDR,
+PUMPSYNC_CONFIG; repeatable ones as PUMPSYNC_SINKS and PUMPSYNC_CHANNELS, space-separated)
+and in the --config file with the option's name (metrics_addr = "..."); flags win over the
+environment, which wins over the file. The key: --api-key-file, PUMPSYNC_API_KEY, or the
+systemd credential api_key ($CREDENTIALS_DIRECTORY/api_key).
+\b
+Exit status: 0 after SIGTERM/SIGINT, 2 for a configuration error, 3 when the provider
+refuses the key or the plan, 1 otherwise."""
+
+
+@click.command(context_settings={"auto_envvar_prefix": "PUMPSYNC"}, epilog=_EPILOG)
+@client_options
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, envvar="PUMPSYNC_CONFIG",
+              help="TOML config file.")  # fmt: skip
+@click.option("--sink", "sinks", multiple=True, metavar="SPEC", help="Where events go, repeatable [stdout].")
+@click.option("--metrics-addr", default=None, metavar="HOST:PORT",
+              help=f"Serve /metrics, /healthz, /readyz here; 'off' to disable [{DEFAULT_METRICS_ADDR}].")  # fmt: skip
+@click.option("--drain-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help=f"Seconds to drain the queue into the sinks on shutdown [{DEFAULT_DRAIN_TIMEOUT:g}].")  # fmt: skip
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None, help="[info]")
+@click.option("--demo", is_flag=True, help="Run against the built-in simulator (no key, no network).")
+@click.option("--check", is_flag=True, help="Print the effective configuration (without the key) and exit.")
+def daemon(config_path: str | None, check: bool, **params: Any) -> None:
+    """Run as a service: stream to sinks, serve Prometheus metrics, speak sd_notify."""
+    ctx = click.get_current_context()
+    try:
+        file = load_file(config_path) if config_path else {}
+        explicit = _explicit(ctx, params)
+        config = build_config(file, explicit)
+        if check:
+            _check(config, *_key_source(ctx, params))
+            return
+        key = resolve_key(config, *_key_source(ctx, params))
+        _setup_logging(config.log_level, key)
+        _validate_client(config, key)
+    except ConfigurationError as exc:
+        raise configuration_error(exc) from None
+    from pumpsync.daemon.runner import Daemon
+
+    sys.exit(Daemon(config, key).run())
+
+
+def _validate_client(config: DaemonConfig, key: ApiKey | str) -> None:
+    """Client options fail here, as usage errors, rather than once the daemon is running."""
+    options = dict(config.client)
+    if config.demo:  # the simulator's URLs replace these; do not warn about the real ones
+        options.update(url="ws://127.0.0.1/", rest_url=None)
+    make_config(**{**options, "api_key": key})
+
+
+def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) -> None:
+    """Validate everything but the network, and print the effective settings (never the key)."""
+    build_sinks(config.sinks)
+    try:
+        key: ApiKey | str = resolve_key(config, api_key, api_key_file)
+        found = "found"
+    except ConfigurationError as exc:
+        key, found = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})"
+    _validate_client(config, key)
+    click.echo(json.dumps({**config.describe(), "api_key": found}, indent=2, default=str))
+
+
+def _explicit(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
+    """Settings given as flags or in the environment, as config keys."""
+    given = {name: value for name, value in params.items() if ctx.get_parameter_source(name) in _EXPLICIT}
+    explicit = {name: given[name] for name in _DAEMON_PARAMS if given.get(name) is not None}
+    client = client_kwargs({**given, "provider": given.get("provider")})
+    client.pop("api_key", None)
+    client.pop("api_key_file", None)
+    if client.get("provider") is None:
+        client.pop("provider", None)
+    explicit.update(client)
+    verbose = given.get("verbose") or 0
+    if verbose and "log_level" not in explicit:
+        explicit["log_level"] = "info" if verbose == 1 else "debug"
+    if given.get("sinks"):
+        explicit["sinks"] = [parse_sink(spec) for spec in given["sinks"]]
+    return explicit
+
+
+def _key_source(ctx: click.Context, params: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(api_key, api_key_file), only the winner set: a flag over the environment, then the key over the file."""
+    ranked = []
+    for rank, name in enumerate(("api_key", "api_key_file")):
+        source = ctx.get_parameter_source(name)
+        if params.get(name) is not None and source in _EXPLICIT:
+            ranked.append((_EXPLICIT.index(source), rank, name))
+    if not ranked:
+        return None, None
+    name = min(ranked)[2]
+    return (params[name], None) if name == "api_key" else (None, params[name])
+
+
+def _setup_logging(level: str, key: ApiKey) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    # journald stamps each line itself; elsewhere we add the time.
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if not os.environ.get("JOURNAL_STREAM"):
+        fmt = "%(asctime)s " + fmt
+    handler.setFormatter(logging.Formatter(fmt))
+    handler.addFilter(RedactingFilter(key))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("urllib3").setLevel(max(root.level, logging.INFO))  # its DEBUG lines quote URLs

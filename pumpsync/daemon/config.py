@@ -1,0 +1,181 @@
+"""The daemon's settings: TOML file, environment and flags, merged (flags > env > file > defaults).
+
+The file uses the flags' names with underscores, plus ``[channels]`` and ``[[sinks]]`` tables::
+
+    provider = "anaxer"
+    connections = 2
+    metrics_addr = "127.0.0.1:9108"
+
+    [channels]
+    creations = {}
+    trades = {}
+
+    [[sinks]]
+    type = "sqlite"
+    path = "/var/lib/pumpsync/events.sqlite3"
+
+The API key is never read from this file: use ``api_key_file``, ``--api-key-file``,
+``PUMPSYNC_API_KEY`` or a systemd credential named ``api_key``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pumpsync._secrets import ApiKey
+from pumpsync.config import ClientConfig, resolve_api_key
+from pumpsync.errors import ConfigurationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+DEFAULT_METRICS_ADDR = "127.0.0.1:9108"
+DEFAULT_DRAIN_TIMEOUT = 10.0
+LOG_LEVELS = ("debug", "info", "warning", "error")
+CREDENTIAL_NAME = "api_key"  # systemd: LoadCredential=api_key:/etc/pumpsync/api_key
+DEMO_KEY = "pumpsync-demo-key"  # anything works against the simulator; unlike "demo" it never appears in log text
+
+# Client options the file may set: every ClientConfig field but the key.
+CLIENT_KEYS = frozenset(f.name for f in fields(ClientConfig)) - {"api_key"}
+# Daemon options and their types (ints are accepted where floats are expected).
+DAEMON_KEYS: dict[str, type] = {
+    "api_key_file": str,
+    "sinks": list,
+    "metrics_addr": str,
+    "drain_timeout": float,
+    "log_level": str,
+    "demo": bool,
+}
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Everything ``pumpsync daemon`` runs with, except the key (see :func:`resolve_key`)."""
+
+    client: dict[str, Any] = field(default_factory=dict)  # Client keyword arguments (no key)
+    sinks: list[dict[str, Any]] = field(default_factory=list)
+    metrics_addr: str = DEFAULT_METRICS_ADDR
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    log_level: str = "info"
+    demo: bool = False
+    api_key_file: str | None = None  # from the file (flags and env go through ``explicit``)
+
+    @property
+    def provider(self) -> str:
+        return str(self.client.get("provider", "openpump"))
+
+    def describe(self) -> dict[str, Any]:
+        """The effective settings, JSON-ready, for ``--check`` (no key, sink options as given)."""
+        return {
+            "client": dict(self.client),
+            "sinks": [dict(s) for s in self.sinks] or [{"type": "stdout"}],
+            "metrics_addr": self.metrics_addr,
+            "drain_timeout": self.drain_timeout,
+            "log_level": self.log_level,
+            "demo": self.demo,
+        }
+
+
+def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a TOML config file (unknown keys are errors: a typo must not be ignored)."""
+    try:
+        with open(path, "rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigurationError("config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError("config", f"{path} is not valid TOML: {exc}") from None
+    if "api_key" in data:
+        raise ConfigurationError(
+            "api_key", "is not read from the config file: use api_key_file or a systemd credential named api_key"
+        )
+    for key, value in data.items():
+        if key in DAEMON_KEYS:
+            data[key] = _typed(key, value, DAEMON_KEYS[key])
+        elif key not in CLIENT_KEYS:
+            raise ConfigurationError(key, f"unknown key in {path}")
+    if "channels" in data and not isinstance(data["channels"], (dict, list)):
+        raise ConfigurationError("channels", "must be a table of channel = {filters} (or a list of names)")
+    for i, sink in enumerate(data.get("sinks", [])):
+        if not isinstance(sink, dict):
+            raise ConfigurationError(f"sinks[{i}]", "must be a table ([[sinks]])")
+    return data
+
+
+def _typed(key: str, value: Any, expected: type) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected):
+        raise ConfigurationError(key, f"must be a {expected.__name__}")
+    return value
+
+
+def build_config(file: Mapping[str, Any], explicit: Mapping[str, Any]) -> DaemonConfig:
+    """Merge file settings with ``explicit`` ones (flags and environment, already parsed) over defaults."""
+    merged: dict[str, Any] = {**file, **{k: v for k, v in explicit.items() if v is not None}}
+    client = {k: v for k, v in merged.items() if k in CLIENT_KEYS}
+    client.setdefault("provider", "openpump")
+    level = str(merged.get("log_level", "info")).lower()
+    if level not in LOG_LEVELS:
+        raise ConfigurationError("log_level", f"{level!r} is not one of {', '.join(LOG_LEVELS)}")
+    drain = merged.get("drain_timeout", DEFAULT_DRAIN_TIMEOUT)
+    if isinstance(drain, bool) or not isinstance(drain, (int, float)) or not math.isfinite(drain) or drain <= 0:
+        raise ConfigurationError("drain_timeout", "must be a positive number of seconds")
+    return DaemonConfig(
+        client=client,
+        sinks=[dict(s) for s in merged.get("sinks", [])],
+        metrics_addr=str(merged.get("metrics_addr", DEFAULT_METRICS_ADDR)),
+        drain_timeout=float(drain),
+        log_level=level,
+        demo=bool(merged.get("demo", False)),
+        api_key_file=file.get("api_key_file"),
+    )
+
+
+def resolve_key(
+    config: DaemonConfig,
+    api_key: str | None = None,
+    api_key_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ApiKey:
+    """The key: ``--api-key``/``PUMPSYNC_API_KEY``, ``--api-key-file``/``PUMPSYNC_API_KEY_FILE``, the
+    systemd credential (``$CREDENTIALS_DIRECTORY/api_key``), the file's ``api_key_file``; ``demo`` with ``--demo``.
+    """
+    env = os.environ if environ is None else environ
+    if api_key is not None:
+        return resolve_api_key(api_key)
+    if api_key_file is not None:
+        return read_key_file(api_key_file)
+    if env.get("PUMPSYNC_API_KEY"):
+        return resolve_api_key(env["PUMPSYNC_API_KEY"])
+    credentials = env.get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / CREDENTIAL_NAME).is_file():
+        return read_key_file(Path(credentials) / CREDENTIAL_NAME)
+    if config.api_key_file is not None:
+        return read_key_file(config.api_key_file)
+    if config.demo:
+        return ApiKey(DEMO_KEY)
+    raise ConfigurationError(
+        "api_key",
+        "no API key: use --api-key-file, PUMPSYNC_API_KEY, a systemd credential named api_key, "
+        "or api_key_file in the config file",
+    )
+
+
+def read_key_file(path: str | os.PathLike[str]) -> ApiKey:
+    """The key from the first line of a file (checked like any other key)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigurationError("api_key_file", f"cannot read {path}: {reason}") from None
+    lines = text.strip().splitlines()
+    return resolve_api_key(lines[0] if lines else "")

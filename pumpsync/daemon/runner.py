@@ -1,0 +1,224 @@
+"""Run the daemon: start in order, watch, and shut down in order.
+
+Start: sinks (a bad path fails before connecting), metrics, dispatcher, client. The main
+thread then only waits: it handles signals, tells systemd how things are (READY=1 once a
+connection is healthy, STATUS=, WATCHDOG=1 while the machinery is sound) and notices fatal
+errors. Stop (SIGTERM/SIGINT, or a fatal error): close the client, let the dispatcher hand
+the rest of the queue to the sinks, let the sinks drain and flush, all within
+``drain_timeout``. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from pumpsync._secrets import ApiKey, redact
+from pumpsync._version import __version__
+from pumpsync.client import Client
+from pumpsync.daemon.config import DaemonConfig
+from pumpsync.daemon.dispatch import Dispatcher
+from pumpsync.daemon.health import machinery_problem, summary
+from pumpsync.daemon.sdnotify import Notifier
+from pumpsync.daemon.sinks import Sink, build_sinks
+from pumpsync.errors import ProviderRefused, PumpsyncError
+from pumpsync.metrics import MetricsServer, client_ready, start_metrics_server
+
+if TYPE_CHECKING:
+    from pumpsync.simulator import Simulator
+
+log = logging.getLogger("pumpsync.daemon")
+
+EXIT_OK = 0
+EXIT_FATAL = 1  # gave up reconnecting, or could not start
+EXIT_REFUSED = 3  # the provider refused the key or the plan: restarting will not help
+
+_TICK = 0.2  # seconds between looks at signals and health
+_STATUS_EVERY = 5.0
+_DEMO_RATE = 20.0
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, key: ApiKey, notifier: Notifier | None = None) -> None:
+        self.config = config
+        self._key = key
+        self.notifier = notifier or Notifier()
+        self.client: Client | None = None
+        self.sinks: list[Sink] = []
+        self.metrics: MetricsServer | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.simulator: Simulator | None = None
+        self._wake = threading.Event()  # set by other threads (fatal error); never from a signal handler
+        self._fatal: PumpsyncError | None = None
+        self._signal: int | None = None  # the signal that asked us to stop
+        self._hup = False
+        self._shutting_down = False
+        self._ready = False
+
+    # ------------------------------------------------------------------ public
+    def run(self) -> int:
+        """Run until a signal or a fatal error; the exit status."""
+        self._install_signals()
+        try:
+            self._start()
+        except Exception as exc:  # any start-up failure is reported in one line, then we clean up
+            log.error("cannot start: %s", redact(str(exc) or type(exc).__name__, self._key))
+            self._shutdown("start-up failed")
+            return EXIT_FATAL
+        self._loop()
+        fatal = self._fatal
+        self._shutdown(
+            f"signal {signal.Signals(self._signal).name}" if self._signal else f"fatal error: {fatal}"
+        )  # fmt: skip
+        if fatal is None:
+            return EXIT_OK
+        return EXIT_REFUSED if isinstance(fatal, ProviderRefused) else EXIT_FATAL
+
+    # ------------------------------------------------------------------ start
+    def _start(self) -> None:
+        config = self.config
+        options: dict[str, Any] = dict(config.client)
+        if config.demo:
+            options.update(self._start_simulator(options["provider"]))
+        self.sinks = build_sinks(config.sinks)
+        for sink in self.sinks:
+            try:
+                sink.start()
+            except Exception as exc:
+                raise RuntimeError(f"sink {sink.name} ({sink.describe()}): {exc}") from None
+        options["api_key"] = self._key  # an ApiKey: the client keeps it wrapped
+        self.client = client = Client(**options)
+        if config.metrics_addr.lower() not in ("off", "none", ""):
+            try:
+                self.metrics = start_metrics_server(client, config.metrics_addr, self.sinks)
+            except OSError as exc:
+                raise OSError(f"cannot serve metrics on {config.metrics_addr}: {exc.strerror or exc}") from None
+        self.dispatcher = Dispatcher(client.queue, self.sinks, self._on_fatal)
+        self.dispatcher.start()
+        client.start()
+        log.info(
+            "pumpsync %s: %s at %s, %d connection(s); sinks: %s; metrics: %s",
+            __version__, client.config.provider, redact(client.config.url, self._key), client.config.connections,
+            ", ".join(f"{s.name} ({s.describe()})" for s in self.sinks),
+            f"{self.metrics.url}/metrics" if self.metrics else "off",
+        )  # fmt: skip
+        self.notifier.status(f"connecting to {client.config.provider}")
+
+    def _start_simulator(self, provider: str) -> dict[str, Any]:
+        from pumpsync.simulator import Simulator
+
+        # Its per-connection INFO lines would drown the daemon's own.
+        logging.getLogger("pumpsync.simulator").setLevel(max(logging.WARNING, logging.getLogger().level))
+        self.simulator = sim = Simulator(providers=(provider,), port=0, rate=_DEMO_RATE, seed=int(time.time()))
+        sim.start()
+        log.info("demo: simulated %s stream at %s", provider, sim.url(provider))
+        extra: dict[str, Any] = {"url": sim.url(provider)}
+        if provider == "anaxer":
+            extra["rest_url"] = sim.rest_url(provider)
+        return extra
+
+    # ------------------------------------------------------------------ signals
+    def _install_signals(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only plain assignments here: the main thread may hold any lock when a signal lands.
+        if self._signal is not None or self._shutting_down:
+            os.write(2, b"pumpsync: second signal, exiting at once\n")
+            os._exit(128 + signum)
+        self._signal = signum
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._hup = True
+
+    def _on_fatal(self, error: PumpsyncError) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        self._wake.set()
+
+    # ------------------------------------------------------------------ the main loop
+    def _loop(self) -> None:
+        next_status = 0.0
+        next_watchdog = 0.0
+        interval = self.notifier.watchdog_interval
+        withheld: str | None = None
+        while self._signal is None and self._fatal is None:
+            dead = self._dead_thread()
+            if dead is not None:  # a bug of ours: exit non-zero so that Restart=on-failure steps in
+                log.error("%s; stopping", dead)
+                self._fatal = PumpsyncError(dead)
+                break
+            if self._hup:
+                self._hup = False
+                log.info("SIGHUP: reopening sink files")
+                for sink in self.sinks:
+                    sink.request_reopen()
+            now = time.monotonic()
+            if not self._ready and self.client is not None and client_ready(self.client):
+                self._ready = True
+                log.info("ready: a connection is healthy")
+                self.notifier.ready(self._summary())
+                next_status = now + _STATUS_EVERY
+            if now >= next_status:
+                self.notifier.status(self._summary())
+                next_status = now + _STATUS_EVERY
+            if interval is not None and now >= next_watchdog:
+                problem = self._problem()
+                if problem is None:
+                    self.notifier.watchdog()
+                    next_watchdog = now + interval
+                elif problem != withheld:
+                    log.error("withholding the systemd watchdog ping: %s", problem)
+                withheld = problem
+            self._wake.wait(_TICK)
+
+    def _dead_thread(self) -> str | None:
+        if self.dispatcher is not None and not self.dispatcher.alive:
+            return "the dispatcher thread ended unexpectedly"
+        for sink in self.sinks:
+            if not sink.alive:
+                return f"the thread of sink {sink.name} ended unexpectedly"
+        return None
+
+    def _summary(self) -> str:
+        assert self.client is not None
+        return summary(self.client, self.sinks, self.dispatcher)
+
+    def _problem(self) -> str | None:
+        assert self.client is not None and self.dispatcher is not None
+        return machinery_problem(self.client, self.dispatcher, self.sinks, self.metrics)
+
+    # ------------------------------------------------------------------ stop
+    def _shutdown(self, reason: str) -> None:
+        self._shutting_down = True
+        deadline = time.monotonic() + self.config.drain_timeout
+
+        def remaining() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        self.notifier.stopping(f"stopping ({reason})")
+        log.info("stopping (%s): draining for up to %.0f s", reason, self.config.drain_timeout)
+        if self.client is not None:
+            self.client.close(timeout=min(5.0, remaining()))
+        if self.dispatcher is not None and not self.dispatcher.join(remaining()):
+            self.dispatcher.stop()
+            self.dispatcher.join(1.0)
+        for sink in self.sinks:
+            sink.close(deadline)
+        for sink in self.sinks:
+            if not sink.join(remaining() + 2.0):  # a little beyond: flushing and closing the file
+                log.warning("sink %s did not finish in time", sink.name)
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.simulator is not None:
+            self.simulator.stop()
+        self.notifier.close()
+        written = ", ".join(f"{s.name} {s.written} written/{s.dropped} dropped" for s in self.sinks)
+        log.info("stopped: %d events dispatched; %s", self.dispatcher.dispatched if self.dispatcher else 0, written)
