@@ -82,10 +82,13 @@ class Backfiller:
         self._http = requests.Session()
         self._http.headers["Authorization"] = f"Bearer {config.api_key.reveal()}"
         self._http.headers["Accept"] = "application/json"
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE / HTTP(S)_PROXY from the
+        # environment override a session's settings, but not a request's.
+        self._request_options: dict[str, Any] = {"timeout": _REQUEST_TIMEOUT}
         if config.proxy:
-            self._http.proxies = {"http": config.proxy, "https": config.proxy}
+            self._request_options["proxies"] = {"http": config.proxy, "https": config.proxy}
         if config.ca_bundle:
-            self._http.verify = config.ca_bundle
+            self._request_options["verify"] = config.ca_bundle
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
 
     def start(self) -> None:
@@ -194,7 +197,7 @@ class Backfiller:
                 raise BackfillError("client closed")
             wait = delay * (2**attempt)
             try:
-                response = self._http.get(url, params=params, timeout=_REQUEST_TIMEOUT)
+                response = self._http.get(url, params=params, **self._request_options)
             except requests.RequestException as exc:
                 problem = redact(f"{type(exc).__name__}: {exc}", self.config.api_key)
             else:

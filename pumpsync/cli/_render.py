@@ -21,6 +21,10 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# Provider strings are untrusted: a token named "\x1b]0;pwned\x07" must not drive the terminal.
+_CONTROLS = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
+
+
 def to_json_line(event: Event) -> str:
     data = event.to_dict()
     try:
@@ -59,4 +63,4 @@ def to_text(event: Event) -> str:
     else:
         detail = _short(json.dumps(event.raw, default=str), 80)
     tags = " [backfill]" if event.backfill else ""
-    return f"{clock}  {kind:14} {detail}{tags}"
+    return f"{clock}  {kind:14} {detail}{tags}".translate(_CONTROLS)
