@@ -1,0 +1,93 @@
+"""API keys -> plans, per provider. Raw keys are only ever looked at, never kept."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ALL_CHANNELS = frozenset({"trades", "creations", "graduations", "prices"})
+
+INVALID_KEY = "sim-invalid"
+FREE_KEY = "sim-free"
+PRO_KEY = "sim-pro"
+RATELIMITED_KEY = "sim-ratelimited"
+DESIGNATED_KEYS = (INVALID_KEY, FREE_KEY, PRO_KEY, RATELIMITED_KEY)
+
+
+@dataclass(frozen=True)
+class OpenPumpPlan:
+    name: str
+    streaming: bool
+    max_connections: int
+
+
+@dataclass(frozen=True)
+class AnaxerPlan:
+    name: str
+    channels: frozenset[str]
+    max_connections: int
+    rate_limited: bool = False
+
+
+OPENPUMP_PLANS = {
+    "free": OpenPumpPlan("free", streaming=False, max_connections=0),
+    "pro": OpenPumpPlan("pro", streaming=True, max_connections=2),
+    "enterprise": OpenPumpPlan("enterprise", streaming=True, max_connections=10),
+}
+ANAXER_PLANS = {
+    "free": AnaxerPlan("free", ALL_CHANNELS - {"trades"}, max_connections=1),
+    "pro": AnaxerPlan("pro", ALL_CHANNELS, max_connections=5),
+    "enterprise": AnaxerPlan("enterprise", ALL_CHANNELS, max_connections=10),
+}
+PLAN_NAMES = tuple(OPENPUMP_PLANS)
+
+# The designated test keys of the default key table (``keys=None``).
+_DESIGNATED_OPENPUMP = {
+    FREE_KEY: OPENPUMP_PLANS["free"],
+    PRO_KEY: OPENPUMP_PLANS["pro"],
+    RATELIMITED_KEY: OPENPUMP_PLANS["enterprise"],
+}
+_DESIGNATED_ANAXER = {
+    FREE_KEY: ANAXER_PLANS["free"],
+    # A "pro" key with a tight cap so tests can hit 4003 with two sockets.
+    PRO_KEY: AnaxerPlan("pro", ALL_CHANNELS, max_connections=2),
+    RATELIMITED_KEY: AnaxerPlan("pro", ALL_CHANNELS, max_connections=5, rate_limited=True),
+}
+
+
+def key_id(key: str) -> str:
+    """Stable, non-reversible handle used to count one key's connections."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class KeyTable:
+    """Resolves a presented key to a plan, or ``None`` when the key is refused."""
+
+    def __init__(self, keys: Mapping[str, str] | None = None) -> None:
+        if keys is not None:
+            unknown = sorted({plan for plan in keys.values() if plan not in OPENPUMP_PLANS})
+            if unknown:
+                raise ValueError(f"unknown plan name(s) {unknown}; expected one of {PLAN_NAMES}")
+        # Stored by hash: the table itself must not hold raw keys either.
+        self._explicit = None if keys is None else {key_id(k): p for k, p in keys.items()}
+
+    def openpump(self, key: str | None) -> OpenPumpPlan | None:
+        if not key:
+            return None
+        if self._explicit is not None:
+            plan = self._explicit.get(key_id(key))
+            return None if plan is None else OPENPUMP_PLANS[plan]
+        if key == INVALID_KEY:
+            return None
+        return _DESIGNATED_OPENPUMP.get(key, OPENPUMP_PLANS["enterprise"])
+
+    def anaxer(self, key: str | None) -> AnaxerPlan | None:
+        if not key:
+            return None
+        if self._explicit is not None:
+            plan = self._explicit.get(key_id(key))
+            return None if plan is None else ANAXER_PLANS[plan]
+        if key == INVALID_KEY:
+            return None
+        return _DESIGNATED_ANAXER.get(key, ANAXER_PLANS["pro"])

@@ -1,0 +1,402 @@
+"""The ``Simulator`` facade: one asyncio loop in one background thread, a thread-safe,
+synchronous control surface for tests, benchmarks and the ``simulate`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, TypeVar
+
+from websockets.exceptions import ProtocolError
+from websockets.frames import Close
+
+from pumpsync.simulator.anaxer import FORM_MODES, AnaxerServer, FormMode
+from pumpsync.simulator.blast import Blaster
+from pumpsync.simulator.connection import ConnectionInfo
+from pumpsync.simulator.faults import MALFORMED_KINDS, MalformedKind, Reject, RestFailure
+from pumpsync.simulator.market import EventKind, Market, MarketEvent
+from pumpsync.simulator.openpump import OpenPumpServer
+from pumpsync.simulator.plans import KeyTable
+from pumpsync.simulator.server import ProviderServer
+
+PROVIDERS = ("openpump", "anaxer")
+CALL_TIMEOUT = 10.0
+_MAX_BURST_SECONDS = 1.0  # after a loop hiccup, catch up at most this much market time
+
+log = logging.getLogger("pumpsync.simulator")
+T = TypeVar("T")
+
+
+def _providers(value: str | Iterable[str]) -> tuple[str, ...]:
+    names = (PROVIDERS if value == "both" else (value,)) if isinstance(value, str) else tuple(value)
+    unknown = [p for p in names if p not in PROVIDERS]
+    if not names or unknown:
+        raise ValueError(f"providers must be a non-empty subset of {PROVIDERS}, got {value!r}")
+    return tuple(p for p in PROVIDERS if p in names)
+
+
+class Simulator:
+    """Local OpenPump and/or Anaxer servers fed by a deterministic market model.
+
+    See the package docstring for keys, record shapes and fault injection.
+    """
+
+    def __init__(
+        self,
+        providers: str | Iterable[str] = PROVIDERS,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        rate: float = 20.0,
+        seed: int = 1,
+        keys: Mapping[str, str] | None = None,
+        anaxer_form: FormMode = "auto",
+        anaxer_ping_interval: float = 30.0,
+        anaxer_pong_timeout: float = 10.0,
+        enrich_delay: float = 0.5,
+        paused: bool = False,
+        history_limit: int | None = None,
+    ) -> None:
+        if rate < 0 or enrich_delay < 0 or anaxer_pong_timeout <= 0:
+            raise ValueError("rate and enrich_delay must be >= 0, anaxer_pong_timeout > 0")
+        if anaxer_form not in FORM_MODES:
+            raise ValueError(f"anaxer_form must be one of {FORM_MODES}, got {anaxer_form!r}")
+        self.providers = _providers(providers)
+        self.host = host
+        self.rate = float(rate)
+        self.seed = seed
+        self._market = Market(seed)
+        self._blaster = Blaster(seed + 1_000_003)
+        key_table = KeyTable(keys)
+        self._servers: dict[str, ProviderServer] = {}
+        for offset, name in enumerate(self.providers):
+            server_port = port + offset if port else 0
+            if name == "openpump":
+                self._servers[name] = OpenPumpServer(host, server_port, key_table, enrich_delay, history_limit)
+            else:
+                self._servers[name] = AnaxerServer(
+                    host,
+                    server_port,
+                    key_table,
+                    anaxer_form,
+                    anaxer_ping_interval,
+                    anaxer_pong_timeout,
+                    lambda: self._market.current_slot,
+                    history_limit,
+                )
+        # Starting paused lets a test connect and subscribe before the first event exists.
+        self._paused = paused
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._clock_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        if self._thread is not None:
+            raise RuntimeError("simulator already started")
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run_loop, args=(loop,), name="pumpsync-simulator", daemon=True)
+        self._thread.start()
+        try:
+            self._call(self._astart())
+        except BaseException:
+            # Release whatever did start (e.g. the first port when the second is taken).
+            with contextlib.suppress(Exception):
+                self._call(self._astop())
+            self._join_loop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Close every connection with 1001 and end the background thread."""
+        if self._thread is None:
+            return
+        try:
+            self._call(self._astop())
+        except Exception:
+            log.exception("simulator shutdown failed")
+        self._join_loop()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
+
+    def _join_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(5.0)
+        self._thread = None
+
+    async def _astart(self) -> None:
+        for server in self._servers.values():
+            await server.start()
+        if self.rate > 0:
+            self._clock_task = asyncio.ensure_future(self._clock())
+
+    async def _astop(self) -> None:
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+        for server in self._servers.values():
+            if isinstance(server, OpenPumpServer):
+                server.cancel_pending()
+        await asyncio.gather(*(s.stop(1001, "going away") for s in self._servers.values()))
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = CALL_TIMEOUT) -> T:
+        loop = self._loop
+        if loop is None or self._thread is None or loop.is_closed():
+            coro.close()
+            raise RuntimeError("simulator is not running; call start() or use it in a with block")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    # -- addresses -------------------------------------------------------------------------
+
+    def _server(self, provider: str) -> ProviderServer:
+        try:
+            return self._servers[provider]
+        except KeyError:
+            raise ValueError(f"provider {provider!r} is not simulated (have {self.providers})") from None
+
+    def _targets(self, provider: str | None) -> list[ProviderServer]:
+        return list(self._servers.values()) if provider is None else [self._server(provider)]
+
+    def port(self, provider: str) -> int:
+        return self._server(provider).port
+
+    def url(self, provider: str) -> str:
+        return f"ws://{self.host}:{self.port(provider)}/v1/stream"
+
+    def rest_url(self, provider: str = "anaxer") -> str:
+        if provider != "anaxer":
+            raise ValueError("only the anaxer provider has a REST API")
+        return f"http://{self.host}:{self.port(provider)}"
+
+    # -- market ----------------------------------------------------------------------------
+
+    async def _clock(self) -> None:
+        loop = asyncio.get_running_loop()
+        last, budget = loop.time(), 0.0
+        while True:
+            await asyncio.sleep(min(0.05, 1.0 / self.rate))
+            now = loop.time()
+            if self._paused:
+                last, budget = now, 0.0
+                continue
+            budget += min(now - last, _MAX_BURST_SECONDS) * self.rate
+            last = now
+            steps, budget = int(budget), budget - int(budget)
+            if steps:
+                self._publish(self._generate(steps, None))
+
+    def _generate(self, n: int, kind: EventKind | None) -> list[MarketEvent]:
+        events: list[MarketEvent] = []
+        for _ in range(n):
+            events.extend(self._market.step(kind))
+        return events
+
+    def _publish(self, events: list[MarketEvent]) -> None:
+        for server in self._servers.values():
+            server.publish(events)
+
+    def emit(self, n: int = 1, kind: EventKind | None = None) -> list[MarketEvent]:
+        """Generate ``n`` market steps now and publish them; returns every event published.
+
+        A step of ``kind`` may carry followers (a launch's creator buy, a buy's
+        graduation), so the list can be longer than ``n``."""
+        if kind not in (None, "launch", "trade", "graduation"):
+            raise ValueError(f"kind must be None, 'launch', 'trade' or 'graduation', got {kind!r}")
+
+        async def run() -> list[MarketEvent]:
+            events = self._generate(n, kind)
+            self._publish(events)
+            return events
+
+        return self._call(run())
+
+    def pause(self) -> None:
+        self._call(self._set_paused(True))
+
+    def resume(self) -> None:
+        self._call(self._set_paused(False))
+
+    async def _set_paused(self, paused: bool) -> None:
+        self._paused = paused
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def history(self, provider: str, channel: str | None = None) -> list[dict[str, Any]]:
+        """Every record ``provider`` published, in order (OpenPump: frames, ``channel`` = frame
+        type; Anaxer: channel records as REST serves them). Works after ``stop()`` too."""
+        server = self._server(provider)
+
+        def texts() -> list[str]:
+            if isinstance(server, OpenPumpServer):
+                return [t for kind, t in server.history if channel is None or kind == channel]
+            assert isinstance(server, AnaxerServer)
+            return [t for rec, t in server.history if channel is None or rec.channel == channel]
+
+        async def collect() -> list[str]:
+            return texts()
+
+        raw = self._call(collect()) if self._thread is not None else texts()
+        return [json.loads(t) for t in raw]
+
+    def connections(self, provider: str) -> list[ConnectionInfo]:
+        """Open connections in accept order (none once stopped)."""
+        server = self._server(provider)
+        if self._thread is None:
+            return []
+
+        async def collect() -> list[ConnectionInfo]:
+            return server.snapshots()
+
+        return self._call(collect())
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> Any:
+        """Poll ``predicate()`` until truthy and return its value; ``TimeoutError`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            time.sleep(interval)
+
+    def wait_for_connections(
+        self, provider: str, n: int, subscribed: bool = False, timeout: float = 5.0
+    ) -> list[ConnectionInfo]:
+        """Block until ``provider`` has at least ``n`` open (and, if asked, subscribed) connections."""
+
+        def ready() -> list[ConnectionInfo] | None:
+            conns = [c for c in self.connections(provider) if c.subscribed or not subscribed]
+            return conns if len(conns) >= n else None
+
+        try:
+            result: list[ConnectionInfo] = self.wait_for(ready, timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{provider}: wanted {n} {'subscribed ' if subscribed else ''}connections within "
+                f"{timeout} s, have {len(self.connections(provider))}"
+            ) from None
+        return result
+
+    # -- benchmarks ------------------------------------------------------------------------
+
+    def blast(
+        self,
+        count: int,
+        provider: str | None = None,
+        rate: float | None = None,
+        stamp: bool = True,
+        timeout: float | None = None,
+    ) -> int:
+        """Send ``count`` trade events to every subscribed connection of ``provider`` (None:
+        all); returns the number of frames written. Not recorded in ``history``."""
+        if count < 0 or (rate is not None and rate <= 0):
+            raise ValueError("count must be >= 0 and rate None or > 0")
+        servers = self._targets(provider)
+        return self._call(self._blaster.blast(servers, count, rate, stamp), timeout)
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def _fanout(self, provider: str | None, action: Callable[[ProviderServer], Any]) -> int:
+        async def run() -> int:
+            total = 0
+            for server in self._targets(provider):
+                result = action(server)
+                total += int(await result if asyncio.iscoroutine(result) else result or 0)
+            return total
+
+        return self._call(run())
+
+    def drop(self, provider: str | None = None, index: int | None = None) -> int:
+        """Abort connections: no close frame, the TCP connection just ends."""
+        return self._fanout(provider, lambda s: s.drop(index))
+
+    def close(self, code: int, reason: str = "", provider: str | None = None, index: int | None = None) -> int:
+        try:
+            Close(code, reason).check()
+        except ProtocolError:
+            raise ValueError(f"{code} cannot be sent in a close frame") from None
+        return self._fanout(provider, lambda s: s.close(code, reason, index))
+
+    def stall(self, provider: str | None = None, index: int | None = None) -> int:
+        """Half-open: send nothing to these connections and read nothing from them."""
+        return self._fanout(provider, lambda s: s.stall(index, True))
+
+    def unstall(self, provider: str | None = None, index: int | None = None) -> int:
+        return self._fanout(provider, lambda s: s.stall(index, False))
+
+    def ignore_pings(self, ignore: bool = True, provider: str | None = None) -> None:
+        def apply(server: ProviderServer) -> int:
+            server.ignore_pings = ignore
+            return 0
+
+        self._fanout(provider, apply)
+
+    def send_malformed(
+        self,
+        kind: MalformedKind,
+        provider: str | None = None,
+        index: int | None = None,
+        size: int = 2 * 1024 * 1024,
+    ) -> int:
+        if kind not in MALFORMED_KINDS:
+            raise ValueError(f"kind must be one of {MALFORMED_KINDS}, got {kind!r}")
+        return self._fanout(provider, lambda s: s.send_malformed(kind, index, size))
+
+    def restart(self, provider: str | None = None, downtime: float = 0.0) -> None:
+        """Drop every connection, stop listening, wait ``downtime``, listen again on the same
+        port. Returns once listening again; the market keeps running meanwhile."""
+
+        async def run() -> None:
+            await asyncio.gather(*(s.restart(downtime) for s in self._targets(provider)))
+
+        self._call(run(), CALL_TIMEOUT + downtime)
+
+    def reject_next(
+        self, n: int, provider: str | None = None, status: int = 503, close_code: int | None = None
+    ) -> None:
+        """Refuse the next ``n`` connection attempts (per provider): an HTTP ``status`` answer
+        to the upgrade, or, with ``close_code``, accept and close at once."""
+        reject = Reject(status, close_code)
+
+        def apply(server: ProviderServer) -> int:
+            server.rejects.extend([reject] * n)
+            return 0
+
+        self._fanout(provider, apply)
+
+    def rest_fail_next(self, n: int, status: int = 429, retry_after: float = 1.0) -> None:
+        """The next ``n`` Anaxer REST requests fail with ``status`` (429 with Retry-After)."""
+        server = self._server("anaxer")
+        assert isinstance(server, AnaxerServer)
+
+        async def run() -> None:
+            server.rest_failures.extend([RestFailure(status, retry_after)] * n)
+
+        self._call(run())
