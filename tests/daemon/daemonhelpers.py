@@ -7,14 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -28,18 +28,6 @@ ENTRY = "from pumpsync.cli import main; main()"
 # Fast client timings for daemons under test.
 FAST_FLAGS = ["--ping-interval", "1", "--pong-timeout", "0.8", "--stale-timeout", "3", "--backoff-initial", "0.05",
               "--backoff-max", "0.3"]  # fmt: skip
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "", interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def free_port() -> int:
