@@ -151,6 +151,8 @@ class Backfiller:
                 try:
                     fetched = self.fetch(channel, filters, since)
                 except BackfillError as exc:
+                    if self._stop.is_set():
+                        return  # closing: nothing to retry, nothing to report
                     self._stats.backfill_failures += 1
                     failed[channel] = (filters, since)
                     log.warning("backfill of %s since slot %d failed: %s; will retry", channel, since, exc)

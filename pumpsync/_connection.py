@@ -7,12 +7,16 @@ when a socket is stale and when to reconnect is the supervisor's (``_supervisor.
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 import websocket
 
@@ -29,7 +33,7 @@ from pumpsync._framing import (
 )
 from pumpsync._secrets import redact
 from pumpsync._stats import ConnectionStats
-from pumpsync.config import ClientConfig
+from pumpsync.config import PROXY_PORTS, ClientConfig
 from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused
 from pumpsync.events import Event
 from pumpsync.providers.base import (
@@ -57,8 +61,10 @@ _READ_SIZE = 256 * 1024
 # The reader wakes this often even when nothing arrives, so that close() never waits on a
 # socket that a broken network left half-open.
 _READ_TICK = 0.5
+# A TLS context whose certificates failed to verify is rebuilt at most this often (a CA file fixed on
+# disk is picked up without a restart, without reloading the CA store on every attempt).
+_TLS_RELOAD = 60.0
 # HTTP statuses on the upgrade that retrying cannot fix.
-_PROXY_SCHEMES = ("http", "socks4", "socks4a", "socks5", "socks5h")
 _HTTP_REFUSALS: dict[int, type[ProviderRefused]] = {401: AuthenticationError, 403: PlanError}
 
 
@@ -113,6 +119,9 @@ class Connection:
         self.ping_sent_at: float | None = None
         self.next_ping_at = 0.0
         self.hello: dict[str, object] | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._tls_built = 0.0
+        self._tls_suspect = False  # a certificate failed to verify: maybe the CA file has changed since
         self._thread = threading.Thread(target=self._run, name=f"pumpsync-conn-{index}", daemon=True)
 
     # ------------------------------------------------------------------ control from other threads
@@ -211,7 +220,11 @@ class Connection:
         self.stats.attempts += 1
         self.stats.set_state("connecting")
         log.debug("connection %d: connecting to %s", self.index, redact(handshake.url, config.api_key))
-        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True, sslopt=self._sslopt())
+        try:
+            sslopt = self._sslopt(handshake.url)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            return Outcome("connect_failed", detail=f"cannot load the CA certificates: {_describe(exc)}")
+        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True, sslopt=sslopt)
         self._ws = ws
         try:
             ws.connect(
@@ -226,7 +239,10 @@ class Connection:
             return self._http_refusal(exc.status_code)
         except (OSError, websocket.WebSocketException, ValueError) as exc:
             ws.shutdown()
-            return Outcome(self._abort_reason or "connect_failed", detail=redact(_describe(exc), config.api_key))
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                self._tls_suspect = True  # reload the CA certificates (at most every _TLS_RELOAD s)
+            detail = describe_connect_error(exc, config.url, config.connect_timeout, bool(config.proxy))
+            return Outcome(self._abort_reason or "connect_failed", detail=redact(detail, config.api_key))
         if self._abort_reason is not None:  # close() came while we were connecting
             ws.shutdown()
             return Outcome(self._abort_reason)
@@ -265,10 +281,12 @@ class Connection:
             except TimeoutError:
                 continue
             except (OSError, ValueError) as exc:
-                return Outcome(self._abort_reason or "dropped", detail=_describe(exc), opened=True)
+                detail = redact(_describe(exc), self.config.api_key)
+                return Outcome(self._abort_reason or "dropped", detail=detail, opened=True)
             if not chunk:
-                return Outcome(self._abort_reason or "dropped", detail="connection closed without a close frame",
-                               opened=True)  # fmt: skip
+                return Outcome(
+                    self._abort_reason or "dropped", detail="connection closed without a close frame", opened=True
+                )
             wall = time.time()
             self.last_rx = time.monotonic()
             stats.bytes += len(chunk)
@@ -294,7 +312,7 @@ class Connection:
                         _send_close(ws, close_code(payload) or websocket.STATUS_NORMAL)  # the closing handshake
                         return self._closed_by_server(dialect, payload)
                     elif opcode == OP_PING:
-                        ws.pong(payload)
+                        self._pong(ws, payload)
             except FrameTooLarge as exc:
                 stats.malformed["oversized"] += 1
                 log.warning("connection %d: %s; closing with 1009", self.index, exc)
@@ -305,6 +323,14 @@ class Connection:
                 log.warning("connection %d: protocol error: %s; closing with 1002", self.index, exc)
                 _send_close(ws, websocket.STATUS_PROTOCOL_ERROR)
                 return Outcome("protocol", code=1002, opened=True)
+
+    def _pong(self, ws: websocket.WebSocket, payload: bytes) -> None:
+        # A peer that pings but stops reading fills our send buffer; the send then times out.
+        # That is the peer's problem (the supervisor will see the socket go stale), not a crash.
+        try:
+            ws.pong(payload)
+        except (OSError, websocket.WebSocketException):
+            pass
 
     def _control(self, out: Output) -> Outcome | None:
         """Handle a non-event output on the reader thread; an Outcome ends the session."""
@@ -342,8 +368,14 @@ class Connection:
                 close_code=code,
             )
         detail = f"{code} {policy.meaning}" + (f": {reason}" if reason else "")
-        return Outcome("closed", code=code, detail=redact(detail, self.config.api_key), refusal=refusal,
-                       rate_limited=policy.rate_limited, opened=True)  # fmt: skip
+        return Outcome(
+            "closed",
+            code=code,
+            detail=redact(detail, self.config.api_key),
+            refusal=refusal,
+            rate_limited=policy.rate_limited,
+            opened=True,
+        )
 
     def _http_refusal(self, status: int) -> Outcome:
         provider = self.config.provider
@@ -351,29 +383,103 @@ class Connection:
         refusal = None
         if refusal_cls is not None:
             refusal = refusal_cls(f"{provider} refused the WebSocket upgrade with HTTP {status}", provider=provider)
-        return Outcome(f"http_{status}" if status in (401, 403, 429, 503) else "http_error", detail=f"HTTP {status}",
-                       refusal=refusal, rate_limited=status == 429)  # fmt: skip
+        try:
+            phrase = f" {HTTPStatus(status).phrase}"
+        except ValueError:
+            phrase = ""
+        return Outcome(
+            f"http_{status}" if status in (401, 403, 429, 503) else "http_error",
+            detail=f"the WebSocket upgrade was answered with HTTP {status}{phrase}",
+            refusal=refusal,
+            rate_limited=status == 429,
+        )
 
-    def _sslopt(self) -> dict[str, object]:
-        if self.config.ca_bundle:
-            return {"ca_certs": self.config.ca_bundle}
-        return {}
+    def _sslopt(self, url: str) -> dict[str, object]:
+        """TLS options: one verifying context per connection slot, built once.
+
+        websocket-client would build a context and load the whole CA store on every attempt
+        (~25 ms of CPU); during an outage with short backoff that dominates the client's CPU."""
+        if urlsplit(url).scheme != "wss":
+            return {}
+        now = time.monotonic()
+        if self._tls is None or (self._tls_suspect and now - self._tls_built >= _TLS_RELOAD):
+            # PROTOCOL_TLS_CLIENT: certificate and host name verification on, whatever the defaults elsewhere.
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            # ca_bundle, else websocket-client's own environment variable, else the system store.
+            bundle = self.config.ca_bundle or os.environ.get("WEBSOCKET_CLIENT_CA_BUNDLE")
+            if bundle and os.path.isdir(bundle):
+                context.load_verify_locations(capath=bundle)
+            elif bundle and (self.config.ca_bundle or os.path.isfile(bundle)):
+                context.load_verify_locations(cafile=bundle)
+            else:
+                context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            keylog = os.environ.get("SSLKEYLOGFILE")  # parity with websocket-client: a debugging aid
+            if keylog:
+                context.keylog_filename = keylog
+            self._tls, self._tls_built, self._tls_suspect = context, now, False
+        return {"context": self._tls}
 
     def _proxy_options(self) -> dict[str, object]:
         proxy = self.config.proxy
         if not proxy:
             return {}
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(proxy)
+        parts = urlsplit(proxy)  # validated by make_config
+        scheme = parts.scheme
         options: dict[str, object] = {
             "http_proxy_host": parts.hostname,
-            "http_proxy_port": parts.port,
-            "proxy_type": parts.scheme if parts.scheme in _PROXY_SCHEMES else "http",
+            # websocket-client refuses a proxy without a port; requests assumes the scheme's default.
+            "http_proxy_port": parts.port or PROXY_PORTS.get(scheme, 80),
+            "proxy_type": scheme if scheme in PROXY_PORTS else "http",
+            # An explicit proxy is used for every host, as requests does for gap recovery; otherwise
+            # websocket-client would let $no_proxy silently send the stream around it.
+            "http_no_proxy": [_NO_HOST],
+            "http_proxy_timeout": self.config.connect_timeout,  # SOCKS; python-socks would wait 60 s
         }
         if parts.username:
-            options["http_proxy_auth"] = (parts.username, parts.password or "")
+            options["http_proxy_auth"] = (unquote(parts.username), unquote(parts.password or ""))
         return options
+
+
+# A no_proxy entry that matches no host name (websocket-client reads $no_proxy when given none).
+_NO_HOST = "no-proxy-exemptions.invalid."
+
+
+def describe_connect_error(exc: BaseException, url: str, timeout: float, proxied: bool = False) -> str:
+    """One clear line for a failed connection attempt: what failed, where, and what might help."""
+    where = urlsplit(url)
+    host = where.hostname or "?"
+    port = where.port or (443 if where.scheme == "wss" else 80)
+    target = f"{host}:{port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or exc.reason or str(exc)
+        return f"TLS certificate verification failed for {target}: {why} (a private CA? pass ca_bundle)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake with {target} failed: {exc.reason or exc}"
+    if isinstance(exc, websocket.WebSocketAddressException):
+        return f"DNS lookup of {host!r} failed: {_inner(exc)}"
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup of {host!r} failed: {exc.strerror or exc}"
+    if isinstance(exc, websocket.WebSocketProxyException):
+        return f"the proxy failed: {exc}"
+    if isinstance(exc, websocket.WebSocketTimeoutException):
+        return f"{target} accepted the connection but did not answer the WebSocket upgrade within {timeout:g} s"
+    if isinstance(exc, TimeoutError):
+        return f"connecting to {target} timed out after {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {'the proxy' if proxied else target}"
+    if isinstance(exc, ConnectionResetError):
+        return f"connection reset by {target} during the upgrade"
+    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+        return f"{target} closed the connection during the WebSocket upgrade"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"connecting to {target} failed: {exc.strerror}"
+    return f"connecting to {target} failed: {_describe(exc)}"
+
+
+def _inner(exc: BaseException) -> str:
+    args = [a for a in exc.args if a]
+    inner = args[0] if args else exc
+    return getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
+import logging
 import math
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pumpsync._secrets import ApiKey
+from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import dialect_class
 from pumpsync.providers.base import Subscription
 
 API_KEY_ENV = "PUMPSYNC_API_KEY"
 DEFAULT_ANAXER_CHANNELS = ("creations", "trades")
+# Proxy schemes that both websocket-client (stream) and requests (REST) understand, and the port each
+# assumes when the URL names none (requests' defaults, so that both libraries go to the same place).
+PROXY_PORTS = {"http": 80, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "socks5h": 1080}
+
+log = logging.getLogger("pumpsync")
 
 ChannelSpec = Mapping[str, Mapping[str, Any] | None] | Iterable[str | tuple[str, Mapping[str, Any] | None]]
 
@@ -54,8 +63,14 @@ class ClientConfig:
     def channel_names(self) -> list[str]:
         return [sub.channel for sub in self.channels]
 
+    def __repr__(self) -> str:
+        # The dataclass repr, with URLs scrubbed: a proxy URL may carry a password, a stream URL a key.
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return redact(f"ClientConfig({shown})", self.api_key)
+
 
 _POSITIVE_FLOATS = (
+    "backoff_initial",  # 0 would make every reconnect delay 0: a busy loop while the server is down
     "ping_interval",
     "pong_timeout",
     "stale_timeout",
@@ -64,7 +79,7 @@ _POSITIVE_FLOATS = (
     "hello_timeout",
     "healthy_after",
 )
-_NON_NEGATIVE_FLOATS = ("backoff_initial", "limited_backoff")
+_NON_NEGATIVE_FLOATS = ("limited_backoff",)
 _POSITIVE_INTS = ("connections", "queue_size", "dedup_size", "max_frame_size")
 
 
@@ -156,7 +171,69 @@ def make_config(
     _validate_numbers(config)
     if config.rest_url is not None:
         _check_url("rest_url", config.rest_url, ("http", "https"))
+    if config.proxy is not None:
+        check_proxy(config.proxy, needs_requests=provider == "anaxer" and config.backfill)
+    if config.ca_bundle is not None and not Path(config.ca_bundle).is_file():
+        raise ConfigurationError("ca_bundle", f"{config.ca_bundle!r} is not a readable file")
+    warn_plaintext(config.url)
+    if provider == "anaxer" and config.backfill:
+        warn_plaintext(rest_base(config))  # gap recovery sends the key in an Authorization header
     return config
+
+
+def check_proxy(proxy: str, needs_requests: bool = True) -> None:
+    """``proxy`` is a URL both transports can use, with the packages a SOCKS proxy needs."""
+    try:
+        parts = urlsplit(proxy)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigurationError("proxy", f"{redact(proxy)!r} is not a proxy URL") from None
+    if parts.scheme not in PROXY_PORTS or not parts.hostname:
+        raise ConfigurationError(
+            "proxy", f"{redact(proxy)!r} is not a proxy URL (one of {', '.join(s + '://' for s in PROXY_PORTS)})"
+        )
+    if parts.scheme.startswith("socks"):
+        # Without these, websocket-client and requests fail on every attempt, long after startup.
+        needed = [("python_socks", "python-socks")]  # websocket-client's SOCKS support
+        if needs_requests:
+            needed.append(("socks", "PySocks"))  # requests' (Anaxer gap recovery)
+        missing = [package for module, package in needed if importlib.util.find_spec(module) is None]
+        if missing:
+            raise ConfigurationError(
+                "proxy", f"a {parts.scheme}:// proxy needs {' and '.join(missing)}: pip install {' '.join(missing)}"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_plaintext_warned: set[str] = set()
+_plaintext_lock = threading.Lock()
+
+
+def warn_plaintext(url: str) -> None:
+    """Warn, once per process and host, that the key would cross the network unencrypted."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("ws", "http") or not host or is_loopback(host):
+        return
+    with _plaintext_lock:
+        if host in _plaintext_warned:
+            return
+        _plaintext_warned.add(host)
+    log.warning(
+        "the API key will be sent unencrypted (%s://) to %s: anyone on the network path can read it; "
+        "use a wss:// / https:// URL if the provider offers one",
+        parts.scheme,
+        host,
+    )
 
 
 def _validate_numbers(config: ClientConfig) -> None:

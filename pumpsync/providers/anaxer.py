@@ -39,6 +39,7 @@ from pumpsync.providers.base import (
     opt_int,
     opt_num,
     opt_str,
+    ratio,
 )
 from pumpsync.providers.openpump import with_query
 
@@ -138,6 +139,9 @@ class Anaxer(Dialect):
         obj = self.parse(payload)
         if not isinstance(obj, dict):
             return [obj]
+        return self._dispatch(obj, received_at)
+
+    def _dispatch(self, obj: dict[str, Any], received_at: int) -> list[Output]:
         if obj.get("v") == 1 and "data" in obj:  # the hot path: a v1 data frame
             return self._v1_data(obj, received_at)
         kind = obj.get("type")
@@ -170,7 +174,8 @@ class Anaxer(Dialect):
         ]
         if kind == "connected":
             return hello + replies
-        return replies + self.receive(json.dumps(obj), received_at)
+        # The object itself, not a re-serialization: dumping a deeply nested frame could overflow the stack.
+        return replies + self._dispatch(obj, received_at)
 
     def _ack(self, obj: dict[str, Any], kind: str, received_at: int) -> list[Output]:
         channel = opt_str(obj.get("channel"))
@@ -223,9 +228,15 @@ class Anaxer(Dialect):
         return [event]
 
 
+def _payload_channel(record: dict[str, Any]) -> str | None:
+    kind = record.get("type")
+    # A hostile "type" may be a list or an object: unhashable, so never a dict key.
+    return _PAYLOAD_CHANNEL.get(kind) if type(kind) is str else None
+
+
 def infer_channel(record: dict[str, Any]) -> str | None:
     """Which channel a record belongs to, from its payload type or, failing that, its fields."""
-    channel = _PAYLOAD_CHANNEL.get(record.get("type"))  # type: ignore[arg-type]
+    channel = _payload_channel(record)
     if channel is not None:
         return channel
     if "swap" in record or "side" in record or "solAmount" in record:
@@ -244,9 +255,10 @@ def normalize(
 ) -> Event | None:
     """An Anaxer record (a v1 payload or a document-form object, live or from REST) as an Event."""
     # The payload's own type beats a channel guessed from the subscriptions.
-    channel = _PAYLOAD_CHANNEL.get(record.get("type")) or channel or infer_channel(record)  # type: ignore[arg-type]
+    kind = record.get("type")  # the hot path: _payload_channel() inlined
+    channel = (_PAYLOAD_CHANNEL.get(kind) if type(kind) is str else None) or channel or infer_channel(record)
     slot = opt_int(record.get("slot"))
-    if slot is None:
+    if slot is None or slot < 0:  # see opt_slot()
         return None
     if channel == "trades":
         return _trade(record, slot, received_at, connection, backfill)
@@ -280,14 +292,26 @@ def _trade(record: dict[str, Any], slot: int, received_at: int, connection: int,
     if side not in ("buy", "sell"):
         side = None
     price = opt_num(record.get("priceSol"))
-    if price is None and sol is not None and tokens:
-        price = sol / tokens
+    if price is None:
+        price = ratio(sol, tokens)
     return Event(
-        TRADE, "anaxer", mint, signature, slot, opt_int(record.get("timestamp")), received_at, connection,
-        backfill, record, "trades",
-        side=side, sol_amount=sol, token_amount=tokens,
-        trader=opt_str(record.get("wallet")) or opt_str(record.get("trader")), price_sol=price,
-    )  # fmt: skip
+        TRADE,
+        "anaxer",
+        mint,
+        signature,
+        slot,
+        opt_int(record.get("timestamp")),
+        received_at,
+        connection,
+        backfill,
+        record,
+        "trades",
+        side=side,
+        sol_amount=sol,
+        token_amount=tokens,
+        trader=opt_str(record.get("wallet")) or opt_str(record.get("trader")),
+        price_sol=price,
+    )
 
 
 def _token(
@@ -298,13 +322,24 @@ def _token(
         return None
     graduation = channel == "graduations"
     return Event(
-        GRADUATION if graduation else NEW_TOKEN, "anaxer", opt_str(record.get("mint")), signature, slot,
-        opt_int(record.get("timestamp")), received_at, connection, backfill, record, channel,
-        name=opt_str(record.get("name")), symbol=opt_str(record.get("symbol")),
-        creator=opt_str(record.get("creator")), uri=opt_str(record.get("uri")),
+        GRADUATION if graduation else NEW_TOKEN,
+        "anaxer",
+        opt_str(record.get("mint")),
+        signature,
+        slot,
+        opt_int(record.get("timestamp")),
+        received_at,
+        connection,
+        backfill,
+        record,
+        channel,
+        name=opt_str(record.get("name")),
+        symbol=opt_str(record.get("symbol")),
+        creator=opt_str(record.get("creator")),
+        uri=opt_str(record.get("uri")),
         liquidity_sol=opt_num(record.get("liquiditySol")) if graduation else None,
         time_to_graduate_s=opt_num(record.get("timeToGraduateSeconds")) if graduation else None,
-    )  # fmt: skip
+    )
 
 
 def _price(record: dict[str, Any], slot: int, received_at: int, connection: int, backfill: bool) -> Event | None:
@@ -317,10 +352,21 @@ def _price(record: dict[str, Any], slot: int, received_at: int, connection: int,
     if mint is None or price_sol is None:
         return None
     return Event(
-        PRICE, "anaxer", mint, None, slot, opt_int(record.get("timestamp")), received_at, connection, backfill,
-        record, "prices",
-        price_sol=price_sol, price_usd=opt_num(quote.get("usd")), market_cap_usd=opt_num(record.get("marketCapUsd")),
-    )  # fmt: skip
+        PRICE,
+        "anaxer",
+        mint,
+        None,
+        slot,
+        opt_int(record.get("timestamp")),
+        received_at,
+        connection,
+        backfill,
+        record,
+        "prices",
+        price_sol=price_sol,
+        price_usd=opt_num(quote.get("usd")),
+        market_cap_usd=opt_num(record.get("marketCapUsd")),
+    )
 
 
 __all__ = ["CHANNELS", "DOCUMENT", "V1", "Anaxer", "Malformed", "infer_channel", "normalize"]

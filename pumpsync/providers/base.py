@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -97,7 +98,14 @@ MALFORMED_REASONS = (
     "invalid_fields",
     "oversized",
     "protocol",
+    "too_deep",
 )
+# Real frames nest 4 levels deep at most. Deeper ones are refused before anyone downstream
+# (a renderer, a sink, json.dumps) recurses into them.
+MAX_DEPTH = 32
+# A lone surrogate (from a JSON "\ud800" escape) is no Unicode character: UTF-8 cannot encode it,
+# so it would crash whatever writes the event out (stdout, SQLite, a webhook).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # ---------------------------------------------------------------- close-code policy
 
@@ -197,12 +205,19 @@ class Dialect(ABC):
             text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         except UnicodeDecodeError:
             return Malformed("invalid_utf8")
+        if type(payload) is str and _SURROGATE.search(text):  # bytes never decode to one; a str may hold one
+            return Malformed("invalid_utf8")
         try:
             value = json.loads(text)
         except (ValueError, RecursionError):
             return Malformed("not_json")
         if not isinstance(value, dict):
             return Malformed("not_object")
+        # Cheap tests on the text first: almost no frame needs the walks.
+        if text.count("[") + text.count("{") > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):
+            return Malformed("too_deep")
+        if "\\" in text and ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):
+            return Malformed("invalid_utf8")
         return value
 
     def unknown(self, obj: dict[str, Any], received_at: int, reason: str) -> list[Output]:
@@ -212,7 +227,7 @@ class Dialect(ABC):
             self.provider,
             opt_str(obj.get("mint")),
             opt_str(obj.get("signature")),
-            opt_int(obj.get("slot")),
+            opt_slot(obj.get("slot")),
             opt_int(obj.get("timestamp")),
             received_at,
             self.connection,
@@ -222,6 +237,33 @@ class Dialect(ABC):
         return [Malformed(reason), event]
 
 
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` deep (iterative: no recursion on hostile input)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 # ---------------------------------------------------------------- strict field readers
 
 
@@ -229,12 +271,23 @@ def opt_str(value: Any) -> str | None:
     return value if type(value) is str else None
 
 
+# Integers outside a signed 64-bit range are refused: no real slot or timestamp is that large, and
+# downstream stores (SQLite INTEGER, Prometheus) cannot hold them.
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
 def opt_int(value: Any) -> int | None:
     if type(value) is int:
-        return value
-    if type(value) is float and value.is_integer() and math.isfinite(value):
+        return value if _INT_MIN <= value <= _INT_MAX else None
+    if type(value) is float and value.is_integer() and math.isfinite(value) and _INT_MIN <= value <= _INT_MAX:
         return int(value)
     return None
+
+
+def opt_slot(value: Any) -> int | None:
+    """A Solana slot: a whole number >= 0 (a negative one would poison gap recovery's ``since``)."""
+    slot = opt_int(value)
+    return slot if slot is not None and slot >= 0 else None
 
 
 def opt_num(value: Any) -> float | None:
@@ -250,6 +303,14 @@ def opt_num(value: Any) -> float | None:
             return None
         return number if math.isfinite(number) else None
     return None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """``numerator / denominator`` when both are given and the result is a finite number."""
+    if numerator is None or not denominator:
+        return None
+    value = numerator / denominator
+    return value if math.isfinite(value) else None  # 1e308 / 1e-308 overflows to inf
 
 
 __all__ = [
@@ -273,5 +334,7 @@ __all__ = [
     "Unsubscribed",
     "opt_int",
     "opt_num",
+    "opt_slot",
     "opt_str",
+    "ratio",
 ]

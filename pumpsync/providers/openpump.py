@@ -27,6 +27,7 @@ from pumpsync.providers.base import (
     opt_int,
     opt_num,
     opt_str,
+    ratio,
 )
 
 _PING = json.dumps({"type": "ping"})
@@ -107,7 +108,7 @@ class OpenPump(Dialect):
                 sol_amount=sol,
                 token_amount=tokens,
                 trader=opt_str(obj.get("trader")),
-                price_sol=sol / tokens if sol is not None and tokens else None,
+                price_sol=ratio(sol, tokens),
             )
         ]
 

@@ -20,6 +20,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from pumpsync._secrets import RedactingFilter
 from pumpsync.simulator.connection import Conn, ConnectionInfo
 from pumpsync.simulator.faults import MalformedKind, Reject
 from pumpsync.simulator.market import MarketEvent, Trade
@@ -41,6 +42,8 @@ class _QuietHandshakes(logging.Filter):
 
 
 ws_log = logging.getLogger("pumpsync.simulator.websockets")
+# At DEBUG, websockets logs request lines and headers: keys in ?api_key= / ?key= / Authorization.
+ws_log.addFilter(RedactingFilter())
 ws_log.addFilter(_QuietHandshakes())
 
 
