@@ -30,6 +30,18 @@ SIG = "5uEezmZnrgk3a1g92qQ3CmbkjtE7j5xV2rbFy43Lt8WeT1MPRjqNLK7g9hzQHZv6kxxLeyujD
 SOL = "So11111111111111111111111111111111111111112"
 
 
+@pytest.fixture(autouse=True, params=["orjson", "stdlib"])
+def json_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every dialect test runs with the optional orjson fast path and with the standard library alone."""
+    import pumpsync.providers.base as base
+
+    if request.param == "stdlib":
+        monkeypatch.setattr(base, "_fast_loads", None)
+    elif base._fast_loads is None:
+        pytest.skip("orjson is not installed")
+    return str(request.param)
+
+
 def feed(dialect: OpenPump | Anaxer, obj: object) -> list[object]:
     return dialect.receive(json.dumps(obj).encode(), 1_700_000_009_000)
 

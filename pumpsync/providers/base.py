@@ -11,6 +11,7 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -107,6 +108,13 @@ MAX_DEPTH = 32
 # so it would crash whatever writes the event out (stdout, SQLite, a webhook).
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
+_fast_loads: Callable[[bytes], Any] | None
+try:  # an optional speed-up (pip install 'pumpsync[fast]'); the stdlib decides whatever it refuses
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_loads = None
+_UNPARSED = object()
+
 # ---------------------------------------------------------------- close-code policy
 
 
@@ -200,23 +208,39 @@ class Dialect(ABC):
     # -- helpers for subclasses
     def parse(self, payload: bytes | str) -> dict[str, Any] | Malformed:
         """Decode a frame into a JSON object, or say why not."""
-        try:
-            # WebSocket text is UTF-8; json.loads(bytes) would also guess UTF-16/32 from a BOM.
-            text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-        except UnicodeDecodeError:
-            return Malformed("invalid_utf8")
-        if type(payload) is str and _SURROGATE.search(text):  # bytes never decode to one; a str may hold one
-            return Malformed("invalid_utf8")
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):
-            return Malformed("not_json")
-        if not isinstance(value, dict):
-            return Malformed("not_object")
-        # Cheap tests on the text first: almost no frame needs the walks.
-        if text.count("[") + text.count("{") > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):
+        # Cheap tests on the text first: almost no frame needs the walks below.
+        if isinstance(payload, bytes):
+            brackets = payload.count(b"[") + payload.count(b"{")
+            escaped = b"\\u" in payload and (b"\\ud" in payload or b"\\uD" in payload)
+        else:
+            brackets = payload.count("[") + payload.count("{")
+            escaped = "\\u" in payload and ("\\ud" in payload or "\\uD" in payload)
+        value: Any = _UNPARSED
+        # Only shallow frames go to orjson: some versions crash on hostile nesting (200,000 deep).
+        if _fast_loads is not None and type(payload) is bytes and brackets <= MAX_DEPTH:
+            try:
+                value = _fast_loads(payload)  # orjson, when installed: 4-5x faster on a typical frame
+            except ValueError:
+                pass  # refused (NaN, huge ints, bad UTF-8 ...): the stdlib decides, so both paths agree
+            if type(value) is not dict:
+                value = _UNPARSED  # the same verdicts as the stdlib's for everything but objects
+        if value is _UNPARSED:
+            try:
+                # WebSocket text is UTF-8; json.loads(bytes) would also guess UTF-16/32 from a BOM.
+                text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+            except UnicodeDecodeError:
+                return Malformed("invalid_utf8")
+            if type(payload) is str and _SURROGATE.search(text):  # bytes never decode to one; a str may hold one
+                return Malformed("invalid_utf8")
+            try:
+                value = json.loads(text)
+            except (ValueError, RecursionError):
+                return Malformed("not_json")
+            if not isinstance(value, dict):
+                return Malformed("not_object")
+        if brackets > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):
             return Malformed("too_deep")
-        if "\\" in text and ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):
+        if escaped and _has_lone_surrogate(value):
             return Malformed("invalid_utf8")
         return value
 
