@@ -76,8 +76,8 @@ class Delivery:
     # -- producers
     def deliver(self, event: Event) -> bool:
         """Hand one live event on; False if it was a duplicate."""
+        identity = event.identity
         with self._lock:
-            identity = event.identity
             if identity is not None and not self._seen.add(identity):
                 self.stats.duplicates += 1
                 return False
@@ -135,7 +135,6 @@ class Delivery:
             self._drop_oldest()
         q.put(event)
         stats = self.stats
-        stats.delivered += 1
         stats.events[event.kind] += 1
         stats.connections[event.connection].first_deliveries += 1
         slot = event.slot

@@ -85,7 +85,6 @@ class ClientStats:
     provider: str
     capacity: int
     connections: list[ConnectionStats]
-    delivered: int = 0
     duplicates: int = 0
     dropped: int = 0  # overflow: the oldest queued event made room for a new one
     held: int = 0  # live events waiting behind a backfill
@@ -97,6 +96,11 @@ class ClientStats:
     rejected: Counter[str] = field(default_factory=Counter)  # channel -> rejections
     notices: Counter[str] = field(default_factory=Counter)  # provider error code -> count
     started_at: float = field(default_factory=time.time)
+
+    @property
+    def delivered(self) -> int:
+        """Events put on the queue (first deliveries), derived rather than counted twice."""
+        return sum(self.events.values())
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy for humans and tests."""

@@ -211,10 +211,10 @@ class Dialect(ABC):
         # Cheap tests on the text first: almost no frame needs the walks below.
         if isinstance(payload, bytes):
             brackets = payload.count(b"[") + payload.count(b"{")
-            escaped = b"\\u" in payload and (b"\\ud" in payload or b"\\uD" in payload)
+            escaped = b"\\" in payload and (b"\\ud" in payload or b"\\uD" in payload)
         else:
             brackets = payload.count("[") + payload.count("{")
-            escaped = "\\u" in payload and ("\\ud" in payload or "\\uD" in payload)
+            escaped = "\\" in payload and ("\\ud" in payload or "\\uD" in payload)
         value: Any = _UNPARSED
         # Only shallow frames go to orjson: some versions crash on hostile nesting (200,000 deep).
         if _fast_loads is not None and type(payload) is bytes and brackets <= MAX_DEPTH:
@@ -242,7 +242,8 @@ class Dialect(ABC):
             return Malformed("too_deep")
         if escaped and _has_lone_surrogate(value):
             return Malformed("invalid_utf8")
-        return value
+        obj: dict[str, Any] = value  # a dict on both paths
+        return obj
 
     def unknown(self, obj: dict[str, Any], received_at: int, reason: str) -> list[Output]:
         """A JSON object we could not read: count it and hand it on untouched."""
