@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
 
+from pumpsync._backoff import retry_after
 from pumpsync._delivery import Delivery
 from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
@@ -54,20 +54,6 @@ def query_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(query_value(v) for v in value)
     return str(value)
-
-
-def retry_after(header: str | None, fallback: float) -> float:
-    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), else ``fallback``."""
-    if not header:
-        return fallback
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(header).timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return fallback
 
 
 class Backfiller:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import random
+import time
+from email.utils import parsedate_to_datetime
+
+# A server's Retry-After is honoured up to this many seconds (a hostile value must not park us for days).
+RETRY_AFTER_CAP = 600.0
 
 
 class Backoff:
@@ -27,3 +32,19 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+def retry_after(header: str | None, fallback: float) -> float:
+    """Seconds from a ``Retry-After`` header (seconds or an HTTP date), else ``fallback``; capped."""
+    if not header:
+        return fallback
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return fallback
+    if seconds != seconds:  # NaN
+        return fallback
+    return min(max(0.0, seconds), RETRY_AFTER_CAP)

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import websocket
 
+from pumpsync._backoff import retry_after
 from pumpsync._framing import (
     OP_BINARY,
     OP_CLOSE,
@@ -78,6 +79,7 @@ class Outcome:
     refusal: ProviderRefused | None = None
     rate_limited: bool = False
     opened: bool = False
+    retry_after: float | None = None  # the server's Retry-After, seconds
 
 
 class Owner:
@@ -236,7 +238,7 @@ class Connection:
             )
         except websocket.WebSocketBadStatusException as exc:
             ws.shutdown()
-            return self._http_refusal(exc.status_code)
+            return self._http_refusal(exc.status_code, exc.resp_headers or {})
         except (OSError, websocket.WebSocketException, ValueError) as exc:
             ws.shutdown()
             if isinstance(exc, ssl.SSLCertVerificationError):
@@ -377,7 +379,7 @@ class Connection:
             opened=True,
         )
 
-    def _http_refusal(self, status: int) -> Outcome:
+    def _http_refusal(self, status: int, headers: dict[str, str]) -> Outcome:
         provider = self.config.provider
         refusal_cls = _HTTP_REFUSALS.get(status)
         refusal = None
@@ -392,6 +394,7 @@ class Connection:
             detail=f"the WebSocket upgrade was answered with HTTP {status}{phrase}",
             refusal=refusal,
             rate_limited=status == 429,
+            retry_after=retry_after(headers.get("retry-after") or headers.get("Retry-After"), 0.0) or None,
         )
 
     def _sslopt(self, url: str) -> dict[str, object]:

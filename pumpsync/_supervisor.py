@@ -88,7 +88,7 @@ class Supervisor:
                 last = outcome.detail or outcome.reason
                 self._fail(ConnectionLost(f"gave up after {limit} reconnection attempts (last: {last})"))
                 return
-            floor = self.config.limited_backoff if outcome.rate_limited else 0.0
+            floor = max(self.config.limited_backoff if outcome.rate_limited else 0.0, outcome.retry_after or 0.0)
             delay = slot.backoff.delay(floor)
             slot.retry_at = time.monotonic() + delay
             conn.stats.next_attempt_at = time.time() + delay

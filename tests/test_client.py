@@ -449,3 +449,13 @@ def test_key_is_not_in_reprs() -> None:
     client = pumpsync.Client("openpump", api_key="SuperSecret-123")
     assert "SuperSecret" not in repr(client) and "SuperSecret" not in repr(client.config)
     assert "SuperSecret" not in json.dumps(client.stats())
+
+
+def test_http_429_on_the_upgrade_honours_retry_after(sim, make_client) -> None:
+    """The simulator answers a rejected upgrade's 429 with Retry-After: 1; that beats a shorter floor."""
+    sim.reject_next(1, provider="openpump", status=429)
+    refused_at = time.time()
+    client = make_client("openpump", sim.url("openpump"), limited_backoff=0.1).start()
+    wait_until(lambda: client.raw_stats.connections[0].next_attempt_at, what="a scheduled retry")
+    assert client.raw_stats.connections[0].next_attempt_at >= refused_at + 1.0 - 0.05
+    wait_until(lambda: client.connected, what="connected after the wait")

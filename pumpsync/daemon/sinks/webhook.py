@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from pumpsync._backfill import retry_after
+from pumpsync._backoff import retry_after
 from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json
 from pumpsync.events import Event
 
