@@ -2,7 +2,7 @@
 
 websocket-client does the handshake, TLS, proxies and sending; receiving goes through this
 decoder instead, because websocket-client makes 2-3 ``recv`` calls per frame while a buffered
-reader makes one per 256 KiB. Bytes in, whole messages out.
+reader makes one per 64 KiB. Bytes in, whole messages out.
 """
 
 from __future__ import annotations

@@ -1,0 +1,85 @@
+"""``pumpsync bench``: pumpsync against the clients people would pick instead, on your machine.
+
+The simulator runs in a process of its own (:mod:`pumpsync.bench.server`); every measured
+run starts a fresh client process (:mod:`pumpsync.bench.worker`) that reports one JSON
+object. Workloads: bulk (as fast as possible), paced (latency), realistic (CPU at a busy
+Pump.fun rate), soak (memory and threads). Each figure is the median of ``repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pumpsync.bench import machine
+from pumpsync.bench.clients import CLIENTS, PRODUCT
+from pumpsync.bench.report import Summary, ratio_lines, ratios, summarize, table, target_lines, targets
+from pumpsync.bench.runner import Plan, Progress, Runs, run_plan
+from pumpsync.bench.server import BenchError
+
+QUICK = Plan(events=20_000, soak_events=30_000, seconds=1.0, realistic_seconds=1.0, repeat=1, soak_repeat=1)
+BUSY = 0.25  # share of the CPUs used by others that makes the figures doubtful
+
+
+@dataclass
+class Result:
+    plan: Plan
+    runs: Runs
+    machine: dict[str, Any]
+    seconds: float
+    summary: Summary = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.summary = summarize(self.runs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.__dict__,
+            "machine": self.machine,
+            "seconds": round(self.seconds, 1),
+            "product": PRODUCT,
+            "summary": self.summary,
+            "ratios": ratios(self.plan, self.summary),
+            "targets": [t.__dict__ for t in targets(self.summary)],
+            "runs": self.runs.results,
+        }
+
+    def text(self) -> str:
+        plan, m = self.plan, self.machine
+        repeats = f"median of {plan.repeat}" + (f" (soak: {plan.soak_repeat})" if "soak" in plan.workloads else "")
+        lines = [
+            f"pumpsync bench: simulator and each client in processes of their own; {repeats}; "
+            f"paced runs last {plan.seconds:g} s, {plan.realistic_rate:g}/s runs {plan.realistic_seconds:g} s; "
+            f"{self.seconds:.0f} s in all",
+            f"machine: {machine.summary_line(m)}",
+        ]
+        busy = [b for b in (m.get("busy_before"), m.get("busy_after")) if b is not None]
+        if busy:
+            lines.append(f"CPU used by other processes: {busy[0]:.0%} before, {busy[-1]:.0%} after the run")
+            if max(busy) > BUSY:
+                lines.append("WARNING: the machine was busy; every figure below is disturbed by other processes")
+        lines += ["", table(plan, self.summary), ""]
+        lines.append("* the product: pumpsync Client + client.queue.get(), its metrics server scraped every second")
+        lines.append("  from a thread of the same process. Every client parses each event (baselines: json.loads).")
+        failed = [(w, c, r["error"]) for w, by in self.runs.results.items() for c, rs in by.items() for r in rs
+                  if "error" in r]  # fmt: skip
+        for workload, client, error in failed:
+            lines.append(f"failed run: {workload} {client}: {error}")
+        extra = ratio_lines(plan, self.summary)
+        lines += ["", *extra] if extra else []
+        lines += ["", *target_lines(self.summary)] if PRODUCT in plan.clients else []
+        return "\n".join(lines)
+
+
+def benchmark(plan: Plan, progress: Progress | None = None) -> Result:
+    """Run ``plan``; raises :class:`BenchError` only if the simulator cannot run at all."""
+    started = time.monotonic()
+    info = machine.describe()
+    info["busy_before"] = machine.busy_fraction()
+    runs = run_plan(plan, progress)
+    info["busy_after"] = machine.busy_fraction()
+    return Result(plan, runs, info, time.monotonic() - started)
+
+
+__all__ = ["CLIENTS", "PRODUCT", "QUICK", "BenchError", "Plan", "Result", "benchmark"]

@@ -1,0 +1,217 @@
+"""The measured clients. Each consumes one stream, calls the recorder once per event it holds,
+and can be aborted from another thread (the watchdog).
+
+Every client ends up holding a parsed event: pumpsync an ``Event``, the baselines the dict
+``json.loads`` made. The recorder reads the simulator's send stamp from it, the same lookup
+for everyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import socket
+import threading
+from typing import Any, ClassVar
+
+import websocket
+
+from pumpsync.bench.probe import Recorder
+from pumpsync.bench.scrape import Scraper
+from pumpsync.client import Client, connect
+from pumpsync.events import Event
+
+STAMP = "simSentNs"
+API_KEY = "bench"
+
+
+def keyed(url: str) -> str:
+    """The stream URL with OpenPump's key parameter (pumpsync adds it itself)."""
+    return f"{url}{'&' if '?' in url else '?'}api_key={API_KEY}"
+
+
+class BenchClient:
+    """One way to consume the stream; ``run`` returns extra facts for the result."""
+
+    key: ClassVar[str]
+    label: ClassVar[str]
+
+    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class PumpsyncQueue(BenchClient):
+    """The product: ``Client`` + ``queue.get()``, metrics served and scraped every second."""
+
+    key = "pumpsync"
+    label = "pumpsync Client+get, metrics"
+
+    def __init__(self) -> None:
+        self._client: Client | None = None
+
+    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        client = self._client = Client("openpump", api_key=API_KEY, url=url)
+        client.start()
+        scraper = Scraper.start(client)
+        get = client.queue.get
+        try:
+            while True:
+                item = get()
+                if type(item) is not Event:  # ClientClosed after abort(), or a fatal error
+                    break
+                stamp = item.raw.get(STAMP)
+                if stamp is not None and record(stamp):
+                    break
+        finally:
+            scraper.close()
+            client.close()
+        stats = client.stats()
+        return {"metrics": scraper.describe(), "dropped": stats["dropped"], "duplicates": stats["duplicates"]}
+
+    def abort(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+class PumpsyncIterator(BenchClient):
+    """``for event in pumpsync.connect(...)``, no metrics server."""
+
+    key = "pumpsync-iter"
+    label = "pumpsync connect() iterator"
+
+    def __init__(self) -> None:
+        self._client: Client | None = None
+
+    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        with connect("openpump", api_key=API_KEY, url=url) as stream:
+            self._client = stream
+            for event in stream:
+                stamp = event.raw.get(STAMP)
+                if stamp is not None and record(stamp):
+                    break
+        stats = stream.stats()
+        return {"dropped": stats["dropped"], "duplicates": stats["duplicates"]}
+
+    def abort(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+class WsRecv(BenchClient):
+    """websocket-client with default options: ``recv()`` + ``json.loads`` on one thread."""
+
+    key = "ws-recv"
+    label = "websocket-client recv()"
+
+    def __init__(self) -> None:
+        self._ws: Any = None
+
+    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        ws = self._ws = websocket.create_connection(keyed(url))
+        try:
+            while True:
+                obj = json.loads(ws.recv())
+                stamp = obj.get(STAMP)
+                if stamp is not None and record(stamp):
+                    break
+        except (OSError, websocket.WebSocketException):
+            pass  # aborted
+        finally:
+            ws.close()
+        return {}
+
+    def abort(self) -> None:
+        sock = self._ws.sock if self._ws is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+_END = object()
+
+
+class WsApp(BenchClient):
+    """The naive threaded design: ``WebSocketApp`` parses in ``on_message`` into a ``queue.Queue``."""
+
+    key = "ws-app"
+    label = "WebSocketApp+json+Queue"
+
+    def __init__(self) -> None:
+        self._app: Any = None
+        self._queue: queue.Queue[Any] = queue.Queue()
+
+    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        q = self._queue
+        app = self._app = websocket.WebSocketApp(
+            keyed(url),
+            on_message=lambda _ws, message: q.put(json.loads(message)),
+            on_close=lambda *_: q.put(_END),
+            on_error=lambda *_: q.put(_END),
+        )
+        thread = threading.Thread(target=app.run_forever, name="bench-wsapp", daemon=True)
+        thread.start()
+        try:
+            while True:
+                obj = q.get()
+                if obj is _END:
+                    break
+                stamp = obj.get(STAMP)
+                if stamp is not None and record(stamp):
+                    break
+        finally:
+            app.close(timeout=1.0)  # it waits for the server's close frame (3 s by default)
+            thread.join(1.0)  # its dispatcher may stay blocked after close(); a daemon, it ends with us
+        return {}
+
+    def abort(self) -> None:
+        if self._app is not None:
+            self._app.close(timeout=1.0)
+        self._queue.put(_END)
+
+
+class Websockets(BenchClient):
+    """The asyncio library: ``async for message in websockets.asyncio.client.connect(...)`` + ``json.loads``."""
+
+    key = "websockets"
+    label = "websockets asyncio"
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        asyncio.run(self._main(url, record))
+        return {}
+
+    async def _main(self, url: str, record: Recorder) -> None:
+        from websockets.asyncio.client import connect as ws_connect
+        from websockets.exceptions import ConnectionClosed
+
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        try:
+            async with ws_connect(keyed(url)) as ws:
+                async for message in ws:
+                    obj = json.loads(message)
+                    stamp = obj.get(STAMP)
+                    if stamp is not None and record(stamp):
+                        break
+        except (asyncio.CancelledError, ConnectionClosed, OSError):
+            pass  # aborted
+
+    def abort(self) -> None:
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+
+CLIENTS: dict[str, type[BenchClient]] = {
+    cls.key: cls for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets)
+}
+PRODUCT = PumpsyncQueue.key

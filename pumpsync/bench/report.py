@@ -1,0 +1,200 @@
+"""From runs to figures: medians per client, the table, ratios to the baselines, the targets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import median
+from typing import Any
+
+from pumpsync.bench.clients import CLIENTS, PRODUCT
+from pumpsync.bench.runner import Plan, Runs
+
+Summary = dict[str, dict[str, dict[str, float]]]  # workload -> client -> figure -> median
+MB = 1024 * 1024
+
+
+def figures(workload: str, run: dict[str, Any]) -> dict[str, float]:
+    """The figures one run gives for its workload (derived ones computed per run, before the median)."""
+    if workload == "bulk":
+        return {"events_per_s": run["events_per_s"], "cpu_us_per_event": run["cpu_us_per_event"]}
+    if workload == "paced":
+        return {**run["latency_us"], "cpu_pct": run["cpu_pct"]}
+    if workload == "realistic":
+        return {"cpu_pct": run["cpu_pct"], "cpu_us_per_event": run["cpu_us_per_event"]}
+    start, end = run["rss_start"], run["rss_end"]
+    warm = run.get("rss_warm", start)
+    return {
+        "events_per_s": run["events_per_s"],
+        "rss_start_mb": start / MB,
+        "rss_warm_mb": warm / MB,
+        "rss_end_mb": end / MB,
+        "rss_growth_pct": 100.0 * (end - start) / start,
+        "rss_steady_growth_pct": 100.0 * (end - warm) / warm,
+        "threads_start": run["threads_start"],
+        "threads_end": run["threads_end"],
+    }
+
+
+def summarize(runs: Runs) -> Summary:
+    """Medians of the runs that completed; ``runs`` and ``failed`` say how many of each."""
+    out: Summary = {}
+    for workload, by_client in runs.results.items():
+        for client, results in by_client.items():
+            good = [figures(workload, r) for r in results if "error" not in r and r.get("events_per_s")]
+            row: dict[str, float] = {"runs": len(good), "failed": len(results) - len(good)}
+            for name in good[0] if good else ():
+                row[name] = median(g[name] for g in good)
+            out.setdefault(workload, {})[client] = row
+    return out
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Column:
+    group: str
+    header: str
+    workload: str
+    render: Callable[[dict[str, float]], str]
+
+
+def _num(name: str, fmt: str) -> Callable[[dict[str, float]], str]:
+    return lambda row: fmt.format(row[name]) if name in row else "-"
+
+
+def _span(a: str, b: str, fmt: str) -> Callable[[dict[str, float]], str]:
+    return lambda row: f"{fmt.format(row[a])}->{fmt.format(row[b])}" if a in row else "-"
+
+
+def columns(plan: Plan) -> list[Column]:
+    paced = f"paced {plan.paced_rate:g}/s, latency us"
+    soak = f"soak {plan.soak_events:,}"
+    every = [
+        Column(f"bulk {plan.events:,}", "events/s", "bulk", _num("events_per_s", "{:,.0f}")),
+        Column(f"bulk {plan.events:,}", "CPU us/ev", "bulk", _num("cpu_us_per_event", "{:.1f}")),
+        Column(paced, "p50", "paced", _num("p50", "{:,.0f}")),
+        Column(paced, "p99", "paced", _num("p99", "{:,.0f}")),
+        Column(paced, "p99.9", "paced", _num("p99_9", "{:,.0f}")),
+        Column(paced, "max", "paced", _num("max", "{:,.0f}")),
+        Column(f"{plan.realistic_rate:g}/s", "CPU %", "realistic", _num("cpu_pct", "{:.2f}")),
+        Column(soak, "RSS MB", "soak", _span("rss_start_mb", "rss_end_mb", "{:.0f}")),
+        Column(soak, "growth", "soak", _num("rss_growth_pct", "{:+.0f}%")),
+        Column(soak, "threads", "soak", _span("threads_start", "threads_end", "{:.0f}")),
+    ]
+    return [c for c in every if c.workload in plan.workloads]
+
+
+def table(plan: Plan, summary: Summary) -> str:
+    cols = columns(plan)
+    names = [CLIENTS[key].label + (" *" if key == PRODUCT else "") for key in plan.clients]
+    cells = [[c.render(summary.get(c.workload, {}).get(key, {})) for c in cols] for key in plan.clients]
+    widths = [max(len(c.header), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    # widen the last column of each group so that the group's title fits over it
+    groups: list[tuple[str, list[int]]] = []
+    for i, c in enumerate(cols):
+        if groups and groups[-1][0] == c.group:
+            groups[-1][1].append(i)
+        else:
+            groups.append((c.group, [i]))
+    for title, members in groups:
+        span = sum(widths[i] for i in members) + 2 * (len(members) - 1)
+        widths[members[-1]] += max(0, len(title) - span)
+    first = max(len("client"), *(len(n) for n in names))
+    top = " " * first
+    for title, members in groups:
+        span = sum(widths[i] for i in members) + 2 * (len(members) - 1)
+        top += "  " + title.center(span, "-") if len(members) > 1 else "  " + title.rjust(span)
+    lines = [top, "client".ljust(first) + "".join("  " + c.header.rjust(w) for c, w in zip(cols, widths, strict=True))]
+    for name, row in zip(names, cells, strict=True):
+        lines.append(name.ljust(first) + "".join("  " + cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- ratios and targets
+
+
+def _get(summary: Summary, workload: str, client: str, name: str) -> float | None:
+    return summary.get(workload, {}).get(client, {}).get(name)
+
+
+def _ratio(summary: Summary, workload: str, name: str, baseline: str) -> float | None:
+    mine, theirs = _get(summary, workload, PRODUCT, name), _get(summary, workload, baseline, name)
+    return mine / theirs if mine is not None and theirs else None
+
+
+RATIOS = (("bulk events/s", "bulk", "events_per_s"), ("bulk CPU/event", "bulk", "cpu_us_per_event"),
+          ("paced p99", "paced", "p99"), ("300/s CPU", "realistic", "cpu_pct"))  # fmt: skip
+
+
+def ratios(plan: Plan, summary: Summary) -> dict[str, dict[str, float | None]]:
+    return {
+        baseline: {label: _ratio(summary, workload, name, baseline) for label, workload, name in RATIOS}
+        for baseline in plan.clients
+        if baseline != PRODUCT
+    }
+
+
+def ratio_lines(plan: Plan, summary: Summary) -> list[str]:
+    by_baseline = ratios(plan, summary)
+    if not by_baseline or PRODUCT not in plan.clients:
+        return []
+    first = max(len(CLIENTS[b].label) for b in by_baseline) + 3
+    lines = [
+        f"{CLIENTS[PRODUCT].label} (*) / baseline, same run (events/s: higher is better; CPU, latency: lower):",
+        " " * first + "".join(f"  {label:>14}" for label, _, _ in RATIOS),
+    ]
+    for baseline, values in by_baseline.items():
+        cells = "".join(f"  {_x(values[label]):>14}" for label, _, _ in RATIOS)
+        lines.append(f"vs {CLIENTS[baseline].label}".ljust(first) + cells)
+    return lines
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    value: str
+    met: bool | None  # None: not measured in this run
+
+
+def targets(summary: Summary) -> list[Target]:
+    """The issue's targets for the product, judged on this run's medians."""
+
+    def check(text: str, value: float | None, ok: Callable[[float], bool], fmt: str) -> Target:
+        return Target(text, "-" if value is None else fmt.format(value), None if value is None else ok(value))
+
+    def get(workload: str, name: str) -> float | None:
+        return _get(summary, workload, PRODUCT, name)
+
+    growth, steady = get("soak", "rss_growth_pct"), get("soak", "rss_steady_growth_pct")
+    t0, t1 = get("soak", "threads_start"), get("soak", "threads_end")
+    soak_rss = check("soak: RSS growth < 10 %", growth, lambda v: v < 10.0, "{:+.1f} %")
+    if steady is not None:
+        soak_rss = Target(soak_rss.text, f"{soak_rss.value} ({steady:+.1f} % after the first quarter)", soak_rss.met)
+    return [
+        check("bulk >= 1.0x websockets asyncio", _ratio(summary, "bulk", "events_per_s", "websockets"),
+              lambda v: v >= 1.0, "{:.2f}x"),
+        check("bulk >= 2.5x WebSocketApp+json+Queue", _ratio(summary, "bulk", "events_per_s", "ws-app"),
+              lambda v: v >= 2.5, "{:.2f}x"),
+        check("paced: p99 <= 250 us", get("paced", "p99"), lambda v: v <= 250.0, "{:,.0f} us"),
+        check("paced: max <= 2 ms", get("paced", "max"), lambda v: v <= 2000.0, "{:,.0f} us"),
+        check("paced: p99 <= 1.2x websocket-client recv()", _ratio(summary, "paced", "p99", "ws-recv"),
+              lambda v: v <= 1.2, "{:.2f}x"),
+        check("300/s: CPU <= 2 % of one core, metrics on", get("realistic", "cpu_pct"), lambda v: v <= 2.0,
+              "{:.2f} %"),
+        soak_rss,
+        Target("soak: thread count constant", "-" if t0 is None else f"{t0:.0f} -> {t1:.0f}",
+               None if t0 is None else t0 == t1),
+    ]  # fmt: skip
+
+
+def target_lines(summary: Summary) -> list[str]:
+    marks = {True: "met    ", False: "NOT MET", None: "n/a    "}
+    items = targets(summary)
+    width = max(len(t.text) for t in items)
+    return ["Targets (product *):"] + [f"  [{marks[t.met]}] {t.text.ljust(width)}  {t.value}" for t in items]

@@ -1,0 +1,155 @@
+"""The simulator in a process of its own: ``python -m pumpsync.bench.server SEED``.
+
+It prints ``{"url": ...}``, then answers one JSON line per JSON line of commands on stdin:
+``idle`` (wait until no client is connected), ``ready`` (wait for ``n`` streaming clients),
+``blast`` (send ``count`` stamped trades at ``rate``/s, or as fast as possible), ``stop``.
+End of stdin (the orchestrator went away) stops it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from typing import IO, Any
+
+from pumpsync.bench.probe import cpu_seconds
+
+PROVIDER = "openpump"
+
+
+class BenchError(Exception):
+    """A run could not be measured (a process failed, hung or answered nonsense)."""
+
+
+# ---------------------------------------------------------------- the child
+
+
+def _handle(sim: Any, cmd: dict[str, Any]) -> dict[str, Any]:
+    op, timeout = cmd["op"], float(cmd.get("timeout", 10.0))
+    if op == "idle":
+        sim.wait_for(lambda: not sim.connections(PROVIDER), timeout)
+        return {}
+    if op == "ready":
+        sim.wait_for_connections(PROVIDER, int(cmd["n"]), subscribed=True, timeout=timeout)
+        return {}
+    if op == "blast":
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        frames = sim.blast(int(cmd["count"]), PROVIDER, rate=cmd.get("rate"), stamp=True, timeout=timeout)
+        return {"frames": frames, "wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
+    if op == "stop":
+        return {}
+    raise ValueError(f"unknown op {op!r}")
+
+
+def main(argv: list[str]) -> int:
+    from pumpsync.simulator import Simulator
+
+    with Simulator(providers=(PROVIDER,), port=0, rate=0, seed=int(argv[0]) if argv else 1) as sim:
+        _reply({"url": sim.url(PROVIDER)})
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            try:
+                _reply({"ok": True, **_handle(sim, cmd)})
+            except Exception as exc:  # answer, so that the orchestrator can go on or give up
+                _reply({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+            if cmd["op"] == "stop":
+                break
+    return 0
+
+
+def _reply(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- the parent's handle
+
+
+class SimulatorProcess:
+    """Starts the child and talks to it; every answer is awaited with a deadline."""
+
+    def __init__(self, seed: int = 1, start_timeout: float = 30.0) -> None:
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "pumpsync.bench.server", str(seed)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        self._buf = b""
+        try:
+            self.url: str = self._read(start_timeout)["url"]
+        except BaseException:
+            self.close()
+            raise
+
+    def call(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+        """Run ``op`` in the child; raises BenchError if it fails or does not answer in time."""
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write((json.dumps({"op": op, "timeout": timeout, **args}) + "\n").encode())
+            stdin.flush()
+        except OSError as exc:
+            raise BenchError(f"simulator process gone: {exc}{self._tail()}") from None
+        answer = self._read(timeout + 10.0)
+        if not answer.get("ok"):
+            raise BenchError(f"simulator {op}: {answer.get('error')}")
+        return answer
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        fd = stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BenchError(f"simulator did not answer within {timeout:.0f} s")
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise BenchError(f"simulator process exited{self._tail()}")
+                self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def _tail(self) -> str:
+        self._log.seek(0)
+        text = self._log.read().decode(errors="replace").strip()
+        return f": {text[-800:]}" if text else ""
+
+    def close(self) -> None:
+        """Stop politely, then for sure."""
+        proc = self._proc
+        if proc.poll() is None:
+            try:
+                self.call("stop", timeout=5.0)
+            except BenchError:
+                pass
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(10.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        self._log.close()
+
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""Smoke test of ``pumpsync bench``: the harness runs end to end with tiny counts.
+
+Figures are never asserted: on a shared machine they are noise; only that every run
+completed and that the report renders.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import pumpsync.cli.bench as bench_cli
+from pumpsync.bench import QUICK, Plan, benchmark
+from pumpsync.cli import cli
+
+
+def test_bench_runs_end_to_end() -> None:
+    clients = ("pumpsync", "websockets")
+    plan = Plan(events=300, soak_events=400, seconds=0.3, realistic_seconds=0.3, repeat=1, clients=clients)
+    result = benchmark(plan)
+
+    for workload in plan.workloads:
+        for client in plan.clients:
+            (run,) = result.runs.results[workload][client]
+            assert "error" not in run, (workload, client, run)
+            assert run["received"] == run["expected"]
+    assert result.runs.results["paced"]["pumpsync"][0]["latency_us"].keys() == {"p50", "p99", "p99_9", "max"}
+    assert result.runs.results["bulk"]["pumpsync"][0]["metrics"]["on"]  # the product runs with metrics on
+
+    text = result.text()
+    assert "pumpsync Client+get, metrics *" in text and "websockets asyncio" in text
+    assert "Targets (product *):" in text
+    doc = json.loads(json.dumps(result.to_json()))
+    assert doc["summary"]["soak"]["pumpsync"]["runs"] == 1
+    assert len(doc["targets"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--quick"], QUICK),
+        (["--repeat", "5", "--events", "1000", "--client", "ws-recv", "--workload", "soak", "--workload", "bulk"],
+         Plan(repeat=5, events=1000, clients=("ws-recv",), workloads=("bulk", "soak"))),
+    ],
+)  # fmt: skip
+def test_bench_options_make_the_plan(monkeypatch: pytest.MonkeyPatch, args: list[str], expected: Plan) -> None:
+    seen: list[Plan] = []
+
+    class _Result:
+        def text(self) -> str:
+            return "table"
+
+    def fake(plan: Plan, progress: Any = None) -> _Result:
+        seen.append(plan)
+        return _Result()
+
+    monkeypatch.setattr(bench_cli, "benchmark", fake)
+    outcome = CliRunner().invoke(cli, ["bench", *args])
+    assert outcome.exit_code == 0, outcome.output
+    assert seen == [expected]
+    assert outcome.output.strip() == "table"
