@@ -13,7 +13,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -27,6 +27,7 @@ from pumpsync._stats import ClientStats
 from pumpsync.config import ClientConfig, rest_base
 from pumpsync.events import Event
 from pumpsync.providers.anaxer import normalize
+from pumpsync.providers.base import Subscription
 
 log = logging.getLogger("pumpsync.backfill")
 
@@ -57,8 +58,16 @@ def query_value(value: Any) -> str:
 
 
 class Backfiller:
-    def __init__(self, config: ClientConfig, delivery: Delivery, stats: ClientStats) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        delivery: Delivery,
+        stats: ClientStats,
+        subscriptions: Callable[[], list[Subscription]] | None = None,
+    ) -> None:
         self.config = config
+        # The live registry (runtime subscribe/unsubscribe), not the channels the client started with.
+        self._subscriptions = subscriptions or (lambda: list(config.channels))
         self.base = rest_base(config)
         self._delivery = delivery
         self._stats = stats
@@ -120,9 +129,9 @@ class Backfiller:
         """Events dropped on overflow are fetched again once the consumer has caught up."""
         if not self._delivery.dropped_from or self._delivery.queue.qsize() > self._delivery.capacity // 2:
             return
-        filters = {sub.channel: sub.filters for sub in self.config.channels}
+        filters = {sub.channel: sub.filters for sub in self._subscriptions()}
         gaps = self._delivery.take_overflow_gaps()
-        since = {ch: (filters.get(ch, {}), slot) for ch, slot in gaps.items() if self.recoverable(ch)}
+        since = {ch: (filters[ch], slot) for ch, slot in gaps.items() if ch in filters and self.recoverable(ch)}
         if since:
             self._do(Job(since, held=False))
 
@@ -183,7 +192,7 @@ class Backfiller:
         for attempt in range(_ATTEMPTS):
             if self._stop.is_set():
                 raise BackfillError("client closed")
-            wait = delay * (2**attempt)
+            wait = min(delay * (2**attempt), self.config.backoff_max)  # our own backoff is capped...
             try:
                 response = self._http.get(url, params=params, **self._request_options)
             except requests.RequestException as exc:
@@ -200,7 +209,7 @@ class Backfiller:
                 else:
                     raise BackfillError(problem)
             log.debug("backfill GET %s: %s (attempt %d)", redact(url), problem, attempt + 1)
-            if self._stop.wait(min(wait, self.config.backoff_max)):
+            if self._stop.wait(wait):  # ...the server's Retry-After is not (beyond retry_after()'s own cap)
                 raise BackfillError("client closed")
         raise BackfillError(f"{problem} after {_ATTEMPTS} attempts")
 

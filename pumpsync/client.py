@@ -73,7 +73,9 @@ class Client(Owner):
             Connection(i, config, dialect, self._delivery, connection_stats[i], self) for i in range(config.connections)
         ]
         self._supervisor = Supervisor(config, self._connections, self._fail)
-        self._backfiller = Backfiller(config, self._delivery, self._stats) if provider == "anaxer" else None
+        self._backfiller = (
+            Backfiller(config, self._delivery, self._stats, self.subscriptions) if provider == "anaxer" else None
+        )
         self._status_lock = threading.Lock()
         self._status_reply: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._lifecycle = threading.Lock()
@@ -231,29 +233,21 @@ class Client(Owner):
         """The channels this new session must back-fill, with the slot to start from."""
         if self._backfiller is None or not self.config.backfill:
             return {}
+        subs = {sub.channel: sub for sub in self.subscriptions() if self._backfiller.recoverable(sub.channel)}
         if self._since_pending:
             self._since_pending = False
-            since: dict[str, int] = dict.fromkeys(self._registry, self.config.since or 0)
+            since: dict[str, int | None] = dict.fromkeys(subs, self.config.since)
         elif conn.sessions > 1 and not any(c.is_open and c is not conn for c in self._connections):
             # A quiet channel has seen nothing of late: anything of it before the newest slot seen on
             # any channel was delivered live, so start there.
             last = self._delivery.last_slot
             newest = max(last.values(), default=None)
-            since = {}
-            for channel in self._registry:
-                slot = last.get(channel, newest)
-                if slot is not None:
-                    since[channel] = slot
+            since = {ch: last.get(ch, newest) for ch in subs}
         else:
             return {}
-        with self._registry_lock:
-            gap = {
-                ch: (dict(self._registry[ch].filters), slot)
-                for ch, slot in since.items()
-                if ch in self._registry and self._backfiller.recoverable(ch)
-            }
+        gap = {ch: (dict(subs[ch].filters), slot) for ch, slot in since.items() if slot is not None}
         carried, self._carried_gap = self._carried_gap, {}
-        return _merge_gaps(gap, {ch: v for ch, v in carried.items() if ch in self._registry})
+        return _merge_gaps(gap, {ch: v for ch, v in carried.items() if ch in subs})
 
     def _channel_live(self, conn: Connection, channel: str) -> None:
         """A channel of ``conn`` was acknowledged (or refused): start the gap's backfill once all are."""
