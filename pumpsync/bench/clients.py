@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import websocket
 
 from pumpsync.bench.probe import Recorder
-from pumpsync.bench.scrape import Scraper
 from pumpsync.client import Client, connect
 from pumpsync.events import Event
 
@@ -36,6 +35,10 @@ class BenchClient:
 
     key: ClassVar[str]
     label: ClassVar[str]
+    metrics: ClassVar[bool] = False  # serves /metrics on ``metrics_addr``, for the orchestrator to scrape
+
+    def __init__(self, metrics_addr: str | None = None) -> None:
+        self.metrics_addr = metrics_addr
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
         raise NotImplementedError
@@ -45,18 +48,22 @@ class BenchClient:
 
 
 class PumpsyncQueue(BenchClient):
-    """The product: ``Client`` + ``queue.get()``, metrics served and scraped every second."""
+    """The product: ``Client`` + ``queue.get()``, its metrics served (the orchestrator scrapes them)."""
 
     key = "pumpsync"
     label = "pumpsync Client+get, metrics"
+    metrics = True
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_addr: str | None = None) -> None:
+        super().__init__(metrics_addr)
         self._client: Client | None = None
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        from pumpsync.metrics import start_metrics_server
+
         client = self._client = Client("openpump", api_key=API_KEY, url=url)
         client.start()
-        scraper = Scraper.start(client)
+        server = start_metrics_server(client, self.metrics_addr or "127.0.0.1:0")
         get = client.queue.get
         try:
             while True:
@@ -67,10 +74,10 @@ class PumpsyncQueue(BenchClient):
                 if stamp is not None and record(stamp):
                     break
         finally:
-            scraper.close()
+            server.close()
             client.close()
         stats = client.stats()
-        return {"metrics": scraper.describe(), "dropped": stats["dropped"], "duplicates": stats["duplicates"]}
+        return {"dropped": stats["dropped"], "duplicates": stats["duplicates"]}
 
     def abort(self) -> None:
         if self._client is not None:
@@ -83,7 +90,8 @@ class PumpsyncIterator(BenchClient):
     key = "pumpsync-iter"
     label = "pumpsync connect() iterator"
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_addr: str | None = None) -> None:
+        super().__init__(metrics_addr)
         self._client: Client | None = None
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
@@ -107,7 +115,8 @@ class WsRecv(BenchClient):
     key = "ws-recv"
     label = "websocket-client recv()"
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_addr: str | None = None) -> None:
+        super().__init__(metrics_addr)
         self._ws: Any = None
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
@@ -142,7 +151,8 @@ class WsApp(BenchClient):
     key = "ws-app"
     label = "WebSocketApp+json+Queue"
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_addr: str | None = None) -> None:
+        super().__init__(metrics_addr)
         self._app: Any = None
         self._queue: queue.Queue[Any] = queue.Queue()
 
@@ -181,7 +191,8 @@ class Websockets(BenchClient):
     key = "websockets"
     label = "websockets asyncio"
 
-    def __init__(self) -> None:
+    def __init__(self, metrics_addr: str | None = None) -> None:
+        super().__init__(metrics_addr)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from pumpsync.bench.clients import CLIENTS
+from pumpsync.bench.scrape import Scraper, free_addr
 from pumpsync.bench.server import BenchError, SimulatorProcess
 
 SETTLE = 0.1  # after the connection is up, so that the consumer is in its loop when the first frame comes
@@ -101,6 +102,8 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
         "first_timeout": STARTUP + workload.blast_timeout(),
         "idle_timeout": 10.0,
     }
+    if CLIENTS[client].metrics:
+        spec["metrics_addr"] = free_addr()
     try:
         sim.call("idle", timeout=10.0)
     except BenchError as exc:
@@ -109,17 +112,24 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
         proc = subprocess.Popen(
             [sys.executable, "-m", "pumpsync.bench.worker", json.dumps(spec)], stdout=subprocess.PIPE, stderr=log
         )
+        scraper: Scraper | None = None
         try:
             _await_connection(sim, proc, log)
+            if "metrics_addr" in spec:
+                scraper = Scraper(spec["metrics_addr"])
             time.sleep(SETTLE)
             server = sim.call("blast", timeout=workload.blast_timeout(), count=workload.count, rate=workload.rate)
             out, _ = proc.communicate(timeout=60.0)
             result = _parse(out, log)
             result["server"] = {k: server[k] for k in ("frames", "wall_s", "cpu_s")}
+            if scraper is not None:
+                result["metrics"] = scraper.close()
             return result
         except (BenchError, subprocess.TimeoutExpired) as exc:
             return {"error": str(exc)}
         finally:
+            if scraper is not None:
+                scraper.close()
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()

@@ -1,59 +1,51 @@
 """What "metrics on" means for the product: its metrics server runs and is scraped once a second.
 
-The scraper is a thread of the measured process, so its own cost (an HTTP GET with urllib)
-is charged to the product too: a pessimistic stand-in for a Prometheus server that would
-scrape every 15 s from another process.
+The scrape comes from the orchestrator's process, as a Prometheus server's would come from its
+own: the measured process pays for serving each scrape (collecting, rendering, the HTTP
+exchange), not for being its own HTTP client. Once a second is still pessimistic; Prometheus
+scrapes every 15 s by default.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import urllib.request
 from typing import Any
 
-from pumpsync.client import Client
-
 SCRAPE_INTERVAL = 1.0
 
 
+def free_addr() -> str:
+    """A loopback ``host:port`` that nothing listens on right now, for the worker's metrics server."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
 class Scraper:
-    def __init__(self, server: Any) -> None:
+    """Scrapes ``http://ADDR/metrics`` every second from a thread of this (the orchestrator's) process."""
+
+    def __init__(self, addr: str) -> None:
         self.scrapes = 0
         self.failures = 0
         self.last_size = 0
-        self._server = server
+        self._url = f"http://{addr}/metrics"
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if server is not None:
-            self._thread = threading.Thread(target=self._run, name="bench-scraper", daemon=True)
-            self._thread.start()
-
-    @classmethod
-    def start(cls, client: Client) -> Scraper:
-        try:
-            from pumpsync.metrics import start_metrics_server
-        except ImportError:  # built by another part of the project; the result says "off"
-            return cls(None)
-        return cls(start_metrics_server(client, "127.0.0.1:0"))
+        self._thread = threading.Thread(target=self._run, name="bench-scraper", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
-        url = f"{self._server.url}/metrics"
         while not self._stop.wait(SCRAPE_INTERVAL):
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
+                with urllib.request.urlopen(self._url, timeout=5) as response:
                     self.last_size = len(response.read())
                 self.scrapes += 1
             except OSError:
                 self.failures += 1
 
-    def close(self) -> None:
+    def close(self) -> dict[str, Any]:
+        """Stop; what was scraped (for the run's result)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10.0)
-        if self._server is not None:
-            self._server.close()
-
-    def describe(self) -> dict[str, Any]:
-        if self._server is None:
-            return {"on": False}
+        self._thread.join(10.0)
         return {"on": True, "scrapes": self.scrapes, "failures": self.failures, "bytes": self.last_size}

@@ -2,7 +2,8 @@
 
 ``SPEC`` is a JSON object: ``client`` (a key of ``CLIENTS``), ``url``, ``count`` (events to
 wait for), ``latency`` (keep per-event latencies), ``warm_at`` (mark memory there),
-``first_timeout`` and ``idle_timeout`` (seconds). The result is one JSON object on stdout;
+``first_timeout`` and ``idle_timeout`` (seconds), ``metrics_addr`` (where the product serves
+its metrics). The result is one JSON object on stdout;
 anything else the process says goes to stderr.
 """
 
@@ -19,7 +20,7 @@ from pumpsync.bench.probe import Recorder, Watchdog
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    client = CLIENTS[spec["client"]]()
+    client = CLIENTS[spec["client"]](spec.get("metrics_addr"))
     recorder = Recorder(int(spec["count"]), latency=bool(spec.get("latency")), warm_at=spec.get("warm_at"))
     watchdog = Watchdog(
         recorder, client.abort, float(spec.get("first_timeout", 30.0)), float(spec.get("idle_timeout", 10.0))
