@@ -61,7 +61,8 @@ class Result:
                 lines.append("WARNING: the machine was busy; every figure below is disturbed by other processes")
         lines += ["", table(plan, self.summary), ""]
         lines.append("* the product: pumpsync Client + client.queue.get(), its metrics server scraped every second")
-        lines.append("  from another process, as Prometheus would. Every client parses each event (baselines: json.loads).")
+        lines.append("  from another process, as Prometheus would. Every client parses each event")
+        lines.append("  (baselines: json.loads).")
         failed = [(w, c, r["error"]) for w, by in self.runs.results.items() for c, rs in by.items() for r in rs
                   if "error" in r]  # fmt: skip
         for workload, client, error in failed:

@@ -102,8 +102,9 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
         "first_timeout": STARTUP + workload.blast_timeout(),
         "idle_timeout": 10.0,
     }
-    if CLIENTS[client].metrics:
-        spec["metrics_addr"] = free_addr()
+    metrics_addr = free_addr() if CLIENTS[client].metrics else None
+    if metrics_addr is not None:
+        spec["metrics_addr"] = metrics_addr
     try:
         sim.call("idle", timeout=10.0)
     except BenchError as exc:
@@ -115,8 +116,8 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
         scraper: Scraper | None = None
         try:
             _await_connection(sim, proc, log)
-            if "metrics_addr" in spec:
-                scraper = Scraper(spec["metrics_addr"])
+            if metrics_addr is not None:
+                scraper = Scraper(metrics_addr)
             time.sleep(SETTLE)
             server = sim.call("blast", timeout=workload.blast_timeout(), count=workload.count, rate=workload.rate)
             out, _ = proc.communicate(timeout=60.0)
