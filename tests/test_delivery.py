@@ -35,12 +35,46 @@ def anaxer_expected(sim) -> list[tuple[str, str, str | None]]:
 # ---------------------------------------------------------------- pieces
 
 
-def test_seen_set_is_bounded() -> None:
+def test_seen_set_remembers_at_least_the_last_size_identities_in_fixed_memory() -> None:
     seen = SeenSet(100)
+    tables = (seen._current.buffer_info(), seen._previous.buffer_info())
     for i in range(10_000):
         assert seen.add(("k", i))
-    assert len(seen) == 100
-    assert not seen.add(("k", 9_999)) and seen.add(("k", 0))  # recent remembered, old forgotten
+        assert not seen.add(("k", i))
+    assert 100 <= len(seen) <= 200
+    assert all(not seen.add(("k", i)) for i in range(9_900, 10_000))  # the last 100: remembered
+    assert seen.add(("k", 0)) and seen.add(("k", 9_000))  # older ones: forgotten
+    assert {seen._current.buffer_info(), seen._previous.buffer_info()} == set(tables)  # never reallocated
+
+
+def test_seen_set_forget_keeps_the_other_identities_reachable() -> None:
+    # Linear probing: a forgotten identity must not cut the probe chain of those after it.
+    seen = SeenSet(1000)
+    identities = [("k", i) for i in range(1000)]
+    for identity in identities:
+        assert seen.add(identity)
+    for identity in identities[::2]:
+        seen.forget(identity)
+    assert all(not seen.add(identity) for identity in identities[1::2])  # still remembered
+    assert all(seen.add(identity) for identity in identities[::2])  # forgotten: new again
+    seen.forget(("never", "seen"))  # harmless
+
+
+def test_seen_set_survives_colliding_home_slots() -> None:
+    class Colliding(tuple):  # every identity hashes to the same home slot
+        def __hash__(self) -> int:
+            return (self[0] << 20) | 7
+
+    seen = SeenSet(50)
+    items = [Colliding((i,)) for i in range(1, 200)]
+    for item in items:
+        assert seen.add(item)
+    assert all(not seen.add(item) for item in items[-50:])
+
+
+def test_seen_set_rejects_a_zero_size() -> None:
+    with pytest.raises(ValueError):
+        SeenSet(0)
 
 
 def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
