@@ -274,8 +274,9 @@ class Connection:
         recv = sock.recv
         decoder = FrameDecoder(self.config.max_frame_size)
         stats = self.stats
-        deliver = self._delivery.deliver
+        deliver_all = self._delivery.deliver_all
         lock = self._lock
+        events: list[Event] = []
         while True:
             if self._abort_reason is not None:
                 return Outcome(self._abort_reason, opened=True)
@@ -305,27 +306,48 @@ class Connection:
                             outputs = dialect.receive(payload, received_at)
                         for out in outputs:
                             if type(out) is Event:
-                                deliver(out)
-                                stats.last_event_at = wall
+                                events.append(out)
                             else:
+                                if events:  # what came before a control message goes first
+                                    self._hand_on(events, wall)
                                 ended = self._control(out)
                                 if ended is not None:
                                     return ended
                     elif opcode == OP_CLOSE:
+                        if events:  # before whatever the close code queues (a fatal error comes last)
+                            self._hand_on(events, wall)
                         _send_close(ws, close_code(payload) or websocket.STATUS_NORMAL)  # the closing handshake
                         return self._closed_by_server(dialect, payload)
                     elif opcode == OP_PING:
                         self._pong(ws, payload)
             except FrameTooLarge as exc:
+                if events:
+                    self._hand_on(events, wall)
                 stats.malformed["oversized"] += 1
                 log.warning("connection %d: %s; closing with 1009", self.index, exc)
                 _send_close(ws, websocket.STATUS_MESSAGE_TOO_BIG)
                 return Outcome("oversized", code=1009, opened=True)
             except ProtocolError as exc:
+                if events:
+                    self._hand_on(events, wall)
                 stats.malformed["protocol"] += 1
                 log.warning("connection %d: protocol error: %s; closing with 1002", self.index, exc)
                 _send_close(ws, websocket.STATUS_PROTOCOL_ERROR)
                 return Outcome("protocol", code=1002, opened=True)
+            finally:
+                # A read's events go on together, as the last thing before the next recv(): a
+                # consumer that put() wakes then finds the GIL free (this thread lets go of it in
+                # recv) instead of waking only to wait for it (two more context switches an event).
+                # Every other way out of this block has handed them on already.
+                if events:
+                    stats.last_event_at = wall
+                    deliver_all(events)
+                    events.clear()
+
+    def _hand_on(self, events: list[Event], wall: float) -> None:
+        self.stats.last_event_at = wall
+        self._delivery.deliver_all(events)
+        events.clear()
 
     def _pong(self, ws: websocket.WebSocket, payload: bytes) -> None:
         # A peer that pings but stops reading fills our send buffer; the send then times out.

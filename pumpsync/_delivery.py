@@ -120,23 +120,33 @@ class Delivery:
     # -- producers
     def deliver(self, event: Event) -> bool:
         """Hand one live event on; False if it was a duplicate."""
-        identity = event.identity
         with self._lock:
-            if identity is not None and not self._seen.add(identity):
-                self.stats.duplicates += 1
-                return False
-            if self._holds:
-                if time.monotonic() < self._hold_until:
-                    if len(self._held) >= self.capacity:  # the same overflow policy as the queue
-                        self._dropped(self._held.popleft())
-                        self.stats.held -= 1
-                    self._held.append(event)
-                    self.stats.held += 1
-                    return True
-                self._holds = 0  # a backfill that overstays does not hold the stream hostage
-                self._flush_held()
-            self._put(event)
-            return True
+            return self._accept(event)
+
+    def deliver_all(self, events: Iterable[Event]) -> None:
+        """Hand on the live events of one read, in order, under one acquisition of the lock."""
+        with self._lock:
+            accept = self._accept
+            for event in events:
+                accept(event)
+
+    def _accept(self, event: Event) -> bool:
+        identity = event.identity
+        if identity is not None and not self._seen.add(identity):
+            self.stats.duplicates += 1
+            return False
+        if self._holds:
+            if time.monotonic() < self._hold_until:
+                if len(self._held) >= self.capacity:  # the same overflow policy as the queue
+                    self._dropped(self._held.popleft())
+                    self.stats.held -= 1
+                self._held.append(event)
+                self.stats.held += 1
+                return True
+            self._holds = 0  # a backfill that overstays does not hold the stream hostage
+            self._flush_held()
+        self._put(event)
+        return True
 
     def hold(self, seconds: float) -> None:
         """Keep live events back until :meth:`release` (a backfill is starting), at most ``seconds``."""
@@ -177,7 +187,6 @@ class Delivery:
         q = self.queue
         if q.qsize() >= self.capacity:
             self._drop_oldest()
-        q.put(event)
         stats = self.stats
         stats.events[event.kind] += 1
         stats.connections[event.connection].first_deliveries += 1
@@ -187,6 +196,10 @@ class Delivery:
             self.last_slot[channel] = slot
         if event.timestamp is not None and not event.backfill:
             stats.delay.observe(max(0.0, (event.received_at - event.timestamp) / 1000.0))
+        # Last: put() wakes a waiting consumer, which then needs the GIL. The less this thread
+        # does before it blocks in recv() (and lets go of the GIL), the less often the consumer
+        # wakes only to wait for the GIL (two more context switches an event at low rates).
+        q.put(event)
 
     def _drop_oldest(self) -> None:
         try:
