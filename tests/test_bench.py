@@ -18,7 +18,7 @@ from pumpsync.cli import cli
 
 
 def test_bench_runs_end_to_end() -> None:
-    clients = ("pumpsync", "websockets")
+    clients = ("pumpsync", "websockets", "floor")
     plan = Plan(events=300, soak_events=400, seconds=0.3, realistic_seconds=0.3, repeat=1, clients=clients)
     result = benchmark(plan)
 
@@ -31,7 +31,7 @@ def test_bench_runs_end_to_end() -> None:
     assert result.runs.results["bulk"]["pumpsync"][0]["metrics"]["on"]  # the product runs with metrics on
 
     text = result.text()
-    assert "pumpsync Client+get, metrics *" in text and "websockets asyncio" in text
+    assert "pumpsync Client+get, metrics *" in text and "websockets asyncio" in text and "floor" in text
     assert "Targets (product *):" in text
     doc = json.loads(json.dumps(result.to_json()))
     assert doc["summary"]["soak"]["pumpsync"]["runs"] == 1

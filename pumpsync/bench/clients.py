@@ -30,6 +30,16 @@ def keyed(url: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}api_key={API_KEY}"
 
 
+def _shutdown(ws: Any) -> None:
+    """Wake a thread blocked reading ``ws`` (a websocket-client connection, or None)."""
+    sock = ws.sock if ws is not None else None
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class BenchClient:
     """One way to consume the stream; ``run`` returns extra facts for the result."""
 
@@ -134,12 +144,7 @@ class WsRecv(BenchClient):
         return {}
 
     def abort(self) -> None:
-        sock = self._ws.sock if self._ws is not None else None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shutdown(self._ws)
 
 
 _END = object()
@@ -185,6 +190,58 @@ class WsApp(BenchClient):
         self._queue.put(_END)
 
 
+class HandOffFloor(BenchClient):
+    """What any two-thread design costs before it does any work: the floor under the product.
+
+    websocket-client's handshake, then a thread that makes 64 KiB ``recv()`` calls on the bare
+    socket, splits frames and puts each payload on a ``queue.SimpleQueue``; the consumer
+    ``json.loads`` it. No de-duplication, no events, no stats, no supervision, no metrics.
+    """
+
+    key = "floor"
+    label = "floor: recv+SimpleQueue"
+
+    def __init__(self, metrics_addr: str | None = None) -> None:
+        super().__init__(metrics_addr)
+        self._ws: Any = None
+
+    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        from pumpsync._framing import OP_TEXT, FrameDecoder
+
+        ws = self._ws = websocket.create_connection(keyed(url))
+        sock = ws.sock
+        assert sock is not None  # connected
+        payloads: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+
+        def read() -> None:
+            decoder, put, recv = FrameDecoder(1 << 20), payloads.put, sock.recv
+            try:
+                while chunk := recv(65536):
+                    for opcode, payload in decoder.feed(chunk):
+                        if opcode == OP_TEXT:
+                            put(payload)
+            except OSError:
+                pass  # aborted
+            finally:
+                put(None)
+
+        reader = threading.Thread(target=read, name="bench-floor-reader", daemon=True)
+        reader.start()
+        try:
+            while (payload := payloads.get()) is not None:
+                stamp = json.loads(payload).get(STAMP)
+                if stamp is not None and record(stamp):
+                    break
+        finally:
+            self.abort()
+            reader.join(5.0)
+            ws.close()
+        return {}
+
+    def abort(self) -> None:
+        _shutdown(self._ws)
+
+
 class Websockets(BenchClient):
     """The asyncio library: ``async for message in websockets.asyncio.client.connect(...)`` + ``json.loads``."""
 
@@ -223,6 +280,6 @@ class Websockets(BenchClient):
 
 
 CLIENTS: dict[str, type[BenchClient]] = {
-    cls.key: cls for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets)
+    cls.key: cls for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets, HandOffFloor)
 }
 PRODUCT = PumpsyncQueue.key

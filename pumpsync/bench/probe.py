@@ -23,10 +23,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _cpu_and_switches() -> tuple[float, int]:
-    # context switches per event tell a thread hand-off per event from a batched one
+def _cpu_and_switches() -> tuple[float, int, int]:
+    # context switches per event tell a thread hand-off per event from a batched one; the
+    # involuntary ones, preemption (by another thread of ours or by the rest of the machine)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw + usage.ru_nivcsw
+    return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw + usage.ru_nivcsw, usage.ru_nivcsw
 
 
 def rss_bytes() -> int:
@@ -66,11 +67,11 @@ def percentiles(samples_ns: array[int]) -> dict[str, float]:
 
 
 class _Mark:
-    __slots__ = ("cpu", "rss", "switches", "threads", "wall")
+    __slots__ = ("cpu", "preempted", "rss", "switches", "threads", "wall")
 
     def __init__(self) -> None:
         self.wall = time.perf_counter()
-        self.cpu, self.switches = _cpu_and_switches()
+        self.cpu, self.switches, self.preempted = _cpu_and_switches()
         self.rss = rss_bytes()
         self.threads = thread_count()
 
@@ -121,6 +122,7 @@ class Recorder:
             cpu_us_per_event=cpu / intervals * 1e6,
             cpu_pct=100.0 * cpu / wall if wall > 0 else None,
             switches_per_event=(last.switches - first.switches) / intervals,
+            involuntary_switches_per_event=(last.preempted - first.preempted) / intervals,
             rss_start=first.rss,
             rss_end=last.rss,
             threads_start=first.threads,

@@ -120,11 +120,12 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
                 scraper = Scraper(metrics_addr)
             time.sleep(SETTLE)
             server = sim.call("blast", timeout=workload.blast_timeout(), count=workload.count, rate=workload.rate)
+            scraped = scraper.close() if scraper is not None else None  # before the worker shuts its server
             out, _ = proc.communicate(timeout=60.0)
             result = _parse(out, log)
             result["server"] = {k: server[k] for k in ("frames", "wall_s", "cpu_s")}
-            if scraper is not None:
-                result["metrics"] = scraper.close()
+            if scraped is not None:
+                result["metrics"] = scraped
             return result
         except (BenchError, subprocess.TimeoutExpired) as exc:
             return {"error": str(exc)}
