@@ -335,10 +335,9 @@ class Connection:
                 _send_close(ws, websocket.STATUS_PROTOCOL_ERROR)
                 return Outcome("protocol", code=1002, opened=True)
             finally:
-                # A read's events go on together, as the last thing before the next recv(): a
-                # consumer that put() wakes then finds the GIL free (this thread lets go of it in
-                # recv) instead of waking only to wait for it (two more context switches an event).
-                # Every other way out of this block has handed them on already.
+                # A read's events go on together, under one acquisition of the delivery lock (in
+                # bulk a 64 KiB read carries about 190 of them). Every other way out of this block
+                # has handed them on already, in order with what it queues.
                 if events:
                     stats.last_event_at = wall
                     deliver_all(events)

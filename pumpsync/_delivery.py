@@ -33,7 +33,7 @@ class SeenSet:
     current one. So the window holds between ``size`` and ``2 * size`` hashes at 8 bytes a slot
     (8 MiB for 200,000), and memory never grows after construction: no per-hash objects, no
     rehashing, nothing for the allocator to fragment. Two different events in one window share
-    a hash with a probability near size**2 / 2**64 (1e-8 for 200,000): accepted.
+    a hash with a probability near (2 * size)**2 / 2**64 (1e-8 for 200,000): accepted.
     """
 
     __slots__ = ("_count", "_current", "_mask", "_previous", "_previous_count", "_zeros", "size")
@@ -196,10 +196,7 @@ class Delivery:
             self.last_slot[channel] = slot
         if event.timestamp is not None and not event.backfill:
             stats.delay.observe(max(0.0, (event.received_at - event.timestamp) / 1000.0))
-        # Last: put() wakes a waiting consumer, which then needs the GIL. The less this thread
-        # does before it blocks in recv() (and lets go of the GIL), the less often the consumer
-        # wakes only to wait for the GIL (two more context switches an event at low rates).
-        q.put(event)
+        q.put(event)  # last: a consumer that holds the event and reads stats() finds it counted
 
     def _drop_oldest(self) -> None:
         try:
