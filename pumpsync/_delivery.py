@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from pumpsync._handoff import HandOffQueue
 from pumpsync._stats import ClientStats
 from pumpsync.errors import PumpsyncError
 from pumpsync.events import Event
@@ -105,7 +106,7 @@ class Delivery:
     """Thread-safe sink for all connections; the consumer reads ``queue``."""
 
     def __init__(self, stats: ClientStats, capacity: int, dedup_size: int) -> None:
-        self.queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self.queue: HandOffQueue[Item] = HandOffQueue()
         self.capacity = capacity
         self.stats = stats
         self._seen = SeenSet(dedup_size)
@@ -121,14 +122,18 @@ class Delivery:
     def deliver(self, event: Event) -> bool:
         """Hand one live event on; False if it was a duplicate."""
         with self._lock:
-            return self._accept(event)
+            new = self._accept(event)
+        self.queue.wake()
+        return new
 
     def deliver_all(self, events: Iterable[Event]) -> None:
-        """Hand on the live events of one read, in order, under one acquisition of the lock."""
+        """Hand on the live events of one read, in order, under one acquisition of the lock,
+        and wake the consumer once."""
         with self._lock:
             accept = self._accept
             for event in events:
                 accept(event)
+        self.queue.wake()
 
     def _accept(self, event: Event) -> bool:
         identity = event.identity
@@ -171,6 +176,7 @@ class Delivery:
                 self._holds -= 1
                 if not self._holds:
                     self._flush_held()
+        self.queue.wake()
         return new
 
     def _flush_held(self) -> None:
@@ -184,6 +190,7 @@ class Delivery:
 
     # -- internals
     def _put(self, event: Event) -> None:
+        """Queue ``event`` without waking the consumer: the public producers wake it once, after."""
         q = self.queue
         if q.qsize() >= self.capacity:
             self._drop_oldest()
@@ -196,7 +203,7 @@ class Delivery:
             self.last_slot[channel] = slot
         if event.timestamp is not None and not event.backfill:
             stats.delay.observe(max(0.0, (event.received_at - event.timestamp) / 1000.0))
-        q.put(event)  # last: a consumer that holds the event and reads stats() finds it counted
+        q.append(event)  # last: a consumer that holds the event and reads stats() finds it counted
 
     def _drop_oldest(self) -> None:
         try:

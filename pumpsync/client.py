@@ -13,6 +13,7 @@ from typing import Any
 from pumpsync._backfill import Backfiller
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
+from pumpsync._handoff import HandOffQueue
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
@@ -38,7 +39,8 @@ log = logging.getLogger("pumpsync")
 class Client(Owner):
     """A live stream from one provider over one or more redundant connections.
 
-    ``client.queue`` is a standard thread-safe queue (``queue.SimpleQueue``). Its items are
+    ``client.queue`` is a thread-safe queue with ``queue.SimpleQueue``'s methods (``get``,
+    ``get_nowait``, ``put``, ``qsize``, ``empty``; ``queue.Empty`` on timeout). Its items are
     :class:`~pumpsync.Event` objects and, rarely, :class:`~pumpsync.errors.PumpsyncError`
     instances: a :class:`SubscriptionRejected` (the other channels go on), a fatal error
     (the last item), or :class:`ClientClosed` once :meth:`close` has run. :meth:`get` and
@@ -59,7 +61,7 @@ class Client(Owner):
         connection_stats = [ConnectionStats(i) for i in range(config.connections)]
         self._stats = ClientStats(provider, config.queue_size, connection_stats)
         self._delivery = Delivery(self._stats, config.queue_size, max(config.dedup_size, 2 * config.queue_size))
-        self.queue: queue.SimpleQueue[Item] = self._delivery.queue
+        self.queue: HandOffQueue[Item] = self._delivery.queue
         self._registry_lock = threading.Lock()
         self._registry: dict[str, Subscription] = {sub.channel: sub for sub in config.channels}
         self._rejected: set[str] = set()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from pumpsync._delivery import Item
+from pumpsync._handoff import HandOffQueue
 from pumpsync.daemon.sinks import Sink
 from pumpsync.errors import ClientClosed, PumpsyncError
 from pumpsync.events import Event
@@ -25,7 +26,7 @@ _TICK = 0.25  # seconds; how often the thread proves it is alive while the strea
 class Dispatcher:
     def __init__(
         self,
-        source: queue.SimpleQueue[Item],
+        source: HandOffQueue[Item],
         sinks: Sequence[Sink],
         on_fatal: Callable[[PumpsyncError], None],
     ) -> None:
