@@ -23,6 +23,11 @@ from pumpsync.events import Event
 
 Item = Event | PumpsyncError
 
+# A long hand-over (a backfill, the live events held during one) wakes the consumer this often,
+# so that it drains the queue while the rest is queued instead of sleeping through it and
+# finding only the last ``capacity`` events (the rest dropped as overflow, to be fetched again).
+_WAKE_EVERY = 1024
+
 
 class SeenSet:
     """The identities of at least the last ``size`` events, in memory allocated once, up front.
@@ -171,6 +176,8 @@ class Delivery:
                     continue
                 self._put(event)
                 new += 1
+                if not new % _WAKE_EVERY:
+                    self.queue.wake()
             self.stats.backfill_events += new
             if held and self._holds:
                 self._holds -= 1
@@ -180,9 +187,13 @@ class Delivery:
         return new
 
     def _flush_held(self) -> None:
+        flushed = 0
         while self._held:
             self.stats.held -= 1
             self._put(self._held.popleft())
+            flushed += 1
+            if not flushed % _WAKE_EVERY:
+                self.queue.wake()
 
     def fail(self, error: PumpsyncError) -> None:
         """Queue an error for the consumer; errors bypass the capacity bound."""
