@@ -42,7 +42,8 @@ class HandOffQueue(Generic[T]):
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)  # a full buffer means wake-ups are pending already
-        weakref.finalize(self, _close, self._wake_r, self._wake_w)
+        # Not at exit: a daemon thread may still be waiting on them then; the OS closes them.
+        weakref.finalize(self, _close, self._wake_r, self._wake_w).atexit = False
 
     # ------------------------------------------------------------------ producers
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
