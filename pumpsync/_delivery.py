@@ -201,7 +201,8 @@ class Delivery:
 
     # -- internals
     def _put(self, event: Event) -> None:
-        """Queue ``event`` without waking the consumer: the public producers wake it once, after."""
+        """Queue ``event`` without waking the consumer: the public producers wake it after a
+        batch (and every ``_WAKE_EVERY`` events of a long one)."""
         q = self.queue
         if q.qsize() >= self.capacity:
             self._drop_oldest()
