@@ -191,7 +191,8 @@ class WsApp(BenchClient):
 
 
 class HandOffFloor(BenchClient):
-    """What any two-thread design costs before it does any work: the floor under the product.
+    """A two-thread design that does nothing else: what the threads, the socket and a
+    ``SimpleQueue`` hand-off cost before any of the work pumpsync does per event.
 
     websocket-client's handshake, then a thread that makes 64 KiB ``recv()`` calls on the bare
     socket, splits frames and puts each payload on a ``queue.SimpleQueue``; the consumer
