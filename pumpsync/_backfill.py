@@ -24,6 +24,7 @@ from pumpsync._backoff import retry_after
 from pumpsync._delivery import Delivery
 from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
+from pumpsync._threads import join_thread
 from pumpsync.config import ClientConfig, rest_base
 from pumpsync.events import Event
 from pumpsync.providers.anaxer import normalize
@@ -94,10 +95,9 @@ class Backfiller:
         self._jobs.put(None)
 
     def join(self, timeout: float) -> bool:
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
+        ended = join_thread(self._thread, timeout)
         self._http.close()
-        return not self._thread.is_alive()
+        return ended
 
     @staticmethod
     def recoverable(channel: str) -> bool:

@@ -34,6 +34,7 @@ from pumpsync._framing import (
 )
 from pumpsync._secrets import redact
 from pumpsync._stats import ConnectionStats
+from pumpsync._threads import join_thread
 from pumpsync.config import PROXY_PORTS, ClientConfig
 from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused
 from pumpsync.events import Event
@@ -155,9 +156,7 @@ class Connection:
         self.abort("client_close")
 
     def join(self, timeout: float) -> bool:
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return join_thread(self._thread, timeout)
 
     def send(self, text: str) -> bool:
         """Thread-safe send; False if there is no open socket."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from pumpsync._backoff import Backoff
 from pumpsync._connection import Connection, Outcome
+from pumpsync._threads import join_thread
 from pumpsync.config import ClientConfig
 from pumpsync.errors import ConnectionLost, PumpsyncError
 
@@ -60,9 +61,7 @@ class Supervisor:
             self._cond.notify_all()
 
     def join(self, timeout: float) -> bool:
-        if self._thread.ident is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return join_thread(self._thread, timeout)
 
     @property
     def alive(self) -> bool:

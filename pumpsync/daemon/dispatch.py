@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from pumpsync._delivery import Item
 from pumpsync._handoff import HandOffQueue
+from pumpsync._threads import join_thread
 from pumpsync.daemon.sinks import Sink
 from pumpsync.errors import ClientClosed, PumpsyncError
 from pumpsync.events import Event
@@ -47,9 +48,7 @@ class Dispatcher:
         self._stop.set()
 
     def join(self, timeout: float) -> bool:
-        if self._thread.ident is not None:
-            self._thread.join(max(0.0, timeout))
-        return not self._thread.is_alive()
+        return join_thread(self._thread, timeout)
 
     @property
     def alive(self) -> bool:

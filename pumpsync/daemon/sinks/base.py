@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from pumpsync._secrets import redact
+from pumpsync._threads import join_thread
 from pumpsync.events import Event
 
 log = logging.getLogger("pumpsync.sinks")
@@ -150,9 +151,7 @@ class Sink(ABC):
             self._cond.notify_all()
 
     def join(self, timeout: float) -> bool:
-        if self._thread.ident is not None:
-            self._thread.join(max(0.0, timeout))
-        return not self._thread.is_alive()
+        return join_thread(self._thread, timeout)
 
     @property
     def alive(self) -> bool:
