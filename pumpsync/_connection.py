@@ -273,7 +273,6 @@ class Connection:
         recv = sock.recv
         decoder = FrameDecoder(self.config.max_frame_size)
         stats = self.stats
-        deliver_all = self._delivery.deliver_all
         lock = self._lock
         events: list[Event] = []
         while True:
@@ -313,34 +312,27 @@ class Connection:
                                 if ended is not None:
                                     return ended
                     elif opcode == OP_CLOSE:
-                        if events:  # before whatever the close code queues (a fatal error comes last)
-                            self._hand_on(events, wall)
                         _send_close(ws, close_code(payload) or websocket.STATUS_NORMAL)  # the closing handshake
                         return self._closed_by_server(dialect, payload)
                     elif opcode == OP_PING:
                         self._pong(ws, payload)
             except FrameTooLarge as exc:
-                if events:
-                    self._hand_on(events, wall)
                 stats.malformed["oversized"] += 1
                 log.warning("connection %d: %s; closing with 1009", self.index, exc)
                 _send_close(ws, websocket.STATUS_MESSAGE_TOO_BIG)
                 return Outcome("oversized", code=1009, opened=True)
             except ProtocolError as exc:
-                if events:
-                    self._hand_on(events, wall)
                 stats.malformed["protocol"] += 1
                 log.warning("connection %d: protocol error: %s; closing with 1002", self.index, exc)
                 _send_close(ws, websocket.STATUS_PROTOCOL_ERROR)
                 return Outcome("protocol", code=1002, opened=True)
             finally:
                 # A read's events go on together, under one acquisition of the delivery lock (in
-                # bulk a 64 KiB read carries about 190 of them). Every other way out of this block
-                # has handed them on already, in order with what it queues.
+                # bulk a 64 KiB read carries about 190 of them). This runs before any way out of
+                # the block returns its Outcome (whose error, if any, is queued after them); only a
+                # control message, which may queue something at once, hands them on first.
                 if events:
-                    stats.last_event_at = wall
-                    deliver_all(events)
-                    events.clear()
+                    self._hand_on(events, wall)
 
     def _hand_on(self, events: list[Event], wall: float) -> None:
         self.stats.last_event_at = wall

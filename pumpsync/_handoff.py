@@ -49,8 +49,7 @@ class HandOffQueue(Generic[T]):
     def put(self, item: T, block: bool = True, timeout: float | None = None) -> None:
         """Queue ``item`` and wake a waiting consumer (``block`` and ``timeout``: as SimpleQueue, ignored)."""
         self._items.append(item)
-        if self._sleepers and not self._signaled:
-            self._signal()
+        self.wake()
 
     def put_nowait(self, item: T) -> None:
         self.put(item)
