@@ -64,9 +64,7 @@ class PumpsyncQueue(BenchClient):
     label = "pumpsync Client+get, metrics"
     metrics = True
 
-    def __init__(self, metrics_addr: str | None = None) -> None:
-        super().__init__(metrics_addr)
-        self._client: Client | None = None
+    _client: Client | None = None
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
         from pumpsync.metrics import start_metrics_server
@@ -100,9 +98,7 @@ class PumpsyncIterator(BenchClient):
     key = "pumpsync-iter"
     label = "pumpsync connect() iterator"
 
-    def __init__(self, metrics_addr: str | None = None) -> None:
-        super().__init__(metrics_addr)
-        self._client: Client | None = None
+    _client: Client | None = None
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
         with connect("openpump", api_key=API_KEY, url=url) as stream:
@@ -125,9 +121,7 @@ class WsRecv(BenchClient):
     key = "ws-recv"
     label = "websocket-client recv()"
 
-    def __init__(self, metrics_addr: str | None = None) -> None:
-        super().__init__(metrics_addr)
-        self._ws: Any = None
+    _ws: Any = None
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
         ws = self._ws = websocket.create_connection(keyed(url))
@@ -202,9 +196,7 @@ class HandOffFloor(BenchClient):
     key = "floor"
     label = "floor: recv+SimpleQueue"
 
-    def __init__(self, metrics_addr: str | None = None) -> None:
-        super().__init__(metrics_addr)
-        self._ws: Any = None
+    _ws: Any = None
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
         from pumpsync._framing import OP_TEXT, FrameDecoder
@@ -249,10 +241,8 @@ class Websockets(BenchClient):
     key = "websockets"
     label = "websockets asyncio"
 
-    def __init__(self, metrics_addr: str | None = None) -> None:
-        super().__init__(metrics_addr)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _task: asyncio.Task[None] | None = None
 
     def run(self, url: str, record: Recorder) -> dict[str, Any]:
         asyncio.run(self._main(url, record))
