@@ -46,6 +46,7 @@ from pumpsync.providers.base import (
     Notice,
     Output,
     Pong,
+    Reconnect,
     Rejected,
     Reply,
     StatusReport,
@@ -367,6 +368,9 @@ class Connection:
         elif isinstance(out, Fatal):
             self._owner.control(self, out)
             return Outcome("refused", refusal=out.error, opened=True)
+        elif isinstance(out, Reconnect):
+            detail = redact(out.message, self.config.api_key)
+            return Outcome(out.reason, detail=detail, rate_limited=out.rate_limited, opened=True)
         elif isinstance(out, (StatusReport, Subscribed, Unsubscribed, Rejected, Notice)):
             self._owner.control(self, out)
         return None

@@ -81,13 +81,36 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnect:
+    """End this session and connect again; with ``rate_limited``, not sooner than the rate-limit
+    floor (a JSON-RPC node's rate-limit error, or a subscription it failed to make)."""
+
+    reason: str  # a bounded label (it becomes a metric label)
+    message: str
+    rate_limited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Malformed:
     """A frame that was not what the protocol promises; ``reason`` is a bounded label."""
 
     reason: str
 
 
-Output = Event | Reply | Hello | Pong | StatusReport | Subscribed | Unsubscribed | Rejected | Fatal | Notice | Malformed
+Output = (
+    Event
+    | Reply
+    | Hello
+    | Pong
+    | StatusReport
+    | Subscribed
+    | Unsubscribed
+    | Rejected
+    | Fatal
+    | Notice
+    | Reconnect
+    | Malformed
+)
 
 # Bounded reasons for malformed frames (they become metric labels).
 MALFORMED_REASONS = (
@@ -351,6 +374,7 @@ __all__ = [
     "Output",
     "PlanError",
     "Pong",
+    "Reconnect",
     "Rejected",
     "Reply",
     "StatusReport",
