@@ -153,6 +153,7 @@ class Connection:
         self._go.set()
         ws = self._ws
         if ws is not None and ws.connected:
+            self.with_dialect(lambda d: d.on_close())
             _send_close(ws, websocket.STATUS_NORMAL)
         self.abort("client_close")
 

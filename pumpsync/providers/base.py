@@ -193,6 +193,10 @@ class Dialect(ABC):
         """Frames to send as soon as the socket is open."""
         return []
 
+    def on_close(self) -> list[str]:
+        """Frames to send before a deliberate close (a JSON-RPC node's ``logsUnsubscribe``)."""
+        return []
+
     def on_hello_timeout(self) -> list[str]:
         """No greeting came in time; frames to send now (only dialects that wait for one)."""
         return []

@@ -115,3 +115,99 @@ def running_node() -> Iterator[Node]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class WsNode:
+    """A Solana node's WebSocket side: ``logsSubscribe``/``logsUnsubscribe`` and notifications the
+    test pushes. Every pushed transaction is also put in ``history`` (its HTTP side), as a node would."""
+
+    def __init__(self, history: Node) -> None:
+        self.history = history
+        self.requests: list[dict[str, Any]] = []
+        # How to answer the next logsSubscribe requests: "ok", "silent" or a JSON-RPC error object.
+        self.subscribe_answers: list[Any] = []
+        self._connections: dict[Any, int] = {}  # connection -> its subscription id
+        self._lock = threading.Lock()
+        self._next = 100
+        self.subscribed = threading.Condition(self._lock)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def start(self) -> WsNode:
+        from websockets.sync.server import serve
+
+        self._server = serve(self._serve, "127.0.0.1", 0, max_size=None)
+        self.port = self._server.socket.getsockname()[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="wsnode", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.drop_all()
+        self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def subscribers(self) -> int:
+        with self._lock:
+            return len(self._connections)
+
+    def _serve(self, connection: Any) -> None:
+        try:
+            for message in connection:
+                request = json.loads(message)
+                with self._lock:
+                    self.requests.append(request)
+                    answer = self.subscribe_answers.pop(0) if self.subscribe_answers else "ok"
+                if request["method"] == "logsSubscribe":
+                    if answer == "silent":
+                        continue
+                    if answer != "ok":
+                        connection.send(json.dumps({"jsonrpc": "2.0", "error": answer, "id": request["id"]}))
+                        continue
+                    with self._lock:
+                        self._next += 1
+                        self._connections[connection] = self._next
+                        reply = {"jsonrpc": "2.0", "result": self._next, "id": request["id"]}
+                        connection.send(json.dumps(reply))  # under the lock: no notification overtakes it
+                        self.subscribed.notify_all()
+                elif request["method"] == "logsUnsubscribe":
+                    with self._lock:
+                        self._connections.pop(connection, None)
+                    connection.send(json.dumps({"jsonrpc": "2.0", "result": True, "id": request["id"]}))
+        except Exception:  # the client went away
+            pass
+        finally:
+            with self._lock:
+                self._connections.pop(connection, None)
+
+    def push(self, signature: str, slot: int, logs: list[str], err: Any = None, live: bool = True) -> None:
+        """A transaction: into the history, and (``live``) to every subscriber."""
+        tx = {"slot": slot, "blockTime": None, "meta": {"err": err, "logMessages": logs}, "transaction": {}}
+        self.history.add(signature, slot, tx, err)
+        if not live:
+            return
+        with self._lock:
+            for connection, sub_id in list(self._connections.items()):
+                value = {"signature": signature, "err": err, "logs": logs}
+                params = {"result": {"context": {"slot": slot}, "value": value}, "subscription": sub_id}
+                try:
+                    connection.send(json.dumps({"jsonrpc": "2.0", "method": "logsNotification", "params": params}))
+                except Exception:
+                    self._connections.pop(connection, None)
+
+    def drop_all(self) -> None:
+        """Close every client connection abruptly (no close frame): a network drop."""
+        with self._lock:
+            connections = list(self._connections)
+            self._connections.clear()
+        for connection in connections:
+            try:
+                connection.socket.close()
+            except OSError:
+                pass
