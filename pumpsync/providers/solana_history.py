@@ -212,6 +212,17 @@ class SolanaHistory:
                 raise HistoryError("client closed")
         return None
 
+    def refetch(
+        self, signature: str, slot: int | None, channels: Mapping[str, Mapping[str, Any]], stop: threading.Event
+    ) -> list[Event]:
+        """One transaction's events again: for a live notification whose log was truncated (its
+        events after the cut come from the inner instructions)."""
+        tx = self.transaction(signature, stop)
+        if tx is None:
+            self._count(LOST_UNAVAILABLE)
+            return []
+        return self.events_of(tx, signature, slot, int(time.time() * 1000), compile_filters(channels))
+
     def events_of(
         self, tx: Mapping[str, Any], signature: str, slot: int | None, received_at: int, filters: Mapping[str, Filter]
     ) -> list[Event]:

@@ -127,6 +127,7 @@ class WsNode:
         # How to answer the next logsSubscribe requests: "ok", "silent" or a JSON-RPC error object.
         self.subscribe_answers: list[Any] = []
         self._connections: dict[Any, int] = {}  # connection -> its subscription id
+        self._open: set[Any] = set()  # every client connection, subscribed or not
         self._lock = threading.Lock()
         self._next = 100
         self.subscribed = threading.Condition(self._lock)
@@ -158,6 +159,8 @@ class WsNode:
             return len(self._connections)
 
     def _serve(self, connection: Any) -> None:
+        with self._lock:
+            self._open.add(connection)
         try:
             for message in connection:
                 request = json.loads(message)
@@ -185,6 +188,7 @@ class WsNode:
         finally:
             with self._lock:
                 self._connections.pop(connection, None)
+                self._open.discard(connection)
 
     def push(self, signature: str, slot: int, logs: list[str], err: Any = None, live: bool = True) -> None:
         """A transaction: into the history, and (``live``) to every subscriber."""
@@ -204,7 +208,7 @@ class WsNode:
     def drop_all(self) -> None:
         """Close every client connection abruptly (no close frame): a network drop."""
         with self._lock:
-            connections = list(self._connections)
+            connections = list(self._open)
             self._connections.clear()
         for connection in connections:
             try:

@@ -123,6 +123,19 @@ def test_truncated_log_recovered_from_inner_instructions(node: Node) -> None:
     assert source.counts["truncated_recovered"] == 1 and source.counts["log_truncated"] == 0
 
 
+def test_refetch_one_transaction(node: Node) -> None:
+    """A live notification cut short: its transaction, fetched again, gives every event."""
+    node.add(SIGNATURE, SLOT, real_tx())
+    source = history(node)
+    try:
+        events = source.refetch(SIGNATURE, SLOT, ALL, threading.Event())
+        assert source.refetch("unknown", SLOT, ALL, threading.Event()) == []
+    finally:
+        source.close()
+    same(events, live_events(real_tx()["meta"]["logMessages"]))
+    assert source.counts["unavailable"] == 1
+
+
 def test_truncated_log_recovered_in_json_encoding(node: Node) -> None:
     """``encoding: json`` (what we ask for): program ids are indexes into the account keys."""
     tx = _truncated(real_tx())
