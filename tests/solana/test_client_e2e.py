@@ -1,0 +1,151 @@
+"""``solana`` through ``pumpsync.Client`` over real sockets: a stub node (WebSocket + HTTP JSON-RPC)
+on 127.0.0.1, written for these tests and sharing no code with the simulator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pumpsync import Client
+from pumpsync.errors import AuthenticationError, ConfigurationError
+from pumpsync.events import NEW_TOKEN, TRADE, Event
+from pumpsync.providers.solana import PROGRAM_ID
+from tests.conftest import wait_until
+from tests.solana.rpcstub import WsNode, running_node
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MINT = "CWiTGbCiDd8BKtNYNE2boT9fJGFG2MU53Uf6HQk4pump"
+
+
+def _registered() -> bool:
+    from pumpsync.config import make_config
+
+    try:
+        make_config("solana", api_key="x")
+    except ConfigurationError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _registered(), reason="provider solana not in the registry yet")
+
+
+def real_logs() -> list[str]:
+    logs: list[str] = json.loads((FIXTURES / "raw_create_tx_from_gettransaction.json").read_text())["result"]["meta"][
+        "logMessages"
+    ]
+    return logs
+
+
+def trade_logs() -> list[str]:
+    line = (FIXTURES / "captured_program_data.txt").read_text().splitlines()[1]
+    return [f"Program {PROGRAM_ID} invoke [1]", "Program log: Instruction: Buy", line, f"Program {PROGRAM_ID} success"]
+
+
+@pytest.fixture
+def node() -> Iterator[WsNode]:
+    with running_node() as http:
+        ws = WsNode(http).start()
+        try:
+            yield ws
+        finally:
+            ws.stop()
+
+
+def solana_client(make_client: Callable[..., Client], node: WsNode, **options: Any) -> Client:
+    options.setdefault("rest_url", f"http://127.0.0.1:{node.history.port}/")
+    return make_client("solana", node.url, **options)
+
+
+def take(client: Client, n: int) -> list[Event]:
+    out: list[Event] = []
+    for _ in range(n):
+        item = client.queue.get(timeout=10)
+        assert isinstance(item, Event), item
+        out.append(item)
+    return out
+
+
+def test_live_events(make_client: Callable[..., Client], node: WsNode) -> None:
+    client = solana_client(make_client, node)
+    client.start()
+    wait_until(lambda: node.subscribers() == 1, what="the logsSubscribe")
+    assert node.requests[0]["params"] == [{"mentions": [PROGRAM_ID]}, {"commitment": "confirmed"}]
+    node.push("FAILED", 9, real_logs(), err={"InstructionError": [0, {"Custom": 1}]})
+    node.push("SIG1", 10, real_logs())
+    create, trade = take(client, 2)
+    assert (create.kind, trade.kind) == (NEW_TOKEN, TRADE)
+    assert create.name == "The Ass Statue" and trade.sol_amount == 2.962962962 and trade.mint == MINT
+    assert create.slot == trade.slot == 10 and not trade.backfill
+    stats = client.stats()
+    assert stats["connections"][0]["malformed"]["failed_tx"] == 1
+
+
+def test_commitment_option(make_client: Callable[..., Client], node: WsNode) -> None:
+    client = solana_client(make_client, node, commitment="processed")
+    client.start()
+    wait_until(lambda: node.subscribers() == 1, what="the logsSubscribe")
+    assert node.requests[0]["params"][1] == {"commitment": "processed"}
+
+
+def test_frames_over_one_mebibyte(make_client: Callable[..., Client], node: WsNode) -> None:
+    client = solana_client(make_client, node)
+    client.start()
+    wait_until(lambda: node.subscribers() == 1, what="the logsSubscribe")
+    padding = ["Program log: " + "x" * 1000] * 1500  # a busy slot's 1.5 MB frame
+    node.push("BIG", 11, [*padding, *trade_logs()])
+    (trade,) = take(client, 1)
+    assert trade.signature == "BIG"
+
+
+def test_rate_limited_subscribe_retries(make_client: Callable[..., Client], node: WsNode) -> None:
+    node.subscribe_answers.append({"code": 429, "message": "Too many requests for a specific RPC call"})
+    client = solana_client(make_client, node)
+    client.start()
+    wait_until(lambda: node.subscribers() == 1, what="a second logsSubscribe")
+    node.push("SIG2", 12, trade_logs())
+    assert take(client, 1)[0].signature == "SIG2"
+    disconnects = client.stats()["connections"][0]["disconnects"]
+    assert any("rate_limited" in str(key) for key in disconnects)
+
+
+def test_refused_key_is_fatal(make_client: Callable[..., Client], node: WsNode) -> None:
+    node.subscribe_answers.append({"code": -32401, "message": "Invalid API key"})
+    client = solana_client(make_client, node)
+    client.start()
+    item = client.queue.get(timeout=10)
+    assert isinstance(item, AuthenticationError) and "Invalid API key" in str(item)
+
+
+def test_unsubscribe_on_close(make_client: Callable[..., Client], node: WsNode) -> None:
+    client = solana_client(make_client, node)
+    client.start()
+    wait_until(lambda: node.subscribers() == 1, what="the logsSubscribe")
+    client.close()
+    wait_until(lambda: any(r["method"] == "logsUnsubscribe" for r in node.requests), what="the logsUnsubscribe")
+
+
+def test_gap_recovered_in_order_exactly_once(make_client: Callable[..., Client], node: WsNode) -> None:
+    client = solana_client(make_client, node)
+    client.start()
+    wait_until(lambda: node.subscribers() == 1, what="the logsSubscribe")
+    node.push("A", 20, trade_logs())
+    assert [e.signature for e in take(client, 1)] == ["A"]
+    node.push("B", 21, trade_logs(), live=False)  # notifications the node never sent
+    node.push("C", 22, real_logs(), live=False)
+    node.drop_all()
+    wait_until(lambda: node.subscribers() == 1 and len(node.requests) >= 2, what="the reconnection")
+    wait_until(lambda: node.history.methods("getTransaction"), what="the gap recovery")
+    node.push("D", 23, trade_logs())
+    events = take(client, 4)
+    assert [(e.signature, e.kind, e.backfill) for e in events] == [
+        ("B", TRADE, True),
+        ("C", NEW_TOKEN, True),
+        ("C", TRADE, True),
+        ("D", TRADE, False),
+    ]
+    assert node.history.methods("getSignaturesForAddress")[0][1]["until"] == "A"
