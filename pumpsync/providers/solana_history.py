@@ -56,6 +56,7 @@ _CHUNK = 64  # transactions per page handed to the gap recovery
 _ATTEMPTS = 8  # per call, for 429 / 5xx / network errors / rate-limit errors
 _NOT_FOUND_ATTEMPTS = 3  # a confirmed signature's transaction may take a moment to be served
 _COUNT_PAGES = 100  # beyond the ceiling, signature pages read only to count the loss
+_MAX_PAGES = 10_000  # a node that pages forever (an ``until`` it does not know and no slot bound) must not keep us
 _REQUEST_TIMEOUT = (5.0, 30.0)
 _RATE_LIMIT_CODES = frozenset({429, -32429, -32005})
 _RETRY_CODES = frozenset({-32603, -32004, -32014, -32016})  # internal error, block/slot not yet available
@@ -157,9 +158,9 @@ class SolanaHistory:
         found: list[tuple[str, int]] = []
         beyond = 0
         before: str | None = None
-        for page_number in range(10_000):
+        for page_number in range(_MAX_PAGES):
             if len(found) >= self.max_transactions and page_number >= _COUNT_PAGES:
-                log.warning("solana gap: more than %d further transactions not even counted", beyond)
+                log.warning("solana gap: counting stopped after %d pages: the loss below is a lower bound", page_number)
                 break
             options: dict[str, Any] = {"limit": self.page_limit, "commitment": self.commitment}
             if since.signature:

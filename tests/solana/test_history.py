@@ -273,3 +273,34 @@ def test_url_and_commitment() -> None:
     assert SolanaHistory(overridden).url == "http://127.0.0.1:1/"
     source = SolanaHistory(ClientConfig(**base))  # type: ignore[arg-type]
     assert source.stream_wide and source.recoverable("trades") and not source.recoverable("prices")
+
+
+def test_hostile_transactions_never_raise() -> None:
+    """Whatever a node answers for a transaction, decoding it counts, never raises."""
+    import random
+
+    from pumpsync.providers.solana import compile_filters
+
+    source = SolanaHistory(ClientConfig(provider="solana", api_key=ApiKey(""), url="ws://127.0.0.1:1/"))
+    filters = compile_filters(ALL)
+    rng = random.Random(3)
+    pieces: list[Any] = [None, 1, "x", [], {}, [None], {"a": 1}, [{"programIdIndex": 99, "data": "0OIl"}], -1]
+    for _ in range(1500):
+        tx = _truncated(real_tx()) if rng.random() < 0.5 else real_tx()
+        target = rng.choice(["meta", "transaction", "innerInstructions", "logMessages", "message", "group", "ins"])
+        if target in ("meta", "transaction"):
+            tx[target] = rng.choice(pieces)
+        elif target in ("innerInstructions", "logMessages"):
+            tx["meta"][target] = rng.choice(pieces)
+        elif target == "message":
+            tx["transaction"]["message"] = rng.choice(pieces)
+        elif target == "group":
+            groups = tx["meta"]["innerInstructions"]
+            groups[rng.randrange(len(groups))] = rng.choice(pieces)
+        else:
+            group = rng.choice(tx["meta"]["innerInstructions"])
+            instructions = group["instructions"]
+            ins = instructions[rng.randrange(len(instructions))]
+            ins[rng.choice(["data", "programId", "programIdIndex"])] = rng.choice(pieces)
+        source.events_of(tx, SIGNATURE, SLOT, 0, filters)
+    source.close()
