@@ -416,6 +416,15 @@ def _error_parts(error: Any) -> tuple[int | str, str]:
     return (code if code is not None else "error"), message[:500]
 
 
+def check_config(config: ClientConfig) -> None:
+    """What the generic checks cannot know: the commitment, filter values, the gap ceiling."""
+    commitment_of(config)
+    compile_filters({sub.channel: sub.filters for sub in config.channels})
+    ceiling = getattr(config, "max_gap_transactions", None)
+    if ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int) or ceiling < 1):
+        raise ConfigurationError("max_gap_transactions", f"{ceiling!r} is not a positive whole number")
+
+
 def http_url(ws_url: str) -> str:
     """The node's HTTP JSON-RPC URL: the same host (and path, and key), ``wss`` -> ``https``."""
     if ws_url.startswith("wss://"):
@@ -458,6 +467,7 @@ __all__ = [
     "SPEC",
     "Filter",
     "Solana",
+    "check_config",
     "commitment_of",
     "compile_filter",
     "decode_logs",

@@ -353,3 +353,22 @@ def test_handshake_and_http_url() -> None:
     assert dialect.handshake("wss://n.example/", ApiKey("K3Y"), "header").headers == {"Authorization": "Bearer K3Y"}
     assert http_url(url) == "https://mainnet.helius-rpc.com/?api-key=KEY"
     assert http_url("ws://127.0.0.1:8900/path") == "http://127.0.0.1:8900/path"
+
+
+def test_check_config() -> None:
+    from types import SimpleNamespace
+
+    from pumpsync.providers.solana import check_config
+
+    def config(**options: Any) -> Any:
+        base: dict[str, Any] = {"channels": (Subscription("trades", {"minSol": 1}),), "commitment": None}
+        return SimpleNamespace(**{**base, **options})
+
+    check_config(config())
+    check_config(config(commitment="finalized", max_gap_transactions=10))
+    with pytest.raises(ConfigurationError, match="commitment"):
+        check_config(config(commitment="fast"))
+    with pytest.raises(ConfigurationError, match="minSol"):
+        check_config(config(channels=(Subscription("trades", {"minSol": -1}),)))
+    with pytest.raises(ConfigurationError, match="max_gap_transactions"):
+        check_config(config(max_gap_transactions=0))
