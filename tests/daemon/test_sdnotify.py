@@ -132,7 +132,7 @@ def test_the_watchdog_is_withheld_when_a_part_of_the_machinery_dies(sim: Simulat
     dispatcher.start()
     client.start()
     try:
-        wait_until(lambda: client.connected, what="a connection")
+        wait_until(lambda: client.ready, what="a healthy connection")  # the verdict summary() reads
         assert machinery_problem(client, dispatcher, [sink], None) is None
         assert summary(client, [sink], dispatcher).startswith("openpump: 1/1 connections healthy; 0 events")
         sim.emit(1)
