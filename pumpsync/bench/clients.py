@@ -296,7 +296,7 @@ class Picows(BenchClient):
 
         loads = json.loads
 
-        class Listener(WSListener):  # type: ignore[misc]
+        class Listener(WSListener):
             def on_ws_frame(self, transport: Any, frame: Any) -> None:
                 if frame.msg_type is WSMsgType.TEXT:
                     stamp = loads(frame.get_payload_as_bytes()).get(STAMP)
