@@ -32,7 +32,7 @@ from pumpsync._framing import (
     close_code,
     close_reason,
 )
-from pumpsync._secrets import redact
+from pumpsync._secrets import redact, safe_url
 from pumpsync._stats import ConnectionStats
 from pumpsync._threads import join_thread
 from pumpsync.config import PROXY_PORTS, ClientConfig
@@ -216,12 +216,13 @@ class Connection:
         config = self.config
         with self._lock:
             self.dialect = dialect = self._dialect_factory(self.index, self._owner.subscriptions())
-        handshake = dialect.handshake(config.url, config.api_key, config.auth)
+        url = config.url_of(self.index)
+        handshake = dialect.handshake(url, config.api_key, config.auth)
         self._abort_reason = None
         self.hello = None
         self.stats.attempts += 1
         self.stats.set_state("connecting")
-        log.debug("connection %d: connecting to %s", self.index, redact(handshake.url, config.api_key))
+        log.debug("connection %d: connecting to %s", self.index, safe_url(handshake.url))
         try:
             sslopt = self._sslopt(handshake.url)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
@@ -243,7 +244,7 @@ class Connection:
             ws.shutdown()
             if isinstance(exc, ssl.SSLCertVerificationError):
                 self._tls_suspect = True  # reload the CA certificates (at most every _TLS_RELOAD s)
-            detail = describe_connect_error(exc, config.url, config.connect_timeout, bool(config.proxy))
+            detail = describe_connect_error(exc, url, config.connect_timeout, bool(config.proxy))
             return Outcome(self._abort_reason or "connect_failed", detail=redact(detail, config.api_key))
         if self._abort_reason is not None:  # close() came while we were connecting
             ws.shutdown()

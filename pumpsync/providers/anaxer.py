@@ -42,6 +42,7 @@ from pumpsync.providers.base import (
     ratio,
 )
 from pumpsync.providers.openpump import with_query
+from pumpsync.providers.spec import ProviderSpec
 
 SOL_MINT = "So11111111111111111111111111111111111111112"
 V1 = "v1"
@@ -83,7 +84,9 @@ class Anaxer(Dialect):
         self._ids: dict[str, str] = {}  # v1 subscription id -> channel
         self._next_id = 0
 
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        if key is None:  # never: the key is required
+            return Handshake(url, {})
         if auth == "query":
             return Handshake(with_query(url, "key", key.reveal()), {})
         return Handshake(url, {"Authorization": f"Bearer {key.reveal()}"})
@@ -369,4 +372,24 @@ def _price(record: dict[str, Any], slot: int, received_at: int, connection: int,
     )
 
 
-__all__ = ["CHANNELS", "DOCUMENT", "V1", "Anaxer", "Malformed", "infer_channel", "normalize"]
+def _history(config: Any) -> Any:
+    from pumpsync.providers.anaxer_history import AnaxerHistory  # requests is imported only when needed
+
+    return AnaxerHistory(config)
+
+
+SPEC = ProviderSpec(
+    name="anaxer",
+    summary="Anaxer: channels creations, trades, graduations, prices; REST history (gap recovery, --since)",
+    dialect=Anaxer,
+    default_url=Anaxer.default_url,
+    channels=CHANNELS,
+    default_channels=("creations", "trades"),
+    demo_channels=("creations", "trades", "graduations"),
+    auth_forms=("query", "header"),
+    default_auth="header",
+    heartbeat="app",  # v1: our pings; the document form's server pings us (Dialect.ping() is None then)
+    history=_history,
+)
+
+__all__ = ["CHANNELS", "DOCUMENT", "SPEC", "V1", "Anaxer", "Malformed", "infer_channel", "normalize"]

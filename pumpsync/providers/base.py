@@ -163,8 +163,9 @@ class Dialect(ABC):
 
     # -- connecting
     @abstractmethod
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
-        """``auth`` is ``"query"`` or ``"header"``."""
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        """``auth`` is one of the spec's ``auth_forms``; ``key`` is None only for a provider
+        whose spec says ``key_required=False`` and no key was given."""
 
     def on_open(self) -> list[str]:
         """Frames to send as soon as the socket is open."""
