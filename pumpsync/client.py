@@ -24,7 +24,6 @@ from pumpsync.events import Event
 from pumpsync.providers import DEFAULT_PROVIDER, ProviderName
 from pumpsync.providers.base import (
     Dialect,
-    Fatal,
     Hello,
     Notice,
     Output,
@@ -392,8 +391,6 @@ class _Hub(Owner):
             gap = self._gaps.get(conn.index)
             if gap is not None and output.error.channel in gap:
                 self._channel_live(conn, output.error.channel)
-        elif isinstance(output, Fatal):
-            client._fail(output.error)
         elif isinstance(output, Notice):
             client._stats.notices[output.code] += 1
             log.warning(

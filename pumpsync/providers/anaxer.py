@@ -83,6 +83,10 @@ class Anaxer(Dialect):
         self.form = form  # None until the first frame tells
         self._ids: dict[str, str] = {}  # v1 subscription id -> channel
         self._next_id = 0
+        # The previous session of this connection learned the document form: subscribe at once
+        # instead of waiting hello_timeout for a v1 greeting (provisional until the first frame).
+        self._learned: str | None = None
+        self._provisional = False
 
     def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         if key is None:  # never: the key is required
@@ -94,6 +98,18 @@ class Anaxer(Dialect):
     @property
     def awaiting_hello(self) -> bool:
         return self.form is None
+
+    def resume(self, previous: Dialect) -> None:
+        if isinstance(previous, Anaxer) and previous.form == DOCUMENT and not previous._provisional:
+            self._learned = DOCUMENT
+        elif isinstance(previous, Anaxer) and previous._provisional:  # that session never heard a frame
+            self._learned = previous._learned
+
+    def on_open(self) -> list[str]:
+        if self._learned != DOCUMENT or self.form is not None:
+            return []
+        self.form, self._provisional = DOCUMENT, True
+        return [frame for sub in self.subscriptions.values() for frame in self._subscribe_frames(sub)]
 
     def on_hello_timeout(self) -> list[str]:
         if self.form is not None:
@@ -148,6 +164,11 @@ class Anaxer(Dialect):
         if obj.get("v") == 1 and "data" in obj:  # the hot path: a v1 data frame
             return self._v1_data(obj, received_at)
         kind = obj.get("type")
+        if self._provisional:
+            self._provisional = False
+            if kind == "connected" and obj.get("v") == 1:  # the server has changed to the v1 form
+                self.form = None
+                self._ids.clear()
         if self.form is None:
             return self._first_frame(obj, kind, received_at)
         if kind == "ping":

@@ -179,6 +179,11 @@ class Dialect(ABC):
     def awaiting_hello(self) -> bool:
         return False
 
+    def resume(self, previous: Dialect) -> None:
+        """Called on a new session's dialect with the previous session's (same connection slot),
+        before ``handshake``: carry over what that session learned about the server."""
+        return None  # most dialects learn nothing worth carrying
+
     # -- heartbeats
     def ping(self) -> str | None:
         """A heartbeat frame the client sends every ping interval, or None if the server pings us."""

@@ -91,39 +91,41 @@ class TransportClosed(Exception):
 
 
 class Transport(Protocol):
-    """One session's byte pipe, driven by the connection thread (``open``/``read``/``send_*``/
-    ``close``) and, for ``abort``, by any thread. The WebSocket transport is the default; a
-    provider with another source (a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
+    """A connection slot's pipe to the source: opened once per session by the connection thread
+    (``open``/``read``/``send_*``/``close``/``shutdown``); ``abort`` and the sends may come from
+    any thread. The WebSocket transport (``pumpsync/_transport.py``) is the default; a provider
+    with another source (a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
     """
 
     def open(self, url: str, headers: Mapping[str, str]) -> None:
         """Connect (with the config's TLS, proxy and timeout). Raises ``UpgradeRefused`` or ``ConnectFailed``."""
 
     def read(self) -> tuple[int, Iterable[tuple[int, bytes]]]:
-        """Wait (briefly: at most about half a second) for input: ``(bytes received, frames)``.
-        ``(0, ())`` means nothing yet; raises ``TransportClosed`` at the end, and the framing's
-        ``FrameTooLarge``/``ProtocolError`` for a broken stream."""
+        """Wait (briefly: at most about half a second, so that close() is prompt) for input:
+        ``(bytes received, frames)``, each frame ``(opcode, payload)``; ``(0, ())`` means nothing
+        yet. Raises ``TransportClosed`` at the end, and the framing's ``FrameTooLarge`` or
+        ``ProtocolError`` (``pumpsync._framing``) for a broken stream."""
 
     def send_text(self, text: str) -> bool:
         """Thread-safe; False if the transport is not open."""
 
     def send_ping(self, payload: bytes = b"") -> bool:
-        """A WebSocket ping frame (heartbeat ``"ws_ping"``); False where there is none."""
+        """A WebSocket ping frame (heartbeat ``"ws_ping"``), answered by an ``OP_PONG`` frame; False where none."""
 
     def send_pong(self, payload: bytes) -> None:
-        """Answer the peer's ping frame."""
+        """Answer the peer's ping frame (never raises)."""
 
     def close(self, code: int) -> None:
         """Start the polite closing handshake (send only; never raises)."""
 
     def abort(self) -> None:
-        """From any thread: make a blocked ``read`` return at once (``TransportClosed``)."""
+        """From any thread: make a blocked ``open``/``read`` return at once."""
 
     def shutdown(self) -> None:
-        """Release everything (the session is over)."""
+        """The session is over: release the socket (the transport may be opened again)."""
 
 
-# ``(config, connection index) -> Transport``, a new one per session.
+# ``(config, connection index) -> Transport``: one per connection slot, built when the client is.
 TransportFactory = Callable[["ClientConfig", int], Transport]
 
 
