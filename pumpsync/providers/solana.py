@@ -284,7 +284,7 @@ class Solana(Dialect):
         self._subscribing = False
         self._opened = False
 
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         if key and auth == "query":
             return Handshake(with_query(url, "api-key", key.reveal()), {})  # Helius's spelling
         if key and auth == "header":
