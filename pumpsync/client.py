@@ -124,7 +124,7 @@ class Client:
         self._rejected: set[str] = set()
         self._hub = _Hub(self)
         self._connections = [
-            Connection(i, config, spec.dialect, self._delivery, connection_stats[i], self._hub)
+            Connection(i, config, spec.dialect.for_config(config), self._delivery, connection_stats[i], self._hub)
             for i in range(config.connections)
         ]
         self._supervisor = Supervisor(config, self._connections, self._fail)

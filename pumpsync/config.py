@@ -60,6 +60,9 @@ class ClientConfig:
     proxy: str | None = None
     # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
     urls: tuple[str, ...] = ()
+    # Provider-only options (ProviderSpec.options): None here, the provider's default after make_config.
+    commitment: str | None = None  # solana: processed / confirmed / finalized
+    max_gap_transactions: int | None = None  # solana: transactions one gap recovery may fetch at most
 
     def __post_init__(self) -> None:
         if not self.urls:

@@ -13,11 +13,14 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpsync._secrets import ApiKey
 from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused, SubscriptionRejected
 from pumpsync.events import UNKNOWN, Event
+
+if TYPE_CHECKING:
+    from pumpsync.config import ClientConfig
 
 # ---------------------------------------------------------------- outputs of a dialect
 
@@ -183,6 +186,12 @@ class Dialect(ABC):
     def __init__(self, connection: int, subscriptions: list[Subscription]) -> None:
         self.connection = connection
         self.subscriptions = {sub.channel: sub for sub in subscriptions}
+
+    @classmethod
+    def for_config(cls, config: ClientConfig) -> Callable[[int, list[Subscription]], Dialect]:
+        """How the client builds this dialect for each session; a dialect that reads provider
+        options (``ProviderSpec.options``, e.g. solana's ``commitment``) binds them here."""
+        return cls
 
     # -- connecting
     @abstractmethod

@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,6 +57,7 @@ COMMITMENTS = ("processed", "confirmed", "finalized")
 # forks that are then dropped: trades that never happened), yet ~13 s ahead of finalized; and it is
 # the lowest commitment getSignaturesForAddress / getTransaction accept, so live and history agree.
 DEFAULT_COMMITMENT = "confirmed"
+MAX_GAP_TRANSACTIONS = 2000  # getTransaction calls one gap may make (beyond: counted as lost)
 FILTERS: dict[str, tuple[str, ...]] = {
     "creations": ("mints", "wallets"),
     "trades": ("mints", "wallets", "minSol", "side"),
@@ -284,6 +286,10 @@ class Solana(Dialect):
         self._subscribing = False
         self._opened = False
 
+    @classmethod
+    def for_config(cls, config: ClientConfig) -> Callable[[int, list[Subscription]], Dialect]:
+        return functools.partial(cls, commitment=commitment_of(config))
+
     def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         if key and auth == "query":
             return Handshake(with_query(url, "api-key", key.reveal()), {})  # Helius's spelling
@@ -454,7 +460,8 @@ SPEC = ProviderSpec(
     heartbeat="ws_ping",
     max_frame_size=32 * 1024 * 1024,
     history=_history,
-    options={"commitment": DEFAULT_COMMITMENT},
+    options={"commitment": DEFAULT_COMMITMENT, "max_gap_transactions": MAX_GAP_TRANSACTIONS},
+    check=check_config,
 )
 
 __all__ = [

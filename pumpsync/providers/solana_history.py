@@ -34,6 +34,7 @@ from pumpsync.providers.openpump import with_query
 from pumpsync.providers.solana import (
     CHANNELS,
     LOG_TRUNCATED,
+    MAX_GAP_TRANSACTIONS,
     PROGRAM_ID,
     Filter,
     commitment_of,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("pumpsync.history.solana")
 
 PAGE_LIMIT = 1000  # getSignaturesForAddress's maximum
-MAX_GAP_TRANSACTIONS = 2000
 CONCURRENCY = 4
 _CHUNK = 64  # transactions per page handed to the gap recovery
 _ATTEMPTS = 8  # per call, for 429 / 5xx / network errors / rate-limit errors
@@ -398,4 +398,4 @@ def make_history(config: ClientConfig) -> SolanaHistory:
     return SolanaHistory(config)
 
 
-__all__ = ["MAX_GAP_TRANSACTIONS", "SolanaHistory", "make_history"]
+__all__ = ["SolanaHistory", "make_history"]
