@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pumpsync import Client
+from pumpsync.config import make_config
 from pumpsync.errors import AuthenticationError, ConfigurationError
 from pumpsync.events import NEW_TOKEN, TRADE, Event
 from pumpsync.providers.solana import PROGRAM_ID
@@ -19,19 +20,6 @@ from tests.solana.rpcstub import WsNode, running_node
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MINT = "CWiTGbCiDd8BKtNYNE2boT9fJGFG2MU53Uf6HQk4pump"
-
-
-def _registered() -> bool:
-    from pumpsync.config import make_config
-
-    try:
-        make_config("solana", api_key="x")
-    except ConfigurationError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _registered(), reason="provider solana not in the registry yet")
 
 
 def real_logs() -> list[str]:
@@ -150,3 +138,47 @@ def test_gap_recovered_in_order_exactly_once(make_client: Callable[..., Client],
     ]
     # Paged back to A: by its signature where the gap recovery passes it (Position.signature), else by its slot.
     assert node.history.methods("getSignaturesForAddress")[0][1].get("until", "A") == "A"
+
+
+def test_no_key_needed_and_keys_in_urls_never_shown() -> None:
+    config = make_config("solana")
+    assert config.api_key is None and config.url == "wss://api.mainnet-beta.solana.com"
+    assert config.commitment == "confirmed" and config.max_frame_size == 32 * 1024 * 1024
+    keyed = make_config("solana", url=["wss://rpc-a.example/SECRETPATHKEY", "wss://b.example/?api-key=SECRETQ"])
+    assert keyed.connections == 2
+    assert "SECRETPATHKEY" not in repr(keyed) and "SECRETQ" not in repr(keyed)
+    with pytest.raises(ConfigurationError, match="'wallet'"):
+        make_config("solana", channels={"trades": {"wallet": "x"}})
+    with pytest.raises(ConfigurationError, match="commitment"):
+        make_config("solana", commitment="fastest")
+    with pytest.raises(ConfigurationError, match="commitment"):
+        make_config("anaxer", api_key="k", commitment="processed")  # a solana-only option
+
+
+def test_cli_stream(node: WsNode) -> None:
+    """`pumpsync stream --provider solana` as a user runs it, with the node's key in its URL."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PUMPSYNC_API_KEY"}
+    args = ["stream", "--provider", "solana", "--url", node.url + "?api-key=S3CRETKEY", "--commitment", "processed"]
+    args += ["--rest-url", f"http://127.0.0.1:{node.history.port}/", "--format", "jsonl", "--count", "2"]
+    args += ["--channel", "creations", "--channel", 'trades:{"minSol":1,"side":"buy"}']
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pumpsync", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        wait_until(lambda: node.subscribers() == 1 or process.poll() is not None, what="the CLI's logsSubscribe")
+        assert node.requests[0]["params"][1] == {"commitment": "processed"}
+        node.push("CLI1", 30, real_logs())
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["kind"], line["signature"]) for line in lines] == [("new_token", "CLI1"), ("trade", "CLI1")]
+    assert lines[1]["raw"]["sol_amount"] == 2_962_962_962 and lines[1]["sol_amount"] == 2.962962962
+    assert "S3CRETKEY" not in out + err
