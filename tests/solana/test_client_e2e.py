@@ -182,3 +182,26 @@ def test_cli_stream(node: WsNode) -> None:
     assert [(line["kind"], line["signature"]) for line in lines] == [("new_token", "CLI1"), ("trade", "CLI1")]
     assert lines[1]["raw"]["sol_amount"] == 2_962_962_962 and lines[1]["sol_amount"] == 2.962962962
     assert "S3CRETKEY" not in out + err
+
+
+def test_two_nodes_each_event_once(make_client: Callable[..., Client], node: WsNode) -> None:
+    """``url=[a, b]``: one connection per node; each event once, from whichever node was first."""
+    with running_node() as http_b:
+        other = WsNode(http_b).start()
+        try:
+            client = make_client("solana", [node.url, other.url], rest_url=f"http://127.0.0.1:{node.history.port}/")
+            client.start()
+            wait_until(lambda: node.subscribers() == 1 and other.subscribers() == 1, what="both subscriptions")
+            node.push("R1", 40, trade_logs())
+            other.push("R1", 40, trade_logs())
+            other.push("R2", 41, trade_logs())
+            node.push("R2", 41, trade_logs())
+            assert sorted(e.signature or "" for e in take(client, 2)) == ["R1", "R2"]
+            wait_until(
+                lambda: sum(c["first_deliveries"] for c in client.stats()["connections"]) == 2, what="the counts"
+            )
+            node.push("R3", 42, trade_logs())
+            assert take(client, 1)[0].signature == "R3"
+            assert client.queue.empty()
+        finally:
+            other.stop()
