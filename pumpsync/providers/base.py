@@ -87,7 +87,28 @@ class Malformed:
     reason: str
 
 
-Output = Event | Reply | Hello | Pong | StatusReport | Subscribed | Unsubscribed | Rejected | Fatal | Notice | Malformed
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A well-formed frame left out on purpose (another launchpad's launch, a channel no longer wanted);
+    ``reason`` is a bounded label."""
+
+    reason: str
+
+
+Output = (
+    Event
+    | Reply
+    | Hello
+    | Pong
+    | StatusReport
+    | Subscribed
+    | Unsubscribed
+    | Rejected
+    | Fatal
+    | Notice
+    | Malformed
+    | Dropped
+)
 
 # Bounded reasons for malformed frames (they become metric labels).
 MALFORMED_REASONS = (
@@ -343,6 +364,7 @@ __all__ = [
     "AuthenticationError",
     "ClosePolicy",
     "Dialect",
+    "Dropped",
     "Fatal",
     "Handshake",
     "Hello",
