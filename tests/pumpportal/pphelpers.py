@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pumpsync.simulator import Simulator
+from pumpsync.simulator.pumpportal import PumpPortalServer
+
 CAPTURED = Path(__file__).with_name("captured_frames.txt")
 
 
@@ -47,3 +50,13 @@ def many_keys(n: int) -> list[str]:
             digits = alphabet[rem] + digits
         out.append("Key" + "1" * 35 + digits)
     return out
+
+
+def pp_url(sim: Simulator) -> str:
+    return f"ws://127.0.0.1:{sim.port('pumpportal')}/api/data"
+
+
+def pp_server(sim: Simulator) -> PumpPortalServer:
+    server = sim._server("pumpportal")
+    assert isinstance(server, PumpPortalServer)
+    return server
