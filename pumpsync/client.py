@@ -70,7 +70,7 @@ class Client(Owner):
         self._gaps: dict[int, dict[str, tuple[dict[str, Any], int]]] = {}
         self._gap_acks: dict[int, set[str]] = {}
         self._carried_gap: dict[str, tuple[dict[str, Any], int]] = {}
-        dialect = dialect_class(provider)
+        self._dialect = dialect = dialect_class(provider)
         self._connections = [
             Connection(i, config, dialect, self._delivery, connection_stats[i], self) for i in range(config.connections)
         ]
@@ -164,24 +164,37 @@ class Client(Owner):
             return list(self._registry.values())
 
     def subscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
-        """Add (or replace) a channel at runtime; it is restored on every reconnect."""
+        """Add (or replace) a channel at runtime; it is restored on every reconnect.
+
+        Where the provider subscribes by keys (PumpPortal's trade channels), the keys are added to
+        the channel's, and only the new ones are sent."""
         (sub,) = parse_channels(self.config.provider, {channel: filters})
+        dialect = self._dialect
         with self._registry_lock:
-            replaced = channel in self._registry
+            old = self._registry.get(channel)
+            sub = dialect.merge(old, sub)
             self._registry[channel] = sub
             self._rejected.discard(channel)
             for conn in self._connections:
-                if replaced:
+                if old is not None and not dialect.diffs:
                     conn.with_dialect(lambda d: d.unsubscribe(channel))
                 conn.with_dialect(lambda d: d.subscribe(sub))
 
-    def unsubscribe(self, channel: str) -> None:
-        """Stop a channel without closing the connection."""
+    def unsubscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
+        """Stop a channel without closing the connection; with ``filters`` (PumpPortal's ``{"keys": [...]}``),
+        stop only those keys (the channel goes once none is left)."""
         with self._registry_lock:
-            if self._registry.pop(channel, None) is None:
+            old = self._registry.get(channel)
+            if old is None:
                 raise PumpsyncError(f"not subscribed to {channel!r}")
+            rest = self._dialect.remove(old, filters)
+            if rest is None:
+                del self._registry[channel]
+            else:
+                self._registry[channel] = rest
             for conn in self._connections:
-                conn.with_dialect(lambda d: d.unsubscribe(channel))
+                # The dialect sends the difference: an unsubscribe for the keys no longer wanted.
+                conn.with_dialect(lambda d: d.unsubscribe(channel) if rest is None else d.subscribe(rest))
 
     # ------------------------------------------------------------------ requests
     def status(self, timeout: float = 5.0) -> dict[str, Any]:

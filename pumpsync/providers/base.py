@@ -11,12 +11,12 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pumpsync._secrets import ApiKey
-from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused, SubscriptionRejected
+from pumpsync.errors import AuthenticationError, ConfigurationError, PlanError, ProviderRefused, SubscriptionRejected
 from pumpsync.events import UNKNOWN, Event
 
 # ---------------------------------------------------------------- outputs of a dialect
@@ -177,6 +177,21 @@ class Dialect(ABC):
     default_url: ClassVar[str]
     close_policies: ClassVar[dict[int, ClosePolicy]]
     channels: ClassVar[tuple[str, ...]] = ()
+    # True: ``subscribe(sub)`` on a channel already subscribed sends only the difference (PumpPortal's
+    # keys), so the client does not unsubscribe the channel first.
+    diffs: ClassVar[bool] = False
+
+    @staticmethod
+    def merge(old: Subscription | None, new: Subscription) -> Subscription:
+        """What the client's registry holds after ``subscribe(new)``: by default ``new`` replaces ``old``."""
+        return new
+
+    @staticmethod
+    def remove(old: Subscription, filters: Mapping[str, Any] | None) -> Subscription | None:
+        """What remains of ``old`` after ``unsubscribe(channel, filters)``; None: the whole channel goes."""
+        if filters:
+            raise ConfigurationError("filters", f"{old.channel!r} can only be unsubscribed as a whole")
+        return None
 
     def __init__(self, connection: int, subscriptions: list[Subscription]) -> None:
         self.connection = connection

@@ -180,7 +180,7 @@ class PumpPortal(Dialect):
     # Proposed hook for the core: what an HTTP status at the upgrade means (403 must not be fatal here).
     http_policies: ClassVar[dict[int, ClosePolicy]] = dict.fromkeys((403, 429), _BANNED)
     # subscribe(sub) with a channel already subscribed sends only the difference (keys added or removed);
-    # merge/remove say what the client's registry holds after subscribe/unsubscribe (proposed base hooks).
+    # merge/remove say what the client's registry holds after subscribe/unsubscribe.
     diffs: ClassVar[bool] = True
     merge = staticmethod(merge)
     remove = staticmethod(remove)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pphelpers import PPSim
 
 from pumpsync.simulator import Simulator
 from pumpsync.simulator.plans import KeyTable
 from pumpsync.simulator.pumpportal import PumpPortalServer
-
-PPSim = Callable[..., Simulator]
 
 
 @pytest.fixture

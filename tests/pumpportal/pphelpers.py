@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pumpsync.simulator import Simulator
 from pumpsync.simulator.pumpportal import PumpPortalServer
 
+PPSim = Callable[..., Simulator]  # the pp_sim fixture
 CAPTURED = Path(__file__).with_name("captured_frames.txt")
 
 

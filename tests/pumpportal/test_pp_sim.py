@@ -9,8 +9,7 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import PPSim
-from pphelpers import captured, pp_server, pp_url
+from pphelpers import PPSim, captured, pp_server, pp_url
 from simulator.simhelpers import assert_silent, expect_close, recv_json, recv_until
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
