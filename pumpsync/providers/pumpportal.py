@@ -198,6 +198,7 @@ class PumpPortal(Dialect):
         self._window_sent = 0
         self._awaiting_keys_ack: deque[str] = deque()
         self._acked: set[str] = set()
+        self._keysets = self._keysets_of()
         self._unfunded: str | None = None  # the rejection code once the server has said so
         # Silence watch, per acknowledged trade channel: [acknowledged at (ms), launches since].
         self._watch: dict[str, list[int]] = {}
@@ -222,6 +223,7 @@ class PumpPortal(Dialect):
         sub = Subscription(sub.channel, check_filters(sub.channel, sub.filters))
         old = self.subscriptions.get(sub.channel)
         self.subscriptions[sub.channel] = sub
+        self._keysets = self._keysets_of()
         if sub.channel == NEW_TOKENS:
             self._pools = self._pools_of(sub)
         return self._release(self._frames(old, sub))
@@ -229,6 +231,8 @@ class PumpPortal(Dialect):
     def unsubscribe(self, channel: str) -> list[str]:
         old = self.subscriptions.pop(channel, None)
         self._watch.pop(channel, None)
+        self._acked.discard(channel)
+        self._keysets = self._keysets_of()
         if old is None:
             return []
         method = METHODS[channel][1]
@@ -336,11 +340,16 @@ class PumpPortal(Dialect):
         tokens, accounts = subs.get(TOKEN_TRADES), subs.get(ACCOUNT_TRADES)
         if tokens is None and accounts is None:
             return None
-        if tokens is not None and (accounts is None or mint in tokens.filters["keys"]):
+        if tokens is not None and (accounts is None or mint in self._keysets[TOKEN_TRADES]):
             return TOKEN_TRADES
-        if accounts is not None and (tokens is None or trader in accounts.filters["keys"]):
+        if accounts is not None and (tokens is None or trader in self._keysets[ACCOUNT_TRADES]):
             return ACCOUNT_TRADES
         return TOKEN_TRADES
+
+    def _keysets_of(self) -> dict[str, frozenset[str]]:
+        """Each trade channel's keys as a set (a trade looks its mint or wallet up in them)."""
+        subs = self.subscriptions
+        return {ch: frozenset(subs[ch].filters["keys"]) if ch in subs else frozenset() for ch in TRADE_CHANNELS}
 
     def _create(self, obj: dict[str, Any], received_at: int) -> list[Output]:
         mint = opt_str(obj.get("mint"))
@@ -424,6 +433,7 @@ class PumpPortal(Dialect):
     def _reject(self, channel: str, text: str) -> Rejected:
         self.subscriptions.pop(channel, None)
         self._watch.pop(channel, None)
+        self._keysets = self._keysets_of()
         code = self._unfunded or UNFUNDED_KEY
         why = (
             "no API key was given; trade channels need one funded with at least 0.02 SOL"

@@ -330,6 +330,7 @@ def test_subscribe_sends_only_the_added_keys_and_a_smaller_list_removes() -> Non
 def test_free_channels_subscribe_once_and_migrations_unsubscribe_locally() -> None:
     d = dialect()
     d.on_open()
+    assert feed(d, {"message": ACK_MIGRATIONS}) == [Subscribed("migrations")]
     assert d.subscribe(Subscription("new_tokens", {"pools": ["pump", "bonk"]})) == []  # a local filter
     assert only_event(feed(d, data_frame("2smh7"))).raw["pool"] == "bonk"
     assert sent(d.unsubscribe("new_tokens")) == [{"method": "unsubscribeNewToken"}]
@@ -337,6 +338,7 @@ def test_free_channels_subscribe_once_and_migrations_unsubscribe_locally() -> No
     assert d.unsubscribe("migrations") == []  # the API has no unsubscribeMigration
     assert feed(d, data_frame("52MoT")) == [Dropped("unsubscribed")]
     assert sent(d.subscribe(Subscription("migrations"))) == [{"method": "subscribeMigration"}]
+    assert feed(d, {"message": ACK_MIGRATIONS}) == [Subscribed("migrations")]  # acknowledged anew
 
 
 def test_key_lists_are_split_at_5000_per_message() -> None:
