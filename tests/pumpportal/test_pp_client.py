@@ -184,3 +184,23 @@ def test_the_key_never_shows(pp_sim: PPSim, make_client: MakeClient, caplog: pyt
     shown = [repr(client), repr(client.config), str(client.stats()), *(r.getMessage() for r in caplog.records)]
     assert not [text for text in shown if secret in text]
     assert client.stats()["connections"][0]["pings_sent"] == 0  # no heartbeat exists to send
+
+
+def test_subscription_messages_stay_under_the_operators_rate(pp_sim: PPSim, make_client: MakeClient) -> None:
+    """300 runtime subscriptions in a burst: paced under 200 messages a second, none refused, all applied."""
+    from pphelpers import many_keys
+
+    sim = pp_sim(rate=20)  # launches flow: their frames clock the paced messages out
+    client = make_client("pumpportal", pp_url(sim), api_key=FUNDED_KEY, channels={"new_tokens": {}}).start()
+    sim.wait_for_connections("pumpportal", 1, subscribed=True)
+    keys = many_keys(300)
+    for key in keys:
+        client.subscribe("account_trades", {"keys": [key]})
+
+    def subscribed() -> int:
+        conn = sim.connections("pumpportal")[0]
+        return next((len(s.filters["keys"]) for s in conn.subscriptions if s.channel == "account_trades"), 0)
+
+    wait_until(lambda: subscribed() == 300, what="300 keys on the server")
+    assert dict(client.raw_stats.notices) == {}  # no "rate_limited" errors frame
+    assert client.stats()["connections"][0]["connects"] == 1  # on the one socket
