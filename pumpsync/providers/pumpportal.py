@@ -20,7 +20,7 @@ import json
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import ConfigurationError, SubscriptionRejected
@@ -43,6 +43,9 @@ from pumpsync.providers.base import (
 )
 from pumpsync.providers.openpump import with_query
 from pumpsync.providers.spec import ProviderSpec
+
+if TYPE_CHECKING:
+    from pumpsync.config import ClientConfig
 
 PROVIDER = "pumpportal"
 NEW_TOKENS = "new_tokens"
@@ -158,6 +161,15 @@ def remove(old: Subscription, filters: Mapping[str, Any] | None) -> Subscription
     gone = set(check_filters(old.channel, filters)["keys"])
     keys = [k for k in old.filters.get("keys", ()) if k not in gone]
     return Subscription(old.channel, {"keys": keys}) if keys else None
+
+
+def check_config(config: ClientConfig) -> None:
+    """Configuration-time checks (``ProviderSpec.check``): every channel's filters, the silence option."""
+    for sub in config.channels:
+        check_filters(sub.channel, sub.filters)
+    silent = getattr(config, "silent_trades_after", None)
+    if silent is not None and (isinstance(silent, bool) or not isinstance(silent, (int, float)) or not silent > 0):
+        raise ConfigurationError("silent_trades_after", f"{silent!r} is not a positive number of seconds")
 
 
 def _chunks(keys: list[str]) -> list[list[str]]:
