@@ -53,11 +53,9 @@ refuses the key or the plan, 1 otherwise."""
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None, help="[info]")
 @click.option("--demo", is_flag=True, help="Run against the built-in simulator (no key, no network).")
 @click.option(
-    "--fresh",
-    "resume",
-    flag_value=False,
+    "--resume/--fresh",
     default=None,
-    help="Start from now, not from the positions the sinks stored (the default resumes after a restart).",
+    help="After a restart, start from where the sinks' stored events end (the default), or from now.",
 )
 @click.option(
     "--state-dir",
