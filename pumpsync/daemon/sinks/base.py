@@ -276,6 +276,7 @@ class Sink(ABC):
                         break
                     self._cond.wait(remaining)
             n = min(self.batch_size, len(self._buf))
+            self._in_flight = n  # under the lock that took them: abandon() counts them or _count() does
             return [self._buf.popleft() for _ in range(n)], reopen
 
     def _past_deadline(self) -> bool:
@@ -283,8 +284,6 @@ class Sink(ABC):
 
     def _deliver(self, batch: list[Event]) -> None:
         delay = self.retry_initial
-        with self._cond:
-            self._in_flight = len(batch)
         try:
             for attempt in range(1, self.attempts + 1):
                 self._writing_since = time.monotonic()
