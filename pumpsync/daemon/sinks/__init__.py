@@ -18,8 +18,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pumpsync._json import strict_json
 from pumpsync._ranges import RANGES, check_range
-from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json, identity_key, strict_json
+from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json, identity_key
 from pumpsync.daemon.sinks.function import CallableSink
 from pumpsync.daemon.sinks.jsonl import FileSink, StdoutSink
 from pumpsync.daemon.sinks.sqlite import SqliteSink

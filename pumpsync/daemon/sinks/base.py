@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -21,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, TypeVar
 
+from pumpsync._json import strict_json
 from pumpsync._secrets import redact
 from pumpsync._threads import join_thread
 from pumpsync.events import Event
@@ -43,25 +43,6 @@ class PartialWrite(Exception):
     def __init__(self, message: str, written: int) -> None:
         super().__init__(message)
         self.written = written
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and +-Infinity (which JSON does not have) replaced by null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def strict_json(data: Any) -> str:
-    """Compact, strict JSON: what every sink writes. A provider's NaN/Infinity become null."""
-    try:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
-    except ValueError:  # the rare non-finite float: walk the data only then
-        return json.dumps(_finite(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str)
 
 
 def identity_key(event: Event) -> str:
