@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +33,21 @@ ENTRY = "from pumpsync.cli import main; main()"
 # Fast client timings for daemons under test.
 FAST_FLAGS = ["--ping-interval", "1", "--pong-timeout", "0.8", "--stale-timeout", "3", "--backoff-initial", "0.05",
               "--backoff-max", "0.3"]  # fmt: skip
+
+
+@contextlib.contextmanager
+def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 with ``handler``; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def free_port() -> int:
@@ -108,6 +127,12 @@ class DaemonProc:
                 return False
 
         wait_until(ready, timeout, "the daemon's /readyz to answer 200")
+
+    def wait_streaming(self, sim: Any, provider: str = "anaxer") -> DaemonProc:
+        """Ready, and subscribed at the simulator: events emitted from now on reach it."""
+        self.wait_ready()
+        sim.wait_for_connections(provider, 1, subscribed=True)
+        return self
 
     def metrics(self) -> str:
         status, body = http_get(self.url + "/metrics")

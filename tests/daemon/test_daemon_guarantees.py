@@ -37,16 +37,12 @@ def jsonl_events(path: Path) -> Counter[tuple[str, str]]:
 def test_a_killed_daemon_resumes_from_its_sqlite_rows(sim: Simulator, start_daemon: Any, tmp_path: Path) -> None:
     db = tmp_path / "events.sqlite3"
     args = anaxer_args(sim, "--sink", f"sqlite:{db}")
-    first = start_daemon(args, env=worktree_env(**KEY_ENV))
-    first.wait_ready()
-    sim.wait_for_connections("anaxer", 1, subscribed=True)
+    first = start_daemon(args, env=worktree_env(**KEY_ENV)).wait_streaming(sim)
     sim.emit(30)
     wait_until(lambda: len(db_rows(db)) == sum(expected_anaxer(sim).values()), what="the first events in SQLite")
     first.kill()  # kill -9: nothing saved on the way out
     sim.emit(30)  # while no daemon runs
-    second = start_daemon(args, env=worktree_env(**KEY_ENV))
-    second.wait_ready()
-    sim.wait_for_connections("anaxer", 1, subscribed=True)
+    second = start_daemon(args, env=worktree_env(**KEY_ENV)).wait_streaming(sim)
     sim.emit(10)
     expected = expected_anaxer(sim)
     wait_until(lambda: len(db_rows(db)) == sum(expected.values()), what="the missed events in SQLite")
@@ -61,17 +57,13 @@ def test_a_restarted_daemon_resumes_its_jsonl_file_from_the_state_directory(
     jsonl, state = tmp_path / "events.jsonl", tmp_path / "state"
     args = anaxer_args(sim, "--sink", f"jsonl:{jsonl}")
     env = worktree_env(**KEY_ENV, STATE_DIRECTORY=str(state))  # as systemd's StateDirectory= sets it
-    first = start_daemon(args, env=env)
-    first.wait_ready()
-    sim.wait_for_connections("anaxer", 1, subscribed=True)
+    first = start_daemon(args, env=env).wait_streaming(sim)
     sim.emit(30)
     wait_until(lambda: sum(jsonl_events(jsonl).values()) == sum(expected_anaxer(sim).values()), what="the events")
     assert first.stop() == 0
     assert (state / "positions.json").is_file()
     sim.emit(30)
-    second = start_daemon(args, env=env)
-    second.wait_ready()
-    sim.wait_for_connections("anaxer", 1, subscribed=True)
+    second = start_daemon(args, env=env).wait_streaming(sim)
     sim.emit(10)
     expected = expected_anaxer(sim)
     wait_until(lambda: set(jsonl_events(jsonl)) == set(expected), what="the missed events in the file")
@@ -98,9 +90,7 @@ def test_jsonl_on_a_full_file_system_stays_valid_and_matches_its_counters(
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
     args = anaxer_args(sim, "--sink", f"jsonl:{jsonl}")
-    daemon = start_daemon(args, env=worktree_env(**KEY_ENV), preexec=small_files)
-    daemon.wait_ready()
-    sim.wait_for_connections("anaxer", 1, subscribed=True)
+    daemon = start_daemon(args, env=worktree_env(**KEY_ENV), preexec=small_files).wait_streaming(sim)
     while not (daemon.sample("pumpsync_sink_events_dropped_total", sink="jsonl") or 0):
         sim.emit(20)
         wait_until(lambda: daemon.sample("pumpsync_sink_buffer_depth", sink="jsonl") == 0, what="the writes")
@@ -111,9 +101,9 @@ def test_jsonl_on_a_full_file_system_stays_valid_and_matches_its_counters(
     assert all(json.loads(line) for line in lines)  # every line whole
     assert len(lines) == written
     # Space again: the restart appends whole lines after the last whole one.
-    again = start_daemon(anaxer_args(sim, "--sink", f"jsonl:{jsonl}", "--fresh"), env=worktree_env(**KEY_ENV))
-    again.wait_ready()
-    sim.wait_for_connections("anaxer", 1, subscribed=True)
+    again = start_daemon(
+        anaxer_args(sim, "--sink", f"jsonl:{jsonl}", "--fresh"), env=worktree_env(**KEY_ENV)
+    ).wait_streaming(sim)
     sim.emit(5)
     wait_until(lambda: len(jsonl.read_text().splitlines()) > written, what="new lines")
     assert again.stop() == 0

@@ -11,12 +11,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemonhelpers import wait_until
+from daemonhelpers import serve_http, wait_until
 from test_sinks import close, trade
 
 from pumpsync.cli._render import terminal_safe, to_text
@@ -68,14 +68,8 @@ class Receiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[str]:
     Receiver.requests, Receiver.fail = [], 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serve_http(Receiver) as url:
+        yield url + "/hook"
 
 
 # ------------------------------------------------------------------ 4: strict JSON, one bad event costs only itself
