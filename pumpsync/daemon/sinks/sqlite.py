@@ -93,6 +93,7 @@ class SqliteSink(Sink):
             before = db.total_changes
             db.executemany(INSERT, rows)
             self.inserted += db.total_changes - before
+        self._encoded = (None, [])
         return len(rows)
 
     def stored_positions(self, provider: str) -> dict[str, dict[str, Any]]:

@@ -82,6 +82,8 @@ class WebhookSink(Sink):
             body = ("[" + ",".join(text for _, text in items) + "]").encode("utf-8")
             self._encoded = (batch, body, key, len(items))
         _, body, key, count = self._encoded
+        if not count:  # every event was unserializable (and counted): nothing to send
+            return 0
         # The whole request within `timeout`: requests' own timeout is per socket operation, which a
         # receiver answering a byte at a time never trips. Shutting the socket down ends any wait on it.
         deadline = threading.Timer(self.timeout, self._cut_off)
@@ -97,6 +99,7 @@ class WebhookSink(Sink):
         finally:
             deadline.cancel()
         if 200 <= status < 300:
+            self._encoded = (None, b"", "", 0)
             return count
         if status in _RETRY_STATUSES or status >= 500:
             raise WebhookError(f"HTTP {status}", retry_after(response.headers.get("Retry-After"), 0.0) or None)
