@@ -176,10 +176,14 @@ class Dialect(ABC):
     provider: ClassVar[str]
     default_url: ClassVar[str]
     close_policies: ClassVar[dict[int, ClosePolicy]]
+    # What an HTTP status at the WebSocket upgrade means, where the provider reads it its own way.
+    http_policies: ClassVar[dict[int, ClosePolicy]] = {}
     channels: ClassVar[tuple[str, ...]] = ()
     # True: ``subscribe(sub)`` on a channel already subscribed sends only the difference (PumpPortal's
     # keys), so the client does not unsubscribe the channel first.
     diffs: ClassVar[bool] = False
+    # ClientConfig fields the constructor takes as keyword arguments (provider-only options).
+    config_options: ClassVar[tuple[str, ...]] = ()
 
     @staticmethod
     def merge(old: Subscription | None, new: Subscription) -> Subscription:
@@ -199,8 +203,9 @@ class Dialect(ABC):
 
     # -- connecting
     @abstractmethod
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
-        """``auth`` is ``"query"`` or ``"header"``."""
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        """``auth`` is one of the spec's ``auth_forms``; ``key`` is None only for a provider
+        whose spec says ``key_required=False`` and no key was given."""
 
     def on_open(self) -> list[str]:
         """Frames to send as soon as the socket is open."""
@@ -213,6 +218,11 @@ class Dialect(ABC):
     @property
     def awaiting_hello(self) -> bool:
         return False
+
+    def resume(self, previous: Dialect) -> None:
+        """Called on a new session's dialect with the previous session's (same connection slot),
+        before ``handshake``: carry over what that session learned about the server."""
+        return None  # most dialects learn nothing worth carrying
 
     # -- heartbeats
     def ping(self) -> str | None:

@@ -189,7 +189,7 @@ class PumpPortal(Dialect):
     channels = CHANNELS
     # The API documents no close codes; every close is retried.
     close_policies: ClassVar[dict[int, ClosePolicy]] = {1000: ClosePolicy("normal closure")}
-    # Proposed hook for the core: what an HTTP status at the upgrade means (403 must not be fatal here).
+    # A refusal at the upgrade is a ban (the operator's word for several connections), not a plan refusal.
     http_policies: ClassVar[dict[int, ClosePolicy]] = dict.fromkeys((403, 429), _BANNED)
     # subscribe(sub) with a channel already subscribed sends only the difference (keys added or removed);
     # merge/remove say what the client's registry holds after subscribe/unsubscribe.
@@ -197,11 +197,13 @@ class PumpPortal(Dialect):
     merge = staticmethod(merge)
     remove = staticmethod(remove)
 
+    config_options: ClassVar[tuple[str, ...]] = ("silent_trades_after",)
+
     def __init__(
-        self, connection: int, subscriptions: list[Subscription], silent_trades_after: float = SILENT_TRADES_AFTER
+        self, connection: int, subscriptions: list[Subscription], silent_trades_after: float | None = None
     ) -> None:
         super().__init__(connection, [merge(None, sub) for sub in subscriptions])
-        self.silent_after_ms = int(silent_trades_after * 1000)
+        self.silent_after_ms = int((silent_trades_after or SILENT_TRADES_AFTER) * 1000)
         self._key: ApiKey | None = None
         self._pools = self._pools_of(self.subscriptions.get(NEW_TOKENS))
         # Pacing: frames not yet released, each with the trade channel whose keys ack it awaits.
@@ -216,7 +218,7 @@ class PumpPortal(Dialect):
         self._watch: dict[str, list[int]] = {}
 
     # -- connecting
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         """The key, if any, goes in ``?api-key=``; without one only the free channels stream."""
         if not key:
             return Handshake(url, {})
@@ -494,7 +496,7 @@ SPEC = ProviderSpec(
     channels=CHANNELS,
     default_channels=DEFAULT_CHANNELS,
     filters={NEW_TOKENS: ("pools",), MIGRATIONS: (), TOKEN_TRADES: ("keys",), ACCOUNT_TRADES: ("keys",)},
-    auth_forms=("query", "none"),
+    auth_forms=("query",),
     default_auth="query",
     key_required=False,
     # No application heartbeat exists; a dead socket is found by staleness (the feed's 25-45 launches
@@ -507,6 +509,7 @@ SPEC = ProviderSpec(
     ),
     history=None,
     options={"silent_trades_after": SILENT_TRADES_AFTER},
+    check=check_config,
 )
 
 __all__ = [

@@ -55,7 +55,9 @@ def many_keys(n: int) -> list[str]:
 
 
 def pp_url(sim: Simulator) -> str:
-    return f"ws://127.0.0.1:{sim.port('pumpportal')}/api/data"
+    url = sim.url("pumpportal")
+    assert url.endswith("/api/data")
+    return url
 
 
 def pp_server(sim: Simulator) -> PumpPortalServer:

@@ -20,15 +20,6 @@ from tests.conftest import wait_until
 MakeClient = Callable[..., Client]
 
 
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until the provider registry lands: pumpportal as a dialect the client can find."""
-    import pumpsync.providers as providers
-    from pumpsync.providers.pumpportal import PumpPortal
-
-    monkeypatch.setitem(providers.DIALECTS, "pumpportal", PumpPortal)
-
-
 def events_until(client: Client, predicate: Callable[[Event], bool], timeout: float = 10.0) -> list[Event]:
     """Events (errors raise) until one matches ``predicate``; that one is last."""
     out: list[Event] = []
@@ -204,3 +195,83 @@ def test_subscription_messages_stay_under_the_operators_rate(pp_sim: PPSim, make
     wait_until(lambda: subscribed() == 300, what="300 keys on the server")
     assert dict(client.raw_stats.notices) == {}  # no "rate_limited" errors frame
     assert client.stats()["connections"][0]["connects"] == 1  # on the one socket
+
+
+def test_no_key_default_channels_through_connect(pp_sim: PPSim) -> None:
+    import pumpsync
+
+    sim = pp_sim()
+    with pumpsync.connect("pumpportal", url=pp_url(sim), stale_timeout=60) as stream:
+        assert stream.config.api_key is None
+        assert stream.config.channel_names == ["new_tokens", "migrations"]
+        wait_until(
+            lambda: [len(c.subscriptions) for c in sim.connections("pumpportal")] == [2], what="both free channels"
+        )
+        launch = sim.emit(1, "launch")[0]
+        sim.emit(1, "graduation")
+        kinds = [e.kind for e in events_until(stream, lambda e: e.kind == "graduation")]
+        assert kinds == ["new_token", "graduation"] and launch.mint
+
+
+def test_more_than_one_connection_is_refused_with_the_reason() -> None:
+    from pumpsync.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"at most 1.*bans clients that open more than one connection"):
+        Client("pumpportal", connections=2)
+
+
+def test_bad_keys_are_refused_at_configuration_and_at_runtime(pp_sim: PPSim, make_client: MakeClient) -> None:
+    from pumpsync.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="non-empty 'keys' list"):
+        Client("pumpportal", channels={"token_trades": {}})
+    with pytest.raises(ConfigurationError, match="not a base58 address"):
+        Client("pumpportal", channels={"account_trades": {"keys": ["WALLET"]}})
+    with pytest.raises(ConfigurationError, match="silent_trades_after"):
+        Client("pumpportal", silent_trades_after=-1)
+    sim = pp_sim()
+    client = make_client("pumpportal", pp_url(sim), channels={"new_tokens": {}}, stale_timeout=60)
+    with pytest.raises(ConfigurationError, match="list of strings"):
+        client.subscribe("token_trades", {"keys": "one"})
+    with pytest.raises(ConfigurationError, match="as a whole"):
+        client.unsubscribe("new_tokens", {"keys": ["x"]})
+    assert [s.channel for s in client.subscriptions()] == ["new_tokens"]
+
+
+def test_a_silent_trade_channel_is_reported_while_launches_flow(
+    pp_sim: PPSim, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pphelpers import MINT_A
+
+    sim = pp_sim()
+    with caplog.at_level(logging.WARNING, logger="pumpsync"):
+        client = make_client(
+            "pumpportal",
+            pp_url(sim),
+            api_key=FUNDED_KEY,  # funded, but the mint never trades: silence all the same
+            channels={"new_tokens": {}, "token_trades": {"keys": [MINT_A]}},
+            silent_trades_after=0.2,
+            stale_timeout=60,
+        ).start()
+        wait_until(lambda: [len(c.subscriptions) for c in sim.connections("pumpportal")] == [2], what="subscribed")
+
+        def reported() -> bool:
+            sim.emit(1, "launch")  # launches keep flowing until the report comes
+            return client.raw_stats.notices["trade_channel_silent"] == 1
+
+        wait_until(reported, what="the silence report")
+    assert any("token_trades was acknowledged" in r.getMessage() for r in caplog.records)
+    assert "token_trades" in [s.channel for s in client.subscriptions()]  # reported, not cancelled
+
+
+def test_a_403_at_the_upgrade_is_a_ban_to_wait_out_not_a_fatal_refusal(
+    pp_sim: PPSim, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = pp_sim()
+    sim.reject_next(2, "pumpportal", status=403)
+    with caplog.at_level(logging.WARNING, logger="pumpsync"):
+        client = make_client("pumpportal", pp_url(sim), channels={"new_tokens": {}}, stale_timeout=60).start()
+        sim.wait_for_connections("pumpportal", 1, subscribed=True, timeout=15)
+    lines = [r.getMessage() for r in caplog.records if "HTTP 403" in r.getMessage()]
+    assert lines and all("probably a ban" in line and "reconnecting in" in line for line in lines)
+    assert client.error is None
