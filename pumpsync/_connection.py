@@ -26,6 +26,7 @@ from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused
 from pumpsync.events import Event
 from pumpsync.providers.base import (
     Dialect,
+    Dropped,
     Fatal,
     Hello,
     Malformed,
@@ -312,6 +313,8 @@ class Connection:
         An Outcome ends the session."""
         if isinstance(out, Malformed):
             self.stats.malformed[out.reason] += 1
+        elif isinstance(out, Dropped):
+            self.stats.filtered[out.reason] += 1
         elif isinstance(out, Reply):
             self.send(out.text)
         elif isinstance(out, Pong):

@@ -125,6 +125,9 @@ def test_other_launchpads_are_dropped_and_quote_mint_creates_never_delivered(
     got = events_until(client, lambda e: e.mint == launches[-1].mint)
     assert [e.mint for e in got] == [launch.mint for launch in launches]  # no bonk launch, no USDC "launch"
     wait_until(lambda: client.stats()["connections"][0]["malformed"].get("invalid_fields") == 3, what="3 malformed")
+    wait_until(
+        lambda: client.stats()["connections"][0]["filtered"] == {"other_pool": 3}, what="3 bonk launches counted"
+    )
 
 
 def test_a_pools_filter_keeps_other_launchpads(pp_sim: PPSim, make_client: MakeClient) -> None:
