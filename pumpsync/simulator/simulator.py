@@ -402,11 +402,12 @@ class Simulator:
 
     def history(self, provider: str, channel: str | None = None) -> list[dict[str, Any]]:
         """Every record ``provider`` published, in order (OpenPump: frames, ``channel`` = frame
-        type; Anaxer: channel records as REST serves them). Works after ``stop()`` too."""
+        type; PumpPortal: frames, ``channel`` = ``txType`` or ``bonk``/``mislabelled``; Anaxer: channel
+        records as REST serves them). Works after ``stop()`` too."""
         server = self._server(provider)
 
         def texts() -> list[str]:
-            if isinstance(server, OpenPumpServer):
+            if isinstance(server, (OpenPumpServer, PumpPortalServer)):  # (frame kind, JSON text) histories
                 return [t for kind, t in server.history if channel is None or kind == channel]
             assert isinstance(server, AnaxerServer)
             return [t for rec, t in server.history if channel is None or rec.channel == channel]

@@ -221,6 +221,8 @@ def test_other_launchpads_and_mislabelled_mints_share_the_feed(pp_sim: PPSim) ->
     assert frames[0]["mint"] == launch.mint and frames[2]["mint"] == "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
     assert len({f["signature"] for f in frames}) == 3
     assert [kind for kind, _ in pp_server(sim).history] == ["create", "bonk", "mislabelled"]
+    assert [f["signature"] for f in sim.history("pumpportal")] == [f["signature"] for f in frames]
+    assert sim.history("pumpportal", "bonk") == [frames[1]]
 
 
 def test_faults_and_blast(pp_sim: PPSim) -> None:
