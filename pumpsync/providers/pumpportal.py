@@ -111,7 +111,7 @@ _BANNED = ClosePolicy(
 _BASE58_KEY = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
 
 
-# ---------------------------------------------------------------- filters (classmethods: no socket needed)
+# ---------------------------------------------------------------- filters and the registry's view (no socket needed)
 
 
 def check_filters(channel: str, filters: Mapping[str, Any] | None) -> dict[str, Any]:
