@@ -9,7 +9,7 @@ import pytest
 from pphelpers import MINT_A, MINT_B, MINT_C, WALLET, control_frames, data_frame, many_keys
 from test_dialects import json_parser  # noqa: F401 - every test with orjson and with the stdlib
 
-from pumpsync._secrets import ApiKey, redact
+from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync.errors import ConfigurationError, SubscriptionRejected
 from pumpsync.events import Event
 from pumpsync.providers.base import Dropped, Malformed, Notice, Output, Rejected, Reply, Subscribed, Subscription
@@ -57,10 +57,12 @@ def sent(frames: list[str]) -> list[dict[str, Any]]:
 
 def test_key_is_optional_and_goes_in_the_api_key_parameter() -> None:
     d = PumpPortal(0, DEFAULT)
+    assert d.handshake("wss://pumpportal.fun/api/data", None, "query").url == "wss://pumpportal.fun/api/data"
     assert d.handshake("wss://pumpportal.fun/api/data", ApiKey(""), "query").url == "wss://pumpportal.fun/api/data"
     h = PumpPortal(0, DEFAULT).handshake("wss://pumpportal.fun/api/data", KEY, "query")
     assert h.url == "wss://pumpportal.fun/api/data?api-key=pp-secret-key-123" and h.headers == {}
     assert "pp-secret-key-123" not in redact(h.url)  # the generic redaction knows api-key=
+    assert safe_url(h.url) == "wss://pumpportal.fun"
 
 
 def test_on_open_subscribes_every_channel_of_the_registry() -> None:
