@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -123,8 +124,10 @@ class Client:
         self._registry: dict[str, Subscription] = {sub.channel: sub for sub in config.channels}
         self._rejected: set[str] = set()
         self._hub = _Hub(self)
+        dialect_options = {name: getattr(config, name) for name in spec.dialect.config_options}
+        dialect_factory = functools.partial(spec.dialect, **dialect_options) if dialect_options else spec.dialect
         self._connections = [
-            Connection(i, config, spec.dialect.for_config(config), self._delivery, connection_stats[i], self._hub)
+            Connection(i, config, dialect_factory, self._delivery, connection_stats[i], self._hub)
             for i in range(config.connections)
         ]
         self._supervisor = Supervisor(config, self._connections, self._fail)
@@ -218,24 +221,37 @@ class Client:
             return list(self._registry.values())
 
     def subscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
-        """Add (or replace) a channel at runtime; it is restored on every reconnect."""
+        """Add (or replace) a channel at runtime; it is restored on every reconnect.
+
+        Where the provider subscribes by keys (PumpPortal's trade channels), the keys are added to
+        the channel's, and only the new ones are sent."""
         (sub,) = parse_channels(self.config.provider, {channel: filters})
+        dialect = self.config.spec.dialect
         with self._registry_lock:
-            replaced = channel in self._registry
+            old = self._registry.get(channel)
+            sub = dialect.merge(old, sub)
             self._registry[channel] = sub
             self._rejected.discard(channel)
             for conn in self._connections:
-                if replaced:
+                if old is not None and not dialect.diffs:
                     conn.with_dialect(lambda d: d.unsubscribe(channel))
                 conn.with_dialect(lambda d: d.subscribe(sub))
 
-    def unsubscribe(self, channel: str) -> None:
-        """Stop a channel without closing the connection (UsageError if it is not subscribed)."""
+    def unsubscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
+        """Stop a channel without closing the connection; with ``filters`` (PumpPortal's ``{"keys": [...]}``),
+        stop only those keys (the channel goes once none is left)."""
         with self._registry_lock:
-            if self._registry.pop(channel, None) is None:
+            old = self._registry.get(channel)
+            if old is None:
                 raise UsageError(f"not subscribed to {channel!r}")
+            rest = self.config.spec.dialect.remove(old, filters)
+            if rest is None:
+                del self._registry[channel]
+            else:
+                self._registry[channel] = rest
             for conn in self._connections:
-                conn.with_dialect(lambda d: d.unsubscribe(channel))
+                # The dialect sends the difference: an unsubscribe for the keys no longer wanted.
+                conn.with_dialect(lambda d: d.unsubscribe(channel) if rest is None else d.subscribe(rest))
 
     # ------------------------------------------------------------------ requests
     def status(self, timeout: float = 5.0) -> dict[str, Any]:

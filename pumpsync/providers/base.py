@@ -11,16 +11,13 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pumpsync._secrets import ApiKey
-from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused, SubscriptionRejected
+from pumpsync.errors import AuthenticationError, ConfigurationError, PlanError, ProviderRefused, SubscriptionRejected
 from pumpsync.events import UNKNOWN, Event
-
-if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
 
 # ---------------------------------------------------------------- outputs of a dialect
 
@@ -100,6 +97,14 @@ class Malformed:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A well-formed frame left out on purpose (another launchpad's launch, a channel no longer wanted);
+    ``reason`` is a bounded label."""
+
+    reason: str
+
+
 Output = (
     Event
     | Reply
@@ -113,6 +118,7 @@ Output = (
     | Notice
     | Reconnect
     | Malformed
+    | Dropped
 )
 
 # Bounded reasons for malformed frames (they become metric labels).
@@ -181,17 +187,30 @@ class Dialect(ABC):
     provider: ClassVar[str]
     default_url: ClassVar[str]
     close_policies: ClassVar[dict[int, ClosePolicy]]
+    # What an HTTP status at the WebSocket upgrade means, where the provider reads it its own way.
+    http_policies: ClassVar[dict[int, ClosePolicy]] = {}
     channels: ClassVar[tuple[str, ...]] = ()
+    # True: ``subscribe(sub)`` on a channel already subscribed sends only the difference (PumpPortal's
+    # keys), so the client does not unsubscribe the channel first.
+    diffs: ClassVar[bool] = False
+    # ClientConfig fields the constructor takes as keyword arguments (provider-only options).
+    config_options: ClassVar[tuple[str, ...]] = ()
+
+    @staticmethod
+    def merge(old: Subscription | None, new: Subscription) -> Subscription:
+        """What the client's registry holds after ``subscribe(new)``: by default ``new`` replaces ``old``."""
+        return new
+
+    @staticmethod
+    def remove(old: Subscription, filters: Mapping[str, Any] | None) -> Subscription | None:
+        """What remains of ``old`` after ``unsubscribe(channel, filters)``; None: the whole channel goes."""
+        if filters:
+            raise ConfigurationError("filters", f"{old.channel!r} can only be unsubscribed as a whole")
+        return None
 
     def __init__(self, connection: int, subscriptions: list[Subscription]) -> None:
         self.connection = connection
         self.subscriptions = {sub.channel: sub for sub in subscriptions}
-
-    @classmethod
-    def for_config(cls, config: ClientConfig) -> Callable[[int, list[Subscription]], Dialect]:
-        """How the client builds this dialect for each session; a dialect that reads provider
-        options (``ProviderSpec.options``, e.g. solana's ``commitment``) binds them here."""
-        return cls
 
     # -- connecting
     @abstractmethod
@@ -385,6 +404,7 @@ __all__ = [
     "AuthenticationError",
     "ClosePolicy",
     "Dialect",
+    "Dropped",
     "Fatal",
     "Handshake",
     "Hello",

@@ -13,10 +13,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -264,6 +263,7 @@ class Solana(Dialect):
     provider = "solana"
     default_url = DEFAULT_URL
     channels = CHANNELS
+    config_options = ("commitment",)
     close_policies: ClassVar[dict[int, ClosePolicy]] = {
         1000: ClosePolicy("normal closure"),
         1001: ClosePolicy("node going away"),
@@ -273,9 +273,10 @@ class Solana(Dialect):
     }
 
     def __init__(
-        self, connection: int, subscriptions: list[Subscription], commitment: str = DEFAULT_COMMITMENT
+        self, connection: int, subscriptions: list[Subscription], commitment: str | None = DEFAULT_COMMITMENT
     ) -> None:
         super().__init__(connection, subscriptions)
+        commitment = commitment or DEFAULT_COMMITMENT
         if commitment not in COMMITMENTS:
             raise ConfigurationError("commitment", f"{commitment!r} is not one of {', '.join(COMMITMENTS)}")
         self.commitment = commitment
@@ -285,10 +286,6 @@ class Solana(Dialect):
         self._subscription: int | None = None  # the node's id of our logsSubscribe
         self._subscribing = False
         self._opened = False
-
-    @classmethod
-    def for_config(cls, config: ClientConfig) -> Callable[[int, list[Subscription]], Dialect]:
-        return functools.partial(cls, commitment=commitment_of(config))
 
     def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         if key and auth == "query":
