@@ -445,7 +445,7 @@ def _history(config: ClientConfig) -> HistorySource:
 
 SPEC = ProviderSpec(
     name="solana",
-    summary="the pump.fun program's own events from any Solana RPC node (logsSubscribe; free, no key needed)",
+    summary="Solana: the pump.fun program's events from any RPC node (logsSubscribe, no key); getTransaction history",
     dialect=Solana,
     default_url=DEFAULT_URL,
     channels=CHANNELS,
