@@ -285,6 +285,7 @@ class Solana(Dialect):
         self._pending: dict[int, str] = {}  # request id -> "subscribe" / "unsubscribe"
         self._subscription: int | None = None  # the node's id of our logsSubscribe
         self._subscribing = False
+        self._answered = False  # the node has answered a logsSubscribe in this session
         self._opened = False
 
     def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
@@ -320,6 +321,14 @@ class Solana(Dialect):
     def awaiting_subscription(self) -> bool:
         """A ``logsSubscribe`` was sent and not answered yet (a node may never answer)."""
         return self._subscribing
+
+    @property
+    def awaiting_hello(self) -> bool:
+        # The session's first logsSubscribe unanswered within the hello timeout: the supervisor reconnects.
+        return self._subscribing and not self._answered
+
+    def on_hello_timeout(self) -> list[str]:
+        return []  # nothing to send: still awaiting, so the session ends
 
     # -- channels: one node subscription serves them all
     def subscribe(self, sub: Subscription) -> list[str]:
@@ -381,6 +390,7 @@ class Solana(Dialect):
         error = obj.get("error")
         if purpose == "subscribe":
             self._subscribing = False
+            self._answered = True
             if error is None:
                 sub_id = opt_int(obj.get("result"))
                 if sub_id is None:

@@ -205,3 +205,14 @@ def test_two_nodes_each_event_once(make_client: Callable[..., Client], node: WsN
             assert client.queue.empty()
         finally:
             other.stop()
+
+
+def test_a_node_that_never_answers_logs_subscribe(make_client: Callable[..., Client], node: WsNode) -> None:
+    """Pong frames keep such a socket looking alive: the unanswered subscription ends the session."""
+    node.subscribe_answers.append("silent")
+    client = solana_client(make_client, node)
+    client.start()
+    wait_until(lambda: node.subscribers() == 1, what="a second, answered logsSubscribe")
+    node.push("AFTER", 50, trade_logs())
+    assert take(client, 1)[0].signature == "AFTER"
+    assert client.stats()["connections"][0]["disconnects"].get("hello_timeout") == 1

@@ -372,3 +372,14 @@ def test_check_config() -> None:
         check_config(config(channels=(Subscription("trades", {"minSol": -1}),)))
     with pytest.raises(ConfigurationError, match="max_gap_transactions"):
         check_config(config(max_gap_transactions=0))
+
+
+def test_awaiting_the_first_subscription_only() -> None:
+    dialect = Solana(0, [Subscription("trades")])
+    assert not dialect.awaiting_hello
+    dialect.on_open()
+    assert dialect.awaiting_hello and dialect.on_hello_timeout() == [] and dialect.awaiting_hello
+    answered = subscribed({"trades": {}})
+    answered.unsubscribe("trades")
+    answered.subscribe(Subscription("trades"))  # a runtime re-subscription: never a reason to reconnect
+    assert answered.awaiting_subscription and not answered.awaiting_hello
