@@ -238,6 +238,13 @@ class Delivery:
             if not flushed % _WAKE_EVERY:
                 self.queue.wake()
 
+    def free(self) -> None:
+        """The client is closed: give back the de-duplication tables (megabytes) at once."""
+        with self._lock:
+            self._seen = SeenSet(1)
+            self.stats.held -= len(self._held)
+            self._held.clear()
+
     def fail(self, error: PumpsyncError) -> None:
         """Queue an error for the consumer; errors bypass the capacity bound."""
         self.queue.put(error)

@@ -111,6 +111,10 @@ class GapRecovery:
     def recoverable(self, channel: str) -> bool:
         return self.source.recoverable(channel)
 
+    def detach(self) -> None:
+        """The client is closed: drop the reference back to it (its registry)."""
+        self._subscriptions = list
+
     # ------------------------------------------------------------------ reports from connection threads
     def session_opened(self, index: int, resumed: bool) -> None:
         """A session of connection ``index`` opened; ``resumed``: after an outage of the whole client."""

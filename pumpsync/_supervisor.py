@@ -63,6 +63,10 @@ class Supervisor:
     def join(self, timeout: float) -> bool:
         return join_thread(self._thread, timeout)
 
+    def detach(self) -> None:
+        """The client is closed: drop the reference back to it (its ``fail``)."""
+        self._fail = _ignore
+
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -163,3 +167,7 @@ class Supervisor:
             else:
                 deadlines.append(healthy_at)
         return min(deadlines)
+
+
+def _ignore(error: PumpsyncError) -> None:
+    return None

@@ -159,10 +159,15 @@ class Client:
     def close(self, timeout: float = 5.0) -> None:
         """Close every connection and end every thread this client started (within ``timeout``)."""
         with self._lifecycle:
-            if self._state in ("closed", "new"):
-                self._state = "closed"
-                return
-            self._state = "closed"
+            state, self._state = self._state, "closed"
+        if state == "closed":
+            return
+        if state == "new":  # nothing runs yet; a consumer already waiting must still hear of it
+            if self._recovery is not None:
+                self._recovery.source.close()
+            self._delivery.fail(ClientClosed("the client was closed"))
+            self._detach()
+            return
         deadline = time.monotonic() + timeout
         self._supervisor.stop()
         for conn in self._connections:
@@ -180,6 +185,18 @@ class Client:
         if stragglers:
             log.warning("close(): still running after %.1f s: %s", timeout, ", ".join(stragglers))
         self._delivery.fail(ClientClosed("the client was closed"))
+        if not stragglers:
+            self._detach()
+
+    def _detach(self) -> None:
+        """Free what a closed client no longer needs at once: the de-duplication tables, and the
+        reference cycles through its parts (so that dropping the client frees it, its queue's
+        sockets included, without waiting for the cyclic garbage collector)."""
+        self._delivery.free()
+        self._hub.detach()
+        self._supervisor.detach()
+        if self._recovery is not None:
+            self._recovery.detach()
 
     def __enter__(self) -> Client:
         if self._state == "new":
@@ -285,8 +302,11 @@ class Client:
     def _reject(self, output: Rejected) -> None:
         channel = output.error.channel
         with self._registry_lock:
-            if channel in self._rejected:
-                return  # one report per channel, however many connections were refused
+            if channel in self._rejected or channel not in self._registry:
+                # One report per channel, however many connections were refused; and only for a
+                # channel we asked for (a server may name any others, as often as it likes).
+                log.debug("ignored a rejection of %r: not subscribed", channel)
+                return
             self._rejected.add(channel)
             self._registry.pop(channel, None)
         self._stats.rejected[channel] += 1
@@ -311,7 +331,11 @@ class _Hub(Owner):
     the one place those are dispatched. Private, so that ``Client``'s public surface is the API."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
+        self._client: Client = client
+
+    def detach(self) -> None:
+        """The client is closed and its threads have ended: drop the reference back to it."""
+        del self._client
 
     def subscriptions(self) -> list[Subscription]:
         return self._client.subscriptions()
