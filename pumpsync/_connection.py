@@ -101,6 +101,7 @@ class Connection:
         self.stats = stats
         spec = config.spec
         self._ws_ping = spec.heartbeat == "ws_ping"
+        self._pings = spec.heartbeat in ("app", "ws_ping")  # "server"/"none": we send no heartbeat
         self.transport: Transport = (spec.transport or WebSocketTransport)(config, index)
         self._dialect_factory = dialect_factory
         self._delivery = delivery
@@ -149,6 +150,8 @@ class Connection:
 
     def send_ping(self) -> bool:
         """The heartbeat: the dialect's ping message, or a WebSocket ping frame (``ws_ping``)."""
+        if not self._pings:
+            return False
         if self._ws_ping:
             self.ping_sent_at = time.monotonic()
             sent = self.transport.send_ping()
