@@ -215,3 +215,40 @@ def test_a_node_that_never_answers_logs_subscribe(make_client: Callable[..., Cli
     node.push("AFTER", 50, trade_logs())
     assert take(client, 1)[0].signature == "AFTER"
     assert client.stats()["connections"][0]["disconnects"].get("hello_timeout") == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_exactly_once_through_drops_and_429s(make_client: Callable[..., Client], node: WsNode, seed: int) -> None:
+    """Random network drops and 429s on history: every transaction once, in slot order."""
+    import random
+
+    rng = random.Random(seed)
+    client = solana_client(make_client, node)
+    client.start()
+    wait_until(lambda: node.subscribers() == 1, what="the logsSubscribe")
+    sent = [f"T{seed}-{i}" for i in range(80)]
+    for slot, signature in enumerate(sent, start=1000):
+        roll = rng.random()
+        if roll < 0.06:
+            node.drop_all()
+        elif roll < 0.12:
+            node.history.faults.append((429, {"Retry-After": "0"}, None))
+        elif roll < 0.15:
+            wait_until(lambda: node.subscribers() == 1, what="a reconnection")  # let some go live
+        node.push(signature, slot, trade_logs())
+    got: list[Event] = []
+
+    def all_in() -> bool:
+        while not client.queue.empty():
+            item = client.queue.get_nowait()
+            assert isinstance(item, Event), item
+            got.append(item)
+        return len({e.signature for e in got}) == len(sent)
+
+    wait_until(lambda: node.subscribers() == 1, what="the last reconnection")
+    node.push("LAST", 2000, trade_logs())  # and a live one after everything
+    sent.append("LAST")
+    wait_until(all_in, timeout=30, what="every transaction")
+    signatures = [e.signature for e in got]
+    assert sorted(signatures) == sorted(sent)  # each once
+    assert [e.slot for e in got] == sorted(e.slot or 0 for e in got)  # in slot order
