@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -80,6 +81,7 @@ _CHANNEL_OF = {"CreateEvent": "creations", "TradeEvent": "trades"}
 _RATE_LIMIT_CODES = frozenset({429, -32429, -32005})
 _AUTH_CODES = frozenset({401, 403, -32401, -32403})
 _REFUSED_CODES = frozenset({-32601, -32602})  # method not found (refused by the node or its plan), bad params
+_REFUSAL_WORDS = re.compile(r"\b(?:not allowed|not supported|not available|disabled|plan|upgrade)\b")
 
 
 # ---------------------------------------------------------------- filters
@@ -402,7 +404,7 @@ class Solana(Dialect):
             return [self._subscribe_error(error)]
         if error is not None:
             code, message = _error_parts(error)
-            return [Notice(f"rpc_{code}", f"{purpose} failed: {message}")]
+            return [Notice("rpc_error", f"{purpose} failed ({code}): {message}")]  # a bounded code: a metric label
         return []
 
     def _subscribe_error(self, error: Any) -> Output:
@@ -414,7 +416,7 @@ class Solana(Dialect):
             return Fatal(
                 AuthenticationError(f"solana node refused the key: {message}", provider="solana", error_code=str(code))
             )
-        if code in _REFUSED_CODES or "not allowed" in lowered or "not supported" in lowered or "plan" in lowered:
+        if code in _REFUSED_CODES or _REFUSAL_WORDS.search(lowered):
             return Fatal(
                 PlanError(f"solana node refused logsSubscribe: {message}", provider="solana", error_code=str(code))
             )

@@ -154,6 +154,8 @@ def test_refused_method_is_fatal_and_names_the_node_message() -> None:
 def test_other_subscribe_errors_reconnect() -> None:
     (out,) = _error(-32603, "Internal error")
     assert isinstance(out, Reconnect) and not out.rate_limited and "Internal error" in out.message
+    (out,) = _error(-32000, "Node is behind; see the explanation at https://docs.example")  # "plan" inside a word
+    assert isinstance(out, Reconnect)
 
 
 def test_unsubscribe_error_is_a_notice() -> None:
@@ -161,7 +163,7 @@ def test_unsubscribe_error_is_a_notice() -> None:
     request = json.loads(dialect.on_close()[0])
     reply = {"jsonrpc": "2.0", "error": {"code": -32602, "message": "Invalid subscription id"}, "id": request["id"]}
     (out,) = dialect.receive(json.dumps(reply), NOW)
-    assert isinstance(out, Notice) and "Invalid subscription id" in out.message
+    assert isinstance(out, Notice) and "Invalid subscription id" in out.message and out.code == "rpc_error"
 
 
 # ---------------------------------------------------------------- decoding
