@@ -215,7 +215,8 @@ class RedisReader:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the commit state, shared by the consumer and the reader
         self._held: set[str] = set()  # group mode: read by us, not yet acknowledged
-        self._taken: list[str] = []  # taken by the consumer, not yet committed (oldest first)
+        self._in_hand: str | None = None  # the entry of the event the consumer took last
+        self._done: list[str] = []  # consumed (see the rule), not yet committed; oldest first
         self._last: str | None = None  # the newest entry read (the next read starts after it)
         self._state = "new"
         self.error: PumpsyncError | None = None
@@ -251,7 +252,7 @@ class RedisReader:
         if was_running:
             if not join_thread(self._thread, timeout):
                 log.warning("close(): the redis reader is still running after %.1f s", timeout)
-            self._commit()
+            self._consumed()
         self._redis.close()
         self._put_error(ClientClosed("the reader was closed"))
 
@@ -268,14 +269,13 @@ class RedisReader:
     # ------------------------------------------------------------------ consuming
     def get(self, timeout: float | None = None) -> Event:
         """The next event (committing the one taken before it); ``queue.Empty`` on timeout."""
-        self._commit()
+        self._consumed()
         item = self._queue.get(timeout=timeout)
         if isinstance(item, PumpsyncError):
             self._put_error(item)  # keep it there for the next reader
             raise item
         entry_id, event = item
-        with self._lock:
-            self._taken.append(entry_id)
+        self._in_hand = entry_id
         return event
 
     def __iter__(self) -> Iterator[Event]:
@@ -311,10 +311,18 @@ class RedisReader:
         }
 
     # ------------------------------------------------------------------ committing
+    def _consumed(self) -> None:
+        """The consumer is done with the event in hand: commit it before handing out another."""
+        entry_id, self._in_hand = self._in_hand, None
+        if entry_id is not None:
+            with self._lock:
+                self._done.append(entry_id)
+        self._commit()
+
     def _commit(self) -> None:
-        """Save the position / acknowledge what the consumer has taken (any thread)."""
+        """Save the position / acknowledge the consumed entries (any thread; a failure is retried)."""
         with self._lock:
-            taken = list(self._taken)
+            taken = list(self._done)
             if not taken:
                 return
             try:
@@ -326,7 +334,7 @@ class RedisReader:
                 self.commit_failures += 1
                 log.debug("commit failed: %s", exc)
                 return
-            del self._taken[: len(taken)]
+            del self._done[: len(taken)]
             self._held.difference_update(taken)
 
     @property
@@ -477,7 +485,7 @@ class RedisReader:
         first = info.get("first-entry")
         oldest = str(first[0]) if first else newest  # from "0": the whole stream is behind us
         with self._lock:
-            mine = self._taken[-1] if self._taken else None
+            mine = self._in_hand or (self._done[-1] if self._done else None)
         if self.group:
             for group in self._redis.xinfo_groups(self.stream):
                 if group["name"] == self.group:

@@ -43,7 +43,8 @@ def close(*sinks: RedisSink) -> None:
 
 def test_entries_carry_the_events_json_and_filter_fields(redis_server: RedisServer, redis_db: Any) -> None:
     s = sink(f"{redis_server.url}?stream=t:events")
-    events = [trade(i) for i in range(20)] + [trade(99, kind="unknown", signature=None, side=None, sol_amount=None, trader=None)]
+    unknown = trade(99, kind="unknown", signature=None, side=None, sol_amount=None, trader=None)
+    events = [trade(i) for i in range(20)] + [unknown]
     for event in events:
         assert s.offer(event)
     wait_until(lambda: s.written == len(events), what="every event written")

@@ -1,0 +1,244 @@
+"""The redis source against a real redis-server: positions, groups, crashes, outages."""
+
+from __future__ import annotations
+
+import json
+import queue
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redishelpers import RedisServer, settle
+
+from pumpsync.daemon.sinks.base import event_json
+from pumpsync.errors import ConfigurationError, ConnectionLost
+from pumpsync.events import Event
+from pumpsync.providers.redis import RedisReader
+from tests.conftest import wait_until
+
+FAST = {"backoff_initial": 0.05, "backoff_max": 0.3}
+
+# A consumer as a separate process (so that it can be killed): one line per event handled.
+CONSUMER = """
+import sys, time
+from pumpsync.providers.redis import RedisReader
+url, out, delay, *options = sys.argv[1:]
+kwargs = dict(option.split("=", 1) for option in options)
+with RedisReader(url, backoff_initial=0.05, backoff_max=0.3, **kwargs) as reader, open(out, "a") as file:
+    for event in reader:
+        time.sleep(float(delay))  # the work, during which a kill may land
+        file.write(event.signature + "\\n")
+        file.flush()
+"""
+
+
+def event(i: int) -> Event:
+    return Event(
+        kind="trade", provider="anaxer", mint=f"Mint{i % 5}", signature=f"Sig{i}", slot=500 + i,
+        timestamp=1_700_000_000_000, received_at=1_700_000_000_100 + i, connection=0, backfill=False, raw={"i": i},
+        channel="trades", side="sell",
+        sol_amount=1.5, token_amount=3.0, trader="T", price_sol=0.5,
+    )  # fmt: skip
+
+
+def publish(client: Any, stream: str, start: int, stop: int) -> None:
+    pipe = client.pipeline(transaction=False)
+    for i in range(start, stop):
+        pipe.xadd(stream, {"event": event_json(event(i)), "kind": "trade"})
+    pipe.execute()
+
+
+def take(reader: RedisReader, n: int, timeout: float = 15.0) -> list[Event]:
+    return [reader.get(timeout=timeout) for _ in range(n)]
+
+
+class Consumer:
+    def __init__(self, tmp: Path, label: str, url: str, delay: float, **options: str) -> None:
+        script = tmp / "consumer.py"
+        script.write_text(CONSUMER)
+        self.out = tmp / f"{label}.txt"
+        self.args = [sys.executable, str(script), url, str(self.out), str(delay)]
+        self.args += [f"{k}={v}" for k, v in options.items()]
+        self.runs: list[list[str]] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.mark = len(self.lines())
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        self.runs.append(self.lines()[self.mark :])
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)  # KeyboardInterrupt: the reader is closed
+        self.proc.wait(10)
+
+    def lines(self) -> list[str]:
+        return self.out.read_text().split() if self.out.exists() else []
+
+
+def test_plain_reader_yields_the_published_events(redis_server: RedisServer, redis_db: Any) -> None:
+    publish(redis_db, "s:plain", 0, 30)
+    with RedisReader(f"{redis_server.url}?stream=s:plain&since=0", **FAST) as reader:
+        got = take(reader, 30)
+        assert got == [event(i) for i in range(30)]
+        publish(redis_db, "s:plain", 30, 40)
+        assert take(reader, 10) == [event(i) for i in range(30, 40)]
+        stats = reader.stats()
+    assert stats["events"] == 40 and stats["mode"] == "plain"
+
+
+def test_since_dollar_reads_only_new_entries_and_junk_is_skipped(redis_server: RedisServer, redis_db: Any) -> None:
+    publish(redis_db, "s:new", 0, 5)
+    with RedisReader(redis_server.url, stream="s:new", **FAST) as reader:
+        wait_until(lambda: reader.connected, what="the reader to connect")
+        redis_db.xadd("s:new", {"not": "ours"})
+        redis_db.xadd("s:new", {"event": "{not json"})
+        publish(redis_db, "s:new", 5, 8)
+        assert take(reader, 3) == [event(i) for i in range(5, 8)]
+        assert reader.stats()["malformed"] == 2
+
+
+def test_a_named_reader_resumes_after_close_without_gap_or_duplicate(redis_server: RedisServer, redis_db: Any) -> None:
+    publish(redis_db, "s:named", 0, 50)
+    url = f"{redis_server.url}?stream=s:named&since=0&name=bot"
+    with RedisReader(url, **FAST) as reader:
+        first = take(reader, 20)
+    assert redis_db.get("s:named:position:bot") is not None
+    with RedisReader(url, **FAST) as reader:
+        rest = take(reader, 30)
+        with pytest.raises(queue.Empty):
+            reader.get(timeout=0.3)
+    assert [e.signature for e in first + rest] == [f"Sig{i}" for i in range(50)]
+
+
+def test_a_killed_consumer_resumes_where_it_stopped(redis_server: RedisServer, redis_db: Any, tmp_path: Path) -> None:
+    """Killed at random moments: nothing skipped, and only the event in hand at a kill comes again."""
+    total = 300
+    publish(redis_db, "s:kill", 0, total)
+    consumer = Consumer(tmp_path, "bot", redis_server.url, 0.004, stream="s:kill", since="0", name="bot")
+    rng = random.Random()
+    for _ in range(3):
+        consumer.start()
+        settle(rng.uniform(0.3, 0.9))
+        consumer.kill()
+    consumer.start()
+    wait_until(lambda: "Sig299" in consumer.lines(), 30, "the consumer to reach the end")
+    # Killed while waiting for the next event: its last one is consumed, so nothing comes twice.
+    wait_until(lambda: redis_db.get("s:kill:position:bot") == redis_db.xrevrange("s:kill", count=1)[0][0],
+               what="the position to be saved")  # fmt: skip
+    consumer.kill()
+    publish(redis_db, "s:kill", total, total + 10)
+    consumer.start()
+    wait_until(lambda: f"Sig{total + 9}" in consumer.lines(), 30, "the events after the restart")
+    consumer.stop()
+    lines = consumer.lines()
+    repeats = 0
+    for before, after in zip(consumer.runs, consumer.runs[1:], strict=False):
+        if before and after and after[0] == before[-1]:
+            repeats += 1  # the event in hand at the kill
+    assert len(lines) - repeats == total + 10
+    assert list(dict.fromkeys(lines)) == [f"Sig{i}" for i in range(total + 10)]
+    assert repeats <= 3  # at most once per kill during work; none for the kill while waiting
+
+
+def test_a_group_shares_the_work_and_claims_a_dead_members_entries(
+    redis_server: RedisServer, redis_db: Any, tmp_path: Path
+) -> None:
+    total = 300
+    redis_db.xgroup_create("s:group", "bots", id="0", mkstream=True)
+    options = {"stream": "s:group", "group": "bots", "claim_timeout": "1", "batch": "5"}
+    members = [Consumer(tmp_path, f"bot{i}", redis_server.url, 0.01, consumer=f"bot{i}", **options) for i in range(3)]
+    for member in members:
+        member.start()
+    publish(redis_db, "s:group", 0, total // 2)
+
+    def holding(name: str) -> int:
+        return len(redis_db.xpending_range("s:group", "bots", "-", "+", 100, consumername=name))
+
+    wait_until(lambda: holding("bot0") >= 2 and members[0].lines(), what="bot0 to hold entries")
+    settle(random.uniform(0.0, 0.3))
+    members[0].kill()
+    held_at_kill = holding("bot0")
+    assert held_at_kill >= 1
+    publish(redis_db, "s:group", total // 2, total)
+    wait_until(lambda: len(set(members[1].lines() + members[2].lines() + members[0].lines())) == total, 60,
+               "every event handled by some member")  # fmt: skip
+    for member in members[1:]:
+        member.stop()
+    counts = Counter(members[0].lines() + members[1].lines() + members[2].lines())
+    assert set(counts) == {f"Sig{i}" for i in range(total)}
+    repeated = {sig for sig, n in counts.items() if n > 1}
+    assert repeated <= set(members[0].lines()[-1:])  # only bot0's event in hand may have been handled twice
+    assert holding("bot0") == 0  # its entries were claimed
+    assert members[1].lines() and members[2].lines()
+    assert redis_db.xpending("s:group", "bots")["pending"] == 0
+
+
+def test_group_members_in_process_each_get_distinct_events(redis_server: RedisServer, redis_db: Any) -> None:
+    url = f"{redis_server.url}?stream=s:share&since=0&group=g"
+    readers = [RedisReader(url, consumer=f"m{i}", batch=3, **FAST).start() for i in range(3)]
+    try:
+        publish(redis_db, "s:share", 0, 90)
+        seen: list[str] = []
+        while len(seen) < 90:
+            for reader in readers:
+                try:
+                    seen.append(str(reader.get(timeout=0.05).signature))
+                except queue.Empty:
+                    pass
+        assert sorted(seen) == sorted(f"Sig{i}" for i in range(90))
+        assert all(r.stats()["events"] > 0 for r in readers)
+    finally:
+        for reader in readers:
+            reader.close()
+    assert redis_db.xpending("s:share", "g")["pending"] == 0  # closing acknowledged the events in hand
+
+
+def test_redis_restarted_mid_stream(redis_server: RedisServer, redis_db: Any) -> None:
+    publish(redis_db, "s:restart", 0, 20)
+    with RedisReader(f"{redis_server.url}?stream=s:restart&since=0", **FAST) as reader:
+        got = take(reader, 20)
+        redis_server.restart()
+        client = redis_server.client()
+        publish(client, "s:restart", 20, 40)
+        got += take(reader, 20)
+        assert reader.stats()["connects"] >= 2
+        with pytest.raises(queue.Empty):
+            reader.get(timeout=0.3)
+    assert [e.signature for e in got] == [f"Sig{i}" for i in range(40)]
+
+
+def test_redis_gone_for_good_ends_with_connection_lost(redis_server: RedisServer) -> None:
+    from redishelpers import _free_port
+
+    with RedisReader(f"redis://127.0.0.1:{_free_port()}/0", max_retries=2, **FAST) as reader:
+        with pytest.raises(ConnectionLost):
+            reader.get(timeout=20)
+        assert reader.error is not None
+        with pytest.raises(ConnectionLost):  # it stays there for the next reader
+            reader.get(timeout=1)
+
+
+def test_invalid_options_name_the_option() -> None:
+    for kwargs, option in (
+        ({"since": "yesterday"}, "since"),
+        ({"group": "g", "name": "n"}, "name"),
+        ({"batch": 0}, "batch"),
+        ({"claim_timeout": -1}, "claim_timeout"),
+    ):
+        with pytest.raises(ConfigurationError, match=option):
+            RedisReader("redis://127.0.0.1:1/0", **kwargs)
+    with pytest.raises(ConfigurationError, match="url"):
+        RedisReader("ws://127.0.0.1/")
+    assert "secret" not in repr(RedisReader("redis://:secret@127.0.0.1:1/0"))
+    assert json.loads(event_json(event(1)))["channel"] == "trades"
