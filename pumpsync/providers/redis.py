@@ -41,7 +41,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import Any, ClassVar
@@ -513,6 +513,48 @@ class RedisReader:
             self._queue.not_empty.notify()
 
 
+class RedisReaderCollector:
+    """Prometheus metrics of redis readers: lag behind the stream's end, the group's pending entries."""
+
+    def __init__(self, readers: list[RedisReader]) -> None:
+        self.readers = readers
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        labels = ["stream", "group", "consumer"]
+        lag = GaugeMetricFamily(
+            "pumpsync_redis_consumer_lag_seconds",
+            "Age of the stream's newest entry relative to the last one consumed.",
+            labels=labels,
+        )
+        behind = GaugeMetricFamily(
+            "pumpsync_redis_consumer_lag_entries",
+            "Entries not yet delivered to the group (Redis 7; group mode).",
+            labels=labels,
+        )
+        pending = GaugeMetricFamily(
+            "pumpsync_redis_consumer_pending",
+            "Entries delivered to the group's members and not acknowledged.",
+            labels=labels,
+        )
+        claimed = CounterMetricFamily("pumpsync_redis_consumer_claimed",
+                                      "Entries taken over from a member that held them past claim_timeout.",
+                                      labels=labels)  # fmt: skip
+        for reader in self.readers:
+            values = [reader.stream, reader.group or "", reader.consumer if reader.group else reader.name or ""]
+            lag.add_metric(values, reader.lag_seconds)
+            if reader.lag_entries is not None:
+                behind.add_metric(values, float(reader.lag_entries))
+            if reader.pending is not None:
+                pending.add_metric(values, float(reader.pending))
+            claimed.add_metric(values, float(reader.claimed))
+        yield from (lag, behind, pending, claimed)
+
+
 def _valid_id(text: str) -> bool:
     ms, sep, seq = text.partition("-")
     return ms.isdigit() and (not sep or seq.isdigit())
@@ -528,6 +570,7 @@ __all__ = [
     "DEFAULT_URL",
     "RedisDialect",
     "RedisReader",
+    "RedisReaderCollector",
     "event_from_entry",
     "parse_url",
     "redis_client",

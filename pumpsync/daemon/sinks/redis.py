@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from pumpsync._secrets import redact
@@ -159,4 +160,31 @@ class RedisSink(Sink):
             client.close()
 
 
-__all__ = ["RedisSink", "entry_fields", "identity_digest"]
+class RedisSinkCollector:
+    """Prometheus metrics only redis sinks have (the base sink metrics cover buffered and failures).
+
+    ``registry.register(RedisSinkCollector(sinks))`` next to the pumpsync collector."""
+
+    def __init__(self, sinks: Sequence[object]) -> None:
+        self.sinks = [sink for sink in sinks if isinstance(sink, RedisSink)]
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
+        if not self.sinks:
+            return
+        for name, doc, attr in (
+            ("pumpsync_redis_sink_published", "Events a redis sink appended to its stream.", "published"),
+            ("pumpsync_redis_sink_deduplicated",
+             "Events a redis sink did not append: the same identity was appended within the window.", "deduplicated"),
+        ):  # fmt: skip
+            family = CounterMetricFamily(name, doc, labels=["sink"])
+            for sink in self.sinks:
+                family.add_metric([sink.name], float(getattr(sink, attr)))
+            yield family
+
+
+__all__ = ["RedisSink", "RedisSinkCollector", "entry_fields", "identity_digest"]
