@@ -156,84 +156,258 @@ class RedisDialect(Dialect):
         return self.receive(payload, received_at)
 
 
-# ---------------------------------------------------------------- the reader
+# ---------------------------------------------------------------- options and the cursor
+
+Entry = tuple[str, "Mapping[str, str] | None"]  # (stream ID, fields); fields None: deleted while pending
+OPTIONS = ("stream", "since", "name", "group", "consumer", "claim_timeout", "batch")
 
 
 def _ms(entry_id: str) -> int:
     return int(entry_id.partition("-")[0] or 0)
 
 
+def _valid_id(text: str) -> bool:
+    ms, sep, seq = text.partition("-")
+    return ms.isdigit() and (not sep or seq.isdigit())
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """What to read and how (see the module docs); keyword arguments win over the URL's query."""
+
+    url: str  # for the redis client (our query parameters removed)
+    stream: str
+    since: str
+    name: str | None
+    group: str | None
+    consumer: str
+    claim_timeout: float
+    batch: int
+
+    @classmethod
+    def build(cls, url: str, **given: Any) -> ReaderOptions:
+        parsed = parse_url(url, OPTIONS)
+        values = {**parsed.options, **{k: v for k, v in given.items() if v is not None}}
+        unknown = set(values) - set(OPTIONS)
+        if unknown:
+            raise ConfigurationError(sorted(unknown)[0], "no such option")
+        options = cls(
+            url=parsed.url,
+            stream=str(values.get("stream") or DEFAULT_STREAM),
+            since=str(values.get("since", "$")),
+            name=values.get("name") or None,
+            group=values.get("group") or None,
+            consumer=str(values.get("consumer") or f"{socket.gethostname()}-{os.getpid()}"),
+            claim_timeout=positive("claim_timeout", values.get("claim_timeout", 30)),
+            batch=int(positive("batch", values.get("batch", 100), integer=True)),
+        )
+        if options.batch < 1 or options.claim_timeout <= 0:
+            raise ConfigurationError("batch" if options.batch < 1 else "claim_timeout", "must be positive")
+        if options.group and options.name:
+            raise ConfigurationError("name", "a group keeps its own position: give a name or a group, not both")
+        if options.since != "$" and not _valid_id(options.since):
+            raise ConfigurationError("since", f"{options.since!r} is not a stream ID (like 1700000000000-0), 0 or $")
+        return options
+
+
+class StreamCursor:
+    """The Redis side of reading: where we are, what we hold, what is committed.
+
+    One thread calls :meth:`open` and :meth:`fetch`; :meth:`consumed` and :meth:`commit` may be
+    called from another (the consumer's)."""
+
+    def __init__(self, options: ReaderOptions, timeout: float) -> None:
+        redis = require_redis()
+        self.options = options
+        self.errors = redis.RedisError
+        self.refusals = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
+        self.redis: Any = redis_client(options.url, timeout + _BLOCK, decode_responses=True)
+        self.group = options.group
+        self._lock = threading.Lock()
+        self._held: set[str] = set()  # group mode: read by us, not yet acknowledged
+        self._done: list[str] = []  # consumed, not yet committed; oldest first
+        self._last: str | None = None  # plain: the newest entry read; group: our backlog's page
+        self._backlog = False
+        self._next_claim = self._next_stats = 0.0
+        self.connects = 0
+        self.claimed = 0
+        self.commit_failures = 0
+        self.lag_seconds = 0.0
+        self.lag_entries: int | None = None
+        self.pending: int | None = None
+
+    @property
+    def position_key(self) -> str:
+        return f"{self.options.stream}:position:{self.options.name}"
+
+    def open(self) -> None:
+        """(Re)connect: the group exists (our own unacknowledged entries come first), or the position is known."""
+        options = self.options
+        self.redis.ping()
+        if self.group:
+            try:
+                self.redis.xgroup_create(options.stream, self.group, id=options.since, mkstream=True)
+            except self.errors as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._last, self._backlog = None, True
+        elif self._last is None:
+            self._last = self._start_position()
+        self.connects += 1
+
+    def _start_position(self) -> str:
+        """Plain mode: the saved position, else ``since`` ($ resolved now, so a reconnect leaves no gap)."""
+        if self.options.name:
+            saved = self.redis.get(self.position_key)
+            if saved:
+                return str(saved)
+        if self.options.since != "$":
+            return self.options.since
+        try:
+            info = self.redis.xinfo_stream(self.options.stream)
+        except self.errors as exc:
+            if "no such key" not in str(exc).lower():
+                raise
+            return "0-0"  # no stream yet: everything it will hold is new
+        return str(info["last-generated-id"])
+
+    def fetch(self, room: int, in_hand: str | None = None) -> list[Entry]:
+        """The next entries (at most ``room``) new to us; waits up to half a second for them."""
+        now = self.tend(in_hand)
+        stream, group = self.options.stream, self.group
+        if group is None:
+            assert self._last is not None
+            answer = self.redis.xread({stream: self._last}, count=room, block=int(_BLOCK * 1000))
+            entries: list[Entry] = list(answer[0][1]) if answer else []
+            if entries:
+                self._last = entries[-1][0]
+            return entries
+        if self._backlog:  # ours from before a restart or a reconnect, a page at a time
+            answer = self.redis.xreadgroup(group, self.options.consumer, {stream: self._last or "0"}, count=room)
+            entries = list(answer[0][1]) if answer else []
+            self._backlog = bool(entries)
+            self._last = entries[-1][0] if entries else None
+            return self._new_to_us(entries)
+        if now >= self._next_claim:
+            self._next_claim = now + max(0.05, self.options.claim_timeout / 4)
+            claimed = self._claim(room)
+            if claimed:
+                return claimed
+        answer = self.redis.xreadgroup(
+            group, self.options.consumer, {stream: ">"}, count=room, block=int(_BLOCK * 1000)
+        )
+        return self._new_to_us(list(answer[0][1]) if answer else [])
+
+    def tend(self, in_hand: str | None = None) -> float:
+        """Commit what is due and, every second, look at the stream's end; returns the monotonic time."""
+        self.commit()
+        now = time.monotonic()
+        if now >= self._next_stats:
+            self._look_at_the_end(in_hand)
+            self._next_stats = now + _STATS_EVERY
+        return now
+
+    def _claim(self, room: int) -> list[Entry]:
+        """Entries a member has held past ``claim_timeout`` (it is gone), now ours."""
+        answer = self.redis.xautoclaim(
+            self.options.stream, self.group, self.options.consumer, int(self.options.claim_timeout * 1000), count=room
+        )
+        entries = self._new_to_us(list(answer[1]))
+        self.claimed += len(entries)
+        return entries
+
+    def _new_to_us(self, entries: list[Entry]) -> list[Entry]:
+        with self._lock:
+            fresh = [entry for entry in entries if entry[0] not in self._held]  # not re-read, not re-claimed
+            self._held.update(entry[0] for entry in fresh)
+        return fresh
+
+    def consumed(self, *entry_ids: str) -> None:
+        """Mark entries done (committed by the next :meth:`commit`)."""
+        with self._lock:
+            self._done.extend(entry_ids)
+
+    def commit(self) -> None:
+        """Save the position / acknowledge the consumed entries; a failure is retried by the next call."""
+        with self._lock:
+            done = list(self._done)
+            if not done:
+                return
+            try:
+                if self.group:
+                    self.redis.xack(self.options.stream, self.group, *done)
+                elif self.options.name:
+                    self.redis.set(self.position_key, done[-1])
+            except self.errors as exc:
+                self.commit_failures += 1
+                log.debug("commit failed: %s", exc)
+                return
+            del self._done[: len(done)]
+            self._held.difference_update(done)
+
+    def _look_at_the_end(self, in_hand: str | None) -> None:
+        """Lag behind the stream's newest entry and, in group mode, the group's pending entries."""
+        try:
+            info = self.redis.xinfo_stream(self.options.stream)
+        except self.errors:
+            return  # no stream yet
+        newest = str(info["last-generated-id"])
+        first = info.get("first-entry")
+        oldest = str(first[0]) if first else newest  # from "0": the whole stream is behind us
+        with self._lock:
+            mine = in_hand or (self._done[-1] if self._done else None)
+        if self.group:
+            for group in self.redis.xinfo_groups(self.options.stream):
+                if group["name"] == self.group:
+                    self.pending = int(group["pending"])
+                    lag = group.get("lag")
+                    self.lag_entries = None if lag is None else int(lag)
+                    mine = mine or str(group["last-delivered-id"])
+        else:
+            mine = mine or self._last
+        self.lag_seconds = max(0, _ms(newest) - max(_ms(mine or newest), _ms(oldest) - 1)) / 1000.0
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+# ---------------------------------------------------------------- the reader (a thread of its own)
+
+
 class RedisReader:
     """Events from a Redis Stream, with the API of :class:`pumpsync.Client`: ``get()``, iteration,
     ``close()``, a context manager, ``stats()``. See the module docs for the options and rules."""
-
-    _OWN: ClassVar[tuple[str, ...]] = ("stream", "since", "name", "group", "consumer", "claim_timeout", "batch")
 
     def __init__(
         self,
         url: str = DEFAULT_URL,
         *,
-        stream: str | None = None,
-        since: str | None = None,
-        name: str | None = None,
-        group: str | None = None,
-        consumer: str | None = None,
-        claim_timeout: float | None = None,
-        batch: int | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         max_retries: int | None = None,
         connect_timeout: float = 5.0,
+        **options: Any,
     ) -> None:
-        redis = require_redis()
-        parsed = parse_url(url, self._OWN)
-        query = parsed.options
-        self.url = parsed.url
-        self.stream = stream or query.get("stream") or DEFAULT_STREAM
-        self.since = str(since if since is not None else query.get("since", "$"))
-        self.name = name or query.get("name") or None
-        self.group = group or query.get("group") or None
-        self.consumer = consumer or query.get("consumer") or f"{socket.gethostname()}-{os.getpid()}"
-        self.claim_timeout = positive("claim_timeout", claim_timeout if claim_timeout is not None
-                                      else query.get("claim_timeout", "30"))  # fmt: skip
-        self.batch = int(positive("batch", batch if batch is not None else query.get("batch", "100"), integer=True))
-        if self.batch < 1 or self.claim_timeout <= 0:
-            raise ConfigurationError("batch" if self.batch < 1 else "claim_timeout", "must be positive")
-        if self.group and self.name:
-            raise ConfigurationError("name", "a group keeps its own position: give a name or a group, not both")
-        if self.since != "$" and not _valid_id(self.since):
-            raise ConfigurationError("since", f"{self.since!r} is not a stream ID (like 1700000000000-0), 0 or $")
+        self.options = ReaderOptions.build(url, **options)
         if max_retries is not None and max_retries < 1:
             raise ConfigurationError("max_retries", "must be a positive whole number or None")
         self.max_retries = max_retries
+        self.cursor = StreamCursor(self.options, connect_timeout)
         self._backoff = Backoff(backoff_initial, backoff_max)
-        self._errors = redis.RedisError
-        self._refusals = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
-        self._redis: Any = redis_client(self.url, connect_timeout + _BLOCK, decode_responses=True)
         self._dialect = RedisDialect(0, [])
-        self._queue: queue.Queue[tuple[str, Event] | PumpsyncError] = queue.Queue(self.batch)
+        self._queue: queue.Queue[tuple[str, Event] | PumpsyncError] = queue.Queue(self.options.batch)
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # the commit state, shared by the consumer and the reader
-        self._held: set[str] = set()  # group mode: read by us, not yet acknowledged
         self._in_hand: str | None = None  # the entry of the event the consumer took last
-        self._done: list[str] = []  # consumed (see the rule), not yet committed; oldest first
-        self._last: str | None = None  # the newest entry read (the next read starts after it)
+        self._healthy = False
         self._state = "new"
         self.error: PumpsyncError | None = None
-        # counters (read by stats())
-        self.connects = 0
         self.failures = 0
         self.events = 0
-        self.claimed = 0
         self.malformed = 0
-        self.commit_failures = 0
-        self.lag_seconds = 0.0
-        self.lag_entries: int | None = None
-        self.pending: int | None = None
         self._thread = threading.Thread(target=self._run, name="pumpsync-redis-reader", daemon=True)
 
     def __repr__(self) -> str:
-        return f"<pumpsync.RedisReader {redact(self.url)} stream={self.stream!r} {self._state}>"
+        return f"<pumpsync.RedisReader {redact(self.options.url)} stream={self.options.stream!r} {self._state}>"
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> RedisReader:
@@ -253,7 +427,7 @@ class RedisReader:
             if not join_thread(self._thread, timeout):
                 log.warning("close(): the redis reader is still running after %.1f s", timeout)
             self._consumed()
-        self._redis.close()
+        self.cursor.close()
         self._put_error(ClientClosed("the reader was closed"))
 
     def __enter__(self) -> RedisReader:
@@ -278,6 +452,13 @@ class RedisReader:
         self._in_hand = entry_id
         return event
 
+    def _consumed(self) -> None:
+        """The consumer is done with the event in hand: commit it before handing out another."""
+        entry_id, self._in_hand = self._in_hand, None
+        if entry_id is not None:
+            self.cursor.consumed(entry_id)
+        self.cursor.commit()
+
     def __iter__(self) -> Iterator[Event]:
         while True:
             try:
@@ -293,212 +474,76 @@ class RedisReader:
     def connected(self) -> bool:
         return self._state == "running" and self._healthy
 
+    # the options, for the metrics collector
+    stream = property(lambda self: self.options.stream)
+    group = property(lambda self: self.options.group)
+    consumer = property(lambda self: self.options.consumer)
+    name = property(lambda self: self.options.name)
+
     def stats(self) -> dict[str, Any]:
+        cursor = self.cursor
         return {
             "provider": "redis",
-            "stream": self.stream,
-            "mode": "group" if self.group else "plain",
+            "stream": self.options.stream,
+            "mode": "group" if self.options.group else "plain",
             "events": self.events,
-            "connects": self.connects,
+            "connects": cursor.connects,
             "failures": self.failures,
-            "claimed": self.claimed,
+            "claimed": cursor.claimed,
             "malformed": self.malformed,
-            "commit_failures": self.commit_failures,
-            "lag_seconds": self.lag_seconds,
-            "lag_entries": self.lag_entries,
-            "pending": self.pending,
+            "commit_failures": cursor.commit_failures,
+            "lag_seconds": cursor.lag_seconds,
+            "lag_entries": cursor.lag_entries,
+            "pending": cursor.pending,
             "queue_depth": self._queue.qsize(),
         }
-
-    # ------------------------------------------------------------------ committing
-    def _consumed(self) -> None:
-        """The consumer is done with the event in hand: commit it before handing out another."""
-        entry_id, self._in_hand = self._in_hand, None
-        if entry_id is not None:
-            with self._lock:
-                self._done.append(entry_id)
-        self._commit()
-
-    def _commit(self) -> None:
-        """Save the position / acknowledge the consumed entries (any thread; a failure is retried)."""
-        with self._lock:
-            taken = list(self._done)
-            if not taken:
-                return
-            try:
-                if self.group:
-                    self._redis.xack(self.stream, self.group, *taken)
-                elif self.name:
-                    self._redis.set(self._position_key, taken[-1])
-            except self._errors as exc:  # the reader thread (or the next get) tries again
-                self.commit_failures += 1
-                log.debug("commit failed: %s", exc)
-                return
-            del self._done[: len(taken)]
-            self._held.difference_update(taken)
-
-    @property
-    def _position_key(self) -> str:
-        return f"{self.stream}:position:{self.name}"
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
         failures = 0
+        cursor = self.cursor
         while not self._stop.is_set():
             try:
-                self._session()
-            except self._refusals as exc:
+                self._healthy = False
+                cursor.open()
+                self._healthy = True
+                self._backoff.reset()
+                while not self._stop.is_set():
+                    room = self.options.batch - self._queue.qsize()
+                    if room <= 0:  # the consumer is behind: Redis keeps what it has not taken
+                        cursor.tend(self._in_hand)
+                        self._stop.wait(0.01)
+                        continue
+                    self._hand_on(cursor.fetch(room, self._in_hand))
+            except cursor.refusals as exc:
                 self._fail(RefusedKey(f"redis refused us: {redact(str(exc))}", provider="redis"))
                 return
-            except self._errors as exc:
+            except cursor.errors as exc:
                 self.failures += 1
                 failures = 0 if self._healthy else failures + 1
+                detail = redact(str(exc) or type(exc).__name__)
                 if self.max_retries is not None and failures > self.max_retries:
-                    detail = redact(str(exc) or type(exc).__name__)
-                    message = f"gave up after {self.max_retries} reconnection attempts (last: {detail})"
-                    self._fail(ConnectionLost(message))
+                    self._fail(
+                        ConnectionLost(f"gave up after {self.max_retries} reconnection attempts (last: {detail})")
+                    )
                     return
                 delay = self._backoff.delay()
-                log.warning("redis reader: %s; reconnecting in %.2f s", redact(str(exc) or type(exc).__name__), delay)
+                log.warning("redis reader: %s; reconnecting in %.2f s", detail, delay)
                 self._stop.wait(delay)
 
-    def _session(self) -> None:
-        self._healthy = False
-        self._redis.ping()
-        if self.group:
-            self._setup_group()
-        elif self._last is None:
-            self._last = self._start_position()
-        self.connects += 1
-        self._healthy = True
-        self._backoff.reset()
-        own_backlog = bool(self.group)  # after a (re)start, our own unacknowledged entries first
-        next_claim = next_stats = 0.0
-        while not self._stop.is_set():
-            self._commit()
-            now = time.monotonic()
-            if now >= next_stats:
-                self._look_at_the_end()
-                next_stats = now + _STATS_EVERY
-            if self.group and now >= next_claim and not own_backlog:
-                self._claim()
-                next_claim = now + max(0.05, self.claim_timeout / 4)
-            if self._queue.full():  # the consumer is behind: Redis keeps what it has not taken
-                self._stop.wait(0.01)
-                continue
-            room = self.batch - self._queue.qsize()
-            if self.group and own_backlog:
-                entries = self._read_group("0" if self._last is None else self._last, room, block=None)
-                own_backlog = bool(entries)
-                if not entries:
-                    self._last = None
-            elif self.group:
-                entries = self._read_group(">", room, block=int(_BLOCK * 1000))
-            else:
-                entries = self._read(room)
-            self._hand_on(entries)
-
-    def _start_position(self) -> str:
-        """Plain mode: the saved position, else ``since`` ($ resolved now, so a reconnect leaves no gap)."""
-        if self.name:
-            saved = self._redis.get(self._position_key)
-            if saved:
-                return str(saved)
-        if self.since != "$":
-            return self.since
-        try:
-            info = self._redis.xinfo_stream(self.stream)
-        except self._errors as exc:
-            if "no such key" not in str(exc).lower():
-                raise
-            return "0-0"  # no stream yet: everything it will hold is new
-        return str(info["last-generated-id"])
-
-    def _setup_group(self) -> None:
-        try:
-            self._redis.xgroup_create(self.stream, self.group, id=self.since, mkstream=True)
-        except self._errors as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._last = None
-
-    def _read(self, count: int) -> list[tuple[str, dict[str, str] | None]]:
-        assert self._last is not None
-        answer = self._redis.xread({self.stream: self._last}, count=count, block=int(_BLOCK * 1000))
-        return list(answer[0][1]) if answer else []
-
-    def _read_group(self, start: str, count: int, block: int | None) -> list[tuple[str, dict[str, str] | None]]:
-        answer = self._redis.xreadgroup(self.group, self.consumer, {self.stream: start}, count=count, block=block)
-        entries = list(answer[0][1]) if answer else []
-        if start != ">" and entries:
-            self._last = entries[-1][0]  # the next page of our backlog starts after this one
-        return entries
-
-    def _claim(self) -> None:
-        """Take over the entries a member has held too long (it is gone)."""
-        start = "0-0"
-        while not self._stop.is_set():
-            room = self.batch - self._queue.qsize()
-            if room <= 0:
-                return
-            answer = self._redis.xautoclaim(
-                self.stream, self.group, self.consumer, int(self.claim_timeout * 1000), start_id=start, count=room
-            )
-            start, entries = answer[0], answer[1]
-            self.claimed += self._hand_on(entries)
-            if start in ("0-0", b"0-0"):
-                return
-
-    def _hand_on(self, entries: list[tuple[str, dict[str, str] | None]]) -> int:
-        """Queue the entries' events; how many were queued."""
+    def _hand_on(self, entries: list[Entry]) -> None:
         received_at = int(time.time() * 1000)
-        queued = 0
         for entry_id, fields in entries:
-            if self.group:
-                with self._lock:
-                    if entry_id in self._held:  # ours already (re-read from our backlog, or re-claimed)
-                        continue
-                    self._held.add(entry_id)
-            if not self.group:
-                self._last = entry_id
             outputs = self._dialect.entry(fields, received_at)
-            events = [out for out in outputs if type(out) is Event]
-            if len(events) != 1:  # deleted (trimmed) while pending, or not the sink's: skip it for good
+            if len(outputs) != 1 or type(outputs[0]) is not Event:
+                # Deleted (trimmed) while pending, or not the sink's: never handed on. A group acknowledges
+                # it at once; a plain reader's position passes it with the next event consumed.
                 self.malformed += fields is not None
-                if self.group:
-                    self._redis.xack(self.stream, self.group, entry_id)
-                    with self._lock:
-                        self._held.discard(entry_id)
+                if self.options.group:
+                    self.cursor.consumed(entry_id)
                 continue
             self.events += 1
-            queued += 1
-            self._queue.put((entry_id, events[0]))
-        return queued
-
-    def _look_at_the_end(self) -> None:
-        """Lag behind the stream's newest entry and, in group mode, the group's pending entries."""
-        try:
-            info = self._redis.xinfo_stream(self.stream)
-        except self._errors:
-            return  # no stream yet
-        newest = str(info["last-generated-id"])
-        first = info.get("first-entry")
-        oldest = str(first[0]) if first else newest  # from "0": the whole stream is behind us
-        with self._lock:
-            mine = self._in_hand or (self._done[-1] if self._done else None)
-        if self.group:
-            for group in self._redis.xinfo_groups(self.stream):
-                if group["name"] == self.group:
-                    self.pending = int(group["pending"])
-                    lag = group.get("lag")
-                    self.lag_entries = None if lag is None else int(lag) + self._queue.qsize()
-                    mine = mine or str(group["last-delivered-id"])
-        else:
-            mine = mine or self._last
-        self.lag_seconds = max(0, _ms(newest) - max(_ms(mine or newest), _ms(oldest) - 1)) / 1000.0
-
-    # ------------------------------------------------------------------ errors
-    _healthy = False
+            self._queue.put((entry_id, outputs[0]))
 
     def _fail(self, error: PumpsyncError) -> None:
         self.error = error
@@ -546,18 +591,14 @@ class RedisReaderCollector:
                                       labels=labels)  # fmt: skip
         for reader in self.readers:
             values = [reader.stream, reader.group or "", reader.consumer if reader.group else reader.name or ""]
-            lag.add_metric(values, reader.lag_seconds)
-            if reader.lag_entries is not None:
-                behind.add_metric(values, float(reader.lag_entries))
-            if reader.pending is not None:
-                pending.add_metric(values, float(reader.pending))
-            claimed.add_metric(values, float(reader.claimed))
+            cursor = reader.cursor
+            lag.add_metric(values, cursor.lag_seconds)
+            if cursor.lag_entries is not None:
+                behind.add_metric(values, float(cursor.lag_entries))
+            if cursor.pending is not None:
+                pending.add_metric(values, float(cursor.pending))
+            claimed.add_metric(values, float(cursor.claimed))
         yield from (lag, behind, pending, claimed)
-
-
-def _valid_id(text: str) -> bool:
-    ms, sep, seq = text.partition("-")
-    return ms.isdigit() and (not sep or seq.isdigit())
 
 
 def event_from_entry(fields: Mapping[str, str]) -> Event:
