@@ -7,7 +7,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -127,6 +127,9 @@ class Client:
             Connection(i, config, spec.dialect, self._delivery, connection_stats[i], self._hub)
             for i in range(config.connections)
         ]
+        # Transports that want to know what the consumer took (the redis source commits on it).
+        takers = [getattr(conn.transport, "taken", None) for conn in self._connections]
+        self._takers: list[Callable[[Event], None] | None] | None = takers if any(takers) else None
         self._supervisor = Supervisor(config, self._connections, self._fail)
         self._backfiller = (
             Backfiller(config, self._delivery, self._stats, self.subscriptions) if spec.history is not None else None
@@ -197,6 +200,10 @@ class Client:
             if item.fatal or isinstance(item, ClientClosed):
                 self.queue.put(item)  # keep it there for the next reader
             raise item
+        if self._takers is not None:
+            taken = self._takers[item.connection]
+            if taken is not None:
+                taken(item)
         return item
 
     def __iter__(self) -> Iterator[Event]:

@@ -41,10 +41,11 @@ import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pumpsync._backoff import Backoff
@@ -54,6 +55,10 @@ from pumpsync.errors import AuthenticationError as RefusedKey
 from pumpsync.errors import ClientClosed, ConfigurationError, ConnectionLost, PumpsyncError
 from pumpsync.events import Event
 from pumpsync.providers.base import ClosePolicy, Dialect, Handshake, Malformed, Output
+from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed, UpgradeRefused
+
+if TYPE_CHECKING:
+    from pumpsync.config import ClientConfig
 
 log = logging.getLogger("pumpsync.redis")
 
@@ -135,7 +140,7 @@ class RedisDialect(Dialect):
     default_url = DEFAULT_URL
     close_policies: ClassVar[dict[int, ClosePolicy]] = {}
 
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         return Handshake(url, {})  # the credentials, if any, are in the URL (redis AUTH)
 
     def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
@@ -558,6 +563,136 @@ class RedisReader:
             self._queue.not_empty.notify()
 
 
+# ---------------------------------------------------------------- the transport (pumpsync.Client's connection thread)
+
+
+class RedisTransport:
+    """``ProviderSpec.transport`` of the redis source: reads of one connection slot (kept across its
+    sessions, so that a reconnect resumes after the last entry read), as text frames (the entries'
+    ``event`` fields) for :class:`RedisDialect`.
+
+    When an entry counts as consumed: if the client reports what its consumer takes (:meth:`taken`,
+    from ``Client.get()``), the module docs' rule holds — the event in hand is consumed when the
+    next one is taken or the client is closed — and reading pauses while ``batch`` events wait
+    in the client's queue (Redis keeps the rest, so the queue never overflows). Until the first
+    such report (a consumer of ``client.queue`` itself, the daemon's dispatcher), an entry counts
+    as consumed once its event is in the client's queue.
+    """
+
+    def __init__(self, config: ClientConfig, index: int) -> None:
+        given = {option: getattr(config, option, None) for option in OPTIONS}
+        self.cursor = StreamCursor(ReaderOptions.build(config.url_of(index), **given), config.connect_timeout)
+        self._lock = threading.Lock()
+        self._queued: deque[tuple[str, tuple[str | None, ...]]] = deque()  # (entry, key): handed on, not taken
+        self._in_hand: str | None = None
+        self._tracking = False  # the client reports takes
+        self._aborted = threading.Event()
+
+    # -- the Transport protocol
+    def open(self, url: str, headers: Mapping[str, str]) -> None:
+        self._aborted.clear()
+        try:
+            self.cursor.open()
+        except self.cursor.refusals:
+            raise UpgradeRefused(401, {}) from None  # the client's refusal: an authentication error
+        except self.cursor.errors as exc:
+            raise ConnectFailed(f"redis: {redact(str(exc) or type(exc).__name__)}") from None
+
+    def read(self) -> tuple[int, Iterable[tuple[int, bytes]]]:
+        if self._aborted.is_set():
+            raise TransportClosed("closed by the client")
+        cursor = self.cursor
+        batch = cursor.options.batch
+        with self._lock:
+            if not self._tracking and self._queued:  # no takes reported: in the client's queue is consumed
+                cursor.consumed(*(entry for entry, _ in self._queued))
+                self._queued.clear()
+            waiting = len(self._queued)
+        try:
+            if waiting >= batch:  # the consumer is behind: Redis keeps what it has not taken
+                cursor.tend(self._in_hand)
+                self._aborted.wait(0.05)
+                return 1, ()
+            entries = cursor.fetch(batch - waiting, self._in_hand)
+        except cursor.errors as exc:
+            raise TransportClosed(f"redis: {redact(str(exc) or type(exc).__name__)}") from None
+        frames = []
+        with self._lock:
+            for entry_id, fields in entries:
+                if not fields:  # deleted (trimmed) while pending: nothing to hand on
+                    cursor.consumed(entry_id)
+                    continue
+                frames.append((OP_TEXT, fields.get("event", "").encode()))
+                self._queued.append((entry_id, _key(fields.get("kind"), fields.get("signature"), fields.get("mint"))))
+        # Any answer, "nothing new" too, proves the server alive: count it as received.
+        return max(1, sum(len(payload) for _, payload in frames)), frames
+
+    def send_text(self, text: str) -> bool:
+        return False
+
+    def send_ping(self, payload: bytes = b"") -> bool:
+        return False
+
+    def send_pong(self, payload: bytes) -> None:
+        return None
+
+    def close(self, code: int) -> None:
+        # The client is closing: its consumer is done with the event in hand.
+        with self._lock:
+            entry, self._in_hand = self._in_hand, None
+        if entry is not None:
+            self.cursor.consumed(entry)
+
+    def abort(self) -> None:
+        self._aborted.set()  # a read waits at most half a second
+
+    def shutdown(self) -> None:
+        try:
+            self.cursor.commit()
+        except Exception:
+            pass
+
+    # -- reports from the client
+    def taken(self, event: Event) -> None:
+        """``Client.get()`` returned ``event``: the one before it is consumed, and any skipped
+        between them (dropped by the client as duplicates); commit before returning."""
+        key = _key(event.kind, event.signature, event.mint)
+        with self._lock:
+            self._tracking = True
+            done = [self._in_hand] if self._in_hand is not None else []
+            self._in_hand = None
+            while self._queued:
+                entry, queued_key = self._queued.popleft()
+                if queued_key == key:
+                    self._in_hand = entry
+                    break
+                done.append(entry)
+        if done:
+            self.cursor.consumed(*done)
+        self.cursor.commit()
+
+
+def _key(kind: str | None, signature: str | None, mint: str | None) -> tuple[str | None, ...]:
+    return (kind, signature, mint)
+
+
+SPEC = ProviderSpec(
+    name="redis",
+    summary="redis: a Redis Stream that pumpsync daemons' redis sink fills (pumpsync[redis]; options in the URL)",
+    dialect=RedisDialect,
+    default_url=DEFAULT_URL,
+    url_schemes=SCHEMES,
+    auth_forms=("none",),
+    default_auth="none",
+    key_required=False,
+    heartbeat="none",  # every read is answered (at least "nothing new") within half a second
+    max_connections=1,
+    max_connections_reason="one reader per client: run more clients, or a group, to share the work",
+    options={"group": None, "consumer": None, "name": None},
+    transport=RedisTransport,
+)
+
+
 class RedisReaderCollector:
     """Prometheus metrics of redis readers: lag behind the stream's end, the group's pending entries."""
 
@@ -609,9 +744,11 @@ def event_from_entry(fields: Mapping[str, str]) -> Event:
 __all__ = [
     "DEFAULT_STREAM",
     "DEFAULT_URL",
+    "SPEC",
     "RedisDialect",
     "RedisReader",
     "RedisReaderCollector",
+    "RedisTransport",
     "event_from_entry",
     "parse_url",
     "redis_client",
