@@ -129,7 +129,7 @@ class Client:
         ]
         # Transports that want to know what the consumer took (the redis source commits on it).
         takers = [getattr(conn.transport, "taken", None) for conn in self._connections]
-        self._takers: list[Callable[[Event], None] | None] | None = takers if any(takers) else None
+        self._takers: list[Callable[[Event | None], None] | None] | None = takers if any(takers) else None
         self._supervisor = Supervisor(config, self._connections, self._fail)
         self._backfiller = (
             Backfiller(config, self._delivery, self._stats, self.subscriptions) if spec.history is not None else None
@@ -195,13 +195,18 @@ class Client:
     # ------------------------------------------------------------------ consuming
     def get(self, timeout: float | None = None) -> Event:
         """The next event; raises the error items (see the class docs) and ``queue.Empty`` on timeout."""
+        takers = self._takers
+        if takers is not None:  # asking for the next event: the consumer is done with the one in hand
+            for taken in takers:
+                if taken is not None:
+                    taken(None)
         item = self.queue.get(timeout=timeout)
         if isinstance(item, PumpsyncError):
             if item.fatal or isinstance(item, ClientClosed):
                 self.queue.put(item)  # keep it there for the next reader
             raise item
-        if self._takers is not None:
-            taken = self._takers[item.connection]
+        if takers is not None:
+            taken = takers[item.connection]
             if taken is not None:
                 taken(item)
         return item

@@ -571,21 +571,22 @@ class RedisTransport:
     sessions, so that a reconnect resumes after the last entry read), as text frames (the entries'
     ``event`` fields) for :class:`RedisDialect`.
 
-    When an entry counts as consumed: if the client reports what its consumer takes (:meth:`taken`,
-    from ``Client.get()``), the module docs' rule holds — the event in hand is consumed when the
-    next one is taken or the client is closed — and reading pauses while ``batch`` events wait
-    in the client's queue (Redis keeps the rest, so the queue never overflows). Until the first
-    such report (a consumer of ``client.queue`` itself, the daemon's dispatcher), an entry counts
-    as consumed once its event is in the client's queue.
+    When an entry counts as consumed: ``Client.get()`` (and iteration) reports each event it
+    returns (:meth:`taken`), so the module docs' rule holds — the event in hand is consumed when
+    the next one is taken or the client is closed. An entry more than ``queue_size`` entries
+    behind the newest one read has left the client's queue for sure (taken through
+    ``client.queue`` itself, which reports nothing, or dropped as overflow): it is consumed then.
+    A group member reads on only while fewer than ``batch`` of its events wait untaken, so that
+    the group shares the work (so consume a group through ``get()`` or iteration).
     """
 
     def __init__(self, config: ClientConfig, index: int) -> None:
         given = {option: getattr(config, option, None) for option in OPTIONS}
         self.cursor = StreamCursor(ReaderOptions.build(config.url_of(index), **given), config.connect_timeout)
+        self._capacity = config.queue_size
         self._lock = threading.Lock()
         self._queued: deque[tuple[str, tuple[str | None, ...]]] = deque()  # (entry, key): handed on, not taken
         self._in_hand: str | None = None
-        self._tracking = False  # the client reports takes
         self._aborted = threading.Event()
 
     # -- the Transport protocol
@@ -604,16 +605,13 @@ class RedisTransport:
         cursor = self.cursor
         batch = cursor.options.batch
         with self._lock:
-            if not self._tracking and self._queued:  # no takes reported: in the client's queue is consumed
-                cursor.consumed(*(entry for entry, _ in self._queued))
-                self._queued.clear()
             waiting = len(self._queued)
         try:
-            if waiting >= batch:  # the consumer is behind: Redis keeps what it has not taken
+            if cursor.group and waiting >= batch:  # the consumer is behind: leave the rest to the group
                 cursor.tend(self._in_hand)
                 self._aborted.wait(0.05)
                 return 1, ()
-            entries = cursor.fetch(batch - waiting, self._in_hand)
+            entries = cursor.fetch(batch - waiting if cursor.group else batch, self._in_hand)
         except cursor.errors as exc:
             raise TransportClosed(f"redis: {redact(str(exc) or type(exc).__name__)}") from None
         frames = []
@@ -622,8 +620,12 @@ class RedisTransport:
                 if not fields:  # deleted (trimmed) while pending: nothing to hand on
                     cursor.consumed(entry_id)
                     continue
-                frames.append((OP_TEXT, fields.get("event", "").encode()))
-                self._queued.append((entry_id, _key(fields.get("kind"), fields.get("signature"), fields.get("mint"))))
+                payload = fields.get("event", "")
+                frames.append((OP_TEXT, payload.encode()))
+                self._queued.append((entry_id, _entry_key(fields, payload)))
+            gone = len(self._queued) - self._capacity
+            if gone > 0:  # out of the client's queue for sure
+                cursor.consumed(*(self._queued.popleft()[0] for _ in range(gone)))
         # Any answer, "nothing new" too, proves the server alive: count it as received.
         return max(1, sum(len(payload) for _, payload in frames)), frames
 
@@ -653,27 +655,42 @@ class RedisTransport:
             pass
 
     # -- reports from the client
-    def taken(self, event: Event) -> None:
-        """``Client.get()`` returned ``event``: the one before it is consumed, and any skipped
-        between them (dropped by the client as duplicates); commit before returning."""
-        key = _key(event.kind, event.signature, event.mint)
+    def taken(self, event: Event | None) -> None:
+        """From ``Client.get()``: None when the consumer asks for the next event (the one in hand is
+        consumed), then the event it got (skipped entries before it, dropped by the client as
+        duplicates, are consumed too; it is the one in hand). Commits before returning."""
         with self._lock:
-            self._tracking = True
             done = [self._in_hand] if self._in_hand is not None else []
             self._in_hand = None
-            while self._queued:
-                entry, queued_key = self._queued.popleft()
-                if queued_key == key:
-                    self._in_hand = entry
-                    break
-                done.append(entry)
+            if event is not None:
+                key = _key(event.kind, event.signature, event.mint)
+                while self._queued:
+                    entry, queued_key = self._queued.popleft()
+                    if queued_key == key:
+                        self._in_hand = entry
+                        break
+                    done.append(entry)
         if done:
             self.cursor.consumed(*done)
-        self.cursor.commit()
+            self.cursor.commit()
 
 
 def _key(kind: str | None, signature: str | None, mint: str | None) -> tuple[str | None, ...]:
     return (kind, signature, mint)
+
+
+def _entry_key(fields: Mapping[str, str], payload: str) -> tuple[str | None, ...]:
+    """The key :meth:`RedisTransport.taken` finds an entry's event by: from the sink's filter
+    fields (it leaves out the null ones), else (an entry written by something else) from the JSON."""
+    if "provider" in fields:
+        return _key(fields.get("kind"), fields.get("signature"), fields.get("mint"))
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return _key(None, None, None)
+    if not isinstance(data, dict):
+        return _key(None, None, None)
+    return _key(data.get("kind"), data.get("signature"), data.get("mint"))
 
 
 SPEC = ProviderSpec(

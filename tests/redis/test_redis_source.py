@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from redishelpers import RedisServer, settle
 
+import pumpsync
 from pumpsync.daemon.sinks.base import event_json
+from pumpsync.daemon.sinks.redis import entry_fields
 from pumpsync.errors import ConfigurationError, ConnectionLost
 from pumpsync.events import Event
 from pumpsync.providers.redis import RedisReader
@@ -23,14 +25,21 @@ from tests.conftest import wait_until
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.3}
 
+KINDS = ["client", "reader"]  # pumpsync.connect("redis", ...), and the reader with a thread of its own
+
 # A consumer as a separate process (so that it can be killed): one line per event handled.
 CONSUMER = """
 import sys, time
-from pumpsync.providers.redis import RedisReader
-url, out, delay, *options = sys.argv[1:]
+url, out, delay, kind, *options = sys.argv[1:]
 kwargs = dict(option.split("=", 1) for option in options)
-with RedisReader(url, backoff_initial=0.05, backoff_max=0.3, **kwargs) as reader, open(out, "a") as file:
-    for event in reader:
+if kind == "client":
+    import pumpsync
+    stream = pumpsync.connect("redis", url=url, backoff_initial=0.05, backoff_max=0.3, **kwargs)
+else:
+    from pumpsync.providers.redis import RedisReader
+    stream = RedisReader(url, backoff_initial=0.05, backoff_max=0.3, **kwargs).start()
+with stream, open(out, "a") as file:
+    for event in stream:
         time.sleep(float(delay))  # the work, during which a kill may land
         file.write(event.signature + "\\n")
         file.flush()
@@ -47,29 +56,44 @@ def event(i: int) -> Event:
 
 
 def publish(client: Any, stream: str, start: int, stop: int) -> None:
+    """Entries as the redis sink writes them."""
     pipe = client.pipeline(transaction=False)
     for i in range(start, stop):
-        pipe.xadd(stream, {"event": event_json(event(i)), "kind": "trade"})
+        fields = entry_fields(event(i))
+        pipe.xadd(stream, dict(zip(fields[::2], fields[1::2], strict=True)))
     pipe.execute()
 
 
-def take(reader: RedisReader, n: int, timeout: float = 15.0) -> list[Event]:
+def open_stream(kind: str, url: str, **options: Any) -> Any:
+    """A started redis source: a Client or a RedisReader (the same get/close API)."""
+    if kind == "client":
+        return pumpsync.connect("redis", url=url, **FAST, **options)
+    return RedisReader(url, **FAST, **options).start()
+
+
+def connects(stream: Any) -> int:
+    stats = stream.stats()
+    return int(stats["connects"] if "connects" in stats else stats["connections"][0]["connects"])
+
+
+def take(reader: Any, n: int, timeout: float = 15.0) -> list[Event]:
     return [reader.get(timeout=timeout) for _ in range(n)]
 
 
 class Consumer:
-    def __init__(self, tmp: Path, label: str, url: str, delay: float, **options: str) -> None:
+    def __init__(self, tmp: Path, label: str, url: str, delay: float, kind: str, **options: str) -> None:
         script = tmp / "consumer.py"
         script.write_text(CONSUMER)
         self.out = tmp / f"{label}.txt"
-        self.args = [sys.executable, str(script), url, str(self.out), str(delay)]
+        self.args = [sys.executable, str(script), url, str(self.out), str(delay), kind]
         self.args += [f"{k}={v}" for k, v in options.items()]
         self.runs: list[list[str]] = []
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.mark = len(self.lines())
-        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with open(self.out.with_suffix(".stderr"), "ab") as err:
+            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stderr=err)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -86,46 +110,62 @@ class Consumer:
         return self.out.read_text().split() if self.out.exists() else []
 
 
-def test_plain_reader_yields_the_published_events(redis_server: RedisServer, redis_db: Any) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_plain_reader_yields_the_published_events(redis_server: RedisServer, redis_db: Any, kind: str) -> None:
     publish(redis_db, "s:plain", 0, 30)
-    with RedisReader(f"{redis_server.url}?stream=s:plain&since=0", **FAST) as reader:
+    reader = open_stream(kind, f"{redis_server.url}?stream=s:plain&since=0")
+    with reader:
         got = take(reader, 30)
         assert got == [event(i) for i in range(30)]
         publish(redis_db, "s:plain", 30, 40)
         assert take(reader, 10) == [event(i) for i in range(30, 40)]
         stats = reader.stats()
-    assert stats["events"] == 40 and stats["mode"] == "plain"
+    assert stats.get("delivered", stats.get("events")) == 40
 
 
-def test_since_dollar_reads_only_new_entries_and_junk_is_skipped(redis_server: RedisServer, redis_db: Any) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_since_dollar_reads_only_new_entries_and_junk_is_skipped(
+    redis_server: RedisServer, redis_db: Any, kind: str
+) -> None:
     publish(redis_db, "s:new", 0, 5)
-    with RedisReader(redis_server.url, stream="s:new", **FAST) as reader:
-        wait_until(lambda: reader.connected, what="the reader to connect")
+    reader = open_stream(kind, f"{redis_server.url}?stream=s:new")
+    with reader:
+        wait_until(lambda: connects(reader), what="the reader to connect")
         redis_db.xadd("s:new", {"not": "ours"})
         redis_db.xadd("s:new", {"event": "{not json"})
         publish(redis_db, "s:new", 5, 8)
         assert take(reader, 3) == [event(i) for i in range(5, 8)]
-        assert reader.stats()["malformed"] == 2
+        stats = reader.stats()
+    if kind == "reader":
+        assert stats["malformed"] == 2
+    else:
+        assert sum(stats["connections"][0]["malformed"].values()) == 2
 
 
-def test_a_named_reader_resumes_after_close_without_gap_or_duplicate(redis_server: RedisServer, redis_db: Any) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_named_reader_resumes_after_close_without_gap_or_duplicate(
+    redis_server: RedisServer, redis_db: Any, kind: str
+) -> None:
     publish(redis_db, "s:named", 0, 50)
-    url = f"{redis_server.url}?stream=s:named&since=0&name=bot"
-    with RedisReader(url, **FAST) as reader:
+    url = f"{redis_server.url}?stream=s:named&since=0"
+    with open_stream(kind, url, name="bot") as reader:
         first = take(reader, 20)
     assert redis_db.get("s:named:position:bot") is not None
-    with RedisReader(url, **FAST) as reader:
+    with open_stream(kind, url, name="bot") as reader:
         rest = take(reader, 30)
         with pytest.raises(queue.Empty):
             reader.get(timeout=0.3)
     assert [e.signature for e in first + rest] == [f"Sig{i}" for i in range(50)]
 
 
-def test_a_killed_consumer_resumes_where_it_stopped(redis_server: RedisServer, redis_db: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_killed_consumer_resumes_where_it_stopped(
+    redis_server: RedisServer, redis_db: Any, tmp_path: Path, kind: str
+) -> None:
     """Killed at random moments: nothing skipped, and only the event in hand at a kill comes again."""
     total = 300
     publish(redis_db, "s:kill", 0, total)
-    consumer = Consumer(tmp_path, "bot", redis_server.url, 0.004, stream="s:kill", since="0", name="bot")
+    consumer = Consumer(tmp_path, "bot", f"{redis_server.url}?stream=s:kill&since=0", 0.004, kind, name="bot")
     rng = random.Random()
     for _ in range(3):
         consumer.start()
@@ -151,13 +191,14 @@ def test_a_killed_consumer_resumes_where_it_stopped(redis_server: RedisServer, r
     assert repeats <= 3  # at most once per kill during work; none for the kill while waiting
 
 
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_group_shares_the_work_and_claims_a_dead_members_entries(
-    redis_server: RedisServer, redis_db: Any, tmp_path: Path
+    redis_server: RedisServer, redis_db: Any, tmp_path: Path, kind: str
 ) -> None:
     total = 300
     redis_db.xgroup_create("s:group", "bots", id="0", mkstream=True)
-    options = {"stream": "s:group", "group": "bots", "claim_timeout": "1", "batch": "5"}
-    members = [Consumer(tmp_path, f"bot{i}", redis_server.url, 0.01, consumer=f"bot{i}", **options) for i in range(3)]
+    url = f"{redis_server.url}?stream=s:group&claim_timeout=1&batch=5"
+    members = [Consumer(tmp_path, f"bot{i}", url, 0.01, kind, group="bots", consumer=f"bot{i}") for i in range(3)]
     for member in members:
         member.start()
     publish(redis_db, "s:group", 0, total // 2)
@@ -168,8 +209,7 @@ def test_a_group_shares_the_work_and_claims_a_dead_members_entries(
     wait_until(lambda: holding("bot0") >= 2 and members[0].lines(), what="bot0 to hold entries")
     settle(random.uniform(0.0, 0.3))
     members[0].kill()
-    held_at_kill = holding("bot0")
-    assert held_at_kill >= 1
+    assert holding("bot0") >= 1
     publish(redis_db, "s:group", total // 2, total)
     wait_until(lambda: len(set(members[1].lines() + members[2].lines() + members[0].lines())) == total, 60,
                "every event handled by some member")  # fmt: skip
@@ -184,9 +224,10 @@ def test_a_group_shares_the_work_and_claims_a_dead_members_entries(
     assert redis_db.xpending("s:group", "bots")["pending"] == 0
 
 
-def test_group_members_in_process_each_get_distinct_events(redis_server: RedisServer, redis_db: Any) -> None:
-    url = f"{redis_server.url}?stream=s:share&since=0&group=g"
-    readers = [RedisReader(url, consumer=f"m{i}", batch=3, **FAST).start() for i in range(3)]
+@pytest.mark.parametrize("kind", KINDS)
+def test_group_members_in_process_each_get_distinct_events(redis_server: RedisServer, redis_db: Any, kind: str) -> None:
+    url = f"{redis_server.url}?stream=s:share&since=0&batch=3"
+    readers = [open_stream(kind, url, group="g", consumer=f"m{i}") for i in range(3)]
     try:
         publish(redis_db, "s:share", 0, 90)
         seen: list[str] = []
@@ -197,31 +238,32 @@ def test_group_members_in_process_each_get_distinct_events(redis_server: RedisSe
                 except queue.Empty:
                     pass
         assert sorted(seen) == sorted(f"Sig{i}" for i in range(90))
-        assert all(r.stats()["events"] > 0 for r in readers)
     finally:
         for reader in readers:
             reader.close()
     assert redis_db.xpending("s:share", "g")["pending"] == 0  # closing acknowledged the events in hand
 
 
-def test_redis_restarted_mid_stream(redis_server: RedisServer, redis_db: Any) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_redis_restarted_mid_stream(redis_server: RedisServer, redis_db: Any, kind: str) -> None:
     publish(redis_db, "s:restart", 0, 20)
-    with RedisReader(f"{redis_server.url}?stream=s:restart&since=0", **FAST) as reader:
+    with open_stream(kind, f"{redis_server.url}?stream=s:restart&since=0") as reader:
         got = take(reader, 20)
         redis_server.restart()
         client = redis_server.client()
         publish(client, "s:restart", 20, 40)
         got += take(reader, 20)
-        assert reader.stats()["connects"] >= 2
+        assert connects(reader) >= 2
         with pytest.raises(queue.Empty):
             reader.get(timeout=0.3)
     assert [e.signature for e in got] == [f"Sig{i}" for i in range(40)]
 
 
-def test_redis_gone_for_good_ends_with_connection_lost(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_redis_gone_for_good_ends_with_connection_lost(redis_server: RedisServer, kind: str) -> None:
     from redishelpers import _free_port
 
-    with RedisReader(f"redis://127.0.0.1:{_free_port()}/0", max_retries=2, **FAST) as reader:
+    with open_stream(kind, f"redis://127.0.0.1:{_free_port()}/0", max_retries=2) as reader:
         with pytest.raises(ConnectionLost):
             reader.get(timeout=20)
         assert reader.error is not None
