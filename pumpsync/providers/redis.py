@@ -479,12 +479,6 @@ class RedisReader:
     def connected(self) -> bool:
         return self._state == "running" and self._healthy
 
-    # the options, for the metrics collector
-    stream = property(lambda self: self.options.stream)
-    group = property(lambda self: self.options.group)
-    consumer = property(lambda self: self.options.consumer)
-    name = property(lambda self: self.options.name)
-
     def stats(self) -> dict[str, Any]:
         cursor = self.cursor
         return {
@@ -710,11 +704,12 @@ SPEC = ProviderSpec(
 )
 
 
-class RedisReaderCollector:
-    """Prometheus metrics of redis readers: lag behind the stream's end, the group's pending entries."""
+class RedisConsumerCollector:
+    """Prometheus metrics of redis consumers (:class:`RedisReader` or a client's
+    :class:`RedisTransport`): lag behind the stream's end, the group's pending entries, claims."""
 
-    def __init__(self, readers: list[RedisReader]) -> None:
-        self.readers = readers
+    def __init__(self, sources: Iterable[RedisReader | RedisTransport]) -> None:
+        self.sources = list(sources)
 
     def describe(self) -> Iterable[Any]:
         return []
@@ -741,9 +736,10 @@ class RedisReaderCollector:
         claimed = CounterMetricFamily("pumpsync_redis_consumer_claimed",
                                       "Entries taken over from a member that held them past claim_timeout.",
                                       labels=labels)  # fmt: skip
-        for reader in self.readers:
-            values = [reader.stream, reader.group or "", reader.consumer if reader.group else reader.name or ""]
-            cursor = reader.cursor
+        for source in self.sources:
+            cursor = source.cursor
+            options = cursor.options
+            values = [options.stream, options.group or "", options.consumer if options.group else options.name or ""]
             lag.add_metric(values, cursor.lag_seconds)
             if cursor.lag_entries is not None:
                 behind.add_metric(values, float(cursor.lag_entries))
@@ -762,9 +758,9 @@ __all__ = [
     "DEFAULT_STREAM",
     "DEFAULT_URL",
     "SPEC",
+    "RedisConsumerCollector",
     "RedisDialect",
     "RedisReader",
-    "RedisReaderCollector",
     "RedisTransport",
     "event_from_entry",
     "parse_url",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import queue
 import random
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -79,6 +81,13 @@ def test_daemon_to_redis_to_reader_end_to_end(
             reader.get(timeout=0.3)
     # The same Event objects as the daemon's own: the JSONL sink's lines, read back.
     assert got == [Event.from_dict(json.loads(line)) for line in lines]
+    # And from the command line, as a provider like any other.
+    cli = subprocess.run(
+        [sys.executable, "-m", "pumpsync", "stream", "--provider", "redis", "--format", "jsonl",
+         "--url", f"{redis_server.url}?stream={stream}&since=0", "--count", str(len(lines))],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert [json.loads(line) for line in cli.stdout.splitlines()] == [json.loads(line) for line in lines]
     assert [f["event"] for _, f in redis_db.xrange(stream)] == lines
     assert daemon.sample("pumpsync_sink_events_written_total", sink="redis") == len(lines)
     assert daemon.stop() == 0

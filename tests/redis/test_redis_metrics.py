@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from redishelpers import RedisServer
 
+import pumpsync
 from pumpsync.daemon.sinks import build_sinks, parse_sink
-from pumpsync.daemon.sinks.redis import RedisSinkCollector
+from pumpsync.daemon.sinks.redis import RedisSinkCollector, entry_fields
 from pumpsync.events import Event
-from pumpsync.providers.redis import RedisReader, RedisReaderCollector
+from pumpsync.providers.redis import RedisConsumerCollector, RedisReader
 from tests.conftest import wait_until
 
 
@@ -50,9 +52,22 @@ def test_sink_and_reader_metrics(redis_server: RedisServer, redis_db: Any) -> No
     deduplicated += got[("pumpsync_redis_sink_deduplicated_total", (("sink", "b"),))]
     assert (published, deduplicated) == (10, 10)
 
+
+@pytest.mark.parametrize("kind", ["client", "reader"])
+def test_consumer_metrics(redis_server: RedisServer, redis_db: Any, kind: str) -> None:
+    for i in range(10):
+        fields = entry_fields(trade(i))
+        redis_db.xadd("m:events", dict(zip(fields[::2], fields[1::2], strict=True)))
     registry = CollectorRegistry()
-    with RedisReader(f"{url}&since=0&group=g", consumer="c1", batch=2) as reader:
-        registry.register(RedisReaderCollector([reader]))
+    url = f"{redis_server.url}?stream=m:events&since=0&batch=2"
+    if kind == "client":
+        reader: Any = pumpsync.connect("redis", url=url, group="g", consumer="c1")
+        sources = [conn.transport for conn in reader._connections]
+    else:
+        reader = RedisReader(url, group="g", consumer="c1").start()
+        sources = [reader]
+    with reader:
+        registry.register(RedisConsumerCollector(sources))
         reader.get(timeout=10)
         labels = (("consumer", "c1"), ("group", "g"), ("stream", "m:events"))
         wait_until(lambda: samples(registry).get(("pumpsync_redis_consumer_pending", labels)), what="pending entries")
