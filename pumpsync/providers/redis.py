@@ -1,8 +1,12 @@
 """A Redis Stream as a source: the events a daemon's ``redis`` sink published, read back.
 
+``pumpsync.connect("redis", url=...)`` / ``Client("redis", ...)`` (through :class:`RedisTransport`,
+the provider registry's transport seam) or :class:`RedisReader` (the same API on a thread of its
+own, no Client machinery) give the same :class:`~pumpsync.Event` objects the daemon had.
+
 ``redis://[user:password@]host:6379/0?stream=pumpsync:events`` (``rediss://`` for TLS). Options
-(keyword arguments, or query parameters of the URL; the other query parameters go to the
-``redis`` client):
+(query parameters of the URL; ``group``, ``consumer`` and ``name`` also as keyword arguments and
+CLI flags; the other query parameters go to the ``redis`` client):
 
 ``stream``          the stream's key [pumpsync:events]
 ``since``           where a reader with no saved position starts: a stream ID, ``0`` (the whole
@@ -17,14 +21,16 @@
 ``batch``           entries per read, and how many wait in memory [100]
 
 When an event counts as consumed: **asking for the next one** (``get()``, the next step of a
-``for`` loop) or closing the reader consumes the event taken before it. Only then is the position
+``for`` loop) or closing the client/reader consumes the event taken before it. Only then is the position
 saved (plain mode with a ``name``) or the entry acknowledged (``XACK``, group mode), before the
 next event is returned. So a consumer that crashes while handling an event gets that one event
 again when it restarts (nothing before it, nothing skipped); one that stopped while waiting for
 the next gets nothing twice. A group member that never comes back loses nothing: its unacknowledged
 entries (the one in hand and those read ahead, up to ``batch``) go to another member after
 ``claim_timeout``; a member so slow that it holds an entry longer than that may see it handled
-twice, so set ``claim_timeout`` well above the time ``batch`` events take.
+twice, so set ``claim_timeout`` well above the time ``batch`` events take. (A Client consumed through
+``client.queue`` itself reports no takes: there an entry counts as consumed once it is
+``queue_size`` entries behind the newest read, and a group member stops after ``batch`` events.)
 
 Redis down: the reader reconnects with backoff (``backoff_initial``..``backoff_max``, full
 jitter) and resumes from the entry after the last one read; after ``max_retries`` consecutive
