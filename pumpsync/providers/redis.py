@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pumpsync._backoff import Backoff
-from pumpsync._secrets import ApiKey, redact
+from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync._threads import join_thread
 from pumpsync.errors import AuthenticationError as RefusedKey
 from pumpsync.errors import ClientClosed, ConfigurationError, ConnectionLost, PumpsyncError
@@ -418,7 +418,7 @@ class RedisReader:
         self._thread = threading.Thread(target=self._run, name="pumpsync-redis-reader", daemon=True)
 
     def __repr__(self) -> str:
-        return f"<pumpsync.RedisReader {redact(self.options.url)} stream={self.options.stream!r} {self._state}>"
+        return f"<pumpsync.RedisReader {safe_url(self.options.url)} stream={self.options.stream!r} {self._state}>"
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> RedisReader:

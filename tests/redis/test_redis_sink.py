@@ -138,7 +138,6 @@ def test_bad_urls_and_options_fail_at_build_time() -> None:
     for spec in ("redis://127.0.0.1:6379/0?maxlen=-1", "redis://127.0.0.1:6379/0?dedup=soon", "redis://:x"):
         with pytest.raises(ConfigurationError):
             build_sinks([parse_sink(spec)])
-    assert "***" in RedisSink("r", "redis://:secret@127.0.0.1/0").describe()
     assert "secret" not in RedisSink("r", "redis://:secret@127.0.0.1/0").describe()
 
 

@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from pumpsync._secrets import redact
+from pumpsync._secrets import safe_url
 from pumpsync.daemon.sinks.base import Sink, event_json
 from pumpsync.events import Event
 from pumpsync.providers.redis import DEFAULT_STREAM, parse_url, positive, redis_client, require_redis
@@ -125,7 +125,7 @@ class RedisSink(Sink):
         return self._deduplicated
 
     def describe(self) -> str:
-        return redact(f"redis {self._url} stream {self.stream}")
+        return f"redis {safe_url(self._url)} stream {self.stream}"
 
     # ------------------------------------------------------------------ the Sink hooks
     def open(self) -> None:
