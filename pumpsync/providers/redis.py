@@ -30,7 +30,7 @@ entries (the one in hand and those read ahead, up to ``batch``) go to another me
 ``claim_timeout``; a member so slow that it holds an entry longer than that may see it handled
 twice, so set ``claim_timeout`` well above the time ``batch`` events take. (A Client consumed through
 ``client.queue`` itself reports no takes: there an entry counts as consumed once it is
-``queue_size`` entries behind the newest read, and a group member stops after ``batch`` events.)
+``queue_size`` entries behind the newest read, or in group mode once it is in the client's queue.)
 
 Redis down: the reader reconnects with backoff (``backoff_initial``..``backoff_max``, full
 jitter) and resumes from the entry after the last one read; after ``max_retries`` consecutive
@@ -577,7 +577,9 @@ class RedisTransport:
     behind the newest one read has left the client's queue for sure (taken through
     ``client.queue`` itself, which reports nothing, or dropped as overflow): it is consumed then.
     A group member reads on only while fewer than ``batch`` of its events wait untaken, so that
-    the group shares the work (so consume a group through ``get()`` or iteration).
+    the group shares the work; until its client has reported a take (a consumer of
+    ``client.queue`` itself, the daemon's dispatcher), a group member's entries count as consumed
+    once handed on to the client's queue.
     """
 
     def __init__(self, config: ClientConfig, index: int) -> None:
@@ -587,6 +589,7 @@ class RedisTransport:
         self._lock = threading.Lock()
         self._queued: deque[tuple[str, tuple[str | None, ...]]] = deque()  # (entry, key): handed on, not taken
         self._in_hand: str | None = None
+        self._reported = False  # the client has reported a take (its consumer uses get())
         self._aborted = threading.Event()
 
     # -- the Transport protocol
@@ -605,6 +608,11 @@ class RedisTransport:
         cursor = self.cursor
         batch = cursor.options.batch
         with self._lock:
+            if cursor.group and not self._reported and self._queued:
+                # Nobody reports takes (yet: the daemon's dispatcher reads client.queue itself): a
+                # group member's entries count as consumed once handed on, or it would hold them.
+                cursor.consumed(*(entry for entry, _ in self._queued))
+                self._queued.clear()
             waiting = len(self._queued)
         try:
             if cursor.group and waiting >= batch:  # the consumer is behind: leave the rest to the group
@@ -660,6 +668,7 @@ class RedisTransport:
         consumed), then the event it got (skipped entries before it, dropped by the client as
         duplicates, are consumed too; it is the one in hand). Commits before returning."""
         with self._lock:
+            self._reported = True
             done = [self._in_hand] if self._in_hand is not None else []
             self._in_hand = None
             if event is not None:

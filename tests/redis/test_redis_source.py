@@ -284,3 +284,12 @@ def test_invalid_options_name_the_option() -> None:
         RedisReader("ws://127.0.0.1/")
     assert "secret" not in repr(RedisReader("redis://:secret@127.0.0.1:1/0"))
     assert json.loads(event_json(event(1)))["channel"] == "trades"
+
+
+def test_a_group_member_read_through_client_queue_does_not_stall(redis_server: RedisServer, redis_db: Any) -> None:
+    """The daemon's dispatcher reads ``client.queue`` itself (no takes reported): acknowledged once queued."""
+    publish(redis_db, "s:queue", 0, 40)
+    with pumpsync.connect("redis", url=f"{redis_server.url}?stream=s:queue&since=0&batch=5", group="g") as client:
+        got = [client.queue.get(timeout=10) for _ in range(40)]
+        assert [e.signature for e in got] == [f"Sig{i}" for i in range(40)]
+        wait_until(lambda: redis_db.xpending("s:queue", "g")["pending"] == 0, what="every entry acknowledged")
