@@ -65,6 +65,9 @@ class ClientConfig:
     name: str | None = None  # redis: save the reader's position under this name
     # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
     urls: tuple[str, ...] = ()
+    # PumpPortal: seconds an acknowledged trade channel may stay silent while launches flow before
+    # it is reported (the look of an unfunded key); None: the provider's default.
+    silent_trades_after: float | None = None
 
     def __post_init__(self) -> None:
         if not self.urls:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pumpsync._secrets import ApiKey, RedactingFilter
+from pumpsync._secrets import ApiKey, RedactingFilter, safe_url
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error
 from pumpsync.config import make_config
 from pumpsync.daemon.config import (
@@ -105,8 +105,17 @@ def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) 
         found = "found"
     except ConfigurationError as exc:
         key, found = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})"
+    if key is None:
+        found = "not needed"  # a free source
     _validate_client(config, key)
-    click.echo(json.dumps({**config.describe(), "api_key": found}, indent=2, default=str))
+    shown = config.describe()
+    for option in ("url", "rest_url"):  # a key may sit in a URL's path or query: scheme and host only
+        value = shown["client"].get(option)
+        if isinstance(value, str):
+            shown["client"][option] = safe_url(value)
+        elif isinstance(value, (list, tuple)):
+            shown["client"][option] = [safe_url(v) for v in value if isinstance(v, str)]
+    click.echo(json.dumps({**shown, "api_key": found}, indent=2, default=str))
 
 
 def _explicit(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
