@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -130,6 +130,9 @@ class Client:
             Connection(i, config, dialect_factory, self._delivery, connection_stats[i], self._hub)
             for i in range(config.connections)
         ]
+        # Transports that want to know what the consumer took (the redis source commits on it).
+        takers = [getattr(conn.transport, "taken", None) for conn in self._connections]
+        self._takers: list[Callable[[Event | None], None] | None] | None = takers if any(takers) else None
         self._supervisor = Supervisor(config, self._connections, self._fail)
         self._recovery = (
             GapRecovery(config, spec.history(config), self._delivery, self._stats, self.subscriptions)
@@ -214,11 +217,20 @@ class Client:
     # ------------------------------------------------------------------ consuming
     def get(self, timeout: float | None = None) -> Event:
         """The next event; raises the error items (see the class docs) and ``queue.Empty`` on timeout."""
+        takers = self._takers
+        if takers is not None:  # asking for the next event: the consumer is done with the one in hand
+            for taken in takers:
+                if taken is not None:
+                    taken(None)
         item = self.queue.get(timeout=timeout)
         if isinstance(item, PumpsyncError):
             if item.fatal or isinstance(item, ClientClosed):
                 self.queue.put(item)  # keep it there for the next reader
             raise item
+        if takers is not None:
+            taken = takers[item.connection]
+            if taken is not None:
+                taken(item)
         return item
 
     def __iter__(self) -> Iterator[Event]:

@@ -59,6 +59,10 @@ class ClientConfig:
     max_frame_size: int = 1024 * 1024
     ca_bundle: str | None = None
     proxy: str | None = None
+    # Options only some providers take (their SPEC.options); None: the provider's default.
+    group: str | None = None  # redis: share the stream's entries among a consumer group
+    consumer: str | None = None  # redis: this member's name in the group
+    name: str | None = None  # redis: save the reader's position under this name
     # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
     urls: tuple[str, ...] = ()
     # PumpPortal: seconds an acknowledged trade channel may stay silent while launches flow before
