@@ -210,6 +210,18 @@ class Client(Owner):
         """At least one connection is open."""
         return any(c.is_open for c in self._connections)
 
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Block until a connection is open (True), or ``timeout`` seconds pass or the client stops (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.connected:
+            if self.error is not None or self._state == "closed":
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            time.sleep(0.02 if left is None else min(0.02, left))  # polled: no connection event to wait on
+        return True
+
     def stats(self) -> dict[str, Any]:
         snapshot = self._stats.snapshot()
         snapshot["queue_depth"] = self.queue.qsize()

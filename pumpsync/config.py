@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pumpsync._filters import FILTERS, check_filters
 from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import dialect_class
@@ -128,6 +129,7 @@ def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscri
             raise ConfigurationError("channels", f"unknown {provider} channel {name!r} (one of {', '.join(known)})")
         if filters is not None and not isinstance(filters, Mapping):
             raise ConfigurationError("channels", f"filters of {name!r} must be a JSON object")
+        check_filters(provider, name, filters, FILTERS.get(provider, {}))
         subs[name] = Subscription(name, dict(filters or {}))
     return tuple(subs.values())
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
-from pumpsync.cli._render import to_json_line, to_text
+from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
 from pumpsync.config import resolve_api_key
 from pumpsync.errors import ConfigurationError, ProviderRefused, PumpsyncError, SubscriptionRejected
@@ -37,7 +37,7 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
         client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
-    render = to_json_line if fmt == "jsonl" else to_text
+    render = to_json_line if fmt == "jsonl" else lambda event: to_text(event, terminal_width(sys.stdout))
     sys.exit(_run(client, render, count, duration))
 
 
