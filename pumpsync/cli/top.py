@@ -193,10 +193,11 @@ def render(model: TopModel, stats: dict[str, Any], header: str, now: float, widt
         ("launches/min ", "bold"), (sparkline(lpm), "cyan"), f" {lpm[-1]:6.1f}\n",
         ("trades/s     ", "bold"), (sparkline(tps), "green"), f" {tps[-1]:6.1f}",
     )  # fmt: skip
-    # Rows left for the four lists (each costs a title and a header line), shared out by weight.
-    spare = max(4, height - 4 - 8 - len(conns) - (1 if model.notes else 0))
-    n_launch, n_traded = max(1, spare * 3 // 8), max(1, spare * 3 // 8)
-    n_grad = max(1, spare - n_launch - n_traded)
+    # Rows left for the three lists (each also has a title and a header line); graduations are rare.
+    spare = max(3, height - 12 - len(conns) - len(model.notes))
+    n_grad = max(1, min(len(model.graduations), spare // 4))
+    n_launch = max(1, (spare - n_grad) // 2)
+    n_traded = max(1, spare - n_grad - n_launch)
 
     launches = _table(
         "newest launches",
@@ -209,7 +210,7 @@ def render(model: TopModel, stats: dict[str, Any], header: str, now: float, widt
         token = model.tokens.get(mint) or Token(mint)
         launches.add_row(_clock(ms), mint, _safe(token.symbol) or "…", _safe(token.name))
 
-    bar_width = max(6, min(20, (width - 44 - 30) // 2))
+    bar_width = max(3, min(20, (width - 72) // 2))  # what the mint and the counts leave, shared by two bars
     most = model.most_traded(n_traded)
     top_volume = max((v for _, _, v in most), default=0.0)
     traded = _table(
@@ -235,6 +236,8 @@ def render(model: TopModel, stats: dict[str, Any], header: str, now: float, widt
     for ms, mint, liquidity in list(model.graduations)[-n_grad:][::-1]:
         token = model.tokens.get(mint) or Token(mint)
         grads.add_row(_clock(ms), mint, _safe(token.symbol), "-" if liquidity is None else f"{liquidity:,.1f} SOL")
+    if not model.graduations:
+        grads.add_row("", "(none yet)", "", "")
 
     health = _table(
         "connections",
