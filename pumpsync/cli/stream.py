@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
+from pumpsync._keys import choose_api_key
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
 from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
-from pumpsync.config import resolve_api_key
 from pumpsync.errors import ConfigurationError, ProviderRefused, PumpsyncError, SubscriptionRejected
 
 EXIT_REFUSED = 3  # the provider refused the key or the plan
@@ -32,7 +32,7 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
     """
     try:
         kwargs = client_kwargs(params)
-        key = resolve_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))
+        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))  # flags > environment
         setup_logging(params["verbose"], key)
         client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:

@@ -22,10 +22,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from pumpsync._keys import choose_api_key
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
 from pumpsync.cli._render import _CONTROLS
 from pumpsync.client import Client
-from pumpsync.config import resolve_api_key
 from pumpsync.errors import ClientClosed, ConfigurationError, ProviderRefused, PumpsyncError
 from pumpsync.events import Event
 
@@ -336,7 +336,7 @@ def top(duration: float | None, **params: Any) -> None:
     """
     try:
         kwargs = client_kwargs(params)
-        key = resolve_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))
+        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))  # flags > environment
         setup_logging(params["verbose"], key)
         client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:
