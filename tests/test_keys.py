@@ -81,7 +81,7 @@ def test_daemon_takes_the_key_file_flag_over_the_environment(strict_sim, key_fil
         env=clean_env(PUMPSYNC_API_KEY=BAD),
     )
     try:
-        wait_until(lambda: out.is_file() and out.stat().st_size > 0 or not daemon.running(), 30, "events written")
+        wait_until(lambda: (out.is_file() and out.stat().st_size > 0) or not daemon.running(), 30, "events written")
         assert daemon.stop() == 0, daemon.stderr
     finally:
         daemon.kill()
