@@ -45,10 +45,13 @@ class Supervisor:
         self._cond = threading.Condition()
         self._stopping = False
         self._slots: list[_Slot] = []
+        self._first_deadline: float | None = None  # until a first connection opens
         self._thread = threading.Thread(target=self._run, name="pumpsync-supervisor", daemon=True)
 
     def start(self) -> None:
         now = time.monotonic()
+        if self.config.first_connect_timeout is not None:
+            self._first_deadline = now + self.config.first_connect_timeout
         self._slots = [
             _Slot(Backoff(self.config.backoff_initial, self.config.backoff_max), now + i * _STAGGER)
             for i in range(len(self.connections))
@@ -107,10 +110,32 @@ class Supervisor:
         with self._cond:
             while not self._stopping:
                 now = time.monotonic()
+                if self._first_deadline is not None and self._never_connected(now):
+                    return
                 wake = now + _MAX_SLEEP
                 for conn, slot in zip(self.connections, self._slots, strict=True):
                     wake = min(wake, self._tend(conn, slot, now))
                 self._cond.wait(max(0.001, wake - time.monotonic()))
+
+    def _never_connected(self, now: float) -> bool:
+        """Past the first-connection deadline with no connection ever open: fail (True). Retries stay
+        unlimited once one has opened: then the server exists, and an outage is worth waiting out."""
+        assert self._first_deadline is not None
+        if any(conn.sessions for conn in self.connections):
+            self._first_deadline = None
+            return False
+        if now < self._first_deadline:
+            return False
+        self._stopping = True
+        attempts = sum(conn.stats.attempts for conn in self.connections)
+        last = next((c.stats.last_error for c in self.connections if c.stats.last_error), "no attempt finished")
+        self._fail(
+            ConnectionLost(
+                f"could not connect within {self.config.first_connect_timeout:g} s "
+                f"({attempts} attempts; last: {last}); check the URL (first_connect_timeout to wait longer)"
+            )
+        )
+        return True
 
     def _tend(self, conn: Connection, slot: _Slot, now: float) -> float:
         """Do what is due for one connection; return when it next needs attention."""

@@ -18,7 +18,7 @@ from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
 from pumpsync.config import ClientConfig, make_config, parse_channels
-from pumpsync.errors import ClientClosed, PumpsyncError
+from pumpsync.errors import ClientClosed, PumpsyncError, SubscriptionRejected
 from pumpsync.events import Event
 from pumpsync.providers import dialect_class
 from pumpsync.providers.base import (
@@ -146,12 +146,16 @@ class Client(Owner):
         return item
 
     def __iter__(self) -> Iterator[Event]:
-        """Events until :meth:`close`; raises fatal errors and subscription rejections."""
+        """Events until :meth:`close`; raises fatal errors. A refused channel is logged as a warning
+        and the others go on (``raise_rejections=True``: raises :class:`SubscriptionRejected`)."""
         while True:
             try:
                 yield self.get()
             except ClientClosed:
                 return
+            except SubscriptionRejected:
+                if self.config.raise_rejections:
+                    raise  # the warning was logged when the refusal arrived
 
     def raise_for_error(self) -> None:
         """Raise the fatal error that stopped the client, if any."""
@@ -327,7 +331,7 @@ class Client(Owner):
             if self.error is not None:
                 return
             self.error = error
-        log.error("%s", error)
+        log.error("%s", error, extra={"pumpsync_fatal": True})  # the CLI prints it itself: see setup_logging
         self._supervisor.stop()
         for conn in self._connections:
             conn.stop()

@@ -51,6 +51,8 @@ class ClientConfig:
     connect_timeout: float = 10.0
     hello_timeout: float = 2.0  # Anaxer: no v1 "connected" frame by then means the document form
     max_retries: int | None = None  # consecutive failed attempts before ConnectionLost; None = forever
+    # No connection has ever opened this long after start(): ConnectionLost (a typo'd URL ends); None = forever.
+    first_connect_timeout: float | None = 60.0
     auth: str = "query"  # "query" or "header"
     rest_url: str | None = None
     since: int | None = None
@@ -59,6 +61,7 @@ class ClientConfig:
     max_frame_size: int = 1024 * 1024
     ca_bundle: str | None = None
     proxy: str | None = None
+    raise_rejections: bool = False  # iteration: raise SubscriptionRejected (default: log a warning, go on)
 
     @property
     def channel_names(self) -> list[str]:
@@ -253,6 +256,9 @@ def _validate_numbers(config: ClientConfig) -> None:
         raise ConfigurationError("backoff_initial", "must not exceed backoff_max")
     if config.pong_timeout >= config.stale_timeout:
         raise ConfigurationError("pong_timeout", "must be shorter than stale_timeout")
+    first = config.first_connect_timeout
+    if first is not None and (isinstance(first, bool) or not isinstance(first, (int, float)) or not first > 0):
+        raise ConfigurationError("first_connect_timeout", "must be a positive number of seconds or None")
     if config.max_retries is not None and (isinstance(config.max_retries, bool) or config.max_retries < 1):
         raise ConfigurationError("max_retries", "must be a positive whole number or None")
     if config.since is not None and (isinstance(config.since, bool) or config.since < 0):

@@ -84,13 +84,16 @@ def _validate_client(config: DaemonConfig, key: ApiKey | str) -> None:
 def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) -> None:
     """Validate everything but the network, and print the effective settings (never the key)."""
     build_sinks(config.sinks)
+    missing: ConfigurationError | None = None
     try:
         key: ApiKey | str = resolve_key(config, api_key, api_key_file)
         found = "found"
     except ConfigurationError as exc:
-        key, found = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})"
+        key, found, missing = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})", exc
     _validate_client(config, key)
     click.echo(json.dumps({**config.describe(), "api_key": found}, indent=2, default=str))
+    if missing is not None:
+        raise missing  # the service would not start: --check must fail too
 
 
 def _explicit(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import queue
+import signal
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 import click
@@ -38,7 +40,12 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
     render = to_json_line if fmt == "jsonl" else lambda event: to_text(event, terminal_width(sys.stdout))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: end as Ctrl-C does, cleanly
     sys.exit(_run(client, render, count, duration))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(client: Client, render: Any, count: int | None, duration: float | None) -> int:
@@ -55,9 +62,8 @@ def _run(client: Client, render: Any, count: int | None, duration: float | None)
                 event = client.get(timeout=wait)
             except queue.Empty:
                 continue
-            except SubscriptionRejected as exc:
-                click.echo(f"pumpsync: {exc}", err=True)
-                continue
+            except SubscriptionRejected:
+                continue  # the client has logged it (one warning line); the other channels go on
             out.write(render(event) + "\n")
             out.flush()
             seen += 1

@@ -34,7 +34,8 @@ path = "/tmp/x.sqlite3"
 
 
 def check(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    result = CliRunner().invoke(cli, ["daemon", *args, "--check"], env=clean_env(**(env or {})))
+    env = {"PUMPSYNC_API_KEY": "k", **(env or {})}  # --check fails without a key
+    result = CliRunner().invoke(cli, ["daemon", *args, "--check"], env=clean_env(**env))
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.output)
     return data
