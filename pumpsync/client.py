@@ -226,6 +226,13 @@ class Client(Owner):
             time.sleep(0.02 if left is None else min(0.02, left))  # polled: no connection event to wait on
         return True
 
+    @property
+    def ready(self) -> bool:
+        """At least one connection is healthy: open, and something arrived within ``stale_timeout``.
+
+        The supervisor's verdict (the same one ``/readyz``, sd_notify and the metrics report)."""
+        return self._supervisor.ready
+
     def stats(self) -> dict[str, Any]:
         snapshot = self._stats.snapshot()
         snapshot["queue_depth"] = self.queue.qsize()
