@@ -145,3 +145,12 @@ def test_demo_on_a_terminal_is_the_live_view_and_records_for_replay(tmux: Tmux, 
     assert "events recorded in" in screen
     lines = record.read_text(encoding="utf-8").splitlines()
     assert lines and all(line.startswith('{"kind":') for line in lines)
+
+
+def test_warnings_show_at_the_foot_of_the_screen_not_across_it(tmux: Tmux) -> None:
+    with Simulator(providers=("anaxer",), port=0, rate=40, seed=6) as sim:
+        args = ["top", "--provider", "anaxer", "--url", sim.url("anaxer"), "--api-key", "sim-free"]
+        tmux.start(_command(*args, "--channel", "creations", "--channel", "trades"))  # the free plan refuses trades
+        screen = tmux.wait_for(lambda s: "warning:" in s and "trades" in s and "newest launches" in s)
+        assert screen.splitlines()[0].startswith("pumpsync top: anaxer")  # the header is still the first line
+        assert "sim-free" not in screen

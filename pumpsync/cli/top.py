@@ -7,6 +7,7 @@ events); :func:`run_top` drives a :class:`rich.live.Live` screen with it.
 
 from __future__ import annotations
 
+import logging
 import queue
 import signal
 import time
@@ -265,6 +266,20 @@ def render(model: TopModel, stats: dict[str, Any], header: str, now: float, widt
     return Group(*parts)
 
 
+class _NotesHandler(logging.Handler):
+    """Keeps the latest warnings for the screen's foot, through the filters of the handlers it stands in for."""
+
+    def __init__(self, notes: deque[str], replaced: list[logging.Handler]) -> None:
+        super().__init__(logging.WARNING)
+        self.notes = notes
+        for handler in replaced:  # the key-redacting filter and the fatal-error filter, say
+            for f in handler.filters:
+                self.addFilter(f)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
 def run_top(
     client: Client,
     header: str,
@@ -286,6 +301,10 @@ def run_top(
         raise KeyboardInterrupt  # SIGTERM ends the view as Ctrl-C does: the screen is restored
 
     signal.signal(signal.SIGTERM, on_term)
+    # Log lines written to the terminal would tear the screen: while it shows, they go to its foot.
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    root.handlers[:] = [_NotesHandler(model.notes, handlers)]
     try:
         with Live(console=console, screen=True, auto_refresh=False, transient=True) as live:
             while deadline is None or time.monotonic() < deadline:
@@ -298,6 +317,7 @@ def run_top(
     except KeyboardInterrupt:
         pass
     finally:
+        root.handlers[:] = handlers
         signal.signal(signal.SIGTERM, previous)
     if message:
         click.echo(f"pumpsync: {message}", err=True)
