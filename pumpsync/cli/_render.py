@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+import unicodedata
 from typing import Any, TextIO
 
 from pumpsync.events import Event
@@ -24,6 +25,20 @@ def _finite(value: Any) -> Any:
 
 # Provider strings are untrusted: a token named "\x1b]0;pwned\x07" must not drive the terminal.
 _CONTROLS = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
+# Invisible characters that change what the line appears to say: bidi overrides and isolates
+# (U+202E, U+2066..), zero-width ones, line/paragraph separators (U+2028), lone surrogates.
+_INVISIBLE = frozenset(("Cf", "Zl", "Zp", "Cs", "Co", "Cn"))
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` fit for a terminal: control characters as ``?``, invisible format characters
+    (bidi overrides, zero-width, U+2028...) escaped as ``\\uXXXX``, so that they show."""
+    text = text.translate(_CONTROLS)
+    if text.isascii():
+        return text
+    return "".join(
+        f"\\u{ord(ch):04x}" if ord(ch) > 0x7F and unicodedata.category(ch) in _INVISIBLE else ch for ch in text
+    )
 
 
 def to_json_line(event: Event) -> str:
@@ -82,7 +97,7 @@ def to_text(event: Event, width: int | None = None) -> str:
     if event.backfill:
         details.append("[backfill]")
     head = f"{clock} {tag:5} {event.mint or '-'}" if kind != "unknown" else f"{clock} ?    "
-    line = f"{head}  {'  '.join(details)}".rstrip().translate(_CONTROLS)
+    line = terminal_safe(f"{head}  {'  '.join(details)}".rstrip())
     if width is not None and len(line) > width:
         line = line[: max(width - 1, len(head))].rstrip() + "…"
     return line

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from pumpsync._keys import choose_api_key
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
-from pumpsync.cli._render import _CONTROLS
+from pumpsync.cli._render import terminal_safe
 from pumpsync.client import Client
 from pumpsync.errors import ClientClosed, ConfigurationError, ProviderRefused, PumpsyncError
 from pumpsync.events import Event
@@ -57,7 +57,7 @@ def bar(fraction: float, width: int) -> str:
 
 def _safe(text: str | None, width: int | None = None) -> str:
     """Provider strings are untrusted: no control characters; cut to ``width``."""
-    text = (text or "").translate(_CONTROLS)
+    text = terminal_safe(text or "")
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
