@@ -2,7 +2,7 @@
 
 A provider passes filters through as given, and an unknown key is ignored on the wire (Anaxer
 ignores what it does not know): ``{"minsol": 0.5}`` would stream every trade. So the keys are
-checked here, against the list the provider declares (``ProviderSpec.filters``).
+checked here, against the lists each provider module declares (``ProviderSpec.filters``).
 """
 
 from __future__ import annotations
@@ -12,28 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from pumpsync.errors import ConfigurationError
-
-# Anaxer takes both vocabularies on every channel: the SDK's v1 names and the stream document's.
-ANAXER_FILTER_KEYS = (
-    "sources",  # v1: e.g. ["pumpfun"]
-    "mints",  # v1: only these token mints
-    "wallets",  # v1: only these traders / creators
-    "minVolumeUsd",
-    "maxVolumeUsd",
-    "enriched",
-    "excludeMayhem",
-    "minLiquiditySol",
-    "solOnly",
-    "exchange",  # document: e.g. "pumpfun"
-    "side",  # document: "buy" or "sell"
-    "minSol",  # document: the least SOL amount of a trade
-)
-ANAXER_CHANNELS = ("creations", "trades", "graduations", "prices")
-ANAXER_FILTERS: dict[str, tuple[str, ...]] = dict.fromkeys(ANAXER_CHANNELS, ANAXER_FILTER_KEYS)
-OPENPUMP_FILTERS: dict[str, tuple[str, ...]] = {}  # no channels, no filters: every event arrives
-
-# Until every provider declares its own in its ProviderSpec.
-FILTERS: dict[str, Mapping[str, tuple[str, ...]]] = {"anaxer": ANAXER_FILTERS, "openpump": OPENPUMP_FILTERS}
 
 
 def check_filters(

@@ -18,11 +18,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pumpsync._secrets import ApiKey
-from pumpsync.config import API_KEY_ENV, resolve_api_key
 from pumpsync.errors import ConfigurationError
 
+API_KEY_ENV = "PUMPSYNC_API_KEY"
 API_KEY_FILE_ENV = "PUMPSYNC_API_KEY_FILE"
 CREDENTIAL_NAME = "api_key"  # systemd: LoadCredential=api_key:/etc/pumpsync/api_key
+
+
+def check_key(value: str | ApiKey) -> ApiKey:
+    """``value`` as a key, or ``ConfigurationError("api_key")`` if it cannot be one."""
+    value = (value.reveal() if isinstance(value, ApiKey) else value).strip()
+    if not value:
+        raise ConfigurationError("api_key", "the API key is empty")
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ConfigurationError("api_key", "the API key contains whitespace or control characters")
+    return ApiKey(value)
 
 
 def read_key_file(path: str | os.PathLike[str], option: str = "api_key_file") -> ApiKey:
@@ -33,7 +43,7 @@ def read_key_file(path: str | os.PathLike[str], option: str = "api_key_file") ->
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigurationError(option, f"cannot read {path}: {reason}") from None
     lines = text.strip().splitlines()
-    return resolve_api_key(lines[0] if lines else "")
+    return check_key(lines[0] if lines else "")
 
 
 def choose_api_key(
@@ -43,15 +53,17 @@ def choose_api_key(
     environ: Mapping[str, str] | None = None,
     config_key_file: str | os.PathLike[str] | None = None,
     fallback: str | None = None,
-) -> ApiKey:
-    """The key by the order in this module's docstring; ``ConfigurationError("api_key")`` if none."""
+    required: bool = True,
+) -> ApiKey | None:
+    """The key by the order in this module's docstring. None if there is none and it is not
+    ``required`` (a free source); ``ConfigurationError("api_key")`` if it is."""
     env = os.environ if environ is None else environ
     if api_key is not None:
-        return resolve_api_key(api_key)
+        return check_key(api_key)
     if api_key_file is not None:
         return read_key_file(api_key_file)
     if env.get(API_KEY_ENV):
-        return resolve_api_key(env[API_KEY_ENV])
+        return check_key(env[API_KEY_ENV])
     if env.get(API_KEY_FILE_ENV):
         return read_key_file(env[API_KEY_FILE_ENV], API_KEY_FILE_ENV)
     credentials = env.get("CREDENTIALS_DIRECTORY")
@@ -61,6 +73,8 @@ def choose_api_key(
         return read_key_file(config_key_file)
     if fallback is not None:
         return ApiKey(fallback)
+    if not required:
+        return None
     raise ConfigurationError(
         "api_key",
         f"no API key: use --api-key-file (api_key_file=), {API_KEY_ENV}, a systemd credential named "

@@ -14,6 +14,7 @@ sd_notify and the metrics read that verdict and never re-derive it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -56,7 +57,7 @@ class Supervisor:
 
     def start(self) -> None:
         now = time.monotonic()
-        if self.config.first_connect_timeout is not None:
+        if math.isfinite(self.config.first_connect_timeout):
             self._first_deadline = now + self.config.first_connect_timeout
         self._slots = [
             _Slot(Backoff(self.config.backoff_initial, self.config.backoff_max), now + i * _STAGGER)
@@ -190,7 +191,9 @@ class Supervisor:
             deadlines.append(conn.next_ping_at)
         dialect = conn.dialect
         if dialect is not None and dialect.awaiting_hello:
-            hello_at = opened_at + config.hello_timeout
+            # Never longer than half the stale timeout: a server that waits for our subscription
+            # sends nothing meanwhile, and the stale verdict must not come first.
+            hello_at = opened_at + min(config.hello_timeout, config.stale_timeout / 2)
             if now >= hello_at:
                 conn.with_dialect(lambda d: d.on_hello_timeout())
             else:

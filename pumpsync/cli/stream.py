@@ -16,6 +16,7 @@ from pumpsync.cli._options import client_kwargs, client_options, configuration_e
 from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
 from pumpsync.errors import ConfigurationError, ProviderRefused, PumpsyncError, SubscriptionRejected
+from pumpsync.providers import provider_spec
 
 EXIT_REFUSED = 3  # the provider refused the key or the plan
 EXIT_FATAL = 1
@@ -34,7 +35,8 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
     """
     try:
         kwargs = client_kwargs(params)
-        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))  # flags > environment
+        required = provider_spec(kwargs["provider"]).key_required
+        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
         setup_logging(params["verbose"], key)
         client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:

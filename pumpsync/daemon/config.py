@@ -31,6 +31,7 @@ from pumpsync._keys import choose_api_key
 from pumpsync._secrets import ApiKey
 from pumpsync.config import ClientConfig
 from pumpsync.errors import ConfigurationError
+from pumpsync.providers import DEFAULT_PROVIDER, provider_spec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,7 +70,7 @@ class DaemonConfig:
 
     @property
     def provider(self) -> str:
-        return str(self.client.get("provider", "openpump"))
+        return str(self.client.get("provider", DEFAULT_PROVIDER))
 
     def describe(self) -> dict[str, Any]:
         """The effective settings, JSON-ready, for ``--check`` (no key, sink options as given)."""
@@ -144,7 +145,7 @@ def resolve_key(
     api_key: str | None = None,
     api_key_file: str | None = None,
     environ: Mapping[str, str] | None = None,
-) -> ApiKey:
+) -> ApiKey | None:
     """The key, in the one order of :func:`pumpsync._keys.choose_api_key` (flags > environment > file)."""
     return choose_api_key(
         api_key,
@@ -152,4 +153,5 @@ def resolve_key(
         environ=environ,
         config_key_file=config.api_key_file,
         fallback=DEMO_KEY if config.demo else None,
+        required=provider_spec(config.provider).key_required,
     )
