@@ -324,7 +324,13 @@ class Client:
             if self.error is not None:
                 return
             self.error = error
-        log.error("%s", error, extra={"pumpsync_fatal": True})  # the CLI prints it itself: see setup_logging
+        # The CLI prints a fatal error itself (see setup_logging); the end of a replay is no error.
+        log.log(
+            logging.INFO if isinstance(error, ClientClosed) else logging.ERROR,
+            "%s",
+            error,
+            extra={"pumpsync_fatal": True},
+        )
         self._supervisor.stop()
         for conn in self._connections:
             conn.stop()

@@ -62,6 +62,7 @@ class ClientConfig:
     ca_bundle: str | None = None
     proxy: str | None = None
     raise_rejections: bool = False  # iteration: raise SubscriptionRejected (default: log a warning, go on)
+    speed: float | None = None  # replay: the recorded pace times this (0: as fast as the consumer takes them)
     # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
     urls: tuple[str, ...] = ()
 
@@ -144,10 +145,14 @@ def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscri
     return tuple(subs.values())
 
 
+_LOCAL_SCHEMES = ("file", "sqlite")
+
+
 def _check_url(option: str, url: str, schemes: tuple[str, ...]) -> None:
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in schemes and bool(parts.hostname)
+        # Network URLs need a host; a file source's (file:PATH, sqlite:PATH) is a local path.
+        ok = parts.scheme in schemes and (bool(parts.hostname) or parts.scheme in _LOCAL_SCHEMES)
     except ValueError:  # a bad port or IPv6 literal
         ok = False
     if not ok:
@@ -309,7 +314,7 @@ def _validate_numbers(config: ClientConfig) -> None:
         raise ConfigurationError("max_retries", "must be a positive whole number or None")
     if config.since is not None and (isinstance(config.since, bool) or config.since < 0):
         raise ConfigurationError("since", "must be a slot number >= 0")
-    if config.since is not None and config.spec.history is None:
+    if config.since is not None and config.spec.history is None and "since" not in config.spec.capabilities:
         others = with_history()
         verb = "has" if len(others) == 1 else "have"
         raise ConfigurationError(

@@ -25,7 +25,6 @@ KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, PRICE, UNKNOWN)
 _COMMON_KEYS = (
     "kind",
     "provider",
-    "channel",
     "mint",
     "signature",
     "slot",
@@ -34,6 +33,7 @@ _COMMON_KEYS = (
     "connection",
     "backfill",
     "raw",
+    "channel",  # last: the keys before it kept their order when it was added
 )
 _REQUIRED_KEYS = ("kind", "provider", "received_at")
 _TOKEN_KEYS = ("name", "symbol", "creator", "uri", "image", "description")

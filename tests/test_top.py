@@ -6,6 +6,7 @@ reads the screen back with ``tmux capture-pane``, waiting on what it shows (with
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+import pumpsync
 from pumpsync.cli.top import CURVE_TOKENS, TRADE_WINDOW, TopModel, bar, render, sparkline
 from pumpsync.events import Event
 from pumpsync.simulator import Simulator
@@ -154,3 +156,17 @@ def test_warnings_show_at_the_foot_of_the_screen_not_across_it(tmux: Tmux) -> No
         screen = tmux.wait_for(lambda s: "warning:" in s and "trades" in s and "newest launches" in s)
         assert screen.splitlines()[0].startswith("pumpsync top: anaxer")  # the header is still the first line
         assert "sim-free" not in screen
+
+
+def test_top_replays_a_recording_and_keeps_its_last_screen(tmux: Tmux, tmp_path: Path) -> None:
+    recording = tmp_path / "events.jsonl"
+    with Simulator(providers=("openpump",), port=0, rate=0, seed=8) as sim:
+        client = pumpsync.connect("openpump", api_key="k", url=sim.url("openpump"))
+        with client:
+            sim.wait_for_connections("openpump", 1)
+            sim.emit(3, "launch")
+            events = [client.get(timeout=10) for _ in range(3)]
+    recording.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events))
+    tmux.start(_command("top", "--provider", "replay", "--url", f"file:{recording}", "--speed", "0"))
+    screen = tmux.wait_for(lambda s: "the recording has ended" in s)
+    assert any(e.mint is not None and e.mint in screen for e in events if e.kind == "new_token"), screen

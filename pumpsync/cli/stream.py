@@ -15,7 +15,7 @@ from pumpsync._keys import choose_api_key
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
 from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
-from pumpsync.errors import ConfigurationError, ProviderRefused, PumpsyncError, SubscriptionRejected
+from pumpsync.errors import ClientClosed, ConfigurationError, ProviderRefused, PumpsyncError, SubscriptionRejected
 from pumpsync.providers import provider_spec
 
 EXIT_REFUSED = 3  # the provider refused the key or the plan
@@ -69,7 +69,7 @@ def _run(client: Client, render: Any, count: int | None, duration: float | None)
             out.write(render(event) + "\n")
             out.flush()
             seen += 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ClientClosed):  # Ctrl-C, SIGTERM; the end of a replayed recording
         pass
     except ProviderRefused as exc:
         click.echo(f"pumpsync: {exc}", err=True)

@@ -27,7 +27,7 @@ from pumpsync._keys import choose_api_key
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
 from pumpsync.cli._render import terminal_safe
 from pumpsync.client import Client
-from pumpsync.errors import ClientClosed, ConfigurationError, ProviderRefused, PumpsyncError
+from pumpsync.errors import ClientClosed, ConfigurationError, EndOfStream, ProviderRefused, PumpsyncError
 from pumpsync.events import Event
 
 # Pump.fun: the curve is complete once its 793.1 M "real" tokens are sold (of 1 B supply).
@@ -307,8 +307,14 @@ def run_top(
     root.handlers[:] = [_NotesHandler(model.notes, handlers)]
     try:
         with Live(console=console, screen=True, auto_refresh=False, transient=True) as live:
+            ended = False
             while deadline is None or time.monotonic() < deadline:
-                status, message = _drain(client, model, time.monotonic() + REFRESH, on_event)
+                if ended:  # the last screen stays until Ctrl-C (or the duration)
+                    time.sleep(REFRESH)
+                else:
+                    status, message, ended = _drain(client, model, time.monotonic() + REFRESH, on_event)
+                    if ended:
+                        model.notes.append("the recording has ended: Ctrl-C to leave")
                 now = time.monotonic()
                 size = console.size
                 live.update(render(model, client.stats(), header, now, size.width, size.height), refresh=True)
@@ -319,28 +325,32 @@ def run_top(
     finally:
         root.handlers[:] = handlers
         signal.signal(signal.SIGTERM, previous)
-    if message:
+    if status:
         click.echo(f"pumpsync: {message}", err=True)
     return status
 
 
-def _drain(client: Client, model: TopModel, until: float, on_event: Callable[[Event], Any] | None) -> tuple[int, str]:
-    """Take events until ``until``; (exit status, message) when a fatal error ends the stream."""
+def _drain(
+    client: Client, model: TopModel, until: float, on_event: Callable[[Event], Any] | None
+) -> tuple[int, str, bool]:
+    """Take events until ``until``: (exit status, message of a fatal error, the source has ended)."""
     while True:
         left = until - time.monotonic()
         if left <= 0:
-            return 0, ""
+            return 0, "", False
         try:
             event = client.get(timeout=left)
         except queue.Empty:
-            return 0, ""
+            return 0, "", False
+        except EndOfStream:
+            return 0, "", True
+        except ClientClosed:
+            return 0, "closed", False
         except PumpsyncError as exc:
             if not exc.fatal:
                 model.notes.append(f"{exc}")  # one channel refused: the others go on
                 continue
-            if isinstance(exc, ClientClosed):
-                return 0, ""
-            return (EXIT_REFUSED if isinstance(exc, ProviderRefused) else EXIT_FATAL), str(exc)
+            return (EXIT_REFUSED if isinstance(exc, ProviderRefused) else EXIT_FATAL), str(exc), False
         model.observe(event, time.monotonic())
         if on_event is not None:
             on_event(event)

@@ -11,7 +11,9 @@ URLs: ``file:PATH`` (JSON Lines: one ``Event.to_dict()`` per line, as ``pumpsync
 name is read as SQLite too. ``since``: a slot, or an epoch time in milliseconds (any value
 of at least 10^12): events before it are skipped.
 
-This module reads and paces; the transport at the end plugs it into a client's session loop.
+``Recording`` reads, ``Pacer`` paces; ``ReplayTransport`` and the ``Replay`` dialect plug them
+into a client's session loop like any other source (``SPEC``). The events are the recorded ones
+but for ``connection``, which is the replaying client's (0).
 """
 
 from __future__ import annotations
@@ -21,13 +23,19 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pumpsync.errors import ConfigurationError
+from pumpsync._secrets import ApiKey
+from pumpsync.errors import ConfigurationError, EndOfStream
 from pumpsync.events import Event
+from pumpsync.providers.base import ClosePolicy, Dialect, Fatal, Handshake, Malformed, Output, Pong
+from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed
+
+if TYPE_CHECKING:
+    from pumpsync.config import ClientConfig
 
 log = logging.getLogger("pumpsync.replay")
 
@@ -174,4 +182,171 @@ def replay(
         yield event
 
 
-__all__ = ["Pacer", "Recording", "Source", "replay"]
+# ---------------------------------------------------------------- the provider: a transport and a dialect
+
+_END = b'{"pumpsync_replay":"end"}'  # the transport's last frame: the dialect ends the stream
+_PING = '{"pumpsync_replay":"ping"}'  # heartbeats keep a paced replay's quiet stretches from looking stale
+_PONG = b'{"pumpsync_replay":"pong"}'
+_BATCH = 1000  # events per read at most
+_MAX_WAIT = 0.5  # a read returns within this (the transport contract: close() stays prompt)
+
+
+class _Depth(Protocol):
+    def qsize(self) -> int: ...
+
+
+class ReplayTransport:
+    """A recording as a connection's pipe: one text frame per event (its ``to_dict()``), each
+    when it is due, never more than half the client's queue ahead of the consumer."""
+
+    def __init__(self, config: ClientConfig, index: int) -> None:
+        self.config = config
+        self._wake = threading.Event()  # a ping to answer, or abort
+        self._stopped = False
+        self._pong_due = False
+        self._queue: _Depth | None = None
+        self._high_water = max(1, config.queue_size // 2)
+        self._events: Iterator[Event] | None = None
+        self._pacer = Pacer(1.0)
+        self._next: Event | None = None
+        self._ended = False
+
+    def bind_queue(self, queue: _Depth) -> None:
+        self._queue = queue
+
+    def open(self, url: str, headers: Mapping[str, str]) -> None:
+        """Start at the recording's beginning (a new session replays it again)."""
+        self._stopped = False
+        self._wake.clear()
+        try:
+            self._events = iter(Recording(Source.parse(url), self.config.since))
+        except ConfigurationError as exc:
+            raise ConnectFailed(str(exc).split(": ", 1)[-1]) from None
+        speed = self.config.speed
+        self._pacer = Pacer(1.0 if speed is None else speed)
+        self._next, self._ended = None, False
+
+    def read(self) -> tuple[int, Iterable[tuple[int, bytes]]]:
+        deadline = time.monotonic() + _MAX_WAIT
+        frames: list[tuple[int, bytes]] = []
+        if self._pong_due:
+            self._pong_due = False
+            frames.append((OP_TEXT, _PONG))
+        # The events of one read reach the queue together: no more than it has room for below half.
+        room = _BATCH if self._queue is None else min(_BATCH, self._high_water - self._queue.qsize())
+        while len(frames) < max(room, 1):
+            if self._stopped:
+                raise TransportClosed("replay stopped")
+            if self._ended:
+                if not frames:
+                    self._wake.wait(max(0.0, deadline - time.monotonic()))  # the client is closing
+                    self._wake.clear()
+                break
+            if room <= 0:  # let the consumer catch up
+                if not frames:
+                    self._wake.wait(0.01)  # polled: the queue has no "drained" signal to wait on
+                    self._wake.clear()
+                break
+            event = self._next if self._next is not None else next(self._events or iter(()), None)
+            self._next = None
+            if event is None:
+                self._ended = True
+                frames.append((OP_TEXT, _END))
+                break
+            wait = self._pacer.due(event) - self._pacer.clock()
+            if wait > 0:
+                self._next = event
+                if frames or time.monotonic() + wait > deadline:
+                    if not frames:
+                        self._wake.wait(max(0.0, deadline - time.monotonic()))
+                        self._wake.clear()
+                    break
+                self._wake.wait(wait)
+                self._wake.clear()
+                continue
+            frames.append((OP_TEXT, json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()))
+        return sum(len(payload) for _, payload in frames), frames
+
+    def send_text(self, text: str) -> bool:
+        if self._stopped:
+            return False
+        if text == _PING:
+            self._pong_due = True
+            self._wake.set()
+        return True
+
+    def send_ping(self, payload: bytes = b"") -> bool:
+        return False
+
+    def send_pong(self, payload: bytes) -> None:
+        return None
+
+    def close(self, code: int) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    def shutdown(self) -> None:
+        self._events = None
+
+
+class Replay(Dialect):
+    """Recorded events back as events: each frame is one ``Event.to_dict()``."""
+
+    provider = "replay"
+    default_url = "file:events.jsonl"
+    close_policies: ClassVar[dict[int, ClosePolicy]] = {}
+
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        return Handshake(url, {})
+
+    def ping(self) -> str | None:
+        return _PING
+
+    def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
+        raw = payload.encode() if isinstance(payload, str) else payload
+        if raw == _PONG:
+            return [Pong()]
+        if raw == _END:
+            return [Fatal(EndOfStream("the recording has ended"))]
+        obj = self.parse(payload)
+        if isinstance(obj, Malformed):
+            return [obj]
+        try:
+            event = Event.from_dict(obj)
+        except (TypeError, ValueError):
+            return self.unknown(obj, received_at, "invalid_fields")
+        return [event._replace(connection=self.connection)]  # counted against this client's connection
+
+
+def _check(config: ClientConfig) -> None:
+    """Fail at once, naming the option, rather than at the first connection attempt."""
+    if config.speed is not None and (
+        isinstance(config.speed, bool) or not isinstance(config.speed, (int, float)) or not config.speed >= 0
+    ):
+        raise ConfigurationError("speed", "must be a number >= 0 (0: as fast as the consumer takes the events)")
+    Source.parse(config.url)
+
+
+SPEC = ProviderSpec(
+    name="replay",
+    summary="replay: recorded events (the JSONL / SQLite sinks' files) at the recorded pace, for backtesting",
+    dialect=Replay,
+    default_url=Replay.default_url,
+    url_schemes=URL_SCHEMES,
+    auth_forms=("none",),
+    default_auth="none",
+    key_required=False,
+    heartbeat="app",
+    max_connections=1,
+    max_connections_reason="a recording is read once",
+    options={"speed": 1.0},
+    capabilities=frozenset({"since"}),
+    check=_check,
+    transport=ReplayTransport,
+)
+
+
+__all__ = ["SPEC", "Pacer", "Recording", "Replay", "ReplayTransport", "Source", "replay"]
