@@ -10,7 +10,7 @@
 """
 
 from pumpsync._version import __version__
-from pumpsync.client import Client, connect
+from pumpsync.client import Client, EventQueue, connect
 from pumpsync.config import ClientConfig
 from pumpsync.errors import (
     AuthenticationError,
@@ -35,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionLost",
     "Event",
+    "EventQueue",
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",

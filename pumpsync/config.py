@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pumpsync._filters import check_filters
 from pumpsync._keys import API_KEY_ENV, choose_api_key
+from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import PROVIDERS, provider_spec, with_history
@@ -65,6 +66,9 @@ class ClientConfig:
     speed: float | None = None  # replay: the recorded pace times this (0: as fast as the consumer takes them)
     # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
     urls: tuple[str, ...] = ()
+    # PumpPortal: seconds an acknowledged trade channel may stay silent while launches flow before
+    # it is reported (the look of an unfunded key); None: the provider's default.
+    silent_trades_after: float | None = None
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -303,6 +307,8 @@ def _validate_numbers(config: ClientConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(name, f"{value!r} is not a positive whole number")
+    # Memory is sized from these at construction: an absurd value is refused here, not a MemoryError later.
+    check_ranges({name: getattr(config, name) for name in ("queue_size", "dedup_size", "max_frame_size")})
     if config.backoff_initial > config.backoff_max:
         raise ConfigurationError("backoff_initial", "must not exceed backoff_max")
     if config.pong_timeout >= config.stale_timeout:
