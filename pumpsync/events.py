@@ -34,6 +34,7 @@ _COMMON_KEYS = (
     "connection",
     "backfill",
     "raw",
+    "channel",  # last: the keys before it kept their order when it was added
 )
 _REQUIRED_KEYS = ("kind", "provider", "received_at")
 _TOKEN_KEYS = ("name", "symbol", "creator", "uri", "image", "description")
