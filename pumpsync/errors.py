@@ -84,6 +84,10 @@ class ClientClosed(PumpsyncError):
     """The client was closed."""
 
 
+class EndOfStream(ClientClosed):
+    """The source has no more events (a replay reached the end of its recording): iteration ends."""
+
+
 class UsageError(PumpsyncError, RuntimeError):
     """A method was called where it cannot work: a programming mistake, not a provider's answer."""
 
@@ -97,6 +101,7 @@ __all__ = [
     "ClientClosed",
     "ConfigurationError",
     "ConnectionLost",
+    "EndOfStream",
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",

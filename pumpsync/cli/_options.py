@@ -28,6 +28,7 @@ TUNING = [
     ("--backoff-max", float, "Largest reconnect delay, seconds [30]."),
     ("--queue-size", int, "Events the queue holds before the oldest are dropped [100000]."),
     ("--max-retries", int, "Consecutive failed reconnects before giving up [never]."),
+    ("--first-connect-timeout", float, "Seconds to wait for the first connection before giving up [60]."),
 ]
 
 
@@ -159,6 +160,8 @@ def setup_logging(verbose: int, key: ApiKey | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(key))
+    # A fatal error is printed once, as the command's own "pumpsync: ..." line, not also as a log line.
+    handler.addFilter(lambda record: not getattr(record, "pumpsync_fatal", False))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
