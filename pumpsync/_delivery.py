@@ -5,10 +5,11 @@ event is dropped to make room (a trading consumer wants the newest data), the dr
 and — for providers with history — its position is remembered so that gap recovery can fetch it
 again. Errors are never dropped.
 
-While gap recovery runs, live events are *held* (not yet de-duplicated: the history's copy of an
-event comes first, in slot order, and the held copy is then a duplicate). The held events are
-bounded too: past ``queue_size`` they are let go and the live stream is *deferred* (dropped
-uncounted) until the recovery, which pages on past them, has caught up (see ``_recovery.py``).
+While gap recovery runs, live events are *held*, not yet de-duplicated: when the history
+brings an event that is also held, the held (live) copy goes out in the history's place, in slot
+order, and is skipped when the rest of the held events follow. The held events are bounded too:
+past ``queue_size`` they are let go and the live stream is *deferred* (dropped uncounted) until
+the recovery, which pages on past them, has caught up (see ``_recovery.py``).
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ class Delivery:
         # While a gap is being recovered, live events wait here so that the gap comes first.
         self._holds = 0
         self._held: deque[Event] = deque()
+        # identity -> the first held copy; and the ids of held copies already sent in the history's place.
+        self._held_ids: dict[tuple[Any, ...], Event] = {}
+        self._sent_early: set[int] = set()
         self._deferring = False  # the held events overflowed: live events are let go until caught up
         self.deferrals = 0  # how often that happened (a recovery round compares it before and after)
         self.last_slot: dict[str, int] = {}  # channel -> highest slot delivered
@@ -165,10 +169,15 @@ class Delivery:
         if len(held) >= self.capacity:  # bounded: let them all go, history will bring them in order
             self.stats.held -= len(held)
             held.clear()
+            self._held_ids.clear()
+            self._sent_early.clear()
             self._deferring = True
             self.deferrals += 1
             return
         held.append(event)
+        identity = event.identity
+        if identity is not None:
+            self._held_ids.setdefault(identity, event)
         self.stats.held += 1
 
     # -- gap recovery
@@ -212,10 +221,17 @@ class Delivery:
         new = 0
         with self._lock:
             seen = self._seen
+            held_ids = self._held_ids
             for event in events:
                 identity = event.identity
                 if identity is not None and not seen.add(identity):
                     self.stats.duplicates += 1
+                    continue
+                live = held_ids.pop(identity, None) if held_ids and identity is not None else None
+                if live is not None:  # we have it live: that copy goes out, here, in slot order
+                    self.stats.duplicates += 1  # the history's copy
+                    self._sent_early.add(id(live))
+                    self._put(live)
                     continue
                 self._put(event)
                 new += 1
@@ -226,9 +242,12 @@ class Delivery:
     def _flush_held(self) -> None:
         flushed = 0
         seen = self._seen
+        sent_early = self._sent_early
         while self._held:
             event = self._held.popleft()
             self.stats.held -= 1
+            if sent_early and id(event) in sent_early:
+                continue  # already delivered in the history's place
             identity = event.identity
             if identity is not None and not seen.add(identity):
                 self.stats.duplicates += 1
@@ -237,6 +256,8 @@ class Delivery:
             flushed += 1
             if not flushed % _WAKE_EVERY:
                 self.queue.wake()
+        self._held_ids.clear()
+        sent_early.clear()
 
     def free(self) -> None:
         """The client is closed: give back the de-duplication tables (megabytes) at once."""
@@ -244,6 +265,8 @@ class Delivery:
             self._seen = SeenSet(1)
             self.stats.held -= len(self._held)
             self._held.clear()
+            self._held_ids.clear()
+            self._sent_early.clear()
 
     def fail(self, error: PumpsyncError) -> None:
         """Queue an error for the consumer; errors bypass the capacity bound."""
