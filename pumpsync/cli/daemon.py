@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 import click
@@ -55,6 +57,9 @@ refuses the key or the plan, 1 otherwise."""
 @click.option("--check", is_flag=True, help="Print the effective configuration (without the key) and exit.")
 def daemon(config_path: str | None, check: bool, **params: Any) -> None:
     """Run as a service: stream to sinks, serve Prometheus metrics, speak sd_notify."""
+    # SIGHUP (reopen the sink files) must not kill a daemon that is still starting: before the
+    # runner takes it over, there is nothing to reopen.
+    signal.signal(signal.SIGHUP, _starting_hup)
     ctx = click.get_current_context()
     try:
         file = load_file(config_path) if config_path else {}
@@ -71,6 +76,10 @@ def daemon(config_path: str | None, check: bool, **params: Any) -> None:
     from pumpsync.daemon.runner import Daemon
 
     sys.exit(Daemon(config, key).run())
+
+
+def _starting_hup(signum: int, frame: FrameType | None) -> None:
+    return None  # no sink file is open yet
 
 
 def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
