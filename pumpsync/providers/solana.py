@@ -28,6 +28,7 @@ from pumpsync.providers.base import (
     AuthenticationError,
     ClosePolicy,
     Dialect,
+    Dropped,
     Fatal,
     Handshake,
     Malformed,
@@ -72,6 +73,9 @@ FAILED_TX = "failed_tx"
 LOG_TRUNCATED = "log_truncated"
 UNKNOWN_SUBSCRIPTION = "unknown_subscription"
 REASONS = (FAILED_TX, LOG_TRUNCATED, "unknown_event", "undecodable", UNKNOWN_SUBSCRIPTION)
+# An event of the program's IDL that pumpsync does not map (ExtendAccountEvent comes with every launch):
+# counted as left out on purpose, not as malformed.
+UNMAPPED = Dropped("unmapped_event")
 
 _DATA = "Program data: "
 _LOG = "Program log: "
@@ -227,9 +231,11 @@ def decode_logs(
             if stack and stack[-1] != PROGRAM_ID:
                 continue  # another program's event (pump AMM, a wrapper)
             decoded = decode_program_data(line[len(_DATA) :])
-            if isinstance(decoded, str):
+            if decoded is None:
+                out.append(UNMAPPED)
+            elif isinstance(decoded, str):
                 out.append(Malformed(decoded))
-            elif decoded is not None:
+            else:
                 channel = _CHANNEL_OF.get(decoded.event, "graduations")
                 accept = filters.get(channel)
                 if accept is None:

@@ -13,7 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from pumpsync.events import Event
+
+if TYPE_CHECKING:
+    from pumpsync import Client
 
 
 @dataclass
@@ -215,3 +220,13 @@ class WsNode:
                 connection.socket.close()
             except OSError:
                 pass
+
+
+def take(client: Client, n: int) -> list[Event]:
+    """The client's next ``n`` items, each an event (a test helper)."""
+    out: list[Event] = []
+    for _ in range(n):
+        item = client.queue.get(timeout=10)
+        assert isinstance(item, Event), item
+        out.append(item)
+    return out

@@ -12,7 +12,7 @@ import pytest
 from pumpsync.errors import AuthenticationError, ConfigurationError, PlanError
 from pumpsync.events import GRADUATION, NEW_TOKEN, TRADE, Event
 from pumpsync.providers._borsh import discriminator
-from pumpsync.providers.base import Fatal, Malformed, Notice, Reconnect, Reply, Subscribed, Subscription
+from pumpsync.providers.base import Dropped, Fatal, Malformed, Notice, Reconnect, Reply, Subscribed, Subscription
 from pumpsync.providers.solana import (
     CHANNELS,
     PROGRAM_ID,
@@ -172,7 +172,8 @@ def test_unsubscribe_error_is_a_notice() -> None:
 def test_real_transaction_logs() -> None:
     """The logs of a real CreateV2 + first buy: a new_token, then a trade; ExtendAccountEvent quietly skipped."""
     outputs = subscribed().receive(notification(real_logs()), NOW)
-    create, trade = outputs
+    create, skipped, trade = outputs
+    assert skipped == Dropped("unmapped_event")  # ExtendAccountEvent: real, not a pumpsync event
     assert isinstance(create, Event) and isinstance(trade, Event)
     assert create.kind == NEW_TOKEN and create.channel == "creations" and create.provider == "solana"
     assert (create.mint, create.name, create.symbol, create.creator) == (MINT, "The Ass Statue", "TAS", CREATOR)
@@ -233,8 +234,8 @@ def test_truncated_log_keeps_what_came_before() -> None:
     logs = real_logs()
     cut = next(i for i, line in enumerate(logs) if "Instruction: BuyExactSolIn" in line)
     outputs = subscribed().receive(notification([*logs[:cut], "Log truncated"]), NOW)
-    assert [type(o).__name__ for o in outputs] == ["Event", "Malformed"]
-    assert outputs[1] == Malformed("log_truncated")
+    assert [type(o).__name__ for o in outputs] == ["Event", "Dropped", "Malformed"]
+    assert outputs[2] == Malformed("log_truncated")
 
 
 def test_other_programs_events_are_not_ours() -> None:
