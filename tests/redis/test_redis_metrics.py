@@ -129,3 +129,13 @@ def test_a_client_on_another_provider_has_no_redis_metrics() -> None:
     client = pumpsync.Client("openpump", url="ws://127.0.0.1:9/", api_key="k")  # never started
     text = generate_latest(make_registry(client)).decode()
     assert "pumpsync_redis" not in text and "pumpsync_events_total" in text
+
+
+def test_sinks_of_one_class_share_one_collector() -> None:
+    from pumpsync.metrics import extra_collectors
+
+    url = "redis://127.0.0.1:9/0?stream=x"  # never opened
+    sinks = build_sinks([{"type": "redis", "url": url, "name": "a"}, {"type": "redis", "url": url, "name": "b"},
+                         {"type": "stdout"}])  # fmt: skip
+    (collector,) = extra_collectors(sinks)
+    assert isinstance(collector, RedisSinkCollector) and [s.name for s in collector.sinks] == ["a", "b"]
