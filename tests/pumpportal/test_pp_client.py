@@ -278,3 +278,77 @@ def test_a_403_at_the_upgrade_is_a_ban_to_wait_out_not_a_fatal_refusal(
     lines = [r.getMessage() for r in caplog.records if "HTTP 403" in r.getMessage()]
     assert lines and all("probably a ban" in line and "reconnecting in" in line for line in lines)
     assert client.error is None
+
+
+def scrape(client: Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The client's metrics as Prometheus reads them: (sample name, sorted labels) -> value."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pumpsync.metrics import make_registry
+
+    text = generate_latest(make_registry(client)).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_filtered_frames_are_a_metric_at_zero_from_the_first_scrape(pp_sim: PPSim, make_client: MakeClient) -> None:
+    sim = pp_sim(bonk_share=1.0)
+    client = make_client("pumpportal", pp_url(sim), channels={"new_tokens": {}}, stale_timeout=60).start()
+    sim.wait_for_connections("pumpportal", 1, subscribed=True)
+
+    def filtered(reason: str) -> float:
+        labels = (("connection", "0"), ("provider", "pumpportal"), ("reason", reason))
+        return scrape(client)[("pumpsync_filtered_frames_total", labels)]
+
+    assert (filtered("other_pool"), filtered("unsubscribed")) == (0, 0)  # declared by the spec: there before any
+    launches = [e for e in sim.emit(3, "launch") if isinstance(e, Launch)]
+    events_until(client, lambda e: e.mint == launches[-1].mint)
+    wait_until(lambda: filtered("other_pool") == 3, what="3 bonk launches in the metric")
+    assert client.stats()["connections"][0]["filtered"] == {"other_pool": 3}
+
+
+def test_disconnect_time_is_counted_in_stats_and_metrics(pp_sim: PPSim, make_client: MakeClient) -> None:
+    """No history exists: what is sent while the socket is down is lost, so the time down is counted."""
+    import math
+    import threading
+    import time
+
+    sim = pp_sim()
+    client = make_client("pumpportal", pp_url(sim), channels={"new_tokens": {}}, stale_timeout=60).start()
+    sim.wait_for_connections("pumpportal", 1, subscribed=True)
+
+    def conn() -> dict[str, Any]:
+        stats: dict[str, Any] = client.stats()["connections"][0]
+        return stats
+
+    def reopened(n: int) -> bool:
+        return bool(conn()["connects"] == n and conn()["state"] == "open")
+
+    assert (conn()["down_seconds"], conn()["down"]) == (0.0, False)  # not counted before the first opening
+    sim.drop("pumpportal")
+    wait_until(lambda: reopened(2), what="the reconnect after a drop")
+    after_drop = conn()["down_seconds"]
+    assert 0 < after_drop < math.inf and conn()["down"] is False
+    assert conn()["down_seconds"] == after_drop  # open again: it no longer grows
+
+    downtime = 2.0
+    started = time.monotonic()
+    restart = threading.Thread(target=sim.restart, args=("pumpportal", downtime))
+    restart.start()
+    try:
+        wait_until(lambda: conn()["down"] and conn()["down_seconds"] - after_drop > 0.5, what="down, and counting")
+    finally:
+        restart.join(30)
+    wait_until(lambda: reopened(3), what="the reconnect after the restart")
+    bound = time.monotonic() - started
+    grown = conn()["down_seconds"] - after_drop
+    # Down from the drop (after `started`) to the reopening (before `bound`), and no sooner than the server listens.
+    assert downtime - 0.5 <= grown <= bound and conn()["down"] is False
+    labels = (("connection", "0"), ("provider", "pumpportal"))
+    assert scrape(client)[("pumpsync_connection_down_seconds_total", labels)] == conn()["down_seconds"]
+    client.close()
+    assert conn()["down"] is False and conn()["down_seconds"] == after_drop + grown  # closing is no disconnect
