@@ -84,6 +84,9 @@ def test_spec() -> None:
     assert SPEC.heartbeat == "none" and SPEC.key_required is False and SPEC.history is None
     assert SPEC.default_url == "wss://pumpportal.fun/api/data"
     assert PumpPortal(0, []).ping() is None
+    # The Dropped reasons the dialect gives, exported at 0 in pumpsync_filtered_frames_total.
+    assert SPEC.filter_reasons == ("other_pool", "unsubscribed")
+    assert feed(dialect([Subscription("new_tokens")]), data_frame("52MoT")) == [Dropped("unsubscribed")]
 
 
 # ---------------------------------------------------------------- control frames (captured)
