@@ -40,7 +40,8 @@ def test_free_channels_stream_launches_and_migrations(pp_sim: PPSim, make_client
     client = make_client("pumpportal", pp_url(sim), channels={"new_tokens": {}, "migrations": {}}).start()
     sim.wait_for_connections("pumpportal", 1, subscribed=True)
     wait_until(lambda: len(sim.connections("pumpportal")[0].subscriptions) == 2, what="both channels")
-    launch = sim.emit(1, "launch")[0]
+    emitted = sim.emit(1, "launch")
+    launch = emitted[0]
     assert isinstance(launch, Launch)
     got = events_until(client, lambda e: e.kind == "new_token")
     assert (got[-1].mint, got[-1].creator, got[-1].channel, got[-1].timestamp) == (
@@ -49,6 +50,13 @@ def test_free_channels_stream_launches_and_migrations(pp_sim: PPSim, make_client
         "new_tokens",
         None,
     )
+    # The creator's first buy (a trade of the same transaction in the market, if any) rides in the launch.
+    buy = next((e for e in emitted[1:] if isinstance(e, Trade)), None)
+    first_buy = (buy.token_amount, buy.sol_amount) if buy is not None else (0.0, 0.0)
+    assert (got[-1].initial_buy_tokens, got[-1].initial_buy_sol) == first_buy
+    v_sol, v_tokens = got[-1].virtual_sol_reserves, got[-1].virtual_token_reserves
+    assert v_sol is not None and v_tokens is not None and v_sol >= 30
+    assert got[-1].pool == "pump" and got[-1].price_sol == v_sol / v_tokens
     graduated = [e for e in sim.emit(1, "graduation") if not isinstance(e, (Launch, Trade))]
     got = events_until(client, lambda e: e.kind == "graduation")
     assert got[-1].mint == graduated[0].mint and got[-1].channel == "migrations"
