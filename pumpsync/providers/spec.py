@@ -100,6 +100,8 @@ class Transport(Protocol):
     (``open``/``read``/``send_*``/``close``/``shutdown``); ``abort`` and the sends may come from
     any thread. The WebSocket transport (``pumpsync/_transport.py``) is the default; a provider
     with another source (a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
+    A transport class with metrics of its own may add a class method ``metrics_collector(transports)``
+    (see ``pumpsync.metrics.extra_collectors``).
     """
 
     def open(self, url: str, headers: Mapping[str, str]) -> None:
@@ -169,6 +171,9 @@ class ProviderSpec:
     transport: TransportFactory | None = None
     # The channels ``pumpsync demo`` subscribes to (None: ``default_channels``).
     demo_channels: tuple[str, ...] | None = None
+    # The reasons of the dialect's ``Dropped`` outputs (frames left out on purpose), exported at 0
+    # in ``pumpsync_filtered_frames_total`` from the first scrape.
+    filter_reasons: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]
