@@ -30,6 +30,13 @@ class AnaxerPlan:
     rate_limited: bool = False
 
 
+@dataclass(frozen=True)
+class SolanaPlan:
+    name: str
+    subscribe: bool = True  # logsSubscribe allowed (history calls always are)
+    rate_limited: bool = False
+
+
 OPENPUMP_PLANS = {
     "free": OpenPumpPlan("free", streaming=False, max_connections=0),
     "pro": OpenPumpPlan("pro", streaming=True, max_connections=2),
@@ -39,6 +46,11 @@ ANAXER_PLANS = {
     "free": AnaxerPlan("free", ALL_CHANNELS - {"trades"}, max_connections=1),
     "pro": AnaxerPlan("pro", ALL_CHANNELS, max_connections=5),
     "enterprise": AnaxerPlan("enterprise", ALL_CHANNELS, max_connections=10),
+}
+SOLANA_PLANS = {
+    "free": SolanaPlan("free", subscribe=False),
+    "pro": SolanaPlan("pro"),
+    "enterprise": SolanaPlan("enterprise"),
 }
 PLAN_NAMES = tuple(OPENPUMP_PLANS)
 
@@ -91,3 +103,16 @@ class KeyTable:
         if key == INVALID_KEY:
             return None
         return _DESIGNATED_ANAXER.get(key, ANAXER_PLANS["pro"])
+
+    def solana(self, key: str | None) -> SolanaPlan | None:
+        """A public node needs no key: without a key table any key, or none, is accepted."""
+        if self._explicit is not None:
+            plan = self._explicit.get(key_id(key)) if key else None
+            return None if plan is None else SOLANA_PLANS[plan]
+        if key == INVALID_KEY:
+            return None
+        if key == FREE_KEY:
+            return SOLANA_PLANS["free"]
+        if key == RATELIMITED_KEY:
+            return SolanaPlan("pro", rate_limited=True)
+        return SolanaPlan("public" if key is None else "pro")
