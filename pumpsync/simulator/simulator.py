@@ -23,8 +23,20 @@ from pumpsync.simulator.market import EventKind, Market, MarketEvent
 from pumpsync.simulator.openpump import OpenPumpServer
 from pumpsync.simulator.plans import KeyTable
 from pumpsync.simulator.server import ProviderServer
+from pumpsync.simulator.solana import (
+    INJECT_KINDS,
+    NEXT_FAULTS,
+    OVERSIZED_DEFAULT,
+    InjectKind,
+    LayoutName,
+    NextFault,
+    SolanaServer,
+    history_record,
+    matches_channel,
+)
 
-PROVIDERS = ("openpump", "anaxer")
+PROVIDERS = ("openpump", "anaxer", "solana")
+DEFAULT_PROVIDERS = ("openpump", "anaxer")  # what "both" and the default start
 CALL_TIMEOUT = 10.0
 _MAX_BURST_SECONDS = 1.0  # after a loop hiccup, catch up at most this much market time
 
@@ -33,7 +45,7 @@ T = TypeVar("T")
 
 
 def _providers(value: str | Iterable[str]) -> tuple[str, ...]:
-    names = (PROVIDERS if value == "both" else (value,)) if isinstance(value, str) else tuple(value)
+    names = (DEFAULT_PROVIDERS if value == "both" else (value,)) if isinstance(value, str) else tuple(value)
     unknown = [p for p in names if p not in PROVIDERS]
     if not names or unknown:
         raise ValueError(f"providers must be a non-empty subset of {PROVIDERS}, got {value!r}")
@@ -48,7 +60,7 @@ class Simulator:
 
     def __init__(
         self,
-        providers: str | Iterable[str] = PROVIDERS,
+        providers: str | Iterable[str] = DEFAULT_PROVIDERS,
         host: str = "127.0.0.1",
         port: int = 0,
         rate: float = 20.0,
@@ -77,6 +89,10 @@ class Simulator:
             server_port = port + offset if port else 0
             if name == "openpump":
                 self._servers[name] = OpenPumpServer(host, server_port, key_table, enrich_delay, history_limit)
+            elif name == "solana":
+                self._servers[name] = SolanaServer(
+                    host, server_port, key_table, lambda: self._market.current_slot, history_limit
+                )
             else:
                 self._servers[name] = AnaxerServer(
                     host,
@@ -187,12 +203,14 @@ class Simulator:
         return self._server(provider).port
 
     def url(self, provider: str) -> str:
-        return f"ws://{self.host}:{self.port(provider)}/v1/stream"
+        path = "/" if provider == "solana" else "/v1/stream"
+        return f"ws://{self.host}:{self.port(provider)}{path}"
 
     def rest_url(self, provider: str = "anaxer") -> str:
-        if provider != "anaxer":
-            raise ValueError("only the anaxer provider has a REST API")
-        return f"http://{self.host}:{self.port(provider)}"
+        """Anaxer's REST base, or the Solana node's HTTP JSON-RPC endpoint (POST here)."""
+        if provider not in ("anaxer", "solana"):
+            raise ValueError("only the anaxer and solana providers have an HTTP API")
+        return f"http://{self.host}:{self.port(provider)}" + ("/" if provider == "solana" else "")
 
     # -- market ----------------------------------------------------------------------------
 
@@ -251,6 +269,16 @@ class Simulator:
         """Every record ``provider`` published, in order (OpenPump: frames, ``channel`` = frame
         type; Anaxer: channel records as REST serves them). Works after ``stop()`` too."""
         server = self._server(provider)
+
+        if isinstance(server, SolanaServer):
+
+            def records() -> list[dict[str, Any]]:
+                return [history_record(s) for s in server.stored() if matches_channel(s, channel)]
+
+            async def collect_records() -> list[dict[str, Any]]:
+                return records()
+
+            return self._call(collect_records()) if self._thread is not None else records()
 
         def texts() -> list[str]:
             if isinstance(server, OpenPumpServer):
@@ -391,12 +419,79 @@ class Simulator:
 
         self._fanout(provider, apply)
 
-    def rest_fail_next(self, n: int, status: int = 429, retry_after: float = 1.0) -> None:
-        """The next ``n`` Anaxer REST requests fail with ``status`` (429 with Retry-After)."""
-        server = self._server("anaxer")
-        assert isinstance(server, AnaxerServer)
+    def rest_fail_next(self, n: int, status: int = 429, retry_after: float = 1.0, provider: str = "anaxer") -> None:
+        """The next ``n`` Anaxer REST requests (Solana: HTTP JSON-RPC history calls) fail with
+        ``status`` (429 with Retry-After)."""
+        server = self._server(provider)
+        if not isinstance(server, (AnaxerServer, SolanaServer)):
+            raise ValueError(f"{provider} has no HTTP API")
 
         async def run() -> None:
             server.rest_failures.extend([RestFailure(status, retry_after)] * n)
 
         self._call(run())
+
+    # -- Solana node faults ------------------------------------------------------------------
+
+    def _solana(self) -> SolanaServer:
+        server = self._server("solana")
+        assert isinstance(server, SolanaServer)
+        return server
+
+    def solana_layout(self, layout: LayoutName) -> None:
+        """Event layout of every transaction from now on: ``current`` (free-sources.md),
+        ``extended`` (fields appended: the next program upgrade) or ``legacy`` (the shorter
+        April 2025 layouts)."""
+        server = self._solana()
+
+        async def run() -> None:
+            server.set_layout(layout)
+
+        self._call(run())
+
+    def solana_next(self, fault: NextFault, n: int = 1, size: int = OVERSIZED_DEFAULT) -> None:
+        """Alter the next ``n`` market transactions: ``truncated`` (logs cut at 10 kB with a
+        ``Log truncated`` line, no ``Program data`` line left; getTransaction's inner
+        instructions still carry the events) or ``oversized`` (about ``size`` bytes of extra
+        log lines after the events: frames over 1 MiB)."""
+        if fault not in NEXT_FAULTS or n < 0:
+            raise ValueError(f"fault must be one of {NEXT_FAULTS} and n >= 0")
+        server = self._solana()
+
+        async def run() -> None:
+            server.fault_next(fault, n, size)
+
+        self._call(run())
+
+    def solana_inject(self, kind: InjectKind, n: int = 1) -> list[str]:
+        """Stream ``n`` extra transactions now (not market events); returns their signatures.
+        ``failed``: a buy whose transaction failed (err set, its Program data line still in
+        the logs); ``unknown_event``: an event with a discriminator outside the feed's table;
+        ``undecodable``: Program data lines that are not base64 / shorter than a discriminator.
+        They are in the history (getSignaturesForAddress / getTransaction) like any other."""
+        if kind not in INJECT_KINDS or n < 0:
+            raise ValueError(f"kind must be one of {INJECT_KINDS} and n >= 0")
+        server = self._solana()
+
+        async def run() -> list[str]:
+            return server.inject(kind, n)
+
+        return self._call(run())
+
+    def solana_mute_subscribe(self, mute: bool = True) -> None:
+        """A node that never answers ``logsSubscribe`` (no reply, no notifications)."""
+        server = self._solana()
+
+        async def run() -> None:
+            server.mute_subscribe = mute
+
+        self._call(run())
+
+    def solana_subscribe_requests(self) -> int:
+        """``logsSubscribe`` requests the node received, answered or not."""
+        server = self._solana()
+
+        async def run() -> int:
+            return server.subscribe_requests
+
+        return self._call(run())
