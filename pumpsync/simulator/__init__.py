@@ -1,4 +1,4 @@
-"""Built-in simulator: local OpenPump and Anaxer servers fed by a deterministic market.
+"""Built-in simulator: local OpenPump, Anaxer and Solana RPC servers fed by a deterministic market.
 
 ::
 
@@ -56,6 +56,23 @@ Anaxer v1 data frames carry the v1 payload (``swap``, ``created``, ``graduated``
 ``history("anaxer")`` carry the same payload plus the document's convenience fields:
 trades add ``mint, side, solAmount, tokenAmount, priceSol, exchange``; creations and
 graduations add ``exchange``; prices add ``priceSol``.
+
+Solana node
+-----------
+``providers=("solana",)`` (not started by default) serves a Solana RPC node, see
+``solana.py``: ``sim.url("solana")`` is ``ws://127.0.0.1:PORT/`` (WebSocket JSON-RPC:
+``logsSubscribe`` / ``logsUnsubscribe`` / ``logsNotification``) and ``sim.rest_url("solana")``
+the same port over HTTP (POST JSON-RPC: ``getSignaturesForAddress``, ``getTransaction``).
+No key is needed; one may come as the URL's path segment, ``?api-key=`` or Bearer.
+``sim-invalid`` gets HTTP 401 (upgrade and POST), ``sim-ratelimited`` HTTP 429, ``sim-free``
+a JSON-RPC error (-32601) to ``logsSubscribe``. ``history("solana", channel)`` lists the
+streamed transactions (``signature, err, logs, slot, blockTime, kind, channels``; channel
+``creations`` / ``trades`` / ``graduations`` keeps those carrying such an event).
+Faults: the generic ones (``drop``, ``close``, ``stall``, ``ignore_pings`` for WebSocket
+pings, ``send_malformed``, ``restart``, ``reject_next``, ``blast``), ``rest_fail_next(...,
+provider="solana")`` for history calls, and ``solana_layout``, ``solana_next``
+(``truncated`` / ``oversized``), ``solana_inject`` (``failed`` / ``unknown_event`` /
+``undecodable``), ``solana_mute_subscribe`` and ``solana_idle_timeout``.
 
 Determinism
 -----------

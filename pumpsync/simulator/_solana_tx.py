@@ -539,6 +539,7 @@ def transaction_result(recipe: Recipe, rendered: Rendered) -> dict[str, Any]:
         "rewards": [],
         "loadedAddresses": {"writable": [], "readonly": []},
         "computeUnitsConsumed": rendered.units,
+        "costUnits": rendered.units + 1_440 + 300 * len(keys),
     }
     message = {
         "header": {"numRequiredSignatures": 1, "numReadonlySignedAccounts": 0, "numReadonlyUnsignedAccounts": programs},
@@ -553,6 +554,7 @@ def transaction_result(recipe: Recipe, rendered: Rendered) -> dict[str, Any]:
         "version": 0,
         "meta": meta,
         "transaction": {"signatures": [recipe.signature], "message": message},
+        "transactionIndex": sum(recipe.signature.encode()) % 1500,
     }
 
 

@@ -487,6 +487,18 @@ class Simulator:
 
         self._call(run())
 
+    def solana_idle_timeout(self, seconds: float | None) -> None:
+        """Close (1001 "idle timeout") connections whose client sent nothing, not even a
+        WebSocket ping, for ``seconds``; None (the default) never does."""
+        if seconds is not None and seconds <= 0:
+            raise ValueError("seconds must be > 0 or None")
+        server = self._solana()
+
+        async def run() -> None:
+            server.idle_timeout = seconds
+
+        self._call(run())
+
     def solana_subscribe_requests(self) -> int:
         """``logsSubscribe`` requests the node received, answered or not."""
         server = self._solana()

@@ -24,6 +24,7 @@ signature is the market ``Graduation``'s.
 
 from __future__ import annotations
 
+import asyncio
 import http
 import json
 from collections import OrderedDict, deque
@@ -129,6 +130,7 @@ def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
 
         node: ClassVar[SolanaServer] = server
         _http: bytearray | None = None
+        last_rx = 0.0  # loop time of the client's last bytes (pings count): the idle timer
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -143,6 +145,7 @@ def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
             setattr(self.protocol, "send_frame", maybe_send)  # noqa: B010
 
         def data_received(self, data: bytes) -> None:
+            self.last_rx = self.loop.time()
             if self._http is None and self.request is None and data[:5] == b"POST ":
                 self._http = bytearray()
             if self._http is None:
@@ -213,6 +216,7 @@ class SolanaServer(ProviderServer):
         self._plans: dict[int, SolanaPlan] = {}
         self._next_sub = SUBSCRIPTION_BASE
         self._injected = 0
+        self.idle_timeout: float | None = None
 
     # -- admission -------------------------------------------------------------------------
 
@@ -242,7 +246,19 @@ class SolanaServer(ProviderServer):
         conn = self.register(ws, key or "", plan.name)
         self._plans[conn.index] = plan
         conn.ready = True
+        conn.spawn(self._idle_watch(conn))
         return conn
+
+    async def _idle_watch(self, conn: Conn) -> None:
+        """Close sockets the client left silent for ``idle_timeout`` (as Helius does after 10 min)."""
+        loop = asyncio.get_running_loop()
+        while conn.is_open:
+            timeout = self.idle_timeout
+            await asyncio.sleep(0.25 if timeout is None else min(0.25, timeout / 4))
+            last: float = getattr(conn.ws, "last_rx", 0.0)
+            if timeout is not None and not conn.stalled and loop.time() - last > timeout:
+                await conn.ws.close(1001, "idle timeout")
+                return
 
     def on_closed(self, conn: Conn) -> None:
         self._plans.pop(conn.index, None)

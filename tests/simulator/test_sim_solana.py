@@ -493,3 +493,68 @@ def test_blast_solana_frames(sol: Simulator) -> None:
         name, fields, used = decode(data)
         assert name == "TradeEvent" and fields["sol_amount"] > 0 and used == len(data)
     assert sol.history("solana") == []
+
+
+def test_idle_sockets_are_closed_unless_the_client_pings(sol: Simulator) -> None:
+    sol.solana_idle_timeout(0.5)
+    silent, _ = subscribe(sol)
+    pinging, _ = subscribe(sol)
+    with silent, pinging:
+        closed = []
+        for _ in range(40):  # pings every 0.05 s until the silent one is gone
+            assert pinging.ping().wait(5)
+            try:
+                silent.recv(timeout=0.05)
+            except TimeoutError:
+                continue
+            except ConnectionClosed as exc:
+                closed.append(exc.rcvd.code if exc.rcvd else None)
+                break
+        assert closed == [1001]
+        sol.wait_for(lambda: len(sol.connections("solana")) == 1)
+        assert pinging.ping().wait(5)  # the pinging client is still there
+    sol.solana_idle_timeout(None)
+
+
+# Key sets of a real getTransaction answer (chainstacklabs/pumpfun-bonkfun-bot,
+# learning-examples/raw_create_v2_with_fee_bps_from_gettransaction.json).
+REAL_TX_KEYS = {"transaction", "meta", "version", "slot", "transactionIndex", "blockTime"}
+REAL_META_KEYS = {
+    "err",
+    "status",
+    "fee",
+    "preBalances",
+    "postBalances",
+    "innerInstructions",
+    "logMessages",
+    "preTokenBalances",
+    "postTokenBalances",
+    "rewards",
+    "loadedAddresses",
+    "computeUnitsConsumed",
+    "costUnits",
+}
+REAL_MESSAGE_KEYS = {"header", "accountKeys", "recentBlockhash", "instructions", "addressTableLookups"}
+
+
+def test_get_transaction_has_the_real_answer_shape(make_sim: SimFactory) -> None:
+    sim = make_sim(providers=("solana",), history_limit=10)
+    launch = sim.emit(1, "launch")[0]
+    tx = get_tx(sim, launch.signature)
+    assert set(tx) == REAL_TX_KEYS and set(tx["meta"]) == REAL_META_KEYS
+    message = tx["transaction"]["message"]
+    assert set(message) == REAL_MESSAGE_KEYS and message["accountKeys"][0] == launch.token.creator
+    keys = message["accountKeys"]
+    assert len(keys) == len(set(keys)) == len(tx["meta"]["preBalances"])
+    for group in tx["meta"]["innerInstructions"]:
+        assert keys[message["instructions"][group["index"]]["programIdIndex"]] in (
+            PUMP,
+            "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL",
+        )
+        for ix in group["instructions"]:
+            assert set(ix) == {"programIdIndex", "accounts", "data", "stackHeight"} and ix["stackHeight"] >= 2
+    # Beyond the history limit the node forgets, as a real one prunes.
+    sim.emit(40, "trade")
+    assert rpc(sim, "getTransaction", launch.signature, {"maxSupportedTransactionVersion": 0})["result"] is None
+    kept = rpc(sim, "getSignaturesForAddress", PUMP)["result"]
+    assert 10 <= len(kept) < 40 and kept[0]["signature"] == sim.history("solana")[-1]["signature"]
