@@ -105,7 +105,9 @@ _positive = click.FloatRange(min=0, min_open=True)
 
 
 @click.command("simulate")
-@click.option("--provider", type=click.Choice(["openpump", "anaxer", "both"]), default="both", show_default=True)
+@click.option(
+    "--provider", type=click.Choice(["openpump", "anaxer", "solana", "both"]), default="both", show_default=True
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
     "--port",
@@ -178,7 +180,7 @@ def simulate(
     close_every: tuple[float, int] | None,
     reject_first: int,
 ) -> None:
-    """Serve simulated OpenPump / Anaxer streams (and Anaxer REST) locally."""
+    """Serve simulated OpenPump / Anaxer streams (and Anaxer REST) or a Solana RPC node locally."""
     sim = Simulator(
         providers=provider,
         host=host,
@@ -206,8 +208,8 @@ def simulate(
             sim.reject_next(reject_first)
         for name in sim.providers:
             click.echo(f"{name} {sim.url(name)}")
-            if name == "anaxer":
-                click.echo(f"anaxer-rest {sim.rest_url('anaxer')}")
+            if name in ("anaxer", "solana"):
+                click.echo(f"{name}-{'rest' if name == 'anaxer' else 'rpc'} {sim.rest_url(name)}")
         sys.stdout.flush()  # a parent process waits for these lines
         _run(sim, _schedule(drop_every, stall_every, malformed_every, close_every, seed), duration, stop)
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import signal
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -558,3 +559,25 @@ def test_get_transaction_has_the_real_answer_shape(make_sim: SimFactory) -> None
     assert rpc(sim, "getTransaction", launch.signature, {"maxSupportedTransactionVersion": 0})["result"] is None
     kept = rpc(sim, "getSignaturesForAddress", PUMP)["result"]
     assert 10 <= len(kept) < 40 and kept[0]["signature"] == sim.history("solana")[-1]["signature"]
+
+
+def test_simulate_command_serves_a_solana_node() -> None:
+    from test_sim_cli import Cli
+
+    c = Cli("--provider", "solana", "--rate", "40", "--duration", "20")
+    try:
+        urls = c.urls(2)
+        assert set(urls) == {"solana", "solana-rpc"}
+        with connect(urls["solana"], open_timeout=5, close_timeout=0.3) as ws:
+            ws.send(SUBSCRIBE)
+            assert isinstance(recv_json(ws)["result"], int)
+            value = notifications(ws, 1)[0]["result"]["value"]
+        body = {"jsonrpc": "2.0", "id": 1, "method": "getSignaturesForAddress", "params": [PUMP]}
+        signatures = requests.post(urls["solana-rpc"], json=body, timeout=5).json()["result"]
+        assert value["signature"] in [i["signature"] for i in signatures]
+        c.proc.send_signal(signal.SIGINT)
+        assert c.finish() == 0
+    finally:
+        if c.proc.poll() is None:
+            c.proc.kill()
+            c.finish()
