@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
 from websockets.frames import OP_PONG, Frame
 from websockets.http11 import Request, Response
 
@@ -334,7 +335,8 @@ class SolanaServer(ProviderServer):
 
     def http_request(self, request: Request) -> Response:
         if urlsplit(request.path).path.rstrip("/") == "/health":
-            return Response(200, "OK", json_response(200, None).headers, b"ok")
+            headers = Headers([("Content-Type", "text/plain"), ("Content-Length", "2"), ("Connection", "close")])
+            return Response(200, "OK", headers, b"ok")
         return json_response(405, _error(-32600, "Use POST for JSON-RPC requests", None))
 
     def http_post(self, path: str, headers: dict[str, str], body: bytes) -> bytes:

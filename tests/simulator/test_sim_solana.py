@@ -290,6 +290,9 @@ def test_http_json_rpc_errors_and_batches(sol: Simulator) -> None:
     assert [r["id"] for r in replies] == [1, 2] and replies[0]["result"] == "ok"
     bad = requests.post(sol.rest_url("solana"), data=b"{not json", timeout=5).json()
     assert bad["error"]["code"] == -32700
+    health = requests.get(sol.rest_url("solana") + "health", timeout=5)
+    assert (health.status_code, health.text) == (200, "ok")
+    assert requests.get(sol.rest_url("solana"), timeout=5).status_code == 405
 
 
 # -- WebSocket JSON-RPC ---------------------------------------------------------------------
