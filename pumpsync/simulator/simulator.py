@@ -487,6 +487,16 @@ class Simulator:
 
         self._call(run())
 
+    def solana_subscribe_errors(self, n: int, code: int = 429, message: str = "Too many requests") -> None:
+        """Answer the next ``n`` ``logsSubscribe`` requests with this JSON-RPC error object
+        (e.g. a rate limit, or -32401 for a node that refuses a key over JSON-RPC)."""
+        server = self._solana()
+
+        async def run() -> None:
+            server.subscribe_errors.extend([(code, message)] * n)
+
+        self._call(run())
+
     def solana_idle_timeout(self, seconds: float | None) -> None:
         """Close (1001 "idle timeout") connections whose client sent nothing, not even a
         WebSocket ping, for ``seconds``; None (the default) never does."""

@@ -211,6 +211,7 @@ class SolanaServer(ProviderServer):
         self.rest_failures: deque[RestFailure] = deque()
         self.layout: LayoutName = "current"
         self.mute_subscribe = False
+        self.subscribe_errors: deque[tuple[int, str]] = deque()  # answers for the next logsSubscribe requests
         self.subscribe_requests = 0  # logsSubscribe requests seen (answered or not)
         self._next_faults: deque[tuple[NextFault, int]] = deque()
         self._tokens: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # mint -> (creator, mayhem)
@@ -288,6 +289,8 @@ class SolanaServer(ProviderServer):
                 self.subscribe_requests += 1
                 if self.mute_subscribe:
                     return None
+                if self.subscribe_errors:
+                    raise RpcError(*self.subscribe_errors.popleft())
                 if not self._plans[conn.index].subscribe:
                     raise RpcError(-32601, "Method logsSubscribe is not available on your plan")
                 return {"jsonrpc": "2.0", "result": self._subscribe(conn, params), "id": rid}

@@ -452,8 +452,13 @@ def test_history_rate_limit_and_mute_subscribe(sol: Simulator) -> None:
         sol.emit(2)
         assert_silent(ws)  # no reply, no notifications
     sol.solana_mute_subscribe(False)
-    ws, _ = subscribe(sol)
-    ws.close()
+    sol.solana_subscribe_errors(1, -32005, "Node is behind by 42 slots")
+    with connect(sol.url("solana"), open_timeout=5, close_timeout=0.3) as ws:
+        ws.send(SUBSCRIBE)
+        error = {"code": -32005, "message": "Node is behind by 42 slots"}
+        assert recv_json(ws) == {"jsonrpc": "2.0", "error": error, "id": 1}
+        ws.send(SUBSCRIBE)
+        assert isinstance(recv_json(ws)["result"], int)
 
 
 def test_connection_faults_pings_and_malformed(sol: Simulator) -> None:
