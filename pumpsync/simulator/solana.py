@@ -29,7 +29,7 @@ import http
 import json
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -107,12 +107,6 @@ def path_key(path: str) -> str | None:
     """A key given as the URL's one path segment (``wss://host/KEY``)."""
     segment = urlsplit(path).path.strip("/")
     return unquote(segment) if segment and "/" not in segment else None
-
-
-@dataclass(frozen=True)
-class _Stored:
-    recipe: Recipe
-    value: str  # the notification's value JSON, as streamed
 
 
 class _HttpResponse:
@@ -206,7 +200,8 @@ class SolanaServer(ProviderServer):
     ) -> None:
         super().__init__(host, port, keys)
         self.current_slot = current_slot
-        self.history: History[_Stored] = History(history_limit)
+        # Recipes, not texts: rendering is deterministic, and a long run keeps 100k of them.
+        self.history: History[Recipe] = History(history_limit)
         self._positions: dict[str, int] = {}  # signature -> absolute history position
         self.rest_failures: deque[RestFailure] = deque()
         self.layout: LayoutName = "current"
@@ -435,7 +430,7 @@ class SolanaServer(ProviderServer):
         for offset in range(end - 1, -1, -1):
             if len(out) == limit or (stop is not None and offset + self.history.base <= stop):
                 break
-            recipe = items[offset].recipe
+            recipe = items[offset]
             out.append(
                 {
                     "signature": recipe.signature,
@@ -459,7 +454,7 @@ class SolanaServer(ProviderServer):
         pos = self._position(params[0])
         if pos is None:
             return None
-        recipe = self.history.items[pos - self.history.base].recipe
+        recipe = self.history.items[pos - self.history.base]
         return transaction_result(recipe, render(recipe))
 
     # -- market feed ------------------------------------------------------------------------
@@ -519,7 +514,7 @@ class SolanaServer(ProviderServer):
     def _stream(self, recipe: Recipe) -> None:
         rendered = render(recipe)
         value = value_text(recipe, rendered)
-        self.history.append(_Stored(recipe, value))
+        self.history.append(recipe)
         self._positions[recipe.signature] = self.history.total - 1
         if len(self._positions) > 2 * len(self.history) + 1024:
             base = self.history.base
@@ -604,14 +599,13 @@ class SolanaServer(ProviderServer):
             return dumps(frame)
         raise ValueError(f"unknown malformed kind {kind!r}")
 
-    def stored(self) -> list[_Stored]:
+    def stored(self) -> list[Recipe]:
         return list(self.history)
 
 
-def history_record(stored: _Stored) -> dict[str, Any]:
+def history_record(recipe: Recipe) -> dict[str, Any]:
     """``Simulator.history("solana")`` item: the streamed value plus slot, blockTime, channels."""
-    recipe = stored.recipe
-    value: dict[str, Any] = json.loads(stored.value)
+    value: dict[str, Any] = json.loads(value_text(recipe, render(recipe)))
     return {
         **value,
         "slot": recipe.slot,
@@ -621,8 +615,8 @@ def history_record(stored: _Stored) -> dict[str, Any]:
     }
 
 
-def matches_channel(stored: _Stored, channel: str | None) -> bool:
-    return channel is None or channel in stored.recipe.channels
+def matches_channel(recipe: Recipe, channel: str | None) -> bool:
+    return channel is None or channel in recipe.channels
 
 
 __all__ = [
