@@ -109,13 +109,12 @@ def path_key(path: str) -> str | None:
     return unquote(segment) if segment and "/" not in segment else None
 
 
-class _HttpResponse:
-    @staticmethod
-    def encode(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> bytes:
-        head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}", "Content-Type: application/json"]
-        head += [f"Content-Length: {len(body)}", "Connection: close"]
-        head += [f"{k}: {v}" for k, v in headers or []]
-        return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+def http_bytes(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> bytes:
+    """A whole HTTP/1.1 response (the connection closes after it)."""
+    head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}", "Content-Type: application/json"]
+    head += [f"Content-Length: {len(body)}", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in headers or []]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
 def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
@@ -125,6 +124,7 @@ def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
 
         node: ClassVar[SolanaServer] = server
         _http: bytearray | None = None
+        _answered = False
         last_rx = 0.0  # loop time of the client's last bytes (pings count): the idle timer
 
         def connection_made(self, transport: Any) -> None:
@@ -146,8 +146,9 @@ def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
             if self._http is None:
                 super().data_received(data)
                 return
-            self._http += data
-            self._answer_post()
+            if not self._answered:
+                self._http += data
+                self._answer_post()
 
         def _answer_post(self) -> None:
             buf = self._http
@@ -155,7 +156,7 @@ def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
                 if len(buf) > 65536:
-                    self._reply(_HttpResponse.encode(431, b"{}"))
+                    self._reply(http_bytes(431, b"{}"))
                 return
             lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
             headers = {}
@@ -165,10 +166,10 @@ def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
             try:
                 length = int(headers.get("content-length", ""))
             except ValueError:
-                self._reply(_HttpResponse.encode(411, b"{}"))
+                self._reply(http_bytes(411, b"{}"))
                 return
             if length > MAX_BODY:
-                self._reply(_HttpResponse.encode(413, b"{}"))
+                self._reply(http_bytes(413, b"{}"))
                 return
             if len(buf) - end - 4 < length:
                 return
@@ -178,7 +179,7 @@ def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
             self._reply(self.node.http_post(path, headers, body))
 
         def _reply(self, response: bytes) -> None:
-            self._http = bytearray()
+            self._answered = True
             self.transport.write(response)
             self.transport.close()
 
@@ -366,7 +367,7 @@ class SolanaServer(ProviderServer):
 
     @staticmethod
     def _http_json(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> bytes:
-        return _HttpResponse.encode(status, json.dumps(obj, separators=(",", ":")).encode(), headers)
+        return http_bytes(status, json.dumps(obj, separators=(",", ":")).encode(), headers)
 
     def _http_call(self, msg: Any) -> dict[str, Any]:
         rid = msg.get("id") if isinstance(msg, dict) else None
