@@ -214,7 +214,7 @@ class Delivery:
         if slot is not None and channel is not None and slot > self.last_slot.get(channel, -1):
             self.last_slot[channel] = slot
         if event.timestamp is not None and not event.backfill:
-            stats.delay.observe(max(0.0, (event.received_at - event.timestamp) / 1000.0))
+            stats.observe_delay((event.received_at - event.timestamp) / 1000.0)  # implausible ones: counted
         q.append(event)  # last: a consumer that holds the event and reads stats() finds it counted
 
     def _drop_oldest(self) -> None:

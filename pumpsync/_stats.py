@@ -15,6 +15,14 @@ from typing import Any
 # Seconds. Event delay spans network + provider lag; heartbeat RTT is usually milliseconds.
 DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A live event's delay (local receipt minus the provider's timestamp) outside this window says
+# more about the timestamp than about the network: seconds sent where milliseconds are due (a
+# delay of decades), a replayed or broken clock, or a provider clock ahead of ours. Such events
+# are counted by reason and kept out of the delay histogram. Within the window a slightly
+# negative delay (clocks a little apart) still counts as 0.
+DELAY_FUTURE_TOLERANCE = 1.0
+DELAY_PAST_LIMIT = 3600.0
+IMPLAUSIBLE_REASONS = ("future", "past")
 
 
 class Histogram:
@@ -74,6 +82,11 @@ class ConnectionStats:
     first_deliveries: int = 0
     next_attempt_at: float | None = None
     last_error: str | None = None
+    # The supervisor's verdict, and only the supervisor writes these (monotonic clock): open, and
+    # something arrived within stale_timeout. /readyz, sd_notify, the metrics and Client.ready read it.
+    healthy: bool = False
+    checked_at: float | None = None  # when the supervisor last judged this slot (monotonic)
+    stale_since: float | None = None  # when it found the open socket stale (monotonic); None: not stale
 
     def set_state(self, state: str) -> None:
         self.state = state
@@ -95,7 +108,17 @@ class ClientStats:
     backfill_failures: int = 0
     rejected: Counter[str] = field(default_factory=Counter)  # channel -> rejections
     notices: Counter[str] = field(default_factory=Counter)  # provider error code -> count
+    implausible: Counter[str] = field(default_factory=Counter)  # IMPLAUSIBLE_REASONS -> live events
     started_at: float = field(default_factory=time.time)
+
+    def observe_delay(self, delay: float) -> None:
+        """One live event's delay in seconds, into the histogram if it is plausible, else counted."""
+        if delay < -DELAY_FUTURE_TOLERANCE:
+            self.implausible["future"] += 1
+        elif delay > DELAY_PAST_LIMIT:
+            self.implausible["past"] += 1
+        else:
+            self.delay.observe(max(0.0, delay))
 
     @property
     def delivered(self) -> int:

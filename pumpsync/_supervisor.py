@@ -4,6 +4,11 @@ All timing lives here. Each connection slot has its own backoff; a slot that has
 for ``healthy_after`` seconds resets its backoff and its count of consecutive failures.
 Staleness is armed the moment a socket opens: a socket that never delivers a first frame
 is as stale as one that stopped.
+
+The supervisor is also the one judge of health (monotonic clock): a connection is healthy while
+it is open and something arrived within ``stale_timeout``. It writes its verdict into the
+connection's stats (``healthy``, ``checked_at``, ``stale_since``); ``Client.ready``, ``/readyz``,
+sd_notify and the metrics read that verdict and never re-derive it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Callable
 
 from pumpsync._backoff import Backoff
 from pumpsync._connection import Connection, Outcome
+from pumpsync._stats import ConnectionStats
 from pumpsync._threads import join_thread
 from pumpsync.config import ClientConfig
 from pumpsync.errors import ConnectionLost, PumpsyncError
@@ -67,6 +73,11 @@ class Supervisor:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def ready(self) -> bool:
+        """Running, and at least one connection is healthy (the verdicts of :meth:`_tend`)."""
+        return not self._stopping and any(conn.stats.healthy for conn in self.connections)
+
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
@@ -77,6 +88,7 @@ class Supervisor:
         with self._cond:
             if self._stopping:
                 return
+            _judge(conn.stats, False, time.monotonic())
             slot = self._slots[conn.index]
             if not slot.healthy:
                 slot.failures += 1
@@ -111,10 +123,14 @@ class Supervisor:
                 for conn, slot in zip(self.connections, self._slots, strict=True):
                     wake = min(wake, self._tend(conn, slot, now))
                 self._cond.wait(max(0.001, wake - time.monotonic()))
+            now = time.monotonic()
+            for conn in self.connections:  # a stopped client has no healthy connection
+                _judge(conn.stats, False, now)
 
     def _tend(self, conn: Connection, slot: _Slot, now: float) -> float:
         """Do what is due for one connection; return when it next needs attention."""
         if slot.retry_at is not None:
+            _judge(conn.stats, False, now)
             if now < slot.retry_at:
                 return slot.retry_at
             slot.retry_at = None
@@ -123,11 +139,13 @@ class Supervisor:
             return now + _MAX_SLEEP
         opened_at = conn.opened_at
         if opened_at is None or not conn.is_open:
+            _judge(conn.stats, False, now)
             return now + _MAX_SLEEP
         config = self.config
         deadlines = [now + _MAX_SLEEP]
         # Staleness: nothing at all received for stale_timeout, counted from the socket's opening.
         stale_at = conn.last_rx + config.stale_timeout
+        _judge(conn.stats, now < stale_at, now, stale=now >= stale_at)
         if now >= stale_at:
             log.warning("connection %d: nothing received for %.1f s; reconnecting", conn.index, now - conn.last_rx)
             conn.abort("stale")
@@ -161,3 +179,10 @@ class Supervisor:
             else:
                 deadlines.append(healthy_at)
         return min(deadlines)
+
+
+def _judge(stats: ConnectionStats, healthy: bool, now: float, stale: bool = False) -> None:
+    """Record the supervisor's verdict on one connection (the only writer of these fields)."""
+    stats.healthy = healthy
+    stats.checked_at = now
+    stats.stale_since = (stats.stale_since or now) if stale else None

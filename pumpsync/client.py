@@ -210,6 +210,13 @@ class Client(Owner):
         """At least one connection is open."""
         return any(c.is_open for c in self._connections)
 
+    @property
+    def ready(self) -> bool:
+        """At least one connection is healthy: open, and something arrived within ``stale_timeout``.
+
+        The supervisor's verdict (the same one ``/readyz``, sd_notify and the metrics report)."""
+        return self._supervisor.ready
+
     def stats(self) -> dict[str, Any]:
         snapshot = self._stats.snapshot()
         snapshot["queue_depth"] = self.queue.qsize()

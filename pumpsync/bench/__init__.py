@@ -67,6 +67,10 @@ class Result:
                   if "error" in r]  # fmt: skip
         for workload, client, error in failed:
             lines.append(f"failed run: {workload} {client}: {error}")
+        for key, cls in CLIENTS.items():
+            if key not in plan.clients and not cls.available():
+                missing = f"{cls.requires} is not installed: pip install 'pumpsync[bench]'"
+                lines.append(f"not measured: {cls.label} ({missing})")
         extra = ratio_lines(plan, self.summary)
         lines += ["", *extra] if extra else []
         lines += ["", *target_lines(self.summary)] if PRODUCT in plan.clients else []

@@ -9,6 +9,7 @@ for everyone.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import queue
 import socket
@@ -46,6 +47,11 @@ class BenchClient:
     key: ClassVar[str]
     label: ClassVar[str]
     metrics: ClassVar[bool] = False  # serves /metrics on ``metrics_addr``, for the orchestrator to scrape
+    requires: ClassVar[str | None] = None  # a module only this baseline needs (an optional install)
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls.requires is None or importlib.util.find_spec(cls.requires) is not None
 
     def __init__(self, metrics_addr: str | None = None) -> None:
         self.metrics_addr = metrics_addr
@@ -270,7 +276,50 @@ class Websockets(BenchClient):
             loop.call_soon_threadsafe(task.cancel)
 
 
+class Picows(BenchClient):
+    """The fastest Python WebSocket client (Cython, asyncio): ``picows`` with a bare
+    ``json.loads`` per text frame in ``on_ws_frame``. The ceiling a Python client can reach."""
+
+    key = "picows"
+    label = "picows + json.loads"
+    requires = "picows"  # pip install 'pumpsync[bench]'
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _transport: Any = None
+
+    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+        asyncio.run(self._main(url, record))
+        return {}
+
+    async def _main(self, url: str, record: Recorder) -> None:
+        from picows import WSListener, WSMsgType, ws_connect
+
+        loads = json.loads
+
+        class Listener(WSListener):
+            def on_ws_frame(self, transport: Any, frame: Any) -> None:
+                if frame.msg_type is WSMsgType.TEXT:
+                    stamp = loads(frame.get_payload_as_bytes()).get(STAMP)
+                    if stamp is not None and record(stamp):
+                        transport.disconnect()
+                elif frame.msg_type is WSMsgType.CLOSE:
+                    transport.disconnect()
+
+        self._loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await ws_connect(Listener, keyed(url), max_frame_size=1 << 20)
+        except OSError:
+            return
+        self._transport = transport
+        await transport.wait_disconnected()
+
+    def abort(self) -> None:
+        loop, transport = self._loop, self._transport
+        if loop is not None and transport is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(transport.disconnect)
+
+
 CLIENTS: dict[str, type[BenchClient]] = {
-    cls.key: cls for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets, HandOffFloor)
+    cls.key: cls for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets, Picows, HandOffFloor)
 }
 PRODUCT = PumpsyncQueue.key

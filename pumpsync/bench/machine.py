@@ -8,7 +8,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-PACKAGES = ("pumpsync", "websocket-client", "websockets", "prometheus-client", "orjson")
+PACKAGES = ("pumpsync", "websocket-client", "websockets", "prometheus-client", "orjson", "picows")
 
 
 def cpu_model() -> str:

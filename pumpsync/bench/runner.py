@@ -43,7 +43,7 @@ class Plan:
     realistic_rate: float = 300.0
     repeat: int = 3
     soak_repeat: int = 1
-    clients: tuple[str, ...] = tuple(CLIENTS)
+    clients: tuple[str, ...] = tuple(key for key, cls in CLIENTS.items() if cls.available())
     workloads: tuple[str, ...] = ("bulk", "paced", "realistic", "soak")
     seed: int = 1
 

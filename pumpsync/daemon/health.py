@@ -3,8 +3,12 @@
 "Sound" is not "connected": a provider outage is handled by reconnecting, and restarting the
 process would not help. The watchdog is about our own threads: the client's supervisor (it
 schedules every reconnect), the dispatcher, the sinks and the metrics server must be alive,
-and the supervisor must be keeping its appointments (no reconnect long overdue, no stale
-socket left open long past its timeout).
+and the supervisor must be keeping its appointments (it looks at every connection at least
+once a second, and a socket it found stale is closed soon after).
+
+Which connections are healthy is the supervisor's verdict (monotonic clock), read from the
+connection stats; nothing here compares wall-clock timestamps, so a clock step cannot trip
+the watchdog.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 from pumpsync.client import Client
 from pumpsync.daemon.dispatch import Dispatcher
 from pumpsync.daemon.sinks import Sink
-from pumpsync.metrics import MetricsServer, connection_healthy
+from pumpsync.metrics import MetricsServer
 
 _GRACE = 15.0  # seconds the supervisor may lag behind its own schedule before we call it stuck
 _DISPATCH_LAG = 10.0  # the dispatcher wakes every 0.25 s; this long without a tick is a hang
@@ -29,14 +33,14 @@ def machinery_problem(
         return f"the client stopped: {client.error}"
     if not client.supervisor_alive:
         return "the client's supervisor thread has ended"
-    now = time.time()
-    stale = client.config.stale_timeout
+    now = time.monotonic()
     for conn in client.raw_stats.connections:
-        due = conn.next_attempt_at
-        if conn.state == "backoff" and due is not None and now > due + _GRACE:
-            return f"connection {conn.index}: reconnect overdue by {now - due:.0f} s"
-        if conn.state == "open" and not connection_healthy(conn, stale + _GRACE, now):
-            return f"connection {conn.index}: stale socket left open"
+        checked = conn.checked_at
+        if checked is not None and now - checked > _GRACE:
+            return f"connection {conn.index}: the supervisor has not looked at it for {now - checked:.0f} s"
+        stale = conn.stale_since
+        if stale is not None and now - stale > _GRACE:
+            return f"connection {conn.index}: stale socket left open for {now - stale:.0f} s"
     if not dispatcher.alive:
         return "the dispatcher thread has ended"
     if time.monotonic() - dispatcher.last_tick > _DISPATCH_LAG:
@@ -52,8 +56,7 @@ def machinery_problem(
 def summary(client: Client, sinks: Sequence[Sink], dispatcher: Dispatcher | None) -> str:
     """One line for ``systemctl status`` (no key, no URL)."""
     stats = client.raw_stats
-    now = time.time()
-    healthy = sum(connection_healthy(c, client.config.stale_timeout, now) for c in stats.connections)
+    healthy = sum(c.healthy for c in stats.connections)
     parts = [
         f"{stats.provider}: {healthy}/{len(stats.connections)} connections healthy",
         f"{dispatcher.dispatched if dispatcher else stats.delivered} events",

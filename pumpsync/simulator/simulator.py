@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from websockets.exceptions import ProtocolError
@@ -42,6 +44,22 @@ _MAX_BURST_SECONDS = 1.0  # after a loop hiccup, catch up at most this much mark
 
 log = logging.getLogger("pumpsync.simulator")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FeedProfile:
+    """How one simulated provider carries the shared market: each batch of events reaches its
+    clients ``delay`` seconds late (uniform in ``[low, high]``, never overtaking the previous
+    batch) and each event is missing from it (stream and history alike) with probability ``loss``.
+    With several providers this models a race between sources."""
+
+    delay: tuple[float, float] = (0.0, 0.0)
+    loss: float = 0.0
+
+    def __post_init__(self) -> None:
+        low, high = self.delay
+        if not 0.0 <= low <= high or not 0.0 <= self.loss < 1.0:
+            raise ValueError("delay must be (low, high) with 0 <= low <= high, loss in [0, 1)")
 
 
 def _providers(value: str | Iterable[str]) -> tuple[str, ...]:
@@ -104,6 +122,10 @@ class Simulator:
                     lambda: self._market.current_slot,
                     history_limit,
                 )
+        self._feeds: dict[str, FeedProfile] = {}
+        self._feed_rngs: dict[str, random.Random] = {}
+        self._feed_due: dict[str, float] = {}  # provider -> loop time its last delayed batch goes out
+        self._feed_pending: set[asyncio.TimerHandle] = set()
         # Starting paused lets a test connect and subscribe before the first event exists.
         self._paused = paused
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,6 +198,9 @@ class Simulator:
     async def _astop(self) -> None:
         if self._clock_task is not None:
             self._clock_task.cancel()
+        for handle in self._feed_pending:
+            handle.cancel()
+        self._feed_pending.clear()
         for server in self._servers.values():
             if isinstance(server, OpenPumpServer):
                 server.cancel_pending()
@@ -236,8 +261,46 @@ class Simulator:
         return events
 
     def _publish(self, events: list[MarketEvent]) -> None:
-        for server in self._servers.values():
-            server.publish(events)
+        for name, server in self._servers.items():
+            feed = self._feeds.get(name)
+            if feed is None:
+                server.publish(events)
+            else:
+                self._publish_late(name, server, feed, events)
+
+    def _publish_late(self, name: str, server: ProviderServer, feed: FeedProfile, events: list[MarketEvent]) -> None:
+        rng = self._feed_rngs[name]
+        kept = [event for event in events if rng.random() >= feed.loss] if feed.loss else events
+        if not kept:
+            return
+        loop = asyncio.get_running_loop()
+        due = max(loop.time() + rng.uniform(*feed.delay), self._feed_due.get(name, 0.0))
+        self._feed_due[name] = due
+
+        def fire() -> None:
+            self._feed_pending.discard(handle)
+            server.publish(kept)
+
+        handle = loop.call_at(due, fire)
+        self._feed_pending.add(handle)
+
+    def set_feed(self, provider: str, delay: tuple[float, float] = (0.0, 0.0), loss: float = 0.0) -> None:
+        """Delay and thin ``provider``'s share of the market (see :class:`FeedProfile`); the
+        random choices are reproducible from the simulator's seed."""
+        feed = FeedProfile((float(delay[0]), float(delay[1])), float(loss))
+        self._server(provider)  # a provider this simulator serves
+
+        def apply() -> None:
+            self._feeds[provider] = feed
+            self._feed_rngs.setdefault(provider, random.Random(f"{self.seed}:{provider}"))
+
+        async def run() -> None:
+            apply()
+
+        if self._thread is None:  # before start(): no loop yet
+            apply()
+        else:
+            self._call(run())
 
     def emit(self, n: int = 1, kind: EventKind | None = None) -> list[MarketEvent]:
         """Generate ``n`` market steps now and publish them; returns every event published.

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
+import struct
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from daemonhelpers import http_get, wait_until
+from daemonhelpers import FAST_FLAGS, clean_env, http_get, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from pumpsync import Client
+from pumpsync._stats import IMPLAUSIBLE_REASONS
 from pumpsync.daemon.sinks import Sink
-from pumpsync.events import Event
+from pumpsync.events import KINDS, Event
 from pumpsync.metrics import MetricsServer, parse_addr, start_metrics_server
+from pumpsync.providers import dialect_class
+from pumpsync.providers.base import MALFORMED_REASONS
 from pumpsync.simulator import Simulator
 
 FAST = dict(ping_interval=0.3, pong_timeout=0.25, stale_timeout=2.0, backoff_initial=0.05, backoff_max=0.3)
@@ -155,3 +161,122 @@ def test_parse_addr() -> None:
     for bad in ("9108", "host:", "host:99999", "host:x"):
         with pytest.raises(ValueError):
             parse_addr(bad)
+
+
+def samples(body: str, name: str, **labels: str) -> dict[tuple[str, ...], float]:
+    """The samples called ``name`` whose labels include ``labels``, keyed by their other label values."""
+    out = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                rest = tuple(v for k, v in sorted(sample.labels.items()) if k not in labels)
+                out[rest] = sample.value
+    return out
+
+
+@pytest.mark.parametrize("provider", ["openpump", "anaxer"])
+def test_a_just_connected_client_exports_its_known_label_sets_at_zero(
+    served: Any, sim: Simulator, provider: str
+) -> None:
+    """Labelled counters exist at 0 before their first increment, so that dashboards show 0 and
+    rate()/increase() see the first one (issue 11). Nothing has been sent yet: no event, no
+    disconnect, no bad frame."""
+    client, server = served(provider, connections=2)
+    client.start()
+    wait_until(lambda: all(c.healthy for c in client.raw_stats.connections), what="both connections healthy")
+    body = http_get(server.url + "/metrics")[1]
+    assert client.raw_stats.delivered == 0 and not any(c.disconnects for c in client.raw_stats.connections)
+    for connection in ("0", "1"):
+        # code, reason: the provider's whole close-policy table, read from its dialect, plus the common reasons
+        disconnects = samples(body, "pumpsync_disconnects_total", connection=connection, provider=provider)
+        closed = {(str(code), "closed") for code in dialect_class(provider).close_policies}
+        assert closed and closed <= set(disconnects), disconnects
+        assert {("", "dropped"), ("", "stale"), ("", "pong_timeout")} <= set(disconnects)
+        assert set(disconnects.values()) == {0.0}
+        malformed = samples(body, "pumpsync_malformed_frames_total", connection=connection, provider=provider)
+        assert malformed == {(reason,): 0.0 for reason in MALFORMED_REASONS}
+    assert samples(body, "pumpsync_events_total", provider=provider) == {(kind,): 0.0 for kind in KINDS}
+    implausible = samples(body, "pumpsync_implausible_timestamps_total", provider=provider)
+    assert implausible == {(reason,): 0.0 for reason in IMPLAUSIBLE_REASONS}
+    rejections = samples(body, "pumpsync_subscription_rejections_total", provider=provider)
+    assert rejections == {(sub.channel,): 0.0 for sub in client.config.channels}
+
+
+def test_ready_readyz_and_the_healthy_gauge_are_one_verdict(served: Any) -> None:
+    """Client.ready, /readyz, pumpsync_connection_healthy and the daemon's STATUS line all read
+    the supervisor's verdict; none of them looks at a wall-clock timestamp (issue 11)."""
+    from pumpsync.daemon.health import summary
+
+    def views(client: Client, server: MetricsServer) -> tuple[bool, bool, bool, bool]:
+        ready = client.ready
+        readyz = http_get(server.url + "/readyz")[0] == 200
+        scrape = http_get(server.url + "/metrics")[1]
+        gauge = any(v == 1.0 for v in samples(scrape, "pumpsync_connection_healthy").values())
+        status = not summary(client, [], None).startswith("openpump: 0/")
+        return ready, readyz, gauge, status
+
+    with Simulator(providers=("openpump",), rate=0) as own:
+        client = Client("openpump", api_key="k", url=own.url("openpump"), **FAST)
+        server = start_metrics_server(client, "127.0.0.1:0")
+        try:
+            assert views(client, server) == (False,) * 4  # not started
+            client.start()
+            wait_until(lambda: client.ready, what="ready")
+            assert views(client, server) == (True,) * 4
+            # A wall clock that jumps (NTP stepping it, a suspended VM) changes no verdict: the
+            # supervisor judges on the monotonic clock. Here the wall-clock stamps say "decades ago".
+            conn = client.raw_stats.connections[0]
+            conn.state_since = conn.last_frame_at = 0.0
+            assert views(client, server) == (True,) * 4
+            own.stop()
+            wait_until(lambda: not client.ready, what="not ready once the server is gone")
+            assert views(client, server) == (False,) * 4
+            client.close()
+            assert views(client, server) == (False,) * 4  # closed
+        finally:
+            client.close()
+            server.close()
+
+
+def _scrape_on(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: pumpsync\r\nConnection: close\r\n\r\n")
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_burst_of_scrapers_is_queued_not_refused_and_hangups_print_nothing(
+    sim: Simulator, start_daemon: Any, tmp_path: Path
+) -> None:
+    """Issue 18, item 15: 200 scrapers at once timed out (listen backlog 5), and each scraper that
+    hung up early printed a 25-line traceback to stderr."""
+    args = ["--provider", "openpump", "--url", sim.url("openpump"), *FAST_FLAGS, "--sink", f"jsonl:{tmp_path / 'e'}"]
+    daemon = start_daemon(args, env=clean_env(PUMPSYNC_API_KEY="burst-key"))
+    daemon.wait_ready()
+    address = ("127.0.0.1", daemon.metrics_port)
+    for _ in range(20):  # ask, then reset the connection (SO_LINGER 0) before the answer is written
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: pumpsync\r\n\r\n")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # While the daemon is stopped, the kernel alone completes the handshakes, as many as the
+    # listen backlog holds; with a backlog of 5 the seventh connect waits out its timeout.
+    somaxconn = Path("/proc/sys/net/core/somaxconn")
+    burst = min(200, int(somaxconn.read_text())) if somaxconn.exists() else 200  # the kernel's cap on any backlog
+    scrapers: list[socket.socket] = []
+    daemon.signal(signal.SIGSTOP)
+    try:
+        for _ in range(burst):
+            scrapers.append(socket.create_connection(address, timeout=10))
+    finally:
+        daemon.signal(signal.SIGCONT)
+    try:
+        for sock in scrapers:
+            sock.settimeout(30)
+            answer = _scrape_on(sock)
+            assert answer.startswith(b"HTTP/1.0 200 ") and b"pumpsync_connection_healthy" in answer
+    finally:
+        for sock in scrapers:
+            sock.close()
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.stderr and "Exception occurred" not in daemon.stderr, daemon.stderr[-3000:]

@@ -1,5 +1,7 @@
 """A real Prometheus (Debian's binary) scrapes a daemon that streams from the simulator; every
-dashboard query and every alert-rule query must return data."""
+dashboard query and every alert-rule query must return data: first while the daemon has only
+just connected (no event, no disconnect: the data are zeros), then after events, a disconnect
+and a backfill."""
 
 from __future__ import annotations
 
@@ -92,13 +94,14 @@ class Prometheus:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus, DaemonProc]]:
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus, DaemonProc, Simulator]]:
+    """Prometheus scraping a daemon that has just connected; the simulator is paused (no event yet)."""
     workdir = tmp_path_factory.mktemp("prometheus")
     hook = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
     hook.daemon_threads = True
     hook_thread = threading.Thread(target=hook.serve_forever, daemon=True)
     hook_thread.start()
-    sim = Simulator(providers=("anaxer",), rate=20.0, seed=5).start()
+    sim = Simulator(providers=("anaxer",), rate=20.0, seed=5, paused=True).start()
     daemon = prometheus = None
     try:
         daemon = DaemonProc(
@@ -111,9 +114,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus
         daemon.wait_ready()
         prometheus = Prometheus(workdir, f"127.0.0.1:{daemon.metrics_port}")
         wait_until(lambda: prometheus.query('up{job="pumpsync"} == 1'), 30, "a first successful scrape")
-        sim.drop("anaxer")  # every connection at once: reconnects by reason, and a gap to backfill
-        wait_until(lambda: (daemon.sample("pumpsync_backfill_requests_total") or 0) > 0, 30, "a backfill")
-        yield prometheus, daemon
+        yield prometheus, daemon, sim
         assert daemon.stop() == 0
         assert "Traceback" not in daemon.stderr
     finally:
@@ -125,6 +126,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus
         hook.shutdown()
         hook.server_close()
         hook_thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def stack(fresh: tuple[Prometheus, DaemonProc, Simulator]) -> tuple[Prometheus, DaemonProc]:
+    """The same daemon after events, a disconnect of every connection and the backfill of its gap."""
+    prometheus, daemon, sim = fresh
+    sim.resume()
+    wait_until(lambda: (daemon.sample("pumpsync_delivered_events_total") or 0) > 0, 30, "events")
+    sim.drop("anaxer")  # every connection at once: reconnects by reason, and a gap to backfill
+    wait_until(lambda: (daemon.sample("pumpsync_backfill_requests_total") or 0) > 0, 30, "a backfill")
+    return prometheus, daemon
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
@@ -162,6 +174,24 @@ def assert_all_return_data(prometheus: Prometheus, queries: list[tuple[str, str]
         wait_until(done, 60, "every query to return data", interval=1.0)
     except pytest.fail.Exception:
         pytest.fail("no data for:\n" + "\n".join(f"  {name}: {expr}" for name, expr in missing.items()))
+
+
+def test_right_after_connect_every_query_returns_data_zeros_not_no_data(
+    fresh: tuple[Prometheus, DaemonProc, Simulator],
+) -> None:
+    """Issue 11: a daemon that has only just connected showed "No data" on its reconnect panels,
+    and rate()-based alerts saw nothing, because labelled counters appeared at their first increment."""
+    prometheus, _, _ = fresh
+    queries = dashboard_queries() + rule_queries()
+    assert_all_return_data(prometheus, queries)
+    for name, expr in queries:  # quantiles of nothing are NaN; everything else is a number (0 where nothing happened)
+        if "histogram_quantile" not in expr:
+            values = [sample["value"][1] for sample in prometheus.query(expr)]
+            assert values and "NaN" not in values, f"{name}: {expr} -> {values}"
+    # Still fresh, so the data above are the zeros exported from the start, not early events.
+    assert [r["value"][1] for r in prometheus.query('sum(pumpsync_events_total{job="pumpsync"})')] == ["0"]
+    assert [r["value"][1] for r in prometheus.query('sum(pumpsync_disconnects_total{job="pumpsync"})')] == ["0"]
+    assert prometheus.query('count(pumpsync_disconnects_total{job="pumpsync", reason="closed"})')  # close codes
 
 
 def test_every_dashboard_query_returns_data(stack: tuple[Prometheus, DaemonProc]) -> None:

@@ -132,7 +132,7 @@ def test_the_watchdog_is_withheld_when_a_part_of_the_machinery_dies(sim: Simulat
     dispatcher.start()
     client.start()
     try:
-        wait_until(lambda: client.connected, what="a connection")
+        wait_until(lambda: client.ready, what="a healthy connection")  # the verdict summary() reads
         assert machinery_problem(client, dispatcher, [sink], None) is None
         assert summary(client, [sink], dispatcher).startswith("openpump: 1/1 connections healthy; 0 events")
         sim.emit(1)
@@ -142,3 +142,30 @@ def test_the_watchdog_is_withheld_when_a_part_of_the_machinery_dies(sim: Simulat
         client.close()
         assert dispatcher.join(5)
     assert machinery_problem(client, dispatcher, [], None) is not None  # closed: the supervisor has ended
+
+
+def test_the_watchdog_judges_the_supervisor_on_the_monotonic_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wall clock that steps (NTP, a resumed VM) must not withhold WATCHDOG=1; a supervisor that
+    stops looking at its connections must."""
+    from pumpsync import Client
+    from pumpsync.daemon import health
+    from pumpsync.daemon.dispatch import Dispatcher
+
+    monkeypatch.setattr(health, "_GRACE", 0.5)  # the supervisor looks at every connection at least once a second
+    client = Client("openpump", api_key="k", url=f"ws://127.0.0.1:{free_port()}/", backoff_initial=5, backoff_max=5)
+    dispatcher = Dispatcher(client.queue, [], on_fatal=lambda error: None)
+    dispatcher.start()
+    client.start()
+    try:
+        conn = client.raw_stats.connections[0]
+        wait_until(lambda: conn.state == "backoff" and conn.next_attempt_at, what="a scheduled retry")
+        conn.next_attempt_at = conn.state_since = 0.0  # the wall-clock stamps now say "decades overdue"
+        assert health.machinery_problem(client, dispatcher, [], None) is None
+        with client._supervisor._cond:  # the supervisor's loop cannot run while we hold its lock
+            problem = wait_until(lambda: health.machinery_problem(client, dispatcher, [], None), what="stuck")
+        assert problem.startswith("connection 0: the supervisor has not looked at it for")
+        wait_until(lambda: health.machinery_problem(client, dispatcher, [], None) is None, what="sound again")
+    finally:
+        client.close()
+        dispatcher.stop()
+        assert dispatcher.join(5)

@@ -1,52 +1,43 @@
-"""Prometheus metrics for a running client, built at scrape time from the counters it keeps.
+"""The metric families, built at scrape time from the counters the client keeps.
 
-Nothing here touches the client's hot path: :class:`PumpsyncCollector` reads
-``client.raw_stats`` (plain integers, ``Counter`` maps and fixed-bucket histograms), the queue
-depth and, in daemon mode, the sinks' counters whenever Prometheus asks. It is registered on a
-registry of its own, never on prometheus_client's global one.
-
-:func:`start_metrics_server` serves ``/metrics``, ``/healthz`` and ``/readyz`` on one port::
-
-    server = start_metrics_server(client, "127.0.0.1:9108")
-    ...
-    server.close()
+Labelled counters whose label values are known in advance are exported at 0 from the first
+scrape (event kinds, malformed-frame reasons, the provider's close codes, the common
+disconnect reasons, implausible-timestamp reasons, the subscribed channels), so that a fresh
+daemon's dashboards show 0 rather than "No data" and ``rate()``/``increase()`` see the first
+increment.
 """
 
 from __future__ import annotations
 
-import gzip
-import logging
 import platform
-import socket
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
 
-from pumpsync._stats import ConnectionStats, Histogram
+from pumpsync._stats import IMPLAUSIBLE_REASONS, Histogram
 from pumpsync._version import __version__
+from pumpsync.errors import ConfigurationError
 from pumpsync.events import KINDS
+from pumpsync.providers import dialect_class
 from pumpsync.providers.base import MALFORMED_REASONS
 
 if TYPE_CHECKING:
     from pumpsync.client import Client
 
-log = logging.getLogger("pumpsync.metrics")
-
-DEFAULT_ADDR = "127.0.0.1:9108"
 STATES = ("idle", "connecting", "open", "backoff", "failed", "closed")
 # Provider-chosen strings (notice codes, channel names) become labels only up to this many
 # distinct values; the rest are summed under "other" so a misbehaving server cannot blow up
 # the series count.
 _MAX_FREE_LABELS = 32
+
+# How sessions most often end whatever the provider: the socket dropped, the supervisor found it
+# stale, or a ping went unanswered. With the provider's close codes they are exported at 0.
+_COMMON_DISCONNECTS = ("dropped", "stale", "pong_timeout")
 
 # How long a scrape lets go of the GIL between metric families (see PumpsyncCollector.collect).
 _SCRAPE_YIELD = 50e-6
@@ -71,22 +62,6 @@ class SinkStats(Protocol):
     def healthy(self) -> bool: ...
 
 
-def connection_healthy(conn: ConnectionStats, stale_timeout: float, now: float | None = None) -> bool:
-    """Open, and something arrived within ``stale_timeout`` (counted from the opening, as the supervisor does)."""
-    if conn.state != "open":
-        return False
-    now = time.time() if now is None else now
-    last = max(conn.last_frame_at or 0.0, conn.state_since)
-    return now - last < stale_timeout
-
-
-def client_ready(client: Client) -> bool:
-    """At least one connection is healthy (``/readyz``, sd_notify READY=1)."""
-    now = time.time()
-    stale = client.config.stale_timeout
-    return any(connection_healthy(c, stale, now) for c in client.raw_stats.connections)
-
-
 def _copy(mapping: Mapping[Any, int]) -> dict[Any, int]:
     # dict() of a Counter is one C-level copy under the GIL: safe while a connection thread adds keys.
     return dict(mapping)
@@ -101,6 +76,20 @@ def _bounded(mapping: Mapping[str, int]) -> dict[str, int]:
     return kept
 
 
+def known_disconnects(provider: str) -> list[tuple[str, str]]:
+    """The (reason, code) labels of ``pumpsync_disconnects_total`` exported at 0: the common
+    reasons, and ``closed`` with every code of the provider's close-policy table."""
+    try:
+        policies = dialect_class(provider).close_policies
+    except ConfigurationError:  # a provider we cannot look up: the common reasons only
+        policies = {}
+    return [(reason, "") for reason in _COMMON_DISCONNECTS] + [("closed", str(code)) for code in sorted(policies)]
+
+
+def _with_zeros(known: Iterable[Any], counts: Mapping[Any, int]) -> list[tuple[Any, int]]:
+    return sorted((key, counts.get(key, 0)) for key in set(known) | set(counts))
+
+
 def _buckets(hist: Histogram) -> tuple[list[tuple[str, float]], float]:
     # The +Inf bucket doubles as _count, so count and buckets always agree even mid-update.
     return [(le, float(n)) for le, n in hist.cumulative()], hist.sum
@@ -112,6 +101,8 @@ class PumpsyncCollector:
     def __init__(self, client: Client, sinks: Sequence[SinkStats] | None = None) -> None:
         self.client = client
         self.sinks = list(sinks or ())
+        self._disconnects = known_disconnects(client.config.provider)
+        self._channels = [sub.channel for sub in client.config.channels]
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are fixed and unique; skip registration-time collection
@@ -166,9 +157,8 @@ class PumpsyncCollector:
         events = CounterMetricFamily(
             "pumpsync_events", "Events delivered (first copies), by kind.", labels=["provider", "kind"]
         )
-        counts = _copy(stats.events)
-        for kind in sorted(set(KINDS) | set(counts)):
-            events.add_metric([*p, kind], counts.get(kind, 0))
+        for kind, n in _with_zeros(KINDS, _copy(stats.events)):
+            events.add_metric([*p, kind], n)
         yield events
 
         delay = HistogramMetricFamily(
@@ -178,10 +168,20 @@ class PumpsyncCollector:
         delay.add_metric(p, buckets, total)
         yield delay
 
+        implausible = CounterMetricFamily(
+            "pumpsync_implausible_timestamps",
+            "Live events whose provider timestamp was implausible (kept out of the delay histogram), by reason.",
+            labels=["provider", "reason"],
+        )
+        for reason, n in _with_zeros(IMPLAUSIBLE_REASONS, _copy(stats.implausible)):
+            implausible.add_metric([*p, reason], n)
+        yield implausible
+
         rejected = CounterMetricFamily(
             "pumpsync_subscription_rejections", "Channels the provider refused.", labels=["provider", "channel"]
         )
-        for channel, n in _bounded(stats.rejected).items():
+        counts = _bounded(stats.rejected)
+        for channel, n in _with_zeros(self._channels, counts):
             rejected.add_metric([*p, channel], n)
         yield rejected
 
@@ -195,8 +195,6 @@ class PumpsyncCollector:
 
     def _connection_metrics(self) -> Iterator[Metric]:
         stats = self.client.raw_stats
-        stale = self.client.config.stale_timeout
-        now = time.time()
         conn_labels = ["provider", "connection"]
 
         def gauge(name: str, doc: str, *extra: str) -> GaugeMetricFamily:
@@ -206,7 +204,10 @@ class PumpsyncCollector:
             return CounterMetricFamily(name, doc, labels=[*conn_labels, *extra])
 
         up = gauge("pumpsync_connection_up", "1 while the connection's socket is open.")
-        healthy = gauge("pumpsync_connection_healthy", "1 while open and something arrived within the stale timeout.")
+        healthy = gauge(
+            "pumpsync_connection_healthy",
+            "1 while open and something arrived within the stale timeout (the supervisor's verdict).",
+        )
         state = gauge("pumpsync_connection_state", "1 for the connection's current state.", "state")
         since = gauge("pumpsync_connection_state_since_timestamp_seconds", "When the current state began.")
         attempts = counter("pumpsync_connection_attempts", "Connection attempts.")
@@ -226,19 +227,18 @@ class PumpsyncCollector:
             key = [stats.provider, str(conn.index)]
             current = conn.state
             up.add_metric(key, 1.0 if current == "open" else 0.0)
-            healthy.add_metric(key, 1.0 if connection_healthy(conn, stale, now) else 0.0)
+            healthy.add_metric(key, 1.0 if conn.healthy else 0.0)
             for name in STATES:
                 state.add_metric([*key, name], 1.0 if current == name else 0.0)
             since.add_metric(key, conn.state_since)
             attempts.add_metric(key, conn.attempts)
             connects.add_metric(key, conn.connects)
-            for (reason, code), n in sorted(_copy(conn.disconnects).items()):
+            for (reason, code), n in _with_zeros(self._disconnects, _copy(conn.disconnects)):
                 disconnects.add_metric([*key, reason, code], n)
             frames.add_metric(key, conn.frames)
             received.add_metric(key, conn.bytes)
-            counts = _copy(conn.malformed)
-            for reason in sorted(set(MALFORMED_REASONS) | set(counts)):
-                malformed.add_metric([*key, reason], counts.get(reason, 0))
+            for reason, n in _with_zeros(MALFORMED_REASONS, _copy(conn.malformed)):
+                malformed.add_metric([*key, reason], n)
             pings.add_metric(key, conn.pings_sent)
             pongs.add_metric(key, conn.pongs)
             rtt.add_metric(key, *_buckets(conn.rtt))
@@ -285,139 +285,4 @@ def make_registry(client: Client, sinks: Sequence[SinkStats] | None = None) -> C
     return registry
 
 
-# ---------------------------------------------------------------------------- HTTP
-
-
-def parse_addr(addr: str) -> tuple[str, int]:
-    """``host:port``, ``[v6]:port`` or ``:port`` (every interface)."""
-    host, sep, port_text = addr.strip().rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"{addr!r} is not host:port")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    return host, int(port_text)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, addr: tuple[str, int], family: int, registry: CollectorRegistry, client: Client) -> None:
-        self.address_family = family
-        self.registry = registry
-        self.client = client
-        super().__init__(addr, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    timeout = 10  # a stuck scraper must not hold a thread forever
-    server_version = "pumpsync"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        self._answer(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(send_body=False)
-
-    def _answer(self, send_body: bool) -> None:
-        path = urlsplit(self.path).path
-        headers: dict[str, str] = {}
-        if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            try:
-                body = encoder(self.server.registry)
-            except Exception:  # a collector bug must answer 500, not kill the thread with a traceback
-                log.exception("collecting metrics failed")
-                status, body, content_type = 500, b"collecting metrics failed\n", "text/plain; charset=utf-8"
-            else:
-                status = 200
-                if "gzip" in self.headers.get("Accept-Encoding", ""):
-                    body = gzip.compress(body, compresslevel=1)
-                    headers["Content-Encoding"] = "gzip"
-        elif path == "/healthz":
-            status, body, content_type = 200, b"ok\n", "text/plain; charset=utf-8"
-        elif path == "/readyz":
-            ready = client_ready(self.server.client)
-            status = 200 if ready else 503
-            body = b"ready\n" if ready else b"no healthy connection\n"
-            content_type = "text/plain; charset=utf-8"
-        elif path == "/":
-            status, content_type = 200, "text/plain; charset=utf-8"
-            body = b"pumpsync: /metrics /healthz /readyz\n"
-        else:
-            status, body, content_type = 404, b"not found\n", "text/plain; charset=utf-8"
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-
-class MetricsServer:
-    """A running metrics endpoint; ``port`` is the bound port (useful with port 0)."""
-
-    def __init__(self, server: _Server) -> None:
-        self._server = server
-        self.registry = server.registry
-        address = server.server_address
-        self.host: str = str(address[0])
-        self.port: int = int(address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="pumpsync-metrics", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def close(self, timeout: float = 5.0) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout)
-        self._server.server_close()
-
-    def __enter__(self) -> MetricsServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def start_metrics_server(
-    client: Client, addr: str = DEFAULT_ADDR, sinks: Sequence[SinkStats] | None = None
-) -> MetricsServer:
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` for ``client`` on ``addr`` (port 0: a free port)."""
-    host, port = parse_addr(addr)
-    family = socket.AF_INET
-    if host:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family = infos[0][0]
-        host = str(infos[0][4][0])
-    server = _Server((host, port), family, make_registry(client, sinks), client)
-    return MetricsServer(server)
-
-
-__all__ = [
-    "DEFAULT_ADDR",
-    "MetricsServer",
-    "PumpsyncCollector",
-    "SinkStats",
-    "client_ready",
-    "connection_healthy",
-    "make_registry",
-    "parse_addr",
-    "start_metrics_server",
-]
+__all__ = ["STATES", "PumpsyncCollector", "SinkStats", "make_registry"]
