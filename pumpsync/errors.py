@@ -10,7 +10,10 @@
     │                             on every channel, or more connections than the plan allows)
     ├── SubscriptionRejected      one channel was refused; the others keep streaming
     ├── ConnectionLost            the client gave up reconnecting (``max_retries`` reached)
-    └── ClientClosed              the client was closed while you were waiting on it
+    ├── ClientClosed              the client was closed while you were waiting on it
+    ├── UsageError                the call does not fit the client's state or provider (start twice,
+    │                             ``status()`` on a provider without it, unsubscribing an unknown channel)
+    └── RequestTimeout            a request to the provider got no answer in time (also a TimeoutError)
 
 Fatal errors (``ProviderRefused``, ``ConnectionLost``) stop every connection. They reach you
 as the last item of ``client.queue`` (items are ``Event`` or ``PumpsyncError`` instances),
@@ -81,6 +84,14 @@ class ClientClosed(PumpsyncError):
     """The client was closed."""
 
 
+class UsageError(PumpsyncError, RuntimeError):
+    """A method was called where it cannot work: a programming mistake, not a provider's answer."""
+
+
+class RequestTimeout(PumpsyncError, TimeoutError):
+    """A request to the provider (``Client.status()``) got no answer within its timeout."""
+
+
 __all__ = [
     "AuthenticationError",
     "ClientClosed",
@@ -89,5 +100,7 @@ __all__ = [
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",
+    "RequestTimeout",
     "SubscriptionRejected",
+    "UsageError",
 ]

@@ -15,6 +15,8 @@ from typing import Any
 import click
 
 from pumpsync.simulator import MALFORMED_KINDS, Simulator
+from pumpsync.simulator.simulator import PROVIDERS as SIMULATED
+from pumpsync.simulator.simulator import SERVERS
 
 _Action = Callable[[Simulator], Any]
 
@@ -106,7 +108,11 @@ _positive = click.FloatRange(min=0, min_open=True)
 
 @click.command("simulate")
 @click.option(
-    "--provider", type=click.Choice(["openpump", "anaxer", "solana", "both"]), default="both", show_default=True
+    "--provider",
+    type=click.Choice([*SIMULATED, "both", "all"]),
+    default="both",
+    show_default=True,
+    help="One provider; both = openpump and anaxer; all = every simulated provider.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
@@ -180,7 +186,7 @@ def simulate(
     close_every: tuple[float, int] | None,
     reject_first: int,
 ) -> None:
-    """Serve simulated OpenPump / Anaxer streams (and Anaxer REST) or a Solana RPC node locally."""
+    """Serve simulated provider streams (and their REST history, where they have one) locally."""
     sim = Simulator(
         providers=provider,
         host=host,
@@ -208,8 +214,8 @@ def simulate(
             sim.reject_next(reject_first)
         for name in sim.providers:
             click.echo(f"{name} {sim.url(name)}")
-            if name in ("anaxer", "solana"):
-                click.echo(f"{name}-{'rest' if name == 'anaxer' else 'rpc'} {sim.rest_url(name)}")
+            if SERVERS[name].rest:
+                click.echo(f"{name}-rest {sim.rest_url(name)}")
         sys.stdout.flush()  # a parent process waits for these lines
         _run(sim, _schedule(drop_every, stall_every, malformed_every, close_every, seed), duration, stop)
     finally:

@@ -85,10 +85,9 @@ from pumpsync.simulator.connection import ConnectionInfo, SubscriptionInfo
 from pumpsync.simulator.faults import MALFORMED_KINDS
 from pumpsync.simulator.market import Graduation, Launch, MarketEvent, Trade
 from pumpsync.simulator.plans import DESIGNATED_KEYS
-from pumpsync.simulator.simulator import DEFAULT_PROVIDERS, PROVIDERS, Simulator
+from pumpsync.simulator.simulator import PROVIDERS, Simulator
 
 __all__ = [
-    "DEFAULT_PROVIDERS",
     "DESIGNATED_KEYS",
     "MALFORMED_KINDS",
     "PROVIDERS",

@@ -115,7 +115,7 @@ def notifications(ws: ClientConnection, n: int) -> list[dict[str, Any]]:
 
 def rpc(sim: Simulator, method: str, *params: Any, path: str = "", expect: int = 200) -> Any:
     body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": list(params)}
-    response = requests.post(sim.rest_url("solana") + path, json=body, timeout=10)
+    response = requests.post(sim.rest_url("solana") + "/" + path, json=body, timeout=10)
     assert response.status_code == expect, response.text
     reply = response.json()
     assert reply["jsonrpc"] == "2.0"
@@ -290,7 +290,7 @@ def test_http_json_rpc_errors_and_batches(sol: Simulator) -> None:
     assert [r["id"] for r in replies] == [1, 2] and replies[0]["result"] == "ok"
     bad = requests.post(sol.rest_url("solana"), data=b"{not json", timeout=5).json()
     assert bad["error"]["code"] == -32700
-    health = requests.get(sol.rest_url("solana") + "health", timeout=5)
+    health = requests.get(sol.rest_url("solana") + "/health", timeout=5)
     assert (health.status_code, health.text) == (200, "ok")
     assert requests.get(sol.rest_url("solana"), timeout=5).status_code == 405
 
@@ -575,13 +575,13 @@ def test_simulate_command_serves_a_solana_node() -> None:
     c = Cli("--provider", "solana", "--rate", "40", "--duration", "20")
     try:
         urls = c.urls(2)
-        assert set(urls) == {"solana", "solana-rpc"}
+        assert set(urls) == {"solana", "solana-rest"}
         with connect(urls["solana"], open_timeout=5, close_timeout=0.3) as ws:
             ws.send(SUBSCRIBE)
             assert isinstance(recv_json(ws)["result"], int)
             value = notifications(ws, 1)[0]["result"]["value"]
         body = {"jsonrpc": "2.0", "id": 1, "method": "getSignaturesForAddress", "params": [PUMP]}
-        signatures = requests.post(urls["solana-rpc"], json=body, timeout=5).json()["result"]
+        signatures = requests.post(urls["solana-rest"], json=body, timeout=5).json()["result"]
         assert value["signature"] in [i["signature"] for i in signatures]
         c.proc.send_signal(signal.SIGINT)
         assert c.finish() == 0
