@@ -397,7 +397,9 @@ class Simulator:
 
     def history(self, provider: str, channel: str | None = None) -> list[dict[str, Any]]:
         """Every record ``provider`` published, in order (OpenPump: frames, ``channel`` = frame
-        type; Anaxer: channel records as REST serves them). Works after ``stop()`` too."""
+        type; Anaxer: channel records as REST serves them; Solana: transactions as streamed plus
+        ``slot, blockTime, kind, channels``, ``channel`` one of those channels). Works after
+        ``stop()`` too."""
         server = self._server(provider)
 
         if isinstance(server, SolanaServer):
