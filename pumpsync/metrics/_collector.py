@@ -19,10 +19,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from pumpsync._race import RaceTracker
 from pumpsync._stats import IMPLAUSIBLE_REASONS, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
-from pumpsync.events import KINDS
+from pumpsync.events import KINDS, UNKNOWN
 from pumpsync.providers import dialect_class
 from pumpsync.providers.base import MALFORMED_REASONS
 
@@ -38,6 +39,9 @@ _MAX_FREE_LABELS = 32
 # How sessions most often end whatever the provider: the socket dropped, the supervisor found it
 # stale, or a ping went unanswered. With the provider's close codes they are exported at 0.
 _COMMON_DISCONNECTS = ("dropped", "stale", "pong_timeout")
+
+# Kinds that take part in a race between sources (an unknown object has no identity to match).
+RACE_KINDS = tuple(kind for kind in KINDS if kind != UNKNOWN)
 
 # How long a scrape lets go of the GIL between metric families (see PumpsyncCollector.collect).
 _SCRAPE_YIELD = 50e-6
@@ -108,7 +112,13 @@ class PumpsyncCollector:
         return []  # names are fixed and unique; skip registration-time collection
 
     def collect(self) -> Iterator[Metric]:
-        families = chain(self._build_info(), self._client_metrics(), self._connection_metrics(), self._sink_metrics())
+        families = chain(
+            self._build_info(),
+            self._client_metrics(),
+            self._connection_metrics(),
+            self._race_metrics(),
+            self._sink_metrics(),
+        )
         for family in families:
             yield family
             # Rendering a scrape takes 1-2 ms of pure Python, and a thread that wants the GIL
@@ -252,6 +262,11 @@ class PumpsyncCollector:
         yield from (up, healthy, state, since, attempts, connects, disconnects, frames, received, malformed)
         yield from (pings, pongs, rtt, last_rtt, last_frame, last_event, first)
 
+    def _race_metrics(self) -> Iterator[Metric]:
+        race: RaceTracker | None = getattr(self.client, "race", None)  # None: one source, no race
+        if race is not None:
+            yield from race_families(race)
+
     def _sink_metrics(self) -> Iterator[Metric]:
         if not self.sinks:
             return
@@ -277,6 +292,34 @@ class PumpsyncCollector:
             yield gauge
 
 
+def race_families(race: RaceTracker) -> Iterator[Metric]:
+    """The race between sources: first deliveries, leads per ordered pair, events seen by one
+    source only, misses. Every (source, kind) and every pair is exported, at zero until it happens."""
+    race.expire()  # a quiet stream still gets its open events decided
+    counts = race.counts()
+    known = [(source, kind) for source in race.sources for kind in RACE_KINDS]
+    for key, name, doc in (
+        ("first", "pumpsync_source_first_deliveries", "Events, by the source whose copy came first, and kind."),
+        ("missed", "pumpsync_source_missed_events", "Events a source carries the kind of but did not deliver live."),
+        ("only", "pumpsync_source_only_events", "Events one source alone delivered though another carries the kind."),
+    ):
+        family = CounterMetricFamily(name, doc, labels=["source", "kind"])
+        for (source, kind), n in _with_zeros(known, counts[key]):
+            family.add_metric([source, kind], n)
+        yield family
+    leads = HistogramMetricFamily(
+        "pumpsync_source_lead_seconds",
+        "How much later the follower's copy of an event came than the leader's (the first source's).",
+        labels=["leader", "follower"],
+    )
+    for (leader, follower), hist in sorted(race.lead_histograms().items()):
+        leads.add_metric([leader, follower], *_buckets(hist))
+    yield leads
+    pending = GaugeMetricFamily("pumpsync_race_open_events", "Events still within the race window (undecided).")
+    pending.add_metric([], race.pending)
+    yield pending
+
+
 def make_registry(client: Client, sinks: Sequence[SinkStats] | None = None) -> CollectorRegistry:
     """A dedicated registry: the pumpsync collector plus process metrics (``pumpsync_process_*``)."""
     registry = CollectorRegistry(auto_describe=False)
@@ -285,4 +328,4 @@ def make_registry(client: Client, sinks: Sequence[SinkStats] | None = None) -> C
     return registry
 
 
-__all__ = ["STATES", "PumpsyncCollector", "SinkStats", "make_registry"]
+__all__ = ["RACE_KINDS", "STATES", "PumpsyncCollector", "SinkStats", "make_registry", "race_families"]
