@@ -81,7 +81,28 @@ class ClientClosed(PumpsyncError):
     """The client was closed."""
 
 
+class SourceFailed(PumpsyncError):
+    """One source of a multi-source client failed for good (``error``, e.g. its key was refused);
+    the other sources go on. Not fatal: the stream is degraded, not dead."""
+
+    def __init__(self, source: str, error: PumpsyncError) -> None:
+        super().__init__(f"source {source} failed: {error}")
+        self.source = source
+        self.error = error
+
+
+class AllSourcesFailed(PumpsyncError):
+    """Every source of a multi-source client failed for good; ``errors`` maps each to its error."""
+
+    fatal = True
+
+    def __init__(self, message: str, errors: dict[str, PumpsyncError]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
 __all__ = [
+    "AllSourcesFailed",
     "AuthenticationError",
     "ClientClosed",
     "ConfigurationError",
@@ -89,5 +110,6 @@ __all__ = [
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",
+    "SourceFailed",
     "SubscriptionRejected",
 ]

@@ -200,3 +200,32 @@ def test_metric_families_export_every_source_kind_and_pair() -> None:
     count = {(s.labels["leader"], s.labels["follower"]): s.value for s in leads if s.name.endswith("_count")}
     assert count == {("openpump", "anaxer"): 1, ("anaxer", "openpump"): 0}
     assert families["pumpsync_race_open_events"].samples[0].value == 0
+
+
+def test_deliveries_of_several_sources_share_one_queue_and_feed_the_race() -> None:
+    from pumpsync._delivery import Delivery, Merge
+    from pumpsync._stats import ClientStats, ConnectionStats
+    from pumpsync.events import Event
+
+    race = RaceTracker(["openpump", "anaxer"])
+    merge = Merge(capacity=3, dedup_size=100, race=race)
+    stats = [ClientStats(name, 3, [ConnectionStats(0)]) for name in ("openpump", "anaxer")]
+    first, second = (Delivery(s, 3, 100, merge, i) for i, s in enumerate(stats))
+
+    def token(provider: str, mint: str, at: int) -> Event:
+        return Event("new_token", provider, mint, None, None, None, at, 0, False, {})
+
+    assert first.deliver(token("openpump", "m1", 10))
+    assert not second.deliver(token("anaxer", "m1", 25))  # the same launch: once
+    second.hold(60)  # anaxer back-fills: only its own live events wait
+    assert second.deliver(token("anaxer", "m2", 30))
+    assert first.deliver(token("openpump", "m3", 40))
+    assert [merge.queue.get_nowait().mint for _ in range(2)] == ["m1", "m3"]
+    second.release([])
+    assert merge.queue.get_nowait().mint == "m2"
+    assert (stats[0].duplicates, stats[1].duplicates) == (0, 1)
+    for i in range(4):  # overflow: the oldest goes, and its own source counts the drop
+        first.deliver(token("openpump", f"o{i}", 50)) if i % 2 else second.deliver(token("anaxer", f"a{i}", 50))
+    assert (stats[0].dropped, stats[1].dropped) == (0, 1)
+    race.finish()
+    assert race.snapshot()["leads"]["openpump>anaxer"]["new_token"]["median_ms"] == 15.0
