@@ -20,7 +20,9 @@ from pumpsync.errors import (
     PlanError,
     ProviderRefused,
     PumpsyncError,
+    RequestTimeout,
     SubscriptionRejected,
+    UsageError,
 )
 from pumpsync.events import KINDS, Event
 
@@ -36,7 +38,9 @@ __all__ = [
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",
+    "RequestTimeout",
     "SubscriptionRejected",
+    "UsageError",
     "__version__",
     "connect",
 ]

@@ -1,9 +1,9 @@
-"""Gap recovery over REST (Anaxer): fetch what the stream missed while we were away.
+"""Gap recovery: fetch what the stream missed while we were away, from the provider's history source.
 
 Runs on its own thread so that the connections keep reading (and answering heartbeats) while
 pages download. A job fetches ``since=<last slot seen>`` (inclusive: several events share a
-slot; de-duplication removes the ones we had), follows ``next`` until the end, and hands the
-events to the delivery, which puts them before the live events that arrived meanwhile.
+slot; de-duplication removes the ones we had) and hands the events to the delivery, which puts
+them before the live events that arrived meanwhile.
 """
 
 from __future__ import annotations
@@ -16,46 +16,24 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
-import requests
-
-from pumpsync._backoff import retry_after
 from pumpsync._delivery import Delivery
-from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
 from pumpsync._threads import join_thread
-from pumpsync.config import ClientConfig, rest_base
+from pumpsync.config import ClientConfig
 from pumpsync.events import Event
-from pumpsync.providers.anaxer import normalize
 from pumpsync.providers.base import Subscription
+from pumpsync.providers.spec import HistoryError, HistorySource, Position
 
 log = logging.getLogger("pumpsync.backfill")
 
-# Anaxer's list endpoints, per channel (prices have none).
-ENDPOINTS = {"creations": "/v1/creations", "graduations": "/v1/graduations", "trades": "/v1/trades"}
-PAGE_LIMIT = 1000
-_ATTEMPTS = 5  # per page, for 429 / 5xx / network errors
-_REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read
-_MAX_PAGES = 10_000  # a server that keeps answering "next" forever must not keep us forever
-
-
-class BackfillError(Exception):
-    pass
+BackfillError = HistoryError  # the old name
 
 
 @dataclass(frozen=True)
 class Job:
     since: Mapping[str, tuple[Mapping[str, Any], int]]  # channel -> (filters, first slot)
     held: bool  # live events are held until this job ends
-
-
-def query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(query_value(v) for v in value)
-    return str(value)
 
 
 class Backfiller:
@@ -69,22 +47,15 @@ class Backfiller:
         self.config = config
         # The live registry (runtime subscribe/unsubscribe), not the channels the client started with.
         self._subscriptions = subscriptions or (lambda: list(config.channels))
-        self.base = rest_base(config)
+        build = config.spec.history
+        if build is None:
+            raise ValueError(f"{config.provider} has no history source")
+        self._history: HistorySource = build(config)
         self._delivery = delivery
         self._stats = stats
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._retries: list[tuple[float, Job]] = []  # (when, job), only touched by the backfill thread
-        self._http = requests.Session()
-        self._http.headers["Authorization"] = f"Bearer {config.api_key.reveal()}"
-        self._http.headers["Accept"] = "application/json"
-        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE / HTTP(S)_PROXY from the
-        # environment override a session's settings, but not a request's.
-        self._request_options: dict[str, Any] = {"timeout": _REQUEST_TIMEOUT}
-        if config.proxy:
-            self._request_options["proxies"] = {"http": config.proxy, "https": config.proxy}
-        if config.ca_bundle:
-            self._request_options["verify"] = config.ca_bundle
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
 
     def start(self) -> None:
@@ -96,12 +67,11 @@ class Backfiller:
 
     def join(self, timeout: float) -> bool:
         ended = join_thread(self._thread, timeout)
-        self._http.close()
+        self._history.close()
         return ended
 
-    @staticmethod
-    def recoverable(channel: str) -> bool:
-        return channel in ENDPOINTS
+    def recoverable(self, channel: str) -> bool:
+        return self._history.recoverable(channel)
 
     def request(self, since: Mapping[str, tuple[Mapping[str, Any], int]], held: bool) -> None:
         """Fetch each channel's history from its slot on. With ``held``, the caller has called
@@ -165,60 +135,8 @@ class Backfiller:
         self._retries.append((time.monotonic() + self.config.backoff_max * random.uniform(0.5, 1.0), job))
 
     def fetch(self, channel: str, filters: Mapping[str, Any], since: int) -> list[Event]:
-        """Every event of ``channel`` from slot ``since`` on, following pages."""
-        first: dict[str, str] = {k: query_value(v) for k, v in filters.items()}
-        first.update(since=str(since), limit=str(PAGE_LIMIT))
-        params: dict[str, str] | None = first
-        url = self.base + ENDPOINTS[channel]
+        """Every event of ``channel`` from slot ``since`` on."""
         events: list[Event] = []
-        for _ in range(_MAX_PAGES):
-            body = self._get(url, params)
-            items, cursor = _page(body)
-            now = int(time.time() * 1000)
-            for item in items:
-                event = normalize(item, channel, now, 0, backfill=True) if isinstance(item, dict) else None
-                if event is not None:
-                    events.append(event)
-            if not cursor:
-                return events
-            if cursor.startswith(("http://", "https://", "/")):
-                url, params = urljoin(self.base + "/", cursor), None
-            else:
-                params = dict(params or {}, cursor=cursor)
-        raise BackfillError(f"more than {_MAX_PAGES} pages")
-
-    def _get(self, url: str, params: dict[str, str] | None) -> Any:
-        delay = self.config.backoff_initial or 0.5
-        for attempt in range(_ATTEMPTS):
-            if self._stop.is_set():
-                raise BackfillError("client closed")
-            wait = min(delay * (2**attempt), self.config.backoff_max)  # our own backoff is capped...
-            try:
-                response = self._http.get(url, params=params, **self._request_options)
-            except requests.RequestException as exc:
-                problem = redact(f"{type(exc).__name__}: {exc}", self.config.api_key)
-            else:
-                if response.status_code == 200:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise BackfillError("the response is not JSON") from None
-                problem = f"HTTP {response.status_code}"
-                if response.status_code == 429 or response.status_code >= 500:
-                    wait = retry_after(response.headers.get("Retry-After"), wait)
-                else:
-                    raise BackfillError(problem)
-            log.debug("backfill GET %s: %s (attempt %d)", redact(url), problem, attempt + 1)
-            if self._stop.wait(wait):  # ...the server's Retry-After is not (beyond retry_after()'s own cap)
-                raise BackfillError("client closed")
-        raise BackfillError(f"{problem} after {_ATTEMPTS} attempts")
-
-
-def _page(body: Any) -> tuple[list[Any], str | None]:
-    """``{data, next, window}`` or a bare list."""
-    if isinstance(body, list):
-        return body, None
-    if isinstance(body, dict) and isinstance(body.get("data"), list):
-        cursor = body.get("next")
-        return body["data"], cursor if isinstance(cursor, str) and cursor else None
-    raise BackfillError("the response is neither a page object nor a list")
+        for page in self._history.fetch({channel: filters}, Position(since), self._stop):
+            events += page
+        return events

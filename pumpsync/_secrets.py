@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 _REDACTED = "***"
 
@@ -71,6 +71,23 @@ def redact(text: str, key: ApiKey | None = None) -> str:
                 if form in text:
                     text = text.replace(form, _REDACTED)
     return text
+
+
+def safe_url(url: str) -> str:
+    """A URL as it may be shown anywhere (logs, errors, reprs, metrics, CLI output): scheme, host
+    and port only. RPC providers put keys in the path (``wss://node.example/KEY/``) as well as in
+    the query, and no pattern can tell a key from a path segment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return _REDACTED
+    if not parts.scheme or not host:
+        return _REDACTED if url else url
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 class RedactingFilter:

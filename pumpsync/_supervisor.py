@@ -165,7 +165,9 @@ class Supervisor:
             deadlines.append(conn.next_ping_at)
         dialect = conn.dialect
         if dialect is not None and dialect.awaiting_hello:
-            hello_at = opened_at + config.hello_timeout
+            # Never longer than half the stale timeout: a server that waits for our subscription
+            # sends nothing meanwhile, and the stale verdict must not come first.
+            hello_at = opened_at + min(config.hello_timeout, config.stale_timeout / 2)
             if now >= hello_at:
                 conn.with_dialect(lambda d: d.on_hello_timeout())
             else:

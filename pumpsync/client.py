@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -17,13 +18,12 @@ from pumpsync._handoff import HandOffQueue
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
-from pumpsync.config import ClientConfig, make_config, parse_channels
-from pumpsync.errors import ClientClosed, PumpsyncError
+from pumpsync.config import ChannelSpec, ClientConfig, make_config, parse_channels
+from pumpsync.errors import ClientClosed, PumpsyncError, RequestTimeout, UsageError
 from pumpsync.events import Event
-from pumpsync.providers import dialect_class
+from pumpsync.providers import DEFAULT_PROVIDER, ProviderName
 from pumpsync.providers.base import (
     Dialect,
-    Fatal,
     Hello,
     Notice,
     Output,
@@ -32,51 +32,104 @@ from pumpsync.providers.base import (
     Subscribed,
     Subscription,
 )
+from pumpsync.providers.spec import AuthForm
 
 log = logging.getLogger("pumpsync")
 
+# The consumer's queue: ``queue.SimpleQueue``'s methods; items are events and, rarely, errors.
+EventQueue = HandOffQueue[Item]
 
-class Client(Owner):
+
+class Client:
     """A live stream from one provider over one or more redundant connections.
 
-    ``client.queue`` is a thread-safe queue with ``queue.SimpleQueue``'s methods (``get``,
-    ``get_nowait``, ``put``, ``qsize``, ``empty``; ``queue.Empty`` on timeout). Its items are
-    :class:`~pumpsync.Event` objects and, rarely, :class:`~pumpsync.errors.PumpsyncError`
+    ``client.queue`` (an :data:`EventQueue`) is a thread-safe queue with ``queue.SimpleQueue``'s
+    methods (``get``, ``get_nowait``, ``put``, ``qsize``, ``empty``; ``queue.Empty`` on timeout).
+    Its items are :class:`~pumpsync.Event` objects and, rarely, :class:`~pumpsync.errors.PumpsyncError`
     instances: a :class:`SubscriptionRejected` (the other channels go on), a fatal error
     (the last item), or :class:`ClientClosed` once :meth:`close` has run. :meth:`get` and
     iteration raise those for you.
+
+    Options left at ``None`` take their defaults (the provider's where it has one); see the
+    README's option table. ``url`` may be a list: one connection per URL, each event delivered
+    once. ``provider_options`` are options only some providers take (their ``SPEC.options``).
     """
 
     def __init__(
         self,
-        provider: str = "openpump",
+        provider: ProviderName = DEFAULT_PROVIDER,
         *,
         api_key: str | ApiKey | None = None,
-        channels: Any = None,
-        url: str | None = None,
-        **options: Any,
+        api_key_file: str | os.PathLike[str] | None = None,
+        channels: ChannelSpec | None = None,
+        url: str | Sequence[str] | None = None,
+        connections: int | None = None,
+        auth: AuthForm | None = None,
+        ping_interval: float | None = None,
+        pong_timeout: float | None = None,
+        stale_timeout: float | None = None,
+        backoff_initial: float | None = None,
+        backoff_max: float | None = None,
+        limited_backoff: float | None = None,
+        healthy_after: float | None = None,
+        queue_size: int | None = None,
+        connect_timeout: float | None = None,
+        hello_timeout: float | None = None,
+        max_retries: int | None = None,
+        rest_url: str | None = None,
+        since: int | None = None,
+        backfill: bool | None = None,
+        dedup_size: int | None = None,
+        max_frame_size: int | None = None,
+        ca_bundle: str | None = None,
+        proxy: str | None = None,
+        **provider_options: Any,
     ) -> None:
-        self.config: ClientConfig = make_config(provider, api_key=api_key, channels=channels, url=url, **options)
+        self.config: ClientConfig = make_config(
+            provider,
+            api_key=api_key,
+            api_key_file=api_key_file,
+            channels=channels,
+            url=url,
+            auth=auth,
+            connections=connections,
+            ping_interval=ping_interval,
+            pong_timeout=pong_timeout,
+            stale_timeout=stale_timeout,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            limited_backoff=limited_backoff,
+            healthy_after=healthy_after,
+            queue_size=queue_size,
+            connect_timeout=connect_timeout,
+            hello_timeout=hello_timeout,
+            max_retries=max_retries,
+            rest_url=rest_url,
+            since=since,
+            backfill=backfill,
+            dedup_size=dedup_size,
+            max_frame_size=max_frame_size,
+            ca_bundle=ca_bundle,
+            proxy=proxy,
+            **provider_options,
+        )
         config = self.config
+        spec = config.spec
         connection_stats = [ConnectionStats(i) for i in range(config.connections)]
-        self._stats = ClientStats(provider, config.queue_size, connection_stats)
+        self._stats = ClientStats(config.provider, config.queue_size, connection_stats)
         self._delivery = Delivery(self._stats, config.queue_size, max(config.dedup_size, 2 * config.queue_size))
-        self.queue: HandOffQueue[Item] = self._delivery.queue
+        self.queue: EventQueue = self._delivery.queue
         self._registry_lock = threading.Lock()
         self._registry: dict[str, Subscription] = {sub.channel: sub for sub in config.channels}
         self._rejected: set[str] = set()
-        self._since_pending = config.since is not None
-        # Per connection index: the gap its new session must back-fill, and the acks still awaited.
-        self._gaps: dict[int, dict[str, tuple[dict[str, Any], int]]] = {}
-        self._gap_acks: dict[int, set[str]] = {}
-        self._carried_gap: dict[str, tuple[dict[str, Any], int]] = {}
-        dialect = dialect_class(provider)
+        self._hub = _Hub(self)
         self._connections = [
-            Connection(i, config, dialect, self._delivery, connection_stats[i], self) for i in range(config.connections)
+            Connection(i, config, spec.dialect, self._delivery, connection_stats[i], self._hub)
+            for i in range(config.connections)
         ]
         self._supervisor = Supervisor(config, self._connections, self._fail)
         self._backfiller = (
-            Backfiller(config, self._delivery, self._stats, self.subscriptions) if provider == "anaxer" else None
+            Backfiller(config, self._delivery, self._stats, self.subscriptions) if spec.history is not None else None
         )
         self._status_lock = threading.Lock()
         self._status_reply: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -89,9 +142,10 @@ class Client(Owner):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Client:
+        """Open the connections (in the background); returns the client. Raises UsageError if already started."""
         with self._lifecycle:
             if self._state != "new":
-                raise PumpsyncError(f"the client is already {self._state}")
+                raise UsageError(f"the client is already {self._state}")
             self._state = "running"
         for conn in self._connections:
             conn.start()
@@ -176,28 +230,33 @@ class Client(Owner):
                 conn.with_dialect(lambda d: d.subscribe(sub))
 
     def unsubscribe(self, channel: str) -> None:
-        """Stop a channel without closing the connection."""
+        """Stop a channel without closing the connection (UsageError if it is not subscribed)."""
         with self._registry_lock:
             if self._registry.pop(channel, None) is None:
-                raise PumpsyncError(f"not subscribed to {channel!r}")
+                raise UsageError(f"not subscribed to {channel!r}")
             for conn in self._connections:
                 conn.with_dialect(lambda d: d.unsubscribe(channel))
 
     # ------------------------------------------------------------------ requests
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        """Ask the provider for its stream status (OpenPump's ``{"type":"status"}``)."""
+        """Ask the provider for its stream status (providers with the ``status`` capability).
+
+        Raises :class:`UsageError` for a provider without it or with no open connection, and
+        :class:`RequestTimeout` (also a ``TimeoutError``) when no answer comes in time."""
+        if "status" not in self.config.spec.capabilities:
+            raise UsageError(f"{self.config.provider} has no status request")
         with self._status_lock:
             conn = next((c for c in self._connections if c.is_open), None)
             if conn is None:
-                raise PumpsyncError("no open connection to ask")
+                raise UsageError("no open connection to ask (wait until client.connected)")
             while not self._status_reply.empty():
                 self._status_reply.get_nowait()
             if not conn.with_dialect(_status_request):
-                raise PumpsyncError("could not send the status request")
+                raise UsageError("could not send the status request (the connection just closed)")
             try:
                 return self._status_reply.get(timeout=timeout)
             except queue.Empty:
-                raise TimeoutError(f"no status reply within {timeout} s") from None
+                raise RequestTimeout(f"no status reply within {timeout} s") from None
 
     # ------------------------------------------------------------------ health
     @property
@@ -228,83 +287,6 @@ class Client(Owner):
         """The live counters (read-only by convention), for the metrics collector."""
         return self._stats
 
-    # ------------------------------------------------------------------ Owner: reports from connection threads
-    def session_opened(self, conn: Connection) -> None:
-        self._supervisor.wake()
-        gap = self._gap_to_recover(conn)
-        if gap:
-            # Live events wait until the gap is back; the REST fetch starts once every channel is
-            # live again (acknowledged), so that its answer reaches past the moment the stream resumed.
-            self._delivery.hold(max(10.0, 2 * self.config.backoff_max))
-            self._gaps[conn.index] = gap
-
-    def _gap_to_recover(self, conn: Connection) -> dict[str, tuple[dict[str, Any], int]]:
-        """The channels this new session must back-fill, with the slot to start from."""
-        if self._backfiller is None or not self.config.backfill:
-            return {}
-        subs = {sub.channel: sub for sub in self.subscriptions() if self._backfiller.recoverable(sub.channel)}
-        if self._since_pending:
-            self._since_pending = False
-            since: dict[str, int | None] = dict.fromkeys(subs, self.config.since)
-        elif conn.sessions > 1 and not any(c.is_open and c is not conn for c in self._connections):
-            # A quiet channel has seen nothing of late: anything of it before the newest slot seen on
-            # any channel was delivered live, so start there.
-            last = self._delivery.last_slot
-            newest = max(last.values(), default=None)
-            since = {ch: last.get(ch, newest) for ch in subs}
-        else:
-            return {}
-        gap = {ch: (dict(subs[ch].filters), slot) for ch, slot in since.items() if slot is not None}
-        carried, self._carried_gap = self._carried_gap, {}
-        return _merge_gaps(gap, {ch: v for ch, v in carried.items() if ch in subs})
-
-    def _channel_live(self, conn: Connection, channel: str) -> None:
-        """A channel of ``conn`` was acknowledged (or refused): start the gap's backfill once all are."""
-        gap = self._gaps.get(conn.index)
-        if gap is None or channel not in gap:
-            return
-        pending = self._gap_acks.setdefault(conn.index, set(gap))
-        pending.discard(channel)
-        if not pending:
-            self._gap_acks.pop(conn.index, None)
-            del self._gaps[conn.index]
-            assert self._backfiller is not None
-            self._backfiller.request(gap, held=True)
-
-    def session_ended(self, conn: Connection, outcome: Outcome) -> None:
-        self._stats.connections[conn.index].disconnects[(outcome.reason, str(outcome.code or ""))] += 1
-        unfinished = self._gaps.pop(conn.index, None)
-        if unfinished is not None:  # the session ended before its backfill began: the next one inherits it
-            self._gap_acks.pop(conn.index, None)
-            self._carried_gap = _merge_gaps(self._carried_gap, unfinished)
-            self._delivery.release((), held=True)
-        if outcome.refusal is not None:
-            conn.stats.set_state("failed")
-            self._fail(outcome.refusal)
-            return
-        self._supervisor.session_ended(conn, outcome)
-
-    def control(self, conn: Connection, output: Output) -> None:
-        if isinstance(output, StatusReport):
-            self._status_reply.put(output.data)
-        elif isinstance(output, Subscribed):
-            log.info("connection %d: subscribed to %s", conn.index, output.channel)
-            self._channel_live(conn, output.channel)
-        elif isinstance(output, Rejected):
-            self._reject(output)
-            gap = self._gaps.get(conn.index)
-            if gap is not None and output.error.channel in gap:
-                self._channel_live(conn, output.error.channel)
-        elif isinstance(output, Fatal):
-            self._fail(output.error)
-        elif isinstance(output, Notice):
-            self._stats.notices[output.code] += 1
-            log.warning(
-                "connection %d: %s reports %s: %s", conn.index, self.config.provider, output.code, output.message
-            )
-        elif isinstance(output, Hello):
-            log.debug("connection %d: greeted by %s", conn.index, self.config.provider)
-
     def _reject(self, output: Rejected) -> None:
         channel = output.error.channel
         with self._registry_lock:
@@ -329,6 +311,102 @@ class Client(Owner):
         self._delivery.fail(error)
 
 
+class _Hub(Owner):
+    """Where the connection threads report (sessions opening and ending, non-event outputs):
+    the one place those are dispatched. Private, so that ``Client``'s public surface is the API."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        config = client.config
+        self._since_pending = config.since is not None
+        # Per connection index: the gap its new session must back-fill, and the acks still awaited.
+        self._gaps: dict[int, dict[str, tuple[dict[str, Any], int]]] = {}
+        self._gap_acks: dict[int, set[str]] = {}
+        self._carried_gap: dict[str, tuple[dict[str, Any], int]] = {}
+
+    def subscriptions(self) -> list[Subscription]:
+        return self._client.subscriptions()
+
+    def session_opened(self, conn: Connection) -> None:
+        client = self._client
+        client._supervisor.wake()
+        gap = self._gap_to_recover(conn)
+        if gap:
+            # Live events wait until the gap is back; the REST fetch starts once every channel is
+            # live again (acknowledged), so that its answer reaches past the moment the stream resumed.
+            client._delivery.hold(max(10.0, 2 * client.config.backoff_max))
+            self._gaps[conn.index] = gap
+
+    def _gap_to_recover(self, conn: Connection) -> dict[str, tuple[dict[str, Any], int]]:
+        """The channels this new session must back-fill, with the slot to start from."""
+        client = self._client
+        backfiller = client._backfiller
+        if backfiller is None or not client.config.backfill:
+            return {}
+        subs = {sub.channel: sub for sub in client.subscriptions() if backfiller.recoverable(sub.channel)}
+        if self._since_pending:
+            self._since_pending = False
+            since: dict[str, int | None] = dict.fromkeys(subs, client.config.since)
+        elif conn.sessions > 1 and not any(c.is_open and c is not conn for c in client._connections):
+            # A quiet channel has seen nothing of late: anything of it before the newest slot seen on
+            # any channel was delivered live, so start there.
+            last = client._delivery.last_slot
+            newest = max(last.values(), default=None)
+            since = {ch: last.get(ch, newest) for ch in subs}
+        else:
+            return {}
+        gap = {ch: (dict(subs[ch].filters), slot) for ch, slot in since.items() if slot is not None}
+        carried, self._carried_gap = self._carried_gap, {}
+        return _merge_gaps(gap, {ch: v for ch, v in carried.items() if ch in subs})
+
+    def _channel_live(self, conn: Connection, channel: str) -> None:
+        """A channel of ``conn`` was acknowledged (or refused): start the gap's backfill once all are."""
+        gap = self._gaps.get(conn.index)
+        if gap is None or channel not in gap:
+            return
+        pending = self._gap_acks.setdefault(conn.index, set(gap))
+        pending.discard(channel)
+        if not pending:
+            self._gap_acks.pop(conn.index, None)
+            del self._gaps[conn.index]
+            assert self._client._backfiller is not None
+            self._client._backfiller.request(gap, held=True)
+
+    def session_ended(self, conn: Connection, outcome: Outcome) -> None:
+        client = self._client
+        client._stats.connections[conn.index].disconnects[(outcome.reason, str(outcome.code or ""))] += 1
+        unfinished = self._gaps.pop(conn.index, None)
+        if unfinished is not None:  # the session ended before its backfill began: the next one inherits it
+            self._gap_acks.pop(conn.index, None)
+            self._carried_gap = _merge_gaps(self._carried_gap, unfinished)
+            client._delivery.release((), held=True)
+        if outcome.refusal is not None:
+            conn.stats.set_state("failed")
+            client._fail(outcome.refusal)
+            return
+        client._supervisor.session_ended(conn, outcome)
+
+    def control(self, conn: Connection, output: Output) -> None:
+        client = self._client
+        if isinstance(output, StatusReport):
+            client._status_reply.put(output.data)
+        elif isinstance(output, Subscribed):
+            log.info("connection %d: subscribed to %s", conn.index, output.channel)
+            self._channel_live(conn, output.channel)
+        elif isinstance(output, Rejected):
+            client._reject(output)
+            gap = self._gaps.get(conn.index)
+            if gap is not None and output.error.channel in gap:
+                self._channel_live(conn, output.error.channel)
+        elif isinstance(output, Notice):
+            client._stats.notices[output.code] += 1
+            log.warning(
+                "connection %d: %s reports %s: %s", conn.index, client.config.provider, output.code, output.message
+            )
+        elif isinstance(output, Hello):
+            log.debug("connection %d: greeted by %s", conn.index, client.config.provider)
+
+
 def _merge_gaps(
     a: dict[str, tuple[dict[str, Any], int]], b: dict[str, tuple[dict[str, Any], int]]
 ) -> dict[str, tuple[dict[str, Any], int]]:
@@ -347,6 +425,39 @@ def _status_request(dialect: Dialect) -> list[str]:
     return [frame]
 
 
-def connect(provider: str = "openpump", **options: Any) -> Client:
-    """Start a :class:`Client`; use it as a context manager and iterate over it."""
-    return Client(provider, **options).start()
+def connect(
+    provider: ProviderName = DEFAULT_PROVIDER,
+    *,
+    api_key: str | ApiKey | None = None,
+    api_key_file: str | os.PathLike[str] | None = None,
+    channels: ChannelSpec | None = None,
+    url: str | Sequence[str] | None = None,
+    connections: int | None = None,
+    auth: AuthForm | None = None,
+    ping_interval: float | None = None,
+    pong_timeout: float | None = None,
+    stale_timeout: float | None = None,
+    backoff_initial: float | None = None,
+    backoff_max: float | None = None,
+    limited_backoff: float | None = None,
+    healthy_after: float | None = None,
+    queue_size: int | None = None,
+    connect_timeout: float | None = None,
+    hello_timeout: float | None = None,
+    max_retries: int | None = None,
+    rest_url: str | None = None,
+    since: int | None = None,
+    backfill: bool | None = None,
+    dedup_size: int | None = None,
+    max_frame_size: int | None = None,
+    ca_bundle: str | None = None,
+    proxy: str | None = None,
+    **provider_options: Any,
+) -> Client:
+    """Start a :class:`Client` with these options (see :class:`Client`); use it as a context
+    manager and iterate over it."""
+    options = {name: value for name, value in locals().items() if name not in ("provider", "provider_options")}
+    return Client(provider, **options, **provider_options).start()
+
+
+__all__ = ["Client", "EventQueue", "connect"]

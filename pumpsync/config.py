@@ -8,19 +8,19 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pumpsync._secrets import ApiKey, redact
+from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync.errors import ConfigurationError
-from pumpsync.providers import dialect_class
+from pumpsync.providers import PROVIDERS, provider_spec, with_history
 from pumpsync.providers.base import Subscription
+from pumpsync.providers.spec import ProviderSpec
 
 API_KEY_ENV = "PUMPSYNC_API_KEY"
-DEFAULT_ANAXER_CHANNELS = ("creations", "trades")
 # Proxy schemes that both websocket-client (stream) and requests (REST) understand, and the port each
 # assumes when the URL names none (requests' defaults, so that both libraries go to the same place).
 PROXY_PORTS = {"http": 80, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "socks5h": 1080}
@@ -35,8 +35,8 @@ class ClientConfig:
     """Every option of a client. Build it with :func:`make_config`, which validates."""
 
     provider: str
-    api_key: ApiKey = field(repr=False)
-    url: str
+    api_key: ApiKey | None = field(repr=False)  # None only for a provider that needs no key
+    url: str  # the first of ``urls``
     channels: tuple[Subscription, ...] = ()
     connections: int = 1
     ping_interval: float = 30.0  # OpenPump's document: a ping every 30 s
@@ -58,15 +58,38 @@ class ClientConfig:
     max_frame_size: int = 1024 * 1024
     ca_bundle: str | None = None
     proxy: str | None = None
+    # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
+    urls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            object.__setattr__(self, "urls", (self.url,))
 
     @property
     def channel_names(self) -> list[str]:
         return [sub.channel for sub in self.channels]
 
+    @property
+    def spec(self) -> ProviderSpec:
+        return provider_spec(self.provider)
+
+    def url_of(self, connection: int) -> str:
+        """The stream URL connection ``connection`` uses."""
+        return self.urls[connection % len(self.urls)]
+
     def __repr__(self) -> str:
-        # The dataclass repr, with URLs scrubbed: a proxy URL may carry a password, a stream URL a key.
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        # The dataclass repr, with URLs scrubbed: a proxy URL may carry a password, a stream URL a key
+        # (in its query or its path: those show as scheme and host only).
+        shown = ", ".join(f"{f.name}={_shown(f.name, getattr(self, f.name))!r}" for f in fields(self) if f.repr)
         return redact(f"ClientConfig({shown})", self.api_key)
+
+
+def _shown(name: str, value: Any) -> Any:
+    if name in ("url", "rest_url") and isinstance(value, str):
+        return safe_url(value)
+    if name == "urls":
+        return tuple(safe_url(url) for url in value)
+    return value
 
 
 _POSITIVE_FLOATS = (
@@ -83,8 +106,11 @@ _NON_NEGATIVE_FLOATS = ("limited_backoff",)
 _POSITIVE_INTS = ("connections", "queue_size", "dedup_size", "max_frame_size")
 
 
-def resolve_api_key(api_key: str | ApiKey | None, api_key_file: str | os.PathLike[str] | None = None) -> ApiKey:
-    """The key from the argument, else ``$PUMPSYNC_API_KEY``, else the first line of ``api_key_file``."""
+def resolve_api_key(
+    api_key: str | ApiKey | None, api_key_file: str | os.PathLike[str] | None = None, required: bool = True
+) -> ApiKey | None:
+    """The key from the argument, else ``$PUMPSYNC_API_KEY``, else the first line of ``api_key_file``;
+    None when there is none and ``required`` is false (a free source)."""
     if isinstance(api_key, ApiKey):
         value = api_key.reveal()
     elif api_key is not None:
@@ -96,6 +122,8 @@ def resolve_api_key(api_key: str | ApiKey | None, api_key_file: str | os.PathLik
             value = Path(api_key_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigurationError("api_key_file", f"cannot read {api_key_file}: {exc.strerror}") from None
+    elif not required:
+        return None
     else:
         raise ConfigurationError(
             "api_key", f"no API key given: pass api_key=..., set {API_KEY_ENV}, or use --api-key-file"
@@ -109,9 +137,10 @@ def resolve_api_key(api_key: str | ApiKey | None, api_key_file: str | os.PathLik
 
 
 def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscription, ...]:
-    known = dialect_class(provider).channels
+    spec = provider_spec(provider)
+    known = spec.channels
     if channels is None:
-        channels = DEFAULT_ANAXER_CHANNELS if known else ()
+        channels = spec.default_channels
     items: list[tuple[str, Mapping[str, Any] | None]] = []
     if isinstance(channels, Mapping):
         items = list(channels.items())
@@ -133,9 +162,13 @@ def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscri
 
 
 def _check_url(option: str, url: str, schemes: tuple[str, ...]) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ConfigurationError(option, f"{url!r} is not a {'/'.join(schemes)} URL")
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in schemes and bool(parts.hostname)
+    except ValueError:  # a bad port or IPv6 literal
+        ok = False
+    if not ok:
+        raise ConfigurationError(option, f"{safe_url(url)!r} is not a {'/'.join(schemes)} URL")
 
 
 def make_config(
@@ -144,41 +177,76 @@ def make_config(
     api_key: str | ApiKey | None = None,
     api_key_file: str | os.PathLike[str] | None = None,
     channels: ChannelSpec | None = None,
-    url: str | None = None,
+    url: str | Sequence[str] | None = None,
     auth: str | None = None,
     **options: Any,
 ) -> ClientConfig:
-    """Validate keyword options into a :class:`ClientConfig`."""
-    dialect = dialect_class(provider)
-    allowed = {f.name for f in fields(ClientConfig)} - {"provider", "api_key", "url", "channels", "auth"}
-    for name in options:
+    """Validate keyword options into a :class:`ClientConfig`. ``None`` means "the default"."""
+    spec = provider_spec(provider)
+    allowed = {f.name for f in fields(ClientConfig)} - {"provider", "api_key", "url", "urls", "channels", "auth"}
+    for name, value in options.items():
         if name not in allowed:
             raise ConfigurationError(name, "no such option")
-    url = url or dialect.default_url
-    _check_url("url", url, ("ws", "wss"))
+        if value is not None and name not in spec.options and name in _provider_options():
+            takers = sorted(p for p, s in PROVIDERS.items() if name in s.options)
+            raise ConfigurationError(name, f"{provider} does not take this option (only {', '.join(takers)})")
+    urls = _urls(url, spec)
     if auth is None:
-        auth = "header" if provider == "anaxer" else "query"
-    if auth not in ("query", "header"):
-        raise ConfigurationError("auth", f"{auth!r} is not 'query' or 'header'")
+        auth = spec.default_auth
+    if auth not in spec.auth_forms:
+        raise ConfigurationError("auth", f"{auth!r} is not {' or '.join(repr(form) for form in spec.auth_forms)}")
+    defaults: dict[str, Any] = {"max_frame_size": spec.max_frame_size, **spec.options}
+    if options.get("connections") is None and len(urls) > 1:
+        defaults["connections"] = len(urls)  # one connection per node
     config = ClientConfig(
         provider=provider,
-        api_key=resolve_api_key(api_key, api_key_file),
-        url=url,
+        api_key=resolve_api_key(api_key, api_key_file, required=spec.key_required),
+        url=urls[0],
+        urls=urls,
         channels=parse_channels(provider, channels),
         auth=auth,
     )
-    config = replace(config, **{k: v for k, v in options.items() if v is not None})
+    config = replace(config, **{**defaults, **{k: v for k, v in options.items() if v is not None}})
     _validate_numbers(config)
+    if spec.max_connections is not None and config.connections > spec.max_connections:
+        why = f": {spec.max_connections_reason}" if spec.max_connections_reason else ""
+        raise ConfigurationError("connections", f"{provider} allows at most {spec.max_connections}{why}")
     if config.rest_url is not None:
         _check_url("rest_url", config.rest_url, ("http", "https"))
+    recovers = spec.history is not None and config.backfill
     if config.proxy is not None:
-        check_proxy(config.proxy, needs_requests=provider == "anaxer" and config.backfill)
+        check_proxy(config.proxy, needs_requests=recovers)
     if config.ca_bundle is not None and not Path(config.ca_bundle).is_file():
         raise ConfigurationError("ca_bundle", f"{config.ca_bundle!r} is not a readable file")
-    warn_plaintext(config.url)
-    if provider == "anaxer" and config.backfill:
-        warn_plaintext(rest_base(config))  # gap recovery sends the key in an Authorization header
+    if config.api_key is not None:
+        for each in urls:
+            warn_plaintext(each)
+        if recovers:
+            warn_plaintext(rest_base(config))  # gap recovery sends the key in an Authorization header
+    if spec.check is not None:
+        spec.check(config)
     return config
+
+
+def _provider_options() -> set[str]:
+    """Options that only some providers take (each a ClientConfig field defaulting to None)."""
+    return {name for spec in PROVIDERS.values() for name in spec.options}
+
+
+def _urls(url: str | Sequence[str] | None, spec: ProviderSpec) -> tuple[str, ...]:
+    if url is None:
+        urls: tuple[str, ...] = (spec.default_url,)
+    elif isinstance(url, str):
+        urls = (url or spec.default_url,)
+    else:
+        urls = tuple(url)
+        if not urls:
+            raise ConfigurationError("url", "an empty list of URLs")
+    for each in urls:
+        if not isinstance(each, str):
+            raise ConfigurationError("url", f"{each!r} is not a URL")
+        _check_url("url", each, spec.url_schemes)
+    return urls
 
 
 def check_proxy(proxy: str, needs_requests: bool = True) -> None:
@@ -255,8 +323,12 @@ def _validate_numbers(config: ClientConfig) -> None:
         raise ConfigurationError("max_retries", "must be a positive whole number or None")
     if config.since is not None and (isinstance(config.since, bool) or config.since < 0):
         raise ConfigurationError("since", "must be a slot number >= 0")
-    if config.since is not None and config.provider != "anaxer":
-        raise ConfigurationError("since", f"{config.provider} has no history to start from (only anaxer has)")
+    if config.since is not None and config.spec.history is None:
+        others = with_history()
+        verb = "has" if len(others) == 1 else "have"
+        raise ConfigurationError(
+            "since", f"{config.provider} has no history to start from (only {', '.join(others)} {verb})"
+        )
 
 
 def rest_base(config: ClientConfig) -> str:
@@ -266,3 +338,15 @@ def rest_base(config: ClientConfig) -> str:
     parts = urlsplit(config.url)
     scheme = "https" if parts.scheme == "wss" else "http"
     return f"{scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+__all__ = [
+    "API_KEY_ENV",
+    "ChannelSpec",
+    "ClientConfig",
+    "check_proxy",
+    "make_config",
+    "parse_channels",
+    "resolve_api_key",
+    "rest_base",
+]

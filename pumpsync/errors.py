@@ -10,9 +10,14 @@
     │                             on every channel, or more connections than the plan allows)
     ├── SubscriptionRejected      one channel was refused; the others keep streaming
     ├── ConnectionLost            the client gave up reconnecting (``max_retries`` reached)
-    └── ClientClosed              the client was closed while you were waiting on it
+    ├── ClientClosed              the client was closed while you were waiting on it
+    ├── SourceFailed              one source of several failed for good; the others go on
+    ├── AllSourcesFailed          every source of several failed for good (fatal)
+    ├── UsageError                the call does not fit the client's state or provider (start twice,
+    │                             ``status()`` on a provider without it, unsubscribing an unknown channel)
+    └── RequestTimeout            a request to the provider got no answer in time (also a TimeoutError)
 
-Fatal errors (``ProviderRefused``, ``ConnectionLost``) stop every connection. They reach you
+Fatal errors (``ProviderRefused``, ``ConnectionLost``, ``AllSourcesFailed``) stop every connection. They reach you
 as the last item of ``client.queue`` (items are ``Event`` or ``PumpsyncError`` instances),
 from ``client.raise_for_error()``, and as an exception raised by the ``connect()`` iterator.
 """
@@ -101,6 +106,14 @@ class AllSourcesFailed(PumpsyncError):
         self.errors = errors
 
 
+class UsageError(PumpsyncError, RuntimeError):
+    """A method was called where it cannot work: a programming mistake, not a provider's answer."""
+
+
+class RequestTimeout(PumpsyncError, TimeoutError):
+    """A request to the provider (``Client.status()``) got no answer within its timeout."""
+
+
 __all__ = [
     "AllSourcesFailed",
     "AuthenticationError",
@@ -110,6 +123,8 @@ __all__ = [
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",
+    "RequestTimeout",
     "SourceFailed",
     "SubscriptionRejected",
+    "UsageError",
 ]

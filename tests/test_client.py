@@ -160,6 +160,43 @@ def test_anaxer_document_form_answers_server_pings(make_client) -> None:
         assert conn_stats(client)["connects"] == 1  # never closed for a missing pong
 
 
+def test_anaxer_document_form_streams_with_a_stale_timeout_below_the_hello_wait(make_client) -> None:
+    """Issue 11: the server sends nothing until subscribed; the stale verdict must not come first."""
+    from pumpsync.simulator import Simulator
+
+    with Simulator(providers=("anaxer",), rate=30, anaxer_form="document") as sim:
+        client = make_client(
+            "anaxer",
+            sim.url("anaxer"),
+            channels={"trades": {}},
+            hello_timeout=2.0,
+            stale_timeout=1.0,
+            pong_timeout=0.5,
+            backoff_max=0.5,
+        ).start()
+        wait_open(client, sim, "anaxer", subscribed=True)
+        next_of_kind(client, "trade")
+
+
+def test_anaxer_reconnect_uses_the_learned_document_form_at_once(make_client) -> None:
+    """Issue 11: a later session subscribes without waiting hello_timeout again."""
+    from pumpsync.simulator import Simulator
+
+    with Simulator(providers=("anaxer",), rate=0, anaxer_form="document", anaxer_ping_interval=0.2) as sim:
+        # The first session learns the form from the server's first ping, long before hello_timeout.
+        client = make_client(
+            "anaxer", sim.url("anaxer"), channels={"creations": {}}, hello_timeout=60.0, stale_timeout=200.0
+        ).start()
+        wait_open(client, sim, "anaxer", subscribed=True)
+        sim._server("anaxer").ping_interval = 3600.0  # from now on the server says nothing first
+        sim.drop(provider="anaxer")
+        wait_until(lambda: conn_stats(client)["connects"] >= 2, what="reconnect")
+        # Without the learned form this would wait 60 s (the deadline here is 15 s).
+        sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=15)
+        sim.emit(1, kind="launch")
+        next_of_kind(client, "new_token")
+
+
 def test_anaxer_runtime_subscribe_unsubscribe_and_resubscribe(sim, make_client) -> None:
     client = make_client("anaxer", sim.url("anaxer"), channels={"creations": {}}).start()
     wait_open(client, sim, "anaxer", subscribed=True)

@@ -400,3 +400,22 @@ def test_shared_signature_different_identity() -> None:
     buy = normalize(dict(SWAP_BUY, signature=SIG), "trades", 1, 0)
     assert created is not None and buy is not None
     assert created.signature == buy.signature and created.identity != buy.identity
+
+
+def test_anaxer_carries_the_learned_document_form_and_recovers_if_the_server_changes() -> None:
+    first = Anaxer(0, subs("creations"))
+    assert first.awaiting_hello and first.on_open() == []
+    first.on_hello_timeout()
+    second = Anaxer(0, subs("creations"))
+    second.resume(first)
+    assert [json.loads(f) for f in second.on_open()] == [{"subscribe": "creations"}]  # at once
+    assert not second.awaiting_hello
+    third = Anaxer(0, subs("creations"))
+    third.resume(second)  # never heard a frame: still carries the guess
+    third.on_open()
+    out = feed(third, V1_CONNECTED)  # ...but this server now speaks v1
+    assert third.form == V1 and isinstance(out[0], Hello)
+    assert [json.loads(o.text)["type"] for o in out if isinstance(o, Reply)] == ["subscribe"]
+    fourth = Anaxer(0, subs("creations"))
+    fourth.resume(third)
+    assert fourth.on_open() == [] and fourth.awaiting_hello  # v1 greets first: nothing to guess

@@ -12,10 +12,12 @@ import click
 
 from pumpsync._secrets import ApiKey, RedactingFilter
 from pumpsync.errors import ConfigurationError
+from pumpsync.providers import DEFAULT_PROVIDER, with_history
+from pumpsync.providers import PROVIDERS as SPECS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PROVIDERS = ("openpump", "anaxer")
+PROVIDERS = tuple(SPECS)
 
 # (flag, python name, type, help) for the timing and sizing options of a client.
 TUNING = [
@@ -46,13 +48,41 @@ def parse_channel(value: str) -> tuple[str, dict[str, Any]]:
     return name, filters
 
 
+_CHANNELLED = {name: spec for name, spec in SPECS.items() if spec.channels}
+_HISTORY = "/".join(name.capitalize() if name.islower() else name for name in with_history()) or "History"
+_AUTH_FORMS = tuple(dict.fromkeys(form for spec in SPECS.values() for form in spec.auth_forms))
+
+
+# Options only some providers take (``ProviderSpec.options``): one flag each, typed by the default.
+_PROVIDER_OPTIONS: dict[str, tuple[type, list[str]]] = {}
+for _name, _spec in SPECS.items():
+    for _option, _default in _spec.options.items():
+        _kind = type(_default) if isinstance(_default, (int, float, str)) and not isinstance(_default, bool) else str
+        _PROVIDER_OPTIONS.setdefault(_option, (_kind, []))[1].append(_name)
+
+
 def client_options(func: F) -> F:
     """The options that make a :class:`pumpsync.Client`."""
+    for option, (kind, takers) in reversed(_PROVIDER_OPTIONS.items()):
+        default = SPECS[takers[0]].options[option]
+        help_text = f"{'/'.join(takers)} only [{default}]."
+        func = click.option("--" + option.replace("_", "-"), option, type=kind, default=None, help=help_text)(func)
     for flag, kind, help_text in reversed(TUNING):
         func = click.option(flag, type=kind, default=None, help=help_text)(func)
     decorators = [
-        click.option("--provider", type=click.Choice(PROVIDERS), default="openpump", show_default=True),
-        click.option("--url", default=None, help="Stream URL [the provider's]."),
+        click.option(
+            "--provider",
+            type=click.Choice(PROVIDERS),
+            default=DEFAULT_PROVIDER,
+            show_default=True,
+            help="; ".join(spec.summary for spec in SPECS.values()) + ".",
+        ),
+        click.option(
+            "--url",
+            "url",
+            multiple=True,
+            help="Stream URL [the provider's]; repeat for one connection per URL.",
+        ),
         click.option(
             "--api-key",
             default=None,
@@ -64,12 +94,14 @@ def client_options(func: F) -> F:
             "channels",
             multiple=True,
             metavar="NAME[:JSON]",
-            help="Anaxer channel with optional filters, repeatable [creations, trades].",
+            help="Channel with optional filters, repeatable ["
+            + "; ".join(f"{name}: {', '.join(spec.default_channels)}" for name, spec in _CHANNELLED.items())
+            + "].",
         ),
         click.option("--connections", type=int, default=None, help="Redundant connections, de-duplicated [1]."),
-        click.option("--since", type=int, default=None, help="Anaxer: start with history from this slot."),
-        click.option("--rest-url", default=None, help="Anaxer REST base for gap recovery [the stream's host]."),
-        click.option("--auth", type=click.Choice(["query", "header"]), default=None, help="Where the key goes."),
+        click.option("--since", type=int, default=None, help=f"{_HISTORY}: start with history from this slot."),
+        click.option("--rest-url", default=None, help=f"{_HISTORY} REST base for gap recovery [the stream's host]."),
+        click.option("--auth", type=click.Choice(_AUTH_FORMS), default=None, help="Where the key goes."),
         click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None, help="CA file for wss://."),
         click.option("--proxy", default=None, help="http:// or socks5:// proxy for the stream and REST."),
         click.option("-v", "--verbose", count=True, help="-v info, -vv debug (logs go to stderr)."),
@@ -87,12 +119,21 @@ _OPTION_NAMES = {flag.lstrip("-").replace("-", "_") for flag, _, _ in TUNING} | 
     "auth",
     "ca_bundle",
     "proxy",
+    *_PROVIDER_OPTIONS,
 }
 
 
 def client_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     """Turn the parsed options into :class:`pumpsync.Client` keyword arguments."""
     kwargs: dict[str, Any] = {name: params[name] for name in _OPTION_NAMES if params.get(name) is not None}
+    urls = params.get("url")
+    if isinstance(urls, (tuple, list)):  # --url is repeatable: one string, or a list for several
+        if len(urls) == 1:
+            kwargs["url"] = urls[0]
+        elif urls:
+            kwargs["url"] = list(urls)
+        else:
+            kwargs.pop("url", None)
     kwargs["provider"] = params["provider"]
     if params.get("api_key") is not None:
         kwargs["api_key"] = params["api_key"]

@@ -73,7 +73,7 @@ def daemon(config_path: str | None, check: bool, **params: Any) -> None:
     sys.exit(Daemon(config, key).run())
 
 
-def _validate_client(config: DaemonConfig, key: ApiKey | str) -> None:
+def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
     """Client options fail here, as usage errors, rather than once the daemon is running."""
     options = dict(config.client)
     if config.demo:  # the simulator's URLs replace these; do not warn about the real ones
@@ -85,7 +85,7 @@ def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) 
     """Validate everything but the network, and print the effective settings (never the key)."""
     build_sinks(config.sinks)
     try:
-        key: ApiKey | str = resolve_key(config, api_key, api_key_file)
+        key: ApiKey | str | None = resolve_key(config, api_key, api_key_file)
         found = "found"
     except ConfigurationError as exc:
         key, found = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})"
@@ -124,7 +124,7 @@ def _key_source(ctx: click.Context, params: dict[str, Any]) -> tuple[str | None,
     return (params[name], None) if name == "api_key" else (None, params[name])
 
 
-def _setup_logging(level: str, key: ApiKey) -> None:
+def _setup_logging(level: str, key: ApiKey | None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     # journald stamps each line itself; elsewhere we add the time.
     fmt = "%(levelname)s %(name)s: %(message)s"

@@ -14,10 +14,15 @@ from pumpsync.cli._options import setup_logging
 from pumpsync.cli._render import to_text
 from pumpsync.client import Client
 from pumpsync.errors import PumpsyncError
+from pumpsync.providers import PROVIDERS
+from pumpsync.simulator.simulator import SERVERS
+
+# Providers with both a client module and a simulated server.
+_DEMO_PROVIDERS = [name for name in PROVIDERS if name in SERVERS]
 
 
 @click.command()
-@click.option("--provider", type=click.Choice(["openpump", "anaxer"]), default="anaxer", show_default=True)
+@click.option("--provider", type=click.Choice(_DEMO_PROVIDERS), default="anaxer", show_default=True)
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
@@ -41,10 +46,11 @@ def demo(provider: str, rate: float, seed: int | None, duration: float | None, m
     setup_logging(verbose)
     seed = seed if seed is not None else int(time.time())
     with Simulator(providers=(provider,), port=0, rate=rate, seed=seed) as sim:
-        channels: dict[str, dict[str, Any]] | None = None
-        if provider == "anaxer":
-            channels = {"creations": {}, "trades": {}, "graduations": {}}
-        client = Client(provider, api_key="demo", url=sim.url(provider), channels=channels)
+        spec = PROVIDERS[provider]
+        channels: dict[str, dict[str, Any]] | None = {
+            name: {} for name in spec.demo_channels or spec.default_channels
+        } or None
+        client = Client(provider, api_key="demo", url=sim.url(provider), channels=channels)  # type: ignore[arg-type]
         metrics = _serve_metrics(client, metrics_addr)
         click.echo(f"pumpsync demo: simulated {provider} stream at {sim.url(provider)} (seed {seed})", err=True)
         if metrics is not None:

@@ -15,6 +15,8 @@ from typing import Any
 import click
 
 from pumpsync.simulator import MALFORMED_KINDS, Simulator
+from pumpsync.simulator.simulator import PROVIDERS as SIMULATED
+from pumpsync.simulator.simulator import SERVERS
 
 _Action = Callable[[Simulator], Any]
 
@@ -105,7 +107,13 @@ _positive = click.FloatRange(min=0, min_open=True)
 
 
 @click.command("simulate")
-@click.option("--provider", type=click.Choice(["openpump", "anaxer", "both"]), default="both", show_default=True)
+@click.option(
+    "--provider",
+    type=click.Choice([*SIMULATED, "both", "all"]),
+    default="both",
+    show_default=True,
+    help="One provider; both = openpump and anaxer; all = every simulated provider.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
     "--port",
@@ -178,7 +186,7 @@ def simulate(
     close_every: tuple[float, int] | None,
     reject_first: int,
 ) -> None:
-    """Serve simulated OpenPump / Anaxer streams (and Anaxer REST) locally."""
+    """Serve simulated provider streams (and their REST history, where they have one) locally."""
     sim = Simulator(
         providers=provider,
         host=host,
@@ -206,8 +214,8 @@ def simulate(
             sim.reject_next(reject_first)
         for name in sim.providers:
             click.echo(f"{name} {sim.url(name)}")
-            if name == "anaxer":
-                click.echo(f"anaxer-rest {sim.rest_url('anaxer')}")
+            if SERVERS[name].rest:
+                click.echo(f"{name}-rest {sim.rest_url(name)}")
         sys.stdout.flush()  # a parent process waits for these lines
         _run(sim, _schedule(drop_every, stall_every, malformed_every, close_every, seed), duration, stop)
     finally:

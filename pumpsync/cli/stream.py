@@ -14,6 +14,7 @@ from pumpsync.cli._render import to_json_line, to_text
 from pumpsync.client import Client
 from pumpsync.config import resolve_api_key
 from pumpsync.errors import ConfigurationError, ProviderRefused, PumpsyncError, SubscriptionRejected
+from pumpsync.providers import provider_spec
 
 EXIT_REFUSED = 3  # the provider refused the key or the plan
 EXIT_FATAL = 1
@@ -32,7 +33,8 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
     """
     try:
         kwargs = client_kwargs(params)
-        key = resolve_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))
+        required = provider_spec(kwargs["provider"]).key_required
+        key = resolve_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)
         setup_logging(params["verbose"], key)
         client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:

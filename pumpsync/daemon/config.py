@@ -31,6 +31,7 @@ from typing import Any
 from pumpsync._secrets import ApiKey
 from pumpsync.config import ClientConfig, resolve_api_key
 from pumpsync.errors import ConfigurationError
+from pumpsync.providers import DEFAULT_PROVIDER, provider_spec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,7 +71,7 @@ class DaemonConfig:
 
     @property
     def provider(self) -> str:
-        return str(self.client.get("provider", "openpump"))
+        return str(self.client.get("provider", DEFAULT_PROVIDER))
 
     def describe(self) -> dict[str, Any]:
         """The effective settings, JSON-ready, for ``--check`` (no key, sink options as given)."""
@@ -145,7 +146,7 @@ def resolve_key(
     api_key: str | None = None,
     api_key_file: str | None = None,
     environ: Mapping[str, str] | None = None,
-) -> ApiKey:
+) -> ApiKey | None:
     """The key: ``--api-key``/``PUMPSYNC_API_KEY``, ``--api-key-file``/``PUMPSYNC_API_KEY_FILE``, the
     systemd credential (``$CREDENTIALS_DIRECTORY/api_key``), the file's ``api_key_file``; ``demo`` with ``--demo``.
     """
@@ -163,6 +164,8 @@ def resolve_key(
         return read_key_file(config.api_key_file)
     if config.demo:
         return ApiKey(DEMO_KEY)
+    if not provider_spec(config.provider).key_required:
+        return None  # a free source: no key is fine
     raise ConfigurationError(
         "api_key",
         "no API key: use --api-key-file, PUMPSYNC_API_KEY, a systemd credential named api_key, "
@@ -178,4 +181,6 @@ def read_key_file(path: str | os.PathLike[str]) -> ApiKey:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigurationError("api_key_file", f"cannot read {path}: {reason}") from None
     lines = text.strip().splitlines()
-    return resolve_api_key(lines[0] if lines else "")
+    key = resolve_api_key(lines[0] if lines else "")
+    assert key is not None  # a key was given: it is returned or refused
+    return key

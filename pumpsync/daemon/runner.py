@@ -18,7 +18,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from pumpsync._secrets import ApiKey, redact
+from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync._version import __version__
 from pumpsync.client import Client
 from pumpsync.daemon.config import DaemonConfig
@@ -44,7 +44,7 @@ _DEMO_RATE = 20.0
 
 
 class Daemon:
-    def __init__(self, config: DaemonConfig, key: ApiKey, notifier: Notifier | None = None) -> None:
+    def __init__(self, config: DaemonConfig, key: ApiKey | None, notifier: Notifier | None = None) -> None:
         self.config = config
         self._key = key
         self.notifier = notifier or Notifier()
@@ -103,7 +103,8 @@ class Daemon:
         client.start()
         log.info(
             "pumpsync %s: %s at %s, %d connection(s); sinks: %s; metrics: %s",
-            __version__, client.config.provider, redact(client.config.url, self._key), client.config.connections,
+            __version__, client.config.provider, " ".join(map(safe_url, client.config.urls)),
+            client.config.connections,
             ", ".join(f"{s.name} ({s.describe()})" for s in self.sinks),
             f"{self.metrics.url}/metrics" if self.metrics else "off",
         )  # fmt: skip
@@ -117,10 +118,7 @@ class Daemon:
         self.simulator = sim = Simulator(providers=(provider,), port=0, rate=_DEMO_RATE, seed=int(time.time()))
         sim.start()
         log.info("demo: simulated %s stream at %s", provider, sim.url(provider))
-        extra: dict[str, Any] = {"url": sim.url(provider)}
-        if provider == "anaxer":
-            extra["rest_url"] = sim.rest_url(provider)
-        return extra
+        return sim.client_options(provider)
 
     # ------------------------------------------------------------------ signals
     def _install_signals(self) -> None:

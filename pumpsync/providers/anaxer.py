@@ -42,6 +42,7 @@ from pumpsync.providers.base import (
     ratio,
 )
 from pumpsync.providers.openpump import with_query
+from pumpsync.providers.spec import ProviderSpec
 
 SOL_MINT = "So11111111111111111111111111111111111111112"
 V1 = "v1"
@@ -82,8 +83,14 @@ class Anaxer(Dialect):
         self.form = form  # None until the first frame tells
         self._ids: dict[str, str] = {}  # v1 subscription id -> channel
         self._next_id = 0
+        # The previous session of this connection learned the document form: subscribe at once
+        # instead of waiting hello_timeout for a v1 greeting (provisional until the first frame).
+        self._learned: str | None = None
+        self._provisional = False
 
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        if key is None:  # never: the key is required
+            return Handshake(url, {})
         if auth == "query":
             return Handshake(with_query(url, "key", key.reveal()), {})
         return Handshake(url, {"Authorization": f"Bearer {key.reveal()}"})
@@ -91,6 +98,18 @@ class Anaxer(Dialect):
     @property
     def awaiting_hello(self) -> bool:
         return self.form is None
+
+    def resume(self, previous: Dialect) -> None:
+        if isinstance(previous, Anaxer) and previous.form == DOCUMENT and not previous._provisional:
+            self._learned = DOCUMENT
+        elif isinstance(previous, Anaxer) and previous._provisional:  # that session never heard a frame
+            self._learned = previous._learned
+
+    def on_open(self) -> list[str]:
+        if self._learned != DOCUMENT or self.form is not None:
+            return []
+        self.form, self._provisional = DOCUMENT, True
+        return [frame for sub in self.subscriptions.values() for frame in self._subscribe_frames(sub)]
 
     def on_hello_timeout(self) -> list[str]:
         if self.form is not None:
@@ -145,6 +164,11 @@ class Anaxer(Dialect):
         if obj.get("v") == 1 and "data" in obj:  # the hot path: a v1 data frame
             return self._v1_data(obj, received_at)
         kind = obj.get("type")
+        if self._provisional:
+            self._provisional = False
+            if kind == "connected" and obj.get("v") == 1:  # the server has changed to the v1 form
+                self.form = None
+                self._ids.clear()
         if self.form is None:
             return self._first_frame(obj, kind, received_at)
         if kind == "ping":
@@ -369,4 +393,24 @@ def _price(record: dict[str, Any], slot: int, received_at: int, connection: int,
     )
 
 
-__all__ = ["CHANNELS", "DOCUMENT", "V1", "Anaxer", "Malformed", "infer_channel", "normalize"]
+def _history(config: Any) -> Any:
+    from pumpsync.providers.anaxer_history import AnaxerHistory  # requests is imported only when needed
+
+    return AnaxerHistory(config)
+
+
+SPEC = ProviderSpec(
+    name="anaxer",
+    summary="Anaxer: channels creations, trades, graduations, prices; REST history (gap recovery, --since)",
+    dialect=Anaxer,
+    default_url=Anaxer.default_url,
+    channels=CHANNELS,
+    default_channels=("creations", "trades"),
+    demo_channels=("creations", "trades", "graduations"),
+    auth_forms=("query", "header"),
+    default_auth="header",
+    heartbeat="app",  # v1: our pings; the document form's server pings us (Dialect.ping() is None then)
+    history=_history,
+)
+
+__all__ = ["CHANNELS", "DOCUMENT", "SPEC", "V1", "Anaxer", "Malformed", "infer_channel", "normalize"]

@@ -163,8 +163,9 @@ class Dialect(ABC):
 
     # -- connecting
     @abstractmethod
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
-        """``auth`` is ``"query"`` or ``"header"``."""
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        """``auth`` is one of the spec's ``auth_forms``; ``key`` is None only for a provider
+        whose spec says ``key_required=False`` and no key was given."""
 
     def on_open(self) -> list[str]:
         """Frames to send as soon as the socket is open."""
@@ -177,6 +178,11 @@ class Dialect(ABC):
     @property
     def awaiting_hello(self) -> bool:
         return False
+
+    def resume(self, previous: Dialect) -> None:
+        """Called on a new session's dialect with the previous session's (same connection slot),
+        before ``handshake``: carry over what that session learned about the server."""
+        return None  # most dialects learn nothing worth carrying
 
     # -- heartbeats
     def ping(self) -> str | None:

@@ -29,6 +29,7 @@ from pumpsync.providers.base import (
     opt_str,
     ratio,
 )
+from pumpsync.providers.spec import ProviderSpec
 
 _PING = json.dumps({"type": "ping"})
 _STATUS = json.dumps({"type": "status"})
@@ -53,7 +54,9 @@ class OpenPump(Dialect):
         4001: ClosePolicy("plan restriction: upgrade required", refusal=PlanError),
     }
 
-    def handshake(self, url: str, key: ApiKey, auth: str) -> Handshake:
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        if key is None:  # never: the key is required
+            return Handshake(url, {})
         if auth == "header":
             return Handshake(url, {"Authorization": f"Bearer {key.reveal()}"})
         return Handshake(with_query(url, "api_key", key.reveal()), {})
@@ -142,3 +145,15 @@ class OpenPump(Dialect):
                 market_cap_sol=opt_num(curve.get("marketCap")),
             )
         ]
+
+
+SPEC = ProviderSpec(
+    name="openpump",
+    summary="OpenPump: every launch and trade on one stream (no channels); status() requests",
+    dialect=OpenPump,
+    default_url=OpenPump.default_url,
+    auth_forms=("query", "header"),
+    default_auth="query",
+    heartbeat="app",
+    capabilities=frozenset({"status"}),
+)

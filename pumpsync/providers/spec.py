@@ -7,7 +7,7 @@ spec; they never test a provider's name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -63,6 +63,72 @@ class HistoryError(Exception):
     """History could not be fetched (after retries); the message is safe to log (no key)."""
 
 
+# ---------------------------------------------------------------- the transport seam
+# Frame opcodes a transport yields (RFC 6455's numbers; a non-WebSocket transport yields OP_TEXT).
+OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class ConnectFailed(Exception):
+    """Opening the transport failed; ``str()`` is one clear line, safe to log (no key, no URL path)."""
+
+    def __init__(self, detail: str, *, tls_verify: bool = False) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.tls_verify = tls_verify  # a certificate failed to verify: the CA file may have changed
+
+
+class UpgradeRefused(Exception):
+    """The server answered the opening handshake with an HTTP error status."""
+
+    def __init__(self, status: int, headers: Mapping[str, str]) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.headers = dict(headers)
+
+
+class TransportClosed(Exception):
+    """The peer went away without a close frame; ``str()`` says how (safe to log)."""
+
+
+class Transport(Protocol):
+    """A connection slot's pipe to the source: opened once per session by the connection thread
+    (``open``/``read``/``send_*``/``close``/``shutdown``); ``abort`` and the sends may come from
+    any thread. The WebSocket transport (``pumpsync/_transport.py``) is the default; a provider
+    with another source (a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
+    """
+
+    def open(self, url: str, headers: Mapping[str, str]) -> None:
+        """Connect (with the config's TLS, proxy and timeout). Raises ``UpgradeRefused`` or ``ConnectFailed``."""
+
+    def read(self) -> tuple[int, Iterable[tuple[int, bytes]]]:
+        """Wait (briefly: at most about half a second, so that close() is prompt) for input:
+        ``(bytes received, frames)``, each frame ``(opcode, payload)``; ``(0, ())`` means nothing
+        yet. Raises ``TransportClosed`` at the end, and the framing's ``FrameTooLarge`` or
+        ``ProtocolError`` (``pumpsync._framing``) for a broken stream."""
+
+    def send_text(self, text: str) -> bool:
+        """Thread-safe; False if the transport is not open."""
+
+    def send_ping(self, payload: bytes = b"") -> bool:
+        """A WebSocket ping frame (heartbeat ``"ws_ping"``), answered by an ``OP_PONG`` frame; False where none."""
+
+    def send_pong(self, payload: bytes) -> None:
+        """Answer the peer's ping frame (never raises)."""
+
+    def close(self, code: int) -> None:
+        """Start the polite closing handshake (send only; never raises)."""
+
+    def abort(self) -> None:
+        """From any thread: make a blocked ``open``/``read`` return at once."""
+
+    def shutdown(self) -> None:
+        """The session is over: release the socket (the transport may be opened again)."""
+
+
+# ``(config, connection index) -> Transport``: one per connection slot, built when the client is.
+TransportFactory = Callable[["ClientConfig", int], Transport]
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     """Everything the core needs to know about one provider."""
@@ -81,13 +147,45 @@ class ProviderSpec:
     key_required: bool = True
     heartbeat: Heartbeat = "app"
     max_frame_size: int = 1024 * 1024
-    max_connections: int | None = None  # None: as many as the user asks for
+    # None: as many as the user asks for. With 1, sessions never overlap: a connection's one thread
+    # shuts its socket down before the supervisor schedules the next attempt.
+    max_connections: int | None = None
     max_connections_reason: str = ""
     # Builds the history source for gap recovery (None: the provider has no history).
     history: Callable[[ClientConfig], HistorySource] | None = None
-    # Options only this provider takes (e.g. ``commitment``), with their defaults.
+    # Options only this provider takes (e.g. ``commitment``), with their defaults. Each is a
+    # ClientConfig field defaulting to None; setting one for a provider that does not list it is a
+    # ConfigurationError, and None becomes the default given here.
     options: Mapping[str, Any] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset()  # e.g. {"status"}: ``Client.status()`` works
+    # Provider-specific validation after the generic checks; raise ConfigurationError naming the option.
+    check: Callable[[ClientConfig], None] | None = None
+    # None: WebSocket (pumpsync/_transport.py). Else builds the session's transport (Redis, a file...).
+    transport: TransportFactory | None = None
+    # The channels ``pumpsync demo`` subscribes to (None: ``default_channels``).
+    demo_channels: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]
+        if unknown or self.default_auth not in self.auth_forms:
+            raise ValueError(f"inconsistent ProviderSpec {self.name!r}")
 
 
-__all__ = ["AuthForm", "Heartbeat", "HistoryError", "HistorySource", "Position", "ProviderSpec"]
+__all__ = [
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "AuthForm",
+    "ConnectFailed",
+    "Heartbeat",
+    "HistoryError",
+    "HistorySource",
+    "Position",
+    "ProviderSpec",
+    "Transport",
+    "TransportClosed",
+    "TransportFactory",
+    "UpgradeRefused",
+]

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from websockets.exceptions import ProtocolError
@@ -26,7 +26,58 @@ from pumpsync.simulator.openpump import OpenPumpServer
 from pumpsync.simulator.plans import KeyTable
 from pumpsync.simulator.server import ProviderServer
 
-PROVIDERS = ("openpump", "anaxer")
+
+@dataclass(frozen=True)
+class ServerContext:
+    """What a simulated provider's server is built from."""
+
+    host: str
+    port: int  # 0: a free port
+    keys: KeyTable
+    enrich_delay: float
+    history_limit: int | None
+    current_slot: Callable[[], int]
+    # Provider-specific simulator options (``anaxer_form=...``), as given to ``Simulator(...)``.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimulatedProvider:
+    """One line of the simulator's registry."""
+
+    server: Callable[[ServerContext], ProviderServer]
+    path: str = "/v1/stream"  # the stream's path on the server
+    rest: bool = False  # also serves the provider's REST history on the same port (``rest_url``)
+    options: tuple[str, ...] = ()  # the Simulator(...) keyword options this server reads
+
+
+def _openpump(ctx: ServerContext) -> ProviderServer:
+    return OpenPumpServer(ctx.host, ctx.port, ctx.keys, ctx.enrich_delay, ctx.history_limit)
+
+
+def _anaxer(ctx: ServerContext) -> ProviderServer:
+    return AnaxerServer(
+        ctx.host,
+        ctx.port,
+        ctx.keys,
+        ctx.options.get("anaxer_form", "auto"),
+        ctx.options.get("anaxer_ping_interval", 30.0),
+        ctx.options.get("anaxer_pong_timeout", 10.0),
+        ctx.current_slot,
+        ctx.history_limit,
+    )
+
+
+# The simulator's registry: one line per simulated provider (the same names as pumpsync.providers).
+SERVERS: dict[str, SimulatedProvider] = {
+    "openpump": SimulatedProvider(_openpump),
+    "anaxer": SimulatedProvider(
+        _anaxer, rest=True, options=("anaxer_form", "anaxer_ping_interval", "anaxer_pong_timeout")
+    ),
+}
+PROVIDERS = tuple(SERVERS)
+# "both": the two providers the simulator first served (the default of ``pumpsync simulate``).
+_BOTH = ("openpump", "anaxer")
 CALL_TIMEOUT = 10.0
 _MAX_BURST_SECONDS = 1.0  # after a loop hiccup, catch up at most this much market time
 
@@ -51,7 +102,10 @@ class FeedProfile:
 
 
 def _providers(value: str | Iterable[str]) -> tuple[str, ...]:
-    names = (PROVIDERS if value == "both" else (value,)) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str):
+        names = _BOTH if value == "both" else PROVIDERS if value == "all" else (value,)
+    else:
+        names = tuple(value)
     unknown = [p for p in names if p not in PROVIDERS]
     if not names or unknown:
         raise ValueError(f"providers must be a non-empty subset of {PROVIDERS}, got {value!r}")
@@ -59,7 +113,7 @@ def _providers(value: str | Iterable[str]) -> tuple[str, ...]:
 
 
 class Simulator:
-    """Local OpenPump and/or Anaxer servers fed by a deterministic market model.
+    """Local provider servers (any of ``SERVERS``) fed by a deterministic market model.
 
     See the package docstring for keys, record shapes and fault injection.
     """
@@ -78,6 +132,7 @@ class Simulator:
         enrich_delay: float = 0.5,
         paused: bool = False,
         history_limit: int | None = None,
+        **server_options: Any,
     ) -> None:
         if rate < 0 or enrich_delay < 0 or anaxer_pong_timeout <= 0:
             raise ValueError("rate and enrich_delay must be >= 0, anaxer_pong_timeout > 0")
@@ -90,22 +145,28 @@ class Simulator:
         self._market = Market(seed)
         self._blaster = Blaster(seed + 1_000_003)
         key_table = KeyTable(keys)
+        known = {name for p in self.providers for name in SERVERS[p].options}
+        unknown = sorted(set(server_options) - known)
+        if unknown:
+            raise ValueError(f"unknown simulator options for {self.providers}: {', '.join(unknown)}")
+        options = {
+            "anaxer_form": anaxer_form,
+            "anaxer_ping_interval": anaxer_ping_interval,
+            "anaxer_pong_timeout": anaxer_pong_timeout,
+            **server_options,
+        }
         self._servers: dict[str, ProviderServer] = {}
         for offset, name in enumerate(self.providers):
-            server_port = port + offset if port else 0
-            if name == "openpump":
-                self._servers[name] = OpenPumpServer(host, server_port, key_table, enrich_delay, history_limit)
-            else:
-                self._servers[name] = AnaxerServer(
-                    host,
-                    server_port,
-                    key_table,
-                    anaxer_form,
-                    anaxer_ping_interval,
-                    anaxer_pong_timeout,
-                    lambda: self._market.current_slot,
-                    history_limit,
-                )
+            context = ServerContext(
+                host,
+                port + offset if port else 0,
+                key_table,
+                enrich_delay,
+                history_limit,
+                lambda: self._market.current_slot,
+                options,
+            )
+            self._servers[name] = SERVERS[name].server(context)
         self._feeds: dict[str, FeedProfile] = {}
         self._feed_rngs: dict[str, random.Random] = {}
         self._feed_due: dict[str, float] = {}  # provider -> loop time its last delayed batch goes out
@@ -186,8 +247,9 @@ class Simulator:
             handle.cancel()
         self._feed_pending.clear()
         for server in self._servers.values():
-            if isinstance(server, OpenPumpServer):
-                server.cancel_pending()
+            cancel = getattr(server, "cancel_pending", None)  # servers with delayed publications
+            if cancel is not None:
+                cancel()
         await asyncio.gather(*(s.stop(1001, "going away") for s in self._servers.values()))
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = CALL_TIMEOUT) -> T:
@@ -212,12 +274,19 @@ class Simulator:
         return self._server(provider).port
 
     def url(self, provider: str) -> str:
-        return f"ws://{self.host}:{self.port(provider)}/v1/stream"
+        return f"ws://{self.host}:{self.port(provider)}{SERVERS[provider].path}"
 
     def rest_url(self, provider: str = "anaxer") -> str:
-        if provider != "anaxer":
-            raise ValueError("only the anaxer provider has a REST API")
+        if not SERVERS[provider].rest:
+            raise ValueError(f"the {provider} simulator has no REST API")
         return f"http://{self.host}:{self.port(provider)}"
+
+    def client_options(self, provider: str) -> dict[str, Any]:
+        """The ``Client`` options that point a client at this simulator's ``provider``."""
+        options: dict[str, Any] = {"url": self.url(provider)}
+        if SERVERS[provider].rest:
+            options["rest_url"] = self.rest_url(provider)
+        return options
 
     # -- market ----------------------------------------------------------------------------
 
