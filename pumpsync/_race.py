@@ -9,10 +9,12 @@ An event is *open* from its first copy until ``window`` seconds later; copies fr
 sources within the window count as later copies (their lead is measured), copies after it as
 new events. When it closes, its race is decided: the source with the earliest receipt time was
 first (ties: the one handed in first), every later copy adds a lead sample for the pair
-(first source, later source), and every source that *carries* the kind (has delivered one
-before this event's first copy) but sent no copy missed it. Deciding at close, not at the
-first copy, lets a copy stamped earlier but handed in later (another reader thread) still win,
-and keeps every counter monotonic.
+(first source, later source), and every source that *carries* the kind but sent no copy
+missed it. A source carries a kind from the first event of that kind it sent a copy of, on the
+race's clock (that event's first arrival from any source), so that a source a second late
+misses nothing it was about to send and one that connects late has not missed what came
+before. Deciding at close, not at the first copy, lets a copy stamped earlier but handed in
+later (another reader thread) still win, and keeps every counter monotonic.
 
 Memory is bounded: at most ``capacity`` open events, keyed by the identity's hash (the strings
 are not kept alive); when more arrive within one window, the oldest are decided early
@@ -114,7 +116,8 @@ class RaceTracker:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._open: dict[int, _Open] = {}  # identity hash -> open event, oldest first
-        # Per source: kind -> receipt time (ms) of its first copy of that kind: it carries the kind since.
+        # Per source: kind -> when the first event it sent a copy of (decided in opening order) first
+        # arrived from any source: it carries the kind since then.
         self._carries: list[dict[str, float]] = [{} for _ in self.sources]
         # Decided events, by (source index, kind).
         self.events: Counter[str] = Counter()  # kind -> events decided
@@ -135,9 +138,6 @@ class RaceTracker:
                 self.started_ms = at_ms
             if self.last_ms is None or at_ms > self.last_ms:
                 self.last_ms = at_ms
-            carries = self._carries[source]
-            if kind not in carries:
-                carries[kind] = at_ms
             entry = self._open.get(key)
             if entry is not None and at_ms - entry.opened < self.window_ms:
                 arrivals = entry.arrivals
@@ -180,14 +180,17 @@ class RaceTracker:
         start = arrivals[first]
         self.events[kind] += 1
         self.first[(first, kind)] += 1
+        carrying = self._carries
         for source, at in arrivals.items():
+            # On the race's clock: a late source carried the kind since the first event it sent a copy of.
+            carrying[source].setdefault(kind, start)
             if source != first:
                 lead = self.leads.get((first, source, kind))
                 if lead is None:
                     lead = self.leads[(first, source, kind)] = LeadStats(self._reservoir, self._rng)
                 lead.add((at - start) / 1000.0)
         carried_by_another = False
-        for source, carries in enumerate(self._carries):
+        for source, carries in enumerate(carrying):
             since = carries.get(kind)
             if source in arrivals or since is None or since > start:
                 continue

@@ -31,8 +31,8 @@ log = logging.getLogger("pumpsync")
 
 # Options of the one queue all sources share: given to Client(...), never to a Source.
 CLIENT_WIDE = ("queue_size", "dedup_size")
-_DEFAULT_QUEUE_SIZE = ClientConfig.__dataclass_fields__["queue_size"].default
-_DEFAULT_DEDUP_SIZE = ClientConfig.__dataclass_fields__["dedup_size"].default
+_DEFAULT_QUEUE_SIZE: int = ClientConfig.__dataclass_fields__["queue_size"].default  # type: ignore[assignment]
+_DEFAULT_DEDUP_SIZE: int = ClientConfig.__dataclass_fields__["dedup_size"].default  # type: ignore[assignment]
 
 
 class Source:
@@ -88,7 +88,7 @@ def source_config(source: Source, defaults: Mapping[str, Any], key_owner: bool) 
     The key: the source's ``api_key``/``api_key_file``, else ``PUMPSYNC_<PROVIDER>_API_KEY``,
     else ``PUMPSYNC_API_KEY`` but only for ``key_owner`` (the one source that needs a key). A key
     meant for one provider is never sent to another: a free source gets none unless given one."""
-    options = {**{k: v for k, v in defaults.items() if k not in CLIENT_WIDE}, **source.options}
+    options = {**defaults, **source.options}
     explicit = options.get("api_key") is not None or options.get("api_key_file") is not None
     if not explicit and os.environ.get(provider_key_env(source.provider)):
         options["api_key"] = os.environ[provider_key_env(source.provider)]
@@ -130,8 +130,9 @@ class MultiClient(Client):
         *,
         sources: Sequence[Source],
         race_window: float | None = None,
-        **defaults: Any,
+        **options: Any,
     ) -> None:
+        defaults = {name: value for name, value in options.items() if value is not None}
         if provider is not None:
             raise ConfigurationError("sources", "give either a provider or sources, not both")
         if not sources:
@@ -150,7 +151,8 @@ class MultiClient(Client):
         self._capacity = queue_size
         members: dict[str, Client] = {}
         for index, (source, name) in enumerate(zip(sources, names, strict=True)):
-            config = source_config(source, {**defaults, "queue_size": queue_size}, key_owner=needing == [source])
+            given = {**defaults, "queue_size": queue_size, "dedup_size": dedup_size}
+            config = source_config(source, given, key_owner=needing == [source])
             members[name] = Client._member(config, Member(name, index, self._merge, self._source_failed))
         self._members = members
         self.config = next(iter(members.values())).config  # the first source's, for code that wants one
@@ -261,7 +263,8 @@ class MultiClient(Client):
     def raw_stats(self) -> ClientStats:
         """Every source's counters summed (a copy; the connection entries are the live ones)."""
         members = list(self._members.values())
-        total = ClientStats("+".join(self._names), self._capacity, [c for m in members for c in m.raw_stats.connections])
+        connections = [c for m in members for c in m.raw_stats.connections]
+        total = ClientStats("+".join(self._names), self._capacity, connections)
         for member in members:
             stats = member.raw_stats
             total.duplicates += stats.duplicates

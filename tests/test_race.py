@@ -69,12 +69,12 @@ def test_a_source_that_starts_late_has_not_missed_what_came_before_it_carried_an
 
 def test_the_window_decides_and_a_copy_after_it_is_a_new_event() -> None:
     race = RaceTracker(["a", "b"], window=1)
-    race.observe(launch("m"), "new_token", A, 0.0)
     race.observe(launch("x"), "new_token", B, 0.0)  # b carries launches from here on
-    assert race.pending == 2
-    race.expire(999.0)
+    race.observe(launch("m"), "new_token", A, 1.0)
     assert race.pending == 2
     race.expire(1000.0)
+    assert race.pending == 1
+    race.expire(1001.0)
     assert race.pending == 0
     assert race.snapshot()["missed"]["b"] == {"new_token": 1}
     race.observe(launch("m"), "new_token", B, 1500.0)  # too late to be a copy

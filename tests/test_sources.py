@@ -152,11 +152,11 @@ def test_options_keys_and_names() -> None:
     client = pumpsync.Client(
         sources=[Source("anaxer", api_key="a"), Source("anaxer", api_key="b"), Source("openpump", api_key="c")],
         queue_size=50,
-        stale_timeout=7,
+        stale_timeout=30,
     )
     assert isinstance(client, pumpsync.Client)
     assert list(client.members) == ["anaxer", "anaxer-2", "openpump"]
-    assert all(m.config.stale_timeout == 7 and m.config.queue_size == 50 for m in client.members.values())
+    assert all(m.config.stale_timeout == 30 and m.config.queue_size == 50 for m in client.members.values())
     assert "'b'" not in repr(Source("anaxer", api_key="b")) and "b" not in repr(client)
     with pytest.raises(UsageError):
         client.subscribe("trades")
@@ -167,3 +167,47 @@ def test_single_provider_use_is_unchanged(two: Simulator) -> None:
     client = pumpsync.Client("openpump", api_key="k", url=two.url("openpump"), **FAST)
     assert type(client) is pumpsync.Client and client.race is None
     client.close()
+
+
+def test_metrics_show_each_source_and_the_race(two: Simulator) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pumpsync.metrics import start_metrics_server
+
+    sim = two
+    sim.reject_next(1, provider="openpump", status=401)
+    client = pumpsync.Client(sources=[source(sim, "openpump"), source(sim, "anaxer")], race_window=0.2, **FAST)
+    server = start_metrics_server(client, "127.0.0.1:0")
+    reader = Reader(client.start())
+    try:
+        subscribed(sim, "anaxer")
+        sim.emit(3, kind="launch")
+        wait_until(lambda: len(reader.pump(0.05).mints()) >= 3 and reader.errors, what="launches and the failure")
+
+        def scrape() -> dict[str, Any]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as answer:
+                text = answer.read().decode()
+            return {f.name: f for f in text_string_to_metric_families(text)}
+
+        def first_by_anaxer() -> dict[str, Any] | None:
+            families = scrape()
+            samples = families["pumpsync_source_first_deliveries"].samples
+            won = {s.labels["source"]: s.value for s in samples if s.labels["kind"] == "new_token"}
+            return families if won == {"openpump": 0, "anaxer": 3} else None
+
+        families = wait_until(first_by_anaxer, what="the race decided")
+        up = {s.labels["source"]: s.value for s in families["pumpsync_source_up"].samples}
+        assert up == {"openpump": 0.0, "anaxer": 1.0}
+        conns = {(s.labels["provider"], s.labels["connection"]) for s in families["pumpsync_connection_up"].samples}
+        assert conns == {("openpump", "0"), ("anaxer", "0")}  # one series per source's connection
+        for family in families.values():
+            keys = [(s.name, tuple(sorted(s.labels.items()))) for s in family.samples]
+            assert len(keys) == len(set(keys)), family.name
+        assert {"pumpsync_source_lead_seconds", "pumpsync_source_missed_events", "pumpsync_source_only_events"} <= set(
+            families
+        )
+    finally:
+        server.close()
+        client.close()

@@ -105,8 +105,10 @@ class PumpsyncCollector:
     def __init__(self, client: Client, sinks: Sequence[SinkStats] | None = None) -> None:
         self.client = client
         self.sinks = list(sinks or ())
-        self._disconnects = known_disconnects(client.config.provider)
-        self._channels = [sub.channel for sub in client.config.channels]
+        # One member, the client itself, unless it reads several sources (each labelled by its name).
+        self._members = list(client.members.values())
+        self._disconnects = {m.raw_stats.provider: known_disconnects(m.config.provider) for m in self._members}
+        self._channels = list(dict.fromkeys(sub.channel for m in self._members for sub in m.config.channels))
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are fixed and unique; skip registration-time collection
@@ -204,7 +206,6 @@ class PumpsyncCollector:
         yield notices
 
     def _connection_metrics(self) -> Iterator[Metric]:
-        stats = self.client.raw_stats
         conn_labels = ["provider", "connection"]
 
         def gauge(name: str, doc: str, *extra: str) -> GaugeMetricFamily:
@@ -233,7 +234,7 @@ class PumpsyncCollector:
         last_frame = gauge("pumpsync_last_frame_timestamp_seconds", "When the connection last received anything.")
         last_event = gauge("pumpsync_last_event_timestamp_seconds", "When the connection last received an event.")
         first = counter("pumpsync_first_deliveries", "Events this connection delivered before any other.")
-        for conn in stats.connections:
+        for stats, conn in ((m.raw_stats, c) for m in self._members for c in m.raw_stats.connections):
             key = [stats.provider, str(conn.index)]
             current = conn.state
             up.add_metric(key, 1.0 if current == "open" else 0.0)
@@ -243,7 +244,7 @@ class PumpsyncCollector:
             since.add_metric(key, conn.state_since)
             attempts.add_metric(key, conn.attempts)
             connects.add_metric(key, conn.connects)
-            for (reason, code), n in _with_zeros(self._disconnects, _copy(conn.disconnects)):
+            for (reason, code), n in _with_zeros(self._disconnects[stats.provider], _copy(conn.disconnects)):
                 disconnects.add_metric([*key, reason, code], n)
             frames.add_metric(key, conn.frames)
             received.add_metric(key, conn.bytes)
@@ -263,9 +264,16 @@ class PumpsyncCollector:
         yield from (pings, pongs, rtt, last_rtt, last_frame, last_event, first)
 
     def _race_metrics(self) -> Iterator[Metric]:
-        race: RaceTracker | None = getattr(self.client, "race", None)  # None: one source, no race
-        if race is not None:
-            yield from race_families(race)
+        race = self.client.race  # None: one source, no race
+        if race is None:
+            return
+        yield from race_families(race)
+        failed: dict[str, Any] = getattr(self.client, "failed_sources", {})
+        up = GaugeMetricFamily("pumpsync_source_up", "0 once a source has failed for good (the others go on).",
+                               labels=["source"])  # fmt: skip
+        for source in race.sources:
+            up.add_metric([source], 0.0 if source in failed else 1.0)
+        yield up
 
     def _sink_metrics(self) -> Iterator[Metric]:
         if not self.sinks:
