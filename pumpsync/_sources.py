@@ -20,6 +20,7 @@ from typing import Any
 
 from pumpsync._delivery import Merge
 from pumpsync._race import DEFAULT_WINDOW, RaceTracker
+from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats
 from pumpsync.client import Client
 from pumpsync.config import ClientConfig, make_config
@@ -142,6 +143,14 @@ class MultiClient(Client):
                 raise ConfigurationError("sources", f"expected pumpsync.Source objects, got {type(source).__name__}")
         names = source_names(sources)
         needing = [s for s in sources if provider_spec(s.provider).key_required]
+        # A key given to Client() itself is the one key-needing source's, never the others'.
+        shared_key: dict[str, Any] = {n: defaults.pop(n) for n in ("api_key", "api_key_file") if n in defaults}
+        if shared_key and len(needing) != 1:
+            raise ConfigurationError(
+                "api_key",
+                f"a key given to Client() goes to the one source that needs a key, and {len(needing)} do: "
+                "give each Source its own api_key",
+            )
         queue_size = defaults.get("queue_size") or _DEFAULT_QUEUE_SIZE
         dedup_size = defaults.get("dedup_size") or _DEFAULT_DEDUP_SIZE
         self.race: RaceTracker | None = RaceTracker(names, window=race_window or DEFAULT_WINDOW)
@@ -152,6 +161,8 @@ class MultiClient(Client):
         members: dict[str, Client] = {}
         for index, (source, name) in enumerate(zip(sources, names, strict=True)):
             given = {**defaults, "queue_size": queue_size, "dedup_size": dedup_size}
+            if needing == [source]:
+                given.update(shared_key)
             config = source_config(source, given, key_owner=needing == [source])
             members[name] = Client._member(config, Member(name, index, self._merge, self._source_failed))
         self._members = members
@@ -167,6 +178,10 @@ class MultiClient(Client):
     @property
     def members(self) -> dict[str, Client]:
         return dict(self._members)
+
+    def keys(self) -> list[ApiKey]:
+        """Every source's key (for log redaction)."""
+        return [m.config.api_key for m in self._members.values() if m.config.api_key is not None]
 
     @property
     def failed_sources(self) -> dict[str, PumpsyncError]:
