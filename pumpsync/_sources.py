@@ -179,7 +179,7 @@ class MultiClient(Client):
     def members(self) -> dict[str, Client]:
         return dict(self._members)
 
-    def keys(self) -> list[ApiKey]:
+    def source_keys(self) -> list[ApiKey]:
         """Every source's key (for log redaction)."""
         return [m.config.api_key for m in self._members.values() if m.config.api_key is not None]
 

@@ -46,7 +46,7 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
             setup_logging(params["verbose"])
             client = Client(**kwargs)
             if isinstance(client, MultiClient):
-                setup_logging(params["verbose"], None, *client.keys())
+                setup_logging(params["verbose"], None, *client.source_keys())
         else:
             required = provider_spec(kwargs["provider"]).key_required
             key = resolve_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)
