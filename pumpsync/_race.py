@@ -263,6 +263,8 @@ class RaceTracker:
             return f"Race between {_join(names)}: no event decided yet{pending}."
         parts = []
         kinds = [k for k in _NOUNS if self.events[k]] + sorted(k for k in self.events if k not in _NOUNS)
+        # A kind only one source carries is no race (OpenPump's enrichments): left out.
+        kinds = [k for k in kinds if sum(k in carries for carries in self._carries) > 1]
         for kind in kinds:
             total = self.events[kind]
             ranked = sorted(range(len(names)), key=lambda s: (-self.first[(s, kind)], s))
@@ -286,6 +288,8 @@ class RaceTracker:
             counts = [(kind, self.missed[(source, kind)]) for kind in kinds if self.missed[(source, kind)]]
             if counts:
                 missed.append(f"{name} " + ", ".join(_count(n, k) for k, n in counts))
+        if not parts:
+            return f"Race between {_join(names)}: no kind of event carried by two of them yet."
         text = f"Race between {_join(names)}. " + ". ".join(parts) + ". Missed: " + ("; ".join(missed) or "none")
         only = sum(self.only.values())
         if only:

@@ -229,3 +229,14 @@ def test_deliveries_of_several_sources_share_one_queue_and_feed_the_race() -> No
     assert (stats[0].dropped, stats[1].dropped) == (0, 1)
     race.finish()
     assert race.snapshot()["leads"]["openpump>anaxer"]["new_token"]["median_ms"] == 15.0
+
+
+def test_a_kind_only_one_source_carries_is_no_race() -> None:
+    race = RaceTracker(["openpump", "anaxer"])
+    race.observe(("token_enriched", "m"), "token_enriched", A, 0.0)
+    race.finish()
+    assert race.summary() == "Race between openpump and anaxer: no kind of event carried by two of them yet."
+    race.observe(launch("m"), "new_token", A, 10.0)
+    race.observe(launch("m"), "new_token", B, 30.0)
+    race.finish()
+    assert "enrichment" not in race.summary() and "1 launch: openpump first for 100 %" in race.summary()
