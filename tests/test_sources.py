@@ -211,3 +211,13 @@ def test_metrics_show_each_source_and_the_race(two: Simulator) -> None:
     finally:
         server.close()
         client.close()
+
+
+def test_connect_takes_sources_too(two: Simulator) -> None:
+    with pumpsync.connect(sources=[source(two, "openpump"), source(two, "anaxer")], **FAST) as stream:
+        subscribed(two, "openpump", "anaxer")
+        (launch, *_) = [e for e in two.emit(1, kind="launch") if type(e).__name__ == "Launch"]
+        event = next(e for e in stream if e.kind == "new_token")
+        assert event.mint == launch.mint
+    with pytest.raises(ConfigurationError):
+        pumpsync.connect("openpump", sources=[source(two, "anaxer")])
