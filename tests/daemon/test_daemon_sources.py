@@ -11,7 +11,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from daemonhelpers import FAST_FLAGS, clean_env, wait_until
+from test_prometheus import PROMETHEUS, Prometheus, assert_all_return_data, dashboard_queries
 
 from pumpsync.simulator import Simulator
 
@@ -90,3 +92,22 @@ def test_one_stream_into_sqlite_and_the_race_in_the_metrics(sim: Simulator, star
     assert launches() == Counter(mints)  # each launch once, though both sources carried it
     for key in (OP_KEY, AX_KEY):
         assert key not in daemon.stderr and key not in daemon.stdout
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="the prometheus binary is not installed")
+def test_the_dashboards_sources_row_returns_data(sim: Simulator, start_daemon: Any, tmp_path: Path) -> None:
+    path = config_file(tmp_path, sim)
+    sim.set_feed("anaxer", delay=(0.05, 0.1))
+    daemon = start_daemon(["--config", str(path), *FAST_FLAGS], env=clean_env(PUMPSYNC_ANAXER_API_KEY=AX_KEY))
+    daemon.wait_ready()
+    prometheus = Prometheus(tmp_path, f"127.0.0.1:{daemon.metrics_port}")
+    try:
+        sim.wait_for_connections("anaxer", 1, subscribed=True)
+        wait_until(lambda: len(sim.connections("anaxer")[0].subscriptions) == 2, what="both channels")
+        sim.emit(20)
+        queries = dashboard_queries(sources=True)
+        assert len(queries) >= 5
+        assert_all_return_data(prometheus, queries)
+    finally:
+        prometheus.stop()
+    assert daemon.stop() == 0
