@@ -20,6 +20,7 @@ from typing import Any
 
 from pumpsync._delivery import Merge
 from pumpsync._race import DEFAULT_WINDOW, RaceTracker
+from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats
 from pumpsync.client import Client
@@ -141,6 +142,11 @@ class MultiClient(Client):
         for source in sources:
             if not isinstance(source, Source):
                 raise ConfigurationError("sources", f"expected pumpsync.Source objects, got {type(source).__name__}")
+        check_ranges(defaults)  # before the queue and the de-duplication tables are sized by them
+        if race_window is not None and (
+            isinstance(race_window, bool) or not isinstance(race_window, (int, float)) or not 0 < race_window < 1e6
+        ):
+            raise ConfigurationError("race_window", f"{race_window!r} is not a positive number of seconds")
         names = source_names(sources)
         needing = [s for s in sources if provider_spec(s.provider).key_required]
         # A key given to Client() itself is the one key-needing source's, never the others'.

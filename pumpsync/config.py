@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import PROVIDERS, provider_spec, with_history
@@ -315,6 +316,8 @@ def _validate_numbers(config: ClientConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(name, f"{value!r} is not a positive whole number")
+    # Memory is sized from these at construction: an absurd value is refused here, not a MemoryError later.
+    check_ranges({name: getattr(config, name) for name in ("queue_size", "dedup_size", "max_frame_size")})
     if config.backoff_initial > config.backoff_max:
         raise ConfigurationError("backoff_initial", "must not exceed backoff_max")
     if config.pong_timeout >= config.stale_timeout:

@@ -455,6 +455,8 @@ def test_close_is_bounded_on_a_stalled_server(sim) -> None:
     [
         ({"ping_interval": 0}, "ping_interval"),
         ({"queue_size": -1}, "queue_size"),
+        ({"queue_size": 10**12}, "queue_size"),  # refused here, not a MemoryError at construction (#18.16)
+        ({"dedup_size": 4 * 10**9}, "dedup_size"),
         ({"backoff_initial": 5, "backoff_max": 1}, "backoff_initial"),
         ({"url": "http://x"}, "url"),
         ({"channels": {"bogus": {}}}, "channels"),

@@ -147,6 +147,10 @@ def test_options_keys_and_names() -> None:
         pumpsync.Client("anaxer", sources=[Source("openpump", api_key="k")])
     with pytest.raises(ConfigurationError):
         Source("anaxer", api_key="k", queue_size=10)  # one queue for all: the client's option
+    with pytest.raises(ConfigurationError, match="race_window"):
+        pumpsync.Client(sources=[Source("openpump", api_key="k")], race_window=0)
+    with pytest.raises(ConfigurationError, match="queue_size"):  # refused before anything is sized by it
+        pumpsync.Client(sources=[Source("openpump", api_key="k")], queue_size=10**12)
     with pytest.raises(ConfigurationError, match="anaxer"):  # two sources need keys: never share one
         pumpsync.Client(sources=[Source("openpump", api_key="k"), Source("anaxer")])
     client = pumpsync.Client(

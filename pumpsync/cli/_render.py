@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import unicodedata
 from typing import Any
 
 from pumpsync.events import Event
@@ -23,6 +24,20 @@ def _finite(value: Any) -> Any:
 
 # Provider strings are untrusted: a token named "\x1b]0;pwned\x07" must not drive the terminal.
 _CONTROLS = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
+# Invisible characters that change what the line appears to say: bidi overrides and isolates
+# (U+202E, U+2066..), zero-width ones, line/paragraph separators (U+2028), lone surrogates.
+_INVISIBLE = frozenset(("Cf", "Zl", "Zp", "Cs", "Co", "Cn"))
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` fit for a terminal: control characters as ``?``, invisible format characters
+    (bidi overrides, zero-width, U+2028...) escaped as ``\\uXXXX``, so that they show."""
+    text = text.translate(_CONTROLS)
+    if text.isascii():
+        return text
+    return "".join(
+        f"\\u{ord(ch):04x}" if ord(ch) > 0x7F and unicodedata.category(ch) in _INVISIBLE else ch for ch in text
+    )
 
 
 def to_json_line(event: Event) -> str:
@@ -63,4 +78,4 @@ def to_text(event: Event) -> str:
     else:
         detail = _short(json.dumps(event.raw, default=str), 80)
     tags = " [backfill]" if event.backfill else ""
-    return f"{clock}  {kind:14} {detail}{tags}".translate(_CONTROLS)
+    return terminal_safe(f"{clock}  {kind:14} {detail}{tags}")

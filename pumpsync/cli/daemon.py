@@ -29,7 +29,7 @@ from pumpsync.daemon.sinks import build_sinks, parse_sink
 from pumpsync.errors import ConfigurationError
 
 _EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-_DAEMON_PARAMS = ("metrics_addr", "drain_timeout", "log_level", "demo")
+_DAEMON_PARAMS = ("metrics_addr", "drain_timeout", "log_level", "demo", "resume", "state_dir")
 _EPILOG = """\b
 Sinks (--sink, repeatable; default stdout):
   stdout  jsonl:PATH  sqlite:PATH  webhook:URL  callable:MODULE:FUNCTION
@@ -54,9 +54,23 @@ refuses the key or the plan, 1 otherwise."""
               help=f"Seconds to drain the queue into the sinks on shutdown [{DEFAULT_DRAIN_TIMEOUT:g}].")  # fmt: skip
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None, help="[info]")
 @click.option("--demo", is_flag=True, help="Run against the built-in simulator (no key, no network).")
+@click.option(
+    "--resume/--fresh",
+    default=None,
+    help="After a restart, start from where the sinks' stored events end (the default), or from now.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where positions.json is kept [$STATE_DIRECTORY, as systemd's StateDirectory= sets].",
+)
 @click.option("--check", is_flag=True, help="Print the effective configuration (without the key) and exit.")
 def daemon(config_path: str | None, check: bool, **params: Any) -> None:
     """Run as a service: stream to sinks, serve Prometheus metrics, speak sd_notify."""
+    from pumpsync.daemon.runner import Daemon, hold_sighup
+
+    hold_sighup()  # before reading the config: a SIGHUP must not end a daemon that is starting
     ctx = click.get_current_context()
     try:
         file = load_file(config_path) if config_path else {}
@@ -68,10 +82,9 @@ def daemon(config_path: str | None, check: bool, **params: Any) -> None:
         key = resolve_key(config, *_key_source(ctx, params))
         _setup_logging(config.log_level, key)
         _validate_client(config, key)
+        build_sinks(config.sinks)  # a bad sink option is a usage error too, not a failed start
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
-    from pumpsync.daemon.runner import Daemon
-
     sys.exit(Daemon(config, key).run())
 
 
@@ -88,7 +101,10 @@ def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
         return
     if config.demo:  # the simulator's URLs replace these; do not warn about the real ones
         options.update(url="ws://127.0.0.1/", rest_url=None)
-    make_config(**{**options, "api_key": key})
+    try:
+        make_config(**{**options, "api_key": key})
+    except (TypeError, AttributeError) as exc:  # a value of a type the file check let through: one line, exit 2
+        raise ConfigurationError("config", f"a value has the wrong type ({exc})") from None
 
 
 def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) -> None:

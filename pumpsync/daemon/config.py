@@ -17,6 +17,9 @@ The file uses the flags' names with underscores, plus ``[channels]`` and ``[[sin
 The API key is never read from this file: use ``api_key_file``, ``--api-key-file``,
 ``PUMPSYNC_API_KEY`` or a systemd credential named ``api_key``.
 
+Every value is checked for its type and range here (a wrong one is a ConfigurationError: one
+line, exit status 2), so that nothing fails later, once the daemon runs.
+
 Several sources, one stream: ``[[sources]]`` tables instead of ``provider``, ``url`` and
 ``[channels]`` (the other client options above them are every source's defaults)::
 
@@ -40,15 +43,19 @@ from __future__ import annotations
 import math
 import os
 import sys
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pumpsync._ranges import check_range, check_ranges
 from pumpsync._secrets import ApiKey
 from pumpsync._sources import Source
 from pumpsync.config import ClientConfig, resolve_api_key
 from pumpsync.errors import ConfigurationError
+from pumpsync.metrics import parse_addr
 from pumpsync.providers import DEFAULT_PROVIDER, provider_spec
 
 if sys.version_info >= (3, 11):
@@ -58,6 +65,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 DEFAULT_METRICS_ADDR = "127.0.0.1:9108"
 DEFAULT_DRAIN_TIMEOUT = 10.0
+METRICS_OFF = ("off", "none", "")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 CREDENTIAL_NAME = "api_key"  # systemd: LoadCredential=api_key:/etc/pumpsync/api_key
 DEMO_KEY = "pumpsync-demo-key"  # anything works against the simulator; unlike "demo" it never appears in log text
@@ -75,6 +83,8 @@ DAEMON_KEYS: dict[str, type] = {
     "drain_timeout": float,
     "log_level": str,
     "demo": bool,
+    "resume": bool,
+    "state_dir": str,
 }
 
 
@@ -89,6 +99,9 @@ class DaemonConfig:
     log_level: str = "info"
     demo: bool = False
     api_key_file: str | None = None  # from the file (flags and env go through ``explicit``)
+    # Resume after a restart from what the sinks stored (providers with history); False: start from now.
+    resume: bool = True
+    state_dir: str | None = None  # positions.json lives here; None: $STATE_DIRECTORY, if set
 
     @property
     def provider(self) -> str:
@@ -117,6 +130,8 @@ class DaemonConfig:
             "drain_timeout": self.drain_timeout,
             "log_level": self.log_level,
             "demo": self.demo,
+            "resume": self.resume,
+            "state_dir": self.state_dir,
         }
 
 
@@ -136,10 +151,12 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     for key, value in data.items():
         if key in DAEMON_KEYS:
             data[key] = _typed(key, value, DAEMON_KEYS[key])
-        elif key not in CLIENT_KEYS:
+        elif key == "channels":
+            _check_channels(value)
+        elif key in CLIENT_KEYS:
+            data[key] = _typed(key, value, _client_types().get(key, object))
+        else:
             raise ConfigurationError(key, f"unknown key in {path}")
-    if "channels" in data and not isinstance(data["channels"], (dict, list)):
-        raise ConfigurationError("channels", "must be a table of channel = {filters} (or a list of names)")
     for i, sink in enumerate(data.get("sinks", [])):
         if not isinstance(sink, dict):
             raise ConfigurationError(f"sinks[{i}]", "must be a table ([[sinks]])")
@@ -165,12 +182,35 @@ def _source(i: int, table: Any) -> Source:
     return Source(provider, name=name, **options)
 
 
-def _typed(key: str, value: Any, expected: type) -> Any:
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, expected):
-        raise ConfigurationError(key, f"must be a {expected.__name__}")
+def _typed(key: str, value: Any, expected: type | tuple[type, ...]) -> Any:
+    """``value`` if it has the type (an int where a float is expected becomes one); else ConfigurationError."""
+    allowed = expected if isinstance(expected, tuple) else (expected,)
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        names = " or ".join({bool: "true or false", str: "a string", int: "a whole number"}.get(t, t.__name__)
+                            for t in allowed)  # fmt: skip
+        raise ConfigurationError(key, f"must be {names} (got {type(value).__name__} {value!r})")
     return value
+
+
+def _client_types() -> dict[str, tuple[type, ...]]:
+    """The Python types each client option takes, from ClientConfig's annotations (None left out)."""
+    types_: dict[str, tuple[type, ...]] = {}
+    for name, hint in typing.get_type_hints(ClientConfig).items():
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        plain = tuple(t for t in options if isinstance(t, type) and t is not type(None))
+        if plain and all(t in (bool, int, float, str) for t in plain):
+            types_[name] = plain
+    return types_
+
+
+def _check_channels(value: Any) -> None:
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return
+    if isinstance(value, dict) and all(isinstance(filters, dict) for filters in value.values()):
+        return
+    raise ConfigurationError("channels", "must be a table of channel = {filters} (or a list of names)")
 
 
 def build_config(file: Mapping[str, Any], explicit: Mapping[str, Any]) -> DaemonConfig:
@@ -191,14 +231,26 @@ def build_config(file: Mapping[str, Any], explicit: Mapping[str, Any]) -> Daemon
     drain = merged.get("drain_timeout", DEFAULT_DRAIN_TIMEOUT)
     if isinstance(drain, bool) or not isinstance(drain, (int, float)) or not math.isfinite(drain) or drain <= 0:
         raise ConfigurationError("drain_timeout", "must be a positive number of seconds")
+    check_ranges(client)
+    metrics_addr = str(merged.get("metrics_addr", DEFAULT_METRICS_ADDR))
+    if metrics_addr.lower() not in METRICS_OFF:
+        _, sep, port = metrics_addr.rpartition(":")
+        if sep and port.isdigit():
+            check_range("port", int(port), "metrics_addr")
+        try:
+            parse_addr(metrics_addr)
+        except ValueError as exc:
+            raise ConfigurationError("metrics_addr", str(exc)) from None
     return DaemonConfig(
         client=client,
         sinks=[dict(s) for s in merged.get("sinks", [])],
-        metrics_addr=str(merged.get("metrics_addr", DEFAULT_METRICS_ADDR)),
+        metrics_addr=metrics_addr,
         drain_timeout=float(drain),
         log_level=level,
         demo=bool(merged.get("demo", False)),
         api_key_file=file.get("api_key_file"),
+        resume=bool(merged.get("resume", True)),
+        state_dir=merged.get("state_dir"),
     )
 
 

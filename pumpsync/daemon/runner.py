@@ -5,7 +5,12 @@ thread then only waits: it handles signals, tells systemd how things are (READY=
 connection is healthy, STATUS=, WATCHDOG=1 while the machinery is sound) and notices fatal
 errors. Stop (SIGTERM/SIGINT, or a fatal error): close the client, let the dispatcher hand
 the rest of the queue to the sinks, let the sinks drain and flush, all within
-``drain_timeout``. A second signal exits at once.
+``drain_timeout``. A second signal exits at once. A sink still stuck in a write then has what
+it holds counted as dropped, so that every event dispatched is accounted for.
+
+Restart: with ``resume`` (the default), each sink's written positions are kept (SQLite's rows,
+``positions.json`` in the state directory) and the stream resumes from them (see
+:mod:`pumpsync.daemon.state`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from pumpsync.daemon.dispatch import Dispatcher
 from pumpsync.daemon.health import machinery_problem, summary
 from pumpsync.daemon.sdnotify import Notifier
 from pumpsync.daemon.sinks import Sink, build_sinks
-from pumpsync.errors import AllSourcesFailed, ProviderRefused, PumpsyncError
+from pumpsync.daemon.state import PositionFile, default_state_dir, restore, sink_positions
+from pumpsync.errors import AllSourcesFailed, ConfigurationError, ProviderRefused, PumpsyncError
 from pumpsync.metrics import MetricsServer, client_ready, start_metrics_server
 
 if TYPE_CHECKING:
@@ -41,7 +47,21 @@ EXIT_REFUSED = 3  # the provider refused the key or the plan: restarting will no
 
 _TICK = 0.2  # seconds between looks at signals and health
 _STATUS_EVERY = 5.0
+_SAVE_EVERY = 1.0  # seconds between saves of the sinks' positions
 _DEMO_RATE = 20.0
+
+_early_hup = False  # a SIGHUP that came before the daemon's own handlers were installed
+
+
+def _on_early_hup(signum: int, frame: FrameType | None) -> None:
+    global _early_hup
+    _early_hup = True
+
+
+def hold_sighup() -> None:
+    """Catch SIGHUP from now on, before the slow part of start-up: its default action ends the
+    process, and logrotate may send it at any time. The daemon reopens its files once running."""
+    signal.signal(signal.SIGHUP, _on_early_hup)
 
 
 class Daemon:
@@ -60,6 +80,9 @@ class Daemon:
         self._hup = False
         self._shutting_down = False
         self._ready = False
+        self._ready_sent = False
+        self._positions: PositionFile | None = None
+        self._stuck: set[str] = set()  # sinks reported stuck in a write
 
     # ------------------------------------------------------------------ public
     def run(self) -> int:
@@ -99,7 +122,16 @@ class Daemon:
                 raise RuntimeError(f"sink {sink.name} ({sink.describe()}): {exc}") from None
         if self._key is not None or not config.sources:
             options["api_key"] = self._key  # an ApiKey: the client keeps it wrapped
-        self.client = client = Client(**options)
+        if not config.sources:  # the sinks' stored positions are one provider's slots
+            self._resume(options)
+        try:
+            self.client = client = Client(**options)
+        except ConfigurationError as exc:
+            if exc.option != "since" or "since" in config.client or config.sources:
+                raise
+            log.info("%s has no history to resume from: starting from now", options["provider"])
+            del options["since"]
+            self.client = client = Client(**options)
         if isinstance(client, MultiClient):  # several sources, several keys: keep every one out of the logs
             for handler in logging.getLogger().handlers:
                 for key in client.source_keys():
@@ -136,6 +168,29 @@ class Daemon:
             for s in sources
         ]
 
+    def _resume(self, options: dict[str, Any]) -> None:
+        """Give the sinks their stored positions and, unless told otherwise, start the stream there."""
+        config = self.config
+        state_dir = config.state_dir or default_state_dir()
+        provider = str(options["provider"])
+        if state_dir is not None:
+            self._positions = PositionFile(state_dir, provider)
+        if not config.resume or config.demo or "since" in options or options.get("backfill") is False:
+            return  # (a demo's simulator is a new stream each time: nothing to resume)
+        stored = self._positions.load() if self._positions is not None else {}
+        since = restore(self.sinks, stored, provider)
+        if since is not None:
+            options["since"] = since
+            log.info("resuming from slot %d, where the sinks' stored events end", since)
+
+    def _save_positions(self) -> None:
+        if self._positions is None:
+            return
+        try:
+            self._positions.save(sink_positions(self.sinks))
+        except OSError as exc:
+            log.warning("cannot save the sinks' positions to %s: %s", self._positions.path, exc.strerror or exc)
+
     def _start_simulator(self, provider: str) -> dict[str, Any]:
         from pumpsync.simulator import Simulator
 
@@ -148,9 +203,13 @@ class Daemon:
 
     # ------------------------------------------------------------------ signals
     def _install_signals(self) -> None:
+        global _early_hup
+        signal.signal(signal.SIGHUP, self._on_hup)  # first: its default action ends the process
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop_signal)
-        signal.signal(signal.SIGHUP, self._on_hup)
+        if _early_hup:  # came during start-up: do what it asked once running
+            _early_hup = False
+            self._hup = True
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only plain assignments here: the main thread may hold any lock when a signal lands.
@@ -171,6 +230,7 @@ class Daemon:
     def _loop(self) -> None:
         next_status = 0.0
         next_watchdog = 0.0
+        next_save = 0.0
         interval = self.notifier.watchdog_interval
         withheld: str | None = None
         while self._signal is None and self._fatal is None:
@@ -188,8 +248,13 @@ class Daemon:
             if not self._ready and self.client is not None and client_ready(self.client):
                 self._ready = True
                 log.info("ready: a connection is healthy")
-                self.notifier.ready(self._summary())
+            if self._ready and not self._ready_sent:  # retried: a full notify socket drops messages
+                self._ready_sent = self.notifier.ready(self._summary()) or not self.notifier.enabled
                 next_status = now + _STATUS_EVERY
+            if now >= next_save:
+                self._save_positions()
+                next_save = now + _SAVE_EVERY
+            self._report_stuck()
             if now >= next_status:
                 self.notifier.status(self._summary())
                 next_status = now + _STATUS_EVERY
@@ -202,6 +267,15 @@ class Daemon:
                     log.error("withholding the systemd watchdog ping: %s", problem)
                 withheld = problem
             self._wake.wait(_TICK)
+
+    def _report_stuck(self) -> None:
+        for sink in self.sinks:
+            if sink.stuck and sink.name not in self._stuck:
+                self._stuck.add(sink.name)
+                log.warning("sink %s (%s): a write has taken over %g s; reported unhealthy",
+                            sink.name, sink.describe(), sink.write_timeout)  # fmt: skip
+            elif not sink.stuck and sink.name in self._stuck:
+                self._stuck.discard(sink.name)
 
     def _dead_thread(self) -> str | None:
         if self.dispatcher is not None and not self.dispatcher.alive:
@@ -238,11 +312,16 @@ class Daemon:
             sink.close(deadline)
         for sink in self.sinks:
             if not sink.join(remaining() + 2.0):  # a little beyond: flushing and closing the file
-                log.warning("sink %s did not finish in time", sink.name)
+                left = sink.abandon()
+                log.warning("sink %s did not finish in time (a write is stuck): %d events dropped", sink.name, left)
+        self._save_positions()
         if self.metrics is not None:
             self.metrics.close()
         if self.simulator is not None:
             self.simulator.stop()
         self.notifier.close()
-        written = ", ".join(f"{s.name} {s.written} written/{s.dropped} dropped" for s in self.sinks)
+        written = ", ".join(
+            f"{s.name} {s.written} written/{s.dropped} dropped" + (f"/{s.skipped} stored before" if s.skipped else "")
+            for s in self.sinks
+        )
         log.info("stopped: %d events dispatched; %s", self.dispatcher.dispatched if self.dispatcher else 0, written)

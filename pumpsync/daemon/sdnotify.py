@@ -1,7 +1,8 @@
 """The systemd notification protocol (sd_notify), without libsystemd.
 
 One datagram per message on the AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path, or
-``@name`` for the abstract namespace). Outside systemd every call is a no-op.
+``@name`` for the abstract namespace). Outside systemd every call is a no-op. Sending never
+blocks: when the reader's queue is full the message is dropped (a later STATUS= replaces it).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class Notifier:
         message = "\n".join(line.replace("\n", " ") for line in lines).encode("utf-8", "replace")
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK  # never wait for the reader
+                self._sock = socket.socket(socket.AF_UNIX, kind)
             self._sock.sendto(message, self.address)
         except OSError as exc:
             log.debug("sd_notify failed: %s", exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemonhelpers import DaemonProc
@@ -14,8 +15,9 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
     """Start ``pumpsync daemon`` subprocesses; any still running at the end of the test are killed."""
     procs: list[DaemonProc] = []
 
-    def start(args: Sequence[str], env: dict[str, str] | None = None, name: str | None = None) -> DaemonProc:
-        proc = DaemonProc(args, tmp_path, env, name or f"daemon{len(procs)}")
+    def start(args: Sequence[str], env: dict[str, str] | None = None, name: str | None = None,
+              **options: Any) -> DaemonProc:  # fmt: skip
+        proc = DaemonProc(args, tmp_path, env, name or f"daemon{len(procs)}", **options)
         procs.append(proc)
         return proc
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +33,21 @@ ENTRY = "from pumpsync.cli import main; main()"
 # Fast client timings for daemons under test.
 FAST_FLAGS = ["--ping-interval", "1", "--pong-timeout", "0.8", "--stale-timeout", "3", "--backoff-initial", "0.05",
               "--backoff-max", "0.3"]  # fmt: skip
+
+
+@contextlib.contextmanager
+def serve_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 with ``handler``; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def free_port() -> int:
@@ -57,7 +77,15 @@ def clean_env(**extra: str) -> dict[str, str]:
 class DaemonProc:
     """``pumpsync daemon ARGS`` as a subprocess; output goes to files in ``workdir``."""
 
-    def __init__(self, args: Sequence[str], workdir: Path, env: dict[str, str] | None = None, name: str = "daemon"):
+    def __init__(
+        self,
+        args: Sequence[str],
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        name: str = "daemon",
+        preexec: Callable[[], None] | None = None,
+        stdout_pipe: bool = False,
+    ):
         self.args = list(args)
         self.metrics_port = free_port()
         if "--metrics-addr" not in self.args:
@@ -67,8 +95,8 @@ class DaemonProc:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", ENTRY, "daemon", *self.args],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env if env is not None else clean_env(),
-                cwd=workdir, start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if stdout_pipe else out, stderr=err,
+                env=env if env is not None else clean_env(), cwd=workdir, start_new_session=True, preexec_fn=preexec,
             )  # fmt: skip
 
     @property
@@ -99,6 +127,12 @@ class DaemonProc:
                 return False
 
         wait_until(ready, timeout, "the daemon's /readyz to answer 200")
+
+    def wait_streaming(self, sim: Any, provider: str = "anaxer") -> DaemonProc:
+        """Ready, and subscribed at the simulator: events emitted from now on reach it."""
+        self.wait_ready()
+        sim.wait_for_connections(provider, 1, subscribed=True)
+        return self
 
     def metrics(self) -> str:
         status, body = http_get(self.url + "/metrics")
@@ -133,3 +167,20 @@ class DaemonProc:
         if self.running():
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def final_counts(self) -> dict[str, tuple[int, int]]:
+        """From the last log line: per sink, (written, dropped); and "dispatched": (n, 0)."""
+        line = [x for x in self.stderr.splitlines() if "stopped:" in x][-1]
+        match = re.search(r"(\d+) events dispatched", line)
+        assert match is not None, line
+        counts = {"dispatched": (int(match.group(1)), 0)}
+        for name, written, dropped in re.findall(r"([\w-]+) (\d+) written/(\d+) dropped", line):
+            counts[name] = (int(written), int(dropped))
+        return counts
+
+
+def worktree_env(*paths: Path, **extra: str) -> dict[str, str]:
+    """:func:`clean_env` whose PYTHONPATH is ``paths`` (user sink modules) and this checkout."""
+    return clean_env(PYTHONPATH=os.pathsep.join([*map(str, paths), str(REPO)]), **extra)

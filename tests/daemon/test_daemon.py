@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemonhelpers import FAST_FLAGS, clean_env, http_get, wait_until
+from daemonhelpers import FAST_FLAGS, clean_env, http_get, wait_until, worktree_env
 
 from pumpsync.simulator import Simulator
 
@@ -112,7 +112,7 @@ def test_sigterm_drains_the_queue_to_every_sink_and_exits_0(sim: Simulator, star
     (tmp_path / "slowsink.py").write_text(SLOW_SINK)
     out = tmp_path / "slow.txt"
     jsonl = tmp_path / "events.jsonl"
-    env = clean_env(**KEY_ENV, PYTHONPATH=str(tmp_path), SLOW_SINK_OUT=str(out))
+    env = worktree_env(tmp_path, **KEY_ENV, SLOW_SINK_OUT=str(out))  # this checkout, not an installed copy
     daemon = start_daemon(
         anaxer_args(sim, "--sink", "callable:slowsink:write", "--sink", f"jsonl:{jsonl}", "--drain-timeout", "30"),
         env=env,

@@ -18,10 +18,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json
+from pumpsync._json import strict_json
+from pumpsync._ranges import RANGES, check_range
+from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json, identity_key
 from pumpsync.daemon.sinks.function import CallableSink
 from pumpsync.daemon.sinks.jsonl import FileSink, StdoutSink
-from pumpsync.daemon.sinks.sqlite import SqliteSink, identity_key
+from pumpsync.daemon.sinks.sqlite import SqliteSink
 from pumpsync.daemon.sinks.webhook import WebhookSink
 from pumpsync.errors import ConfigurationError
 
@@ -34,7 +36,7 @@ SINK_TYPES: dict[str, type[Sink]] = {
 }
 _ALIASES = {"file": "jsonl"}
 # (key, type, required) per sink type, besides the common keys.
-_COMMON = {"type": str, "name": str, "buffer": int, "batch_size": int}
+_COMMON = {"type": str, "name": str, "buffer": int, "batch_size": int, "write_timeout": float}
 _KEYS: dict[str, dict[str, type]] = {
     "stdout": {},
     "jsonl": {"path": str, "fsync": bool, "linger": float},
@@ -91,7 +93,9 @@ def _check(index: int, spec: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
             value = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigurationError(where, f"{key} must be a {expected.__name__}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _in_range(key, value):
+        if key in RANGES:
+            check_range(key, value, f"{where}.{key}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and not _in_range(key, value):
             raise ConfigurationError(where, f"{key} must be {'>= 0' if key == 'linger' else 'positive'}")
         if key != "type":
             options[key] = value
@@ -135,4 +139,5 @@ __all__ = [
     "event_json",
     "identity_key",
     "parse_sink",
+    "strict_json",
 ]

@@ -3,35 +3,61 @@
 The dispatcher only ever calls :meth:`Sink.offer`, which never blocks: when the buffer is full
 the event is refused and counted, so a slow or failing sink cannot stall the connections or
 the other sinks.
+
+Every event offered ends up counted exactly once, as written or as dropped, also when a write
+is stuck at shutdown (:meth:`Sink.abandon`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar, TypeVar
 
+from pumpsync._json import strict_json
 from pumpsync._secrets import redact
 from pumpsync._threads import join_thread
 from pumpsync.events import Event
 
 log = logging.getLogger("pumpsync.sinks")
 
+T = TypeVar("T")
+
 _LOG_EVERY = 30.0  # seconds between repeated failure warnings of one sink
+_AT_SLOT_MAX = 10_000  # identities kept of the events written at one channel's newest slot
 
 
 class PermanentFailure(Exception):
     """A write that retrying cannot fix (an HTTP 400, say): the batch is dropped at once."""
 
 
-def event_json(event: Event) -> str:
-    """One event as compact JSON (the JSONL line, the webhook item, the SQLite ``data`` column)."""
-    return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False, default=str)
+class PartialWrite(Exception):
+    """A write that failed after the first ``written`` events of the batch were out (a deadline hit)."""
+
+    def __init__(self, message: str, written: int) -> None:
+        super().__init__(message)
+        self.written = written
+
+
+def identity_key(event: Event) -> str:
+    """A stable, fixed-size key of the event's identity (SQLite's UNIQUE column, the webhook's ``id``)."""
+    identity = event.identity
+    basis: list[Any] = [event.provider, *identity] if identity is not None else [event.provider, "raw", event.raw]
+    text = json.dumps(basis, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def event_json(event: Event, *, with_id: bool = False) -> str:
+    """One event as strict compact JSON (the JSONL line, the webhook item, the SQLite ``data`` column);
+    ``with_id`` puts :func:`identity_key` first as ``"id"``, for receivers that de-duplicate."""
+    data = event.to_dict()
+    return strict_json({"id": identity_key(event), **data} if with_id else data)
 
 
 class Sink(ABC):
@@ -54,6 +80,7 @@ class Sink(ABC):
         linger: float = 0.0,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
+        write_timeout: float = 30.0,
     ) -> None:
         self._name = name
         self._capacity = buffer
@@ -61,6 +88,13 @@ class Sink(ABC):
         self.linger = linger
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        # A write running longer than this is stuck: the sink reports unhealthy (sinks that can, abort it).
+        self.write_timeout = write_timeout
+        self._writing_since: float | None = None  # monotonic start of the write in progress
+        self._in_flight = 0  # events of the write in progress
+        self._abandoned = False  # abandon() has counted what was left; a late write counts nothing
+        self.positions = Positions()  # what it has written: where a restarted daemon resumes
+        self.skipped = 0  # back-filled events skipped as written before the restart
         self._buf: deque[Event] = deque()
         self._cond = threading.Condition()
         self._closing = False
@@ -100,7 +134,13 @@ class Sink(ABC):
 
     @property
     def healthy(self) -> bool:
-        return self._healthy
+        return self._healthy and not self.stuck
+
+    @property
+    def stuck(self) -> bool:
+        """A write has been running for longer than ``write_timeout``."""
+        started = self._writing_since
+        return started is not None and time.monotonic() - started > self.write_timeout
 
     # ------------------------------------------------------------------ hooks
     def open(self) -> None:
@@ -108,8 +148,20 @@ class Sink(ABC):
         return None
 
     @abstractmethod
-    def write(self, batch: list[Event]) -> None:
-        """Write a batch; raise to fail it (:class:`PermanentFailure` for no retry)."""
+    def write(self, batch: list[Event]) -> int | None:
+        """Write a batch; raise to fail it (:class:`PermanentFailure` for no retry, :class:`PartialWrite`
+        when some went out). Returns how many were written when not all (:meth:`encode_each` skipped some)."""
+
+    def encode_each(self, batch: Iterable[Event], encode: Callable[[Event], T]) -> Iterator[T]:
+        """``encode(event)`` of each event; one that cannot be encoded is dropped and counted, not its neighbours."""
+        for event in batch:
+            try:
+                text = encode(event)
+            except Exception as exc:  # e.g. a raw nested too deep: that event only
+                self._failures += 1  # counted as dropped with the batch's outcome (written + dropped = batch)
+                log.warning("sink %s: an event could not be serialized, dropped: %s", self._name, _describe(exc))
+                continue
+            yield text
 
     def reopen(self) -> None:
         """Runs on the sink's thread after SIGHUP (log rotation)."""
@@ -130,6 +182,9 @@ class Sink(ABC):
 
     def offer(self, event: Event) -> bool:
         """Take ``event`` if there is room; never blocks. False (and counted) when it cannot."""
+        if event.backfill and self.positions.written_before(event):
+            self.skipped += 1
+            return True
         with self._cond:
             if self._closing or len(self._buf) >= self._capacity:
                 self._dropped += 1
@@ -152,6 +207,18 @@ class Sink(ABC):
 
     def join(self, timeout: float) -> bool:
         return join_thread(self._thread, timeout)
+
+    def abandon(self) -> int:
+        """After a join that timed out (a write is stuck): count what is left as dropped, now.
+        The number of events so counted; a stuck write that returns later changes no counter."""
+        with self._cond:
+            if self._abandoned:
+                return 0
+            self._abandoned = True
+            left = len(self._buf) + self._in_flight
+            self._dropped += left
+            self._buf.clear()
+            return left
 
     @property
     def alive(self) -> bool:
@@ -190,6 +257,7 @@ class Sink(ABC):
                         break
                     self._cond.wait(remaining)
             n = min(self.batch_size, len(self._buf))
+            self._in_flight = n  # under the lock that took them: abandon() counts them or _count() does
             return [self._buf.popleft() for _ in range(n)], reopen
 
     def _past_deadline(self) -> bool:
@@ -197,23 +265,43 @@ class Sink(ABC):
 
     def _deliver(self, batch: list[Event]) -> None:
         delay = self.retry_initial
-        for attempt in range(1, self.attempts + 1):
-            try:
-                self.write(batch)
-            except Exception as exc:
-                self._failures += 1
-                self._failed(exc, len(batch), attempt)
-                if isinstance(exc, PermanentFailure) or attempt == self.attempts or not self._pause(delay):
-                    break
-                delay = min(delay * 2, self.retry_max)
-            else:
-                self._written += len(batch)
-                if not self._healthy:
-                    log.info("sink %s: writing again", self._name)
-                self._healthy = True
+        try:
+            for attempt in range(1, self.attempts + 1):
+                self._writing_since = time.monotonic()
+                try:
+                    written = self.write(batch)
+                except Exception as exc:
+                    self._writing_since = None
+                    self._failures += 1
+                    self._failed(exc, len(batch), attempt)
+                    if isinstance(exc, PartialWrite):
+                        self._count(exc.written, len(batch) - exc.written, batch[: exc.written])
+                        return
+                    if isinstance(exc, PermanentFailure) or attempt == self.attempts or not self._pause(delay):
+                        break
+                    delay = min(delay * 2, self.retry_max)
+                else:
+                    self._writing_since = None
+                    written = len(batch) if written is None else written
+                    self._count(written, len(batch) - written, batch)
+                    if not self._healthy:
+                        log.info("sink %s: writing again", self._name)
+                    self._healthy = True
+                    return
+            self._count(0, len(batch), ())
+        finally:
+            self._writing_since = None
+            with self._cond:
+                self._in_flight = 0
+
+    def _count(self, written: int, dropped: int, out: Iterable[Event]) -> None:
+        """Count one batch's outcome, unless :meth:`abandon` already counted it."""
+        with self._cond:  # offer() and abandon() count under the same lock
+            if self._abandoned:
                 return
-        with self._cond:  # offer() counts under the same lock
-            self._dropped += len(batch)
+            self._written += written
+            self._dropped += dropped
+        self.positions.add(out)
 
     def _pause(self, delay: float) -> bool:
         """Wait before a retry; False when shutting down leaves no time for it."""
@@ -248,6 +336,60 @@ class Sink(ABC):
             log.warning("sink %s: %s failed: %s", self._name, what, _describe(exc))
 
 
+class Positions:
+    """Per channel, the newest slot a sink has written and the identities of that slot's events.
+
+    A restarted daemon resumes the stream at the lowest such slot, and each sink then skips the
+    back-filled events it wrote before: those of older slots, and those of the newest slot whose
+    identity it kept. Written on the sink's thread; read by others as replaced, never mutated, values.
+    """
+
+    def __init__(self) -> None:
+        self.slots: dict[str, int] = {}
+        self._at_slot: dict[str, list[Event]] = {}  # this run's events of the newest slot
+        self._restored: dict[str, tuple[int, frozenset[str]]] = {}  # from before the restart
+
+    def add(self, events: Iterable[Event]) -> None:
+        slots, at_slot = dict(self.slots), dict(self._at_slot)
+        for event in events:
+            channel, slot = event.channel, event.slot
+            if channel is None or slot is None or slot < slots.get(channel, -1):
+                continue
+            if slot > slots.get(channel, -1):
+                slots[channel], at_slot[channel] = slot, []
+            events_at = at_slot.setdefault(channel, [])
+            if len(events_at) < _AT_SLOT_MAX:
+                events_at.append(event)  # readers copy the list (atomic): appending is safe
+        self._at_slot, self.slots = at_slot, slots
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """JSON-ready: ``{channel: {"slot": n, "ids": [identity keys of the slot's events]}}``."""
+        out: dict[str, dict[str, Any]] = {}
+        slots, at_slot = self.slots, self._at_slot
+        for channel, slot in slots.items():
+            ids = {identity_key(event) for event in list(at_slot.get(channel, ()))}
+            restored = self._restored.get(channel)
+            if restored is not None and restored[0] == slot:
+                ids |= restored[1]
+            out[channel] = {"slot": slot, "ids": sorted(ids)}
+        return out
+
+    def restore(self, state: dict[str, dict[str, Any]]) -> None:
+        """Positions written before a restart (as :meth:`state` gave them)."""
+        self._restored = {ch: (int(v["slot"]), frozenset(v.get("ids", ()))) for ch, v in state.items()}
+        self.slots = {ch: slot for ch, (slot, _) in self._restored.items()}
+
+    def written_before(self, event: Event) -> bool:
+        """Whether the sink wrote ``event`` before the restart (as far as its positions tell)."""
+        restored = self._restored.get(event.channel or "")
+        if restored is None or event.slot is None or event.slot > restored[0]:
+            return False
+        return event.slot < restored[0] or identity_key(event) in restored[1]
+
+
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # a user's exception whose __str__ itself fails
+        text = "(its message could not be shown)"
     return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)

@@ -1,7 +1,13 @@
-"""A user callable, ``module:function``, called with each :class:`pumpsync.Event` on the sink's thread."""
+"""A user callable, ``module:function``, called with each :class:`pumpsync.Event` on the sink's thread.
+
+The function gets its own deep copy of each event: whatever it does to ``event.raw`` reaches no
+other sink. Whatever it raises (``sys.exit()`` too) fails that one event, counted and logged; it
+never ends the sink's thread or the daemon.
+"""
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -44,4 +50,13 @@ class CallableSink(Sink):
         function = self._function
         assert function is not None
         for event in batch:
-            function(event)
+            try:
+                function(copy.deepcopy(event))
+            except Exception:
+                raise
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the user's code, not a stop request
+                raise CallableFailed(f"{self.target} raised {type(exc).__name__}") from None
+
+
+class CallableFailed(Exception):
+    """The user's function raised something that is not an Exception (``sys.exit()``, say)."""

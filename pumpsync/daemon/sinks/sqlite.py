@@ -6,14 +6,12 @@ the provider and :attr:`Event.identity`, or of the raw JSON for events without o
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from pumpsync.daemon.sinks.base import Sink, event_json
+from pumpsync.daemon.sinks.base import Sink, event_json, identity_key
 from pumpsync.events import Event
 
 SCHEMA_VERSION = 1
@@ -46,14 +44,6 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
-def identity_key(event: Event) -> str:
-    """A stable, fixed-size key for the UNIQUE column."""
-    identity = event.identity
-    basis: list[Any] = [event.provider, *identity] if identity is not None else [event.provider, "raw", event.raw]
-    text = json.dumps(basis, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _row(event: Event) -> tuple[Any, ...]:
     return (
         identity_key(event), event.kind, event.provider, event.channel, event.mint, event.signature, event.slot,
@@ -71,6 +61,7 @@ class SqliteSink(Sink):
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
         self.inserted = 0  # rows that were new (the rest were already there)
+        self._encoded: tuple[list[Event] | None, list[tuple[Any, ...]]] = (None, [])
 
     def describe(self) -> str:
         return f"sqlite {self.path}"
@@ -90,15 +81,35 @@ class SqliteSink(Sink):
             raise
         self._db = db
 
-    def write(self, batch: list[Event]) -> None:
+    def write(self, batch: list[Event]) -> int:
         if self._db is None:
             self.open()
         db = self._db
         assert db is not None
+        if self._encoded[0] is not batch:  # a retry reuses the rows: a bad event is counted once
+            self._encoded = (batch, list(self.encode_each(batch, _row)))
+        rows = self._encoded[1]
         with db:  # one transaction per batch: commit, or roll back and retry the whole batch
             before = db.total_changes
-            db.executemany(INSERT, [_row(event) for event in batch])
+            db.executemany(INSERT, rows)
             self.inserted += db.total_changes - before
+        self._encoded = (None, [])
+        return len(rows)
+
+    def stored_positions(self, provider: str) -> dict[str, dict[str, Any]]:
+        """Per channel, the newest slot stored for ``provider`` and its events' identities (as
+        :meth:`Positions.state` gives them): exact, also after ``kill -9``."""
+        if self._db is None:
+            self.open()
+        db = self._db
+        assert db is not None
+        newest = "SELECT channel, MAX(slot) FROM events WHERE provider = ? AND channel IS NOT NULL GROUP BY channel"
+        ids = "SELECT identity FROM events WHERE provider = ? AND channel = ? AND slot = ? LIMIT ?"
+        return {
+            channel: {"slot": int(slot), "ids": [row[0] for row in db.execute(ids, (provider, channel, slot, 10_000))]}
+            for channel, slot in db.execute(newest, (provider,)).fetchall()
+            if slot is not None
+        }
 
     def close_resources(self) -> None:
         db, self._db = self._db, None
