@@ -338,6 +338,12 @@ class Client:
         """Each source's own client by name: here the one provider, this client itself."""
         return {self._stats.provider: self}
 
+    @property
+    def failed_sources(self) -> dict[str, PumpsyncError]:
+        """The sources that failed for good while others go on (several sources only; one
+        provider that fails ends the stream: see ``error``)."""
+        return {}
+
     def _reject(self, output: Rejected) -> None:
         channel = output.error.channel
         with self._registry_lock:

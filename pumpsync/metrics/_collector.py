@@ -268,7 +268,7 @@ class PumpsyncCollector:
         if race is None:
             return
         yield from race_families(race)
-        failed: dict[str, Any] = getattr(self.client, "failed_sources", {})
+        failed = self.client.failed_sources
         up = GaugeMetricFamily("pumpsync_source_up", "0 once a source has failed for good (the others go on).",
                                labels=["source"])  # fmt: skip
         for source in race.sources:
