@@ -11,7 +11,7 @@
 
 from pumpsync._sources import Source
 from pumpsync._version import __version__
-from pumpsync.client import Client, connect
+from pumpsync.client import Client, EventQueue, connect
 from pumpsync.config import ClientConfig
 from pumpsync.errors import (
     AllSourcesFailed,
@@ -39,6 +39,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionLost",
     "Event",
+    "EventQueue",
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",

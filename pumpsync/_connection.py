@@ -26,6 +26,7 @@ from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused
 from pumpsync.events import Event
 from pumpsync.providers.base import (
     Dialect,
+    Dropped,
     Fatal,
     Hello,
     Malformed,
@@ -99,6 +100,7 @@ class Connection:
         self.stats = stats
         spec = config.spec
         self._ws_ping = spec.heartbeat == "ws_ping"
+        self._pings = spec.heartbeat in ("app", "ws_ping")  # "server"/"none": we send no heartbeat
         self.transport: Transport = (spec.transport or WebSocketTransport)(config, index)
         self._dialect_factory = dialect_factory
         self._delivery = delivery
@@ -146,6 +148,8 @@ class Connection:
 
     def send_ping(self) -> bool:
         """The heartbeat: the dialect's ping message, or a WebSocket ping frame (``ws_ping``)."""
+        if not self._pings:
+            return False
         if self._ws_ping:
             self.ping_sent_at = time.monotonic()
             sent = self.transport.send_ping()
@@ -312,6 +316,8 @@ class Connection:
         An Outcome ends the session."""
         if isinstance(out, Malformed):
             self.stats.malformed[out.reason] += 1
+        elif isinstance(out, Dropped):
+            self.stats.filtered[out.reason] += 1
         elif isinstance(out, Reply):
             self.send(out.text)
         elif isinstance(out, Pong):
@@ -347,7 +353,9 @@ class Connection:
 
     def _http_refusal(self, status: int, headers: dict[str, str]) -> Outcome:
         provider = self.config.provider
-        refusal_cls = _HTTP_REFUSALS.get(status)
+        # The provider's own reading of the status first (PumpPortal: a 403 is a ban, not a plan refusal).
+        policy = self.dialect.http_policies.get(status) if self.dialect is not None else None
+        refusal_cls = policy.refusal if policy is not None else _HTTP_REFUSALS.get(status)
         refusal = None
         if refusal_cls is not None:
             refusal = refusal_cls(f"{provider} refused the WebSocket upgrade with HTTP {status}", provider=provider)
@@ -357,8 +365,9 @@ class Connection:
             phrase = ""
         return Outcome(
             f"http_{status}" if status in (401, 403, 429, 503) else "http_error",
-            detail=f"the WebSocket upgrade was answered with HTTP {status}{phrase}",
+            detail=f"the WebSocket upgrade was answered with HTTP {status}{phrase}"
+            + (f": {policy.meaning}" if policy is not None else ""),
             refusal=refusal,
-            rate_limited=status == 429,
+            rate_limited=status == 429 or (policy is not None and policy.rate_limited),
             retry_after=retry_after(headers.get("retry-after") or headers.get("Retry-After"), 0.0) or None,
         )

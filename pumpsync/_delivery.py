@@ -2,15 +2,19 @@
 
 Overflow policy: the queue holds ``queue_size`` events. When it is full, the *oldest* queued
 event is dropped to make room (a trading consumer wants the newest data), the drop is counted,
-and — for providers with history — its slot is remembered so that gap recovery can fetch it
-again once the consumer has caught up. Errors are never dropped.
+and — for providers with history — its position is remembered so that gap recovery can fetch it
+again. Errors are never dropped.
+
+While gap recovery runs, live events are *held* (not yet de-duplicated: the history's copy of an
+event comes first, in slot order, and the held copy is then a duplicate). The held events are
+bounded too: past ``queue_size`` they are let go and the live stream is *deferred* (dropped
+uncounted) until the recovery, which pages on past them, has caught up (see ``_recovery.py``).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from array import array
 from collections import deque
 from collections.abc import Iterable
@@ -21,12 +25,12 @@ from pumpsync._race import RaceTracker
 from pumpsync._stats import ClientStats
 from pumpsync.errors import PumpsyncError
 from pumpsync.events import Event
+from pumpsync.providers.spec import Position
 
 Item = Event | PumpsyncError
 
-# A long hand-over (a backfill, the live events held during one) wakes the consumer this often,
-# so that it drains the queue while the rest is queued instead of sleeping through it and
-# finding only the last ``capacity`` events (the rest dropped as overflow, to be fetched again).
+# A long hand-over (the live events held during a recovery) wakes the consumer this often, so
+# that it drains the queue while the rest is queued instead of sleeping through it.
 _WAKE_EVERY = 1024
 
 
@@ -156,12 +160,15 @@ class Delivery:
         self._seen = merge.seen
         self._lock = merge.lock
         self._race = merge.race
-        # While a gap is being back-filled, live events wait here so that the gap comes first.
+        # While a gap is being recovered, live events wait here so that the gap comes first.
         self._holds = 0
-        self._hold_until = 0.0
         self._held: deque[Event] = deque()
+        self._deferring = False  # the held events overflowed: live events are let go until caught up
+        self.deferrals = 0  # how often that happened (a recovery round compares it before and after)
         self.last_slot: dict[str, int] = {}  # channel -> highest slot delivered
-        self.dropped_from: dict[str, int] = {}  # channel -> lowest slot lost to overflow, not yet recovered
+        self._newest_slot = -1  # the newest slot delivered, and its event's signature (stream-wide history)
+        self._newest_signature: str | None = None
+        self.dropped_from: dict[str, Position] = {}  # channel -> lowest position lost to overflow, not yet recovered
 
     # -- producers
     def deliver(self, event: Event) -> bool:
@@ -181,63 +188,107 @@ class Delivery:
         self.queue.wake()
 
     def _accept(self, event: Event) -> bool:
-        identity = event.identity
-        if identity is not None:
-            race = self._race
-            if race is not None:  # every live copy counts in the race, duplicates too
+        race = self._race
+        if race is not None:  # every live copy counts in the race, held ones and duplicates too
+            identity = event.identity
+            if identity is not None:
                 race.observe(identity, event.kind, self.source, event.received_at)
-            if not self._seen.add(identity):
-                self.stats.duplicates += 1
-                return False
         if self._holds:
-            if time.monotonic() < self._hold_until:
-                if len(self._held) >= self.capacity:  # the same overflow policy as the queue
-                    self._dropped(self._held.popleft())
-                    self.stats.held -= 1
-                self._held.append(event)
-                self.stats.held += 1
-                return True
-            self._holds = 0  # a backfill that overstays does not hold the stream hostage
-            self._flush_held()
+            self._hold(event)
+            return True
+        identity = event.identity
+        if identity is not None and not self._seen.add(identity):
+            self.stats.duplicates += 1
+            return False
         self._put(event)
         return True
 
-    def hold(self, seconds: float) -> None:
-        """Keep live events back until :meth:`release` (a backfill is starting), at most ``seconds``."""
+    def _hold(self, event: Event) -> None:
+        if self._deferring:
+            return  # the recovery's next round fetches it from history
+        held = self._held
+        if len(held) >= self.capacity:  # bounded: let them all go, history will bring them in order
+            self.stats.held -= len(held)
+            held.clear()
+            self._deferring = True
+            self.deferrals += 1
+            return
+        held.append(event)
+        self.stats.held += 1
+
+    # -- gap recovery
+    def hold(self) -> None:
+        """Keep live events back until :meth:`end_hold` (a recovery is starting)."""
         with self._lock:
             self._holds += 1
-            self._hold_until = max(self._hold_until, time.monotonic() + seconds)
 
-    def release(self, backfilled: Iterable[Event], held: bool = True) -> int:
-        """Deliver back-filled events in slot order, then (when the last hold ends) the live events
-        held meanwhile. ``held`` says whether this backfill had called :meth:`hold`. Returns how many were new."""
+    def end_hold(self, deferrals: int | None = None) -> bool:
+        """End one hold and hand on the held events (de-duplicated) once no hold is left; True.
+
+        With ``deferrals`` (the count when the caller's last round began): if live events were
+        let go since, keep holding, stop deferring, and return False: the caller fetches again
+        from where its history ended (the held events from now on complete that answer)."""
+        with self._lock:
+            if deferrals is not None and self.deferrals != deferrals:
+                self._deferring = False
+                return False
+            if self._holds:
+                self._holds -= 1
+            if not self._holds:
+                self._deferring = False
+                self._flush_held()
+        self.queue.wake()
+        return True
+
+    @property
+    def newest(self) -> Position | None:
+        """The newest (slot, signature) delivered, or None before the first event with a slot."""
+        with self._lock:
+            if self._newest_slot < 0:
+                return None
+            return Position(self._newest_slot, self._newest_signature)
+
+    def room(self) -> int:
+        """How many events the queue takes before it would drop one."""
+        return self.capacity - self.queue.qsize()
+
+    def release_backfill(self, events: Iterable[Event]) -> int:
+        """Queue recovered events (the caller orders them and paces them to :meth:`room`); how many were new."""
         new = 0
         with self._lock:
-            for event in sorted(backfilled, key=_slot_key):
+            seen = self._seen
+            for event in events:
                 identity = event.identity
-                if identity is not None and not self._seen.add(identity):
+                if identity is not None and not seen.add(identity):
                     self.stats.duplicates += 1
                     continue
                 self._put(event)
                 new += 1
-                if not new % _WAKE_EVERY:
-                    self.queue.wake()
             self.stats.backfill_events += new
-            if held and self._holds:
-                self._holds -= 1
-                if not self._holds:
-                    self._flush_held()
         self.queue.wake()
         return new
 
     def _flush_held(self) -> None:
         flushed = 0
+        seen = self._seen
         while self._held:
+            event = self._held.popleft()
             self.stats.held -= 1
-            self._put(self._held.popleft())
+            identity = event.identity
+            if identity is not None and not seen.add(identity):
+                self.stats.duplicates += 1
+                continue
+            self._put(event)
             flushed += 1
             if not flushed % _WAKE_EVERY:
                 self.queue.wake()
+
+    def free(self) -> None:
+        """The client is closed: give back the de-duplication tables (megabytes) at once."""
+        with self._lock:
+            self._seen = SeenSet(1)
+            self.stats.held -= len(self._held)
+            self._held.clear()
 
     def fail(self, error: PumpsyncError) -> None:
         """Queue an error for the consumer; errors bypass the capacity bound."""
@@ -254,9 +305,12 @@ class Delivery:
         stats.events[event.kind] += 1
         stats.connections[event.connection].first_deliveries += 1
         slot = event.slot
-        channel = event.channel
-        if slot is not None and channel is not None and slot > self.last_slot.get(channel, -1):
-            self.last_slot[channel] = slot
+        if slot is not None:
+            channel = event.channel
+            if channel is not None and slot > self.last_slot.get(channel, -1):
+                self.last_slot[channel] = slot
+            if slot > self._newest_slot:
+                self._newest_slot, self._newest_signature = slot, event.signature
         if event.timestamp is not None and not event.backfill:
             stats.observe_delay((event.received_at - event.timestamp) / 1000.0)  # implausible ones: counted
         q.append(event)  # last: a consumer that holds the event and reads stats() finds it counted
@@ -278,10 +332,10 @@ class Delivery:
             self._seen.forget(identity)  # so that a backfill may bring it back
         if event.slot is not None and event.channel is not None:
             low = self.dropped_from.get(event.channel)
-            if low is None or event.slot < low:
-                self.dropped_from[event.channel] = event.slot
+            if low is None or event.slot < low.slot:
+                self.dropped_from[event.channel] = Position(event.slot, event.signature)
 
-    def take_overflow_gaps(self) -> dict[str, int]:
+    def take_overflow_gaps(self) -> dict[str, Position]:
         """The channels and slots lost to overflow since the last call (for gap recovery)."""
         with self._lock:
             gaps, self.dropped_from = self.dropped_from, {}

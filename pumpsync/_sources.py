@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pumpsync._delivery import Merge
+from pumpsync._delivery import Merge, SeenSet
 from pumpsync._race import DEFAULT_WINDOW, RaceTracker
 from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey
@@ -207,15 +207,15 @@ class MultiClient(Client):
 
     def close(self, timeout: float = 5.0) -> None:
         with self._lifecycle:
-            if self._state in ("closed", "new"):
-                self._state = "closed"
-                return
-            self._state = "closed"
+            state, self._state = self._state, "closed"
+        if state == "closed":
+            return
         deadline = time.monotonic() + timeout
         for member in self._members.values():
             member.close(max(0.0, deadline - time.monotonic()))
-        if self.race is not None:
+        if self.race is not None and state != "new":
             self.race.finish()  # the stream has ended: decide what is still open
+        self._merge.seen = SeenSet(1)  # the members let go of it too: free the tables at once
         self._merge.queue.put(ClientClosed("the client was closed"))
 
     def _source_failed(self, member: Member, error: PumpsyncError) -> None:
@@ -243,7 +243,7 @@ class MultiClient(Client):
     def subscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
         raise UsageError("several sources: subscribe on one of them, client.members[name].subscribe(...)")
 
-    def unsubscribe(self, channel: str) -> None:
+    def unsubscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
         raise UsageError("several sources: unsubscribe on one of them, client.members[name].unsubscribe(...)")
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:

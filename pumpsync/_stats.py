@@ -73,6 +73,7 @@ class ConnectionStats:
     frames: int = 0
     bytes: int = 0
     malformed: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)  # well-formed frames left out on purpose, by reason
     pings_sent: int = 0
     pongs: int = 0
     rtt: Histogram = field(default_factory=lambda: Histogram(RTT_BUCKETS))
@@ -148,6 +149,7 @@ class ClientStats:
                     "disconnects": {f"{r}:{code}" if code else r: n for (r, code), n in c.disconnects.items()},
                     "frames": c.frames,
                     "malformed": dict(c.malformed),
+                    "filtered": dict(c.filtered),
                     "pings_sent": c.pings_sent,
                     "pongs": c.pongs,
                     "first_deliveries": c.first_deliveries,

@@ -69,6 +69,10 @@ class Supervisor:
     def join(self, timeout: float) -> bool:
         return join_thread(self._thread, timeout)
 
+    def detach(self) -> None:
+        """The client is closed: drop the reference back to it (its ``fail``)."""
+        self._fail = _ignore
+
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -188,3 +192,7 @@ def _judge(stats: ConnectionStats, healthy: bool, now: float, stale: bool = Fals
     stats.healthy = healthy
     stats.checked_at = now
     stats.stale_since = (stats.stale_since or now) if stale else None
+
+
+def _ignore(error: PumpsyncError) -> None:
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -12,10 +13,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from pumpsync._backfill import Backfiller
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
 from pumpsync._handoff import HandOffQueue
+from pumpsync._recovery import GapRecovery
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
@@ -168,13 +169,17 @@ class Client:
         self._registry: dict[str, Subscription] = {sub.channel: sub for sub in config.channels}
         self._rejected: set[str] = set()
         self._hub = _Hub(self)
+        dialect_options = {name: getattr(config, name) for name in spec.dialect.config_options}
+        dialect_factory = functools.partial(spec.dialect, **dialect_options) if dialect_options else spec.dialect
         self._connections = [
-            Connection(i, config, spec.dialect, self._delivery, connection_stats[i], self._hub)
+            Connection(i, config, dialect_factory, self._delivery, connection_stats[i], self._hub)
             for i in range(config.connections)
         ]
         self._supervisor = Supervisor(config, self._connections, self._fail)
-        self._backfiller = (
-            Backfiller(config, self._delivery, self._stats, self.subscriptions) if spec.history is not None else None
+        self._recovery = (
+            GapRecovery(config, spec.history(config), self._delivery, self._stats, self.subscriptions)
+            if spec.history is not None
+            else None
         )
         self._status_lock = threading.Lock()
         self._status_reply: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -194,36 +199,54 @@ class Client:
             self._state = "running"
         for conn in self._connections:
             conn.start()
-        if self._backfiller is not None:
-            self._backfiller.start()
+        if self._recovery is not None:
+            self._recovery.start()
         self._supervisor.start()
         return self
 
     def close(self, timeout: float = 5.0) -> None:
         """Close every connection and end every thread this client started (within ``timeout``)."""
         with self._lifecycle:
-            if self._state in ("closed", "new"):
-                self._state = "closed"
-                return
-            self._state = "closed"
+            state, self._state = self._state, "closed"
+        if state == "closed":
+            return
+        if state == "new":  # nothing runs yet; a consumer already waiting must still hear of it
+            if self._recovery is not None:
+                self._recovery.source.close()
+            if self._member_of is None:
+                self._delivery.fail(ClientClosed("the client was closed"))
+            self._detach()
+            return
         deadline = time.monotonic() + timeout
         self._supervisor.stop()
         for conn in self._connections:
             conn.stop()
-        if self._backfiller is not None:
-            self._backfiller.stop()
+        if self._recovery is not None:
+            self._recovery.stop()
 
         def remaining() -> float:
             return max(0.0, deadline - time.monotonic())
 
         stragglers = [] if self._supervisor.join(remaining()) else ["supervisor"]
         stragglers += [f"connection {c.index}" for c in self._connections if not c.join(remaining())]
-        if self._backfiller is not None and not self._backfiller.join(remaining()):
+        if self._recovery is not None and not self._recovery.join(remaining()):
             stragglers.append("backfill")
         if stragglers:
             log.warning("close(): still running after %.1f s: %s", timeout, ", ".join(stragglers))
         if self._member_of is None:  # a source's client: the multi-source client says it once
             self._delivery.fail(ClientClosed("the client was closed"))
+        if not stragglers:
+            self._detach()
+
+    def _detach(self) -> None:
+        """Free what a closed client no longer needs at once: the de-duplication tables, and the
+        reference cycles through its parts (so that dropping the client frees it, its queue's
+        sockets included, without waiting for the cyclic garbage collector)."""
+        self._delivery.free()
+        self._hub.detach()
+        self._supervisor.detach()
+        if self._recovery is not None:
+            self._recovery.detach()
 
     def __enter__(self) -> Client:
         if self._state == "new":
@@ -264,24 +287,37 @@ class Client:
             return list(self._registry.values())
 
     def subscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
-        """Add (or replace) a channel at runtime; it is restored on every reconnect."""
+        """Add (or replace) a channel at runtime; it is restored on every reconnect.
+
+        Where the provider subscribes by keys (PumpPortal's trade channels), the keys are added to
+        the channel's, and only the new ones are sent."""
         (sub,) = parse_channels(self.config.provider, {channel: filters})
+        dialect = self.config.spec.dialect
         with self._registry_lock:
-            replaced = channel in self._registry
+            old = self._registry.get(channel)
+            sub = dialect.merge(old, sub)
             self._registry[channel] = sub
             self._rejected.discard(channel)
             for conn in self._connections:
-                if replaced:
+                if old is not None and not dialect.diffs:
                     conn.with_dialect(lambda d: d.unsubscribe(channel))
                 conn.with_dialect(lambda d: d.subscribe(sub))
 
-    def unsubscribe(self, channel: str) -> None:
-        """Stop a channel without closing the connection (UsageError if it is not subscribed)."""
+    def unsubscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
+        """Stop a channel without closing the connection; with ``filters`` (PumpPortal's ``{"keys": [...]}``),
+        stop only those keys (the channel goes once none is left)."""
         with self._registry_lock:
-            if self._registry.pop(channel, None) is None:
+            old = self._registry.get(channel)
+            if old is None:
                 raise UsageError(f"not subscribed to {channel!r}")
+            rest = self.config.spec.dialect.remove(old, filters)
+            if rest is None:
+                del self._registry[channel]
+            else:
+                self._registry[channel] = rest
             for conn in self._connections:
-                conn.with_dialect(lambda d: d.unsubscribe(channel))
+                # The dialect sends the difference: an unsubscribe for the keys no longer wanted.
+                conn.with_dialect(lambda d: d.unsubscribe(channel) if rest is None else d.subscribe(rest))
 
     # ------------------------------------------------------------------ requests
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
@@ -347,8 +383,11 @@ class Client:
     def _reject(self, output: Rejected) -> None:
         channel = output.error.channel
         with self._registry_lock:
-            if channel in self._rejected:
-                return  # one report per channel, however many connections were refused
+            if channel in self._rejected or channel not in self._registry:
+                # One report per channel, however many connections were refused; and only for a
+                # channel we asked for (a server may name any others, as often as it likes).
+                log.debug("ignored a rejection of %r: not subscribed", channel)
+                return
             self._rejected.add(channel)
             self._registry.pop(channel, None)
         self._stats.rejected[channel] += 1
@@ -382,13 +421,11 @@ class _Hub(Owner):
     the one place those are dispatched. Private, so that ``Client``'s public surface is the API."""
 
     def __init__(self, client: Client) -> None:
-        self._client = client
-        config = client.config
-        self._since_pending = config.since is not None
-        # Per connection index: the gap its new session must back-fill, and the acks still awaited.
-        self._gaps: dict[int, dict[str, tuple[dict[str, Any], int]]] = {}
-        self._gap_acks: dict[int, set[str]] = {}
-        self._carried_gap: dict[str, tuple[dict[str, Any], int]] = {}
+        self._client: Client = client
+
+    def detach(self) -> None:
+        """The client is closed and its threads have ended: drop the reference back to it."""
+        del self._client
 
     def subscriptions(self) -> list[Subscription]:
         return self._client.subscriptions()
@@ -396,56 +433,17 @@ class _Hub(Owner):
     def session_opened(self, conn: Connection) -> None:
         client = self._client
         client._supervisor.wake()
-        gap = self._gap_to_recover(conn)
-        if gap:
-            # Live events wait until the gap is back; the REST fetch starts once every channel is
-            # live again (acknowledged), so that its answer reaches past the moment the stream resumed.
-            client._delivery.hold(max(10.0, 2 * client.config.backoff_max))
-            self._gaps[conn.index] = gap
-
-    def _gap_to_recover(self, conn: Connection) -> dict[str, tuple[dict[str, Any], int]]:
-        """The channels this new session must back-fill, with the slot to start from."""
-        client = self._client
-        backfiller = client._backfiller
-        if backfiller is None or not client.config.backfill:
-            return {}
-        subs = {sub.channel: sub for sub in client.subscriptions() if backfiller.recoverable(sub.channel)}
-        if self._since_pending:
-            self._since_pending = False
-            since: dict[str, int | None] = dict.fromkeys(subs, client.config.since)
-        elif conn.sessions > 1 and not any(c.is_open and c is not conn for c in client._connections):
-            # A quiet channel has seen nothing of late: anything of it before the newest slot seen on
-            # any channel was delivered live, so start there.
-            last = client._delivery.last_slot
-            newest = max(last.values(), default=None)
-            since = {ch: last.get(ch, newest) for ch in subs}
-        else:
-            return {}
-        gap = {ch: (dict(subs[ch].filters), slot) for ch, slot in since.items() if slot is not None}
-        carried, self._carried_gap = self._carried_gap, {}
-        return _merge_gaps(gap, {ch: v for ch, v in carried.items() if ch in subs})
-
-    def _channel_live(self, conn: Connection, channel: str) -> None:
-        """A channel of ``conn`` was acknowledged (or refused): start the gap's backfill once all are."""
-        gap = self._gaps.get(conn.index)
-        if gap is None or channel not in gap:
-            return
-        pending = self._gap_acks.setdefault(conn.index, set(gap))
-        pending.discard(channel)
-        if not pending:
-            self._gap_acks.pop(conn.index, None)
-            del self._gaps[conn.index]
-            assert self._client._backfiller is not None
-            self._client._backfiller.request(gap, held=True)
+        recovery = client._recovery
+        if recovery is not None:
+            # After an outage of the whole client (no other connection kept the stream).
+            resumed = conn.sessions > 1 and not any(c.is_open and c is not conn for c in client._connections)
+            recovery.session_opened(conn.index, resumed)
 
     def session_ended(self, conn: Connection, outcome: Outcome) -> None:
         client = self._client
         client._stats.connections[conn.index].disconnects[(outcome.reason, str(outcome.code or ""))] += 1
-        unfinished = self._gaps.pop(conn.index, None)
-        if unfinished is not None:  # the session ended before its backfill began: the next one inherits it
-            self._gap_acks.pop(conn.index, None)
-            self._carried_gap = _merge_gaps(self._carried_gap, unfinished)
-            client._delivery.release((), held=True)
+        if client._recovery is not None:
+            client._recovery.session_ended(conn.index)
         if outcome.refusal is not None:
             conn.stats.set_state("failed")
             client._fail(outcome.refusal)
@@ -458,12 +456,12 @@ class _Hub(Owner):
             client._status_reply.put(output.data)
         elif isinstance(output, Subscribed):
             log.info("connection %d: subscribed to %s", conn.index, output.channel)
-            self._channel_live(conn, output.channel)
+            if client._recovery is not None:
+                client._recovery.channel_live(conn.index, output.channel)
         elif isinstance(output, Rejected):
             client._reject(output)
-            gap = self._gaps.get(conn.index)
-            if gap is not None and output.error.channel in gap:
-                self._channel_live(conn, output.error.channel)
+            if client._recovery is not None:
+                client._recovery.channel_live(conn.index, output.error.channel)
         elif isinstance(output, Notice):
             client._stats.notices[output.code] += 1
             log.warning(
@@ -471,17 +469,6 @@ class _Hub(Owner):
             )
         elif isinstance(output, Hello):
             log.debug("connection %d: greeted by %s", conn.index, client.config.provider)
-
-
-def _merge_gaps(
-    a: dict[str, tuple[dict[str, Any], int]], b: dict[str, tuple[dict[str, Any], int]]
-) -> dict[str, tuple[dict[str, Any], int]]:
-    """Per channel, the earlier starting slot of two gaps."""
-    merged = dict(a)
-    for channel, (filters, slot) in b.items():
-        if channel not in merged or slot < merged[channel][1]:
-            merged[channel] = (filters, slot)
-    return merged
 
 
 def _status_request(dialect: Dialect) -> list[str]:

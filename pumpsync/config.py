@@ -61,6 +61,9 @@ class ClientConfig:
     proxy: str | None = None
     # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
     urls: tuple[str, ...] = ()
+    # PumpPortal: seconds an acknowledged trade channel may stay silent while launches flow before
+    # it is reported (the look of an unfunded key); None: the provider's default.
+    silent_trades_after: float | None = None
 
     def __post_init__(self) -> None:
         if not self.urls:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -91,3 +94,42 @@ def drain(client: Client, n: int, timeout: float = 10.0) -> list[Any]:
                 continue
             raise
     return out
+
+
+class _Rest(BaseHTTPRequestHandler):
+    """Anaxer-like REST lists."""
+
+    pages: Callable[[str, dict[str, list[str]]], Any] = staticmethod(lambda path, query: [])
+    requests: list[str] = []
+    authorizations: list[str | None] = []
+    url = ""
+
+    def do_GET(self) -> None:
+        type(self).requests.append(self.path)
+        type(self).authorizations.append(self.headers["Authorization"])
+        parts = urlsplit(self.path)
+        data = json.dumps(type(self).pages(parts.path, parse_qs(parts.query))).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def rest() -> Iterator[type[_Rest]]:
+    """A REST server on 127.0.0.1 answering with ``rest.pages(path, query)`` (set it per test)."""
+    handler = type("Rest", (_Rest,), {"requests": [], "authorizations": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="rest-server")
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield handler
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()

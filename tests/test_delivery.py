@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from pumpsync._backfill import Backfiller
 from pumpsync._delivery import Delivery, SeenSet
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync.config import make_config, rest_base
 from pumpsync.events import Event
+from pumpsync.providers.anaxer_history import AnaxerHistory
+from pumpsync.providers.spec import Position
 from tests.conftest import drain, wait_until
 
 CHANNELS = {"creations": {}, "trades": {}, "graduations": {}}
@@ -77,30 +76,43 @@ def test_seen_set_rejects_a_zero_size() -> None:
         SeenSet(0)
 
 
-def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
+def test_backfill_is_released_before_held_live_events_which_are_deduplicated_then() -> None:
     stats = ClientStats("anaxer", 100, [ConnectionStats(0)])
     delivery = Delivery(stats, 100, 1000)
 
     def ev(slot: int, sig: str, backfill: bool = False) -> Event:
         return Event("new_token", "anaxer", f"M-{sig}", sig, slot, None, 0, 0, backfill, {}, "creations")
 
-    delivery.hold(60)
+    delivery.hold()
     delivery.deliver(ev(10, "live-10"))
     delivery.deliver(ev(11, "live-11"))
-    assert delivery.queue.qsize() == 0
-    new = delivery.release([ev(9, "old-9", True), ev(7, "old-7", True), ev(10, "live-10", True)])
-    assert new == 2
-    order = [delivery.queue.get_nowait().signature for _ in range(4)]
-    assert order == ["old-7", "old-9", "live-10", "live-11"]
-    assert stats.duplicates == 1
+    assert delivery.queue.qsize() == 0 and stats.held == 2
+    new = delivery.release_backfill([ev(7, "old-7", True), ev(9, "old-9", True), ev(10, "live-10", True)])
+    assert new == 3
+    assert delivery.end_hold()
+    order = [delivery.queue.get_nowait() for _ in range(4)]
+    assert [(e.signature, e.backfill) for e in order] == [
+        ("old-7", True),
+        ("old-9", True),
+        ("live-10", True),  # history's copy came first: the held one is the duplicate
+        ("live-11", False),
+    ]
+    assert stats.duplicates == 1 and stats.held == 0 and delivery.queue.qsize() == 0
 
 
-def test_a_hold_that_overstays_lets_live_events_through() -> None:
-    stats = ClientStats("anaxer", 100, [ConnectionStats(0)])
-    delivery = Delivery(stats, 100, 1000)
-    delivery.hold(0.0)  # already expired: the next live event flushes the hold
-    delivery.deliver(Event("new_token", "anaxer", "M", "S", 1, None, 0, 0, False, {}, "creations"))
-    assert delivery.queue.qsize() == 1 and stats.held == 0
+def test_held_events_past_the_bound_are_deferred_and_the_round_is_repeated() -> None:
+    stats = ClientStats("anaxer", 3, [ConnectionStats(0)])
+    delivery = Delivery(stats, 3, 100)
+    delivery.hold()
+    mark = delivery.deferrals
+    for i in range(5):  # three held, then the bound: all let go, the rest deferred
+        delivery.deliver(Event("new_token", "anaxer", "M", f"S{i}", i, None, 0, 0, False, {}, "creations"))
+    assert stats.held == 0 and delivery.queue.qsize() == 0
+    assert not delivery.end_hold(mark)  # fetch again: still holding
+    delivery.deliver(Event("new_token", "anaxer", "M", "S5", 5, None, 0, 0, False, {}, "creations"))
+    assert stats.held == 1
+    assert delivery.end_hold(delivery.deferrals)
+    assert delivery.queue.get_nowait().signature == "S5"
 
 
 def test_rest_base_follows_the_stream_url() -> None:
@@ -111,51 +123,30 @@ def test_rest_base_follows_the_stream_url() -> None:
     assert rest_base(make_config("anaxer", api_key="k", rest_url="http://r:9/")) == "http://r:9"
 
 
-class _Pages(BaseHTTPRequestHandler):
-    """A REST server that answers with a bare list, or pages linked by a path in `next`."""
+def test_backfill_pages_by_path_and_reads_bare_lists(rest) -> None:
+    record = {"type": "created", "mint": "M", "signature": "S", "slot": 5, "socials": {}}
 
-    requests: list[str] = []
+    def pages(path: str, query: dict[str, list[str]]) -> Any:
+        if path == "/v1/graduations":
+            return [dict(record, type="graduated", signature="G1", slot=6)]
+        if query.get("page") == ["2"]:
+            return {"data": [dict(record, signature="S2", slot=7)], "next": None, "window": {"from": 0, "to": 9}}
+        return {"data": [record], "next": "/v1/creations?page=2", "window": {"from": 0, "to": 9}}
 
-    def do_GET(self) -> None:
-        type(self).requests.append(self.path)
-        assert self.headers["Authorization"] == "Bearer rest-key"
-        record = {"type": "created", "mint": "M", "signature": "S", "slot": 5, "socials": {}}
-        if self.path.startswith("/v1/graduations"):
-            body: Any = [dict(record, type="graduated", signature="G1", slot=6)]
-        elif "page=2" in self.path:
-            body = {"data": [dict(record, signature="S2", slot=7)], "next": None, "window": {"from": 0, "to": 9}}
-        else:
-            body = {"data": [record], "next": "/v1/creations?page=2", "window": {"from": 0, "to": 9}}
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    rest.pages = staticmethod(pages)
+    history = AnaxerHistory(make_config("anaxer", api_key="rest-key", rest_url=rest.url))
+    stop = threading.Event()
 
-    def log_message(self, *args: Any) -> None:
-        pass
+    def fetch(channel: str, filters: dict[str, Any], since: int) -> list[Any]:
+        return [e for page in history.fetch({channel: filters}, Position(since), stop) for e in page]
 
-
-def test_backfill_pages_by_path_and_reads_bare_lists() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    thread = threading.Thread(target=server.serve_forever, name="rest-server")
-    thread.start()
-    try:
-        config = make_config("anaxer", api_key="rest-key", rest_url=f"http://127.0.0.1:{server.server_port}")
-        stats = ClientStats("anaxer", 10, [ConnectionStats(0)])
-        backfiller = Backfiller(config, Delivery(stats, 10, 100), stats)
-        events = backfiller.fetch("creations", {"exchange": "pumpfun", "mints": ["a", "b"]}, 5)
-        assert [(e.signature, e.slot, e.backfill) for e in events] == [("S", 5, True), ("S2", 7, True)]
-        assert _Pages.requests[0].startswith("/v1/creations?") and "since=5" in _Pages.requests[0]
-        assert "mints=a%2Cb" in _Pages.requests[0] and "exchange=pumpfun" in _Pages.requests[0]
-        assert [e.kind for e in backfiller.fetch("graduations", {}, 0)] == ["graduation"]
-        backfiller.stop()
-        backfiller.join(1)
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
+    events = fetch("creations", {"exchange": "pumpfun", "mints": ["a", "b"]}, 5)
+    assert [(e.signature, e.slot, e.backfill) for e in events] == [("S", 5, True), ("S2", 7, True)]
+    assert rest.requests[0].startswith("/v1/creations?") and "since=5" in rest.requests[0]
+    assert "mints=a%2Cb" in rest.requests[0] and "exchange=pumpfun" in rest.requests[0]
+    assert [e.kind for e in fetch("graduations", {}, 0)] == ["graduation"]
+    assert set(rest.authorizations) == {"Bearer rest-key"}
+    history.close()
 
 
 # ---------------------------------------------------------------- over the network

@@ -225,3 +225,19 @@ def test_a_provider_transport_feeds_the_same_session_loop(
     events = drain(client, 5)
     assert [e.signature for e in events] == [f"S{i}" for i in range(5)]
     assert client.stats()["connections"][0]["frames"] == 5
+
+
+def test_daemon_check_shows_urls_as_scheme_and_host_only(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pumpsync.cli.daemon import daemon
+
+    result = CliRunner().invoke(
+        daemon,
+        ["--check", "--url", "wss://node.example/PATHKEY9/", "--url", "wss://b.example/?api-key=QK9", "--api-key", "k"],
+        env={"PUMPSYNC_CONFIG": ""},
+    )
+    assert result.exit_code == 0, result.output
+    assert "PATHKEY9" not in result.output and "QK9" not in result.output
+    shown = json.loads(result.output)
+    assert shown["client"]["url"] == ["wss://node.example", "wss://b.example"]

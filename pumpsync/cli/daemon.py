@@ -11,7 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pumpsync._secrets import ApiKey, RedactingFilter
+from pumpsync._secrets import ApiKey, RedactingFilter, safe_url
 from pumpsync._sources import Source
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error
 from pumpsync.client import Client
@@ -115,8 +115,18 @@ def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) 
         found = "found" if key is not None or not config.sources else "each source's own"
     except ConfigurationError as exc:
         key, found = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})"
+    if key is None and not config.sources:
+        found = "not needed"  # a free source
     _validate_client(config, key)
-    click.echo(json.dumps({**config.describe(), "api_key": found}, indent=2, default=str))
+    shown = config.describe()
+    for options in (shown["client"], *shown["client"].get("sources", ())):
+        for option in ("url", "rest_url"):  # a key may sit in a URL's path or query: scheme and host only
+            value = options.get(option)
+            if isinstance(value, str):
+                options[option] = safe_url(value)
+            elif isinstance(value, (list, tuple)):
+                options[option] = [safe_url(v) for v in value if isinstance(v, str)]
+    click.echo(json.dumps({**shown, "api_key": found}, indent=2, default=str))
 
 
 def _explicit(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pumpsync.errors import ConfigurationError
-from pumpsync.providers import anaxer, openpump
+from pumpsync.providers import anaxer, openpump, pumpportal
 from pumpsync.providers.anaxer import Anaxer
 from pumpsync.providers.base import Dialect
 from pumpsync.providers.openpump import OpenPump
@@ -22,10 +22,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
     for spec in (
         openpump.SPEC,
         anaxer.SPEC,
+        pumpportal.SPEC,
     )
 }
 # The names as a type, so that IDEs complete them and mypy refuses a typo (kept equal to PROVIDERS by a test).
-ProviderName = Literal["openpump", "anaxer"]
+ProviderName = Literal["openpump", "anaxer", "pumpportal"]
 DEFAULT_PROVIDER: ProviderName = "openpump"
 
 # Kept for code written against the old table: provider name -> dialect class.

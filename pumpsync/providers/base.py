@@ -11,12 +11,12 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pumpsync._secrets import ApiKey
-from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused, SubscriptionRejected
+from pumpsync.errors import AuthenticationError, ConfigurationError, PlanError, ProviderRefused, SubscriptionRejected
 from pumpsync.events import UNKNOWN, Event
 
 # ---------------------------------------------------------------- outputs of a dialect
@@ -87,7 +87,28 @@ class Malformed:
     reason: str
 
 
-Output = Event | Reply | Hello | Pong | StatusReport | Subscribed | Unsubscribed | Rejected | Fatal | Notice | Malformed
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A well-formed frame left out on purpose (another launchpad's launch, a channel no longer wanted);
+    ``reason`` is a bounded label."""
+
+    reason: str
+
+
+Output = (
+    Event
+    | Reply
+    | Hello
+    | Pong
+    | StatusReport
+    | Subscribed
+    | Unsubscribed
+    | Rejected
+    | Fatal
+    | Notice
+    | Malformed
+    | Dropped
+)
 
 # Bounded reasons for malformed frames (they become metric labels).
 MALFORMED_REASONS = (
@@ -155,7 +176,26 @@ class Dialect(ABC):
     provider: ClassVar[str]
     default_url: ClassVar[str]
     close_policies: ClassVar[dict[int, ClosePolicy]]
+    # What an HTTP status at the WebSocket upgrade means, where the provider reads it its own way.
+    http_policies: ClassVar[dict[int, ClosePolicy]] = {}
     channels: ClassVar[tuple[str, ...]] = ()
+    # True: ``subscribe(sub)`` on a channel already subscribed sends only the difference (PumpPortal's
+    # keys), so the client does not unsubscribe the channel first.
+    diffs: ClassVar[bool] = False
+    # ClientConfig fields the constructor takes as keyword arguments (provider-only options).
+    config_options: ClassVar[tuple[str, ...]] = ()
+
+    @staticmethod
+    def merge(old: Subscription | None, new: Subscription) -> Subscription:
+        """What the client's registry holds after ``subscribe(new)``: by default ``new`` replaces ``old``."""
+        return new
+
+    @staticmethod
+    def remove(old: Subscription, filters: Mapping[str, Any] | None) -> Subscription | None:
+        """What remains of ``old`` after ``unsubscribe(channel, filters)``; None: the whole channel goes."""
+        if filters:
+            raise ConfigurationError("filters", f"{old.channel!r} can only be unsubscribed as a whole")
+        return None
 
     def __init__(self, connection: int, subscriptions: list[Subscription]) -> None:
         self.connection = connection
@@ -349,6 +389,7 @@ __all__ = [
     "AuthenticationError",
     "ClosePolicy",
     "Dialect",
+    "Dropped",
     "Fatal",
     "Handshake",
     "Hello",

@@ -39,11 +39,16 @@ class Position:
 class HistorySource(Protocol):
     """Gap recovery for one provider: what can be fetched again, and how.
 
-    ``fetch`` yields pages of events (oldest first within the whole answer is not required:
-    the gap recovery sorts by slot) from ``since`` on, inclusive, so that the recovery can
-    release them page by page, paced to the consumer. It raises ``HistoryError`` when the
-    history cannot be had (after its own bounded retries); ``stop`` set means the client is
-    closing: return promptly.
+    ``fetch`` yields pages of events from ``since`` on (inclusive: events at ``since.slot`` that
+    were delivered already are recognised and skipped), **in slot order from page to page**
+    (within a page any order: the recovery sorts each page), and lazily: the recovery asks for
+    the next page only when the consumer has made room for the last one, so a source must not
+    read ahead without bound (Solana: list the signatures back to ``since.signature`` first, up
+    to the source's ceiling, then fetch the transactions oldest first, a page at a time). It
+    raises ``HistoryError`` when the history cannot be had (after its own bounded retries;
+    whatever it yielded before is kept); ``stop`` set means the client is closing: return
+    promptly. ``channels`` maps each channel to fetch to its filters: one channel per call for a
+    per-channel source, every recoverable subscribed channel for a stream-wide one.
     """
 
     # True: one position serves every channel (one subscription carries them all; Solana).

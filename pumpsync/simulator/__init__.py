@@ -39,10 +39,17 @@ works): OpenPump plan ``enterprise`` (10 connections), Anaxer plan ``pro`` (all 
 ``sim-ratelimited``
     Anaxer: closed with 4002 right after connecting; REST answers 429 with Retry-After.
 
+PumpPortal (``/api/data``, key optional in ``?api-key=``) lets every client in; the key decides
+whether trade channels stream: ``sim-unfunded``, ``sim-free``, ``sim-invalid`` and no key at all
+get the acknowledgement, the unfunded-key message once, then silence; ``sim-funded`` and any other
+key stream trades. A second concurrent connection from one address bans it
+(``pumpportal_ban_seconds``, an hour by default): HTTP 429 with Retry-After at the upgrade.
+
 With ``keys={"key": "plan"}`` only those keys are valid; plans are ``free``, ``pro`` and
 ``enterprise`` (OpenPump 0/2/10 connections, Anaxer 1/5/10 connections, Anaxer ``free``
-without ``trades``). A missing key is always refused. Keys are never stored: connections
-are counted per key by a truncated SHA-256 and only the plan name is exposed.
+without ``trades``, PumpPortal ``free`` unfunded). A missing key is refused (PumpPortal: unfunded).
+Keys are never stored: connections are counted per key by a truncated SHA-256 and only the plan
+name is exposed.
 
 Records
 -------
@@ -56,6 +63,11 @@ Anaxer v1 data frames carry the v1 payload (``swap``, ``created``, ``graduated``
 ``history("anaxer")`` carry the same payload plus the document's convenience fields:
 trades add ``mint, side, solAmount, tokenAmount, priceSol, exchange``; creations and
 graduations add ``exchange``; prices add ``priceSol``.
+
+PumpPortal frames (free-sources.md section 2): ``create`` / ``buy`` / ``sell`` / ``migrate`` by
+``txType``, no timestamp or slot, integer-valued amounts as JSON integers; now and then a ``bonk``
+launch and a create carrying the USDC mint (``pumpportal_bonk_share``,
+``pumpportal_mislabelled_share``); acknowledgements are the captured ``{"message": ...}`` texts.
 
 Determinism
 -----------

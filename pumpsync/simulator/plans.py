@@ -12,7 +12,10 @@ INVALID_KEY = "sim-invalid"
 FREE_KEY = "sim-free"
 PRO_KEY = "sim-pro"
 RATELIMITED_KEY = "sim-ratelimited"
-DESIGNATED_KEYS = (INVALID_KEY, FREE_KEY, PRO_KEY, RATELIMITED_KEY)
+# PumpPortal: keys whose linked wallet holds (or lacks) the 0.02 SOL that trade channels need.
+FUNDED_KEY = "sim-funded"
+UNFUNDED_KEY = "sim-unfunded"
+DESIGNATED_KEYS = (INVALID_KEY, FREE_KEY, PRO_KEY, RATELIMITED_KEY, FUNDED_KEY, UNFUNDED_KEY)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,20 @@ ANAXER_PLANS = {
     "pro": AnaxerPlan("pro", ALL_CHANNELS, max_connections=5),
     "enterprise": AnaxerPlan("enterprise", ALL_CHANNELS, max_connections=10),
 }
+
+
+@dataclass(frozen=True)
+class PumpPortalPlan:
+    name: str
+    funded: bool  # trade channels stream (a key funded with at least 0.02 SOL)
+
+
+PUMPPORTAL_PLANS = {
+    "free": PumpPortalPlan("free", funded=False),
+    "pro": PumpPortalPlan("pro", funded=True),
+    "enterprise": PumpPortalPlan("enterprise", funded=True),
+}
+PUMPPORTAL_ANONYMOUS = PumpPortalPlan("anonymous", funded=False)  # no key: the free channels only
 PLAN_NAMES = tuple(OPENPUMP_PLANS)
 
 # The designated test keys of the default key table (``keys=None``).
@@ -54,6 +71,8 @@ _DESIGNATED_ANAXER = {
     PRO_KEY: AnaxerPlan("pro", ALL_CHANNELS, max_connections=2),
     RATELIMITED_KEY: AnaxerPlan("pro", ALL_CHANNELS, max_connections=5, rate_limited=True),
 }
+# Any other key is funded; these are not (PumpPortal accepts every key: funding gates the trade channels).
+_UNFUNDED_PUMPPORTAL = frozenset({UNFUNDED_KEY, FREE_KEY, INVALID_KEY})
 
 
 def key_id(key: str) -> str:
@@ -91,3 +110,12 @@ class KeyTable:
         if key == INVALID_KEY:
             return None
         return _DESIGNATED_ANAXER.get(key, ANAXER_PLANS["pro"])
+
+    def pumpportal(self, key: str | None) -> PumpPortalPlan:
+        """PumpPortal lets every client in; the plan says whether the key's wallet is funded."""
+        if not key:
+            return PUMPPORTAL_ANONYMOUS
+        if self._explicit is not None:
+            plan = self._explicit.get(key_id(key))
+            return PUMPPORTAL_PLANS["free"] if plan is None else PUMPPORTAL_PLANS[plan]
+        return PUMPPORTAL_PLANS["free" if key in _UNFUNDED_PUMPPORTAL else "pro"]

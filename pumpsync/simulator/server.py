@@ -83,6 +83,7 @@ class ProviderServer(abc.ABC):
 
     name: ClassVar[str]
     key_param: ClassVar[str]
+    stream_paths: ClassVar[tuple[str, ...]] = (STREAM_PATH,)  # where the WebSocket upgrade is served
 
     def __init__(self, host: str, port: int, keys: KeyTable) -> None:
         self.host = host
@@ -175,7 +176,7 @@ class ProviderServer(abc.ABC):
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         if not _is_upgrade(request):
             return self.http_request(request)
-        if urlsplit(request.path).path.rstrip("/") != STREAM_PATH:
+        if urlsplit(request.path).path.rstrip("/") not in self.stream_paths:
             return ws.respond(404, "Not found\n")
         if self.rejects:
             reject = self.rejects.popleft()

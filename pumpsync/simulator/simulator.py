@@ -24,6 +24,7 @@ from pumpsync.simulator.faults import MALFORMED_KINDS, MalformedKind, Reject, Re
 from pumpsync.simulator.market import EventKind, Market, MarketEvent
 from pumpsync.simulator.openpump import OpenPumpServer
 from pumpsync.simulator.plans import KeyTable
+from pumpsync.simulator.pumpportal import BAN_SECONDS, BONK_SHARE, MISLABELLED_SHARE, PumpPortalServer
 from pumpsync.simulator.server import ProviderServer
 
 
@@ -39,6 +40,7 @@ class ServerContext:
     current_slot: Callable[[], int]
     # Provider-specific simulator options (``anaxer_form=...``), as given to ``Simulator(...)``.
     options: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 1  # the simulator's seed, for servers with random draws of their own
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,19 @@ class SimulatedProvider:
 
 def _openpump(ctx: ServerContext) -> ProviderServer:
     return OpenPumpServer(ctx.host, ctx.port, ctx.keys, ctx.enrich_delay, ctx.history_limit)
+
+
+def _pumpportal(ctx: ServerContext) -> ProviderServer:
+    return PumpPortalServer(
+        ctx.host,
+        ctx.port,
+        ctx.keys,
+        ctx.seed,
+        ctx.options.get("pumpportal_ban_seconds", BAN_SECONDS),
+        ctx.options.get("pumpportal_bonk_share", BONK_SHARE),
+        ctx.options.get("pumpportal_mislabelled_share", MISLABELLED_SHARE),
+        ctx.history_limit,
+    )
 
 
 def _anaxer(ctx: ServerContext) -> ProviderServer:
@@ -73,6 +88,11 @@ SERVERS: dict[str, SimulatedProvider] = {
     "openpump": SimulatedProvider(_openpump),
     "anaxer": SimulatedProvider(
         _anaxer, rest=True, options=("anaxer_form", "anaxer_ping_interval", "anaxer_pong_timeout")
+    ),
+    "pumpportal": SimulatedProvider(
+        _pumpportal,
+        path="/api/data",
+        options=("pumpportal_ban_seconds", "pumpportal_bonk_share", "pumpportal_mislabelled_share"),
     ),
 }
 PROVIDERS = tuple(SERVERS)
@@ -165,6 +185,7 @@ class Simulator:
                 history_limit,
                 lambda: self._market.current_slot,
                 options,
+                seed,
             )
             self._servers[name] = SERVERS[name].server(context)
         self._feeds: dict[str, FeedProfile] = {}
@@ -381,11 +402,12 @@ class Simulator:
 
     def history(self, provider: str, channel: str | None = None) -> list[dict[str, Any]]:
         """Every record ``provider`` published, in order (OpenPump: frames, ``channel`` = frame
-        type; Anaxer: channel records as REST serves them). Works after ``stop()`` too."""
+        type; PumpPortal: frames, ``channel`` = ``txType`` or ``bonk``/``mislabelled``; Anaxer: channel
+        records as REST serves them). Works after ``stop()`` too."""
         server = self._server(provider)
 
         def texts() -> list[str]:
-            if isinstance(server, OpenPumpServer):
+            if isinstance(server, (OpenPumpServer, PumpPortalServer)):  # (frame kind, JSON text) histories
                 return [t for kind, t in server.history if channel is None or kind == channel]
             assert isinstance(server, AnaxerServer)
             return [t for rec, t in server.history if channel is None or rec.channel == channel]

@@ -120,7 +120,7 @@ def test_drop_every(cli: list[Cli]) -> None:
     ("args", "option"),
     [
         (["--rate", "-1"], "--rate"),
-        (["--provider", "pumpportal"], "--provider"),
+        (["--provider", "nonesuch"], "--provider"),
         (["--close-every", "5"], "--close-every"),
         (["--anaxer-form", "v2"], "--anaxer-form"),
         (["--key", "k=gold"], "--key"),

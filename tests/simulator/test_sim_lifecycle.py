@@ -67,7 +67,7 @@ def test_urls_and_explicit_port_pair() -> None:
 
 def test_invalid_arguments() -> None:
     with pytest.raises(ValueError):
-        Simulator(providers=("pumpportal",))
+        Simulator(providers=("nonesuch",))
     with pytest.raises(ValueError):
         Simulator(anaxer_form="v2")  # type: ignore[arg-type]
     with pytest.raises(ValueError):

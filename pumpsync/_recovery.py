@@ -1,0 +1,334 @@
+"""Gap recovery, one owner: which gaps a client has, and fetching them from the provider's history.
+
+A gap opens when a session starts after an outage (from the newest position delivered), when
+``since`` is given (the first session), and when the queue overflowed (from the oldest event
+dropped). Live events are held meanwhile (``Delivery.hold``). Once every channel of the new
+session is acknowledged, the recovery thread fetches the history page by page and releases each
+page only when the queue has room for it, so that a gap of any size costs a page of memory and
+every event arrives once, whatever the consumer's pace. If the held live events outgrow their
+bound, they are let go and the history is paged on past them (another round from where the
+last one ended) until it has caught up with the live stream.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pumpsync._delivery import Delivery
+from pumpsync._stats import ClientStats
+from pumpsync._threads import join_thread
+from pumpsync.config import ClientConfig
+from pumpsync.events import Event
+from pumpsync.providers.base import Subscription
+from pumpsync.providers.spec import HistoryError, HistorySource, Position
+
+log = logging.getLogger("pumpsync.backfill")
+
+# The key of a stream-wide source's one position (it serves every channel at once).
+STREAM = "*"
+_CHUNK = 1000  # events released at a time (at most; fewer for a small queue)
+_IDLE = 0.05  # seconds between looks at the queue's room, and at overflow, when there is nothing else to do
+
+
+class _Stopped(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Gap:
+    """What a client must fetch again: per channel (``STREAM`` for a stream-wide source), the
+    position to start from (inclusive), and each channel's filters."""
+
+    positions: Mapping[str, Position]
+    filters: Mapping[str, Mapping[str, Any]]
+
+    def merge(self, other: Gap) -> Gap:
+        """The union of two gaps: per key, the earlier position."""
+        positions = dict(self.positions)
+        for key, position in other.positions.items():
+            if key not in positions or position < positions[key]:
+                positions[key] = position
+        return Gap(positions, {**other.filters, **self.filters})
+
+    def describe(self) -> str:
+        return ", ".join(f"{key} since slot {p.slot}" for key, p in self.positions.items())
+
+
+@dataclass
+class _Pending:
+    gap: Gap
+    awaiting: set[str]  # channels whose acknowledgement the fetch waits for
+    start_by: float  # monotonic: fetch anyway by then (a server that never acknowledges)
+    index: int | None  # the connection whose session opened the gap (None: not tied to one)
+
+
+class GapRecovery:
+    """Owns every gap of one client and the thread that fills them. Thread-safe."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        source: HistorySource,
+        delivery: Delivery,
+        stats: ClientStats,
+        subscriptions: Callable[[], list[Subscription]],
+    ) -> None:
+        self.config = config
+        self.source = source
+        self._delivery = delivery
+        self._stats = stats
+        self._subscriptions = subscriptions  # the live registry (runtime subscribe/unsubscribe)
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._since_pending = config.since is not None
+        self._pending: list[_Pending] = []  # guarded by _cond
+        self._carried: Gap | None = None  # a session ended before its gap was fetched: the next one takes it
+        self._retries: list[tuple[float, Gap]] = []  # only touched by the recovery thread
+        self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
+        self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> bool:
+        ended = join_thread(self._thread, timeout)
+        self.source.close()
+        return ended
+
+    def recoverable(self, channel: str) -> bool:
+        return self.source.recoverable(channel)
+
+    def detach(self) -> None:
+        """The client is closed: drop the reference back to it (its registry)."""
+        self._subscriptions = list
+
+    # ------------------------------------------------------------------ reports from connection threads
+    def session_opened(self, index: int, resumed: bool) -> None:
+        """A session of connection ``index`` opened; ``resumed``: after an outage of the whole client."""
+        if not self.config.backfill:
+            return
+        gap = self._gap(resumed)
+        with self._cond:
+            carried, self._carried = self._carried, None
+            if carried is not None:
+                gap = carried if gap is None else gap.merge(carried)
+            if gap is None:
+                return
+            gap = self._restrict(gap)
+            if not gap.positions:
+                return
+            # Live events wait until the gap is back; the fetch starts once every channel is live
+            # again (acknowledged), so that its answer reaches past the moment the stream resumed.
+            self._delivery.hold()
+            awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
+            start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
+            self._pending.append(_Pending(gap, awaiting, start_by, index))
+            self._cond.notify_all()
+
+    def channel_live(self, index: int, channel: str) -> None:
+        """A channel of connection ``index`` was acknowledged (or refused)."""
+        with self._cond:
+            for pending in self._pending:
+                if pending.index == index:
+                    pending.awaiting.discard(channel)
+                    if not pending.awaiting:
+                        self._cond.notify_all()
+
+    def session_ended(self, index: int) -> None:
+        """A session ended: a gap it opened but did not start to fetch passes to the next session."""
+        with self._cond:
+            mine = [p for p in self._pending if p.index == index]
+            for pending in mine:
+                self._pending.remove(pending)
+                self._carried = pending.gap if self._carried is None else self._carried.merge(pending.gap)
+        for _ in mine:
+            self._delivery.end_hold()
+
+    # ------------------------------------------------------------------ what a gap is
+    def _gap(self, resumed: bool) -> Gap | None:
+        subs = {sub.channel: dict(sub.filters) for sub in self._subscriptions()}
+        stream_wide = self.source.stream_wide
+        if self._since_pending:
+            self._since_pending = False
+            start = Position(self.config.since or 0)
+            return Gap({STREAM: start} if stream_wide else dict.fromkeys(subs, start), subs)
+        if not resumed:
+            return None
+        if stream_wide:
+            newest = self._delivery.newest
+            return None if newest is None else Gap({STREAM: newest}, subs)
+        # A quiet channel has seen nothing of late: anything of it before the newest slot seen on
+        # any channel was delivered live, so start there.
+        last = dict(self._delivery.last_slot)
+        newest_slot = max(last.values(), default=None)
+        positions: dict[str, Position] = {}
+        for channel in subs:
+            slot = last.get(channel, newest_slot)
+            if slot is not None:
+                positions[channel] = Position(slot)
+        return Gap(positions, subs)
+
+    def _restrict(self, gap: Gap) -> Gap:
+        """Only what is subscribed now and recoverable."""
+        subs = {sub.channel: dict(sub.filters) for sub in self._subscriptions()}
+        filters = {ch: f for ch, f in subs.items() if self.source.recoverable(ch)}
+        if self.source.stream_wide:
+            return Gap(dict(gap.positions) if filters else {}, filters)
+        return Gap({ch: p for ch, p in gap.positions.items() if ch in filters}, filters)
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                pending = self._next_ready()
+                if pending is not None:
+                    self._recover(pending.gap, held=True)
+                    continue
+                now = time.monotonic()
+                due = [r for r in self._retries if r[0] <= now]
+                if due:
+                    self._retries.remove(due[0])
+                    self._delivery.hold()
+                    self._recover(self._restrict(due[0][1]), held=True)
+                    continue
+                overflow = self._overflow_gap()
+                if overflow is not None:
+                    self._delivery.hold()
+                    self._recover(overflow, held=True)
+        except _Stopped:
+            pass
+
+    def _next_ready(self) -> _Pending | None:
+        """The next gap whose channels are all live (or that waited long enough), else None after a short wait."""
+        with self._cond:
+            now = time.monotonic()
+            for pending in self._pending:
+                if not pending.awaiting or now >= pending.start_by:
+                    self._pending.remove(pending)
+                    return pending
+            wake = min([p.start_by for p in self._pending] + [r[0] for r in self._retries] + [now + 1.0])
+            self._cond.wait(max(0.0, min(wake - now, _IDLE if self._delivery.dropped_from else 1.0)))
+        return None
+
+    def _overflow_gap(self) -> Gap | None:
+        """Events dropped on overflow are fetched again (paced, so this does not overflow again)."""
+        if not self._delivery.dropped_from:
+            return None
+        lost = self._delivery.take_overflow_gaps()
+        gap = self._restrict(Gap({STREAM: min(lost.values())} if self.source.stream_wide else lost, {}))
+        return gap if gap.positions else None
+
+    def _recover(self, gap: Gap, held: bool) -> None:
+        """Fetch ``gap`` and release it, round after round until caught up; ends the hold it was given."""
+        positions = dict(gap.positions)
+        # Per key, the identities released at its newest slot: the next round starts at that slot
+        # (inclusive), and by then they may have left the de-duplication window.
+        edges: dict[str, tuple[int, set[Any]]] = {}
+        while True:
+            deferrals = self._delivery.deferrals
+            newest: dict[str, Position] = {}
+            try:
+                fetched, new = self._round(Gap(positions, gap.filters), newest, edges)
+            except HistoryError as exc:
+                positions.update(newest)  # what did arrive was released
+                if self._stop.is_set():
+                    raise _Stopped from None
+                self._stats.backfill_failures += 1
+                retry = Gap(positions, gap.filters)
+                log.warning("backfill of %s failed: %s; will retry", retry.describe(), exc)
+                # The live stream goes on meanwhile; the retry starts where this attempt got to.
+                self._retries.append((time.monotonic() + self.config.backoff_max * random.uniform(0.5, 1.0), retry))
+                self._delivery.end_hold()
+                return
+            if fetched:
+                log.info("backfill: %d events, %d new", fetched, new)
+            positions.update(newest)
+            if not held or self._delivery.end_hold(deferrals):
+                return
+            log.info("backfill: live events outgrew the hold; fetching on from %s", Gap(positions, {}).describe())
+
+    def _round(self, gap: Gap, newest: dict[str, Position], edges: dict[str, tuple[int, set[Any]]]) -> tuple[int, int]:
+        """One pass over the history from ``gap``'s positions, noting in ``newest`` the newest
+        position released per key; (events fetched, new ones). A HistoryError comes after the
+        events fetched before it were released."""
+        source = self.source
+        stop = self._stop
+        if source.stream_wide:
+            self._stats.backfill_requests += 1
+            streams = [_events(source.fetch(gap.filters, gap.positions[STREAM], stop))]
+        else:
+            streams = []
+            for channel, position in gap.positions.items():
+                self._stats.backfill_requests += 1
+                streams.append(_events(source.fetch({channel: gap.filters.get(channel, {})}, position, stop)))
+        fetched = new = 0
+        batch: list[Event] = []
+        try:
+            for event in heapq.merge(*streams, key=_slot_key):
+                batch.append(event)
+                if len(batch) >= self._chunk:
+                    new += self._release(batch, newest, edges, source.stream_wide)
+                    fetched += len(batch)
+                    batch = []
+        finally:
+            if batch and not self._stop.is_set():
+                new += self._release(batch, newest, edges, source.stream_wide)
+                fetched += len(batch)
+        return fetched, new
+
+    def _release(
+        self,
+        batch: list[Event],
+        newest: dict[str, Position],
+        edges: dict[str, tuple[int, set[Any]]],
+        stream_wide: bool,
+    ) -> int:
+        """Queue ``batch`` once the consumer has made room for it (never by dropping older events)."""
+        fresh: list[Event] = []
+        for event in batch:
+            slot = event.slot
+            key = STREAM if stream_wide else event.channel
+            if slot is None or key is None:
+                fresh.append(event)
+                continue
+            edge = edges.get(key)
+            if edge is not None and slot == edge[0] and event.identity in edge[1]:
+                self._stats.duplicates += 1  # released in the last round
+                continue
+            fresh.append(event)
+            if edge is None or slot > edge[0]:
+                edges[key] = (slot, {event.identity})
+                newest[key] = Position(slot, event.signature)
+            elif slot == edge[0]:
+                edge[1].add(event.identity)
+        delivery = self._delivery
+        while delivery.room() < len(fresh):
+            if self._stop.wait(_IDLE):
+                raise _Stopped
+        return delivery.release_backfill(fresh)
+
+
+def _events(pages: Iterable[list[Event]]) -> Iterator[Event]:
+    """A source's pages as one stream of events in slot order (each page sorted; pages follow on)."""
+    for page in pages:
+        yield from sorted(page, key=_slot_key)
+
+
+def _slot_key(event: Event) -> int:
+    return event.slot if event.slot is not None else -1
+
+
+__all__ = ["STREAM", "Gap", "GapRecovery"]
