@@ -1,5 +1,6 @@
-"""Chaos across sources: three sources, random faults on each, every event that at least one
-source delivered reaches the consumer exactly once.
+"""Chaos across sources: OpenPump, Anaxer twice (one server, two sources) and PumpPortal where
+it is simulated, random faults on each; every event that at least one source delivered reaches
+the consumer exactly once.
 
 Seeded: set PUMPSYNC_CHAOS_SEED to replay a run; PUMPSYNC_CHAOS_SECONDS lengthens it.
 """
@@ -21,6 +22,7 @@ import pumpsync
 from pumpsync import Source
 from pumpsync.events import Event
 from pumpsync.simulator import Simulator
+from pumpsync.simulator.simulator import SERVERS
 from tests.conftest import FAST, wait_until
 
 pytestmark = pytest.mark.chaos
@@ -29,6 +31,7 @@ SECONDS = float(os.environ.get("PUMPSYNC_CHAOS_SECONDS", "8"))
 SEED = int(os.environ.get("PUMPSYNC_CHAOS_SEED", str(random.randrange(1 << 30))))
 TIMINGS = {**FAST, "ping_interval": 0.3, "pong_timeout": 0.5, "stale_timeout": 1.0, "limited_backoff": 0.4}
 CHANNELS = {"creations": {}, "trades": {}, "graduations": {}}
+PROVIDERS = tuple(p for p in ("openpump", "anaxer", "pumpportal") if p in SERVERS)
 Fault = Callable[[Simulator], str]
 
 
@@ -42,7 +45,7 @@ class Handed:
         for member in client.members.values():
             delivery = member._delivery
             delivery.deliver_all = self._tap(delivery.deliver_all)  # type: ignore[method-assign]
-            delivery.release = self._tap(delivery.release)  # type: ignore[method-assign]
+            delivery.release_backfill = self._tap(delivery.release_backfill)  # type: ignore[method-assign]
 
     def _tap(self, method: Callable[..., Any]) -> Callable[..., Any]:
         def tapped(events: Iterable[Event], *args: Any, **kwargs: Any) -> Any:
@@ -58,7 +61,7 @@ class Handed:
             return set(self.identities)
 
 
-def test_three_sources_with_faults_on_each_deliver_each_event_once() -> None:
+def test_several_sources_with_faults_on_each_deliver_each_event_once() -> None:
     rng = random.Random(SEED)
     print(f"chaos seed {SEED}")
     client: pumpsync.Client
@@ -77,12 +80,12 @@ def test_three_sources_with_faults_on_each_deliver_each_event_once() -> None:
         return rng.choice(conns).index if conns else None
 
     def drop(sim: Simulator) -> str:
-        provider = rng.choice(["openpump", "anaxer"])
+        provider = rng.choice(PROVIDERS)
         sim.drop(provider=provider, index=conn_of(sim, provider))
         return f"drop {provider}"
 
     def stall(sim: Simulator) -> str:
-        provider = rng.choice(["openpump", "anaxer"])
+        provider = rng.choice(PROVIDERS)
         index = conn_of(sim, provider)
         if index is None:
             return "stall: nothing open"
@@ -93,12 +96,12 @@ def test_three_sources_with_faults_on_each_deliver_each_event_once() -> None:
         return f"stall {provider}"
 
     def restart(sim: Simulator) -> str:
-        provider = rng.choice(["openpump", "anaxer"])
+        provider = rng.choice(PROVIDERS)
         sim.restart(provider=provider, downtime=rng.uniform(0.1, 0.6))
         return f"restart {provider}"
 
     def close(sim: Simulator) -> str:
-        provider = rng.choice(["openpump", "anaxer"])
+        provider = rng.choice(PROVIDERS)
         sim.close(rng.choice([1001, 1011]), provider=provider, index=conn_of(sim, provider))
         return f"close {provider}"
 
@@ -106,19 +109,20 @@ def test_three_sources_with_faults_on_each_deliver_each_event_once() -> None:
         return sum(c["connects"] for m in client.members.values() for c in m.stats()["connections"])
 
     faults: list[Fault] = [drop, stall, restart, close]
-    with Simulator(providers=("openpump", "anaxer"), rate=40, seed=SEED, enrich_delay=0.05) as sim:
+    with Simulator(providers=PROVIDERS, rate=40, seed=SEED, enrich_delay=0.05) as sim:
         sim.pause()  # the stream starts once every source is subscribed
         sim.set_feed("openpump", delay=(0.0, 0.05), loss=0.1)
         sim.set_feed("anaxer", delay=(0.02, 0.1), loss=0.1)
         anaxer = {"url": sim.url("anaxer"), "rest_url": sim.rest_url("anaxer"), "channels": CHANNELS}
-        client = pumpsync.Client(
-            sources=[
-                Source("openpump", api_key="chaos-op", url=sim.url("openpump")),
-                Source("anaxer", api_key="chaos-ax", **anaxer),
-                Source("anaxer", api_key="chaos-ax2", **anaxer),
-            ],
-            **TIMINGS,
-        )
+        sources = [
+            Source("openpump", api_key="chaos-op", url=sim.url("openpump")),
+            Source("anaxer", api_key="chaos-ax", **anaxer),
+            Source("anaxer", api_key="chaos-ax2", **anaxer),
+        ]
+        if "pumpportal" in PROVIDERS:
+            sim.set_feed("pumpportal", delay=(0.0, 0.15), loss=0.1)
+            sources.append(Source("pumpportal", url=sim.url("pumpportal")))
+        client = pumpsync.Client(sources=sources, **TIMINGS)
         handed = Handed(client)
 
         client.start()
@@ -126,6 +130,8 @@ def test_three_sources_with_faults_on_each_deliver_each_event_once() -> None:
         try:
             sim.wait_for_connections("openpump", 1, timeout=15)
             sim.wait_for_connections("anaxer", 2, subscribed=True, timeout=15)
+            if "pumpportal" in PROVIDERS:
+                sim.wait_for_connections("pumpportal", 1, subscribed=True, timeout=15)
             wait_until(lambda: all(len(c.subscriptions) == 3 for c in sim.connections("anaxer")), what="subscribed")
             sim.resume()
             end = time.monotonic() + SECONDS
