@@ -84,11 +84,18 @@ def provider_key_env(provider: str) -> str:
     return f"PUMPSYNC_{provider.upper().replace('-', '_')}_API_KEY"
 
 
+def _own_key(source: Source) -> bool:
+    """The source has a key of its own: in its options, or in ``PUMPSYNC_<PROVIDER>_API_KEY``."""
+    options = source.options
+    given = options.get("api_key") is not None or options.get("api_key_file") is not None
+    return given or bool(os.environ.get(provider_key_env(source.provider)))
+
+
 def source_config(source: Source, defaults: Mapping[str, Any], key_owner: bool) -> ClientConfig:
     """The config of one source: the client-wide ``defaults`` under the source's own options.
 
     The key: the source's ``api_key``/``api_key_file``, else ``PUMPSYNC_<PROVIDER>_API_KEY``,
-    else ``PUMPSYNC_API_KEY`` but only for ``key_owner`` (the one source that needs a key). A key
+    else ``PUMPSYNC_API_KEY`` but only for ``key_owner`` (the one needing a key without its own). A key
     meant for one provider is never sent to another: a free source gets none unless given one."""
     options = {**defaults, **source.options}
     explicit = options.get("api_key") is not None or options.get("api_key_file") is not None
@@ -101,7 +108,15 @@ def source_config(source: Source, defaults: Mapping[str, Any], key_owner: bool) 
             f"source {source.name or source.provider} needs a key of its own (several sources need one): "
             f"api_key=... in its Source, or {provider_key_env(source.provider)}",
         )
-    config = make_config(source.provider, **options)
+    try:
+        config = make_config(source.provider, **options)
+    except ConfigurationError as exc:
+        if exc.option != "api_key" or explicit:
+            raise
+        reason = str(exc).split(": ", 1)[-1]
+        raise ConfigurationError(
+            "api_key", f"source {source.name or source.provider}: {reason}, or {provider_key_env(source.provider)}"
+        ) from None
     if not explicit and not config.spec.key_required:
         config = replace(config, api_key=None)  # a free source: no key at all (not PUMPSYNC_API_KEY)
     return config
@@ -148,13 +163,14 @@ class MultiClient(Client):
         ):
             raise ConfigurationError("race_window", f"{race_window!r} is not a positive number of seconds")
         names = source_names(sources)
-        needing = [s for s in sources if provider_spec(s.provider).key_required]
-        # A key given to Client() itself is the one key-needing source's, never the others'.
+        # The sources that need a key and have none of their own: the client's key (api_key=,
+        # PUMPSYNC_API_KEY) is the one such source's, never the others'.
+        lacking = [s for s in sources if provider_spec(s.provider).key_required and not _own_key(s)]
         shared_key: dict[str, Any] = {n: defaults.pop(n) for n in ("api_key", "api_key_file") if n in defaults}
-        if shared_key and len(needing) != 1:
+        if shared_key and len(lacking) > 1:
             raise ConfigurationError(
                 "api_key",
-                f"a key given to Client() goes to the one source that needs a key, and {len(needing)} do: "
+                f"a key given to Client() goes to the one source that needs a key, and {len(lacking)} lack one: "
                 "give each Source its own api_key",
             )
         queue_size = defaults.get("queue_size") or _DEFAULT_QUEUE_SIZE
@@ -167,9 +183,10 @@ class MultiClient(Client):
         members: dict[str, Client] = {}
         for index, (source, name) in enumerate(zip(sources, names, strict=True)):
             given = {**defaults, "queue_size": queue_size, "dedup_size": dedup_size}
-            if needing == [source]:
+            owner = lacking == [source]
+            if owner:
                 given.update(shared_key)
-            config = source_config(source, given, key_owner=needing == [source])
+            config = source_config(source, given, key_owner=owner)
             members[name] = Client._member(config, Member(name, index, self._merge, self._source_failed))
         self._members = members
         self.config = next(iter(members.values())).config  # the first source's, for code that wants one

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import pumpsync
+import pumpsync.providers
 from pumpsync import Source
 from pumpsync.errors import AllSourcesFailed, AuthenticationError, ConfigurationError, SourceFailed, UsageError
 from pumpsync.simulator import Simulator
@@ -142,7 +143,8 @@ def test_a_failed_source_is_reported_and_the_others_go_on(two: Simulator) -> Non
         client.close()
 
 
-def test_options_keys_and_names() -> None:
+def test_options_keys_and_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PUMPSYNC_API_KEY", raising=False)
     with pytest.raises(ConfigurationError):
         pumpsync.Client("anaxer", sources=[Source("openpump", api_key="k")])
     with pytest.raises(ConfigurationError):
@@ -151,8 +153,10 @@ def test_options_keys_and_names() -> None:
         pumpsync.Client(sources=[Source("openpump", api_key="k")], race_window=0)
     with pytest.raises(ConfigurationError, match="queue_size"):  # refused before anything is sized by it
         pumpsync.Client(sources=[Source("openpump", api_key="k")], queue_size=10**12)
-    with pytest.raises(ConfigurationError, match="anaxer"):  # two sources need keys: never share one
+    with pytest.raises(ConfigurationError, match="PUMPSYNC_ANAXER_API_KEY"):  # the one without a key is named
         pumpsync.Client(sources=[Source("openpump", api_key="k"), Source("anaxer")])
+    with pytest.raises(ConfigurationError, match="give each Source its own"):  # two need one: never share it
+        pumpsync.Client(sources=[Source("openpump"), Source("anaxer")], api_key="shared")
     client = pumpsync.Client(
         sources=[Source("anaxer", api_key="a"), Source("anaxer", api_key="b"), Source("openpump", api_key="c")],
         queue_size=50,
@@ -225,3 +229,15 @@ def test_connect_takes_sources_too(two: Simulator) -> None:
         assert event.mint == launch.mint
     with pytest.raises(ConfigurationError):
         pumpsync.connect("openpump", sources=[source(two, "anaxer")])
+
+
+@pytest.mark.skipif("pumpportal" not in pumpsync.providers.PROVIDERS, reason="no free provider registered")
+def test_a_key_goes_only_to_the_source_that_needs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUMPSYNC_API_KEY", "shared-key-1234")
+    monkeypatch.setenv("PUMPSYNC_OPENPUMP_API_KEY", "openpump-key-5678")
+    client = pumpsync.Client(sources=[Source("pumpportal"), Source("anaxer"), Source("openpump")])
+    keys = {name: m.config.api_key for name, m in client.members.items()}
+    assert keys["pumpportal"] is None  # a free source: never another provider's key
+    assert keys["anaxer"] is not None and keys["anaxer"].reveal() == "shared-key-1234"  # the one left needing it
+    assert keys["openpump"] is not None and keys["openpump"].reveal() == "openpump-key-5678"
+    client.close()

@@ -35,7 +35,7 @@ Several sources, one stream: ``[[sources]]`` tables instead of ``provider``, ``u
     api_key_file = "/etc/pumpsync/anaxer.key"
 
 A source's key: its ``api_key_file``, else ``PUMPSYNC_<PROVIDER>_API_KEY``, else the daemon's
-key if it is the only source that needs one.
+key if it is the only source that needs one and has none of its own.
 """
 
 from __future__ import annotations
