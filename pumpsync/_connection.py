@@ -22,7 +22,7 @@ from pumpsync._stats import ConnectionStats
 from pumpsync._threads import join_thread
 from pumpsync._transport import WebSocketTransport
 from pumpsync.config import ClientConfig
-from pumpsync.errors import AuthenticationError, PlanError, ProviderRefused
+from pumpsync.errors import AuthenticationError, EndOfStream, PlanError, ProviderRefused
 from pumpsync.events import Event
 from pumpsync.providers.base import (
     Dialect,
@@ -65,7 +65,7 @@ class Outcome:
     reason: str
     code: int | None = None
     detail: str = ""
-    refusal: ProviderRefused | None = None
+    refusal: ProviderRefused | EndOfStream | None = None
     rate_limited: bool = False
     opened: bool = False
     retry_after: float | None = None  # the server's Retry-After, seconds
@@ -102,6 +102,9 @@ class Connection:
         self._ws_ping = spec.heartbeat == "ws_ping"
         self._pings = spec.heartbeat in ("app", "ws_ping")  # "server"/"none": we send no heartbeat
         self.transport: Transport = (spec.transport or WebSocketTransport)(config, index)
+        bind = getattr(self.transport, "bind_queue", None)
+        if bind is not None:  # a source that can outrun any consumer (a file) waits for the queue instead
+            bind(delivery.queue)
         self._dialect_factory = dialect_factory
         self._delivery = delivery
         self._owner = owner

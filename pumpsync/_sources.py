@@ -25,7 +25,15 @@ from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats
 from pumpsync.client import Client
 from pumpsync.config import ClientConfig, make_config
-from pumpsync.errors import AllSourcesFailed, ClientClosed, ConfigurationError, PumpsyncError, SourceFailed, UsageError
+from pumpsync.errors import (
+    AllSourcesFailed,
+    ClientClosed,
+    ConfigurationError,
+    EndOfStream,
+    PumpsyncError,
+    SourceFailed,
+    UsageError,
+)
 from pumpsync.providers import provider_spec
 from pumpsync.providers.base import Subscription
 
@@ -243,12 +251,18 @@ class MultiClient(Client):
                 return
             self._failed[member.name] = error
             every = len(self._failed) == len(self._members)
-            if every:
+            if every and all(isinstance(e, ClientClosed) for e in self._failed.values()):
+                self.error = EndOfStream("every source has ended")  # replays, all at their end: no failure
+            elif every:
                 self.error = AllSourcesFailed(
                     "every source failed: " + "; ".join(f"{n}: {e}" for n, e in self._failed.items()),
                     dict(self._failed),
                 )
-        log.error("source %s failed: %s%s", member.name, error, "" if every else "; the other sources go on")
+        # Printed once: by the CLI (as the item it reads), not also as a log line (see setup_logging).
+        log.error(
+            "source %s failed: %s%s", member.name, error, "" if every else "; the other sources go on",
+            extra={"pumpsync_fatal": True},
+        )  # fmt: skip
         self._merge.queue.put(SourceFailed(member.name, error))
         if self.error is not None and every:
             self._merge.queue.put(self.error)

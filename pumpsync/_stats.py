@@ -153,6 +153,11 @@ class ClientStats:
                     "pings_sent": c.pings_sent,
                     "pongs": c.pongs,
                     "first_deliveries": c.first_deliveries,
+                    # epoch seconds (None: not yet); the round trip in seconds
+                    "state_since": c.state_since,
+                    "last_frame_at": c.last_frame_at,
+                    "last_event_at": c.last_event_at,
+                    "last_rtt": c.last_rtt,
                 }
                 for c in self.connections
             ],

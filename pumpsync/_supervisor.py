@@ -14,6 +14,7 @@ sd_notify and the metrics read that verdict and never re-derive it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -51,10 +52,13 @@ class Supervisor:
         self._cond = threading.Condition()
         self._stopping = False
         self._slots: list[_Slot] = []
+        self._first_deadline: float | None = None  # until a first connection opens
         self._thread = threading.Thread(target=self._run, name="pumpsync-supervisor", daemon=True)
 
     def start(self) -> None:
         now = time.monotonic()
+        if math.isfinite(self.config.first_connect_timeout):
+            self._first_deadline = now + self.config.first_connect_timeout
         self._slots = [
             _Slot(Backoff(self.config.backoff_initial, self.config.backoff_max), now + i * _STAGGER)
             for i in range(len(self.connections))
@@ -123,6 +127,8 @@ class Supervisor:
         with self._cond:
             while not self._stopping:
                 now = time.monotonic()
+                if self._first_deadline is not None and self._never_connected(now):
+                    return
                 wake = now + _MAX_SLEEP
                 for conn, slot in zip(self.connections, self._slots, strict=True):
                     wake = min(wake, self._tend(conn, slot, now))
@@ -130,6 +136,26 @@ class Supervisor:
             now = time.monotonic()
             for conn in self.connections:  # a stopped client has no healthy connection
                 _judge(conn.stats, False, now)
+
+    def _never_connected(self, now: float) -> bool:
+        """Past the first-connection deadline with no connection ever open: fail (True). Retries stay
+        unlimited once one has opened: then the server exists, and an outage is worth waiting out."""
+        assert self._first_deadline is not None
+        if any(conn.sessions for conn in self.connections):
+            self._first_deadline = None
+            return False
+        if now < self._first_deadline:
+            return False
+        self._stopping = True
+        attempts = sum(conn.stats.attempts for conn in self.connections)
+        last = next((c.stats.last_error for c in self.connections if c.stats.last_error), "no attempt finished")
+        self._fail(
+            ConnectionLost(
+                f"could not connect within {self.config.first_connect_timeout:g} s "
+                f"({attempts} attempts; last: {last}); check the URL (first_connect_timeout to wait longer)"
+            )
+        )
+        return True
 
     def _tend(self, conn: Connection, slot: _Slot, now: float) -> float:
         """Do what is due for one connection; return when it next needs attention."""

@@ -9,7 +9,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,14 @@ from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
 from pumpsync.config import ChannelSpec, ClientConfig, make_config, parse_channels
-from pumpsync.errors import ClientClosed, ConfigurationError, PumpsyncError, RequestTimeout, UsageError
+from pumpsync.errors import (
+    ClientClosed,
+    ConfigurationError,
+    PumpsyncError,
+    RequestTimeout,
+    SubscriptionRejected,
+    UsageError,
+)
 from pumpsync.events import Event
 from pumpsync.providers import DEFAULT_PROVIDER, ProviderName
 from pumpsync.providers.base import (
@@ -101,6 +108,8 @@ class Client:
         connect_timeout: float | None = None,
         hello_timeout: float | None = None,
         max_retries: int | None = None,
+        first_connect_timeout: float | None = None,
+        raise_rejections: bool | None = None,
         rest_url: str | None = None,
         since: int | None = None,
         backfill: bool | None = None,
@@ -129,6 +138,8 @@ class Client:
             connect_timeout=connect_timeout,
             hello_timeout=hello_timeout,
             max_retries=max_retries,
+            first_connect_timeout=first_connect_timeout,
+            raise_rejections=raise_rejections,
             rest_url=rest_url,
             since=since,
             backfill=backfill,
@@ -175,6 +186,9 @@ class Client:
             Connection(i, config, dialect_factory, self._delivery, connection_stats[i], self._hub)
             for i in range(config.connections)
         ]
+        # Transports that want to know what the consumer took (the redis source commits on it).
+        takers = [getattr(conn.transport, "taken", None) for conn in self._connections]
+        self._takers: list[Callable[[Event | None], None] | None] | None = takers if any(takers) else None
         self._supervisor = Supervisor(config, self._connections, self._fail)
         self._recovery = (
             GapRecovery(config, spec.history(config), self._delivery, self._stats, self.subscriptions)
@@ -261,20 +275,33 @@ class Client:
     # ------------------------------------------------------------------ consuming
     def get(self, timeout: float | None = None) -> Event:
         """The next event; raises the error items (see the class docs) and ``queue.Empty`` on timeout."""
+        takers = self._takers
+        if takers is not None:  # asking for the next event: the consumer is done with the one in hand
+            for taken in takers:
+                if taken is not None:
+                    taken(None)
         item = self.queue.get(timeout=timeout)
         if isinstance(item, PumpsyncError):
             if item.fatal or isinstance(item, ClientClosed):
                 self.queue.put(item)  # keep it there for the next reader
             raise item
+        if takers is not None:
+            taken = takers[item.connection]
+            if taken is not None:
+                taken(item)
         return item
 
     def __iter__(self) -> Iterator[Event]:
-        """Events until :meth:`close`; raises fatal errors and subscription rejections."""
+        """Events until :meth:`close`; raises fatal errors. A refused channel is logged as a warning
+        and the others go on (``raise_rejections=True``: raises :class:`SubscriptionRejected`)."""
         while True:
             try:
                 yield self.get()
             except ClientClosed:
                 return
+            except SubscriptionRejected:
+                if self.config.raise_rejections:
+                    raise  # the warning was logged when the refusal arrived
 
     def raise_for_error(self) -> None:
         """Raise the fatal error that stopped the client, if any."""
@@ -351,6 +378,18 @@ class Client:
         """At least one connection is open."""
         return any(c.is_open for c in self._connections)
 
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Block until a connection is open (True), or ``timeout`` seconds pass or the client stops (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.connected:
+            if self.error is not None or self._state == "closed":
+                return False
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            time.sleep(0.02 if left is None else min(0.02, left))  # polled: no connection event to wait on
+        return True
+
     @property
     def ready(self) -> bool:
         """At least one connection is healthy: open, and something arrived within ``stale_timeout``.
@@ -400,7 +439,13 @@ class Client:
             if self.error is not None:
                 return
             self.error = error
-        log.error("%s", error)
+        # The CLI prints a fatal error itself (see setup_logging); the end of a replay is no error.
+        log.log(
+            logging.INFO if isinstance(error, ClientClosed) else logging.ERROR,
+            "%s",
+            error,
+            extra={"pumpsync_fatal": True},
+        )
         self._supervisor.stop()
         for conn in self._connections:
             conn.stop()
@@ -500,6 +545,8 @@ def connect(
     connect_timeout: float | None = None,
     hello_timeout: float | None = None,
     max_retries: int | None = None,
+    first_connect_timeout: float | None = None,
+    raise_rejections: bool | None = None,
     rest_url: str | None = None,
     since: int | None = None,
     backfill: bool | None = None,

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pumpsync._filters import check_filters
+from pumpsync._keys import API_KEY_ENV, choose_api_key
 from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync.errors import ConfigurationError
@@ -21,7 +23,6 @@ from pumpsync.providers import PROVIDERS, provider_spec, with_history
 from pumpsync.providers.base import Subscription
 from pumpsync.providers.spec import ProviderSpec
 
-API_KEY_ENV = "PUMPSYNC_API_KEY"
 # Proxy schemes that both websocket-client (stream) and requests (REST) understand, and the port each
 # assumes when the URL names none (requests' defaults, so that both libraries go to the same place).
 PROXY_PORTS = {"http": 80, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "socks5h": 1080}
@@ -51,6 +52,8 @@ class ClientConfig:
     connect_timeout: float = 10.0
     hello_timeout: float = 2.0  # Anaxer: no v1 "connected" frame by then means the document form
     max_retries: int | None = None  # consecutive failed attempts before ConnectionLost; None = forever
+    # No connection has ever opened this long after start(): ConnectionLost (a typo'd URL ends); inf = forever.
+    first_connect_timeout: float = 60.0
     auth: str = "query"  # "query" or "header"
     rest_url: str | None = None
     since: int | None = None
@@ -59,6 +62,12 @@ class ClientConfig:
     max_frame_size: int = 1024 * 1024
     ca_bundle: str | None = None
     proxy: str | None = None
+    # Options only some providers take (their SPEC.options); None: the provider's default.
+    group: str | None = None  # redis: share the stream's entries among a consumer group
+    consumer: str | None = None  # redis: this member's name in the group
+    name: str | None = None  # redis: save the reader's position under this name
+    raise_rejections: bool = False  # iteration: raise SubscriptionRejected (default: log a warning, go on)
+    speed: float | None = None  # replay: the recorded pace times this (0: as fast as the consumer takes them)
     # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
     urls: tuple[str, ...] = ()
     # PumpPortal: seconds an acknowledged trade channel may stay silent while launches flow before
@@ -113,31 +122,9 @@ _POSITIVE_INTS = ("connections", "queue_size", "dedup_size", "max_frame_size")
 def resolve_api_key(
     api_key: str | ApiKey | None, api_key_file: str | os.PathLike[str] | None = None, required: bool = True
 ) -> ApiKey | None:
-    """The key from the argument, else ``$PUMPSYNC_API_KEY``, else the first line of ``api_key_file``;
-    None when there is none and ``required`` is false (a free source)."""
-    if isinstance(api_key, ApiKey):
-        value = api_key.reveal()
-    elif api_key is not None:
-        value = api_key
-    elif os.environ.get(API_KEY_ENV):
-        value = os.environ[API_KEY_ENV]
-    elif api_key_file is not None:
-        try:
-            value = Path(api_key_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigurationError("api_key_file", f"cannot read {api_key_file}: {exc.strerror}") from None
-    elif not required:
-        return None
-    else:
-        raise ConfigurationError(
-            "api_key", f"no API key given: pass api_key=..., set {API_KEY_ENV}, or use --api-key-file"
-        )
-    value = value.strip()
-    if not value:
-        raise ConfigurationError("api_key", "the API key is empty")
-    if any(ch.isspace() or ord(ch) < 32 for ch in value):
-        raise ConfigurationError("api_key", "the API key contains whitespace or control characters")
-    return ApiKey(value)
+    """The key: ``api_key``, else ``api_key_file``, else the environment (see :mod:`pumpsync._keys` for
+    the one order); None when there is none and ``required`` is false (a free source)."""
+    return choose_api_key(api_key, api_key_file, required=required)
 
 
 def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscription, ...]:
@@ -161,14 +148,19 @@ def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscri
             raise ConfigurationError("channels", f"unknown {provider} channel {name!r} (one of {', '.join(known)})")
         if filters is not None and not isinstance(filters, Mapping):
             raise ConfigurationError("channels", f"filters of {name!r} must be a JSON object")
+        check_filters(provider, name, filters, spec.filters)
         subs[name] = Subscription(name, dict(filters or {}))
     return tuple(subs.values())
+
+
+_LOCAL_SCHEMES = ("file", "sqlite")
 
 
 def _check_url(option: str, url: str, schemes: tuple[str, ...]) -> None:
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in schemes and bool(parts.hostname)
+        # Network URLs need a host; a file source's (file:PATH, sqlite:PATH) is a local path.
+        ok = parts.scheme in schemes and (bool(parts.hostname) or parts.scheme in _LOCAL_SCHEMES)
     except ValueError:  # a bad port or IPv6 literal
         ok = False
     if not ok:
@@ -325,11 +317,14 @@ def _validate_numbers(config: ClientConfig) -> None:
         raise ConfigurationError("backoff_initial", "must not exceed backoff_max")
     if config.pong_timeout >= config.stale_timeout:
         raise ConfigurationError("pong_timeout", "must be shorter than stale_timeout")
+    first = config.first_connect_timeout
+    if isinstance(first, bool) or not isinstance(first, (int, float)) or not first > 0:
+        raise ConfigurationError("first_connect_timeout", "must be a positive number of seconds (inf: wait forever)")
     if config.max_retries is not None and (isinstance(config.max_retries, bool) or config.max_retries < 1):
         raise ConfigurationError("max_retries", "must be a positive whole number or None")
     if config.since is not None and (isinstance(config.since, bool) or config.since < 0):
         raise ConfigurationError("since", "must be a slot number >= 0")
-    if config.since is not None and config.spec.history is None:
+    if config.since is not None and config.spec.history is None and "since" not in config.spec.capabilities:
         others = with_history()
         verb = "has" if len(others) == 1 else "have"
         raise ConfigurationError(

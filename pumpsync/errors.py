@@ -106,6 +106,10 @@ class AllSourcesFailed(PumpsyncError):
         self.errors = errors
 
 
+class EndOfStream(ClientClosed):
+    """The source has no more events (a replay reached the end of its recording): iteration ends."""
+
+
 class UsageError(PumpsyncError, RuntimeError):
     """A method was called where it cannot work: a programming mistake, not a provider's answer."""
 
@@ -120,6 +124,7 @@ __all__ = [
     "ClientClosed",
     "ConfigurationError",
     "ConnectionLost",
+    "EndOfStream",
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",

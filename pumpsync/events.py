@@ -10,6 +10,7 @@ content is in ``raw``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 NEW_TOKEN = "new_token"
@@ -24,6 +25,7 @@ KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, PRICE, UNKNOWN)
 _COMMON_KEYS = (
     "kind",
     "provider",
+    "channel",
     "mint",
     "signature",
     "slot",
@@ -32,7 +34,9 @@ _COMMON_KEYS = (
     "connection",
     "backfill",
     "raw",
+    "channel",  # last: the keys before it kept their order when it was added
 )
+_REQUIRED_KEYS = ("kind", "provider", "received_at")
 _TOKEN_KEYS = ("name", "symbol", "creator", "uri", "image", "description")
 _CURVE_KEYS = ("bonding_curve_progress", "sol_raised", "market_cap_sol", "price_sol")
 _TRADE_KEYS = ("side", "sol_amount", "token_amount", "trader", "price_sol")
@@ -53,7 +57,13 @@ class Event(NamedTuple):
     ``signature``, ``slot`` (Solana slot or ``None``), ``timestamp`` (provider time, epoch ms,
     or ``None``), ``received_at`` (local epoch ms), ``connection`` (index of the connection
     that delivered it first), ``backfill`` (``True`` when it came from gap recovery over
-    REST), ``raw`` (the provider's object, as received).
+    REST), ``raw`` (the provider's object, as received), ``channel`` (the subscription that
+    carried it, e.g. Anaxer's ``"trades"``; ``None`` where the provider has no channels).
+
+    Units: ``sol_amount``, ``sol_raised``, ``market_cap_sol``, ``liquidity_sol`` in SOL (not
+    lamports); ``token_amount`` in whole tokens (decimals applied); ``price_sol`` in SOL per
+    whole token; ``price_usd`` in USD per whole token; ``market_cap_usd`` in USD;
+    ``bonding_curve_progress`` in percent (0-100); ``time_to_graduate_s`` in seconds.
     """
 
     kind: str
@@ -119,6 +129,21 @@ class Event(NamedTuple):
         if kind == UNKNOWN or self.mint is None:
             return None
         return (kind, self.mint)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """The event that :meth:`to_dict` (a JSONL line, the SQLite ``data`` column) describes.
+
+        ``Event.from_dict(e.to_dict()) == e``. Keys this version does not know are ignored, and
+        missing optional ones are ``None``, so files written by other versions still load.
+        """
+        missing = [key for key in _REQUIRED_KEYS if key not in data]
+        if missing:
+            raise ValueError(f"not an event: no {', '.join(missing)}")
+        fields: dict[str, Any] = {"mint": None, "signature": None, "slot": None, "timestamp": None}
+        fields.update(connection=0, backfill=False, raw={})
+        fields.update((key, data[key]) for key in cls._fields if key in data)
+        return cls(**fields)
 
     def with_delivery(self, connection: int, backfill: bool) -> Event:
         return self._replace(connection=connection, backfill=backfill)

@@ -85,7 +85,10 @@ def test_stream_anaxer_channels_with_filters(live_sim) -> None:
 def test_stream_duration_text(live_sim) -> None:
     result = run("stream", "--url", live_sim.url("openpump"), "--duration", "1.5", "--api-key", "k")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("\n") > 3 and "trade" in result.stdout
+    assert result.stdout.count("\n") > 3 and (" BUY " in result.stdout or " SELL " in result.stdout)
+    # Full mints, pasteable into an explorer (issue 17, item 3): not cut, whatever the line's length.
+    mints = {line.split()[2] for line in result.stdout.splitlines()}
+    assert all(32 <= len(mint) <= 44 and "…" not in mint for mint in mints), mints
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ _COMMANDS = {
     "simulate": "pumpsync.cli.simulate:simulate",
     "daemon": "pumpsync.cli.daemon:daemon",
     "bench": "pumpsync.cli.bench:bench",
+    "top": "pumpsync.cli.top:top",
 }
 
 

@@ -29,6 +29,7 @@ TUNING = [
     ("--backoff-max", float, "Largest reconnect delay, seconds [30]."),
     ("--queue-size", int, "Events the queue holds before the oldest are dropped [100000]."),
     ("--max-retries", int, "Consecutive failed reconnects before giving up [never]."),
+    ("--first-connect-timeout", float, "Seconds to wait for the first connection before giving up [60]."),
 ]
 
 
@@ -213,6 +214,8 @@ def setup_logging(verbose: int, key: ApiKey | None = None, *more_keys: ApiKey) -
     handler.addFilter(RedactingFilter(key))
     for other in more_keys:  # several sources, several keys
         handler.addFilter(RedactingFilter(other))
+    # A fatal error is printed once, as the command's own "pumpsync: ..." line, not also as a log line.
+    handler.addFilter(lambda record: not getattr(record, "pumpsync_fatal", False))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

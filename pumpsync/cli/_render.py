@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import unicodedata
-from typing import Any
+from typing import Any, TextIO
 
 from pumpsync.events import Event
 
@@ -48,34 +49,55 @@ def to_json_line(event: Event) -> str:
         return json.dumps(_finite(data), separators=(",", ":"), ensure_ascii=False)
 
 
-def _short(text: str | None, width: int = 12) -> str:
-    if not text:
-        return "-"
-    return text if len(text) <= width else text[: width - 1] + "…"
+def terminal_width(out: TextIO) -> int | None:
+    """The columns of the terminal ``out`` writes to; ``None`` when it is a pipe or a file (nothing is cut)."""
+    try:
+        if not out.isatty():
+            return None
+        return os.get_terminal_size(out.fileno()).columns or None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _sol(value: float | None) -> str:
     return "-" if value is None else f"{value:,.4f} SOL"
 
 
-def to_text(event: Event) -> str:
-    """One readable line per event."""
-    clock = time.strftime("%H:%M:%S", time.localtime(event.received_at / 1000)) + f".{event.received_at % 1000:03d}"
+_TAGS = {"trade": "", "new_token": "NEW", "token_enriched": "META", "graduation": "GRAD", "price": "PRICE"}
+
+
+def to_text(event: Event, width: int | None = None) -> str:
+    """One line per event: time, what, the full mint (pasteable), then details.
+
+    With ``width`` (a terminal's columns), details are cut from the end so that the line fits;
+    the time, the tag and the mint are never cut.
+    """
+    clock = time.strftime("%H:%M:%S", time.localtime(event.received_at / 1000))
     kind = event.kind
+    tag = (event.side or "?").upper() if kind == "trade" else _TAGS.get(kind, "?")
+    details: list[str] = []
     if kind == "trade":
-        detail = f"{(event.side or '?').upper():4} {_sol(event.sol_amount):>16}  {_short(event.mint, 16)}"
+        details.append(_sol(event.sol_amount))
         if event.trader:
-            detail += f"  by {_short(event.trader, 10)}"
+            details.append(f"by {event.trader}")
     elif kind in ("new_token", "token_enriched", "graduation"):
-        label = f"{event.symbol or '?'} ({_short(event.name, 24)})" if event.symbol or event.name else "(metadata soon)"
-        detail = f"{label:36} {_short(event.mint, 16)}"
+        if event.symbol or event.name:
+            details.append(f"{event.symbol or '?'} ({event.name or '?'})")
         if event.market_cap_sol is not None:
-            detail += f"  mcap {event.market_cap_sol:,.1f} SOL"
+            details.append(f"mcap {event.market_cap_sol:,.1f} SOL")
+        if event.bonding_curve_progress is not None:
+            details.append(f"curve {event.bonding_curve_progress:.0f}%")
         if event.liquidity_sol is not None:
-            detail += f"  liquidity {event.liquidity_sol:,.1f} SOL"
+            details.append(f"liquidity {event.liquidity_sol:,.1f} SOL")
     elif kind == "price":
-        detail = f"{_short(event.mint, 16)}  {event.price_sol:.10f} SOL" if event.price_sol is not None else "-"
+        if event.price_sol is not None:
+            details.append(f"{event.price_sol:.10f} SOL")
     else:
-        detail = _short(json.dumps(event.raw, default=str), 80)
-    tags = " [backfill]" if event.backfill else ""
-    return terminal_safe(f"{clock}  {kind:14} {detail}{tags}")
+        details.append(json.dumps(event.raw, default=str))
+    if event.backfill:
+        details.append("[backfill]")
+    head = f"{clock} {tag:5} {event.mint or '-'}" if kind != "unknown" else f"{clock} ?    "
+    line = terminal_safe(f"{head}  {'  '.join(details)}".rstrip())
+    if width is not None and len(line) > width:
+        line = line[: max(width - 1, len(head))].rstrip() + "…"
+    return line

@@ -110,11 +110,12 @@ def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
 def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) -> None:
     """Validate everything but the network, and print the effective settings (never the key)."""
     build_sinks(config.sinks)
+    missing: ConfigurationError | None = None
     try:
         key: ApiKey | str | None = resolve_key(config, api_key, api_key_file)
         found = "found" if key is not None or not config.sources else "each source's own"
     except ConfigurationError as exc:
-        key, found = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})"
+        key, found, missing = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})", exc
     if key is None and not config.sources:
         found = "not needed"  # a free source
     _validate_client(config, key)
@@ -127,6 +128,8 @@ def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) 
             elif isinstance(value, (list, tuple)):
                 options[option] = [safe_url(v) for v in value if isinstance(v, str)]
     click.echo(json.dumps({**shown, "api_key": found}, indent=2, default=str))
+    if missing is not None:
+        raise missing  # the service would not start: --check must fail too
 
 
 def _explicit(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:

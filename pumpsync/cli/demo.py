@@ -5,19 +5,26 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import queue
+import sqlite3
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pumpsync._sources import Source
 from pumpsync.cli._options import setup_logging
-from pumpsync.cli._render import to_text
+from pumpsync.cli._render import terminal_width, to_text
+from pumpsync.cli.top import run_top
 from pumpsync.client import Client
-from pumpsync.errors import PumpsyncError
+from pumpsync.errors import ConfigurationError, PumpsyncError
+from pumpsync.events import Event
 from pumpsync.providers import PROVIDERS
 from pumpsync.simulator.simulator import SERVERS
+
+if TYPE_CHECKING:
+    from pumpsync.daemon.sinks.base import Sink
 
 # Providers with both a client module and a simulated server.
 _DEMO_PROVIDERS = [name for name in PROVIDERS if name in SERVERS]
@@ -49,14 +56,34 @@ _RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), (
     help="Every simulated provider at once, from one market, each late and lossy its own way: "
     "one stream, each event once, and who was first.",
 )
+@click.option("--plain", is_flag=True, help="One line per event, even on a terminal (the default when piped).")
+@click.option(
+    "--record",
+    metavar="FILE",
+    default=None,
+    help="Also record the events: JSON Lines, or SQLite if FILE ends in .db/.sqlite/.sqlite3 "
+    "(replay with --provider replay --url file:FILE).",
+)
 @click.option("-v", "--verbose", count=True)
 def demo(
-    provider: str, rate: float, seed: int | None, duration: float | None, metrics_addr: str, race: bool, verbose: int
+    provider: str,
+    rate: float,
+    seed: int | None,
+    duration: float | None,
+    metrics_addr: str,
+    plain: bool,
+    record: str | None,
+    race: bool,
+    verbose: int,
 ) -> None:
-    """Watch a live (simulated) Pump.fun feed: no API key, no network. Ctrl-C to stop."""
+    """Watch a live (simulated) Pump.fun feed: no API key, no network. Ctrl-C to stop.
+
+    On a terminal it is the live view of `pumpsync top`; piped (or with --plain), one line per event.
+    """
     from pumpsync.simulator import Simulator
 
     setup_logging(verbose)
+    recorder = _recorder(record) if record else None
     seed = seed if seed is not None else int(time.time())
     providers = tuple(_DEMO_PROVIDERS) if race else (provider,)
     with Simulator(providers=providers, port=0, rate=rate, seed=seed) as sim:
@@ -80,17 +107,29 @@ def demo(
         if metrics is not None:
             click.echo(f"pumpsync demo: metrics at http://{metrics}/metrics", err=True)
         click.echo("pumpsync demo: Ctrl-C to stop", err=True)
+        on_event = None if recorder is None else recorder.offer
         try:
-            shown = _feed(client.start(), duration)
+            if plain or not sys.stdout.isatty():
+                shown = _feed(client.start(), duration, on_event)
+            else:
+                where = f"one market, {'+'.join(providers)}" if race else f"simulated {provider} at {sim.url(provider)}"
+                header = f"pumpsync demo: {where} (seed {seed}); Ctrl-C to stop"
+                run_top(client.start(), header, duration, on_event)
+                shown = client.stats()["delivered"]
         finally:
             client.close()
             if metrics is not None:
                 metrics.close()
+            if recorder is not None:
+                recorder.close(time.monotonic() + 10.0)
+                recorder.join(10.0)
     stats = client.stats()
     click.echo(
         f"pumpsync demo: {shown} events shown, {stats['duplicates']} duplicates suppressed, {stats['dropped']} dropped",
         err=True,
     )
+    if recorder is not None:
+        click.echo(f"pumpsync demo: {recorder.written} events recorded in {record}", err=True)
     if client.race is not None:
         click.echo(f"pumpsync demo: {client.race.summary()}", err=True)
 
@@ -100,7 +139,20 @@ def _channels(provider: str) -> dict[str, dict[str, Any]] | None:
     return {name: {} for name in spec.demo_channels or spec.default_channels} or None
 
 
-def _feed(client: Client, duration: float | None) -> int:
+def _recorder(path: str) -> Sink:
+    """A sink (its own thread, as in the daemon) that writes what the demo shows, for replay."""
+    from pumpsync.daemon.sinks import build_sinks
+
+    kind = "sqlite" if path.lower().endswith((".db", ".sqlite", ".sqlite3")) else "jsonl"
+    try:
+        (sink,) = build_sinks([{"type": kind, "path": path, "buffer": 1_000_000}])
+        sink.start()
+    except (ConfigurationError, OSError, sqlite3.Error) as exc:
+        raise click.BadParameter(f"cannot record to {path}: {exc}", param_hint="'--record'") from None
+    return sink
+
+
+def _feed(client: Client, duration: float | None, on_event: Callable[[Event], Any] | None = None) -> int:
     deadline = None if duration is None else time.monotonic() + duration
     shown = 0
     try:
@@ -114,7 +166,9 @@ def _feed(client: Client, duration: float | None) -> int:
                 if exc.fatal:
                     break
                 continue
-            sys.stdout.write(to_text(event) + "\n")
+            if on_event is not None:
+                on_event(event)
+            sys.stdout.write(to_text(event, terminal_width(sys.stdout)) + "\n")
             sys.stdout.flush()
             shown += 1
     except (KeyboardInterrupt, BrokenPipeError):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import queue
+import signal
 import sys
 import time
+from types import FrameType
 from typing import Any
 
 import click
 
+from pumpsync._keys import choose_api_key
 from pumpsync._sources import MultiClient
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
-from pumpsync.cli._render import to_json_line, to_text
+from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
-from pumpsync.config import resolve_api_key
 from pumpsync.errors import (
     AllSourcesFailed,
+    ClientClosed,
     ConfigurationError,
     ProviderRefused,
     PumpsyncError,
@@ -49,13 +52,18 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
                 setup_logging(params["verbose"], None, *client.source_keys())
         else:
             required = provider_spec(kwargs["provider"]).key_required
-            key = resolve_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)
+            key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
             setup_logging(params["verbose"], key)
             client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
-    render = to_json_line if fmt == "jsonl" else to_text
+    render = to_json_line if fmt == "jsonl" else lambda event: to_text(event, terminal_width(sys.stdout))
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: end as Ctrl-C does, cleanly
     sys.exit(_run(client, render, count, duration))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(client: Client, render: Any, count: int | None, duration: float | None) -> int:
@@ -72,13 +80,15 @@ def _run(client: Client, render: Any, count: int | None, duration: float | None)
                 event = client.get(timeout=wait)
             except queue.Empty:
                 continue
-            except (SubscriptionRejected, SourceFailed) as exc:  # the other channels, the other sources go on
+            except SubscriptionRejected:
+                continue  # the client has logged it (one warning line); the other channels go on
+            except SourceFailed as exc:  # the other sources go on
                 click.echo(f"pumpsync: {exc}", err=True)
                 continue
             out.write(render(event) + "\n")
             out.flush()
             seen += 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ClientClosed):  # Ctrl-C, SIGTERM; the end of a replayed recording
         pass
     except ProviderRefused as exc:
         click.echo(f"pumpsync: {exc}", err=True)

@@ -47,13 +47,13 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
+from pumpsync._keys import choose_api_key
 from pumpsync._ranges import check_range, check_ranges
 from pumpsync._secrets import ApiKey
 from pumpsync._sources import Source
-from pumpsync.config import ClientConfig, resolve_api_key
+from pumpsync.config import ClientConfig
 from pumpsync.errors import ConfigurationError
 from pumpsync.metrics import parse_addr
 from pumpsync.providers import DEFAULT_PROVIDER, provider_spec
@@ -67,7 +67,6 @@ DEFAULT_METRICS_ADDR = "127.0.0.1:9108"
 DEFAULT_DRAIN_TIMEOUT = 10.0
 METRICS_OFF = ("off", "none", "")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-CREDENTIAL_NAME = "api_key"  # systemd: LoadCredential=api_key:/etc/pumpsync/api_key
 DEMO_KEY = "pumpsync-demo-key"  # anything works against the simulator; unlike "demo" it never appears in log text
 
 # Client options the file may set: every ClientConfig field but the key; several sources.
@@ -260,42 +259,13 @@ def resolve_key(
     api_key_file: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ApiKey | None:
-    """The key: ``--api-key``/``PUMPSYNC_API_KEY``, ``--api-key-file``/``PUMPSYNC_API_KEY_FILE``, the
-    systemd credential (``$CREDENTIALS_DIRECTORY/api_key``), the file's ``api_key_file``; ``demo`` with ``--demo``.
-    """
-    env = os.environ if environ is None else environ
-    if api_key is not None:
-        return resolve_api_key(api_key)
-    if api_key_file is not None:
-        return read_key_file(api_key_file)
-    if env.get("PUMPSYNC_API_KEY"):
-        return resolve_api_key(env["PUMPSYNC_API_KEY"])
-    credentials = env.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / CREDENTIAL_NAME).is_file():
-        return read_key_file(Path(credentials) / CREDENTIAL_NAME)
-    if config.api_key_file is not None:
-        return read_key_file(config.api_key_file)
-    if config.demo:
-        return ApiKey(DEMO_KEY)
-    if config.sources:
-        return None  # each source has its own key or names it (the client says which one lacks a key)
-    if not provider_spec(config.provider).key_required:
-        return None  # a free source: no key is fine
-    raise ConfigurationError(
-        "api_key",
-        "no API key: use --api-key-file, PUMPSYNC_API_KEY, a systemd credential named api_key, "
-        "or api_key_file in the config file",
+    """The key, in the one order of :func:`pumpsync._keys.choose_api_key` (flags > environment > file)."""
+    return choose_api_key(
+        api_key,
+        api_key_file,
+        environ=environ,
+        config_key_file=config.api_key_file,
+        fallback=DEMO_KEY if config.demo else None,
+        # several sources: each has its own key or names it (the client says which one lacks a key)
+        required=not config.sources and provider_spec(config.provider).key_required,
     )
-
-
-def read_key_file(path: str | os.PathLike[str]) -> ApiKey:
-    """The key from the first line of a file (checked like any other key)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigurationError("api_key_file", f"cannot read {path}: {reason}") from None
-    lines = text.strip().splitlines()
-    key = resolve_api_key(lines[0] if lines else "")
-    assert key is not None  # a key was given: it is returned or refused
-    return key

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pumpsync.errors import ConfigurationError
-from pumpsync.providers import anaxer, openpump, pumpportal
+from pumpsync.providers import anaxer, openpump, pumpportal, redis, replay
 from pumpsync.providers.anaxer import Anaxer
 from pumpsync.providers.base import Dialect
 from pumpsync.providers.openpump import OpenPump
@@ -23,10 +23,12 @@ PROVIDERS: dict[str, ProviderSpec] = {
         openpump.SPEC,
         anaxer.SPEC,
         pumpportal.SPEC,
+        redis.SPEC,
+        replay.SPEC,
     )
 }
 # The names as a type, so that IDEs complete them and mypy refuses a typo (kept equal to PROVIDERS by a test).
-ProviderName = Literal["openpump", "anaxer", "pumpportal"]
+ProviderName = Literal["openpump", "anaxer", "pumpportal", "redis", "replay"]
 DEFAULT_PROVIDER: ProviderName = "openpump"
 
 # Kept for code written against the old table: provider name -> dialect class.

@@ -49,6 +49,21 @@ V1 = "v1"
 DOCUMENT = "document"
 
 CHANNELS = ("trades", "creations", "graduations", "prices")
+# Filter keys (checked by pumpsync._filters), both vocabularies on every channel: the SDK v1 names, the document's.
+FILTER_KEYS = (
+    "sources",  # v1: e.g. ["pumpfun"]
+    "mints",  # v1: only these token mints
+    "wallets",  # v1: only these traders / creators
+    "minVolumeUsd",
+    "maxVolumeUsd",
+    "enriched",
+    "excludeMayhem",
+    "minLiquiditySol",
+    "solOnly",
+    "exchange",  # document: e.g. "pumpfun"
+    "side",  # document: "buy" or "sell"
+    "minSol",  # document: the least SOL amount of a trade
+)
 _PAYLOAD_CHANNEL = {"swap": "trades", "created": "creations", "graduated": "graduations", "price": "prices"}
 
 # v1 error codes that end one subscription; "forbidden" is the document form's.
@@ -407,10 +422,11 @@ SPEC = ProviderSpec(
     channels=CHANNELS,
     default_channels=("creations", "trades"),
     demo_channels=("creations", "trades", "graduations"),
+    filters=dict.fromkeys(CHANNELS, FILTER_KEYS),
     auth_forms=("query", "header"),
     default_auth="header",
     heartbeat="app",  # v1: our pings; the document form's server pings us (Dialect.ping() is None then)
     history=_history,
 )
 
-__all__ = ["CHANNELS", "DOCUMENT", "SPEC", "V1", "Anaxer", "Malformed", "infer_channel", "normalize"]
+__all__ = ["CHANNELS", "DOCUMENT", "FILTER_KEYS", "SPEC", "V1", "Anaxer", "Malformed", "infer_channel", "normalize"]

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pumpsync._secrets import ApiKey
-from pumpsync.errors import AuthenticationError, ConfigurationError, PlanError, ProviderRefused, SubscriptionRejected
+from pumpsync.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    EndOfStream,
+    PlanError,
+    ProviderRefused,
+    SubscriptionRejected,
+)
 from pumpsync.events import UNKNOWN, Event
 
 # ---------------------------------------------------------------- outputs of a dialect
@@ -67,9 +74,9 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Fatal:
-    """The provider refused us for good (bad key, plan)."""
+    """The provider refused us for good (bad key, plan), or the source has ended (``EndOfStream``)."""
 
-    error: ProviderRefused
+    error: ProviderRefused | EndOfStream
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ log_level = "warning"
 
 [channels]
 creations = {}
-trades = { min_sol = 1 }
+trades = { minSol = 1 }
 
 [[sinks]]
 type = "sqlite"
@@ -34,7 +34,8 @@ path = "/tmp/x.sqlite3"
 
 
 def check(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    result = CliRunner().invoke(cli, ["daemon", *args, "--check"], env=clean_env(**(env or {})))
+    env = {"PUMPSYNC_API_KEY": "k", **(env or {})}  # --check fails without a key
+    result = CliRunner().invoke(cli, ["daemon", *args, "--check"], env=clean_env(**env))
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.output)
     return data
@@ -48,7 +49,7 @@ def test_flags_beat_env_beat_file_beat_defaults(tmp_path: Path) -> None:
     assert defaults["metrics_addr"] == "127.0.0.1:9108" and defaults["sinks"] == [{"type": "stdout"}]
     from_file = check(["--config", str(path)])
     assert from_file["client"]["connections"] == 2 and from_file["client"]["ping_interval"] == 12.5
-    assert from_file["client"]["channels"] == {"creations": {}, "trades": {"min_sol": 1}}
+    assert from_file["client"]["channels"] == {"creations": {}, "trades": {"minSol": 1}}
     assert from_file["drain_timeout"] == 7.0 and from_file["log_level"] == "warning"
     assert from_file["sinks"] == [{"type": "sqlite", "path": "/tmp/x.sqlite3"}]
     env = {"PUMPSYNC_CONNECTIONS": "3", "PUMPSYNC_METRICS_ADDR": "127.0.0.1:9300", "PUMPSYNC_SINKS": "stdout"}

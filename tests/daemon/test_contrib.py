@@ -71,7 +71,7 @@ def unit_copy(tmp_path: Path) -> Path:
     if exe is None:
         pytest.skip("the pumpsync console script is not on PATH (pip install -e .)")
     path = tmp_path / "pumpsync.service"
-    path.write_text(UNIT.read_text().replace("/usr/local/bin/pumpsync", exe))
+    path.write_text(UNIT.read_text().replace("/opt/pumpsync/bin/pumpsync", exe))
     return path
 
 

@@ -44,6 +44,7 @@ def test_sqlite_rows_match_the_simulator_and_a_restart_adds_no_duplicates(
     sim: Simulator, start_daemon: Any, tmp_path: Path
 ) -> None:
     db = tmp_path / "state" / "events.sqlite3"
+    db.parent.mkdir()  # the sink refuses a missing directory (a typo must not create one)
     daemon = start_daemon(anaxer_args(sim, "--sink", f"sqlite:{db}"), env=clean_env(**KEY_ENV))
     daemon.wait_ready()
     sim.wait_for_connections("anaxer", 1, subscribed=True)

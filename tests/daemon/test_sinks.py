@@ -50,6 +50,7 @@ def close(sink: Sink, timeout: float = 10.0) -> None:
 
 def test_sqlite_is_idempotent_on_the_event_identity(tmp_path: Path) -> None:
     path = tmp_path / "db" / "events.sqlite3"
+    path.parent.mkdir()
     events = [trade(i) for i in range(50)]
     unknown = [
         trade(0, kind="unknown", signature=None, raw={"weird": 1}),

@@ -307,6 +307,8 @@ def test_library_logs_and_metrics_scrape_hold_no_key(caplog, make_client) -> Non
     from pumpsync.metrics import start_metrics_server
 
     caplog.set_level(logging.DEBUG)  # every logger: ours, websocket-client's, urllib3's
+    # Explicitly too for urllib3: the daemon's log set-up (run in this process by other tests) raises its level.
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     scrapes: list[str] = []
     with Simulator(providers=("anaxer",), rate=0, seed=8) as sim:
         client = make_client("anaxer", sim.url("anaxer"), api_key=KEY, channels={"creations": {}, "trades": {}})

@@ -9,6 +9,7 @@ A sink is described by a mapping (a ``[[sinks]]`` table of the config file) or a
 ``sqlite:PATH``                  SQLite database (WAL), one row per event, no duplicates
 ``webhook:URL``                  POST JSON arrays of events to URL
 ``callable:MODULE:FUNCTION``     call FUNCTION(event) for each event
+``redis://HOST:PORT/DB``         append to a Redis Stream (``pumpsync[redis]``; see ``sinks/redis.py``)
 ===============================  =========================================================
 """
 
@@ -23,6 +24,7 @@ from pumpsync._ranges import RANGES, check_range
 from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json, identity_key
 from pumpsync.daemon.sinks.function import CallableSink
 from pumpsync.daemon.sinks.jsonl import FileSink, StdoutSink
+from pumpsync.daemon.sinks.redis import RedisSink
 from pumpsync.daemon.sinks.sqlite import SqliteSink
 from pumpsync.daemon.sinks.webhook import WebhookSink
 from pumpsync.errors import ConfigurationError
@@ -33,8 +35,10 @@ SINK_TYPES: dict[str, type[Sink]] = {
     "sqlite": SqliteSink,
     "webhook": WebhookSink,
     "callable": CallableSink,
+    "redis": RedisSink,
 }
-_ALIASES = {"file": "jsonl"}
+_ALIASES = {"file": "jsonl", "rediss": "redis"}
+_URL_SINKS = ("redis",)  # the whole --sink text is the URL (redis://...)
 # (key, type, required) per sink type, besides the common keys.
 _COMMON = {"type": str, "name": str, "buffer": int, "batch_size": int, "write_timeout": float}
 _KEYS: dict[str, dict[str, type]] = {
@@ -51,8 +55,9 @@ _KEYS: dict[str, dict[str, type]] = {
         "retry_max": float,
     },
     "callable": {"target": str},
+    "redis": {"url": str, "timeout": float, "linger": float, "retry_initial": float, "retry_max": float},
 }
-_REQUIRED = {"jsonl": "path", "sqlite": "path", "webhook": "url", "callable": "target"}
+_REQUIRED = {"jsonl": "path", "sqlite": "path", "webhook": "url", "callable": "target", "redis": "url"}
 
 
 def parse_sink(text: str) -> dict[str, Any]:
@@ -68,7 +73,7 @@ def parse_sink(text: str) -> dict[str, Any]:
         return {"type": kind}
     if not rest:
         raise ConfigurationError("sink", f"{text!r}: {kind} needs {kind}:{required.upper()}")
-    return {"type": kind, required: rest}
+    return {"type": kind, required: text.strip() if kind in _URL_SINKS else rest}
 
 
 def _in_range(key: str, value: float) -> bool:
@@ -131,6 +136,7 @@ __all__ = [
     "CallableSink",
     "FileSink",
     "PermanentFailure",
+    "RedisSink",
     "Sink",
     "SqliteSink",
     "StdoutSink",

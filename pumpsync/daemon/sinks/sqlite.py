@@ -67,7 +67,8 @@ class SqliteSink(Sink):
         return f"sqlite {self.path}"
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():  # a typo'd path must not become a tree of new directories
+            raise FileNotFoundError(f"cannot open {self.path}: the directory {self.path.parent} does not exist")
         # Opened here so a bad path fails at start-up; used only by the sink's thread afterwards.
         db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
         try:

@@ -1,0 +1,378 @@
+"""``pumpsync top``: a full-screen, refreshing view of a live stream (also ``pumpsync demo``'s default).
+
+It reads what any user code can read: events from ``client.get()`` and counters from
+``client.stats()``. :class:`TopModel` keeps the figures (no terminal needed: tests feed it
+events); :func:`run_top` drives a :class:`rich.live.Live` screen with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from pumpsync._keys import choose_api_key
+from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
+from pumpsync.cli._render import terminal_safe
+from pumpsync.client import Client
+from pumpsync.errors import ClientClosed, ConfigurationError, EndOfStream, ProviderRefused, PumpsyncError
+from pumpsync.events import Event
+
+# Pump.fun: the curve is complete once its 793.1 M "real" tokens are sold (of 1 B supply).
+CURVE_TOKENS = 793_100_000.0
+TRADE_WINDOW = 300.0  # seconds of trades behind "most traded"
+SPARK = "▁▂▃▄▅▆▇█"
+LAUNCH_BUCKET = 10.0  # seconds per launches/min sample
+REFRESH = 0.5  # seconds between screen updates
+EXIT_REFUSED, EXIT_FATAL = 3, 1
+
+
+def sparkline(values: Iterable[float]) -> str:
+    values = list(values)
+    top = max(values, default=0.0)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)
+
+
+def bar(fraction: float, width: int) -> str:
+    """A bar of ``width`` cells, eighths-of-a-cell precise."""
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    return ("█" * full + (" ▏▎▍▌▋▊▉"[part] if part else "")).ljust(width, "·")
+
+
+def _safe(text: str | None, width: int | None = None) -> str:
+    """Provider strings are untrusted: no control characters; cut to ``width``."""
+    text = terminal_safe(text or "")
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass
+class Token:
+    mint: str
+    symbol: str | None = None
+    name: str | None = None
+    tokens_sold: float | None = None  # None: we did not see the launch (nor a curve figure)
+    graduated: bool = False
+
+    @property
+    def progress(self) -> float | None:
+        """Bonding-curve progress in percent, from the launch (or a curve figure) and the trades since."""
+        if self.graduated:
+            return 100.0
+        if self.tokens_sold is None:
+            return None
+        return min(100.0, max(0.0, self.tokens_sold / CURVE_TOKENS * 100.0))
+
+
+class TopModel:
+    """The figures behind the view, fed one event at a time; ``now`` is ``time.monotonic()``."""
+
+    def __init__(self, started: float, max_tokens: int = 5000) -> None:
+        self.started = started
+        self.tokens: dict[str, Token] = {}
+        self.max_tokens = max_tokens
+        self.launches: deque[tuple[int, str]] = deque(maxlen=50)  # (received_at ms, mint)
+        self.graduations: deque[tuple[int, str, float | None]] = deque(maxlen=20)
+        self.trades: deque[tuple[float, str, float]] = deque()  # (now, mint, sol) within TRADE_WINDOW
+        self.volume: defaultdict[str, float] = defaultdict(float)
+        self.count: Counter[str] = Counter()
+        self.trade_seconds: Counter[int] = Counter()  # whole second since start -> trades
+        self.launch_buckets: Counter[int] = Counter()  # LAUNCH_BUCKET since start -> launches
+        self.events = 0
+        self.notes: deque[str] = deque(maxlen=2)
+
+    def _token(self, mint: str) -> Token:
+        token = self.tokens.get(mint)
+        if token is None:
+            if len(self.tokens) >= self.max_tokens:  # forget the oldest: memory stays bounded
+                del self.tokens[next(iter(self.tokens))]
+            token = self.tokens[mint] = Token(mint)
+        return token
+
+    def observe(self, event: Event, now: float) -> None:
+        self.events += 1
+        mint = event.mint
+        if mint is None:
+            return
+        token = self._token(mint)
+        token.symbol = event.symbol or token.symbol
+        token.name = event.name or token.name
+        kind = event.kind
+        if kind == "new_token":
+            if token.tokens_sold is None:
+                token.tokens_sold = 0.0
+            if not any(m == mint for _, m in self.launches):
+                self.launches.append((event.received_at, mint))
+                self.launch_buckets[int((now - self.started) // LAUNCH_BUCKET)] += 1
+        elif kind == "token_enriched" and event.bonding_curve_progress is not None:
+            token.tokens_sold = event.bonding_curve_progress / 100.0 * CURVE_TOKENS
+        elif kind == "trade":
+            sol = event.sol_amount or 0.0
+            if token.tokens_sold is not None and event.token_amount is not None:
+                token.tokens_sold += event.token_amount if event.side == "buy" else -event.token_amount
+            self.trades.append((now, mint, sol))
+            self.volume[mint] += sol
+            self.count[mint] += 1
+            self.trade_seconds[int(now - self.started)] += 1
+        elif kind == "graduation":
+            token.graduated = True
+            self.graduations.append((event.received_at, mint, event.liquidity_sol))
+
+    def expire(self, now: float) -> None:
+        """Forget trades older than the window."""
+        while self.trades and self.trades[0][0] < now - TRADE_WINDOW:
+            _, mint, sol = self.trades.popleft()
+            self.volume[mint] -= sol
+            self.count[mint] -= 1
+            if self.count[mint] <= 0:
+                del self.count[mint], self.volume[mint]
+
+    def trades_per_second(self, now: float, n: int) -> list[float]:
+        """The last ``n`` complete seconds (fewer, just after the start)."""
+        last = int(now - self.started) - 1
+        return [float(self.trade_seconds.get(s, 0)) for s in range(max(0, last - n + 1), last + 1)] or [0.0]
+
+    def launches_per_minute(self, now: float, n: int) -> list[float]:
+        """Launches per minute in each of the last ``n`` complete LAUNCH_BUCKET periods."""
+        last = int((now - self.started) // LAUNCH_BUCKET) - 1
+        per_minute = 60.0 / LAUNCH_BUCKET
+        return [self.launch_buckets.get(b, 0) * per_minute for b in range(max(0, last - n + 1), last + 1)] or [0.0]
+
+    def most_traded(self, n: int) -> list[tuple[Token, int, float]]:
+        ranked = sorted(self.count, key=lambda m: (self.volume[m], self.count[m]), reverse=True)[:n]
+        return [(self.tokens.get(m) or Token(m), self.count[m], self.volume[m]) for m in ranked]
+
+
+def _clock(ms: int) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ms / 1000))
+
+
+def _age(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return "-"
+    age = max(0.0, now - epoch)
+    return f"{age:.1f}s" if age < 60 else f"{age / 60:.0f}m"
+
+
+def _table(title: str, *columns: tuple[str, dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", box=None, padding=(0, 1), expand=False)
+    for header, options in columns:
+        table.add_column(header, **options)
+    return table
+
+
+def render(model: TopModel, stats: dict[str, Any], header: str, now: float, width: int, height: int) -> RenderableType:
+    """The screen: a pure function of the model and ``client.stats()``, sized to ``width`` x ``height``."""
+    model.expire(now)
+    wall = time.time()
+    conns = stats.get("connections", [])
+    queue_line = f"queue {stats.get('queue_depth', 0)}/{stats.get('queue_capacity', 0)}"
+    top = Text(_safe(header, width), style="bold")
+    totals = Text(
+        f"events {stats.get('delivered', 0)}  duplicates {stats.get('duplicates', 0)}  "
+        f"dropped {stats.get('dropped', 0)}  {queue_line}"
+    )
+    spark_width = max(10, min(60, width - 26))
+    tps = model.trades_per_second(now, spark_width)
+    lpm = model.launches_per_minute(now, spark_width)
+    rates = Text.assemble(
+        ("launches/min ", "bold"), (sparkline(lpm), "cyan"), f" {lpm[-1]:6.1f}\n",
+        ("trades/s     ", "bold"), (sparkline(tps), "green"), f" {tps[-1]:6.1f}",
+    )  # fmt: skip
+    # Rows left for the three lists (each also has a title and a header line); graduations are rare.
+    spare = max(3, height - 12 - len(conns) - len(model.notes))
+    n_grad = max(1, min(len(model.graduations), spare // 4))
+    n_launch = max(1, (spare - n_grad) // 2)
+    n_traded = max(1, spare - n_grad - n_launch)
+
+    launches = _table(
+        "newest launches",
+        ("time", {"no_wrap": True}),
+        ("mint", {"no_wrap": True, "min_width": 44, "style": "cyan"}),
+        ("symbol", {"no_wrap": True, "overflow": "ellipsis", "max_width": 10}),
+        ("name", {"no_wrap": True, "overflow": "ellipsis"}),
+    )
+    for ms, mint in list(model.launches)[-n_launch:][::-1]:
+        token = model.tokens.get(mint) or Token(mint)
+        launches.add_row(_clock(ms), mint, _safe(token.symbol) or "…", _safe(token.name))
+
+    bar_width = max(3, min(20, (width - 72) // 2))  # what the mint and the counts leave, shared by two bars
+    most = model.most_traded(n_traded)
+    top_volume = max((v for _, _, v in most), default=0.0)
+    traded = _table(
+        f"most traded, last {TRADE_WINDOW / 60:.0f} min",
+        ("mint", {"no_wrap": True, "min_width": 44, "style": "cyan"}),
+        ("trades", {"justify": "right", "no_wrap": True}),
+        ("volume SOL", {"no_wrap": True}),
+        ("curve", {"no_wrap": True}),
+    )
+    for token, count, volume in most:
+        volume_bar = bar(volume / top_volume if top_volume else 0.0, bar_width)
+        progress = token.progress
+        curve = "?".ljust(bar_width + 5) if progress is None else f"{bar(progress / 100, bar_width)} {progress:3.0f}%"
+        traded.add_row(token.mint, str(count), f"{volume_bar} {volume:8.2f}", curve)
+
+    grads = _table(
+        "graduations",
+        ("time", {"no_wrap": True}),
+        ("mint", {"no_wrap": True, "min_width": 44, "style": "magenta"}),
+        ("symbol", {"no_wrap": True, "overflow": "ellipsis", "max_width": 10}),
+        ("liquidity", {"no_wrap": True, "justify": "right"}),
+    )
+    for ms, mint, liquidity in list(model.graduations)[-n_grad:][::-1]:
+        token = model.tokens.get(mint) or Token(mint)
+        grads.add_row(_clock(ms), mint, _safe(token.symbol), "-" if liquidity is None else f"{liquidity:,.1f} SOL")
+    if not model.graduations:
+        grads.add_row("", "(none yet)", "", "")
+
+    health = _table(
+        "connections",
+        ("#", {"justify": "right"}),
+        ("state", {"no_wrap": True}),
+        ("for", {"justify": "right"}),
+        ("last event", {"justify": "right"}),
+        ("reconnects", {"justify": "right"}),
+        ("heartbeat rtt", {"justify": "right"}),
+    )
+    for c in conns:
+        state = str(c.get("state", "?"))
+        style = "green" if state in ("open", "streaming", "connected") else "yellow" if state != "failed" else "red"
+        rtt = c.get("last_rtt")
+        health.add_row(
+            str(c.get("index", "?")),
+            Text(state, style=style),
+            _age(c.get("state_since"), wall),
+            _age(c.get("last_event_at"), wall),
+            str(max(0, int(c.get("connects", 0)) - 1)),
+            "-" if rtt is None else f"{rtt * 1000:.1f} ms",
+        )
+    parts: list[RenderableType] = [top, totals, rates, launches, traded, grads, health]
+    parts += [Text(_safe(note, width), style="yellow") for note in model.notes]
+    return Group(*parts)
+
+
+class _NotesHandler(logging.Handler):
+    """Keeps the latest warnings for the screen's foot, through the filters of the handlers it stands in for."""
+
+    def __init__(self, notes: deque[str], replaced: list[logging.Handler]) -> None:
+        super().__init__(logging.WARNING)
+        self.notes = notes
+        for handler in replaced:  # the key-redacting filter and the fatal-error filter, say
+            for f in handler.filters:
+                self.addFilter(f)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+def run_top(
+    client: Client,
+    header: str,
+    duration: float | None = None,
+    on_event: Callable[[Event], Any] | None = None,
+    console: Console | None = None,
+) -> int:
+    """Show the view until Ctrl-C, SIGTERM, ``duration`` or a fatal error; the exit status.
+
+    ``client`` must be started. ``on_event`` also sees every event (``demo --record``).
+    """
+    console = console or Console()
+    model = TopModel(time.monotonic())
+    deadline = None if duration is None else time.monotonic() + duration
+    status, message = 0, ""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends the view as Ctrl-C does: the screen is restored
+
+    signal.signal(signal.SIGTERM, on_term)
+    # Log lines written to the terminal would tear the screen: while it shows, they go to its foot.
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    root.handlers[:] = [_NotesHandler(model.notes, handlers)]
+    try:
+        with Live(console=console, screen=True, auto_refresh=False, transient=True) as live:
+            ended = False
+            while deadline is None or time.monotonic() < deadline:
+                if ended:  # the last screen stays until Ctrl-C (or the duration)
+                    time.sleep(REFRESH)
+                else:
+                    status, message, ended = _drain(client, model, time.monotonic() + REFRESH, on_event)
+                    if ended:
+                        model.notes.append("the recording has ended: Ctrl-C to leave")
+                now = time.monotonic()
+                size = console.size
+                live.update(render(model, client.stats(), header, now, size.width, size.height), refresh=True)
+                if message:
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        root.handlers[:] = handlers
+        signal.signal(signal.SIGTERM, previous)
+    if status:
+        click.echo(f"pumpsync: {message}", err=True)
+    return status
+
+
+def _drain(
+    client: Client, model: TopModel, until: float, on_event: Callable[[Event], Any] | None
+) -> tuple[int, str, bool]:
+    """Take events until ``until``: (exit status, message of a fatal error, the source has ended)."""
+    while True:
+        left = until - time.monotonic()
+        if left <= 0:
+            return 0, "", False
+        try:
+            event = client.get(timeout=left)
+        except queue.Empty:
+            return 0, "", False
+        except EndOfStream:
+            return 0, "", True
+        except ClientClosed:
+            return 0, "closed", False
+        except PumpsyncError as exc:
+            if not exc.fatal:
+                model.notes.append(f"{exc}")  # one channel refused: the others go on
+                continue
+            return (EXIT_REFUSED if isinstance(exc, ProviderRefused) else EXIT_FATAL), str(exc), False
+        model.observe(event, time.monotonic())
+        if on_event is not None:
+            on_event(event)
+
+
+@click.command("top")
+@client_options
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
+def top(duration: float | None, **params: Any) -> None:
+    """A live, full-screen view of a stream: launches, trades, graduations, connection health.
+
+    Ctrl-C (or SIGTERM) to stop. Exit status as for `pumpsync stream`.
+    """
+    try:
+        kwargs = client_kwargs(params)
+        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))  # flags > environment
+        setup_logging(params["verbose"], key)
+        client = Client(**{**kwargs, "api_key": key})
+    except ConfigurationError as exc:
+        raise configuration_error(exc) from None
+    try:
+        status = run_top(client.start(), f"pumpsync top: {client.config.provider}", duration)
+    finally:
+        client.close()
+    raise SystemExit(status)

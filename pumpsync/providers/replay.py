@@ -1,0 +1,352 @@
+"""Replay: recorded events (the JSONL and SQLite sinks' files) as a source like any provider.
+
+``pumpsync.connect("replay", url="file:events.jsonl", speed=10)`` delivers the recorded
+:class:`~pumpsync.Event` objects in recorded order, paced as they were received (``speed``
+times faster; ``speed=0``: as fast as the consumer takes them), so that a bot's code runs
+unchanged on live or recorded data.
+
+URLs: ``file:PATH`` (JSON Lines: one ``Event.to_dict()`` per line, as ``pumpsync stream
+--format jsonl``, the daemon's ``jsonl:`` sink and ``pumpsync demo --record`` write them) and
+``sqlite:PATH`` (the daemon's ``sqlite:`` sink); ``file:`` with a ``.db``/``.sqlite``/``.sqlite3``
+name is read as SQLite too. ``since``: a slot, or an epoch time in milliseconds (any value
+of at least 10^12): events before it are skipped.
+
+``Recording`` reads, ``Pacer`` paces; ``ReplayTransport`` and the ``Replay`` dialect plug them
+into a client's session loop like any other source (``SPEC``). The events are the recorded ones
+but for ``connection``, which is the replaying client's (0).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pumpsync._secrets import ApiKey
+from pumpsync.errors import ConfigurationError, EndOfStream
+from pumpsync.events import Event
+from pumpsync.providers.base import ClosePolicy, Dialect, Fatal, Handshake, Malformed, Output, Pong
+from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed
+
+if TYPE_CHECKING:
+    from pumpsync.config import ClientConfig
+
+log = logging.getLogger("pumpsync.replay")
+
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+EPOCH_MS_FROM = 10**12  # a ``since`` this large is a time (epoch ms), not a slot
+URL_SCHEMES = ("file", "sqlite")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a recording is: its format and path."""
+
+    form: str  # "jsonl" or "sqlite"
+    path: Path
+
+    @classmethod
+    def parse(cls, url: str) -> Source:
+        """``file:PATH``, ``file://PATH``, ``sqlite:PATH``; raises ``ConfigurationError("url", ...)``."""
+        scheme, sep, rest = url.partition(":")
+        if not sep or scheme not in URL_SCHEMES or not rest:
+            raise ConfigurationError("url", f"{url!r} is not a recording (file:PATH or sqlite:PATH)")
+        if rest.startswith("//"):
+            rest = rest[2:]
+            if not rest.startswith("/"):  # file://host/path: only the local host
+                host, _, tail = rest.partition("/")
+                if host not in ("", "localhost"):
+                    raise ConfigurationError("url", f"{url!r}: only local files can be replayed")
+                rest = "/" + tail
+        path = Path(rest).expanduser()
+        form = "sqlite" if scheme == "sqlite" or path.suffix.lower() in SQLITE_SUFFIXES else "jsonl"
+        if not path.is_file():
+            raise ConfigurationError("url", f"{str(path)!r} is not a readable file")
+        return cls(form, path)
+
+
+def _wanted(since: int | None) -> Callable[[Event], bool]:
+    if since is None:
+        return lambda event: True
+    if since >= EPOCH_MS_FROM:
+        return lambda event: event.received_at >= since
+    return lambda event: event.slot is not None and event.slot >= since
+
+
+class Recording:
+    """The events of one file, in recorded order, read lazily (a recording may be large)."""
+
+    def __init__(self, source: Source, since: int | None = None) -> None:
+        self.source = source
+        self.since = since
+        self.skipped = 0  # lines or rows that are not events (counted, logged once)
+
+    def __iter__(self) -> Iterator[Event]:
+        wanted = _wanted(self.since)
+        rows = self._sqlite() if self.source.form == "sqlite" else self._jsonl()
+        for where, data in rows:
+            try:
+                event = Event.from_dict(data)
+            except (TypeError, ValueError) as exc:
+                self._skip(where, str(exc))
+                continue
+            if wanted(event):
+                yield event
+
+    def _skip(self, where: str, why: str) -> None:
+        self.skipped += 1
+        if self.skipped == 1:
+            log.warning("replay: %s %s is not an event (%s); skipping such records", self.source.path, where, why)
+
+    def _jsonl(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        with self.source.path.open(encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                except ValueError as exc:
+                    self._skip(f"line {number}", f"not JSON: {exc}")
+                    continue
+                if not isinstance(data, dict):
+                    self._skip(f"line {number}", "not a JSON object")
+                    continue
+                yield f"line {number}", data
+
+    def _sqlite(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        try:
+            db = sqlite3.connect(f"{self.source.path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise ConfigurationError("url", f"cannot open {self.source.path}: {exc}") from None
+        try:
+            try:
+                # The sink's table: ``data`` is Event.to_dict(); ``channel`` is kept even where ``data`` lacks it.
+                rows = db.execute("SELECT id, data, channel FROM events ORDER BY id")
+            except sqlite3.Error as exc:
+                raise ConfigurationError("url", f"{self.source.path} is not a pumpsync recording: {exc}") from None
+            for row_id, text, channel in rows:
+                try:
+                    data = json.loads(text)
+                except (TypeError, ValueError) as exc:
+                    self._skip(f"row {row_id}", f"not JSON: {exc}")
+                    continue
+                if isinstance(data, dict):
+                    data.setdefault("channel", channel)
+                    yield f"row {row_id}", data
+                else:
+                    self._skip(f"row {row_id}", "not a JSON object")
+        finally:
+            db.close()
+
+
+class Pacer:
+    """When to deliver each event: at the recorded pace divided by ``speed`` (0: at once).
+
+    The first event sets the origin; each later one is due ``(received_at - first) / speed``
+    seconds after the replay's start. A consumer that falls behind is not made to wait more.
+    """
+
+    def __init__(self, speed: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if speed < 0:
+            raise ConfigurationError("speed", "must be >= 0 (0: as fast as possible)")
+        self.speed = speed
+        self.clock = clock
+        self._origin: tuple[float, int] | None = None
+
+    def due(self, event: Event) -> float:
+        """The clock reading at which ``event`` is due."""
+        if self._origin is None:
+            self._origin = (self.clock(), event.received_at)
+        if self.speed == 0:
+            return self._origin[0]
+        start, first = self._origin
+        return start + max(0, event.received_at - first) / 1000.0 / self.speed
+
+
+def replay(
+    url: str, speed: float = 1.0, since: int | None = None, stop: threading.Event | None = None
+) -> Iterator[Event]:
+    """The recorded events of ``url``, paced; ends at the end of the file or once ``stop`` is set."""
+    stop = stop or threading.Event()
+    pacer = Pacer(speed)
+    for event in Recording(Source.parse(url), since):
+        wait = pacer.due(event) - pacer.clock()
+        if (wait > 0 and stop.wait(wait)) or stop.is_set():
+            return
+        yield event
+
+
+# ---------------------------------------------------------------- the provider: a transport and a dialect
+
+_END = b'{"pumpsync_replay":"end"}'  # the transport's last frame: the dialect ends the stream
+_PING = '{"pumpsync_replay":"ping"}'  # heartbeats keep a paced replay's quiet stretches from looking stale
+_PONG = b'{"pumpsync_replay":"pong"}'
+_BATCH = 1000  # events per read at most
+_MAX_WAIT = 0.5  # a read returns within this (the transport contract: close() stays prompt)
+
+
+class _Depth(Protocol):
+    def qsize(self) -> int: ...
+
+
+class ReplayTransport:
+    """A recording as a connection's pipe: one text frame per event (its ``to_dict()``), each
+    when it is due, never more than half the client's queue ahead of the consumer."""
+
+    def __init__(self, config: ClientConfig, index: int) -> None:
+        self.config = config
+        self._wake = threading.Event()  # a ping to answer, or abort
+        self._stopped = False
+        self._pong_due = False
+        self._queue: _Depth | None = None
+        self._high_water = max(1, config.queue_size // 2)
+        self._events: Iterator[Event] | None = None
+        self._pacer = Pacer(1.0)
+        self._next: Event | None = None
+        self._ended = False
+
+    def bind_queue(self, queue: _Depth) -> None:
+        self._queue = queue
+
+    def open(self, url: str, headers: Mapping[str, str]) -> None:
+        """Start at the recording's beginning (a new session replays it again)."""
+        self._stopped = False
+        self._wake.clear()
+        try:
+            self._events = iter(Recording(Source.parse(url), self.config.since))
+        except ConfigurationError as exc:
+            raise ConnectFailed(str(exc).split(": ", 1)[-1]) from None
+        speed = self.config.speed
+        self._pacer = Pacer(1.0 if speed is None else speed)
+        self._next, self._ended = None, False
+
+    def read(self) -> tuple[int, Iterable[tuple[int, bytes]]]:
+        deadline = time.monotonic() + _MAX_WAIT
+        frames: list[tuple[int, bytes]] = []
+        if self._pong_due:
+            self._pong_due = False
+            frames.append((OP_TEXT, _PONG))
+        # The events of one read reach the queue together: no more than it has room for below half.
+        room = _BATCH if self._queue is None else min(_BATCH, self._high_water - self._queue.qsize())
+        while len(frames) < max(room, 1):
+            if self._stopped:
+                raise TransportClosed("replay stopped")
+            if self._ended:
+                if not frames:
+                    self._wake.wait(max(0.0, deadline - time.monotonic()))  # the client is closing
+                    self._wake.clear()
+                break
+            if room <= 0:  # let the consumer catch up
+                if not frames:
+                    self._wake.wait(0.01)  # polled: the queue has no "drained" signal to wait on
+                    self._wake.clear()
+                break
+            event = self._next if self._next is not None else next(self._events or iter(()), None)
+            self._next = None
+            if event is None:
+                self._ended = True
+                frames.append((OP_TEXT, _END))
+                break
+            wait = self._pacer.due(event) - self._pacer.clock()
+            if wait > 0:
+                self._next = event
+                if frames or time.monotonic() + wait > deadline:
+                    if not frames:
+                        self._wake.wait(max(0.0, deadline - time.monotonic()))
+                        self._wake.clear()
+                    break
+                self._wake.wait(wait)
+                self._wake.clear()
+                continue
+            frames.append((OP_TEXT, json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()))
+        return sum(len(payload) for _, payload in frames), frames
+
+    def send_text(self, text: str) -> bool:
+        if self._stopped:
+            return False
+        if text == _PING:
+            self._pong_due = True
+            self._wake.set()
+        return True
+
+    def send_ping(self, payload: bytes = b"") -> bool:
+        return False
+
+    def send_pong(self, payload: bytes) -> None:
+        return None
+
+    def close(self, code: int) -> None:
+        self.abort()
+
+    def abort(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    def shutdown(self) -> None:
+        self._events = None
+
+
+class Replay(Dialect):
+    """Recorded events back as events: each frame is one ``Event.to_dict()``."""
+
+    provider = "replay"
+    default_url = "file:events.jsonl"
+    close_policies: ClassVar[dict[int, ClosePolicy]] = {}
+
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        return Handshake(url, {})
+
+    def ping(self) -> str | None:
+        return _PING
+
+    def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
+        raw = payload.encode() if isinstance(payload, str) else payload
+        if raw == _PONG:
+            return [Pong()]
+        if raw == _END:
+            return [Fatal(EndOfStream("the recording has ended"))]
+        obj = self.parse(payload)
+        if isinstance(obj, Malformed):
+            return [obj]
+        try:
+            event = Event.from_dict(obj)
+        except (TypeError, ValueError):
+            return self.unknown(obj, received_at, "invalid_fields")
+        return [event._replace(connection=self.connection)]  # counted against this client's connection
+
+
+def _check(config: ClientConfig) -> None:
+    """Fail at once, naming the option, rather than at the first connection attempt."""
+    if config.speed is not None and (
+        isinstance(config.speed, bool) or not isinstance(config.speed, (int, float)) or not config.speed >= 0
+    ):
+        raise ConfigurationError("speed", "must be a number >= 0 (0: as fast as the consumer takes the events)")
+    Source.parse(config.url)
+
+
+SPEC = ProviderSpec(
+    name="replay",
+    summary="replay: recorded events (the JSONL / SQLite sinks' files) at the recorded pace, for backtesting",
+    dialect=Replay,
+    default_url=Replay.default_url,
+    url_schemes=URL_SCHEMES,
+    auth_forms=("none",),
+    default_auth="none",
+    key_required=False,
+    heartbeat="app",
+    max_connections=1,
+    max_connections_reason="a recording is read once",
+    options={"speed": 1.0},
+    capabilities=frozenset({"since"}),
+    check=_check,
+    transport=ReplayTransport,
+)
+
+
+__all__ = ["SPEC", "Pacer", "Recording", "Replay", "ReplayTransport", "Source", "replay"]

@@ -1,0 +1,77 @@
+"""The redis sink's and reader's own metrics, scraped from a prometheus_client registry."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from redishelpers import RedisServer
+
+import pumpsync
+from pumpsync.daemon.sinks import build_sinks, parse_sink
+from pumpsync.daemon.sinks.redis import RedisSinkCollector, entry_fields
+from pumpsync.events import Event
+from pumpsync.providers.redis import RedisConsumerCollector, RedisReader
+from tests.conftest import wait_until
+
+
+def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def trade(i: int) -> Event:
+    return Event("trade", "openpump", "Mint", f"Sig{i}", None, None, 1, 0, False, {}, side="buy", trader="T")
+
+
+def test_sink_and_reader_metrics(redis_server: RedisServer, redis_db: Any) -> None:
+    url = f"{redis_server.url}?stream=m:events"
+    sinks = build_sinks([{**parse_sink(url), "name": "a"}, {**parse_sink(url), "name": "b"}, {"type": "stdout"}])
+    registry = CollectorRegistry()
+    registry.register(RedisSinkCollector(sinks))
+    for sink in sinks[:2]:
+        sink.start()
+    for i in range(10):
+        for sink in sinks[:2]:
+            sink.offer(trade(i))
+    wait_until(lambda: sinks[0].written + sinks[1].written == 20, what="both sinks to write")
+    for sink in sinks[:2]:
+        sink.close(time.monotonic() + 5)
+        assert sink.join(5)
+    got = samples(registry)
+    published = got[("pumpsync_redis_sink_published_total", (("sink", "a"),))]
+    published += got[("pumpsync_redis_sink_published_total", (("sink", "b"),))]
+    deduplicated = got[("pumpsync_redis_sink_deduplicated_total", (("sink", "a"),))]
+    deduplicated += got[("pumpsync_redis_sink_deduplicated_total", (("sink", "b"),))]
+    assert (published, deduplicated) == (10, 10)
+
+
+@pytest.mark.parametrize("kind", ["client", "reader"])
+def test_consumer_metrics(redis_server: RedisServer, redis_db: Any, kind: str) -> None:
+    for i in range(10):
+        fields = entry_fields(trade(i))
+        redis_db.xadd("m:events", dict(zip(fields[::2], fields[1::2], strict=True)))
+    registry = CollectorRegistry()
+    url = f"{redis_server.url}?stream=m:events&since=0&batch=2"
+    if kind == "client":
+        reader: Any = pumpsync.connect("redis", url=url, group="g", consumer="c1")
+        sources = [conn.transport for conn in reader._connections]
+    else:
+        reader = RedisReader(url, group="g", consumer="c1").start()
+        sources = [reader]
+    with reader:
+        registry.register(RedisConsumerCollector(sources))
+        reader.get(timeout=10)
+        labels = (("consumer", "c1"), ("group", "g"), ("stream", "m:events"))
+        wait_until(lambda: samples(registry).get(("pumpsync_redis_consumer_pending", labels)), what="pending entries")
+        got = samples(registry)
+        assert 1 <= got[("pumpsync_redis_consumer_pending", labels)] <= 4  # the one in hand and those read ahead
+        assert got[("pumpsync_redis_consumer_lag_entries", labels)] >= 1
+        assert got[("pumpsync_redis_consumer_lag_seconds", labels)] >= 0
