@@ -197,6 +197,13 @@ class MultiClient(Client):
             config = source_config(source, given, key_owner=owner)
             members[name] = Client._member(config, Member(name, index, self._merge, self._source_failed))
         self._members = members
+        for name, member in members.items():
+            if member._takers is not None:
+                raise ConfigurationError(
+                    "sources", f"source {name}: its transport acknowledges what you took, which one stream of "
+                    "several sources cannot tell it: use it as a client of its own",
+                )  # fmt: skip
+        self._takers = None
         self.config = next(iter(members.values())).config  # the first source's, for code that wants one
         self._lifecycle = threading.Lock()
         self._state = "new"
