@@ -25,7 +25,6 @@ KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, PRICE, UNKNOWN)
 _COMMON_KEYS = (
     "kind",
     "provider",
-    "channel",
     "mint",
     "signature",
     "slot",

@@ -165,7 +165,7 @@ class ProviderSpec:
     capabilities: frozenset[str] = frozenset()  # e.g. {"status"}: ``Client.status()`` works
     # Provider-specific validation after the generic checks; raise ConfigurationError naming the option.
     check: Callable[[ClientConfig], None] | None = None
-    # None: WebSocket (pumpsync/_transport.py). Else builds the session's transport (Redis, a file...).
+    # None: WebSocket (pumpsync/_transport.py). Else builds each connection slot's transport (Redis, a file...).
     transport: TransportFactory | None = None
     # The channels ``pumpsync demo`` subscribes to (None: ``default_channels``).
     demo_channels: tuple[str, ...] | None = None
