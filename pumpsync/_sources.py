@@ -36,6 +36,7 @@ from pumpsync.errors import (
 )
 from pumpsync.providers import provider_spec
 from pumpsync.providers.base import Subscription
+from pumpsync.providers.spec import Transport
 
 log = logging.getLogger("pumpsync")
 
@@ -297,6 +298,10 @@ class MultiClient(Client):
         """Every source still running has its supervisor (a failed one has stopped for good)."""
         alive = self._alive()
         return bool(alive) and all(m.supervisor_alive for m in alive)
+
+    @property
+    def transports(self) -> tuple[Transport, ...]:
+        return tuple(t for m in self._members.values() for t in m.transports)
 
     @property
     def connected(self) -> bool:

@@ -41,7 +41,7 @@ from pumpsync.providers.base import (
     Subscribed,
     Subscription,
 )
-from pumpsync.providers.spec import AuthForm
+from pumpsync.providers.spec import AuthForm, Transport
 
 if TYPE_CHECKING:
     from pumpsync._race import RaceTracker
@@ -372,6 +372,11 @@ class Client:
     def supervisor_alive(self) -> bool:
         """The supervisor thread runs (for watchdogs: heartbeats and reconnects depend on it)."""
         return self._supervisor.alive
+
+    @property
+    def transports(self) -> tuple[Transport, ...]:
+        """Each connection slot's transport (for metrics that a provider's transport brings along)."""
+        return tuple(c.transport for c in self._connections)
 
     @property
     def connected(self) -> bool:

@@ -51,7 +51,7 @@ from typing import Any
 
 from pumpsync._keys import choose_api_key
 from pumpsync._ranges import check_range, check_ranges
-from pumpsync._secrets import ApiKey
+from pumpsync._secrets import ApiKey, safe_url
 from pumpsync._sources import Source
 from pumpsync.config import ClientConfig
 from pumpsync.errors import ConfigurationError
@@ -114,7 +114,9 @@ class DaemonConfig:
         return list(self.client.get("sources") or ())
 
     def describe(self) -> dict[str, Any]:
-        """The effective settings, JSON-ready, for ``--check`` (no key, sink options as given)."""
+        """The effective settings, JSON-ready, for ``--check``: no key, and URLs as scheme, host and
+        port only (a key may sit in a URL's path or query, a Redis password in its userinfo);
+        webhook header values hidden; other sink options as given."""
         client = dict(self.client)
         if self.sources:  # what each source was given, never a key
             client["sources"] = [
@@ -122,9 +124,24 @@ class DaemonConfig:
                  **{k: v for k, v in s.options.items() if k != "api_key"}}
                 for s in self.sources
             ]  # fmt: skip
+        for options in (client, *client.get("sources", ())):
+            for option in ("url", "rest_url"):
+                value = options.get(option)
+                if isinstance(value, str):
+                    options[option] = safe_url(value)
+                elif isinstance(value, (list, tuple)):
+                    options[option] = [safe_url(v) for v in value if isinstance(v, str)]
+        sinks = []
+        for spec in self.sinks:
+            shown = dict(spec)
+            if isinstance(shown.get("url"), str):
+                shown["url"] = safe_url(shown["url"])
+            if isinstance(shown.get("headers"), dict):  # Authorization and the like
+                shown["headers"] = dict.fromkeys(shown["headers"], "***")
+            sinks.append(shown)
         return {
             "client": client,
-            "sinks": [dict(s) for s in self.sinks] or [{"type": "stdout"}],
+            "sinks": sinks or [{"type": "stdout"}],
             "metrics_addr": self.metrics_addr,
             "drain_timeout": self.drain_timeout,
             "log_level": self.log_level,

@@ -100,6 +100,8 @@ class Transport(Protocol):
     (``open``/``read``/``send_*``/``close``/``shutdown``); ``abort`` and the sends may come from
     any thread. The WebSocket transport (``pumpsync/_transport.py``) is the default; a provider
     with another source (a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
+    A transport class with metrics of its own may add a class method ``metrics_collector(transports)``
+    (see ``pumpsync.metrics.extra_collectors``).
     """
 
     def open(self, url: str, headers: Mapping[str, str]) -> None:
