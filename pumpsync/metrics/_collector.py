@@ -25,7 +25,7 @@ from pumpsync._stats import IMPLAUSIBLE_REASONS, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import KINDS, UNKNOWN
-from pumpsync.providers import dialect_class
+from pumpsync.providers import dialect_class, provider_spec
 from pumpsync.providers.base import MALFORMED_REASONS
 
 if TYPE_CHECKING:
@@ -91,6 +91,14 @@ def known_disconnects(provider: str) -> list[tuple[str, str]]:
     return [(reason, "") for reason in _COMMON_DISCONNECTS] + [("closed", str(code)) for code in sorted(policies)]
 
 
+def known_filter_reasons(provider: str) -> tuple[str, ...]:
+    """The reasons of ``pumpsync_filtered_frames_total`` exported at 0: those the provider's spec declares."""
+    try:
+        return provider_spec(provider).filter_reasons
+    except ConfigurationError:
+        return ()
+
+
 def _with_zeros(known: Iterable[Any], counts: Mapping[Any, int]) -> list[tuple[Any, int]]:
     return sorted((key, counts.get(key, 0)) for key in set(known) | set(counts))
 
@@ -110,6 +118,7 @@ class PumpsyncCollector:
         self._members = list(client.members.values())
         self._disconnects = {m.raw_stats.provider: known_disconnects(m.config.provider) for m in self._members}
         self._channels = list(dict.fromkeys(sub.channel for m in self._members for sub in m.config.channels))
+        self._filter_reasons = {m.raw_stats.provider: known_filter_reasons(m.config.provider) for m in self._members}
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are fixed and unique; skip registration-time collection
@@ -120,6 +129,7 @@ class PumpsyncCollector:
             self._client_metrics(),
             self._connection_metrics(),
             self._race_metrics(),
+            self._gap_metrics(),
             self._sink_metrics(),
         )
         for family in families:
@@ -275,6 +285,26 @@ class PumpsyncCollector:
         for source in race.sources:
             up.add_metric([source], 0.0 if source in failed else 1.0)
         yield up
+
+    def _gap_metrics(self) -> Iterator[Metric]:
+        """What a connection did not deliver: frames filtered on purpose, time spent disconnected."""
+        labels = ["provider", "connection"]
+        filtered = CounterMetricFamily(
+            "pumpsync_filtered_frames", "Well-formed frames left out on purpose (e.g. another launchpad's), by reason.",
+            labels=[*labels, "reason"],
+        )  # fmt: skip
+        down = CounterMetricFamily(
+            "pumpsync_connection_down_seconds",
+            "Seconds the connection was not open since it first opened (events sent meanwhile may be lost).",
+            labels=labels,
+        )
+        for stats, conn in ((m.raw_stats, c) for m in self._members for c in m.raw_stats.connections):
+            key = [stats.provider, str(conn.index)]
+            for reason, n in _with_zeros(self._filter_reasons[stats.provider], _bounded(conn.filtered)):
+                filtered.add_metric([*key, reason], n)
+            down.add_metric(key, conn.down_seconds)
+        yield filtered
+        yield down
 
     def _sink_metrics(self) -> Iterator[Metric]:
         if not self.sinks:
