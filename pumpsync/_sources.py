@@ -230,17 +230,13 @@ class MultiClient(Client):
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> MultiClient:
-        with self._lifecycle:
-            if self._state != "new":
-                raise UsageError(f"the client is already {self._state}")
-            self._state = "running"
+        self._mark_running()
         for member in self._members.values():
             member.start()
         return self
 
     def close(self, timeout: float = 5.0) -> None:
-        with self._lifecycle:
-            state, self._state = self._state, "closed"
+        state = self._mark_closed()
         if state == "closed":
             return
         deadline = time.monotonic() + timeout

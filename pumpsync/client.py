@@ -207,10 +207,7 @@ class Client:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Client:
         """Open the connections (in the background); returns the client. Raises UsageError if already started."""
-        with self._lifecycle:
-            if self._state != "new":
-                raise UsageError(f"the client is already {self._state}")
-            self._state = "running"
+        self._mark_running()
         for conn in self._connections:
             conn.start()
         if self._recovery is not None:
@@ -220,8 +217,7 @@ class Client:
 
     def close(self, timeout: float = 5.0) -> None:
         """Close every connection and end every thread this client started (within ``timeout``)."""
-        with self._lifecycle:
-            state, self._state = self._state, "closed"
+        state = self._mark_closed()
         if state == "closed":
             return
         if state == "new":  # nothing runs yet; a consumer already waiting must still hear of it
@@ -261,6 +257,18 @@ class Client:
         self._supervisor.detach()
         if self._recovery is not None:
             self._recovery.detach()
+
+    def _mark_running(self) -> None:
+        with self._lifecycle:
+            if self._state != "new":
+                raise UsageError(f"the client is already {self._state}")
+            self._state = "running"
+
+    def _mark_closed(self) -> str:
+        """Mark the client closed; the state it was in."""
+        with self._lifecycle:
+            state, self._state = self._state, "closed"
+        return state
 
     def __enter__(self) -> Client:
         if self._state == "new":
