@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pumpsync._handoff import HandOffQueue
+from pumpsync._race import RaceTracker
 from pumpsync._stats import ClientStats
 from pumpsync.errors import PumpsyncError
 from pumpsync.events import Event
@@ -112,15 +113,54 @@ class SeenSet:
         return self._count + self._previous_count
 
 
-class Delivery:
-    """Thread-safe sink for all connections; the consumer reads ``queue``."""
+class Merge:
+    """What the deliveries of several sources share: one queue, one de-duplication window, one
+    lock, and the race between them (``None`` with one source)."""
 
-    def __init__(self, stats: ClientStats, capacity: int, dedup_size: int) -> None:
+    def __init__(self, capacity: int, dedup_size: int, race: RaceTracker | None = None) -> None:
         self.queue: HandOffQueue[Item] = HandOffQueue()
         self.capacity = capacity
+        self.seen = SeenSet(dedup_size)
+        self.lock = threading.Lock()
+        self.race = race
+        self.members: list[Delivery] = []
+
+    def owner(self, event: Event) -> Delivery:
+        """The delivery (source) that accounts for a queued event it drops: its provider's first."""
+        members = self.members
+        if len(members) > 1:
+            for member in members:
+                if member.provider == event.provider:
+                    return member
+        return members[0]
+
+
+class Delivery:
+    """Thread-safe sink for all connections of one source; the consumer reads ``queue``.
+
+    With several sources each has its own Delivery (its counters, its backfill holds) over one
+    shared :class:`Merge`: each event is delivered once, whichever source's copy came first."""
+
+    def __init__(
+        self,
+        stats: ClientStats,
+        capacity: int,
+        dedup_size: int,
+        merge: Merge | None = None,
+        source: int = 0,
+        provider: str | None = None,
+    ) -> None:
+        merge = merge if merge is not None else Merge(capacity, dedup_size)
+        merge.members.append(self)
+        self.merge = merge
+        self.source = source  # index in the race
+        self.provider = provider or stats.provider
+        self.queue: HandOffQueue[Item] = merge.queue
+        self.capacity = merge.capacity
         self.stats = stats
-        self._seen = SeenSet(dedup_size)
-        self._lock = threading.Lock()
+        self._seen = merge.seen
+        self._lock = merge.lock
+        self._race = merge.race
         # While a gap is being recovered, live events wait here so that the gap comes first.
         self._holds = 0
         self._held: deque[Event] = deque()
@@ -154,6 +194,11 @@ class Delivery:
         self.queue.wake()
 
     def _accept(self, event: Event) -> bool:
+        race = self._race
+        if race is not None:  # every live copy counts in the race, held ones and duplicates too
+            identity = event.identity
+            if identity is not None:
+                race.observe(identity, event.kind, self.source, event.received_at)
         if self._holds:
             self._hold(event)
             return True
@@ -313,7 +358,7 @@ class Delivery:
         if not isinstance(oldest, Event):
             self.queue.put(oldest)  # errors are never dropped (it moves to the back; rare)
             return
-        self._dropped(oldest)
+        self.merge.owner(oldest)._dropped(oldest)
 
     def _dropped(self, event: Event) -> None:
         self.stats.dropped += 1

@@ -125,8 +125,12 @@ class Event(NamedTuple):
     def identity(self) -> tuple[Any, ...] | None:
         """What makes this event unique, for de-duplication; ``None`` if it cannot be told.
 
-        Several events can share a signature (a launch and the creator's first buy in one
-        transaction; ``new_token`` and ``token_enriched``), so the kind and the parties count too.
+        It is the same for the same on-chain event from any provider (it has no provider, slot
+        or timestamp in it), so that several sources merge into one stream. Several events can
+        share a signature (a launch and the creator's first buy in one transaction;
+        ``new_token`` and ``token_enriched``), so the kind and the parties count too. A mint is
+        launched once and graduates once: tokens go by kind and mint alone, which also matches
+        a provider that sends no signature. See docs/multi-source.md for what cannot be matched.
         """
         kind = self.kind
         if kind == TRADE:
@@ -137,9 +141,9 @@ class Event(NamedTuple):
             if self.mint is None or self.slot is None:
                 return None
             return (kind, self.mint, self.slot, self.price_sol)
-        if kind == UNKNOWN or self.signature is None:
+        if kind == UNKNOWN or self.mint is None:
             return None
-        return (kind, self.signature, self.mint)
+        return (kind, self.mint)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:

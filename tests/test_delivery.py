@@ -81,7 +81,7 @@ def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
     delivery = Delivery(stats, 100, 1000)
 
     def ev(slot: int, sig: str, backfill: bool = False) -> Event:
-        return Event("new_token", "anaxer", "M", sig, slot, None, 0, 0, backfill, {}, "creations")
+        return Event("new_token", "anaxer", f"M-{sig}", sig, slot, None, 0, 0, backfill, {}, "creations")
 
     delivery.hold()
     delivery.deliver(ev(10, "live-10"))
