@@ -45,9 +45,10 @@ def test_bench_runs_end_to_end() -> None:
     [
         (["--quick"], QUICK),
         (["--repeat", "5", "--events", "1000", "--client", "ws-recv", "--workload", "soak", "--workload", "bulk"],
-         Plan(repeat=5, events=1000, clients=("ws-recv",), workloads=("bulk", "soak"))),
-        (["--workload", "fanout", "--workload", "pumpportal", "--fanout-events", "500", "--fanout-consumers", "3"],
-         Plan(workloads=("pumpportal", "fanout"), fanout_events=500, fanout_consumers=3)),
+         Plan(repeat=5, events=1000, clients=("ws-recv",), workloads=("bulk", "soak"), feed_clients=None)),
+        (["--workload", "fanout", "--workload", "pumpportal", "--fanout-events", "500", "--fanout-consumers", "3",
+          "--feed-events", "700"],
+         Plan(workloads=("pumpportal", "fanout"), fanout_events=500, fanout_consumers=3, feed_events=700)),
         (["--quick", "--workload", "solana"], dataclasses.replace(QUICK, workloads=("solana",))),
     ],
 )  # fmt: skip

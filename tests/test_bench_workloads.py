@@ -22,7 +22,7 @@ FEEDS = ("pumpportal", "solana")
 def test_provider_workloads_read_the_same_frames() -> None:
     clients = ("pumpsync", "pumpsync-iter", "websockets", "ws-recv", "ws-app", "floor")
     clients += ("picows",) if CLIENTS["picows"].available() else ()
-    plan = Plan(events=300, repeat=1, clients=clients, workloads=FEEDS)
+    plan = Plan(feed_events=300, repeat=1, clients=clients, workloads=FEEDS, feed_clients=None)
     result = benchmark(plan)
 
     doc = json.loads(json.dumps(result.to_json()))

@@ -33,6 +33,7 @@ from pumpsync.bench.server import BenchError
 # ceiling); no fan-out (a redis-server, a daemon and ten consumer processes: about 15 s on its own).
 QUICK = Plan(
     events=20_000,
+    feed_events=10_000,
     soak_events=30_000,
     seconds=1.0,
     realistic_seconds=1.0,
@@ -92,7 +93,8 @@ class Result:
             lines.append("  pumpportal: trade frames of a funded key's token_trades subscription.")
         if "solana" in plan.workloads:
             lines.append("  solana: logsNotification frames; pumpsync decodes every field (Borsh, base58 keys),")
-            lines.append("  the baselines base64 + one struct.unpack of the trade's leading fields (keys left bytes).")
+            lines.append("  the baselines base64 + one struct.unpack of the trade's leading fields (keys left bytes);")
+            lines.append("  no latency: the simulator stamps the JSON-RPC envelope, which decoded events do not keep.")
         if "fanout" in plan.workloads:
             lines.append("  fan-out: the product only (its reference: its direct connection); redis-server in memory.")
         for workload, why in self.runs.skipped.items():

@@ -76,7 +76,7 @@ def _span(a: str, b: str, fmt: str) -> Callable[[dict[str, float]], str]:
 
 
 def _throughput(plan: Plan, workload: str) -> list[Column]:
-    title = f"{workload} {plan.events:,}"
+    title = f"{workload} {plan.events if workload == 'bulk' else plan.feed_events:,}"
     return [
         Column(title, "events/s", workload, _num("events_per_s", "{:,.0f}")),
         Column(title, "CPU us/ev", workload, _num("cpu_us_per_event", "{:.1f}")),

@@ -18,6 +18,9 @@ from pumpsync.bench.server import BenchError, SimulatorProcess
 SETTLE = 0.1  # after the connection is up, so that the consumer is in its loop when the first frame comes
 STARTUP = 30.0  # seconds for a worker to connect
 WORKLOADS = ("bulk", "paced", "realistic", "soak", "pumpportal", "solana", "fanout")
+# The PumpPortal and Solana workloads' clients unless --client names others: websocket-client's two
+# designs read Solana's 2 KiB frames at about 1,500 a second, minutes per run for no new fact.
+FEED_CLIENTS = (PRODUCT, "pumpsync-iter", "websockets", "picows", "floor")
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,11 @@ class Plan:
     clients: tuple[str, ...] = tuple(key for key, cls in CLIENTS.items() if cls.available())
     workloads: tuple[str, ...] = WORKLOADS
     seed: int = 1
+    feed_events: int = 50_000  # pumpportal and solana, as fast as possible
     fanout_events: int = 50_000  # fan-out throughput: events into Redis, each read by every consumer
     fanout_consumers: int = 10
     # Clients of the PumpPortal and Solana workloads (None: all of ``clients``); --quick runs fewer.
-    feed_clients: tuple[str, ...] | None = None
+    feed_clients: tuple[str, ...] | None = FEED_CLIENTS
 
     def build(self) -> list[Workload]:
         paced, realistic = self.paced_rate, self.realistic_rate
@@ -62,9 +66,9 @@ class Plan:
             # warm: past the client's de-duplication window (200,000 identities by default)
             "soak": Workload("soak", self.soak_events, None, warm_at=self.soak_events // 4),
             # PumpPortal-sized trade frames (a funded key's token_trades), as fast as possible
-            "pumpportal": Workload("pumpportal", self.events, None, provider="pumpportal"),
+            "pumpportal": Workload("pumpportal", self.feed_events, None, provider="pumpportal"),
             # logsNotification frames: JSON-RPC, then base64 + Borsh per event
-            "solana": Workload("solana", self.events, None, provider="solana"),
+            "solana": Workload("solana", self.feed_events, None, provider="solana"),
             # the paced phase; the throughput phase's count is fanout_events (see fanout.py)
             "fanout": Workload("fanout", max(2, int(paced * self.seconds)), paced, latency=True),
         }

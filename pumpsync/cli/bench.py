@@ -16,8 +16,9 @@ _WORKLOADS = WORKLOADS
 @click.command("bench")
 @click.option("--quick", is_flag=True, help="Small counts, one run each: the CI's regression guard (under a minute).")
 @click.option("--repeat", type=click.IntRange(min=1), default=None, help="Runs per figure, median taken [3; quick: 1].")
-@click.option("--events", type=click.IntRange(min=2), default=None,
-              help="Bulk events, also of the pumpportal and solana workloads [200000; quick: 20000].")  # fmt: skip
+@click.option("--events", type=click.IntRange(min=2), default=None, help="Bulk events [200000; quick: 20000].")
+@click.option("--feed-events", type=click.IntRange(min=2), default=None,
+              help="Events of the pumpportal and solana workloads [50000; quick: 10000].")  # fmt: skip
 @click.option("--soak-events", type=click.IntRange(min=2), default=None, help="Soak events [1000000; quick: 30000].")
 @click.option("--soak-repeat", type=click.IntRange(min=1), default=None, help="Soak runs per client [1].")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -29,7 +30,8 @@ _WORKLOADS = WORKLOADS
 @click.option("--fanout-consumers", type=click.IntRange(min=1), default=None,
               help="Fan-out consumers reading the Redis stream [10].")  # fmt: skip
 @click.option("--client", "clients", multiple=True, type=click.Choice(list(CLIENTS)),
-              help="Only these clients (repeatable) [all].")  # fmt: skip
+              help="Only these clients (repeatable) [all; pumpportal, solana: all but websocket-client's; "
+                   "quick: pumpsync, websockets, picows].")  # fmt: skip
 @click.option("--workload", "workloads", multiple=True, type=click.Choice(_WORKLOADS),
               help="Only these workloads (repeatable) [all].")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (every run, medians, targets).")
@@ -40,6 +42,7 @@ def bench(
     quick: bool,
     repeat: int | None,
     events: int | None,
+    feed_events: int | None,
     soak_events: int | None,
     soak_repeat: int | None,
     seconds: float | None,
@@ -65,6 +68,7 @@ def bench(
     changes: dict[str, Any] = {
         "repeat": repeat,
         "events": events,
+        "feed_events": feed_events,
         "soak_events": soak_events,
         "soak_repeat": soak_repeat,
         "seconds": seconds,
@@ -75,6 +79,8 @@ def bench(
         "workloads": tuple(w for w in _WORKLOADS if w in workloads) or None,
     }
     plan = dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
+    if clients:  # clients named: the pumpportal and solana workloads run them too
+        plan = dataclasses.replace(plan, feed_clients=None)
     progress = None if quiet else (lambda line: click.echo(line, err=True))
     try:
         result = benchmark(plan, progress)
