@@ -19,7 +19,7 @@ SETTLE = 0.1  # after the connection is up, so that the consumer is in its loop 
 STARTUP = 30.0  # seconds for a worker to connect
 WORKLOADS = ("bulk", "paced", "realistic", "soak", "pumpportal", "solana", "fanout")
 # The PumpPortal and Solana workloads' clients unless --client names others: websocket-client's two
-# designs read Solana's 2 KiB frames at about 1,500 a second, minutes per run for no new fact.
+# designs read Solana's 2-4 KB frames at about 1,500 a second: minutes per run for no new fact.
 FEED_CLIENTS = (PRODUCT, "pumpsync-iter", "websockets", "picows", "floor")
 
 
