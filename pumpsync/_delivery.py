@@ -5,10 +5,11 @@ event is dropped to make room (a trading consumer wants the newest data), the dr
 and — for providers with history — its position is remembered so that gap recovery can fetch it
 again. Errors are never dropped.
 
-While gap recovery runs, live events are *held* (not yet de-duplicated: the history's copy of an
-event comes first, in slot order, and the held copy is then a duplicate). The held events are
-bounded too: past ``queue_size`` they are let go and the live stream is *deferred* (dropped
-uncounted) until the recovery, which pages on past them, has caught up (see ``_recovery.py``).
+While gap recovery runs, live events are *held* (de-duplicated only when they go out, after the
+history): a history event that is also held is skipped, and its held (live) copy follows the
+backfill. The held events are bounded too: past ``queue_size`` they are let go, the live stream
+is *deferred* (dropped uncounted), and the recovery fetches again from the oldest history event
+it skipped for a held copy, until it has caught up (see ``_recovery.py``).
 """
 
 from __future__ import annotations
@@ -123,6 +124,11 @@ class Delivery:
         # While a gap is being recovered, live events wait here so that the gap comes first.
         self._holds = 0
         self._held: deque[Event] = deque()
+        self._held_ids: set[tuple[Any, ...]] = set()  # the identities of the held events
+        # Per channel, the oldest history event skipped because it was held: if the held events are
+        # let go, the recovery must fetch again from there.
+        self._skipped_from: dict[str, Position] = {}
+        self.refetch_from: dict[str, Position] = {}
         self._deferring = False  # the held events overflowed: live events are let go until caught up
         self.deferrals = 0  # how often that happened (a recovery round compares it before and after)
         self.last_slot: dict[str, int] = {}  # channel -> highest slot delivered
@@ -165,10 +171,19 @@ class Delivery:
         if len(held) >= self.capacity:  # bounded: let them all go, history will bring them in order
             self.stats.held -= len(held)
             held.clear()
+            self._held_ids.clear()
+            for channel, position in self._skipped_from.items():
+                low = self.refetch_from.get(channel)
+                if low is None or position < low:
+                    self.refetch_from[channel] = position
+            self._skipped_from.clear()
             self._deferring = True
             self.deferrals += 1
             return
         held.append(event)
+        identity = event.identity
+        if identity is not None:
+            self._held_ids.add(identity)
         self.stats.held += 1
 
     # -- gap recovery
@@ -212,8 +227,18 @@ class Delivery:
         new = 0
         with self._lock:
             seen = self._seen
+            held_ids = self._held_ids
+            skipped = self._skipped_from
             for event in events:
                 identity = event.identity
+                if held_ids and identity in held_ids:  # held live: that copy follows the backfill
+                    self.stats.duplicates += 1
+                    channel, slot = event.channel, event.slot
+                    if channel is not None and slot is not None:
+                        low = skipped.get(channel)
+                        if low is None or slot < low.slot:
+                            skipped[channel] = Position(slot, event.signature)
+                    continue
                 if identity is not None and not seen.add(identity):
                     self.stats.duplicates += 1
                     continue
@@ -222,6 +247,12 @@ class Delivery:
             self.stats.backfill_events += new
         self.queue.wake()
         return new
+
+    def take_refetch(self) -> dict[str, Position]:
+        """Where the recovery must fetch again because held events it skipped were let go."""
+        with self._lock:
+            refetch, self.refetch_from = self.refetch_from, {}
+        return refetch
 
     def _flush_held(self) -> None:
         flushed = 0
@@ -237,6 +268,8 @@ class Delivery:
             flushed += 1
             if not flushed % _WAKE_EVERY:
                 self.queue.wake()
+        self._held_ids.clear()
+        self._skipped_from.clear()
 
     def free(self) -> None:
         """The client is closed: give back the de-duplication tables (megabytes) at once."""
@@ -244,6 +277,8 @@ class Delivery:
             self._seen = SeenSet(1)
             self.stats.held -= len(self._held)
             self._held.clear()
+            self._held_ids.clear()
+            self._skipped_from.clear()
 
     def fail(self, error: PumpsyncError) -> None:
         """Queue an error for the consumer; errors bypass the capacity bound."""

@@ -244,6 +244,7 @@ class GapRecovery:
                 fetched, new = self._round(Gap(positions, gap.filters), newest, edges)
             except HistoryError as exc:
                 positions.update(newest)  # what did arrive was released
+                self._refetch_into(positions)
                 if self._stop.is_set():
                     raise _Stopped from None
                 self._stats.backfill_failures += 1
@@ -258,7 +259,20 @@ class GapRecovery:
             positions.update(newest)
             if not held or self._delivery.end_hold(deferrals):
                 return
+            # Live events outgrew the hold and were let go: fetch on, and again from the oldest
+            # event skipped for a held copy (what was released since is still in the window).
+            if self._refetch_into(positions):
+                edges.clear()
             log.info("backfill: live events outgrew the hold; fetching on from %s", Gap(positions, {}).describe())
+
+    def _refetch_into(self, positions: dict[str, Position]) -> bool:
+        """Move ``positions`` back to where held events that were let go had been skipped; True if any."""
+        refetch = self._delivery.take_refetch()
+        for channel, position in refetch.items():
+            key = STREAM if self.source.stream_wide else channel
+            if key in positions and position < positions[key]:
+                positions[key] = position
+        return bool(refetch)
 
     def _round(self, gap: Gap, newest: dict[str, Position], edges: dict[str, tuple[int, set[Any]]]) -> tuple[int, int]:
         """One pass over the history from ``gap``'s positions, noting in ``newest`` the newest
@@ -276,6 +290,7 @@ class GapRecovery:
                 streams.append(_events(source.fetch({channel: gap.filters.get(channel, {})}, position, stop)))
         fetched = new = 0
         batch: list[Event] = []
+        deferrals = self._delivery.deferrals
         try:
             for event in heapq.merge(*streams, key=_slot_key):
                 batch.append(event)
@@ -283,6 +298,8 @@ class GapRecovery:
                     new += self._release(batch, newest, edges, source.stream_wide)
                     fetched += len(batch)
                     batch = []
+                    if self._delivery.deferrals != deferrals:
+                        break  # held events were let go: start over from where they were skipped
         finally:
             if batch and not self._stop.is_set():
                 new += self._release(batch, newest, edges, source.stream_wide)

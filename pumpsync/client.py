@@ -33,7 +33,7 @@ from pumpsync.providers.base import (
     Subscribed,
     Subscription,
 )
-from pumpsync.providers.spec import AuthForm
+from pumpsync.providers.spec import AuthForm, Transport
 
 log = logging.getLogger("pumpsync")
 
@@ -318,6 +318,11 @@ class Client:
     def supervisor_alive(self) -> bool:
         """The supervisor thread runs (for watchdogs: heartbeats and reconnects depend on it)."""
         return self._supervisor.alive
+
+    @property
+    def transports(self) -> tuple[Transport, ...]:
+        """Each connection slot's transport (for metrics that a provider's transport brings along)."""
+        return tuple(c.transport for c in self._connections)
 
     @property
     def connected(self) -> bool:

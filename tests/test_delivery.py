@@ -76,7 +76,7 @@ def test_seen_set_rejects_a_zero_size() -> None:
         SeenSet(0)
 
 
-def test_backfill_is_released_before_held_live_events_which_are_deduplicated_then() -> None:
+def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
     stats = ClientStats("anaxer", 100, [ConnectionStats(0)])
     delivery = Delivery(stats, 100, 1000)
 
@@ -88,13 +88,13 @@ def test_backfill_is_released_before_held_live_events_which_are_deduplicated_the
     delivery.deliver(ev(11, "live-11"))
     assert delivery.queue.qsize() == 0 and stats.held == 2
     new = delivery.release_backfill([ev(7, "old-7", True), ev(9, "old-9", True), ev(10, "live-10", True)])
-    assert new == 3
+    assert new == 2
     assert delivery.end_hold()
     order = [delivery.queue.get_nowait() for _ in range(4)]
     assert [(e.signature, e.backfill) for e in order] == [
         ("old-7", True),
         ("old-9", True),
-        ("live-10", True),  # history's copy came first: the held one is the duplicate
+        ("live-10", False),  # held live: that copy goes out in the history's place
         ("live-11", False),
     ]
     assert stats.duplicates == 1 and stats.held == 0 and delivery.queue.qsize() == 0

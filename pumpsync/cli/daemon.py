@@ -11,7 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from pumpsync._secrets import ApiKey, RedactingFilter, safe_url
+from pumpsync._secrets import ApiKey, RedactingFilter
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error
 from pumpsync.config import make_config
 from pumpsync.daemon.config import (
@@ -31,6 +31,7 @@ _DAEMON_PARAMS = ("metrics_addr", "drain_timeout", "log_level", "demo", "resume"
 _EPILOG = """\b
 Sinks (--sink, repeatable; default stdout):
   stdout  jsonl:PATH  sqlite:PATH  webhook:URL  callable:MODULE:FUNCTION
+  redis://HOST:PORT/DB?stream=NAME&maxlen=N  (a Redis Stream; pumpsync[redis])
 Every option can be set in the environment as PUMPSYNC_<OPTION> (PUMPSYNC_METRICS_ADDR,
 PUMPSYNC_CONFIG; repeatable ones as PUMPSYNC_SINKS and PUMPSYNC_CHANNELS, space-separated)
 and in the --config file with the option's name (metrics_addr = "..."); flags win over the
@@ -110,12 +111,6 @@ def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) 
         found = "not needed"  # a free source
     _validate_client(config, key)
     shown = config.describe()
-    for option in ("url", "rest_url"):  # a key may sit in a URL's path or query: scheme and host only
-        value = shown["client"].get(option)
-        if isinstance(value, str):
-            shown["client"][option] = safe_url(value)
-        elif isinstance(value, (list, tuple)):
-            shown["client"][option] = [safe_url(v) for v in value if isinstance(v, str)]
     click.echo(json.dumps({**shown, "api_key": found}, indent=2, default=str))
     if missing is not None:
         raise missing  # the service would not start: --check must fail too

@@ -34,7 +34,7 @@ from typing import Any
 
 from pumpsync._keys import choose_api_key
 from pumpsync._ranges import check_range, check_ranges
-from pumpsync._secrets import ApiKey
+from pumpsync._secrets import ApiKey, safe_url
 from pumpsync.config import ClientConfig
 from pumpsync.errors import ConfigurationError
 from pumpsync.metrics import parse_addr
@@ -86,10 +86,27 @@ class DaemonConfig:
         return str(self.client.get("provider", DEFAULT_PROVIDER))
 
     def describe(self) -> dict[str, Any]:
-        """The effective settings, JSON-ready, for ``--check`` (no key, sink options as given)."""
+        """The effective settings, JSON-ready, for ``--check``: no key, and URLs as scheme, host and
+        port only (a key may sit in a URL's path or query, a Redis password in its userinfo);
+        webhook header values hidden; other sink options as given."""
+        client = dict(self.client)
+        for option in ("url", "rest_url"):
+            value = client.get(option)
+            if isinstance(value, str):
+                client[option] = safe_url(value)
+            elif isinstance(value, (list, tuple)):
+                client[option] = [safe_url(v) for v in value if isinstance(v, str)]
+        sinks = []
+        for spec in self.sinks:
+            shown = dict(spec)
+            if isinstance(shown.get("url"), str):
+                shown["url"] = safe_url(shown["url"])
+            if isinstance(shown.get("headers"), dict):  # Authorization and the like
+                shown["headers"] = dict.fromkeys(shown["headers"], "***")
+            sinks.append(shown)
         return {
-            "client": dict(self.client),
-            "sinks": [dict(s) for s in self.sinks] or [{"type": "stdout"}],
+            "client": client,
+            "sinks": sinks or [{"type": "stdout"}],
             "metrics_addr": self.metrics_addr,
             "drain_timeout": self.drain_timeout,
             "log_level": self.log_level,

@@ -17,7 +17,7 @@ the healthy gauges report: the supervisor's verdict, read, never re-derived) and
 
 from __future__ import annotations
 
-from pumpsync.metrics._collector import STATES, PumpsyncCollector, SinkStats, make_registry
+from pumpsync.metrics._collector import STATES, PumpsyncCollector, SinkStats, extra_collectors, make_registry
 from pumpsync.metrics._health import client_ready, connection_healthy
 from pumpsync.metrics._http import DEFAULT_ADDR, MetricsServer, parse_addr, start_metrics_server
 
@@ -29,6 +29,7 @@ __all__ = [
     "SinkStats",
     "client_ready",
     "connection_healthy",
+    "extra_collectors",
     "make_registry",
     "parse_addr",
     "start_metrics_server",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from pumpsync._stats import IMPLAUSIBLE_REASONS, Histogram
 from pumpsync._version import __version__
@@ -277,12 +278,27 @@ class PumpsyncCollector:
             yield gauge
 
 
+def extra_collectors(sources: Iterable[object]) -> list[Collector]:
+    """The collectors that sinks and transports bring along: a class with metrics of its own has a
+    ``metrics_collector(sources)`` class method; it is called once, with all its instances, so that
+    each metric family appears once whatever the number of sinks or connections."""
+    groups: dict[Any, list[object]] = {}
+    for source in sources:
+        hook = getattr(type(source), "metrics_collector", None)
+        if callable(hook):
+            groups.setdefault(hook, []).append(source)
+    return [hook(members) for hook, members in groups.items()]
+
+
 def make_registry(client: Client, sinks: Sequence[SinkStats] | None = None) -> CollectorRegistry:
-    """A dedicated registry: the pumpsync collector plus process metrics (``pumpsync_process_*``)."""
+    """A dedicated registry: the pumpsync collector, the sinks' and transports' own collectors
+    (:func:`extra_collectors`) and process metrics (``pumpsync_process_*``)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PumpsyncCollector(client, sinks))
+    for collector in extra_collectors([*(sinks or ()), *client.transports]):
+        registry.register(collector)
     ProcessCollector(namespace="pumpsync", registry=registry)
     return registry
 
 
-__all__ = ["STATES", "PumpsyncCollector", "SinkStats", "make_registry"]
+__all__ = ["STATES", "PumpsyncCollector", "SinkStats", "extra_collectors", "make_registry"]

@@ -48,7 +48,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -661,6 +661,11 @@ class RedisTransport:
             self.cursor.commit()
         except Exception:
             pass
+
+    @classmethod
+    def metrics_collector(cls, transports: Sequence[object]) -> RedisConsumerCollector:
+        """A client's metrics registry picks this up (``pumpsync.metrics.extra_collectors``)."""
+        return RedisConsumerCollector(t for t in transports if isinstance(t, RedisTransport))
 
     # -- reports from the client
     def taken(self, event: Event | None) -> None:

@@ -100,6 +100,8 @@ class Transport(Protocol):
     (``open``/``read``/``send_*``/``close``/``shutdown``); ``abort`` and the sends may come from
     any thread. The WebSocket transport (``pumpsync/_transport.py``) is the default; a provider
     with another source (a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
+    A transport class with metrics of its own may add a class method ``metrics_collector(transports)``
+    (see ``pumpsync.metrics.extra_collectors``).
     """
 
     def open(self, url: str, headers: Mapping[str, str]) -> None:
@@ -165,7 +167,7 @@ class ProviderSpec:
     capabilities: frozenset[str] = frozenset()  # e.g. {"status"}: ``Client.status()`` works
     # Provider-specific validation after the generic checks; raise ConfigurationError naming the option.
     check: Callable[[ClientConfig], None] | None = None
-    # None: WebSocket (pumpsync/_transport.py). Else builds the session's transport (Redis, a file...).
+    # None: WebSocket (pumpsync/_transport.py). Else builds each connection slot's transport (Redis, a file...).
     transport: TransportFactory | None = None
     # The channels ``pumpsync demo`` subscribes to (None: ``default_channels``).
     demo_channels: tuple[str, ...] | None = None

@@ -129,3 +129,30 @@ def test_an_api_key_file_flag_beats_the_environment_key(start_daemon: Any, tmp_p
         )
         daemon.wait_ready()  # this simulator accepts only the right key
         assert daemon.stop() == 0
+
+
+def test_check_shows_urls_without_passwords_or_keys(tmp_path: Path) -> None:
+    """--check prints the client's and the sinks' URLs as scheme, host and port: a Redis password
+    (userinfo or query), a key in a webhook's URL and its header values never show."""
+    secret = "s3cret-redis-pw"
+    path = tmp_path / "pumpsync.toml"
+    path.write_text(
+        f'[[sinks]]\ntype = "webhook"\nurl = "https://hooks.example/in?token={secret}"\n'
+        f'headers = {{ Authorization = "Bearer {secret}" }}\n'
+        f'[[sinks]]\ntype = "redis"\nurl = "redis://:{secret}@cache.internal:6380/0?stream=pumpsync:events"\n'
+        f'[[sinks]]\ntype = "redis"\nurl = "redis://cache.internal:6381/0?password={secret}"\n'
+    )
+    url = f"redis://bot:{secret}@cache.internal:6379/0?stream=pumpsync:events"
+    shown = check(["--config", str(path), "--provider", "redis", "--url", url])
+    flags = check(["--provider", "redis", "--sink", f"redis://:{secret}@cache.internal:6380/0?maxlen=1000"])
+    assert secret not in json.dumps(flags) and flags["sinks"][0]["url"] == "redis://cache.internal:6380"
+    assert secret not in json.dumps(shown)
+    assert shown["client"]["url"] == "redis://cache.internal:6379"
+    urls = [sink.get("url") for sink in shown["sinks"]]
+    assert urls == ["https://hooks.example", "redis://cache.internal:6380", "redis://cache.internal:6381"]
+    assert shown["sinks"][0]["headers"] == {"Authorization": "***"}
+
+
+def test_the_help_lists_the_redis_sink() -> None:
+    result = CliRunner().invoke(cli, ["daemon", "--help"], env=clean_env())
+    assert result.exit_code == 0 and "redis://HOST:PORT/DB" in result.output

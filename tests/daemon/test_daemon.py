@@ -252,3 +252,18 @@ def test_demo_mode_runs_against_the_built_in_simulator(start_daemon: Any) -> Non
     assert http_get(daemon.url + "/healthz")[0] == 200
     assert daemon.stop() == 0
     assert "Traceback" not in daemon.stderr
+
+
+def test_sighup_while_the_daemon_is_still_starting_does_not_kill_it(start_daemon, tmp_path: Path) -> None:
+    """18.10: SIGHUP in the first moments after start killed the daemon. The config file is a FIFO,
+    so the daemon is certainly still starting (reading it) when the signal comes."""
+    import os
+
+    fifo = tmp_path / "pumpsync.toml"
+    os.mkfifo(fifo)
+    daemon = start_daemon(["--demo", "--provider", "anaxer", "--config", str(fifo)])
+    with open(fifo, "w", encoding="utf-8") as config:  # returns once the daemon has opened it for reading
+        daemon.signal(signal.SIGHUP)
+        config.write('log_level = "info"\n')
+    daemon.wait_ready()
+    assert daemon.stop() == 0

@@ -1,7 +1,8 @@
 """A real Prometheus (Debian's binary) scrapes a daemon that streams from the simulator; every
 dashboard query and every alert-rule query must return data: first while the daemon has only
 just connected (no event, no disconnect: the data are zeros), then after events, a disconnect
-and a backfill."""
+and a backfill. Where redis-server is installed the daemon also has a redis sink, and a second
+daemon (a group member on the redis source) is scraped too, for the fan-out row."""
 
 from __future__ import annotations
 
@@ -22,8 +23,11 @@ import yaml
 from daemonhelpers import DASHBOARD, FAST_FLAGS, RULES, DaemonProc, clean_env, free_port, http_get, wait_until
 
 from pumpsync.simulator import Simulator
+from tests.redis.redishelpers import REDIS_SERVER, RedisServer
 
 PROMETHEUS = shutil.which("prometheus")
+# The fan-out row's panels need a redis sink and a consumer: checked only where redis-server is installed.
+WITH_REDIS = Path(REDIS_SERVER).exists()
 SCRAPE = "1s"
 # Grafana's variables, as a dashboard would resolve them for this setup.
 VARIABLES = {"$__rate_interval": "10s", "$__range": "1m", "$job": "pumpsync", "$instance": ".+"}
@@ -45,12 +49,12 @@ class _Ok(BaseHTTPRequestHandler):
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, target: str) -> None:
+    def __init__(self, workdir: Path, target: str, *more_targets: str) -> None:
         self.port = free_port()
         config = {
             "global": {"scrape_interval": SCRAPE, "evaluation_interval": SCRAPE},
             "rule_files": [str(RULES)],
-            "scrape_configs": [{"job_name": "pumpsync", "static_configs": [{"targets": [target]}]}],
+            "scrape_configs": [{"job_name": "pumpsync", "static_configs": [{"targets": [target, *more_targets]}]}],
         }
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
@@ -102,26 +106,45 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Prometheus
     hook_thread = threading.Thread(target=hook.serve_forever, daemon=True)
     hook_thread.start()
     sim = Simulator(providers=("anaxer",), rate=20.0, seed=5, paused=True).start()
-    daemon = prometheus = None
+    daemon = prometheus = consumer = redis = None
     try:
+        fanout: list[str] = []
+        if WITH_REDIS:
+            redis = RedisServer(workdir)
+            redis.start()
+            fanout = ["--sink", f"{redis.url}?stream=prometheus:events"]
         daemon = DaemonProc(
             ["--provider", "anaxer", "--url", sim.url("anaxer"), "--rest-url", sim.rest_url("anaxer"),
              "--connections", "2", "--channel", "creations", "--channel", "trades", *FAST_FLAGS,
              "--sink", f"sqlite:{workdir / 'events.sqlite3'}", "--sink", f"jsonl:{workdir / 'events.jsonl'}",
-             "--sink", f"webhook:http://127.0.0.1:{hook.server_address[1]}/hook"],
+             "--sink", f"webhook:http://127.0.0.1:{hook.server_address[1]}/hook", *fanout],
             workdir, clean_env(PUMPSYNC_API_KEY="prometheus-test-key"),
         )  # fmt: skip
         daemon.wait_ready()
-        prometheus = Prometheus(workdir, f"127.0.0.1:{daemon.metrics_port}")
+        targets = [f"127.0.0.1:{daemon.metrics_port}"]
+        if redis is not None:
+            consumer = DaemonProc(
+                ["--provider", "redis", "--url", f"{redis.url}?stream=prometheus:events&since=0", "--group", "bots",
+                 "--consumer", "bot-1", "--sink", f"jsonl:{workdir / 'consumed.jsonl'}"],
+                workdir, clean_env(), "consumer",
+            )  # fmt: skip
+            consumer.wait_ready()
+            targets.append(f"127.0.0.1:{consumer.metrics_port}")
+        prometheus = Prometheus(workdir, *targets)
         wait_until(lambda: prometheus.query('up{job="pumpsync"} == 1'), 30, "a first successful scrape")
         yield prometheus, daemon, sim
-        assert daemon.stop() == 0
-        assert "Traceback" not in daemon.stderr
+        for proc in (daemon, consumer):
+            if proc is not None:
+                assert proc.stop() == 0
+                assert "Traceback" not in proc.stderr
     finally:
         if prometheus is not None:
             prometheus.stop()
-        if daemon is not None:
-            daemon.kill()
+        for proc in (daemon, consumer):
+            if proc is not None:
+                proc.kill()
+        if redis is not None:
+            redis.stop()
         sim.stop()
         hook.shutdown()
         hook.server_close()
@@ -142,6 +165,8 @@ def stack(fresh: tuple[Prometheus, DaemonProc, Simulator]) -> tuple[Prometheus, 
 def dashboard_queries() -> list[tuple[str, str]]:
     out = []
     for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        if not WITH_REDIS and panel["title"].startswith("Redis "):
+            continue
         for target in panel.get("targets", []):
             expr = target["expr"]
             for variable, value in VARIABLES.items():
@@ -217,7 +242,8 @@ def test_the_dashboard_variables_find_the_daemon(stack: tuple[Prometheus, Daemon
     prometheus, daemon = stack
     jobs = prometheus.api("label/job/values", **{"match[]": "pumpsync_build_info"})
     instances = prometheus.api("label/instance/values", **{"match[]": 'pumpsync_build_info{job=~"pumpsync"}'})
-    assert jobs == ["pumpsync"] and instances == [f"127.0.0.1:{daemon.metrics_port}"]
+    assert jobs == ["pumpsync"] and f"127.0.0.1:{daemon.metrics_port}" in instances
+    assert len(instances) == (2 if WITH_REDIS else 1)  # with redis-server: the consumer too
 
 
 def test_the_disconnect_shows_in_prometheus_with_its_reason(stack: tuple[Prometheus, DaemonProc]) -> None:

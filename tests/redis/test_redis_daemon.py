@@ -167,3 +167,39 @@ def test_ha_pair_each_event_once_while_daemons_are_killed(
     assert counts == expected(sim)
     assert set(counts.values()) == {1}
     assert redis_db.xlen(stream) == sum(counts.values())
+
+
+def test_daemons_export_the_redis_sink_and_consumer_metrics(
+    sim: Simulator, redis_server: RedisServer, redis_db: Any, daemons: list[DaemonProc], tmp_path: Path
+) -> None:
+    """An HA pair with redis sinks, and a daemon on the redis source (a group member): their
+    /metrics show what each appended and left to the other, and the consumer's lag and pending."""
+    stream = "metrics:events"
+    pair = [start(daemons, tmp_path, sim, f"{redis_server.url}?stream={stream}") for _ in range(2)]
+    for daemon in pair:
+        daemon.wait_ready()
+    sim.wait_for_connections("openpump", 2)
+    consumer = DaemonProc(
+        ["--provider", "redis", "--url", f"{redis_server.url}?stream={stream}&since=0", "--group", "bots",
+         "--consumer", "bot-1", "--sink", f"jsonl:{tmp_path / 'consumed.jsonl'}"],
+        tmp_path, clean_env(), "consumer",
+    )  # fmt: skip
+    daemons.append(consumer)
+    consumer.wait_ready()
+    emit(sim, 30)
+    wait_until(lambda: in_stream(redis_db, stream) == expected(sim), what="every event in the stream")
+    total = sum(expected(sim).values())
+
+    def counts(name: str) -> list[float]:
+        return [daemon.sample(f"pumpsync_redis_sink_{name}_total", sink="redis") or 0.0 for daemon in pair]
+
+    # Each event once in the stream, seen by both: one daemon appended it, the other left it out.
+    wait_until(lambda: sum(counts("published")) + sum(counts("deduplicated")) == 2 * total, what="both daemons")
+    assert sum(counts("published")) == total == redis_db.xlen(stream)
+    labels = {"stream": stream, "group": "bots", "consumer": "bot-1"}
+    wait_until(lambda: consumer.sample("pumpsync_redis_consumer_lag_entries", **labels) == 0, what="no lag")
+    assert consumer.sample("pumpsync_redis_consumer_lag_seconds", **labels) is not None
+    assert consumer.sample("pumpsync_redis_consumer_pending", **labels) is not None
+    assert consumer.sample("pumpsync_redis_sink_published_total") is None  # no redis sink there
+    for daemon in (*pair, consumer):
+        assert daemon.stop() == 0

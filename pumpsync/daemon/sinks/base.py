@@ -64,7 +64,8 @@ class Sink(ABC):
     """A destination for events, fed through :meth:`offer`, written on its own thread.
 
     Subclasses implement :meth:`write` (raise to fail the batch) and may override
-    :meth:`open`, :meth:`reopen` and :meth:`close_resources`.
+    :meth:`open`, :meth:`reopen` and :meth:`close_resources`. A sink with metrics of its own adds
+    a class method ``metrics_collector(sinks)`` (see ``pumpsync.metrics.extra_collectors``).
     """
 
     kind: ClassVar[str]

@@ -121,6 +121,11 @@ class RedisSink(Sink):
     def describe(self) -> str:
         return f"redis {safe_url(self._url)} stream {self.stream}"
 
+    @classmethod
+    def metrics_collector(cls, sinks: Sequence[object]) -> RedisSinkCollector:
+        """The daemon's metrics registry picks this up (``pumpsync.metrics.extra_collectors``)."""
+        return RedisSinkCollector(sinks)
+
     # ------------------------------------------------------------------ the Sink hooks
     def open(self) -> None:
         # No connection yet: an unreachable Redis at start-up is an outage like any other.
