@@ -64,6 +64,7 @@ def test_fanout_through_a_real_redis() -> None:
     assert doc["summary"]["fanout"]["pumpsync"].keys() >= {"p50", "p99", "direct_p50", "direct_p99", "events_per_s"}
     text = result.text()
     assert "Fan-out through Redis" in text and "the hop adds" in text and "2 consumers" in text
+    assert "us CPU per event" in text
 
 
 def test_fanout_is_skipped_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import median
@@ -24,6 +25,9 @@ def figures(workload: str, run: dict[str, Any]) -> dict[str, float]:
                "events_per_s": run["events_per_s"], "per_consumer_per_s": run["events_per_s_per_consumer"]}  # fmt: skip
         if run.get("in_events_per_s"):
             out["in_events_per_s"] = run["in_events_per_s"]
+        cpu = [r["cpu_us_per_event"] for r in run["latency_runs"] if r.get("cpu_us_per_event") is not None]
+        if cpu:
+            out["consumer_cpu_us_per_event"] = median(cpu)
         return out
     if workload == "paced":
         return {**run["latency_us"], "cpu_pct": run["cpu_pct"]}
@@ -177,6 +181,16 @@ def ratio_lines(plan: Plan, summary: Summary) -> list[str]:
     return lines
 
 
+def _consumer_load(plan: Plan, row: dict[str, float]) -> list[str]:
+    """What the consumers alone ask of the machine (the latency is queueing once that nears its CPUs)."""
+    cpu = row.get("consumer_cpu_us_per_event")
+    if cpu is None:
+        return []
+    load = plan.fanout_consumers * plan.paced_rate * cpu / 1e6
+    return [f"  each consumer used {cpu:.0f} us CPU per event: {load:.2f} CPUs for the {plan.fanout_consumers} "
+            f"(of {os.cpu_count()} here, shared with the daemon, Redis and the simulator)"]  # fmt: skip
+
+
 def fanout_lines(plan: Plan, summary: Summary) -> list[str]:
     """The hop against a direct connection measured in the same repetitions."""
     row = summary.get("fanout", {}).get(PRODUCT, {})
@@ -191,6 +205,7 @@ def fanout_lines(plan: Plan, summary: Summary) -> list[str]:
         f"(all consumers pooled); direct connection in the same run: p50 {d50:,.0f} us, p99 {d99:,.0f} us",
         f"  the hop adds p50 {p50 - d50:+,.0f} us, p99 {p99 - d99:+,.0f} us: {_x(p50 / d50 if d50 else None)} and "
         f"{_x(p99 / d99 if d99 else None)} the direct connection's",
+        *_consumer_load(plan, row),
         f"  throughput ({plan.fanout_events:,} events): into Redis "
         f"{'-' if into is None else f'{into:,.0f}'}/s; out of Redis {row['events_per_s']:,.0f}/s in all "
         f"({row['per_consumer_per_s']:,.0f}/s per consumer)",
