@@ -32,6 +32,7 @@ from pumpsync.providers.base import (
     Malformed,
     Output,
     Pong,
+    Reconnect,
     Reply,
     Subscription,
 )
@@ -139,6 +140,7 @@ class Connection:
         """Close politely (1000) and end the thread; returns at once, see :meth:`join`."""
         self._stopping = True
         self._go.set()
+        self.with_dialect(lambda d: d.on_close())  # e.g. logsUnsubscribe; nothing is sent if not open
         self.transport.close(_NORMAL)
         self.abort("client_close")
 
@@ -327,6 +329,9 @@ class Connection:
             self._ponged()
         elif isinstance(out, Fatal):
             return Outcome("refused", refusal=out.error, opened=True)  # the owner hears of it in session_ended
+        elif isinstance(out, Reconnect):
+            detail = redact(out.message, self.config.api_key)
+            return Outcome(out.reason, detail=detail, rate_limited=out.rate_limited, opened=True)
         else:
             if isinstance(out, Hello):
                 self.hello = dict(out.info)

@@ -88,10 +88,36 @@ class ConnectionStats:
     healthy: bool = False
     checked_at: float | None = None  # when the supervisor last judged this slot (monotonic)
     stale_since: float | None = None  # when it found the open socket stale (monotonic); None: not stale
+    # Time not open since the first opening (monotonic clock): (seconds of the spells that ended, start
+    # of the current one or None). One tuple replaced whole: a reader never sees a spell both ended and running.
+    _down: tuple[float, float | None] = field(default=(0.0, None), init=False, repr=False)
+    _opened: bool = field(default=False, init=False, repr=False)
 
     def set_state(self, state: str) -> None:
+        # Only the connection's thread calls this (the supervisor's and the client's calls run on it too).
         self.state = state
         self.state_since = time.time()
+        total, since = self._down
+        if state == "open":
+            self._opened = True
+            if since is not None:
+                self._down = (total + time.monotonic() - since, None)
+        elif state == "closed":  # the user closed the client: no longer a disconnect
+            if since is not None:
+                self._down = (total + time.monotonic() - since, None)
+        elif since is None and self._opened:
+            self._down = (total, time.monotonic())
+
+    @property
+    def down_seconds(self) -> float:
+        """Seconds this connection was not open after it first opened (the current spell included)."""
+        total, since = self._down
+        return total if since is None else total + max(0.0, time.monotonic() - since)
+
+    @property
+    def down(self) -> bool:
+        """Down now: it has opened before and is not open (nor closed by the user)."""
+        return self._down[1] is not None
 
 
 @dataclass
@@ -150,6 +176,10 @@ class ClientStats:
                     "frames": c.frames,
                     "malformed": dict(c.malformed),
                     "filtered": dict(c.filtered),
+                    # seconds not open since the first opening (events sent meanwhile, where the provider
+                    # has no history, are lost), and whether it is down now
+                    "down_seconds": c.down_seconds,
+                    "down": c.down,
                     "pings_sent": c.pings_sent,
                     "pongs": c.pongs,
                     "first_deliveries": c.first_deliveries,

@@ -200,6 +200,9 @@ class Supervisor:
             hello_at = opened_at + min(config.hello_timeout, config.stale_timeout / 2)
             if now >= hello_at:
                 conn.with_dialect(lambda d: d.on_hello_timeout())
+                if dialect.awaiting_hello:  # nothing to go on without it (a node that never answers logsSubscribe)
+                    log.warning("connection %d: no answer to the subscription; reconnecting", conn.index)
+                    conn.abort("hello_timeout")
             else:
                 deadlines.append(hello_at)
         if not slot.healthy:

@@ -73,6 +73,9 @@ class ClientConfig:
     # PumpPortal: seconds an acknowledged trade channel may stay silent while launches flow before
     # it is reported (the look of an unfunded key); None: the provider's default.
     silent_trades_after: float | None = None
+    # Provider-only options (ProviderSpec.options): None here, the provider's default after make_config.
+    commitment: str | None = None  # solana: processed / confirmed / finalized
+    max_gap_transactions: int | None = None  # solana: transactions one gap recovery may fetch at most
 
     def __post_init__(self) -> None:
         if not self.urls:

@@ -38,9 +38,11 @@ _COMMON_KEYS = (
 _REQUIRED_KEYS = ("kind", "provider", "received_at")
 _TOKEN_KEYS = ("name", "symbol", "creator", "uri", "image", "description")
 _CURVE_KEYS = ("bonding_curve_progress", "sol_raised", "market_cap_sol", "price_sol")
-_TRADE_KEYS = ("side", "sol_amount", "token_amount", "trader", "price_sol")
+# A launch as it happened: the creator's first buy, the curve's virtual reserves, the launchpad.
+_LAUNCH_KEYS = ("initial_buy_tokens", "initial_buy_sol", "virtual_sol_reserves", "virtual_token_reserves", "pool")
+_TRADE_KEYS = ("side", "sol_amount", "token_amount", "trader", "price_sol", "market_cap_sol")
 _KIND_KEYS: dict[str, tuple[str, ...]] = {
-    NEW_TOKEN: _TOKEN_KEYS,
+    NEW_TOKEN: _TOKEN_KEYS + _CURVE_KEYS + _LAUNCH_KEYS,
     TOKEN_ENRICHED: _TOKEN_KEYS + _CURVE_KEYS,
     TRADE: _TRADE_KEYS,
     GRADUATION: (*_TOKEN_KEYS, "liquidity_sol", "time_to_graduate_s"),
@@ -52,7 +54,7 @@ _KIND_KEYS: dict[str, tuple[str, ...]] = {
 class Event(NamedTuple):
     """One normalized event.
 
-    Common fields: ``kind``, ``provider`` (``"openpump"``/``"anaxer"``), ``mint``,
+    Common fields: ``kind``, ``provider`` (``"openpump"``, ``"anaxer"``, ``"pumpportal"``...), ``mint``,
     ``signature``, ``slot`` (Solana slot or ``None``), ``timestamp`` (provider time, epoch ms,
     or ``None``), ``received_at`` (local epoch ms), ``connection`` (index of the connection
     that delivered it first), ``backfill`` (``True`` when it came from gap recovery over
@@ -63,6 +65,14 @@ class Event(NamedTuple):
     lamports); ``token_amount`` in whole tokens (decimals applied); ``price_sol`` in SOL per
     whole token; ``price_usd`` in USD per whole token; ``market_cap_usd`` in USD;
     ``bonding_curve_progress`` in percent (0-100); ``time_to_graduate_s`` in seconds.
+
+    Launches (``new_token``) may also carry: ``initial_buy_tokens`` (whole tokens) and
+    ``initial_buy_sol`` (SOL), the creator's first buy where the provider reports it with the
+    launch (PumpPortal's ``initialBuy``/``solAmount``; on Solana it is a trade of its own);
+    ``virtual_sol_reserves`` (SOL) and ``virtual_token_reserves`` (whole tokens), the bonding
+    curve's virtual reserves as reported with the launch (PumpPortal: after the first buy;
+    Solana's CreateEvent: before it), from which ``price_sol`` = SOL over tokens; and ``pool``,
+    the launchpad as the provider names it (PumpPortal: ``"pump"``, ``"bonk"``).
     """
 
     kind: str
@@ -97,6 +107,12 @@ class Event(NamedTuple):
     time_to_graduate_s: float | None = None
     price_usd: float | None = None
     market_cap_usd: float | None = None
+    # launches (added last: positional construction of the fields above is unchanged)
+    initial_buy_tokens: float | None = None
+    initial_buy_sol: float | None = None
+    virtual_sol_reserves: float | None = None
+    virtual_token_reserves: float | None = None
+    pool: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: the common keys, then the keys of this kind (``None`` where not given)."""

@@ -419,3 +419,46 @@ def test_anaxer_carries_the_learned_document_form_and_recovers_if_the_server_cha
     fourth = Anaxer(0, subs("creations"))
     fourth.resume(third)
     assert fourth.on_open() == [] and fourth.awaiting_hello  # v1 greets first: nothing to guess
+
+
+# ---------------------------------------------------------------- Event fields, to_dict, from_dict
+
+LAUNCH_KEYS = ["initial_buy_tokens", "initial_buy_sol", "virtual_sol_reserves", "virtual_token_reserves", "pool"]
+
+
+def test_launch_fields_come_last_so_positional_construction_is_unchanged() -> None:
+    assert list(Event._fields[-len(LAUNCH_KEYS) :]) == LAUNCH_KEYS
+    e = Event("trade", "p", MINT, SIG, 1, 2, 3, 0, False, {}, "trades", "buy", 0.5, 1e6)
+    assert (e.channel, e.side, e.sol_amount, e.token_amount) == ("trades", "buy", 0.5, 1e6)
+    assert all(getattr(e, key) is None for key in LAUNCH_KEYS)
+
+
+def test_to_dict_keys_per_kind() -> None:
+    def keys(kind: str) -> set[str]:
+        return set(Event(kind, "p", None, None, None, None, 0, 0, False, {}).to_dict())
+
+    assert {"market_cap_sol", "price_sol", *LAUNCH_KEYS} <= keys("new_token")
+    assert {"side", "sol_amount", "token_amount", "trader", "price_sol", "market_cap_sol"} <= keys("trade")
+    assert not set(LAUNCH_KEYS) & (keys("trade") | keys("token_enriched") | keys("graduation") | keys("price"))
+
+
+def test_openpump_and_anaxer_events_round_trip_through_to_dict() -> None:
+    op = OpenPump(0, [])
+    curve = {"progress": 1.5, "solRaised": 0.2, "currentPrice": 2.8e-8, "marketCap": 28.0}
+    new = only_event(feed(op, {"type": "new_token", "mint": MINT, "signature": SIG, "bondingCurve": curve}))
+    d = new.to_dict()
+    # OpenPump's new_token may carry a curve: its price and market cap now reach to_dict too.
+    assert (d["market_cap_sol"], d["price_sol"], d["bonding_curve_progress"], d["initial_buy_sol"]) == (
+        28.0,
+        2.8e-8,
+        1.5,
+        None,
+    )
+    trade = only_event(feed(op, {"type": "sell", "mint": MINT, "signature": "s", "solAmount": 1, "tokenAmount": 2}))
+    events = [new, trade]
+    events += [e for e in (normalize(CREATED, "creations", 1, 0), normalize(SWAP_BUY, "trades", 1, 0)) if e]
+    assert [e.kind for e in events] == ["new_token", "trade", "new_token", "trade"]
+    for e in events:
+        assert Event.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+    # Anaxer gives neither the first buy, nor reserves, nor a market cap in SOL.
+    assert all(getattr(events[2], key) is None for key in LAUNCH_KEYS) and events[3].market_cap_sol is None

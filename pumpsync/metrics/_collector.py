@@ -24,7 +24,7 @@ from pumpsync._stats import IMPLAUSIBLE_REASONS, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import KINDS
-from pumpsync.providers import dialect_class
+from pumpsync.providers import dialect_class, provider_spec
 from pumpsync.providers.base import MALFORMED_REASONS
 
 if TYPE_CHECKING:
@@ -87,6 +87,14 @@ def known_disconnects(provider: str) -> list[tuple[str, str]]:
     return [(reason, "") for reason in _COMMON_DISCONNECTS] + [("closed", str(code)) for code in sorted(policies)]
 
 
+def known_filter_reasons(provider: str) -> tuple[str, ...]:
+    """The reasons of ``pumpsync_filtered_frames_total`` exported at 0: those the provider's spec declares."""
+    try:
+        return provider_spec(provider).filter_reasons
+    except ConfigurationError:
+        return ()
+
+
 def _with_zeros(known: Iterable[Any], counts: Mapping[Any, int]) -> list[tuple[Any, int]]:
     return sorted((key, counts.get(key, 0)) for key in set(known) | set(counts))
 
@@ -104,12 +112,19 @@ class PumpsyncCollector:
         self.sinks = list(sinks or ())
         self._disconnects = known_disconnects(client.config.provider)
         self._channels = [sub.channel for sub in client.config.channels]
+        self._filter_reasons = known_filter_reasons(client.config.provider)
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are fixed and unique; skip registration-time collection
 
     def collect(self) -> Iterator[Metric]:
-        families = chain(self._build_info(), self._client_metrics(), self._connection_metrics(), self._sink_metrics())
+        families = chain(
+            self._build_info(),
+            self._client_metrics(),
+            self._connection_metrics(),
+            self._gap_metrics(),
+            self._sink_metrics(),
+        )
         for family in families:
             yield family
             # Rendering a scrape takes 1-2 ms of pure Python, and a thread that wants the GIL
@@ -252,6 +267,27 @@ class PumpsyncCollector:
                 last_event.add_metric(key, conn.last_event_at)
         yield from (up, healthy, state, since, attempts, connects, disconnects, frames, received, malformed)
         yield from (pings, pongs, rtt, last_rtt, last_frame, last_event, first)
+
+    def _gap_metrics(self) -> Iterator[Metric]:
+        """What a connection did not deliver: frames filtered on purpose, time spent disconnected."""
+        stats = self.client.raw_stats
+        labels = ["provider", "connection"]
+        filtered = CounterMetricFamily(
+            "pumpsync_filtered_frames", "Well-formed frames left out on purpose (e.g. another launchpad's), by reason.",
+            labels=[*labels, "reason"],
+        )  # fmt: skip
+        down = CounterMetricFamily(
+            "pumpsync_connection_down_seconds",
+            "Seconds the connection was not open since it first opened (events sent meanwhile may be lost).",
+            labels=labels,
+        )
+        for conn in stats.connections:
+            key = [stats.provider, str(conn.index)]
+            for reason, n in _with_zeros(self._filter_reasons, _bounded(conn.filtered)):
+                filtered.add_metric([*key, reason], n)
+            down.add_metric(key, conn.down_seconds)
+        yield filtered
+        yield down
 
     def _sink_metrics(self) -> Iterator[Metric]:
         if not self.sinks:

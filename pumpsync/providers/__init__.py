@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pumpsync.errors import ConfigurationError
-from pumpsync.providers import anaxer, openpump, pumpportal, redis, replay
+from pumpsync.providers import anaxer, openpump, pumpportal, redis, replay, solana
 from pumpsync.providers.anaxer import Anaxer
 from pumpsync.providers.base import Dialect
 from pumpsync.providers.openpump import OpenPump
@@ -25,10 +25,11 @@ PROVIDERS: dict[str, ProviderSpec] = {
         pumpportal.SPEC,
         redis.SPEC,
         replay.SPEC,
+        solana.SPEC,
     )
 }
 # The names as a type, so that IDEs complete them and mypy refuses a typo (kept equal to PROVIDERS by a test).
-ProviderName = Literal["openpump", "anaxer", "pumpportal", "redis", "replay"]
+ProviderName = Literal["openpump", "anaxer", "pumpportal", "redis", "replay", "solana"]
 DEFAULT_PROVIDER: ProviderName = "openpump"
 
 # Kept for code written against the old table: provider name -> dialect class.

@@ -88,6 +88,16 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconnect:
+    """End this session and connect again; with ``rate_limited``, not sooner than the rate-limit
+    floor (a JSON-RPC node's rate-limit error, or a subscription it failed to make)."""
+
+    reason: str  # a bounded label (it becomes a metric label)
+    message: str
+    rate_limited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Malformed:
     """A frame that was not what the protocol promises; ``reason`` is a bounded label."""
 
@@ -113,6 +123,7 @@ Output = (
     | Rejected
     | Fatal
     | Notice
+    | Reconnect
     | Malformed
     | Dropped
 )
@@ -216,6 +227,10 @@ class Dialect(ABC):
 
     def on_open(self) -> list[str]:
         """Frames to send as soon as the socket is open."""
+        return []
+
+    def on_close(self) -> list[str]:
+        """Frames to send before a deliberate close (a JSON-RPC node's ``logsUnsubscribe``)."""
         return []
 
     def on_hello_timeout(self) -> list[str]:
@@ -405,6 +420,7 @@ __all__ = [
     "Output",
     "PlanError",
     "Pong",
+    "Reconnect",
     "Rejected",
     "Reply",
     "StatusReport",

@@ -8,8 +8,10 @@
 - Acknowledgements are bare texts (``{"message": ...}``) that name no channel; the keys
   acknowledgements are matched to the subscribe messages in the order they were sent.
 - Frames carry no timestamp, slot or sequence number; amounts are floats in SOL and whole
-  tokens (``2`` and ``2.0`` alike). Launches from other launchpads (``pool`` other than ``pump``)
-  share the feed and are dropped unless a ``pools`` filter asks for them.
+  tokens (``2`` and ``2.0`` alike). A create carries the creator's first buy and the curve's
+  virtual reserves after it; its ``bondingCurveKey`` (occasionally wrong, the operator says)
+  stays in ``raw``. Launches from other launchpads (``pool`` other than ``pump``) share the
+  feed and are dropped unless a ``pools`` filter asks for them.
 - The operator's limits: 5,000 keys per message (longer lists are split), 200 subscription
   messages per second (paced here on the ``received_at`` clock, see ``_release``), one connection.
 """
@@ -376,7 +378,8 @@ class PumpPortal(Dialect):
         if NEW_TOKENS not in self.subscriptions:
             out.append(Dropped(UNSUBSCRIBED))
             return out
-        pool = obj.get("pool", PUMP_POOL)  # frames from before the field existed were all pump.fun's
+        # Frames from before the field existed were all pump.fun's; a non-string pool is no known pool.
+        pool = opt_str(obj.get("pool", PUMP_POOL))
         if pool not in self._pools:
             out.append(Dropped(OTHER_POOL))
             return out
@@ -395,6 +398,12 @@ class PumpPortal(Dialect):
                 uri=opt_str(obj.get("uri")),
                 market_cap_sol=opt_num(obj.get("marketCapSol")),
                 price_sol=ratio(v_sol, v_tokens),  # the bonding curve's price: virtual SOL over virtual tokens
+                # In a create, initialBuy/solAmount are the creator's first buy (same transaction).
+                initial_buy_tokens=opt_num(obj.get("initialBuy")),
+                initial_buy_sol=opt_num(obj.get("solAmount")),
+                virtual_sol_reserves=v_sol,
+                virtual_token_reserves=v_tokens,
+                pool=pool,
             )
         )
         return out
@@ -510,6 +519,7 @@ SPEC = ProviderSpec(
     history=None,
     options={"silent_trades_after": SILENT_TRADES_AFTER},
     check=check_config,
+    filter_reasons=(OTHER_POOL, UNSUBSCRIBED),
 )
 
 __all__ = [

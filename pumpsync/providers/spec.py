@@ -171,6 +171,9 @@ class ProviderSpec:
     transport: TransportFactory | None = None
     # The channels ``pumpsync demo`` subscribes to (None: ``default_channels``).
     demo_channels: tuple[str, ...] | None = None
+    # The reasons of the dialect's ``Dropped`` outputs (frames left out on purpose), exported at 0
+    # in ``pumpsync_filtered_frames_total`` from the first scrape.
+    filter_reasons: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]

@@ -1,4 +1,4 @@
-"""Built-in simulator: local OpenPump and Anaxer servers fed by a deterministic market.
+"""Built-in simulator: local OpenPump, Anaxer and Solana RPC servers fed by a deterministic market.
 
 ::
 
@@ -68,6 +68,23 @@ PumpPortal frames (free-sources.md section 2): ``create`` / ``buy`` / ``sell`` /
 ``txType``, no timestamp or slot, integer-valued amounts as JSON integers; now and then a ``bonk``
 launch and a create carrying the USDC mint (``pumpportal_bonk_share``,
 ``pumpportal_mislabelled_share``); acknowledgements are the captured ``{"message": ...}`` texts.
+
+Solana node
+-----------
+``providers=("solana",)`` (not started by default) serves a Solana RPC node, see
+``solana.py``: ``sim.url("solana")`` is ``ws://127.0.0.1:PORT/`` (WebSocket JSON-RPC:
+``logsSubscribe`` / ``logsUnsubscribe`` / ``logsNotification``) and ``sim.rest_url("solana")``
+the same port over HTTP (POST JSON-RPC: ``getSignaturesForAddress``, ``getTransaction``).
+No key is needed; one may come as the URL's path segment, ``?api-key=`` or Bearer.
+``sim-invalid`` gets HTTP 401 (upgrade and POST), ``sim-ratelimited`` HTTP 429, ``sim-free``
+a JSON-RPC error (-32601) to ``logsSubscribe``. ``history("solana", channel)`` lists the
+streamed transactions (``signature, err, logs, slot, blockTime, kind, channels``; channel
+``creations`` / ``trades`` / ``graduations`` keeps those carrying such an event).
+Faults: the generic ones (``drop``, ``close``, ``stall``, ``ignore_pings`` for WebSocket
+pings, ``send_malformed``, ``restart``, ``reject_next``, ``blast``), ``rest_fail_next(...,
+provider="solana")`` for history calls, and ``solana_layout``, ``solana_next``
+(``truncated`` / ``oversized``), ``solana_inject`` (``failed`` / ``unknown_event`` /
+``undecodable``), ``solana_mute_subscribe`` and ``solana_idle_timeout``.
 
 Determinism
 -----------

@@ -33,6 +33,13 @@ class AnaxerPlan:
     rate_limited: bool = False
 
 
+@dataclass(frozen=True)
+class SolanaPlan:
+    name: str
+    subscribe: bool = True  # logsSubscribe allowed (history calls always are)
+    rate_limited: bool = False
+
+
 OPENPUMP_PLANS = {
     "free": OpenPumpPlan("free", streaming=False, max_connections=0),
     "pro": OpenPumpPlan("pro", streaming=True, max_connections=2),
@@ -57,6 +64,13 @@ PUMPPORTAL_PLANS = {
     "enterprise": PumpPortalPlan("enterprise", funded=True),
 }
 PUMPPORTAL_ANONYMOUS = PumpPortalPlan("anonymous", funded=False)  # no key: the free channels only
+
+
+SOLANA_PLANS = {
+    "free": SolanaPlan("free", subscribe=False),
+    "pro": SolanaPlan("pro"),
+    "enterprise": SolanaPlan("enterprise"),
+}
 PLAN_NAMES = tuple(OPENPUMP_PLANS)
 
 # The designated test keys of the default key table (``keys=None``).
@@ -119,3 +133,17 @@ class KeyTable:
             plan = self._explicit.get(key_id(key))
             return PUMPPORTAL_PLANS["free"] if plan is None else PUMPPORTAL_PLANS[plan]
         return PUMPPORTAL_PLANS["free" if key in _UNFUNDED_PUMPPORTAL else "pro"]
+
+
+    def solana(self, key: str | None) -> SolanaPlan | None:
+        """A public node needs no key: without a key table any key, or none, is accepted."""
+        if self._explicit is not None:
+            plan = self._explicit.get(key_id(key)) if key else None
+            return None if plan is None else SOLANA_PLANS[plan]
+        if key == INVALID_KEY:
+            return None
+        if key == FREE_KEY:
+            return SOLANA_PLANS["free"]
+        if key == RATELIMITED_KEY:
+            return SolanaPlan("pro", rate_limited=True)
+        return SolanaPlan("public" if key is None else "pro")

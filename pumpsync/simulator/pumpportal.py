@@ -213,7 +213,8 @@ class PumpPortalServer(ProviderServer):
             until = self.bans.get(host, 0.0)
             if until > now:
                 response = ws.respond(429, "Banned: use one WebSocket connection for every subscription\n")
-                response.headers["Retry-After"] = str(math.ceil(until - now))
+                # Rounded first: (now + 600) - now can be 600.0000000001, which ceil() makes 601.
+                response.headers["Retry-After"] = str(math.ceil(round(until - now, 3)))
                 return response
         return await super()._process_request(ws, request)
 

@@ -83,7 +83,8 @@ class ProviderServer(abc.ABC):
 
     name: ClassVar[str]
     key_param: ClassVar[str]
-    stream_paths: ClassVar[tuple[str, ...]] = (STREAM_PATH,)  # where the WebSocket upgrade is served
+    # Where the WebSocket upgrade is served; () serves it on any path (RPC nodes take a key as the path).
+    stream_paths: ClassVar[tuple[str, ...]] = (STREAM_PATH,)
 
     def __init__(self, host: str, port: int, keys: KeyTable) -> None:
         self.host = host
@@ -124,6 +125,16 @@ class ProviderServer(abc.ABC):
     def on_closed(self, conn: Conn) -> None:  # noqa: B027 - optional hook
         pass
 
+    def upgrade_response(self, ws: ServerConnection, request: Request) -> Response | None:
+        """Refuse a WebSocket upgrade with this response, or None to go on."""
+        if urlsplit(request.path).path.rstrip("/") != STREAM_PATH:
+            return ws.respond(404, "Not found\n")
+        return None
+
+    def connection_class(self) -> type[ServerConnection] | None:
+        """websockets' per-connection class for this server (None: its default)."""
+        return None
+
     # -- listening -------------------------------------------------------------------------
 
     @property
@@ -136,6 +147,7 @@ class ProviderServer(abc.ABC):
             self.host,
             self.port,
             process_request=self._process_request,
+            create_connection=self.connection_class(),
             compression=None,  # throughput; clients that offer deflate simply go without
             ping_interval=None,  # no protocol pings: stalls must be silent, heartbeats are app-level
             close_timeout=CLOSE_TIMEOUT,
@@ -176,8 +188,11 @@ class ProviderServer(abc.ABC):
     async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         if not _is_upgrade(request):
             return self.http_request(request)
-        if urlsplit(request.path).path.rstrip("/") not in self.stream_paths:
+        if self.stream_paths and urlsplit(request.path).path.rstrip("/") not in self.stream_paths:
             return ws.respond(404, "Not found\n")
+        refusal = self.upgrade_response(ws, request)
+        if refusal is not None:
+            return refusal
         if self.rejects:
             reject = self.rejects.popleft()
             if reject.close_code is not None:

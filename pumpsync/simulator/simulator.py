@@ -26,6 +26,17 @@ from pumpsync.simulator.openpump import OpenPumpServer
 from pumpsync.simulator.plans import KeyTable
 from pumpsync.simulator.pumpportal import BAN_SECONDS, BONK_SHARE, MISLABELLED_SHARE, PumpPortalServer
 from pumpsync.simulator.server import ProviderServer
+from pumpsync.simulator.solana import (
+    INJECT_KINDS,
+    NEXT_FAULTS,
+    OVERSIZED_DEFAULT,
+    InjectKind,
+    LayoutName,
+    NextFault,
+    SolanaServer,
+    history_record,
+    matches_channel,
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,10 @@ def _pumpportal(ctx: ServerContext) -> ProviderServer:
     )
 
 
+def _solana(ctx: ServerContext) -> ProviderServer:
+    return SolanaServer(ctx.host, ctx.port, ctx.keys, ctx.current_slot, ctx.history_limit)
+
+
 def _anaxer(ctx: ServerContext) -> ProviderServer:
     return AnaxerServer(
         ctx.host,
@@ -94,6 +109,7 @@ SERVERS: dict[str, SimulatedProvider] = {
         path="/api/data",
         options=("pumpportal_ban_seconds", "pumpportal_bonk_share", "pumpportal_mislabelled_share"),
     ),
+    "solana": SimulatedProvider(_solana, path="/", rest=True),  # rest_url: HTTP JSON-RPC (POST)
 }
 PROVIDERS = tuple(SERVERS)
 # "both": the two providers the simulator first served (the default of ``pumpsync simulate``).
@@ -403,8 +419,19 @@ class Simulator:
     def history(self, provider: str, channel: str | None = None) -> list[dict[str, Any]]:
         """Every record ``provider`` published, in order (OpenPump: frames, ``channel`` = frame
         type; PumpPortal: frames, ``channel`` = ``txType`` or ``bonk``/``mislabelled``; Anaxer: channel
-        records as REST serves them). Works after ``stop()`` too."""
+        records as REST serves them; Solana: transactions as streamed plus ``slot, blockTime, kind,
+        channels``, ``channel`` one of those channels). Works after ``stop()`` too."""
         server = self._server(provider)
+
+        if isinstance(server, SolanaServer):
+
+            def records() -> list[dict[str, Any]]:
+                return [history_record(s) for s in server.stored() if matches_channel(s, channel)]
+
+            async def collect_records() -> list[dict[str, Any]]:
+                return records()
+
+            return self._call(collect_records()) if self._thread is not None else records()
 
         def texts() -> list[str]:
             if isinstance(server, (OpenPumpServer, PumpPortalServer)):  # (frame kind, JSON text) histories
@@ -545,12 +572,101 @@ class Simulator:
 
         self._fanout(provider, apply)
 
-    def rest_fail_next(self, n: int, status: int = 429, retry_after: float = 1.0) -> None:
-        """The next ``n`` Anaxer REST requests fail with ``status`` (429 with Retry-After)."""
-        server = self._server("anaxer")
-        assert isinstance(server, AnaxerServer)
+    def rest_fail_next(self, n: int, status: int = 429, retry_after: float = 1.0, provider: str = "anaxer") -> None:
+        """The next ``n`` Anaxer REST requests (Solana: HTTP JSON-RPC history calls) fail with
+        ``status`` (429 with Retry-After)."""
+        server = self._server(provider)
+        if not isinstance(server, (AnaxerServer, SolanaServer)):
+            raise ValueError(f"{provider} has no HTTP API")
 
         async def run() -> None:
             server.rest_failures.extend([RestFailure(status, retry_after)] * n)
 
         self._call(run())
+
+    # -- Solana node faults ------------------------------------------------------------------
+
+    def _solana(self) -> SolanaServer:
+        server = self._server("solana")
+        assert isinstance(server, SolanaServer)
+        return server
+
+    def solana_layout(self, layout: LayoutName) -> None:
+        """Event layout of every transaction from now on: ``current`` (free-sources.md),
+        ``extended`` (fields appended: the next program upgrade) or ``legacy`` (the shorter
+        April 2025 layouts)."""
+        server = self._solana()
+
+        async def run() -> None:
+            server.set_layout(layout)
+
+        self._call(run())
+
+    def solana_next(self, fault: NextFault, n: int = 1, size: int = OVERSIZED_DEFAULT) -> None:
+        """Alter the next ``n`` market transactions: ``truncated`` (logs cut at 10 kB with a
+        ``Log truncated`` line, no ``Program data`` line left; getTransaction's inner
+        instructions still carry the events) or ``oversized`` (about ``size`` bytes of extra
+        log lines after the events: frames over 1 MiB)."""
+        if fault not in NEXT_FAULTS or n < 0:
+            raise ValueError(f"fault must be one of {NEXT_FAULTS} and n >= 0")
+        server = self._solana()
+
+        async def run() -> None:
+            server.fault_next(fault, n, size)
+
+        self._call(run())
+
+    def solana_inject(self, kind: InjectKind, n: int = 1) -> list[str]:
+        """Stream ``n`` extra transactions now (not market events); returns their signatures.
+        ``failed``: a buy whose transaction failed (err set, its Program data line still in
+        the logs); ``unknown_event``: an event with a discriminator outside the feed's table;
+        ``undecodable``: Program data lines that are not base64 / shorter than a discriminator.
+        They are in the history (getSignaturesForAddress / getTransaction) like any other."""
+        if kind not in INJECT_KINDS or n < 0:
+            raise ValueError(f"kind must be one of {INJECT_KINDS} and n >= 0")
+        server = self._solana()
+
+        async def run() -> list[str]:
+            return server.inject(kind, n)
+
+        return self._call(run())
+
+    def solana_mute_subscribe(self, mute: bool = True) -> None:
+        """A node that never answers ``logsSubscribe`` (no reply, no notifications)."""
+        server = self._solana()
+
+        async def run() -> None:
+            server.mute_subscribe = mute
+
+        self._call(run())
+
+    def solana_subscribe_errors(self, n: int, code: int = 429, message: str = "Too many requests") -> None:
+        """Answer the next ``n`` ``logsSubscribe`` requests with this JSON-RPC error object
+        (e.g. a rate limit, or -32401 for a node that refuses a key over JSON-RPC)."""
+        server = self._solana()
+
+        async def run() -> None:
+            server.subscribe_errors.extend([(code, message)] * n)
+
+        self._call(run())
+
+    def solana_idle_timeout(self, seconds: float | None) -> None:
+        """Close (1001 "idle timeout") connections whose client sent nothing, not even a
+        WebSocket ping, for ``seconds``; None (the default) never does."""
+        if seconds is not None and seconds <= 0:
+            raise ValueError("seconds must be > 0 or None")
+        server = self._solana()
+
+        async def run() -> None:
+            server.idle_timeout = seconds
+
+        self._call(run())
+
+    def solana_subscribe_requests(self) -> int:
+        """``logsSubscribe`` requests the node received, answered or not."""
+        server = self._solana()
+
+        async def run() -> int:
+            return server.subscribe_requests
+
+        return self._call(run())

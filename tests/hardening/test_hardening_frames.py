@@ -83,7 +83,7 @@ def dialects() -> list[Dialect]:
 
 def check_event(event: Event) -> None:
     assert event.kind in KINDS and event.provider in ("openpump", "anaxer")
-    for name in ("mint", "signature", "name", "symbol", "creator", "uri", "image", "description", "trader"):
+    for name in ("mint", "signature", "name", "symbol", "creator", "uri", "image", "description", "trader", "pool"):
         assert getattr(event, name) is None or type(getattr(event, name)) is str, name
     for name in ("slot", "timestamp"):
         value = getattr(event, name)
@@ -101,6 +101,10 @@ def check_event(event: Event) -> None:
         "time_to_graduate_s",
         "price_usd",
         "market_cap_usd",
+        "initial_buy_tokens",
+        "initial_buy_sol",
+        "virtual_sol_reserves",
+        "virtual_token_reserves",
     ):
         value = getattr(event, name)
         assert value is None or (type(value) is float and math.isfinite(value)), (name, value)

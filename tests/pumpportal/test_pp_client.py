@@ -40,7 +40,8 @@ def test_free_channels_stream_launches_and_migrations(pp_sim: PPSim, make_client
     client = make_client("pumpportal", pp_url(sim), channels={"new_tokens": {}, "migrations": {}}).start()
     sim.wait_for_connections("pumpportal", 1, subscribed=True)
     wait_until(lambda: len(sim.connections("pumpportal")[0].subscriptions) == 2, what="both channels")
-    launch = sim.emit(1, "launch")[0]
+    emitted = sim.emit(1, "launch")
+    launch = emitted[0]
     assert isinstance(launch, Launch)
     got = events_until(client, lambda e: e.kind == "new_token")
     assert (got[-1].mint, got[-1].creator, got[-1].channel, got[-1].timestamp) == (
@@ -49,6 +50,13 @@ def test_free_channels_stream_launches_and_migrations(pp_sim: PPSim, make_client
         "new_tokens",
         None,
     )
+    # The creator's first buy (a trade of the same transaction in the market, if any) rides in the launch.
+    buy = next((e for e in emitted[1:] if isinstance(e, Trade)), None)
+    first_buy = (buy.token_amount, buy.sol_amount) if buy is not None else (0.0, 0.0)
+    assert (got[-1].initial_buy_tokens, got[-1].initial_buy_sol) == first_buy
+    v_sol, v_tokens = got[-1].virtual_sol_reserves, got[-1].virtual_token_reserves
+    assert v_sol is not None and v_tokens is not None and v_sol >= 30
+    assert got[-1].pool == "pump" and got[-1].price_sol == v_sol / v_tokens
     graduated = [e for e in sim.emit(1, "graduation") if not isinstance(e, (Launch, Trade))]
     got = events_until(client, lambda e: e.kind == "graduation")
     assert got[-1].mint == graduated[0].mint and got[-1].channel == "migrations"
@@ -278,3 +286,77 @@ def test_a_403_at_the_upgrade_is_a_ban_to_wait_out_not_a_fatal_refusal(
     lines = [r.getMessage() for r in caplog.records if "HTTP 403" in r.getMessage()]
     assert lines and all("probably a ban" in line and "reconnecting in" in line for line in lines)
     assert client.error is None
+
+
+def scrape(client: Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The client's metrics as Prometheus reads them: (sample name, sorted labels) -> value."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pumpsync.metrics import make_registry
+
+    text = generate_latest(make_registry(client)).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_filtered_frames_are_a_metric_at_zero_from_the_first_scrape(pp_sim: PPSim, make_client: MakeClient) -> None:
+    sim = pp_sim(bonk_share=1.0)
+    client = make_client("pumpportal", pp_url(sim), channels={"new_tokens": {}}, stale_timeout=60).start()
+    sim.wait_for_connections("pumpportal", 1, subscribed=True)
+
+    def filtered(reason: str) -> float:
+        labels = (("connection", "0"), ("provider", "pumpportal"), ("reason", reason))
+        return scrape(client)[("pumpsync_filtered_frames_total", labels)]
+
+    assert (filtered("other_pool"), filtered("unsubscribed")) == (0, 0)  # declared by the spec: there before any
+    launches = [e for e in sim.emit(3, "launch") if isinstance(e, Launch)]
+    events_until(client, lambda e: e.mint == launches[-1].mint)
+    wait_until(lambda: filtered("other_pool") == 3, what="3 bonk launches in the metric")
+    assert client.stats()["connections"][0]["filtered"] == {"other_pool": 3}
+
+
+def test_disconnect_time_is_counted_in_stats_and_metrics(pp_sim: PPSim, make_client: MakeClient) -> None:
+    """No history exists: what is sent while the socket is down is lost, so the time down is counted."""
+    import math
+    import threading
+    import time
+
+    sim = pp_sim()
+    client = make_client("pumpportal", pp_url(sim), channels={"new_tokens": {}}, stale_timeout=60).start()
+    sim.wait_for_connections("pumpportal", 1, subscribed=True)
+
+    def conn() -> dict[str, Any]:
+        stats: dict[str, Any] = client.stats()["connections"][0]
+        return stats
+
+    def reopened(n: int) -> bool:
+        return bool(conn()["connects"] == n and conn()["state"] == "open")
+
+    assert (conn()["down_seconds"], conn()["down"]) == (0.0, False)  # not counted before the first opening
+    sim.drop("pumpportal")
+    wait_until(lambda: reopened(2), what="the reconnect after a drop")
+    after_drop = conn()["down_seconds"]
+    assert 0 < after_drop < math.inf and conn()["down"] is False
+    assert conn()["down_seconds"] == after_drop  # open again: it no longer grows
+
+    downtime = 2.0
+    started = time.monotonic()
+    restart = threading.Thread(target=sim.restart, args=("pumpportal", downtime))
+    restart.start()
+    try:
+        wait_until(lambda: conn()["down"] and conn()["down_seconds"] - after_drop > 0.5, what="down, and counting")
+    finally:
+        restart.join(30)
+    wait_until(lambda: reopened(3), what="the reconnect after the restart")
+    bound = time.monotonic() - started
+    grown = conn()["down_seconds"] - after_drop
+    # Down from the drop (after `started`) to the reopening (before `bound`), and no sooner than the server listens.
+    assert downtime - 0.5 <= grown <= bound and conn()["down"] is False
+    labels = (("connection", "0"), ("provider", "pumpportal"))
+    assert scrape(client)[("pumpsync_connection_down_seconds_total", labels)] == conn()["down_seconds"]
+    client.close()
+    assert conn()["down"] is False and conn()["down_seconds"] == after_drop + grown  # closing is no disconnect

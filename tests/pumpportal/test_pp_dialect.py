@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from pphelpers import MINT_A, MINT_B, MINT_C, WALLET, control_frames, data_frame, many_keys
+from pphelpers import MINT_A, MINT_B, MINT_C, WALLET, captured_lines, control_frames, data_frame, many_keys
 from test_dialects import json_parser  # noqa: F401 - every test with orjson and with the stdlib
 
 from pumpsync._secrets import ApiKey, redact, safe_url
@@ -84,6 +84,9 @@ def test_spec() -> None:
     assert SPEC.heartbeat == "none" and SPEC.key_required is False and SPEC.history is None
     assert SPEC.default_url == "wss://pumpportal.fun/api/data"
     assert PumpPortal(0, []).ping() is None
+    # The Dropped reasons the dialect gives, exported at 0 in pumpsync_filtered_frames_total.
+    assert SPEC.filter_reasons == ("other_pool", "unsubscribed")
+    assert feed(dialect([Subscription("new_tokens")]), data_frame("52MoT")) == [Dropped("unsubscribed")]
 
 
 # ---------------------------------------------------------------- control frames (captured)
@@ -190,15 +193,24 @@ def test_captured_create_every_field() -> None:
         uri="https://ipfs.io/ipfs/bafkreid55z3ln7vg3udpgagfeumjcd7stnfqri7zkc4n227eq4vs24rdj4",
         market_cap_sol=28.069557848389476,
         price_sol=30.059259257999976 / 1070884672.297204,
+        initial_buy_tokens=2115327.702796,  # the creator's first buy: tokens, then SOL
+        initial_buy_sol=0.059259258,
+        virtual_sol_reserves=30.059259257999976,  # after that buy: 30 SOL + 0.059
+        virtual_token_reserves=1070884672.297204,
+        pool="pump",
     )
-    # The creator's first buy and the curve stay in raw until Event has fields for them.
-    assert (e.raw["initialBuy"], e.raw["solAmount"], e.raw["bondingCurveKey"]) == (
-        2115327.702796,
-        0.059259258,
-        "Hgaf727Ccy1YfWAZ77otqmqW5QY8avMXi4pkbRdiomrH",
-    )
+    # The operator's bonding-curve key is occasionally wrong: it stays in raw only.
+    assert e.raw["bondingCurveKey"] == "Hgaf727Ccy1YfWAZ77otqmqW5QY8avMXi4pkbRdiomrH"
     assert e.price_sol is not None and e.price_sol * 1e9 == pytest.approx(e.market_cap_sol, rel=1e-9)
     assert e.to_dict()["creator"] == e.creator and e.identity == ("new_token", e.signature, e.mint)
+    d = e.to_dict()
+    assert (d["initial_buy_tokens"], d["initial_buy_sol"], d["market_cap_sol"], d["pool"]) == (
+        2115327.702796,
+        0.059259258,
+        28.069557848389476,
+        "pump",
+    )
+    assert Event.from_dict(json.loads(json.dumps(d))) == e
 
 
 def test_captured_create_with_an_integer_amount() -> None:
@@ -214,6 +226,8 @@ def test_captured_create_with_an_integer_amount() -> None:
     assert e.signature == ("4LiEUCpZpjNgVyd32FyvNcYKzDLzUDHibB13VGN4Dqs8FcPCjePUwDP4yLeVFdxFqkuJeaFd89C5VcHsdXFjgXDZ")
     assert e.market_cap_sol == 31.811121466293816 and e.price_sol == 31.999999999999968 / 1005937500.000001
     assert e.raw["solAmount"] == 2 and e.raw["is_mayhem_mode"] is False
+    assert (e.initial_buy_sol, e.initial_buy_tokens) == (2.0, 67062499.999999) and type(e.initial_buy_sol) is float
+    assert (e.virtual_sol_reserves, e.virtual_token_reserves) == (31.999999999999968, 1005937500.000001)
     assert (e.slot, e.timestamp, e.channel) == (None, None, "new_tokens")
 
 
@@ -230,8 +244,10 @@ def test_captured_bonk_launch_is_dropped_by_default_and_kept_with_a_pools_filter
         "https://ipfs.io/ipfs/QmVGxiWSGprdNoUBghjurgb3Hxm1UAU6ZJTHnhzidT6Rc7",
         "BWwDyKhHSJ8h3YNVws8mr6Ek3kP4orSstuLTSLcbgV9t",
     )
-    # No virtual reserves on a bonk launch: no curve price; the market cap is given.
-    assert e.price_sol is None and e.market_cap_sol == 29.72713613571716 and e.raw["pool"] == "bonk"
+    # No virtual reserves on a bonk launch (solInPool/tokensInPool are real ones): no curve price.
+    assert e.price_sol is None and e.market_cap_sol == 29.72713613571716 and e.pool == "bonk"
+    assert (e.virtual_sol_reserves, e.virtual_token_reserves) == (None, None)
+    assert (e.initial_buy_tokens, e.initial_buy_sol) == (32425292.22108698, 0.89055)
 
 
 def test_captured_buy_every_field() -> None:
@@ -290,7 +306,35 @@ def test_integers_and_floats_alike_and_missing_metadata() -> None:
     create = {"signature": "s2", "mint": MINT_B, "traderPublicKey": WALLET, "txType": "create", "pool": "pump"}
     e = only_event(feed(d := dialect(), create))
     assert (e.name, e.symbol, e.uri, e.market_cap_sol, e.price_sol) == (None, None, None, None, None)
-    assert only_event(feed(d, {k: v for k, v in create.items() if k != "pool"})).kind == "new_token"
+    assert (e.initial_buy_tokens, e.initial_buy_sol, e.virtual_sol_reserves, e.virtual_token_reserves) == (None,) * 4
+    e = only_event(feed(d, {k: v for k, v in create.items() if k != "pool"}))
+    assert (e.kind, e.pool) == ("new_token", "pump")  # frames from before the field were all pump.fun's
+    e = only_event(
+        feed(d, {**create, "initialBuy": 5, "solAmount": 1, "vSolInBondingCurve": 31, "vTokensInBondingCurve": 1e9})
+    )
+    assert (e.initial_buy_tokens, e.initial_buy_sol, e.virtual_sol_reserves, e.virtual_token_reserves) == (
+        5.0,
+        1.0,
+        31.0,
+        1e9,
+    )
+    assert all(type(v) is float for v in (e.initial_buy_tokens, e.initial_buy_sol, e.virtual_sol_reserves))
+    assert feed(d, {**create, "pool": ["pump"]}) == [Dropped("other_pool")]  # a non-string pool is no known pool
+
+
+def test_every_captured_event_round_trips_through_to_dict() -> None:
+    d = dialect(
+        [
+            Subscription("new_tokens", {"pools": ["pump", "bonk"]}),
+            Subscription("migrations"),
+            Subscription("token_trades", {"keys": [MINT_C]}),
+        ]
+    )
+    events = [only_event(feed(d, line)) for line in captured_lines() if '"txType"' in line]
+    assert [e.kind for e in events] == ["new_token", "new_token", "new_token", "trade", "graduation"]
+    for e in events:
+        assert Event.from_dict(json.loads(json.dumps(e.to_dict()))) == e
+    assert events[3].to_dict()["market_cap_sol"] == 90.37915991907988
 
 
 def test_frames_without_identity_are_unknown_and_unknown_types_too() -> None:

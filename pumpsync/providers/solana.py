@@ -1,0 +1,498 @@
+"""The pump.fun program's own events, from any Solana RPC node (JSON-RPC ``logsSubscribe``).
+
+- Wire: JSON-RPC 2.0 over one WebSocket. ``logsSubscribe`` with ``mentions`` the program; the
+  reply's ``result`` is the subscription id that ``logsNotification`` frames carry;
+  ``logsUnsubscribe`` on close. No application heartbeat: WebSocket ping frames keep it open.
+- One subscription serves every channel (``creations``, ``trades``, ``graduations``); channels
+  and their filters are applied here, locally.
+- Each ``Program data:`` line the pump program writes in a successful transaction is one Anchor
+  event, decoded by the layout table of ``_borsh``. Failed transactions, ``Log truncated`` lines,
+  unknown discriminators and undecodable data are counted (``Malformed`` reasons), never raised.
+- Key optional: a node's key usually sits in its URL (``?api-key=``, or a path segment).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pumpsync._secrets import ApiKey
+from pumpsync.errors import ConfigurationError
+from pumpsync.events import GRADUATION, NEW_TOKEN, TRADE, Event
+from pumpsync.providers._borsh import Decoded, decode_program_data
+from pumpsync.providers.base import (
+    AuthenticationError,
+    ClosePolicy,
+    Dialect,
+    Dropped,
+    Fatal,
+    Handshake,
+    Malformed,
+    Notice,
+    Output,
+    PlanError,
+    Reconnect,
+    Reply,
+    Subscribed,
+    Subscription,
+    opt_int,
+    opt_slot,
+    opt_str,
+)
+from pumpsync.providers.openpump import with_query
+from pumpsync.providers.spec import HistorySource, ProviderSpec
+
+if TYPE_CHECKING:
+    from pumpsync.config import ClientConfig
+
+PROGRAM_ID = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P"
+SYSTEM_PROGRAM = "11111111111111111111111111111111"  # the quote mint of SOL-paired coins
+DEFAULT_URL = "wss://api.mainnet-beta.solana.com"
+CHANNELS = ("creations", "trades", "graduations")
+COMMITMENTS = ("processed", "confirmed", "finalized")
+# confirmed: voted on by a supermajority, so practically never rolled back (processed shows events of
+# forks that are then dropped: trades that never happened), yet ~13 s ahead of finalized; and it is
+# the lowest commitment getSignaturesForAddress / getTransaction accept, so live and history agree.
+DEFAULT_COMMITMENT = "confirmed"
+MAX_GAP_TRANSACTIONS = 2000  # getTransaction calls one gap may make (beyond: counted as lost)
+FILTERS: dict[str, tuple[str, ...]] = {
+    "creations": ("mints", "wallets"),
+    "trades": ("mints", "wallets", "minSol", "side"),
+    "graduations": ("mints", "wallets"),
+}
+
+LAMPORTS_PER_SOL = 1_000_000_000
+TOKEN_UNITS = 1_000_000  # pump.fun tokens have 6 decimals
+
+# Why a notification (or a part of one) gave no event; bounded, they become metric labels.
+FAILED_TX = "failed_tx"
+LOG_TRUNCATED = "log_truncated"
+UNKNOWN_SUBSCRIPTION = "unknown_subscription"
+REASONS = (FAILED_TX, LOG_TRUNCATED, "unknown_event", "undecodable", UNKNOWN_SUBSCRIPTION)
+# An event of the program's IDL that pumpsync does not map (ExtendAccountEvent comes with every launch):
+# counted as left out on purpose, not as malformed.
+UNMAPPED = Dropped("unmapped_event")
+
+_DATA = "Program data: "
+_LOG = "Program log: "
+_CHANNEL_OF = {"CreateEvent": "creations", "TradeEvent": "trades"}
+
+# JSON-RPC error codes (standard, and those Solana nodes and RPC providers use).
+_RATE_LIMIT_CODES = frozenset({429, -32429, -32005})
+_AUTH_CODES = frozenset({401, 403, -32401, -32403})
+_REFUSED_CODES = frozenset({-32601, -32602})  # method not found (refused by the node or its plan), bad params
+_REFUSAL_WORDS = re.compile(r"\b(?:not allowed|not supported|not available|disabled|plan|upgrade)\b")
+
+
+# ---------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One channel's local filter, compiled."""
+
+    mints: frozenset[str] | None = None
+    wallets: frozenset[str] | None = None
+    min_sol: float | None = None
+    side: str | None = None
+
+    def admits(self, event: Event) -> bool:
+        if self.mints is not None and event.mint not in self.mints:
+            return False
+        if self.wallets is not None and event.trader not in self.wallets and event.creator not in self.wallets:
+            return False
+        if self.min_sol is not None and (event.sol_amount is None or event.sol_amount < self.min_sol):
+            return False
+        return self.side is None or event.side == self.side
+
+
+def _addresses(channel: str, name: str, value: Any) -> frozenset[str]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, (list, tuple, set, frozenset)) or not all(isinstance(v, str) and v for v in values):
+        raise ConfigurationError("channels", f"filter {name!r} of {channel!r} must be an address or a list of them")
+    return frozenset(values)
+
+
+def compile_filter(channel: str, filters: Mapping[str, Any]) -> Filter:
+    """A channel's filters, checked; ``ConfigurationError`` naming an unknown key or a bad value."""
+    known = FILTERS.get(channel)
+    if known is None:
+        raise ConfigurationError("channels", f"unknown solana channel {channel!r} (one of {', '.join(CHANNELS)})")
+    for key in filters:
+        if key not in known:
+            raise ConfigurationError(
+                "channels", f"unknown filter {key!r} for solana channel {channel!r} (one of {', '.join(known)})"
+            )
+    mints = filters.get("mints")
+    wallets = filters.get("wallets")
+    min_sol = filters.get("minSol")
+    side = filters.get("side")
+    if min_sol is not None and (
+        isinstance(min_sol, bool) or not isinstance(min_sol, (int, float)) or not math.isfinite(min_sol) or min_sol < 0
+    ):
+        raise ConfigurationError("channels", f"filter 'minSol' of {channel!r} must be a number >= 0")
+    if side is not None and side not in ("buy", "sell"):
+        raise ConfigurationError("channels", f"filter 'side' of {channel!r} must be 'buy' or 'sell'")
+    return Filter(
+        None if mints is None else _addresses(channel, "mints", mints),
+        None if wallets is None else _addresses(channel, "wallets", wallets),
+        None if min_sol is None else float(min_sol),
+        side,
+    )
+
+
+def compile_filters(subscriptions: Mapping[str, Mapping[str, Any]]) -> dict[str, Filter]:
+    return {channel: compile_filter(channel, filters) for channel, filters in subscriptions.items()}
+
+
+# ---------------------------------------------------------------- events
+
+
+def normalize(
+    decoded: Decoded, signature: str | None, slot: int | None, received_at: int, connection: int, backfill: bool
+) -> Event:
+    """A decoded program event as a normalized ``Event``; ``raw`` holds every decoded field."""
+    fields = decoded.fields
+    raw = {"event": decoded.event, **fields}
+    seconds = fields.get("timestamp")
+    timestamp = seconds * 1000 if type(seconds) is int else None
+    mint = fields.get("mint")
+    common = (mint, signature, slot, timestamp, received_at, connection, backfill, raw)
+    name = decoded.event
+    if name == "TradeEvent":
+        # Amounts of a coin paired with another quote (USDC) are in its units: no SOL figures then.
+        sol_quoted = fields.get("quote_mint", SYSTEM_PROGRAM) == SYSTEM_PROGRAM
+        sol = fields["sol_amount"] / LAMPORTS_PER_SOL if sol_quoted else None
+        tokens = fields["token_amount"] / TOKEN_UNITS
+        price = None
+        if sol_quoted:
+            virtual_sol = fields.get("virtual_sol_reserves")
+            virtual_tokens = fields.get("virtual_token_reserves")
+            if virtual_sol is not None and virtual_tokens:  # the curve's price after this trade
+                price = (virtual_sol / LAMPORTS_PER_SOL) / (virtual_tokens / TOKEN_UNITS)
+            elif sol is not None and tokens:
+                price = sol / tokens
+        return Event(
+            TRADE,
+            "solana",
+            *common,
+            "trades",
+            side="buy" if fields["is_buy"] else "sell",
+            sol_amount=sol,
+            token_amount=tokens,
+            trader=fields["user"],
+            price_sol=price,
+            creator=fields.get("creator"),
+        )
+    if name == "CreateEvent":
+        return Event(
+            NEW_TOKEN,
+            "solana",
+            *common,
+            "creations",
+            name=fields.get("name"),
+            symbol=fields.get("symbol"),
+            creator=fields.get("creator") or fields.get("user"),
+            uri=fields.get("uri"),
+        )
+    # CompleteEvent (the curve is full) and CompletePumpAmmMigrationEvent (its pool is live).
+    liquidity = fields.get("sol_amount")
+    return Event(
+        GRADUATION,
+        "solana",
+        *common,
+        "graduations",
+        trader=fields.get("user"),
+        liquidity_sol=liquidity / LAMPORTS_PER_SOL if liquidity is not None else None,
+    )
+
+
+def decode_logs(
+    logs: list[Any],
+    signature: str | None,
+    slot: int | None,
+    received_at: int,
+    connection: int,
+    backfill: bool,
+    filters: Mapping[str, Filter],
+    out: list[Output],
+) -> bool:
+    """Append the events of one successful transaction's log lines (and ``Malformed`` reasons) to
+    ``out``; only lines the pump program itself wrote count. Return whether the log was truncated."""
+    stack: list[str] = []  # the programs being invoked: a "Program data:" line belongs to the innermost
+    for line in logs:
+        if type(line) is not str:
+            continue
+        if line.startswith(_DATA):
+            if stack and stack[-1] != PROGRAM_ID:
+                continue  # another program's event (pump AMM, a wrapper)
+            decoded = decode_program_data(line[len(_DATA) :])
+            if decoded is None:
+                out.append(UNMAPPED)
+            elif isinstance(decoded, str):
+                out.append(Malformed(decoded))
+            else:
+                channel = _CHANNEL_OF.get(decoded.event, "graduations")
+                accept = filters.get(channel)
+                if accept is None:
+                    continue
+                event = normalize(decoded, signature, slot, received_at, connection, backfill)
+                if accept.admits(event):
+                    out.append(event)
+        elif line.startswith(_LOG):
+            continue
+        elif line.startswith("Program "):
+            if line.endswith("]") and " invoke [" in line:
+                stack.append(line[8 : line.find(" ", 8)])
+            elif stack and (line.endswith(" success") or " failed" in line):
+                stack.pop()
+        elif line.startswith("Log truncated"):
+            out.append(Malformed(LOG_TRUNCATED))
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- the dialect
+
+
+def commitment_of(config: Any) -> str:
+    """The client's ``commitment`` option (a generic provider option), checked."""
+    value = getattr(config, "commitment", None) or DEFAULT_COMMITMENT
+    if value not in COMMITMENTS:
+        raise ConfigurationError("commitment", f"{value!r} is not one of {', '.join(COMMITMENTS)}")
+    return str(value)
+
+
+class Solana(Dialect):
+    provider = "solana"
+    default_url = DEFAULT_URL
+    channels = CHANNELS
+    config_options = ("commitment",)
+    close_policies: ClassVar[dict[int, ClosePolicy]] = {
+        1000: ClosePolicy("normal closure"),
+        1001: ClosePolicy("node going away"),
+        1008: ClosePolicy("policy violation (rate limit or refused key)", rate_limited=True),
+        1011: ClosePolicy("node error (temporary)"),
+        1013: ClosePolicy("try again later", rate_limited=True),
+    }
+
+    def __init__(
+        self, connection: int, subscriptions: list[Subscription], commitment: str | None = DEFAULT_COMMITMENT
+    ) -> None:
+        super().__init__(connection, subscriptions)
+        commitment = commitment or DEFAULT_COMMITMENT
+        if commitment not in COMMITMENTS:
+            raise ConfigurationError("commitment", f"{commitment!r} is not one of {', '.join(COMMITMENTS)}")
+        self.commitment = commitment
+        self.filters = compile_filters({sub.channel: sub.filters for sub in subscriptions})
+        self._next_id = 0
+        self._pending: dict[int, str] = {}  # request id -> "subscribe" / "unsubscribe"
+        self._subscription: int | None = None  # the node's id of our logsSubscribe
+        self._subscribing = False
+        self._answered = False  # the node has answered a logsSubscribe in this session
+        self._opened = False
+
+    def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
+        if key and auth == "query":
+            return Handshake(with_query(url, "api-key", key.reveal()), {})  # Helius's spelling
+        if key and auth == "header":
+            return Handshake(url, {"Authorization": f"Bearer {key.reveal()}"})
+        return Handshake(url, {})  # the key, if any, is already in the URL
+
+    def _request(self, method: str, params: list[Any], purpose: str) -> str:
+        self._next_id += 1
+        self._pending[self._next_id] = purpose
+        return json.dumps({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params})
+
+    def _subscribe_frame(self) -> str:
+        self._subscribing = True
+        return self._request(
+            "logsSubscribe", [{"mentions": [PROGRAM_ID]}, {"commitment": self.commitment}], "subscribe"
+        )
+
+    def on_open(self) -> list[str]:
+        self._opened = True
+        return [self._subscribe_frame()] if self.subscriptions else []
+
+    def on_close(self) -> list[str]:
+        """Frames to send before a deliberate close: the node frees the subscription at once."""
+        if self._subscription is None:
+            return []
+        sub_id, self._subscription = self._subscription, None
+        return [self._request("logsUnsubscribe", [sub_id], "unsubscribe")]
+
+    @property
+    def awaiting_subscription(self) -> bool:
+        """A ``logsSubscribe`` was sent and not answered yet (a node may never answer)."""
+        return self._subscribing
+
+    @property
+    def awaiting_hello(self) -> bool:
+        # The session's first logsSubscribe unanswered within the hello timeout: the supervisor reconnects.
+        return self._subscribing and not self._answered
+
+    def on_hello_timeout(self) -> list[str]:
+        return []  # nothing to send: still awaiting, so the session ends
+
+    # -- channels: one node subscription serves them all
+    def subscribe(self, sub: Subscription) -> list[str]:
+        self.filters[sub.channel] = compile_filter(sub.channel, sub.filters)
+        self.subscriptions[sub.channel] = sub
+        if self._opened and self._subscription is None and not self._subscribing:
+            return [self._subscribe_frame()]
+        return []
+
+    def unsubscribe(self, channel: str) -> list[str]:
+        self.subscriptions.pop(channel, None)
+        self.filters.pop(channel, None)
+        return [] if self.subscriptions else self.on_close()
+
+    # -- frames
+    def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
+        obj = self.parse(payload)
+        if not isinstance(obj, dict):
+            return [obj]
+        if obj.get("method") == "logsNotification":
+            return self._notification(obj, received_at)
+        request = obj.get("id")
+        if type(request) is int and request in self._pending:
+            return self._reply(self._pending.pop(request), obj)
+        if "id" in obj and ("result" in obj or "error" in obj):
+            return [Malformed("protocol")]  # a reply to nothing we asked
+        return self.unknown(obj, received_at, "unknown_type")
+
+    def _notification(self, obj: dict[str, Any], received_at: int) -> list[Output]:
+        params = obj.get("params")
+        if not isinstance(params, dict):
+            return self.unknown(obj, received_at, "invalid_fields")
+        if params.get("subscription") != self._subscription or self._subscription is None:
+            return [Malformed(UNKNOWN_SUBSCRIPTION)]  # an old subscription's last notifications
+        result = params.get("result")
+        context = result.get("context") if isinstance(result, dict) else None
+        value = result.get("value") if isinstance(result, dict) else None
+        if not isinstance(value, dict) or not isinstance(context, dict):
+            return self.unknown(obj, received_at, "invalid_fields")
+        if value.get("err") is not None:
+            return [Malformed(FAILED_TX)]  # its events never happened
+        logs = value.get("logs")
+        if not isinstance(logs, list):
+            return [] if logs is None else self.unknown(obj, received_at, "invalid_fields")
+        out: list[Output] = []
+        decode_logs(
+            logs,
+            opt_str(value.get("signature")),
+            opt_slot(context.get("slot")),
+            received_at,
+            self.connection,
+            False,
+            self.filters,
+            out,
+        )
+        return out
+
+    def _reply(self, purpose: str, obj: dict[str, Any]) -> list[Output]:
+        error = obj.get("error")
+        if purpose == "subscribe":
+            self._subscribing = False
+            self._answered = True
+            if error is None:
+                sub_id = opt_int(obj.get("result"))
+                if sub_id is None:
+                    return [Reconnect("protocol", "logsSubscribe answered without a subscription id")]
+                self._subscription = sub_id
+                if not self.subscriptions:  # every channel went while we waited
+                    return [Reply(frame) for frame in self.on_close()]
+                return [Subscribed(channel) for channel in self.subscriptions]
+            return [self._subscribe_error(error)]
+        if error is not None:
+            code, message = _error_parts(error)
+            return [Notice("rpc_error", f"{purpose} failed ({code}): {message}")]  # a bounded code: a metric label
+        return []
+
+    def _subscribe_error(self, error: Any) -> Output:
+        code, message = _error_parts(error)
+        lowered = message.lower()
+        if code in _RATE_LIMIT_CODES or "rate limit" in lowered or "too many" in lowered:
+            return Reconnect("rate_limited", f"solana node rate limit ({code}): {message}", rate_limited=True)
+        if code in _AUTH_CODES or "api key" in lowered or "api-key" in lowered or "unauthorized" in lowered:
+            return Fatal(
+                AuthenticationError(f"solana node refused the key: {message}", provider="solana", error_code=str(code))
+            )
+        if code in _REFUSED_CODES or _REFUSAL_WORDS.search(lowered):
+            return Fatal(
+                PlanError(f"solana node refused logsSubscribe: {message}", provider="solana", error_code=str(code))
+            )
+        return Reconnect("subscribe_failed", f"solana node could not subscribe ({code}): {message}")
+
+
+def _error_parts(error: Any) -> tuple[int | str, str]:
+    if not isinstance(error, dict):
+        return "error", str(error)[:200]
+    code = opt_int(error.get("code"))
+    message = opt_str(error.get("message")) or "no message"
+    return (code if code is not None else "error"), message[:500]
+
+
+def check_config(config: ClientConfig) -> None:
+    """What the generic checks cannot know: the commitment, filter values, the gap ceiling."""
+    commitment_of(config)
+    compile_filters({sub.channel: sub.filters for sub in config.channels})
+    ceiling = getattr(config, "max_gap_transactions", None)
+    if ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int) or ceiling < 1):
+        raise ConfigurationError("max_gap_transactions", f"{ceiling!r} is not a positive whole number")
+
+
+def http_url(ws_url: str) -> str:
+    """The node's HTTP JSON-RPC URL: the same host (and path, and key), ``wss`` -> ``https``."""
+    if ws_url.startswith("wss://"):
+        return "https://" + ws_url[len("wss://") :]
+    if ws_url.startswith("ws://"):
+        return "http://" + ws_url[len("ws://") :]
+    return ws_url
+
+
+def _history(config: ClientConfig) -> HistorySource:
+    from pumpsync.providers.solana_history import make_history  # it imports this module
+
+    return make_history(config)
+
+
+SPEC = ProviderSpec(
+    name="solana",
+    summary="Solana: the pump.fun program's events from any RPC node (logsSubscribe, no key); getTransaction history",
+    dialect=Solana,
+    default_url=DEFAULT_URL,
+    channels=CHANNELS,
+    default_channels=CHANNELS,
+    filters=FILTERS,
+    auth_forms=("none", "query", "header"),
+    default_auth="none",
+    key_required=False,
+    heartbeat="ws_ping",
+    max_frame_size=32 * 1024 * 1024,
+    history=_history,
+    options={"commitment": DEFAULT_COMMITMENT, "max_gap_transactions": MAX_GAP_TRANSACTIONS},
+    check=check_config,
+)
+
+__all__ = [
+    "CHANNELS",
+    "COMMITMENTS",
+    "DEFAULT_COMMITMENT",
+    "FILTERS",
+    "PROGRAM_ID",
+    "REASONS",
+    "SPEC",
+    "Filter",
+    "Solana",
+    "check_config",
+    "commitment_of",
+    "compile_filter",
+    "decode_logs",
+    "http_url",
+    "normalize",
+]

@@ -1,0 +1,401 @@
+"""Gap recovery for ``solana``: what the stream missed, fetched again over HTTP JSON-RPC.
+
+``getSignaturesForAddress(program, until=<last signature seen>)`` pages back (newest first, 1,000 a
+page) to the last event we had; then ``getTransaction`` fetches each missed transaction (a few at a
+time: public nodes allow about 10 requests/s), and its ``meta.logMessages`` are decoded exactly as
+the live notifications are. Where a log was cut (``Log truncated``), the transaction's events come
+from its inner instructions instead: the program emits each event a second time as a self-CPI whose
+data is the 8-byte event tag, then the event.
+
+Bounded: at most ``max_gap_transactions`` transactions per gap (the newest ones: they lead into the
+live stream); the rest are counted as lost and logged, never silently dropped. HTTP 429 and JSON-RPC
+rate-limit errors are retried after the server's ``Retry-After`` or an exponential backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from pumpsync._backoff import retry_after
+from pumpsync._secrets import redact
+from pumpsync.events import Event
+from pumpsync.providers._borsh import b58decode, decode_cpi_data
+from pumpsync.providers.base import Malformed, Output, opt_slot, opt_str
+from pumpsync.providers.openpump import with_query
+from pumpsync.providers.solana import (
+    CHANNELS,
+    LOG_TRUNCATED,
+    MAX_GAP_TRANSACTIONS,
+    PROGRAM_ID,
+    Filter,
+    commitment_of,
+    compile_filters,
+    decode_logs,
+    http_url,
+    normalize,
+)
+from pumpsync.providers.spec import HistoryError, Position
+
+if TYPE_CHECKING:
+    from pumpsync.config import ClientConfig
+
+log = logging.getLogger("pumpsync.history.solana")
+
+PAGE_LIMIT = 1000  # getSignaturesForAddress's maximum
+CONCURRENCY = 4
+_CHUNK = 64  # transactions per page handed to the gap recovery
+_ATTEMPTS = 8  # per call, for 429 / 5xx / network errors / rate-limit errors
+_NOT_FOUND_ATTEMPTS = 3  # a confirmed signature's transaction may take a moment to be served
+_COUNT_PAGES = 100  # beyond the ceiling, signature pages read only to count the loss
+_MAX_PAGES = 10_000  # a node that pages forever (an ``until`` it does not know and no slot bound) must not keep us
+_REQUEST_TIMEOUT = (5.0, 30.0)
+_RATE_LIMIT_CODES = frozenset({429, -32429, -32005})
+_RETRY_CODES = frozenset({-32603, -32004, -32014, -32016})  # internal error, block/slot not yet available
+
+# Why a transaction of the gap gave no (or fewer) events; what ``counts`` holds.
+LOST_CEILING = "ceiling"  # beyond max_gap_transactions
+LOST_UNAVAILABLE = "unavailable"  # the node would not serve it
+LOST_TRUNCATED = "log_truncated"  # cut log and no inner instructions to recover from
+RECOVERED_TRUNCATED = "truncated_recovered"
+FAILED_TX = "failed_tx"
+
+
+class SolanaHistory:
+    """The ``HistorySource`` of ``solana`` (one position serves every channel)."""
+
+    stream_wide = True
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        max_transactions: int | None = None,
+        concurrency: int | None = None,
+        page_limit: int = PAGE_LIMIT,
+    ) -> None:
+        url = config.rest_url or http_url(_first(config.url))
+        key = config.api_key
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if key and config.auth == "query":
+            url = with_query(url, "api-key", key.reveal())
+        elif key and config.auth == "header":
+            self._headers["Authorization"] = f"Bearer {key.reveal()}"
+        self.url = url
+        self._key = key
+        commitment = commitment_of(config)
+        # Neither history call accepts "processed": the nearest they serve.
+        self.commitment = "confirmed" if commitment == "processed" else commitment
+        ceiling = max_transactions or getattr(config, "max_gap_transactions", None)
+        self.max_transactions = ceiling or MAX_GAP_TRANSACTIONS
+        self.concurrency = max(1, concurrency or getattr(config, "history_concurrency", None) or CONCURRENCY)
+        self.page_limit = page_limit
+        self._backoff_initial = config.backoff_initial or 0.5
+        self._backoff_max = config.backoff_max
+        self._options: dict[str, Any] = {"timeout": _REQUEST_TIMEOUT}
+        if config.proxy:
+            self._options["proxies"] = {"http": config.proxy, "https": config.proxy}
+        if config.ca_bundle:
+            self._options["verify"] = config.ca_bundle
+        self.counts: Counter[str] = Counter()  # lost / recovered / skipped transactions, and decode failures
+        self.rate_limited = 0  # 429s and rate-limit errors seen (each was retried)
+        self._ids = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    # -- HistorySource
+    def recoverable(self, channel: str) -> bool:
+        return channel in CHANNELS
+
+    def fetch(
+        self, channels: Mapping[str, Mapping[str, Any]], since: Position, stop: threading.Event
+    ) -> Iterator[list[Event]]:
+        filters = compile_filters({ch: f for ch, f in channels.items() if self.recoverable(ch)})
+        if not filters:
+            return
+        missed = self.signatures(since, stop)
+        missed.reverse()  # oldest first: the order they happened in
+        for start in range(0, len(missed), _CHUNK):
+            chunk = missed[start : start + _CHUNK]
+            transactions = self._map(lambda item: self.transaction(item[0], stop), chunk)
+            events: list[Event] = []
+            received_at = int(time.time() * 1000)
+            for (signature, slot), tx in zip(chunk, transactions, strict=True):
+                if tx is None:
+                    self._count(LOST_UNAVAILABLE)
+                    continue
+                events += self.events_of(tx, signature, slot, received_at, filters)
+            yield events
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+            sessions, self._sessions = self._sessions, []
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for session in sessions:
+            session.close()
+
+    def stats(self) -> dict[str, int]:
+        return {**self.counts, "rate_limited": self.rate_limited}
+
+    # -- the gap's signatures
+    def signatures(self, since: Position, stop: threading.Event) -> list[tuple[str, int]]:
+        """The successful transactions after ``since`` (newest first), at most ``max_transactions``;
+        the rest are counted as lost."""
+        found: list[tuple[str, int]] = []
+        beyond = 0
+        before: str | None = None
+        for page_number in range(_MAX_PAGES):
+            if len(found) >= self.max_transactions and page_number >= _COUNT_PAGES:
+                log.warning("solana gap: counting stopped after %d pages: the loss below is a lower bound", page_number)
+                break
+            options: dict[str, Any] = {"limit": self.page_limit, "commitment": self.commitment}
+            if since.signature:
+                options["until"] = since.signature
+            if before:
+                options["before"] = before
+            page = self.call("getSignaturesForAddress", [PROGRAM_ID, options], stop)
+            if not isinstance(page, list):
+                raise HistoryError("getSignaturesForAddress did not answer a list")
+            done = len(page) < self.page_limit
+            for item in page:
+                signature = opt_str(item.get("signature")) if isinstance(item, dict) else None
+                slot = opt_slot(item.get("slot")) if isinstance(item, dict) else None
+                if signature is None or slot is None:
+                    raise HistoryError("getSignaturesForAddress answered an item without signature or slot")
+                before = signature
+                if slot < since.slot:  # older than the gap (also the bound when no signature is known)
+                    done = True
+                    break
+                if item.get("err") is not None:
+                    self._count(FAILED_TX)
+                elif len(found) < self.max_transactions:
+                    found.append((signature, slot))
+                else:
+                    beyond += 1
+            if done:
+                break
+        if beyond:
+            self._count(LOST_CEILING, beyond)
+            log.warning(
+                "solana gap: %d transactions beyond the ceiling of %d were not fetched (their events are lost)",
+                beyond,
+                self.max_transactions,
+            )
+        return found
+
+    # -- one transaction
+    def transaction(self, signature: str, stop: threading.Event) -> dict[str, Any] | None:
+        params = [
+            signature,
+            {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": self.commitment},
+        ]
+        for attempt in range(_NOT_FOUND_ATTEMPTS):
+            tx = self.call("getTransaction", params, stop)
+            if isinstance(tx, dict):
+                return tx
+            if tx is not None:
+                raise HistoryError("getTransaction answered neither an object nor null")
+            if attempt + 1 < _NOT_FOUND_ATTEMPTS and stop.wait(self._backoff_initial * 2**attempt):
+                raise HistoryError("client closed")
+        return None
+
+    def refetch(
+        self, signature: str, slot: int | None, channels: Mapping[str, Mapping[str, Any]], stop: threading.Event
+    ) -> list[Event]:
+        """One transaction's events again: for a live notification whose log was truncated (its
+        events after the cut come from the inner instructions)."""
+        tx = self.transaction(signature, stop)
+        if tx is None:
+            self._count(LOST_UNAVAILABLE)
+            return []
+        return self.events_of(tx, signature, slot, int(time.time() * 1000), compile_filters(channels))
+
+    def events_of(
+        self, tx: Mapping[str, Any], signature: str, slot: int | None, received_at: int, filters: Mapping[str, Filter]
+    ) -> list[Event]:
+        """The events of one ``getTransaction`` result, as the live stream would have given them."""
+        meta = tx.get("meta")
+        if not isinstance(meta, dict):
+            self._count("invalid_fields")
+            return []
+        if meta.get("err") is not None:
+            self._count(FAILED_TX)
+            return []
+        slot = opt_slot(tx.get("slot")) if slot is None else slot
+        logs = meta.get("logMessages")
+        out: list[Output] = []
+        truncated = isinstance(logs, list) and decode_logs(logs, signature, slot, received_at, 0, True, filters, out)
+        if truncated or not isinstance(logs, list):
+            recovered = self._from_inner_instructions(tx, meta, signature, slot, received_at, filters)
+            if recovered is not None:
+                self._count(RECOVERED_TRUNCATED)
+                return recovered
+            self._count(LOST_TRUNCATED)
+        events: list[Event] = []
+        for item in out:
+            if type(item) is Event:
+                events.append(item)
+            elif isinstance(item, Malformed) and item.reason != LOG_TRUNCATED:
+                self._count(item.reason)
+        return events
+
+    def _from_inner_instructions(
+        self,
+        tx: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        signature: str,
+        slot: int | None,
+        received_at: int,
+        filters: Mapping[str, Filter],
+    ) -> list[Event] | None:
+        groups = meta.get("innerInstructions")
+        transaction = tx.get("transaction")
+        message = transaction.get("message") if isinstance(transaction, dict) else None
+        if not isinstance(groups, list) or not isinstance(message, dict):
+            return None
+        keys = _account_keys(message, meta)
+        events: list[Event] = []
+        for group in groups:
+            instructions = group.get("instructions") if isinstance(group, dict) else None
+            for ins in instructions if isinstance(instructions, list) else ():
+                if not isinstance(ins, dict) or _program_of(ins, keys) != PROGRAM_ID:
+                    continue
+                data = ins.get("data")
+                if not isinstance(data, str):
+                    continue
+                try:
+                    decoded = decode_cpi_data(b58decode(data))
+                except ValueError:
+                    self._count("undecodable")
+                    continue
+                if isinstance(decoded, str):
+                    self._count(decoded)
+                elif decoded is not None:
+                    event = normalize(decoded, signature, slot, received_at, 0, True)
+                    accept = filters.get(event.channel or "")
+                    if accept is not None and accept.admits(event):
+                        events.append(event)
+        return events
+
+    # -- JSON-RPC over HTTP
+    def call(self, method: str, params: list[Any], stop: threading.Event) -> Any:
+        """One JSON-RPC call, retried on 429, 5xx, network and rate-limit errors; ``HistoryError``
+        when it cannot be had (the message names no key)."""
+        with self._lock:
+            self._ids += 1
+            body = json.dumps({"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params})
+        session = self._session()
+        problem = "no attempt"
+        for attempt in range(_ATTEMPTS):
+            if stop.is_set():
+                raise HistoryError("client closed")
+            wait = min(self._backoff_initial * 2**attempt, self._backoff_max)
+            try:
+                response = session.post(self.url, data=body, headers=self._headers, **self._options)
+            except requests.RequestException as exc:
+                problem = redact(f"{type(exc).__name__}: {exc}", self._key)
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        answer = response.json()
+                    except ValueError:
+                        raise HistoryError(f"{method}: the answer is not JSON") from None
+                    if not isinstance(answer, dict):
+                        raise HistoryError(f"{method}: the answer is not a JSON-RPC object")
+                    error = answer.get("error")
+                    if error is None:
+                        return answer.get("result")
+                    code = error.get("code") if isinstance(error, dict) else None
+                    message = str(error.get("message") if isinstance(error, dict) else error)[:300]
+                    problem = f"{method}: error {code}: {message}"
+                    if code in _RATE_LIMIT_CODES:
+                        self.rate_limited += 1
+                    elif code not in _RETRY_CODES:
+                        raise HistoryError(redact(problem, self._key))
+                else:
+                    problem = f"{method}: HTTP {status}"
+                    if status == 429:
+                        self.rate_limited += 1
+                        wait = retry_after(response.headers.get("Retry-After"), wait)
+                    elif status >= 500:
+                        wait = retry_after(response.headers.get("Retry-After"), wait)
+                    else:
+                        raise HistoryError(problem)
+            log.debug("%s %s: %s (attempt %d)", method, redact(self.url, self._key), problem, attempt + 1)
+            if stop.wait(wait):
+                raise HistoryError("client closed")
+        raise HistoryError(f"{problem} after {_ATTEMPTS} attempts")
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _map(self, fn: Any, items: list[Any]) -> list[Any]:
+        """``fn`` over ``items`` with at most ``concurrency`` at a time, results in order."""
+        if self.concurrency == 1 or len(items) == 1:
+            return [fn(item) for item in items]
+        with self._lock:
+            if self._closed:
+                raise HistoryError("client closed")
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="pumpsync-solana-history")
+            pool = self._pool
+        return list(pool.map(fn, items))
+
+    def _count(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[reason] += n
+
+
+def _first(url: Any) -> str:
+    """The client's URL (the first one, where a client is given several nodes)."""
+    return url if isinstance(url, str) else str(next(iter(url)))
+
+
+def _account_keys(message: Mapping[str, Any], meta: Mapping[str, Any]) -> list[str]:
+    """The transaction's accounts in index order: the message's, then those loaded from lookup tables."""
+    keys: list[str] = []
+    for key in message.get("accountKeys") or ():
+        keys.append(key if isinstance(key, str) else str(key.get("pubkey")) if isinstance(key, dict) else "")
+    loaded = meta.get("loadedAddresses")
+    if isinstance(loaded, dict):
+        for part in ("writable", "readonly"):
+            keys.extend(k for k in loaded.get(part) or () if isinstance(k, str))
+    return keys
+
+
+def _program_of(ins: Mapping[str, Any], keys: list[str]) -> str | None:
+    program = ins.get("programId")  # jsonParsed encoding
+    if isinstance(program, str):
+        return program
+    index = ins.get("programIdIndex")  # json encoding
+    if type(index) is int and 0 <= index < len(keys):
+        return keys[index]
+    return None
+
+
+def make_history(config: ClientConfig) -> SolanaHistory:
+    return SolanaHistory(config)
+
+
+__all__ = ["SolanaHistory", "make_history"]

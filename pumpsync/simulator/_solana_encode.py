@@ -1,0 +1,216 @@
+"""Borsh encoding of the pump.fun program's Anchor events, and base58, for the simulated node.
+
+Written from ``free-sources.md`` section 1 for the simulator alone: it must share no code
+with the client's decoder (``pumpsync/providers``), or a symmetric bug would pass every test.
+Layouts are tables (one entry per event, fields in order); ``legacy`` is a prefix of the
+current layout (the program's April 2025 versions), ``extended`` appends fields (a future
+upgrade; TradeEvent's are the ones the 2026-09-15 upgrade added).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pumpsync.simulator._ids import ALPHABET, b58encode
+
+__all__ = [
+    "CPI_EVENT_TAG",
+    "LAYOUTS",
+    "LayoutName",
+    "b58decode",
+    "b58encode",
+    "discriminator",
+    "encode_event",
+    "layout_fields",
+]
+
+LayoutName = Literal["current", "legacy", "extended"]
+LAYOUTS: tuple[LayoutName, ...] = ("current", "legacy", "extended")
+
+# Anchor's emit_cpi! tag: the self-CPI's instruction data is this, then the event.
+CPI_EVENT_TAG = bytes.fromhex("e445a52e51cb9a1d")
+
+_INDEX = {c: i for i, c in enumerate(ALPHABET)}
+
+Field = tuple[str, str]
+
+# IDL of pump-fun/pump-public-docs (commit 3c6721a, May 2026), as listed in free-sources.md.
+CURRENT: dict[str, tuple[Field, ...]] = {
+    "CreateEvent": (
+        ("name", "string"),
+        ("symbol", "string"),
+        ("uri", "string"),
+        ("mint", "pubkey"),
+        ("bonding_curve", "pubkey"),
+        ("user", "pubkey"),
+        ("creator", "pubkey"),
+        ("timestamp", "i64"),
+        ("virtual_token_reserves", "u64"),
+        ("virtual_sol_reserves", "u64"),
+        ("real_token_reserves", "u64"),
+        ("token_total_supply", "u64"),
+        ("token_program", "pubkey"),
+        ("is_mayhem_mode", "bool"),
+        ("is_cashback_enabled", "bool"),
+        ("quote_mint", "pubkey"),
+        ("virtual_quote_reserves", "u64"),
+    ),
+    "TradeEvent": (
+        ("mint", "pubkey"),
+        ("sol_amount", "u64"),
+        ("token_amount", "u64"),
+        ("is_buy", "bool"),
+        ("user", "pubkey"),
+        ("timestamp", "i64"),
+        ("virtual_sol_reserves", "u64"),
+        ("virtual_token_reserves", "u64"),
+        ("real_sol_reserves", "u64"),
+        ("real_token_reserves", "u64"),
+        ("fee_recipient", "pubkey"),
+        ("fee_basis_points", "u64"),
+        ("fee", "u64"),
+        ("creator", "pubkey"),
+        ("creator_fee_basis_points", "u64"),
+        ("creator_fee", "u64"),
+        ("track_volume", "bool"),
+        ("total_unclaimed_tokens", "u64"),
+        ("total_claimed_tokens", "u64"),
+        ("current_sol_volume", "u64"),
+        ("last_update_timestamp", "i64"),
+        ("ix_name", "string"),
+        ("mayhem_mode", "bool"),
+        ("cashback_fee_basis_points", "u64"),
+        ("cashback", "u64"),
+        ("buyback_fee_basis_points", "u64"),
+        ("buyback_fee", "u64"),
+        ("shareholders", "shareholders"),
+        ("quote_mint", "pubkey"),
+        ("quote_amount", "u64"),
+        ("virtual_quote_reserves", "u64"),
+        ("real_quote_reserves", "u64"),
+    ),
+    "CompleteEvent": (
+        ("user", "pubkey"),
+        ("mint", "pubkey"),
+        ("bonding_curve", "pubkey"),
+        ("timestamp", "i64"),
+        ("quote_mint", "pubkey"),
+    ),
+    "CompletePumpAmmMigrationEvent": (
+        ("user", "pubkey"),
+        ("mint", "pubkey"),
+        ("mint_amount", "u64"),
+        ("sol_amount", "u64"),
+        ("pool_migration_fee", "u64"),
+        ("bonding_curve", "pubkey"),
+        ("timestamp", "i64"),
+        ("pool", "pubkey"),
+        ("quote_mint", "pubkey"),
+    ),
+    # Not a feed event (a client must count it as unknown): emitted by extend_account.
+    "ExtendAccountEvent": (
+        ("account", "pubkey"),
+        ("user", "pubkey"),
+        ("current_size", "u64"),
+        ("new_size", "u64"),
+        ("timestamp", "i64"),
+    ),
+}
+
+# Fields each event had before the 2025-2026 upgrades appended the rest.
+LEGACY_LENGTH = {"CreateEvent": 8, "TradeEvent": 10, "CompleteEvent": 4, "CompletePumpAmmMigrationEvent": 8}
+
+# Fields a next upgrade appends (values default to zero).
+EXTENSION: dict[str, tuple[Field, ...]] = {
+    "CreateEvent": (("holder_rewards_enabled", "bool"), ("holder_rewards_bps", "u64")),
+    "TradeEvent": (("holder_rewards_bps", "u64"), ("holder_rewards", "u64")),
+    "CompleteEvent": (("holder_rewards_vault", "pubkey"),),
+    "CompletePumpAmmMigrationEvent": (("holder_rewards", "u64"),),
+}
+
+
+def discriminator(name: str) -> bytes:
+    """Anchor's event discriminator: the first 8 bytes of sha256("event:<Name>")."""
+    return hashlib.sha256(f"event:{name}".encode()).digest()[:8]
+
+
+def layout_fields(name: str, layout: LayoutName = "current") -> tuple[Field, ...]:
+    fields = CURRENT[name]
+    if layout == "legacy":
+        return fields[: LEGACY_LENGTH.get(name, len(fields))]
+    if layout == "extended":
+        return fields + EXTENSION.get(name, ())
+    return fields
+
+
+def b58decode(text: str) -> bytes:
+    """Bitcoin-alphabet base58 to bytes (leading '1's are zero bytes)."""
+    value = 0
+    for char in text:
+        try:
+            value = value * 58 + _INDEX[char]
+        except KeyError:
+            raise ValueError(f"not base58: {char!r}") from None
+    zeros = len(text) - len(text.lstrip("1"))
+    body = value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
+    return b"\0" * zeros + body
+
+
+def pubkey_bytes(key: str) -> bytes:
+    raw = b58decode(key)
+    if len(raw) != 32:
+        raise ValueError(f"a public key is 32 bytes, {key!r} is {len(raw)}")
+    return raw
+
+
+_INTS = {"u8": "<B", "u16": "<H", "u32": "<I", "u64": "<Q", "i64": "<q"}
+
+
+def _put(out: bytearray, kind: str, value: Any) -> None:
+    if kind in _INTS:
+        out += struct.pack(_INTS[kind], value)
+    elif kind == "bool":
+        out.append(1 if value else 0)
+    elif kind == "pubkey":
+        out += pubkey_bytes(value)
+    elif kind == "string":
+        data = value.encode()
+        out += struct.pack("<I", len(data)) + data
+    elif kind == "shareholders":  # vec<{address pubkey, share_bps u16}>
+        items: Sequence[tuple[str, int]] = value
+        out += struct.pack("<I", len(items))
+        for address, share_bps in items:
+            out += pubkey_bytes(address) + struct.pack("<H", share_bps)
+    else:
+        raise ValueError(f"unknown Borsh type {kind!r}")
+
+
+_ZERO: dict[str, Any] = {"bool": False, "pubkey": "11111111111111111111111111111111", "string": "", "shareholders": ()}
+
+
+def encode_event(name: str, values: Mapping[str, Any], layout: LayoutName = "current") -> bytes:
+    """Discriminator + Borsh body. Extension fields missing from ``values`` are zero."""
+    out = bytearray(discriminator(name))
+    extension = {f for f, _ in EXTENSION.get(name, ())}
+    for field, kind in layout_fields(name, layout):
+        if field in values:
+            value = values[field]
+        elif field in extension:
+            value = _ZERO.get(kind, 0)
+        else:
+            raise KeyError(f"{name}.{field} has no value")
+        _put(out, kind, value)
+    return bytes(out)
+
+
+def derived_key(*parts: str) -> str:
+    """A stable 32-byte public key for an account the market does not model (PDAs, pools)."""
+    return b58encode(hashlib.sha256("|".join(parts).encode()).digest())
+
+
+def derived_signature(*parts: str) -> str:
+    """A stable 64-byte transaction signature."""
+    return b58encode(hashlib.sha512("|".join(parts).encode()).digest())
