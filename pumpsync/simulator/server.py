@@ -126,9 +126,8 @@ class ProviderServer(abc.ABC):
         pass
 
     def upgrade_response(self, ws: ServerConnection, request: Request) -> Response | None:
-        """Refuse a WebSocket upgrade with this response, or None to go on."""
-        if urlsplit(request.path).path.rstrip("/") != STREAM_PATH:
-            return ws.respond(404, "Not found\n")
+        """Refuse a WebSocket upgrade with this response, or None to go on (the path is checked
+        against ``stream_paths`` before: PumpPortal's ``/api/data`` must not get a 404 here)."""
         return None
 
     def connection_class(self) -> type[ServerConnection] | None:
