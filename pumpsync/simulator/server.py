@@ -126,8 +126,7 @@ class ProviderServer(abc.ABC):
         pass
 
     def upgrade_response(self, ws: ServerConnection, request: Request) -> Response | None:
-        """Refuse a WebSocket upgrade with this response, or None to go on (the path is checked
-        against ``stream_paths`` before: PumpPortal's ``/api/data`` must not get a 404 here)."""
+        """Refuse a WebSocket upgrade (on one of ``stream_paths``) with this response, or None to go on."""
         return None
 
     def connection_class(self) -> type[ServerConnection] | None:
