@@ -34,7 +34,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 from pumpsync._stats import Histogram
-from pumpsync.events import GRADUATION, NEW_TOKEN, PRICE, TOKEN_ENRICHED, TRADE
+from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, PRICE, TOKEN_ENRICHED, TRADE
 
 # Seconds one source trails another: same-host copies differ by well under a millisecond,
 # public feeds by tens to hundreds of milliseconds, a lagging one by seconds.
@@ -48,6 +48,7 @@ _NOUNS = {
     NEW_TOKEN: ("launch", "launches"),
     TRADE: ("trade", "trades"),
     GRADUATION: ("graduation", "graduations"),
+    MIGRATION: ("migration", "migrations"),
     TOKEN_ENRICHED: ("enrichment", "enrichments"),
     PRICE: ("price update", "price updates"),
 }

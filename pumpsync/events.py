@@ -4,7 +4,8 @@ An ``Event`` is a ``NamedTuple``: immutable, cheap to build on the reader thread
 compared by value. Fields a provider does not give are ``None``.
 
 Kinds: ``new_token``, ``token_enriched``, ``trade`` (``side`` is ``"buy"`` or ``"sell"``),
-``graduation``, ``price``, ``unknown`` (a JSON object the dialect does not recognise; its
+``graduation`` (the bonding curve is complete), ``migration`` (its liquidity moved to an AMM pool),
+``price``, ``unknown`` (a JSON object the dialect does not recognise; its
 content is in ``raw``).
 """
 
@@ -17,10 +18,11 @@ NEW_TOKEN = "new_token"
 TOKEN_ENRICHED = "token_enriched"
 TRADE = "trade"
 GRADUATION = "graduation"
+MIGRATION = "migration"
 PRICE = "price"
 UNKNOWN = "unknown"
 
-KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, PRICE, UNKNOWN)
+KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, MIGRATION, PRICE, UNKNOWN)
 
 _COMMON_KEYS = (
     "kind",
@@ -46,6 +48,7 @@ _KIND_KEYS: dict[str, tuple[str, ...]] = {
     TOKEN_ENRICHED: _TOKEN_KEYS + _CURVE_KEYS,
     TRADE: _TRADE_KEYS,
     GRADUATION: (*_TOKEN_KEYS, "liquidity_sol", "time_to_graduate_s"),
+    MIGRATION: ("liquidity_sol",),
     PRICE: ("price_sol", "price_usd", "market_cap_usd"),
     UNKNOWN: (),
 }
