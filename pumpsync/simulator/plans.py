@@ -134,7 +134,6 @@ class KeyTable:
             return PUMPPORTAL_PLANS["free"] if plan is None else PUMPPORTAL_PLANS[plan]
         return PUMPPORTAL_PLANS["free" if key in _UNFUNDED_PUMPPORTAL else "pro"]
 
-
     def solana(self, key: str | None) -> SolanaPlan | None:
         """A public node needs no key: without a key table any key, or none, is accepted."""
         if self._explicit is not None:
