@@ -129,9 +129,10 @@ class Merge:
         self.race = race
         self.members: list[Delivery] = []
 
-    def owner(self, event: Event) -> Delivery:
-        """The delivery (source) that accounts for a queued event it drops: its provider's first."""
-        members = self.members
+    def owner(self, event: Event, dropping: Delivery) -> Delivery:
+        """The delivery (source) that accounts for a queued event it drops: its provider's first
+        (``dropping``, the one making room, once the others have left at close)."""
+        members = self.members or [dropping]
         if len(members) > 1:
             for member in members:
                 if member.provider == event.provider:
@@ -357,8 +358,11 @@ class Delivery:
         self._clear_owed()
 
     def free(self) -> None:
-        """The client is closed: give back the de-duplication tables (megabytes) at once."""
+        """The client is closed: give back the de-duplication tables (megabytes) at once, and leave
+        the merge (its list of members is a reference cycle, which would wait for the cyclic GC)."""
         with self._lock:
+            if self in self.merge.members:
+                self.merge.members.remove(self)
             self._seen = SeenSet(1)
             self.stats.held -= len(self._held)
             self._held.clear()
@@ -399,7 +403,7 @@ class Delivery:
         if not isinstance(oldest, Event):
             self.queue.put(oldest)  # errors are never dropped (it moves to the back; rare)
             return
-        self.merge.owner(oldest)._dropped(oldest)
+        self.merge.owner(oldest, self)._dropped(oldest)
 
     def _dropped(self, event: Event) -> None:
         self.stats.dropped += 1
