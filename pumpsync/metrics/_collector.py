@@ -95,6 +95,14 @@ def known_filter_reasons(provider: str) -> tuple[str, ...]:
         return ()
 
 
+def known_malformed_reasons(provider: str) -> tuple[str, ...]:
+    """The reasons of ``pumpsync_malformed_frames_total`` exported at 0: the common ones and the provider's own."""
+    try:
+        return (*MALFORMED_REASONS, *provider_spec(provider).malformed_reasons)
+    except ConfigurationError:
+        return MALFORMED_REASONS
+
+
 def _with_zeros(known: Iterable[Any], counts: Mapping[Any, int]) -> list[tuple[Any, int]]:
     return sorted((key, counts.get(key, 0)) for key in set(known) | set(counts))
 
@@ -113,6 +121,7 @@ class PumpsyncCollector:
         self._disconnects = known_disconnects(client.config.provider)
         self._channels = [sub.channel for sub in client.config.channels]
         self._filter_reasons = known_filter_reasons(client.config.provider)
+        self._malformed_reasons = known_malformed_reasons(client.config.provider)
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are fixed and unique; skip registration-time collection
@@ -169,6 +178,14 @@ class PumpsyncCollector:
         yield counter("pumpsync_backfill_requests_total", "Gap-recovery (REST) jobs run.", stats.backfill_requests)
         yield counter("pumpsync_backfill_events_total", "New events recovered by backfill.", stats.backfill_events)
         yield counter("pumpsync_backfill_failures_total", "Backfill jobs that failed.", stats.backfill_failures)
+        history = CounterMetricFamily(
+            "pumpsync_history_outcomes",
+            "What the history source counted while filling gaps (items lost by reason, recovered, rate limits).",
+            labels=["provider", "reason"],
+        )
+        for reason, n in _bounded(self.client.history_stats()).items():
+            history.add_metric([*p, reason], n)
+        yield history
 
         events = CounterMetricFamily(
             "pumpsync_events", "Events delivered (first copies), by kind.", labels=["provider", "kind"]
@@ -253,7 +270,7 @@ class PumpsyncCollector:
                 disconnects.add_metric([*key, reason, code], n)
             frames.add_metric(key, conn.frames)
             received.add_metric(key, conn.bytes)
-            for reason, n in _with_zeros(MALFORMED_REASONS, _copy(conn.malformed)):
+            for reason, n in _with_zeros(self._malformed_reasons, _copy(conn.malformed)):
                 malformed.add_metric([*key, reason], n)
             pings.add_metric(key, conn.pings_sent)
             pongs.add_metric(key, conn.pongs)
