@@ -5,6 +5,7 @@ the metrics and the dialect's reasons exported at 0 from the start."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -98,3 +99,19 @@ def test_history_counts_in_stats_and_metrics(make_client: Callable[..., Client],
     assert history["rate_limited"] >= 1
     text = metrics(client)
     assert f'pumpsync_history_outcomes_total{{provider="solana",reason="ceiling"}} {float(history["ceiling"])}' in text
+
+
+def test_websocket_pings_keep_an_idle_node_socket_open(make_client: Callable[..., Client], sim: Simulator) -> None:
+    sim.solana_idle_timeout(2.0)  # the node closes a socket silent for 2 s (RPC providers: a minute or more)
+    client = solana(make_client, sim, ping_interval=0.2, pong_timeout=0.3, stale_timeout=10)
+    conn = client.stats()["connections"]
+
+    def open_past_the_idle_timeout() -> bool:
+        nonlocal conn
+        conn = client.stats()["connections"]
+        return bool(conn[0]["state"] == "open" and time.time() - conn[0]["state_since"] > 3.0)
+
+    wait_until(open_past_the_idle_timeout, timeout=20, what="a session open past the idle timeout")
+    assert conn[0]["connects"] == 1 and conn[0]["pongs"] >= 3, conn[0]
+    market = sim.emit(1, kind="trade")
+    assert collect(client, len(expected(market)))[0].signature == market[0].signature
