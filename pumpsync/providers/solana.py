@@ -200,7 +200,8 @@ def normalize(
             creator=fields.get("creator") or fields.get("user"),
             uri=fields.get("uri"),
         )
-    # CompleteEvent (the curve is full) and CompletePumpAmmMigrationEvent (its pool is live).
+    # CompleteEvent (the curve is full: progress 100, so that a reader tells it from the migration)
+    # and CompletePumpAmmMigrationEvent (its pool is live, with its liquidity).
     liquidity = fields.get("sol_amount")
     return Event(
         GRADUATION,
@@ -209,6 +210,7 @@ def normalize(
         "graduations",
         trader=fields.get("user"),
         liquidity_sol=liquidity / LAMPORTS_PER_SOL if liquidity is not None else None,
+        bonding_curve_progress=100.0 if name == "CompleteEvent" else None,
     )
 
 

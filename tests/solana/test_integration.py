@@ -15,6 +15,7 @@ pytest.importorskip("pumpsync.simulator.solana")
 from prometheus_client import generate_latest
 
 from pumpsync import Client
+from pumpsync.cli._render import to_text
 from pumpsync.events import Event
 from pumpsync.metrics import make_registry
 from pumpsync.providers.base import Malformed, Refetch, Subscription
@@ -115,3 +116,12 @@ def test_websocket_pings_keep_an_idle_node_socket_open(make_client: Callable[...
     assert conn[0]["connects"] == 1 and conn[0]["pongs"] >= 3, conn[0]
     market = sim.emit(1, kind="trade")
     assert collect(client, len(expected(market)))[0].signature == market[0].signature
+
+
+def test_the_demo_tells_the_two_graduation_events_apart(make_client: Callable[..., Client], sim: Simulator) -> None:
+    """``pumpsync demo --provider solana`` prints each event with to_text: a graduation is two lines on chain."""
+    client = solana(make_client, sim)
+    market = sim.emit(1, kind="graduation")
+    lines = {e.raw["event"]: to_text(e) for e in collect(client, len(expected(market))) if e.kind == "graduation"}
+    assert "GRAD" in lines["CompleteEvent"] and lines["CompleteEvent"].endswith("curve 100%")
+    assert "GRAD" in lines["CompletePumpAmmMigrationEvent"] and "liquidity" in lines["CompletePumpAmmMigrationEvent"]
