@@ -164,8 +164,9 @@ class GapRecovery:
         if not self.config.backfill or not callable(getattr(self.source, "refetch", None)):
             return False
         with self._cond:
-            self._refetches.append((key, slot))
-            self._cond.notify_all()
+            if (key, slot) not in self._refetches:  # redundant connections ask for the same one
+                self._refetches.append((key, slot))
+                self._cond.notify_all()
         return True
 
     def source_stats(self) -> dict[str, int]:
