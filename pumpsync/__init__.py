@@ -9,10 +9,12 @@
             print(event.kind, event.mint)
 """
 
+from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client, EventQueue, connect
 from pumpsync.config import ClientConfig
 from pumpsync.errors import (
+    AllSourcesFailed,
     AuthenticationError,
     ClientClosed,
     ConfigurationError,
@@ -21,6 +23,7 @@ from pumpsync.errors import (
     ProviderRefused,
     PumpsyncError,
     RequestTimeout,
+    SourceFailed,
     SubscriptionRejected,
     UsageError,
 )
@@ -28,6 +31,7 @@ from pumpsync.events import KINDS, Event
 
 __all__ = [
     "KINDS",
+    "AllSourcesFailed",
     "AuthenticationError",
     "Client",
     "ClientClosed",
@@ -40,6 +44,8 @@ __all__ = [
     "ProviderRefused",
     "PumpsyncError",
     "RequestTimeout",
+    "Source",
+    "SourceFailed",
     "SubscriptionRejected",
     "UsageError",
     "__version__",

@@ -7,13 +7,17 @@ again. Errors are never dropped.
 
 While gap recovery runs, live events are *held* (de-duplicated only when they go out, after the
 history): a history event that is also held is skipped, and its held (live) copy follows the
-backfill. The held events are bounded too: past ``queue_size`` they are let go, the live stream
-is *deferred* (dropped uncounted), and the recovery fetches again from the oldest history event
-it skipped for a held copy, until it has caught up (see ``_recovery.py``).
+backfill — unless the history goes on to a later slot that was not held (the live stream missed
+it: another drop meanwhile); then the held copies skipped so far go out first, so that slot order
+holds. The held events are bounded too: past ``queue_size`` they are let go, the live stream is
+*deferred* (dropped uncounted), and the recovery fetches again from the oldest history event it
+skipped for a held copy still owed, until it has caught up (see ``_recovery.py``).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import queue
 import threading
 from array import array
@@ -22,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pumpsync._handoff import HandOffQueue
+from pumpsync._race import RaceTracker
 from pumpsync._stats import ClientStats
 from pumpsync.errors import PumpsyncError
 from pumpsync.events import Event
@@ -112,22 +117,64 @@ class SeenSet:
         return self._count + self._previous_count
 
 
-class Delivery:
-    """Thread-safe sink for all connections; the consumer reads ``queue``."""
+class Merge:
+    """What the deliveries of several sources share: one queue, one de-duplication window, one
+    lock, and the race between them (``None`` with one source)."""
 
-    def __init__(self, stats: ClientStats, capacity: int, dedup_size: int) -> None:
+    def __init__(self, capacity: int, dedup_size: int, race: RaceTracker | None = None) -> None:
         self.queue: HandOffQueue[Item] = HandOffQueue()
         self.capacity = capacity
+        self.seen = SeenSet(dedup_size)
+        self.lock = threading.Lock()
+        self.race = race
+        self.members: list[Delivery] = []
+
+    def owner(self, event: Event) -> Delivery:
+        """The delivery (source) that accounts for a queued event it drops: its provider's first."""
+        members = self.members
+        if len(members) > 1:
+            for member in members:
+                if member.provider == event.provider:
+                    return member
+        return members[0]
+
+
+class Delivery:
+    """Thread-safe sink for all connections of one source; the consumer reads ``queue``.
+
+    With several sources each has its own Delivery (its counters, its backfill holds) over one
+    shared :class:`Merge`: each event is delivered once, whichever source's copy came first."""
+
+    def __init__(
+        self,
+        stats: ClientStats,
+        capacity: int,
+        dedup_size: int,
+        merge: Merge | None = None,
+        source: int = 0,
+        provider: str | None = None,
+    ) -> None:
+        merge = merge if merge is not None else Merge(capacity, dedup_size)
+        merge.members.append(self)
+        self.merge = merge
+        self.source = source  # index in the race
+        self.provider = provider or stats.provider
+        self.queue: HandOffQueue[Item] = merge.queue
+        self.capacity = merge.capacity
         self.stats = stats
-        self._seen = SeenSet(dedup_size)
-        self._lock = threading.Lock()
+        self._seen = merge.seen
+        self._lock = merge.lock
+        self._race = merge.race
         # While a gap is being recovered, live events wait here so that the gap comes first.
         self._holds = 0
         self._held: deque[Event] = deque()
-        self._held_ids: set[tuple[Any, ...]] = set()  # the identities of the held events
-        # Per channel, the oldest history event skipped because it was held: if the held events are
-        # let go, the recovery must fetch again from there.
-        self._skipped_from: dict[str, Position] = {}
+        self._held_ids: dict[tuple[Any, ...], Event] = {}  # identity -> the first held copy
+        # History events skipped for their held copy, by slot: that copy is owed before any later
+        # slot goes out. If the held events are let go, the recovery fetches again from the oldest.
+        self._owed: list[tuple[int, int, Event, Position]] = []  # (slot, tie-break, held copy, history's position)
+        self._owed_ids: set[tuple[Any, ...]] = set()
+        self._owed_seq = itertools.count()
+        self._sent_early: set[int] = set()  # id() of held copies that went out in the history's place
         self.refetch_from: dict[str, Position] = {}
         self._deferring = False  # the held events overflowed: live events are let go until caught up
         self.deferrals = 0  # how often that happened (a recovery round compares it before and after)
@@ -154,6 +201,11 @@ class Delivery:
         self.queue.wake()
 
     def _accept(self, event: Event) -> bool:
+        race = self._race
+        if race is not None:  # every live copy counts in the race, held ones and duplicates too
+            identity = event.identity
+            if identity is not None:
+                race.observe(identity, event.kind, self.source, event.received_at)
         if self._holds:
             self._hold(event)
             return True
@@ -172,18 +224,21 @@ class Delivery:
             self.stats.held -= len(held)
             held.clear()
             self._held_ids.clear()
-            for channel, position in self._skipped_from.items():
-                low = self.refetch_from.get(channel)
-                if low is None or position < low:
-                    self.refetch_from[channel] = position
-            self._skipped_from.clear()
+            self._sent_early.clear()
+            for _slot, _seq, live, position in self._owed:
+                channel = live.channel
+                if channel is not None:
+                    low = self.refetch_from.get(channel)
+                    if low is None or position < low:
+                        self.refetch_from[channel] = position
+            self._clear_owed()
             self._deferring = True
             self.deferrals += 1
             return
         held.append(event)
         identity = event.identity
         if identity is not None:
-            self._held_ids.add(identity)
+            self._held_ids.setdefault(identity, event)
         self.stats.held += 1
 
     # -- gap recovery
@@ -222,23 +277,34 @@ class Delivery:
         """How many events the queue takes before it would drop one."""
         return self.capacity - self.queue.qsize()
 
+    def owed(self) -> int:
+        """Held copies whose history copy was skipped: a later slot puts them before itself."""
+        return len(self._owed)
+
     def release_backfill(self, events: Iterable[Event]) -> int:
         """Queue recovered events (the caller orders them and paces them to :meth:`room`); how many were new."""
         new = 0
         with self._lock:
             seen = self._seen
             held_ids = self._held_ids
-            skipped = self._skipped_from
+            owed = self._owed
             for event in events:
                 identity = event.identity
-                if held_ids and identity in held_ids:  # held live: that copy follows the backfill
-                    self.stats.duplicates += 1
-                    channel, slot = event.channel, event.slot
-                    if channel is not None and slot is not None:
-                        low = skipped.get(channel)
-                        if low is None or slot < low.slot:
-                            skipped[channel] = Position(slot, event.signature)
-                    continue
+                slot = event.slot
+                if identity is not None and (held_ids or self._owed_ids):
+                    live = held_ids.pop(identity, None) if held_ids else None
+                    if live is not None or identity in self._owed_ids:  # held: that copy follows
+                        self.stats.duplicates += 1
+                        if live is not None and slot is not None:
+                            heapq.heappush(owed, (slot, next(self._owed_seq), live, Position(slot, event.signature)))
+                            self._owed_ids.add(identity)
+                        elif live is not None:  # no slot to order by: it goes out here
+                            self._send_early(live)
+                        continue
+                if owed and slot is not None and owed[0][0] < slot:
+                    # A later slot the live stream missed: the held copies of earlier slots go first.
+                    while owed and owed[0][0] < slot:
+                        self._send_early(heapq.heappop(owed)[2])
                 if identity is not None and not seen.add(identity):
                     self.stats.duplicates += 1
                     continue
@@ -254,12 +320,30 @@ class Delivery:
             refetch, self.refetch_from = self.refetch_from, {}
         return refetch
 
+    def _send_early(self, live: Event) -> None:
+        """Put a held copy now, in the history's slot order; the flush skips it."""
+        identity = live.identity
+        if identity is not None:
+            self._owed_ids.discard(identity)
+        self._sent_early.add(id(live))  # it stays in the held deque, so its id() is not reused
+        if identity is None or self._seen.add(identity):
+            self._put(live)
+        else:
+            self.stats.duplicates += 1
+
+    def _clear_owed(self) -> None:
+        self._owed.clear()
+        self._owed_ids.clear()
+
     def _flush_held(self) -> None:
         flushed = 0
         seen = self._seen
+        sent_early = self._sent_early
         while self._held:
             event = self._held.popleft()
             self.stats.held -= 1
+            if sent_early and id(event) in sent_early:
+                continue  # already delivered in the history's place
             identity = event.identity
             if identity is not None and not seen.add(identity):
                 self.stats.duplicates += 1
@@ -269,7 +353,8 @@ class Delivery:
             if not flushed % _WAKE_EVERY:
                 self.queue.wake()
         self._held_ids.clear()
-        self._skipped_from.clear()
+        sent_early.clear()
+        self._clear_owed()
 
     def free(self) -> None:
         """The client is closed: give back the de-duplication tables (megabytes) at once."""
@@ -278,7 +363,8 @@ class Delivery:
             self.stats.held -= len(self._held)
             self._held.clear()
             self._held_ids.clear()
-            self._skipped_from.clear()
+            self._sent_early.clear()
+            self._clear_owed()
 
     def fail(self, error: PumpsyncError) -> None:
         """Queue an error for the consumer; errors bypass the capacity bound."""
@@ -313,7 +399,7 @@ class Delivery:
         if not isinstance(oldest, Event):
             self.queue.put(oldest)  # errors are never dropped (it moves to the back; rare)
             return
-        self._dropped(oldest)
+        self.merge.owner(oldest)._dropped(oldest)
 
     def _dropped(self, event: Event) -> None:
         self.stats.dropped += 1

@@ -61,16 +61,16 @@ class FrameDecoder:
                 if length == 126:
                     if end - pos < 4:
                         break
-                    length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                    length = buf[pos + 2] << 8 | buf[pos + 3]  # no slice, no call: most frames are 126-65535 bytes
                     header = 4
                 elif length == 127:
                     if end - pos < 10:
                         break
                     length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                     header = 10
-                if b1 & 0x80:
-                    raise ProtocolError("the server masked a frame")
-                if b0 & 0x70:
+                if b1 & 0x80 or b0 & 0x70:  # one test for the common case, then which rule
+                    if b1 & 0x80:
+                        raise ProtocolError("the server masked a frame")
                     raise ProtocolError("reserved bits set without an extension")
                 if length > max_size or self._fragment_size + length > max_size:
                     raise FrameTooLarge(self._fragment_size + length, max_size)
@@ -81,7 +81,7 @@ class FrameDecoder:
                 pos = stop
                 opcode = b0 & 0x0F
                 payload = buf[start:stop]
-                if b0 & 0x80 and opcode in _DATA and not self._fragments:
+                if (b0 == 0x81 or b0 == 0x82) and not self._fragments:  # FIN + text/binary
                     yield opcode, payload  # the common case: one frame, one message
                     continue
                 message = self._assemble(opcode, bool(b0 & 0x80), payload)

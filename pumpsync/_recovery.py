@@ -378,7 +378,9 @@ class GapRecovery:
             elif slot == edge[0]:
                 edge[1].add(event.identity)
         delivery = self._delivery
-        while delivery.room() < len(fresh):
+        # Held copies owed before a later slot may go out with this batch: room for them too.
+        wanted = min(len(fresh) + delivery.owed(), delivery.capacity)
+        while delivery.room() < wanted:
             if self._stop.wait(_IDLE):
                 raise _Stopped
         return delivery.release_backfill(fresh)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import queue
@@ -10,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
@@ -20,7 +21,14 @@ from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
 from pumpsync.config import ChannelSpec, ClientConfig, make_config, parse_channels
-from pumpsync.errors import ClientClosed, PumpsyncError, RequestTimeout, SubscriptionRejected, UsageError
+from pumpsync.errors import (
+    ClientClosed,
+    ConfigurationError,
+    PumpsyncError,
+    RequestTimeout,
+    SubscriptionRejected,
+    UsageError,
+)
 from pumpsync.events import Event
 from pumpsync.providers import DEFAULT_PROVIDER, ProviderName
 from pumpsync.providers.base import (
@@ -35,6 +43,10 @@ from pumpsync.providers.base import (
     Subscription,
 )
 from pumpsync.providers.spec import AuthForm, Transport
+
+if TYPE_CHECKING:
+    from pumpsync._race import RaceTracker
+    from pumpsync._sources import Member, Source
 
 log = logging.getLogger("pumpsync")
 
@@ -55,12 +67,31 @@ class Client:
     Options left at ``None`` take their defaults (the provider's where it has one); see the
     README's option table. ``url`` may be a list: one connection per URL, each event delivered
     once. ``provider_options`` are options only some providers take (their ``SPEC.options``).
+
+    Several sources, one stream: ``Client(sources=[Source("anaxer", api_key=K), Source("openpump",
+    api_key=K2)])`` reads every source with its own connections, heartbeats, backoff and gap
+    recovery, and delivers each event once, from whichever source was first; the other options
+    given to ``Client`` are every source's defaults (``queue_size`` and ``dedup_size`` are the
+    one queue's). A source that fails for good arrives as a :class:`SourceFailed` item and the
+    others go on; :class:`AllSourcesFailed` (fatal) ends the stream when none is left.
+    ``race`` measures the race between the sources (``race.summary()``); ``race_window`` is how
+    long, in seconds, after an event's first copy the others count as copies of it [10]. See
+    docs/multi-source.md.
     """
+
+    def __new__(cls, *args: Any, sources: Sequence[Source] | None = None, **kwargs: Any) -> Client:
+        if sources is not None and cls is Client:
+            from pumpsync._sources import MultiClient
+
+            return super().__new__(MultiClient)
+        return super().__new__(cls)
 
     def __init__(
         self,
         provider: ProviderName = DEFAULT_PROVIDER,
         *,
+        sources: Sequence[Source] | None = None,
+        race_window: float | None = None,
         api_key: str | ApiKey | None = None,
         api_key_file: str | os.PathLike[str] | None = None,
         channels: ChannelSpec | None = None,
@@ -119,11 +150,32 @@ class Client:
             proxy=proxy,
             **provider_options,
         )
+        if sources is not None or race_window is not None:  # Client.__new__ made a MultiClient otherwise
+            raise ConfigurationError("sources", "only pumpsync.Client itself takes sources")
+        self._assemble(None)
+
+    @classmethod
+    def _member(cls, config: ClientConfig, member: Member) -> Client:
+        """One source's client inside a multi-source client (see ``pumpsync._sources``)."""
+        client = object.__new__(Client)
+        client.config = config
+        client._assemble(member)
+        return client
+
+    def _assemble(self, member: Member | None) -> None:
         config = self.config
         spec = config.spec
+        self._member_of = member
+        self.race: RaceTracker | None = None  # a multi-source client's race between its sources
         connection_stats = [ConnectionStats(i) for i in range(config.connections)]
-        self._stats = ClientStats(config.provider, config.queue_size, connection_stats)
-        self._delivery = Delivery(self._stats, config.queue_size, max(config.dedup_size, 2 * config.queue_size))
+        self._stats = ClientStats(member.name if member else config.provider, config.queue_size, connection_stats)
+        dedup_size = max(config.dedup_size, 2 * config.queue_size)
+        if member is None:
+            self._delivery = Delivery(self._stats, config.queue_size, dedup_size)
+        else:  # one queue, one de-duplication window for every source
+            self._delivery = Delivery(
+                self._stats, config.queue_size, dedup_size, member.merge, member.index, config.provider
+            )
         self.queue: EventQueue = self._delivery.queue
         self._registry_lock = threading.Lock()
         self._registry: dict[str, Subscription] = {sub.channel: sub for sub in config.channels}
@@ -156,10 +208,7 @@ class Client:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Client:
         """Open the connections (in the background); returns the client. Raises UsageError if already started."""
-        with self._lifecycle:
-            if self._state != "new":
-                raise UsageError(f"the client is already {self._state}")
-            self._state = "running"
+        self._mark_running()
         for conn in self._connections:
             conn.start()
         if self._recovery is not None:
@@ -169,14 +218,14 @@ class Client:
 
     def close(self, timeout: float = 5.0) -> None:
         """Close every connection and end every thread this client started (within ``timeout``)."""
-        with self._lifecycle:
-            state, self._state = self._state, "closed"
+        state = self._mark_closed()
         if state == "closed":
             return
         if state == "new":  # nothing runs yet; a consumer already waiting must still hear of it
             if self._recovery is not None:
                 self._recovery.source.close()
-            self._delivery.fail(ClientClosed("the client was closed"))
+            if self._member_of is None:
+                self._delivery.fail(ClientClosed("the client was closed"))
             self._detach()
             return
         deadline = time.monotonic() + timeout
@@ -195,7 +244,8 @@ class Client:
             stragglers.append("backfill")
         if stragglers:
             log.warning("close(): still running after %.1f s: %s", timeout, ", ".join(stragglers))
-        self._delivery.fail(ClientClosed("the client was closed"))
+        if self._member_of is None:  # a source's client: the multi-source client says it once
+            self._delivery.fail(ClientClosed("the client was closed"))
         if not stragglers:
             self._detach()
 
@@ -208,6 +258,18 @@ class Client:
         self._supervisor.detach()
         if self._recovery is not None:
             self._recovery.detach()
+
+    def _mark_running(self) -> None:
+        with self._lifecycle:
+            if self._state != "new":
+                raise UsageError(f"the client is already {self._state}")
+            self._state = "running"
+
+    def _mark_closed(self) -> str:
+        """Mark the client closed; the state it was in."""
+        with self._lifecycle:
+            state, self._state = self._state, "closed"
+        return state
 
     def __enter__(self) -> Client:
         if self._state == "new":
@@ -366,6 +428,17 @@ class Client:
         """The live counters (read-only by convention), for the metrics collector."""
         return self._stats
 
+    @property
+    def members(self) -> dict[str, Client]:
+        """Each source's own client by name: here the one provider, this client itself."""
+        return {self._stats.provider: self}
+
+    @property
+    def failed_sources(self) -> dict[str, PumpsyncError]:
+        """The sources that failed for good while others go on (several sources only; one
+        provider that fails ends the stream: see ``error``)."""
+        return {}
+
     def _reject(self, output: Rejected) -> None:
         channel = output.error.channel
         with self._registry_lock:
@@ -396,7 +469,16 @@ class Client:
         self._supervisor.stop()
         for conn in self._connections:
             conn.stop()
-        self._delivery.fail(error)
+        member = self._member_of
+        if member is None:
+            self._delivery.fail(error)
+        else:  # one source failed: the multi-source client reports it and decides if that is the end
+            member.failed(member, error)
+
+
+# IDEs and inspect.signature(Client) show __init__'s options, not the __new__ that picks the class.
+_INIT = inspect.signature(Client.__init__)
+setattr(Client, "__signature__", _INIT.replace(parameters=list(_INIT.parameters.values())[1:]))  # noqa: B010
 
 
 class _Hub(Owner):
@@ -466,8 +548,10 @@ def _status_request(dialect: Dialect) -> list[str]:
 
 
 def connect(
-    provider: ProviderName = DEFAULT_PROVIDER,
+    provider: ProviderName | None = None,
     *,
+    sources: Sequence[Source] | None = None,
+    race_window: float | None = None,
     api_key: str | ApiKey | None = None,
     api_key_file: str | os.PathLike[str] | None = None,
     channels: ChannelSpec | None = None,
@@ -497,9 +581,16 @@ def connect(
     **provider_options: Any,
 ) -> Client:
     """Start a :class:`Client` with these options (see :class:`Client`); use it as a context
-    manager and iterate over it."""
+    manager and iterate over it. ``provider`` defaults to OpenPump unless ``sources`` are given."""
     options = {name: value for name, value in locals().items() if name not in ("provider", "provider_options")}
-    return Client(provider, **options, **provider_options).start()
+    if sources is None:
+        options.pop("sources")
+        options.pop("race_window")
+        return Client(provider or DEFAULT_PROVIDER, **options, **provider_options).start()
+    if provider is not None:
+        raise ConfigurationError("sources", "give either a provider or sources, not both")
+    given = {name: value for name, value in options.items() if value is not None}
+    return Client(**given, **provider_options).start()
 
 
 __all__ = ["Client", "EventQueue", "connect"]

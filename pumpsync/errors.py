@@ -11,11 +11,13 @@
     ├── SubscriptionRejected      one channel was refused; the others keep streaming
     ├── ConnectionLost            the client gave up reconnecting (``max_retries`` reached)
     ├── ClientClosed              the client was closed while you were waiting on it
+    ├── SourceFailed              one source of several failed for good; the others go on
+    ├── AllSourcesFailed          every source of several failed for good (fatal)
     ├── UsageError                the call does not fit the client's state or provider (start twice,
     │                             ``status()`` on a provider without it, unsubscribing an unknown channel)
     └── RequestTimeout            a request to the provider got no answer in time (also a TimeoutError)
 
-Fatal errors (``ProviderRefused``, ``ConnectionLost``) stop every connection. They reach you
+Fatal errors (``ProviderRefused``, ``ConnectionLost``, ``AllSourcesFailed``) stop every connection. They reach you
 as the last item of ``client.queue`` (items are ``Event`` or ``PumpsyncError`` instances),
 from ``client.raise_for_error()``, and as an exception raised by the ``connect()`` iterator.
 """
@@ -84,6 +86,26 @@ class ClientClosed(PumpsyncError):
     """The client was closed."""
 
 
+class SourceFailed(PumpsyncError):
+    """One source of a multi-source client failed for good (``error``, e.g. its key was refused);
+    the other sources go on. Not fatal: the stream is degraded, not dead."""
+
+    def __init__(self, source: str, error: PumpsyncError) -> None:
+        super().__init__(f"source {source} failed: {error}")
+        self.source = source
+        self.error = error
+
+
+class AllSourcesFailed(PumpsyncError):
+    """Every source of a multi-source client failed for good; ``errors`` maps each to its error."""
+
+    fatal = True
+
+    def __init__(self, message: str, errors: dict[str, PumpsyncError]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
 class EndOfStream(ClientClosed):
     """The source has no more events (a replay reached the end of its recording): iteration ends."""
 
@@ -97,6 +119,7 @@ class RequestTimeout(PumpsyncError, TimeoutError):
 
 
 __all__ = [
+    "AllSourcesFailed",
     "AuthenticationError",
     "ClientClosed",
     "ConfigurationError",
@@ -106,6 +129,7 @@ __all__ = [
     "ProviderRefused",
     "PumpsyncError",
     "RequestTimeout",
+    "SourceFailed",
     "SubscriptionRejected",
     "UsageError",
 ]

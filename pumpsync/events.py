@@ -4,7 +4,8 @@ An ``Event`` is a ``NamedTuple``: immutable, cheap to build on the reader thread
 compared by value. Fields a provider does not give are ``None``.
 
 Kinds: ``new_token``, ``token_enriched``, ``trade`` (``side`` is ``"buy"`` or ``"sell"``),
-``graduation``, ``price``, ``unknown`` (a JSON object the dialect does not recognise; its
+``graduation`` (the bonding curve is complete), ``migration`` (its liquidity moved to an AMM pool),
+``price``, ``unknown`` (a JSON object the dialect does not recognise; its
 content is in ``raw``).
 """
 
@@ -17,10 +18,11 @@ NEW_TOKEN = "new_token"
 TOKEN_ENRICHED = "token_enriched"
 TRADE = "trade"
 GRADUATION = "graduation"
+MIGRATION = "migration"
 PRICE = "price"
 UNKNOWN = "unknown"
 
-KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, PRICE, UNKNOWN)
+KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, MIGRATION, PRICE, UNKNOWN)
 
 _COMMON_KEYS = (
     "kind",
@@ -46,6 +48,7 @@ _KIND_KEYS: dict[str, tuple[str, ...]] = {
     TOKEN_ENRICHED: _TOKEN_KEYS + _CURVE_KEYS,
     TRADE: _TRADE_KEYS,
     GRADUATION: (*_TOKEN_KEYS, "liquidity_sol", "time_to_graduate_s"),
+    MIGRATION: ("liquidity_sol",),
     PRICE: ("price_sol", "price_usd", "market_cap_usd"),
     UNKNOWN: (),
 }
@@ -125,8 +128,12 @@ class Event(NamedTuple):
     def identity(self) -> tuple[Any, ...] | None:
         """What makes this event unique, for de-duplication; ``None`` if it cannot be told.
 
-        Several events can share a signature (a launch and the creator's first buy in one
-        transaction; ``new_token`` and ``token_enriched``), so the kind and the parties count too.
+        It is the same for the same on-chain event from any provider (it has no provider, slot
+        or timestamp in it), so that several sources merge into one stream. Several events can
+        share a signature (a launch and the creator's first buy in one transaction;
+        ``new_token`` and ``token_enriched``), so the kind and the parties count too. A mint is
+        launched once and graduates once: tokens go by kind and mint alone, which also matches
+        a provider that sends no signature. See docs/multi-source.md for what cannot be matched.
         """
         kind = self.kind
         if kind == TRADE:
@@ -137,9 +144,9 @@ class Event(NamedTuple):
             if self.mint is None or self.slot is None:
                 return None
             return (kind, self.mint, self.slot, self.price_sol)
-        if kind == UNKNOWN or self.signature is None:
+        if kind == UNKNOWN or self.mint is None:
             return None
-        return (kind, self.signature, self.mint)
+        return (kind, self.mint)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:

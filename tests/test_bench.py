@@ -6,6 +6,7 @@ completed and that the report renders.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -19,7 +20,8 @@ from pumpsync.cli import cli
 
 def test_bench_runs_end_to_end() -> None:
     clients = ("pumpsync", "websockets", "floor")
-    plan = Plan(events=300, soak_events=400, seconds=0.3, realistic_seconds=0.3, repeat=1, clients=clients)
+    plan = Plan(events=300, soak_events=400, seconds=0.3, realistic_seconds=0.3, repeat=1, clients=clients,
+                workloads=("bulk", "paced", "realistic", "soak"))  # fmt: skip
     result = benchmark(plan)
 
     for workload in plan.workloads:
@@ -43,7 +45,11 @@ def test_bench_runs_end_to_end() -> None:
     [
         (["--quick"], QUICK),
         (["--repeat", "5", "--events", "1000", "--client", "ws-recv", "--workload", "soak", "--workload", "bulk"],
-         Plan(repeat=5, events=1000, clients=("ws-recv",), workloads=("bulk", "soak"))),
+         Plan(repeat=5, events=1000, clients=("ws-recv",), workloads=("bulk", "soak"), feed_clients=None)),
+        (["--workload", "fanout", "--workload", "pumpportal", "--fanout-events", "500", "--fanout-consumers", "3",
+          "--feed-events", "700"],
+         Plan(workloads=("pumpportal", "fanout"), fanout_events=500, fanout_consumers=3, feed_events=700)),
+        (["--quick", "--workload", "solana"], dataclasses.replace(QUICK, workloads=("solana",))),
     ],
 )  # fmt: skip
 def test_bench_options_make_the_plan(monkeypatch: pytest.MonkeyPatch, args: list[str], expected: Plan) -> None:
@@ -61,4 +67,5 @@ def test_bench_options_make_the_plan(monkeypatch: pytest.MonkeyPatch, args: list
     outcome = CliRunner().invoke(cli, ["bench", *args])
     assert outcome.exit_code == 0, outcome.output
     assert seen == [expected]
-    assert outcome.output.strip() == "table"
+    assert outcome.output.strip().splitlines()[0] == "table"
+    assert ("fanout" in outcome.output) == (args == ["--quick"])  # the note on what --quick leaves out

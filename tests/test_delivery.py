@@ -76,14 +76,21 @@ def test_seen_set_rejects_a_zero_size() -> None:
         SeenSet(0)
 
 
-def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
+def ev(slot: int, sig: str, backfill: bool = False) -> Event:
+    # Each launch its own mint: launches are told apart by mint (the identity across providers).
+    return Event("new_token", "anaxer", f"M-{sig}", sig, slot, None, 0, 0, backfill, {}, "creations")
+
+
+def _holding() -> tuple[ClientStats, Delivery]:
+    """A Delivery of 100 events, holding live events (a recovery has begun)."""
     stats = ClientStats("anaxer", 100, [ConnectionStats(0)])
     delivery = Delivery(stats, 100, 1000)
-
-    def ev(slot: int, sig: str, backfill: bool = False) -> Event:
-        return Event("new_token", "anaxer", "M", sig, slot, None, 0, 0, backfill, {}, "creations")
-
     delivery.hold()
+    return stats, delivery
+
+
+def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
+    stats, delivery = _holding()
     delivery.deliver(ev(10, "live-10"))
     delivery.deliver(ev(11, "live-11"))
     assert delivery.queue.qsize() == 0 and stats.held == 2
@@ -98,6 +105,28 @@ def test_backfill_is_released_in_slot_order_before_held_live_events() -> None:
         ("live-11", False),
     ]
     assert stats.duplicates == 1 and stats.held == 0 and delivery.queue.qsize() == 0
+
+
+def test_held_copies_go_out_before_a_later_slot_the_live_stream_missed() -> None:
+    """A second drop during a recovery: the history brings held events, then later slots that were
+    never live. The held copies go out before those (slot order), each event once."""
+    stats, delivery = _holding()
+    delivery.deliver(ev(10, "live-10"))
+    delivery.deliver(ev(20, "live-20"))
+    new = delivery.release_backfill([ev(9, "old-9", True), ev(10, "live-10", True), ev(10, "old-10", True)])
+    assert new == 2 and delivery.queue.qsize() == 2  # same slot: the held copy still follows
+    new = delivery.release_backfill([ev(10, "live-10", True), ev(15, "missed-15", True), ev(20, "live-20", True)])
+    assert new == 1
+    assert delivery.end_hold()
+    order = [delivery.queue.get_nowait() for _ in range(delivery.queue.qsize())]
+    assert [(e.signature, e.backfill) for e in order] == [
+        ("old-9", True),
+        ("old-10", True),
+        ("live-10", False),  # before slot 15, which only the history had
+        ("missed-15", True),
+        ("live-20", False),
+    ]
+    assert stats.duplicates == 3 and stats.held == 0
 
 
 def test_held_events_past_the_bound_are_deferred_and_the_round_is_repeated() -> None:

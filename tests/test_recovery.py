@@ -3,9 +3,12 @@ cursors that never end. Real sockets: the simulator's stream, its REST or a smal
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.request
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from pumpsync import Client, Event
 from tests.conftest import wait_until
@@ -108,3 +111,48 @@ def test_a_repeated_next_cursor_is_detected_counted_and_bounded(sim, make_client
     wait_until(lambda: client.stats()["backfill"]["failures"] == 1, what="the failure counted")
     # The first page, then the cursor's page once: the repeat is seen at once (the retry is 15-30 s away).
     assert len(rest.requests) == 2
+
+
+def test_a_drop_during_a_recovery_keeps_slot_order(sim, make_client, rest) -> None:
+    """A second outage while a gap is being fetched: the live events held meanwhile come back in the
+    history followed by later slots that the live stream missed. Every event once, in slot order
+    (main f7b0f32 put those held live copies after the later slots)."""
+    gate = threading.Event()
+
+    def pages(path: str, query: dict[str, list[str]]) -> Any:  # the simulator's REST, once the gate opens
+        gate.wait(30)
+        url = f"{sim.rest_url('anaxer')}{path}?{urlencode({**query, 'key': ['test-key']}, doseq=True)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+
+    rest.pages = staticmethod(pages)
+    channels = {"creations": {}, "trades": {}, "graduations": {}}
+    client = make_client("anaxer", sim.url("anaxer"), channels=channels, rest_url=rest.url).start()
+
+    def outage(emit: int) -> None:
+        sim.reject_next(3, provider="anaxer", status=503)
+        before = client.stats()["connections"][0]["connects"]
+        sim.drop(provider="anaxer")
+        sim.emit(emit)  # missed live: only the history has them
+        wait_until(lambda: client.stats()["connections"][0]["connects"] > before, what="a reconnection")
+        sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=10)
+
+    sim.wait_for_connections("anaxer", 1, subscribed=True, timeout=10)
+    sim.emit(5)
+    got = consume(client, lambda got: len(got) >= len(expected_of(sim)))
+    outage(10)
+    wait_until(lambda: rest.requests, what="the recovery's fetch (held at the gate)")
+    sim.emit(5)  # live while the gap is fetched: held
+    wait_until(lambda: client.raw_stats.held > 0, what="held live events")
+    held_slot = max(r["slot"] for r in sim.history("anaxer"))
+    wait_until(lambda: sim._market.current_slot > held_slot, what="the next slot")  # no public clock
+    outage(10)  # later slots, missed again: a second gap while the first is still being fetched
+    sim.emit(3)
+    gate.set()
+    got += consume(client, lambda got_now: len(got) + len(got_now) >= len(expected_of(sim)))
+    keys = [key_of_event(e) for e in got]
+    assert len(set(keys)) == len(keys), "an event arrived twice"
+    assert sorted(keys) == sorted(expected_of(sim))
+    slots = [e.slot or 0 for e in got]
+    assert slots == sorted(slots), [(e.slot, e.backfill) for e in got]
+    assert client.stats()["dropped"] == 0 and client.queue.qsize() == 0

@@ -3,7 +3,9 @@
 The simulator runs in a process of its own (:mod:`pumpsync.bench.server`); every measured
 run starts a fresh client process (:mod:`pumpsync.bench.worker`) that reports one JSON
 object. Workloads: bulk (as fast as possible), paced (latency), realistic (CPU at a busy
-Pump.fun rate), soak (memory and threads). Each figure is the median of ``repeat`` runs.
+Pump.fun rate), soak (memory and threads), pumpportal and solana (bulk through those providers'
+frames), fanout (the Redis hop, :mod:`pumpsync.bench.fanout`). Each figure is the median of
+``repeat`` runs.
 """
 
 from __future__ import annotations
@@ -14,11 +16,34 @@ from typing import Any
 
 from pumpsync.bench import machine
 from pumpsync.bench.clients import CLIENTS, PRODUCT
-from pumpsync.bench.report import Summary, ratio_lines, ratios, summarize, table, target_lines, targets
-from pumpsync.bench.runner import Plan, Progress, Runs, run_plan
+from pumpsync.bench.report import (
+    Summary,
+    fanout_lines,
+    ratio_lines,
+    ratios,
+    summarize,
+    table,
+    target_lines,
+    targets,
+)
+from pumpsync.bench.runner import WORKLOADS, Plan, Progress, Runs, run_plan
 from pumpsync.bench.server import BenchError
 
-QUICK = Plan(events=20_000, soak_events=30_000, seconds=1.0, realistic_seconds=1.0, repeat=1, soak_repeat=1)
+# --quick: the PumpPortal and Solana workloads with three clients (product, the asyncio library, the
+# ceiling); no fan-out (a redis-server, a daemon and ten consumer processes: about 15 s on its own).
+QUICK = Plan(
+    events=20_000,
+    feed_events=10_000,
+    soak_events=30_000,
+    seconds=1.0,
+    realistic_seconds=1.0,
+    repeat=1,
+    soak_repeat=1,
+    workloads=tuple(w for w in WORKLOADS if w != "fanout"),
+    feed_clients=(PRODUCT, "websockets", "picows"),
+    fanout_events=3_000,
+)
+QUICK_NOTE = "--quick leaves out the fanout workload (Redis, a daemon, ten consumers): pumpsync bench --workload fanout"
 BUSY = 0.25  # share of the CPUs used by others that makes the figures doubtful
 
 
@@ -42,6 +67,7 @@ class Result:
             "summary": self.summary,
             "ratios": ratios(self.plan, self.summary),
             "targets": [t.__dict__ for t in targets(self.summary)],
+            "skipped": self.runs.skipped,
             "runs": self.runs.results,
         }
 
@@ -63,6 +89,16 @@ class Result:
         lines.append("* the product: pumpsync Client + client.queue.get(), its metrics server scraped every second")
         lines.append("  from another process, as Prometheus would. Every client parses each event")
         lines.append("  (baselines: json.loads).")
+        if "pumpportal" in plan.workloads:
+            lines.append("  pumpportal: trade frames of a funded key's token_trades subscription.")
+        if "solana" in plan.workloads:
+            lines.append("  solana: logsNotification frames; pumpsync decodes every field (Borsh, base58 keys),")
+            lines.append("  the baselines base64 + one struct.unpack of the trade's leading fields (keys left bytes);")
+            lines.append("  no latency: the simulator stamps the JSON-RPC envelope, which decoded events do not keep.")
+        if "fanout" in plan.workloads:
+            lines.append("  fan-out: the product only (its reference: its direct connection); redis-server in memory.")
+        for workload, why in self.runs.skipped.items():
+            lines.append(f"not measured: {workload} ({why})")
         failed = [(w, c, r["error"]) for w, by in self.runs.results.items() for c, rs in by.items() for r in rs
                   if "error" in r]  # fmt: skip
         for workload, client, error in failed:
@@ -73,6 +109,8 @@ class Result:
                 lines.append(f"not measured: {cls.label} ({missing})")
         extra = ratio_lines(plan, self.summary)
         lines += ["", *extra] if extra else []
+        hop = fanout_lines(plan, self.summary)
+        lines += ["", *hop] if hop else []
         lines += ["", *target_lines(self.summary)] if PRODUCT in plan.clients else []
         return "\n".join(lines)
 
@@ -87,4 +125,4 @@ def benchmark(plan: Plan, progress: Progress | None = None) -> Result:
     return Result(plan, runs, info, time.monotonic() - started)
 
 
-__all__ = ["CLIENTS", "PRODUCT", "QUICK", "BenchError", "Plan", "Result", "benchmark"]
+__all__ = ["CLIENTS", "PRODUCT", "QUICK", "QUICK_NOTE", "WORKLOADS", "BenchError", "Plan", "Result", "benchmark"]

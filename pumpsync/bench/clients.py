@@ -1,19 +1,23 @@
-"""The measured clients. Each consumes one stream, calls the recorder once per event it holds,
-and can be aborted from another thread (the watchdog).
+"""The measured clients. Each consumes one :class:`Feed`, calls the recorder once per event it
+holds, and can be aborted from another thread (the watchdog).
 
 Every client ends up holding a parsed event: pumpsync an ``Event``, the baselines the dict
-``json.loads`` made. The recorder reads the simulator's send stamp from it, the same lookup
-for everyone.
+``json.loads`` made (for Solana logs, after decoding the trade: see :func:`solana_loads`). The
+recorder reads the simulator's send stamp from it, the same lookup for everyone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import binascii
 import importlib.util
 import json
 import queue
 import socket
+import struct
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import websocket
@@ -23,12 +27,87 @@ from pumpsync.client import Client, connect
 from pumpsync.events import Event
 
 STAMP = "simSentNs"
-API_KEY = "bench"
+API_KEY = "bench"  # any key but the simulator's designated unfunded ones: PumpPortal trades stream for it
+SOLANA_PROGRAM = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P"
 
 
-def keyed(url: str) -> str:
-    """The stream URL with OpenPump's key parameter (pumpsync adds it itself)."""
-    return f"{url}{'&' if '?' in url else '?'}api_key={API_KEY}"
+def keyed(url: str, param: str = "api_key") -> str:
+    """The stream URL with the provider's key parameter (pumpsync adds it itself)."""
+    return f"{url}{'&' if '?' in url else '?'}{param}={API_KEY}"
+
+
+# What a baseline decodes of a Solana trade, as a hand-written script would: the TradeEvent's
+# discriminator, then mint, sol_amount, token_amount, is_buy, user, timestamp (keys left as bytes).
+_TRADE_TAG = bytes.fromhex("bddb7fd34ee661ee")
+_TRADE_HEAD = struct.Struct("<8x32sQQ?32sq")
+_DATA = "Program data: "
+
+
+def solana_loads(message: str | bytes) -> dict[str, Any]:
+    """A baseline's parse of a ``logsNotification``: ``json.loads``, then base64 and a struct
+    unpack of each trade's leading fields. ``{STAMP: ...}`` for a frame that held a trade (the
+    simulator's stamp, 0 if unstamped), ``{}`` for anything else (the subscription's answer)."""
+    obj = json.loads(message)
+    params = obj.get("params")
+    if params is None:
+        return {}
+    value = params["result"]["value"]
+    if value.get("err") is not None:
+        return {}
+    trades = 0
+    for line in value["logs"]:
+        if line.startswith(_DATA):
+            data = binascii.a2b_base64(line[len(_DATA) :])
+            if data[:8] == _TRADE_TAG:
+                _TRADE_HEAD.unpack_from(data)
+                trades += 1
+    return {STAMP: obj.get(STAMP, 0)} if trades else {}
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What a client reads: one simulated provider's stream (or the fan-out's Redis stream)."""
+
+    provider: str = "openpump"
+    url: str = ""
+    keys: tuple[str, ...] = ()  # pumpportal: the mints whose trades are subscribed to
+
+    @property
+    def stamped(self) -> bool:
+        """pumpsync's events carry the send stamp in ``raw``. Not Solana's: the simulator stamps the
+        JSON-RPC message, whose envelope the decoded event does not keep (throughput and CPU only)."""
+        return self.provider != "solana"
+
+    @property
+    def loads(self) -> Callable[[str | bytes], dict[str, Any]]:
+        """The baselines' parse of one frame."""
+        return solana_loads if self.provider == "solana" else json.loads
+
+    def ws_url(self) -> str:
+        """The URL a baseline connects to."""
+        if self.provider == "openpump":
+            return keyed(self.url)
+        if self.provider == "pumpportal":
+            return keyed(self.url, "api-key")
+        return self.url
+
+    def hello(self) -> list[str]:
+        """What a baseline sends once connected (OpenPump streams everything unasked)."""
+        if self.provider == "pumpportal":
+            return [json.dumps({"method": "subscribeTokenTrade", "keys": list(self.keys)})]
+        if self.provider == "solana":
+            params = [{"mentions": [SOLANA_PROGRAM]}, {"commitment": "confirmed"}]
+            return [json.dumps({"jsonrpc": "2.0", "id": 1, "method": "logsSubscribe", "params": params})]
+        return []
+
+    def client_options(self) -> dict[str, Any]:
+        """``Client``/``connect`` arguments for pumpsync (the provider's name included)."""
+        options: dict[str, Any] = {"provider": self.provider, "url": self.url}
+        if self.provider in ("openpump", "pumpportal"):
+            options["api_key"] = API_KEY
+        if self.provider == "pumpportal":
+            options["channels"] = {"token_trades": {"keys": list(self.keys)}}
+        return options  # solana, redis: no key
 
 
 def _shutdown(ws: Any) -> None:
@@ -56,7 +135,7 @@ class BenchClient:
     def __init__(self, metrics_addr: str | None = None) -> None:
         self.metrics_addr = metrics_addr
 
-    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -72,19 +151,20 @@ class PumpsyncQueue(BenchClient):
 
     _client: Client | None = None
 
-    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
         from pumpsync.metrics import start_metrics_server
 
-        client = self._client = Client("openpump", api_key=API_KEY, url=url)
+        client = self._client = Client(**feed.client_options())
         client.start()
         server = start_metrics_server(client, self.metrics_addr or "127.0.0.1:0")
         get = client.queue.get
+        unstamped = None if feed.stamped else 0  # Solana: every event counts, no latency
         try:
             while True:
                 item = get()
                 if type(item) is not Event:  # ClientClosed after abort(), or a fatal error
                     break
-                stamp = item.raw.get(STAMP)
+                stamp = item.raw.get(STAMP, unstamped)
                 if stamp is not None and record(stamp):
                     break
         finally:
@@ -106,11 +186,12 @@ class PumpsyncIterator(BenchClient):
 
     _client: Client | None = None
 
-    def run(self, url: str, record: Recorder) -> dict[str, Any]:
-        with connect("openpump", api_key=API_KEY, url=url) as stream:
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
+        unstamped = None if feed.stamped else 0
+        with connect(**feed.client_options()) as stream:
             self._client = stream
             for event in stream:
-                stamp = event.raw.get(STAMP)
+                stamp = event.raw.get(STAMP, unstamped)
                 if stamp is not None and record(stamp):
                     break
         stats = stream.stats()
@@ -129,11 +210,14 @@ class WsRecv(BenchClient):
 
     _ws: Any = None
 
-    def run(self, url: str, record: Recorder) -> dict[str, Any]:
-        ws = self._ws = websocket.create_connection(keyed(url))
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
+        ws = self._ws = websocket.create_connection(feed.ws_url())
+        loads = feed.loads
         try:
+            for text in feed.hello():
+                ws.send(text)
             while True:
-                obj = json.loads(ws.recv())
+                obj = loads(ws.recv())
                 stamp = obj.get(STAMP)
                 if stamp is not None and record(stamp):
                     break
@@ -161,11 +245,17 @@ class WsApp(BenchClient):
         self._app: Any = None
         self._queue: queue.Queue[Any] = queue.Queue()
 
-    def run(self, url: str, record: Recorder) -> dict[str, Any]:
-        q = self._queue
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
+        q, loads, hello = self._queue, feed.loads, feed.hello()
+
+        def on_open(ws: Any) -> None:
+            for text in hello:
+                ws.send(text)
+
         app = self._app = websocket.WebSocketApp(
-            keyed(url),
-            on_message=lambda _ws, message: q.put(json.loads(message)),
+            feed.ws_url(),
+            on_open=on_open,
+            on_message=lambda _ws, message: q.put(loads(message)),
             on_close=lambda *_: q.put(_END),
             on_error=lambda *_: q.put(_END),
         )
@@ -204,10 +294,13 @@ class HandOffFloor(BenchClient):
 
     _ws: Any = None
 
-    def run(self, url: str, record: Recorder) -> dict[str, Any]:
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
         from pumpsync._framing import OP_TEXT, FrameDecoder
 
-        ws = self._ws = websocket.create_connection(keyed(url))
+        ws = self._ws = websocket.create_connection(feed.ws_url())
+        for text in feed.hello():
+            ws.send(text)
+        loads = feed.loads
         sock = ws.sock
         assert sock is not None  # connected
         payloads: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
@@ -228,7 +321,7 @@ class HandOffFloor(BenchClient):
         reader.start()
         try:
             while (payload := payloads.get()) is not None:
-                stamp = json.loads(payload).get(STAMP)
+                stamp = loads(payload).get(STAMP)
                 if stamp is not None and record(stamp):
                     break
         finally:
@@ -250,20 +343,23 @@ class Websockets(BenchClient):
     _loop: asyncio.AbstractEventLoop | None = None
     _task: asyncio.Task[None] | None = None
 
-    def run(self, url: str, record: Recorder) -> dict[str, Any]:
-        asyncio.run(self._main(url, record))
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
+        asyncio.run(self._main(feed, record))
         return {}
 
-    async def _main(self, url: str, record: Recorder) -> None:
+    async def _main(self, feed: Feed, record: Recorder) -> None:
         from websockets.asyncio.client import connect as ws_connect
         from websockets.exceptions import ConnectionClosed
 
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
+        loads = feed.loads
         try:
-            async with ws_connect(keyed(url)) as ws:
+            async with ws_connect(feed.ws_url()) as ws:
+                for text in feed.hello():
+                    await ws.send(text)
                 async for message in ws:
-                    obj = json.loads(message)
+                    obj = loads(message)
                     stamp = obj.get(STAMP)
                     if stamp is not None and record(stamp):
                         break
@@ -287,14 +383,14 @@ class Picows(BenchClient):
     _loop: asyncio.AbstractEventLoop | None = None
     _transport: Any = None
 
-    def run(self, url: str, record: Recorder) -> dict[str, Any]:
-        asyncio.run(self._main(url, record))
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
+        asyncio.run(self._main(feed, record))
         return {}
 
-    async def _main(self, url: str, record: Recorder) -> None:
+    async def _main(self, feed: Feed, record: Recorder) -> None:
         from picows import WSListener, WSMsgType, ws_connect
 
-        loads = json.loads
+        loads = feed.loads
 
         class Listener(WSListener):
             def on_ws_frame(self, transport: Any, frame: Any) -> None:
@@ -307,10 +403,12 @@ class Picows(BenchClient):
 
         self._loop = asyncio.get_running_loop()
         try:
-            transport, _ = await ws_connect(Listener, keyed(url), max_frame_size=1 << 20)
+            transport, _ = await ws_connect(Listener, feed.ws_url(), max_frame_size=1 << 20)
         except OSError:
             return
         self._transport = transport
+        for text in feed.hello():
+            transport.send(WSMsgType.TEXT, text.encode())
         await transport.wait_disconnected()
 
     def abort(self) -> None:

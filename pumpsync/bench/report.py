@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import median
@@ -16,8 +17,18 @@ MB = 1024 * 1024
 
 def figures(workload: str, run: dict[str, Any]) -> dict[str, float]:
     """The figures one run gives for its workload (derived ones computed per run, before the median)."""
-    if workload == "bulk":
+    if workload in ("bulk", "pumpportal", "solana"):
         return {"events_per_s": run["events_per_s"], "cpu_us_per_event": run["cpu_us_per_event"]}
+    if workload == "fanout":
+        hop, direct = run["latency_us"], run["direct"]["latency_us"]
+        out = {"p50": hop["p50"], "p99": hop["p99"], "direct_p50": direct["p50"], "direct_p99": direct["p99"],
+               "events_per_s": run["events_per_s"], "per_consumer_per_s": run["events_per_s_per_consumer"]}  # fmt: skip
+        if run.get("in_events_per_s"):
+            out["in_events_per_s"] = run["in_events_per_s"]
+        cpu = [r["cpu_us_per_event"] for r in run["latency_runs"] if r.get("cpu_us_per_event") is not None]
+        if cpu:
+            out["consumer_cpu_us_per_event"] = median(cpu)
+        return out
     if workload == "paced":
         return {**run["latency_us"], "cpu_pct": run["cpu_pct"]}
     if workload == "realistic":
@@ -68,12 +79,20 @@ def _span(a: str, b: str, fmt: str) -> Callable[[dict[str, float]], str]:
     return lambda row: f"{fmt.format(row[a])}->{fmt.format(row[b])}" if a in row else "-"
 
 
+def _throughput(plan: Plan, workload: str) -> list[Column]:
+    title = f"{workload} {plan.events if workload == 'bulk' else plan.feed_events:,}"
+    return [
+        Column(title, "events/s", workload, _num("events_per_s", "{:,.0f}")),
+        Column(title, "CPU us/ev", workload, _num("cpu_us_per_event", "{:.1f}")),
+    ]
+
+
 def columns(plan: Plan) -> list[Column]:
     paced = f"paced {plan.paced_rate:g}/s, latency us"
     soak = f"soak {plan.soak_events:,}"
+    hop = f"fan-out {plan.paced_rate:g}/s x{plan.fanout_consumers}, us; ev/s"
     every = [
-        Column(f"bulk {plan.events:,}", "events/s", "bulk", _num("events_per_s", "{:,.0f}")),
-        Column(f"bulk {plan.events:,}", "CPU us/ev", "bulk", _num("cpu_us_per_event", "{:.1f}")),
+        *_throughput(plan, "bulk"),
         Column(paced, "p50", "paced", _num("p50", "{:,.0f}")),
         Column(paced, "p99", "paced", _num("p99", "{:,.0f}")),
         Column(paced, "p99.9", "paced", _num("p99_9", "{:,.0f}")),
@@ -82,6 +101,12 @@ def columns(plan: Plan) -> list[Column]:
         Column(soak, "RSS MB", "soak", _span("rss_start_mb", "rss_end_mb", "{:.0f}")),
         Column(soak, "growth", "soak", _num("rss_growth_pct", "{:+.0f}%")),
         Column(soak, "threads", "soak", _span("threads_start", "threads_end", "{:.0f}")),
+        *_throughput(plan, "pumpportal"),
+        *_throughput(plan, "solana"),
+        Column(hop, "p50", "fanout", _num("p50", "{:,.0f}")),
+        Column(hop, "p99", "fanout", _num("p99", "{:,.0f}")),
+        Column(hop, "into", "fanout", _num("in_events_per_s", "{:,.0f}")),
+        Column(hop, "out", "fanout", _num("events_per_s", "{:,.0f}")),
     ]
     return [c for c in every if c.workload in plan.workloads]
 
@@ -125,7 +150,9 @@ def _ratio(summary: Summary, workload: str, name: str, baseline: str) -> float |
 
 
 RATIOS = (("bulk events/s", "bulk", "events_per_s"), ("bulk CPU/event", "bulk", "cpu_us_per_event"),
-          ("paced p99", "paced", "p99"), ("300/s CPU", "realistic", "cpu_pct"))  # fmt: skip
+          ("paced p99", "paced", "p99"), ("300/s CPU", "realistic", "cpu_pct"),
+          ("PP events/s", "pumpportal", "events_per_s"), ("PP CPU/event", "pumpportal", "cpu_us_per_event"),
+          ("Sol events/s", "solana", "events_per_s"), ("Sol CPU/event", "solana", "cpu_us_per_event"))  # fmt: skip
 
 
 def ratios(plan: Plan, summary: Summary) -> dict[str, dict[str, float | None]]:
@@ -141,14 +168,48 @@ def ratio_lines(plan: Plan, summary: Summary) -> list[str]:
     if not by_baseline or PRODUCT not in plan.clients:
         return []
     first = max(len(CLIENTS[b].label) for b in by_baseline) + 3
+    shown = [label for label, workload, _ in RATIOS if workload in plan.workloads]
+    if not shown:
+        return []
     lines = [
         f"{CLIENTS[PRODUCT].label} (*) / baseline, same run (events/s: higher is better; CPU, latency: lower):",
-        " " * first + "".join(f"  {label:>14}" for label, _, _ in RATIOS),
+        " " * first + "".join(f"  {label:>14}" for label in shown),
     ]
     for baseline, values in by_baseline.items():
-        cells = "".join(f"  {_x(values[label]):>14}" for label, _, _ in RATIOS)
+        cells = "".join(f"  {_x(values[label]):>14}" for label in shown)
         lines.append(f"vs {CLIENTS[baseline].label}".ljust(first) + cells)
     return lines
+
+
+def _consumer_load(plan: Plan, row: dict[str, float]) -> list[str]:
+    """What the consumers alone ask of the machine (the latency is queueing once that nears its CPUs)."""
+    cpu = row.get("consumer_cpu_us_per_event")
+    if cpu is None:
+        return []
+    load = plan.fanout_consumers * plan.paced_rate * cpu / 1e6
+    return [f"  each consumer used {cpu:.0f} us CPU per event: {load:.2f} CPUs for the {plan.fanout_consumers} "
+            f"(of {os.cpu_count()} here, shared with the daemon, Redis and the simulator)"]  # fmt: skip
+
+
+def fanout_lines(plan: Plan, summary: Summary) -> list[str]:
+    """The hop against a direct connection measured in the same repetitions."""
+    row = summary.get("fanout", {}).get(PRODUCT, {})
+    if "p50" not in row:
+        return []
+    p50, p99, d50, d99 = row["p50"], row["p99"], row["direct_p50"], row["direct_p99"]
+    into = row.get("in_events_per_s")
+    return [
+        f"Fan-out through Redis: OpenPump -> pumpsync daemon (redis sink) -> redis-server -> "
+        f"{plan.fanout_consumers} consumers (Client('redis') + get), each reading every event:",
+        f"  latency at {plan.paced_rate:g}/s, send -> consumer: p50 {p50:,.0f} us, p99 {p99:,.0f} us "
+        f"(all consumers pooled); direct connection in the same run: p50 {d50:,.0f} us, p99 {d99:,.0f} us",
+        f"  the hop adds p50 {p50 - d50:+,.0f} us, p99 {p99 - d99:+,.0f} us: {_x(p50 / d50 if d50 else None)} and "
+        f"{_x(p99 / d99 if d99 else None)} the direct connection's",
+        *_consumer_load(plan, row),
+        f"  throughput ({plan.fanout_events:,} events): into Redis "
+        f"{'-' if into is None else f'{into:,.0f}'}/s; out of Redis {row['events_per_s']:,.0f}/s in all "
+        f"({row['per_consumer_per_s']:,.0f}/s per consumer)",
+    ]
 
 
 def _x(value: float | None) -> str:

@@ -11,12 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from pumpsync.bench.clients import CLIENTS
+from pumpsync.bench.clients import CLIENTS, PRODUCT, Feed
 from pumpsync.bench.scrape import Scraper, free_addr
 from pumpsync.bench.server import BenchError, SimulatorProcess
 
 SETTLE = 0.1  # after the connection is up, so that the consumer is in its loop when the first frame comes
 STARTUP = 30.0  # seconds for a worker to connect
+WORKLOADS = ("bulk", "paced", "realistic", "soak", "pumpportal", "solana", "fanout")
+# The PumpPortal and Solana workloads' clients unless --client names others: websocket-client's two
+# designs read Solana's 2-4 KB frames at about 1,500 a second: minutes per run for no new fact.
+FEED_CLIENTS = (PRODUCT, "pumpsync-iter", "websockets", "picows", "floor")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Workload:
     rate: float | None  # None: as fast as possible
     latency: bool = False
     warm_at: int | None = None  # soak: note memory here too
+    provider: str = "openpump"  # whose frames the simulator sends
 
     def blast_timeout(self) -> float:
         if self.rate is not None:
@@ -44,8 +49,13 @@ class Plan:
     repeat: int = 3
     soak_repeat: int = 1
     clients: tuple[str, ...] = tuple(key for key, cls in CLIENTS.items() if cls.available())
-    workloads: tuple[str, ...] = ("bulk", "paced", "realistic", "soak")
+    workloads: tuple[str, ...] = WORKLOADS
     seed: int = 1
+    feed_events: int = 50_000  # pumpportal and solana, as fast as possible
+    fanout_events: int = 50_000  # fan-out throughput: events into Redis, each read by every consumer
+    fanout_consumers: int = 10
+    # Clients of the PumpPortal and Solana workloads (None: all of ``clients``); --quick runs fewer.
+    feed_clients: tuple[str, ...] | None = FEED_CLIENTS
 
     def build(self) -> list[Workload]:
         paced, realistic = self.paced_rate, self.realistic_rate
@@ -55,11 +65,24 @@ class Plan:
             "realistic": Workload("realistic", max(2, int(realistic * self.realistic_seconds)), realistic),
             # warm: past the client's de-duplication window (200,000 identities by default)
             "soak": Workload("soak", self.soak_events, None, warm_at=self.soak_events // 4),
+            # PumpPortal-sized trade frames (a funded key's token_trades), as fast as possible
+            "pumpportal": Workload("pumpportal", self.feed_events, None, provider="pumpportal"),
+            # logsNotification frames: JSON-RPC, then base64 + Borsh per event
+            "solana": Workload("solana", self.feed_events, None, provider="solana"),
+            # the paced phase; the throughput phase's count is fanout_events (see fanout.py)
+            "fanout": Workload("fanout", max(2, int(paced * self.seconds)), paced, latency=True),
         }
         return [every[key] for key in self.workloads]
 
     def repeats(self, workload: Workload) -> int:
         return self.soak_repeat if workload.key == "soak" else self.repeat
+
+    def clients_for(self, workload: Workload) -> tuple[str, ...]:
+        if workload.key == "fanout":  # pumpsync's own hop; its baseline is pumpsync's direct connection
+            return (PRODUCT,) if PRODUCT in self.clients else ()
+        if workload.provider != "openpump" and self.feed_clients is not None:
+            return tuple(c for c in self.clients if c in self.feed_clients)
+        return self.clients
 
 
 @dataclass
@@ -67,6 +90,7 @@ class Runs:
     """Every run's result, by workload and client, in the order they ran."""
 
     results: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # workload -> why it did not run
 
     def add(self, workload: str, client: str, result: dict[str, Any]) -> None:
         self.results.setdefault(workload, {}).setdefault(client, []).append(result)
@@ -76,32 +100,55 @@ Progress = Callable[[str], None]
 
 
 def run_plan(plan: Plan, progress: Progress | None = None) -> Runs:
+    from pumpsync.bench import fanout
+
     say = progress or (lambda _text: None)
     runs = Runs()
-    with SimulatorProcess(plan.seed) as sim:
+    with SimulatorProcess(plan.seed) as sim, fanout.Fanout(plan, sim, say) as hop:
         for workload in plan.build():
+            clients = plan.clients_for(workload)
+            skipped = hop.unavailable if workload.key == "fanout" else None
+            if workload.provider not in sim.urls:
+                skipped = f"the simulator has no {workload.provider} provider in this version"
+            if skipped or not clients:
+                runs.skipped[workload.key] = skipped or "the product is not among the clients"
+                say(f"{workload.key}: skipped ({runs.skipped[workload.key]})")
+                continue
             total = plan.repeats(workload)
             for rep in range(total):
-                for client in plan.clients:  # interleaved, so that drift hits every client alike
+                for client in clients:  # interleaved, so that drift hits every client alike
                     started = time.monotonic()
-                    result = run_one(sim, client, workload)
+                    result = hop.run(workload) if workload.key == "fanout" else run_one(sim, client, workload)
                     runs.add(workload.key, client, result)
                     say(f"{workload.key} {rep + 1}/{total} {client:<14} {_brief(result)} "
                         f"({time.monotonic() - started:.1f} s)")  # fmt: skip
     return runs
 
 
-def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str, Any]:
-    """One client process through one workload; never raises, an ``error`` key says what failed."""
-    spec = {
+def feed_of(sim: SimulatorProcess, workload: Workload) -> Feed:
+    keys = tuple(sim.mints) if workload.provider == "pumpportal" else ()
+    return Feed(workload.provider, sim.urls[workload.provider], keys)
+
+
+def worker_command(spec: dict[str, Any]) -> list[str]:
+    return [sys.executable, "-m", "pumpsync.bench.worker", json.dumps(spec)]
+
+
+def worker_spec(client: str, feed: Feed, workload: Workload, count: int | None = None) -> dict[str, Any]:
+    return {
         "client": client,
-        "url": sim.url,
-        "count": workload.count,
+        "feed": {"provider": feed.provider, "url": feed.url, "keys": list(feed.keys)},
+        "count": workload.count if count is None else count,
         "latency": workload.latency,
         "warm_at": workload.warm_at,
         "first_timeout": STARTUP + workload.blast_timeout(),
         "idle_timeout": 10.0,
     }
+
+
+def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str, Any]:
+    """One client process through one workload; never raises, an ``error`` key says what failed."""
+    spec = worker_spec(client, feed_of(sim, workload), workload)
     metrics_addr = free_addr() if CLIENTS[client].metrics else None
     if metrics_addr is not None:
         spec["metrics_addr"] = metrics_addr
@@ -110,19 +157,23 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
     except BenchError as exc:
         return {"error": str(exc)}
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty client never blocks on it
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pumpsync.bench.worker", json.dumps(spec)], stdout=subprocess.PIPE, stderr=log
-        )
+        proc = subprocess.Popen(worker_command(spec), stdout=subprocess.PIPE, stderr=log)
         scraper: Scraper | None = None
         try:
-            _await_connection(sim, proc, log)
+            await_connection(sim, proc, log, workload.provider)
             if metrics_addr is not None:
                 scraper = Scraper(metrics_addr)
             time.sleep(SETTLE)
-            server = sim.call("blast", timeout=workload.blast_timeout(), count=workload.count, rate=workload.rate)
+            server = sim.call(
+                "blast",
+                timeout=workload.blast_timeout(),
+                provider=workload.provider,
+                count=workload.count,
+                rate=workload.rate,
+            )
             scraped = scraper.close() if scraper is not None else None  # before the worker shuts its server
             out, _ = proc.communicate(timeout=60.0)
-            result = _parse(out, log)
+            result = parse_result(out, log)
             result["server"] = {k: server[k] for k in ("frames", "wall_s", "cpu_s")}
             if scraped is not None:
                 result["metrics"] = scraped
@@ -137,22 +188,24 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
                 proc.communicate()
 
 
-def _await_connection(sim: SimulatorProcess, proc: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+def await_connection(
+    sim: SimulatorProcess, proc: subprocess.Popen[bytes], log: IO[bytes], provider: str = "openpump"
+) -> None:
     deadline = time.monotonic() + STARTUP
     while True:
         try:
-            sim.call("ready", timeout=0.5, n=1)
+            sim.call("ready", timeout=0.5, n=1, provider=provider)
             return
         except BenchError as exc:
             if proc.poll() is not None:
                 out, _ = proc.communicate()
-                raise BenchError(f"client exited before connecting: {_parse(out, log).get('error')}") from None
+                raise BenchError(f"client exited before connecting: {parse_result(out, log).get('error')}") from None
             if time.monotonic() > deadline:
                 raise BenchError(f"client did not connect within {STARTUP:.0f} s ({exc})") from None
 
 
-def _parse(out: bytes, log: IO[bytes]) -> dict[str, Any]:
-    lines = out.decode(errors="replace").strip().splitlines()
+def parse_result(out: bytes | None, log: IO[bytes]) -> dict[str, Any]:
+    lines = (out or b"").decode(errors="replace").strip().splitlines()
     try:
         result: dict[str, Any] = json.loads(lines[-1])
     except (IndexError, ValueError):

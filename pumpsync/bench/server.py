@@ -1,9 +1,11 @@
 """The simulator in a process of its own: ``python -m pumpsync.bench.server SEED``.
 
-It prints ``{"url": ...}``, then answers one JSON line per JSON line of commands on stdin:
-``idle`` (wait until no client is connected), ``ready`` (wait for ``n`` streaming clients),
-``blast`` (send ``count`` stamped trades at ``rate``/s, or as fast as possible), ``stop``.
-End of stdin (the orchestrator went away) stops it too.
+It serves every provider a workload reads (OpenPump, PumpPortal, and Solana where the simulator
+has it), prints ``{"urls": {provider: url}, "mints": [...]}`` (the mints of the blast's trades,
+for PumpPortal's trade subscription), then answers one JSON line per JSON line of commands on
+stdin: ``idle`` (wait until no client is connected), ``ready`` (wait for ``n`` streaming clients
+of ``provider``), ``blast`` (send ``count`` stamped trades to ``provider``'s clients at
+``rate``/s, or as fast as possible), ``stop``. End of stdin (the orchestrator went away) stops it too.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import IO, Any
 
 from pumpsync.bench.probe import cpu_seconds
 
-PROVIDER = "openpump"
+PROVIDER = "openpump"  # the default workloads' provider
+PROVIDERS = ("openpump", "pumpportal", "solana")  # those the simulator has are served
 
 
 class BenchError(Exception):
@@ -31,15 +34,16 @@ class BenchError(Exception):
 
 def _handle(sim: Any, cmd: dict[str, Any]) -> dict[str, Any]:
     op, timeout = cmd["op"], float(cmd.get("timeout", 10.0))
+    provider = cmd.get("provider", PROVIDER)
     if op == "idle":
-        sim.wait_for(lambda: not sim.connections(PROVIDER), timeout)
+        sim.wait_for(lambda: not any(sim.connections(p) for p in sim.providers), timeout)
         return {}
     if op == "ready":
-        sim.wait_for_connections(PROVIDER, int(cmd["n"]), subscribed=True, timeout=timeout)
+        sim.wait_for_connections(provider, int(cmd["n"]), subscribed=True, timeout=timeout)
         return {}
     if op == "blast":
         wall, cpu = time.perf_counter(), cpu_seconds()
-        frames = sim.blast(int(cmd["count"]), PROVIDER, rate=cmd.get("rate"), stamp=True, timeout=timeout)
+        frames = sim.blast(int(cmd["count"]), provider, rate=cmd.get("rate"), stamp=True, timeout=timeout)
         return {"frames": frames, "wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
     if op == "stop":
         return {}
@@ -48,9 +52,17 @@ def _handle(sim: Any, cmd: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     from pumpsync.simulator import Simulator
+    from pumpsync.simulator.blast import trade_pool
+    from pumpsync.simulator.simulator import SERVERS
 
-    with Simulator(providers=(PROVIDER,), port=0, rate=0, seed=int(argv[0]) if argv else 1) as sim:
-        _reply({"url": sim.url(PROVIDER)})
+    seed = int(argv[0]) if argv else 1
+    providers = tuple(p for p in PROVIDERS if p in SERVERS)
+    # No PumpPortal ban: one connection at a time anyway, and a ban would stall every later run for an hour.
+    with Simulator(providers=providers, port=0, rate=0, seed=seed, pumpportal_ban_seconds=0.0) as sim:
+        # The blast's trade pool (the Simulator seeds it so); the PumpPortal server streams blast trades
+        # to any funded key subscription, these are the mints a real subscriber would name.
+        mints = sorted({trade.mint for trade in trade_pool(seed + 1_000_003)})
+        _reply({"urls": {p: sim.url(p) for p in providers}, "mints": mints})
         for line in sys.stdin:
             cmd = json.loads(line)
             try:
@@ -83,10 +95,16 @@ class SimulatorProcess:
         )
         self._buf = b""
         try:
-            self.url: str = self._read(start_timeout)["url"]
+            hello = self._read(start_timeout)
         except BaseException:
             self.close()
             raise
+        self.urls: dict[str, str] = hello["urls"]
+        self.mints: list[str] = hello["mints"]
+
+    @property
+    def url(self) -> str:
+        return self.urls[PROVIDER]
 
     def call(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
         """Run ``op`` in the child; raises BenchError if it fails or does not answer in time."""

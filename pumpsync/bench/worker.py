@@ -1,9 +1,10 @@
 """A measured client's process: ``python -m pumpsync.bench.worker SPEC``.
 
-``SPEC`` is a JSON object: ``client`` (a key of ``CLIENTS``), ``url``, ``count`` (events to
+``SPEC`` is a JSON object: ``client`` (a key of ``CLIENTS``), ``feed`` (a :class:`Feed`'s fields:
+``provider``, ``url``, ``keys``), ``count`` (events to
 wait for), ``latency`` (keep per-event latencies), ``warm_at`` (mark memory there),
 ``first_timeout`` and ``idle_timeout`` (seconds), ``metrics_addr`` (where the product serves
-its metrics). The result is one JSON object on stdout;
+its metrics), ``keep_samples`` (report every latency sample). The result is one JSON object on stdout;
 anything else the process says goes to stderr.
 """
 
@@ -15,7 +16,7 @@ import sys
 import traceback
 from typing import Any
 
-from pumpsync.bench.clients import CLIENTS
+from pumpsync.bench.clients import CLIENTS, Feed
 from pumpsync.bench.probe import Recorder, Watchdog
 
 
@@ -26,11 +27,14 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         recorder, client.abort, float(spec.get("first_timeout", 30.0)), float(spec.get("idle_timeout", 10.0))
     ).start()
     try:
-        extra = client.run(spec["url"], recorder)
+        feed = spec["feed"]
+        extra = client.run(Feed(feed["provider"], feed["url"], tuple(feed.get("keys", ()))), recorder)
     finally:
         watchdog.stop()
     result = recorder.result()
     result.update(extra)
+    if spec.get("keep_samples") and recorder.samples is not None:  # the fan-out pools its consumers' samples
+        result["samples_ns"] = recorder.samples.tolist()
     if watchdog.fired:
         result["error"] = f"stalled after {recorder.received} of {recorder.count} events"
     elif recorder.received < recorder.count:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from pumpsync._secrets import ApiKey, RedactingFilter
+from pumpsync._sources import Source
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import DEFAULT_PROVIDER, with_history
 from pumpsync.providers import PROVIDERS as SPECS
@@ -79,6 +80,14 @@ def client_options(func: F) -> F:
             help="; ".join(spec.summary for spec in SPECS.values()) + ".",
         ),
         click.option(
+            "--source",
+            "sources",
+            multiple=True,
+            metavar="PROVIDER[:CHANNEL,...][=URL]",
+            help="Read several sources as one stream, each event once (repeat; instead of --provider, --url and "
+            "--channel). Keys: PUMPSYNC_<PROVIDER>_API_KEY each, or --api-key for the one that needs a key.",
+        ),
+        click.option(
             "--url",
             "url",
             multiple=True,
@@ -124,8 +133,32 @@ _OPTION_NAMES = {flag.lstrip("-").replace("-", "_") for flag, _, _ in TUNING} | 
 }
 
 
+def parse_source(value: str) -> Source:
+    """``PROVIDER[:CHANNEL,...][=URL]``, e.g. ``anaxer:creations,trades=wss://host/v1/stream``."""
+    head, _, url = value.partition("=")  # a provider and channel names have no "=", a URL may
+    provider, _, names = head.partition(":")
+    provider = provider.strip()
+    if provider not in SPECS:
+        raise click.BadParameter(
+            f"{value!r}: {provider!r} is not one of {', '.join(PROVIDERS)}", param_hint="'--source'"
+        )
+    options: dict[str, Any] = {}
+    channels = [name.strip() for name in names.split(",") if name.strip()]
+    if channels:
+        options["channels"] = {name: {} for name in channels}
+    if url.strip():
+        options["url"] = url.strip()
+    return Source(provider, **options)
+
+
+# Options that belong to one provider: with --source, each source says its own.
+_PER_PROVIDER = ("url", "channels", "since", "rest_url", "auth")
+
+
 def client_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     """Turn the parsed options into :class:`pumpsync.Client` keyword arguments."""
+    if params.get("sources"):
+        return _sources_kwargs(params)
     kwargs: dict[str, Any] = {name: params[name] for name in _OPTION_NAMES if params.get(name) is not None}
     urls = params.get("url")
     if isinstance(urls, (tuple, list)):  # --url is repeatable: one string, or a list for several
@@ -146,6 +179,25 @@ def client_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def _sources_kwargs(params: dict[str, Any]) -> dict[str, Any]:
+    """Several sources: each ``--source`` its own provider, channels and URL; the other options
+    are every source's defaults."""
+    given = [name for name in _PER_PROVIDER if params.get(name)]
+    if given:
+        flags = ", ".join("--" + ("channel" if n == "channels" else n.replace("_", "-")) for n in given)
+        raise click.UsageError(f"{flags} apply to one provider: with --source write PROVIDER:CHANNEL,...=URL")
+    if params.get("provider") not in (None, DEFAULT_PROVIDER):
+        raise click.UsageError("give either --provider or --source")
+    kwargs: dict[str, Any] = {
+        name: params[name] for name in _OPTION_NAMES - set(_PER_PROVIDER) if params.get(name) is not None
+    }
+    kwargs["sources"] = [parse_source(value) for value in params["sources"]]
+    for name in ("api_key", "api_key_file"):
+        if params.get(name) is not None:
+            kwargs[name] = params[name]
+    return kwargs
+
+
 def configuration_error(exc: ConfigurationError) -> click.UsageError:
     """A ConfigurationError as a one-line CLI error naming the flag."""
     flag = "--" + exc.option.replace("_", "-")
@@ -155,11 +207,13 @@ def configuration_error(exc: ConfigurationError) -> click.UsageError:
     return click.UsageError(f"Invalid value for '{flag}': {message}")
 
 
-def setup_logging(verbose: int, key: ApiKey | None = None) -> None:
+def setup_logging(verbose: int, key: ApiKey | None = None, *more_keys: ApiKey) -> None:
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(key))
+    for other in more_keys:  # several sources, several keys
+        handler.addFilter(RedactingFilter(other))
     # A fatal error is printed once, as the command's own "pumpsync: ..." line, not also as a log line.
     handler.addFilter(lambda record: not getattr(record, "pumpsync_fatal", False))
     root = logging.getLogger()

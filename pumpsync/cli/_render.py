@@ -63,7 +63,14 @@ def _sol(value: float | None) -> str:
     return "-" if value is None else f"{value:,.4f} SOL"
 
 
-_TAGS = {"trade": "", "new_token": "NEW", "token_enriched": "META", "graduation": "GRAD", "price": "PRICE"}
+_TAGS = {
+    "trade": "",
+    "new_token": "NEW",
+    "token_enriched": "META",
+    "graduation": "GRAD",
+    "migration": "MIGR",
+    "price": "PRICE",
+}
 
 
 def to_text(event: Event, width: int | None = None) -> str:
@@ -80,7 +87,7 @@ def to_text(event: Event, width: int | None = None) -> str:
         details.append(_sol(event.sol_amount))
         if event.trader:
             details.append(f"by {event.trader}")
-    elif kind in ("new_token", "token_enriched", "graduation"):
+    elif kind in ("new_token", "token_enriched", "graduation", "migration"):
         if event.symbol or event.name:
             details.append(f"{event.symbol or '?'} ({event.name or '?'})")
         if event.market_cap_sol is not None:

@@ -12,7 +12,9 @@ import click
 from click.core import ParameterSource
 
 from pumpsync._secrets import ApiKey, RedactingFilter
+from pumpsync._sources import Source
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error
+from pumpsync.client import Client
 from pumpsync.config import make_config
 from pumpsync.daemon.config import (
     DEFAULT_DRAIN_TIMEOUT,
@@ -90,6 +92,14 @@ def daemon(config_path: str | None, check: bool, **params: Any) -> None:
 def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
     """Client options fail here, as usage errors, rather than once the daemon is running."""
     options = dict(config.client)
+    if config.sources:  # built, not started: each source's options and key are checked
+        if config.demo:
+            local = {"url": "ws://127.0.0.1/", "api_key": key}
+            options["sources"] = [Source(s.provider, name=s.name, **{**s.options, **local}) for s in config.sources]
+        elif key is not None:
+            options["api_key"] = key
+        Client(**options).close()
+        return
     if config.demo:  # the simulator's URLs replace these; do not warn about the real ones
         options.update(url="ws://127.0.0.1/", rest_url=None)
     try:
@@ -104,10 +114,10 @@ def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) 
     missing: ConfigurationError | None = None
     try:
         key: ApiKey | str | None = resolve_key(config, api_key, api_key_file)
-        found = "found"
+        found = "found" if key is not None or not config.sources else "each source's own"
     except ConfigurationError as exc:
         key, found, missing = "placeholder", f"not found ({str(exc).split(': ', 1)[-1]})", exc
-    if key is None:
+    if key is None and not config.sources:
         found = "not needed"  # a free source
     _validate_client(config, key)
     shown = config.describe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import queue
 import sqlite3
 import sys
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pumpsync._sources import Source
 from pumpsync.cli._options import setup_logging
 from pumpsync.cli._render import terminal_width, to_text
 from pumpsync.cli.top import run_top
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 
 # Providers with both a client module and a simulated server.
 _DEMO_PROVIDERS = [name for name in PROVIDERS if name in SERVERS]
+# --race: how late and lossy each simulated provider is, by position (delay range in s, loss).
+# Overlapping ranges, so that no source always wins.
+_RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), ((0.1, 0.2), 0.02)]
 
 
 @click.command()
@@ -45,6 +50,12 @@ _DEMO_PROVIDERS = [name for name in PROVIDERS if name in SERVERS]
     show_default=True,
     help="Serve Prometheus metrics here ('off' to disable).",
 )
+@click.option(
+    "--race",
+    is_flag=True,
+    help="Every simulated provider at once, from one market, each late and lossy its own way: "
+    "one stream, each event once, and who was first.",
+)
 @click.option("--plain", is_flag=True, help="One line per event, even on a terminal (the default when piped).")
 @click.option(
     "--record",
@@ -62,6 +73,7 @@ def demo(
     metrics_addr: str,
     plain: bool,
     record: str | None,
+    race: bool,
     verbose: int,
 ) -> None:
     """Watch a live (simulated) Pump.fun feed: no API key, no network. Ctrl-C to stop.
@@ -73,14 +85,25 @@ def demo(
     setup_logging(verbose)
     recorder = _recorder(record) if record else None
     seed = seed if seed is not None else int(time.time())
-    with Simulator(providers=(provider,), port=0, rate=rate, seed=seed) as sim:
-        spec = PROVIDERS[provider]
-        channels: dict[str, dict[str, Any]] | None = {
-            name: {} for name in spec.demo_channels or spec.default_channels
-        } or None
-        client = Client(provider, api_key="demo", url=sim.url(provider), channels=channels)  # type: ignore[arg-type]
+    providers = tuple(_DEMO_PROVIDERS) if race else (provider,)
+    with Simulator(providers=providers, port=0, rate=rate, seed=seed) as sim:
+        if race:
+            for name, (delay, loss) in zip(providers, itertools.cycle(_RACE_FEEDS)):
+                sim.set_feed(name, delay=delay, loss=loss)
+                click.echo(
+                    f"pumpsync demo: simulated {name} at {sim.url(name)}, {delay[0] * 1000:.0f}-{delay[1] * 1000:.0f}"
+                    f" ms late, {loss:.0%} lost",
+                    err=True,
+                )
+            client = Client(sources=[Source(name, api_key="demo", url=sim.url(name), channels=_channels(name))
+                                     for name in providers])  # fmt: skip
+        else:
+            client = Client(provider, api_key="demo", url=sim.url(provider), channels=_channels(provider))  # type: ignore[arg-type]
         metrics = _serve_metrics(client, metrics_addr)
-        click.echo(f"pumpsync demo: simulated {provider} stream at {sim.url(provider)} (seed {seed})", err=True)
+        if race:
+            click.echo(f"pumpsync demo: one market, {len(providers)} sources (seed {seed})", err=True)
+        else:
+            click.echo(f"pumpsync demo: simulated {provider} stream at {sim.url(provider)} (seed {seed})", err=True)
         if metrics is not None:
             click.echo(f"pumpsync demo: metrics at http://{metrics}/metrics", err=True)
         click.echo("pumpsync demo: Ctrl-C to stop", err=True)
@@ -89,7 +112,8 @@ def demo(
             if plain or not sys.stdout.isatty():
                 shown = _feed(client.start(), duration, on_event)
             else:
-                header = f"pumpsync demo: simulated {provider} at {sim.url(provider)} (seed {seed}); Ctrl-C to stop"
+                where = f"one market, {'+'.join(providers)}" if race else f"simulated {provider} at {sim.url(provider)}"
+                header = f"pumpsync demo: {where} (seed {seed}); Ctrl-C to stop"
                 run_top(client.start(), header, duration, on_event)
                 shown = client.stats()["delivered"]
         finally:
@@ -106,6 +130,13 @@ def demo(
     )
     if recorder is not None:
         click.echo(f"pumpsync demo: {recorder.written} events recorded in {record}", err=True)
+    if client.race is not None:
+        click.echo(f"pumpsync demo: {client.race.summary()}", err=True)
+
+
+def _channels(provider: str) -> dict[str, dict[str, Any]] | None:
+    spec = PROVIDERS[provider]
+    return {name: {} for name in spec.demo_channels or spec.default_channels} or None
 
 
 def _recorder(path: str) -> Sink:

@@ -12,10 +12,19 @@ from typing import Any
 import click
 
 from pumpsync._keys import choose_api_key
+from pumpsync._sources import MultiClient
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
 from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
-from pumpsync.errors import ClientClosed, ConfigurationError, ProviderRefused, PumpsyncError, SubscriptionRejected
+from pumpsync.errors import (
+    AllSourcesFailed,
+    ClientClosed,
+    ConfigurationError,
+    ProviderRefused,
+    PumpsyncError,
+    SourceFailed,
+    SubscriptionRejected,
+)
 from pumpsync.providers import provider_spec
 
 EXIT_REFUSED = 3  # the provider refused the key or the plan
@@ -31,14 +40,21 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
     """Stream events to stdout (text, or one JSON object per line); logs go to stderr.
 
     Exit status: 0 on a normal end (count or duration reached, Ctrl-C), 3 when the provider
-    refuses the key or the plan, 1 on other fatal errors.
+    refuses the key or the plan, 1 on other fatal errors. With several --source, a source that
+    fails is reported and the others go on; the race summary is printed at the end.
     """
     try:
         kwargs = client_kwargs(params)
-        required = provider_spec(kwargs["provider"]).key_required
-        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
-        setup_logging(params["verbose"], key)
-        client = Client(**{**kwargs, "api_key": key})
+        if "sources" in kwargs:  # each source's key is its own (see Client)
+            setup_logging(params["verbose"])
+            client = Client(**kwargs)
+            if isinstance(client, MultiClient):
+                setup_logging(params["verbose"], None, *client.source_keys())
+        else:
+            required = provider_spec(kwargs["provider"]).key_required
+            key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
+            setup_logging(params["verbose"], key)
+            client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
     render = to_json_line if fmt == "jsonl" else lambda event: to_text(event, terminal_width(sys.stdout))
@@ -66,6 +82,9 @@ def _run(client: Client, render: Any, count: int | None, duration: float | None)
                 continue
             except SubscriptionRejected:
                 continue  # the client has logged it (one warning line); the other channels go on
+            except SourceFailed as exc:  # the other sources go on
+                click.echo(f"pumpsync: {exc}", err=True)
+                continue
             out.write(render(event) + "\n")
             out.flush()
             seen += 1
@@ -74,6 +93,10 @@ def _run(client: Client, render: Any, count: int | None, duration: float | None)
     except ProviderRefused as exc:
         click.echo(f"pumpsync: {exc}", err=True)
         return EXIT_REFUSED
+    except AllSourcesFailed as exc:
+        click.echo(f"pumpsync: {exc}", err=True)
+        refused = all(isinstance(e, ProviderRefused) for e in exc.errors.values())
+        return EXIT_REFUSED if refused else EXIT_FATAL
     except PumpsyncError as exc:
         click.echo(f"pumpsync: {exc}", err=True)
         return EXIT_FATAL
@@ -81,4 +104,6 @@ def _run(client: Client, render: Any, count: int | None, duration: float | None)
         pass
     finally:
         client.close()
+        if client.race is not None:  # several sources: who was first, who missed what
+            click.echo(f"pumpsync: {client.race.summary()}", err=True)
     return 0

@@ -129,7 +129,7 @@ class TopModel:
             self.volume[mint] += sol
             self.count[mint] += 1
             self.trade_seconds[int(now - self.started)] += 1
-        elif kind == "graduation":
+        elif kind in ("graduation", "migration") and not token.graduated:  # whichever the source reports first
             token.graduated = True
             self.graduations.append((event.received_at, mint, event.liquidity_sol))
 

@@ -19,6 +19,23 @@ The API key is never read from this file: use ``api_key_file``, ``--api-key-file
 
 Every value is checked for its type and range here (a wrong one is a ConfigurationError: one
 line, exit status 2), so that nothing fails later, once the daemon runs.
+
+Several sources, one stream: ``[[sources]]`` tables instead of ``provider``, ``url`` and
+``[channels]`` (the other client options above them are every source's defaults)::
+
+    race_window = 10
+
+    [[sources]]
+    provider = "openpump"
+    api_key_file = "/etc/pumpsync/openpump.key"
+
+    [[sources]]
+    provider = "anaxer"
+    channels = { creations = {} }
+    api_key_file = "/etc/pumpsync/anaxer.key"
+
+A source's key: its ``api_key_file``, else ``PUMPSYNC_<PROVIDER>_API_KEY``, else the daemon's
+key if it is the only source that needs one and has none of its own.
 """
 
 from __future__ import annotations
@@ -35,6 +52,7 @@ from typing import Any
 from pumpsync._keys import choose_api_key
 from pumpsync._ranges import check_range, check_ranges
 from pumpsync._secrets import ApiKey, safe_url
+from pumpsync._sources import Source
 from pumpsync.config import ClientConfig
 from pumpsync.errors import ConfigurationError
 from pumpsync.metrics import parse_addr
@@ -51,8 +69,11 @@ METRICS_OFF = ("off", "none", "")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEMO_KEY = "pumpsync-demo-key"  # anything works against the simulator; unlike "demo" it never appears in log text
 
-# Client options the file may set: every ClientConfig field but the key.
-CLIENT_KEYS = frozenset(f.name for f in fields(ClientConfig)) - {"api_key"}
+# Client options the file may set: every ClientConfig field but the key; several sources.
+CLIENT_KEYS = frozenset(f.name for f in fields(ClientConfig)) - {"api_key"} | {"sources", "race_window"}
+# What one [[sources]] table may set.
+SOURCE_KEYS = frozenset(f.name for f in fields(ClientConfig)) - {"api_key", "urls"} | {"name", "api_key_file"}
+_PER_PROVIDER = ("provider", "url", "urls", "channels", "since", "rest_url", "auth")
 # Daemon options and their types (ints are accepted where floats are expected).
 DAEMON_KEYS: dict[str, type] = {
     "api_key_file": str,
@@ -83,19 +104,33 @@ class DaemonConfig:
 
     @property
     def provider(self) -> str:
+        if self.sources:
+            return "+".join(source.provider for source in self.sources)
         return str(self.client.get("provider", DEFAULT_PROVIDER))
+
+    @property
+    def sources(self) -> list[Source]:
+        """Several sources (``[[sources]]``, ``--source``), or none: one provider."""
+        return list(self.client.get("sources") or ())
 
     def describe(self) -> dict[str, Any]:
         """The effective settings, JSON-ready, for ``--check``: no key, and URLs as scheme, host and
         port only (a key may sit in a URL's path or query, a Redis password in its userinfo);
         webhook header values hidden; other sink options as given."""
         client = dict(self.client)
-        for option in ("url", "rest_url"):
-            value = client.get(option)
-            if isinstance(value, str):
-                client[option] = safe_url(value)
-            elif isinstance(value, (list, tuple)):
-                client[option] = [safe_url(v) for v in value if isinstance(v, str)]
+        if self.sources:  # what each source was given, never a key
+            client["sources"] = [
+                {"provider": s.provider, **({"name": s.name} if s.name else {}),
+                 **{k: v for k, v in s.options.items() if k != "api_key"}}
+                for s in self.sources
+            ]  # fmt: skip
+        for options in (client, *client.get("sources", ())):
+            for option in ("url", "rest_url"):
+                value = options.get(option)
+                if isinstance(value, str):
+                    options[option] = safe_url(value)
+                elif isinstance(value, (list, tuple)):
+                    options[option] = [safe_url(v) for v in value if isinstance(v, str)]
         sinks = []
         for spec in self.sinks:
             shown = dict(spec)
@@ -141,7 +176,26 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     for i, sink in enumerate(data.get("sinks", [])):
         if not isinstance(sink, dict):
             raise ConfigurationError(f"sinks[{i}]", "must be a table ([[sinks]])")
+    if "sources" in data:
+        data["sources"] = [_source(i, table) for i, table in enumerate(data["sources"])]
     return data
+
+
+def _source(i: int, table: Any) -> Source:
+    """One ``[[sources]]`` table."""
+    where = f"sources[{i}]"
+    if not isinstance(table, dict):
+        raise ConfigurationError(where, "must be a table ([[sources]])")
+    if "api_key" in table:
+        raise ConfigurationError(f"{where}.api_key", "is not read from the config file: use api_key_file")
+    unknown = sorted(set(table) - SOURCE_KEYS)
+    if unknown:
+        raise ConfigurationError(f"{where}.{unknown[0]}", "unknown key")
+    if not isinstance(table.get("provider"), str):
+        raise ConfigurationError(f"{where}.provider", "every source names its provider")
+    options = dict(table)
+    provider, name = options.pop("provider"), options.pop("name", None)
+    return Source(provider, name=name, **options)
 
 
 def _typed(key: str, value: Any, expected: type | tuple[type, ...]) -> Any:
@@ -179,7 +233,14 @@ def build_config(file: Mapping[str, Any], explicit: Mapping[str, Any]) -> Daemon
     """Merge file settings with ``explicit`` ones (flags and environment, already parsed) over defaults."""
     merged: dict[str, Any] = {**file, **{k: v for k, v in explicit.items() if v is not None}}
     client = {k: v for k, v in merged.items() if k in CLIENT_KEYS}
-    client.setdefault("provider", "openpump")
+    if client.get("sources"):
+        given = [key for key in _PER_PROVIDER if key in client]
+        if given:
+            raise ConfigurationError(given[0], "belongs to one provider: with sources, set it in a [[sources]] table")
+    else:
+        client.pop("sources", None)
+        client.pop("race_window", None)
+        client.setdefault("provider", "openpump")
     level = str(merged.get("log_level", "info")).lower()
     if level not in LOG_LEVELS:
         raise ConfigurationError("log_level", f"{level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -222,5 +283,6 @@ def resolve_key(
         environ=environ,
         config_key_file=config.api_key_file,
         fallback=DEMO_KEY if config.demo else None,
-        required=provider_spec(config.provider).key_required,
+        # several sources: each has its own key or names it (the client says which one lacks a key)
+        required=not config.sources and provider_spec(config.provider).key_required,
     )

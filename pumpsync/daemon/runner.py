@@ -23,16 +23,17 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from pumpsync._secrets import ApiKey, redact, safe_url
+from pumpsync._secrets import ApiKey, RedactingFilter, redact, safe_url
+from pumpsync._sources import MultiClient, Source
 from pumpsync._version import __version__
 from pumpsync.client import Client
-from pumpsync.daemon.config import DaemonConfig
+from pumpsync.daemon.config import DEMO_KEY, DaemonConfig
 from pumpsync.daemon.dispatch import Dispatcher
 from pumpsync.daemon.health import machinery_problem, summary
 from pumpsync.daemon.sdnotify import Notifier
 from pumpsync.daemon.sinks import Sink, build_sinks
 from pumpsync.daemon.state import PositionFile, default_state_dir, restore, sink_positions
-from pumpsync.errors import ConfigurationError, ProviderRefused, PumpsyncError
+from pumpsync.errors import AllSourcesFailed, ConfigurationError, ProviderRefused, PumpsyncError
 from pumpsync.metrics import MetricsServer, client_ready, start_metrics_server
 
 if TYPE_CHECKING:
@@ -100,13 +101,18 @@ class Daemon:
         )  # fmt: skip
         if fatal is None:
             return EXIT_OK
+        if isinstance(fatal, AllSourcesFailed):
+            refused = all(isinstance(e, ProviderRefused) for e in fatal.errors.values())
+            return EXIT_REFUSED if refused else EXIT_FATAL
         return EXIT_REFUSED if isinstance(fatal, ProviderRefused) else EXIT_FATAL
 
     # ------------------------------------------------------------------ start
     def _start(self) -> None:
         config = self.config
         options: dict[str, Any] = dict(config.client)
-        if config.demo:
+        if config.demo and config.sources:
+            options["sources"] = self._simulated_sources(config.sources)
+        elif config.demo:
             options.update(self._start_simulator(options["provider"]))
         self.sinks = build_sinks(config.sinks)
         for sink in self.sinks:
@@ -114,16 +120,22 @@ class Daemon:
                 sink.start()
             except Exception as exc:
                 raise RuntimeError(f"sink {sink.name} ({sink.describe()}): {exc}") from None
-        options["api_key"] = self._key  # an ApiKey: the client keeps it wrapped
-        self._resume(options)
+        if self._key is not None or not config.sources:
+            options["api_key"] = self._key  # an ApiKey: the client keeps it wrapped
+        if not config.sources:  # the sinks' stored positions are one provider's slots
+            self._resume(options)
         try:
             self.client = client = Client(**options)
         except ConfigurationError as exc:
-            if exc.option != "since" or "since" in config.client:
+            if exc.option != "since" or "since" in config.client or config.sources:
                 raise
             log.info("%s has no history to resume from: starting from now", options["provider"])
             del options["since"]
             self.client = client = Client(**options)
+        if isinstance(client, MultiClient):  # several sources, several keys: keep every one out of the logs
+            for handler in logging.getLogger().handlers:
+                for key in client.source_keys():
+                    handler.addFilter(RedactingFilter(key))
         if config.metrics_addr.lower() not in ("off", "none", ""):
             try:
                 self.metrics = start_metrics_server(client, config.metrics_addr, self.sinks)
@@ -132,14 +144,29 @@ class Daemon:
         self.dispatcher = Dispatcher(client.queue, self.sinks, self._on_fatal)
         self.dispatcher.start()
         client.start()
+        members = client.members.values()
         log.info(
             "pumpsync %s: %s at %s, %d connection(s); sinks: %s; metrics: %s",
-            __version__, client.config.provider, " ".join(map(safe_url, client.config.urls)),
-            client.config.connections,
+            __version__, "+".join(client.members), " ".join(safe_url(u) for m in members for u in m.config.urls),
+            sum(m.config.connections for m in members),
             ", ".join(f"{s.name} ({s.describe()})" for s in self.sinks),
             f"{self.metrics.url}/metrics" if self.metrics else "off",
         )  # fmt: skip
-        self.notifier.status(f"connecting to {client.config.provider}")
+        self.notifier.status(f"connecting to {'+'.join(client.members)}")
+
+    def _simulated_sources(self, sources: list[Source]) -> list[Source]:
+        """--demo with several sources: one simulated market serves every provider."""
+        from pumpsync.simulator import Simulator
+
+        logging.getLogger("pumpsync.simulator").setLevel(max(logging.WARNING, logging.getLogger().level))
+        providers = tuple(dict.fromkeys(s.provider for s in sources))
+        self.simulator = sim = Simulator(providers=providers, port=0, rate=_DEMO_RATE, seed=int(time.time()))
+        sim.start()
+        log.info("demo: one simulated market for %s", ", ".join(providers))
+        return [
+            Source(s.provider, name=s.name, **{**s.options, **sim.client_options(s.provider), "api_key": DEMO_KEY})
+            for s in sources
+        ]
 
     def _resume(self, options: dict[str, Any]) -> None:
         """Give the sinks their stored positions and, unless told otherwise, start the stream there."""

@@ -20,10 +20,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from pumpsync._race import RaceTracker
 from pumpsync._stats import IMPLAUSIBLE_REASONS, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
-from pumpsync.events import KINDS
+from pumpsync.events import KINDS, UNKNOWN
 from pumpsync.providers import dialect_class, provider_spec
 from pumpsync.providers.base import MALFORMED_REASONS
 
@@ -39,6 +40,9 @@ _MAX_FREE_LABELS = 32
 # How sessions most often end whatever the provider: the socket dropped, the supervisor found it
 # stale, or a ping went unanswered. With the provider's close codes they are exported at 0.
 _COMMON_DISCONNECTS = ("dropped", "stale", "pong_timeout")
+
+# Kinds that take part in a race between sources (an unknown object has no identity to match).
+RACE_KINDS = tuple(kind for kind in KINDS if kind != UNKNOWN)
 
 # How long a scrape lets go of the GIL between metric families (see PumpsyncCollector.collect).
 _SCRAPE_YIELD = 50e-6
@@ -118,10 +122,14 @@ class PumpsyncCollector:
     def __init__(self, client: Client, sinks: Sequence[SinkStats] | None = None) -> None:
         self.client = client
         self.sinks = list(sinks or ())
-        self._disconnects = known_disconnects(client.config.provider)
-        self._channels = [sub.channel for sub in client.config.channels]
-        self._filter_reasons = known_filter_reasons(client.config.provider)
-        self._malformed_reasons = known_malformed_reasons(client.config.provider)
+        # One member, the client itself, unless it reads several sources (each labelled by its name).
+        self._members = list(client.members.values())
+        self._disconnects = {m.raw_stats.provider: known_disconnects(m.config.provider) for m in self._members}
+        self._channels = list(dict.fromkeys(sub.channel for m in self._members for sub in m.config.channels))
+        self._filter_reasons = {m.raw_stats.provider: known_filter_reasons(m.config.provider) for m in self._members}
+        self._malformed_reasons = {
+            m.raw_stats.provider: known_malformed_reasons(m.config.provider) for m in self._members
+        }
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are fixed and unique; skip registration-time collection
@@ -131,6 +139,7 @@ class PumpsyncCollector:
             self._build_info(),
             self._client_metrics(),
             self._connection_metrics(),
+            self._race_metrics(),
             self._gap_metrics(),
             self._sink_metrics(),
         )
@@ -183,8 +192,9 @@ class PumpsyncCollector:
             "What the history source counted while filling gaps (items lost by reason, recovered, rate limits).",
             labels=["provider", "reason"],
         )
-        for reason, n in _bounded(self.client.history_stats()).items():
-            history.add_metric([*p, reason], n)
+        for member in self._members:
+            for reason, n in _bounded(member.history_stats()).items():
+                history.add_metric([member.raw_stats.provider, reason], n)
         yield history
 
         events = CounterMetricFamily(
@@ -227,7 +237,6 @@ class PumpsyncCollector:
         yield notices
 
     def _connection_metrics(self) -> Iterator[Metric]:
-        stats = self.client.raw_stats
         conn_labels = ["provider", "connection"]
 
         def gauge(name: str, doc: str, *extra: str) -> GaugeMetricFamily:
@@ -256,7 +265,7 @@ class PumpsyncCollector:
         last_frame = gauge("pumpsync_last_frame_timestamp_seconds", "When the connection last received anything.")
         last_event = gauge("pumpsync_last_event_timestamp_seconds", "When the connection last received an event.")
         first = counter("pumpsync_first_deliveries", "Events this connection delivered before any other.")
-        for conn in stats.connections:
+        for stats, conn in ((m.raw_stats, c) for m in self._members for c in m.raw_stats.connections):
             key = [stats.provider, str(conn.index)]
             current = conn.state
             up.add_metric(key, 1.0 if current == "open" else 0.0)
@@ -266,11 +275,11 @@ class PumpsyncCollector:
             since.add_metric(key, conn.state_since)
             attempts.add_metric(key, conn.attempts)
             connects.add_metric(key, conn.connects)
-            for (reason, code), n in _with_zeros(self._disconnects, _copy(conn.disconnects)):
+            for (reason, code), n in _with_zeros(self._disconnects[stats.provider], _copy(conn.disconnects)):
                 disconnects.add_metric([*key, reason, code], n)
             frames.add_metric(key, conn.frames)
             received.add_metric(key, conn.bytes)
-            for reason, n in _with_zeros(self._malformed_reasons, _copy(conn.malformed)):
+            for reason, n in _with_zeros(self._malformed_reasons[stats.provider], _copy(conn.malformed)):
                 malformed.add_metric([*key, reason], n)
             pings.add_metric(key, conn.pings_sent)
             pongs.add_metric(key, conn.pongs)
@@ -285,9 +294,20 @@ class PumpsyncCollector:
         yield from (up, healthy, state, since, attempts, connects, disconnects, frames, received, malformed)
         yield from (pings, pongs, rtt, last_rtt, last_frame, last_event, first)
 
+    def _race_metrics(self) -> Iterator[Metric]:
+        race = self.client.race  # None: one source, no race
+        if race is None:
+            return
+        yield from race_families(race)
+        failed = self.client.failed_sources
+        up = GaugeMetricFamily("pumpsync_source_up", "0 once a source has failed for good (the others go on).",
+                               labels=["source"])  # fmt: skip
+        for source in race.sources:
+            up.add_metric([source], 0.0 if source in failed else 1.0)
+        yield up
+
     def _gap_metrics(self) -> Iterator[Metric]:
         """What a connection did not deliver: frames filtered on purpose, time spent disconnected."""
-        stats = self.client.raw_stats
         labels = ["provider", "connection"]
         filtered = CounterMetricFamily(
             "pumpsync_filtered_frames", "Well-formed frames left out on purpose (e.g. another launchpad's), by reason.",
@@ -298,9 +318,9 @@ class PumpsyncCollector:
             "Seconds the connection was not open since it first opened (events sent meanwhile may be lost).",
             labels=labels,
         )
-        for conn in stats.connections:
+        for stats, conn in ((m.raw_stats, c) for m in self._members for c in m.raw_stats.connections):
             key = [stats.provider, str(conn.index)]
-            for reason, n in _with_zeros(self._filter_reasons, _bounded(conn.filtered)):
+            for reason, n in _with_zeros(self._filter_reasons[stats.provider], _bounded(conn.filtered)):
                 filtered.add_metric([*key, reason], n)
             down.add_metric(key, conn.down_seconds)
         yield filtered
@@ -331,6 +351,34 @@ class PumpsyncCollector:
             yield gauge
 
 
+def race_families(race: RaceTracker) -> Iterator[Metric]:
+    """The race between sources: first deliveries, leads per ordered pair, events seen by one
+    source only, misses. Every (source, kind) and every pair is exported, at zero until it happens."""
+    race.expire()  # a quiet stream still gets its open events decided
+    counts = race.counts()
+    known = [(source, kind) for source in race.sources for kind in RACE_KINDS]
+    for key, name, doc in (
+        ("first", "pumpsync_source_first_deliveries", "Events, by the source whose copy came first, and kind."),
+        ("missed", "pumpsync_source_missed_events", "Events a source carries the kind of but did not deliver live."),
+        ("only", "pumpsync_source_only_events", "Events one source alone delivered though another carries the kind."),
+    ):
+        family = CounterMetricFamily(name, doc, labels=["source", "kind"])
+        for (source, kind), n in _with_zeros(known, counts[key]):
+            family.add_metric([source, kind], n)
+        yield family
+    leads = HistogramMetricFamily(
+        "pumpsync_source_lead_seconds",
+        "How much later the follower's copy of an event came than the leader's (the first source's).",
+        labels=["leader", "follower"],
+    )
+    for (leader, follower), hist in sorted(race.lead_histograms().items()):
+        leads.add_metric([leader, follower], *_buckets(hist))
+    yield leads
+    pending = GaugeMetricFamily("pumpsync_race_open_events", "Events still within the race window (undecided).")
+    pending.add_metric([], race.pending)
+    yield pending
+
+
 def extra_collectors(sources: Iterable[object]) -> list[Collector]:
     """The collectors that sinks and transports bring along: a class with metrics of its own has a
     ``metrics_collector(sources)`` class method; it is called once, with all its instances, so that
@@ -354,4 +402,12 @@ def make_registry(client: Client, sinks: Sequence[SinkStats] | None = None) -> C
     return registry
 
 
-__all__ = ["STATES", "PumpsyncCollector", "SinkStats", "extra_collectors", "make_registry"]
+__all__ = [
+    "RACE_KINDS",
+    "STATES",
+    "PumpsyncCollector",
+    "SinkStats",
+    "extra_collectors",
+    "make_registry",
+    "race_families",
+]

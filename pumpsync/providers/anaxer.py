@@ -36,6 +36,7 @@ from pumpsync.providers.base import (
     Subscribed,
     Subscription,
     Unsubscribed,
+    event_defaults_after,
     opt_int,
     opt_num,
     opt_str,
@@ -80,6 +81,7 @@ _SUBSCRIPTION_FATAL = frozenset(
 )
 _PONG = json.dumps({"type": "pong"})
 _PING = json.dumps({"type": "ping"})
+_AFTER_TRADE = event_defaults_after("price_sol")  # a trade's event: fields up to price_sol, then these
 
 
 class Anaxer(Dialect):
@@ -333,7 +335,7 @@ def _trade(record: dict[str, Any], slot: int, received_at: int, connection: int,
     price = opt_num(record.get("priceSol"))
     if price is None:
         price = ratio(sol, tokens)
-    return Event(
+    head = (
         TRADE,
         "anaxer",
         mint,
@@ -344,13 +346,14 @@ def _trade(record: dict[str, Any], slot: int, received_at: int, connection: int,
         connection,
         backfill,
         record,
-        "trades",
-        side=side,
-        sol_amount=sol,
-        token_amount=tokens,
-        trader=opt_str(record.get("wallet")) or opt_str(record.get("trader")),
-        price_sol=price,
+        "trades",  # channel
+        side,
+        sol,  # sol_amount
+        tokens,  # token_amount
+        opt_str(record.get("wallet")) or opt_str(record.get("trader")),  # trader
+        price,  # price_sol
     )
+    return Event._make(head + _AFTER_TRADE)  # positional: half the cost of keyword arguments
 
 
 def _token(

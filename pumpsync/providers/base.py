@@ -163,7 +163,6 @@ try:  # an optional speed-up (pip install 'pumpsync[fast]'); the stdlib decides 
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
-_UNPARSED = object()
 
 # ---------------------------------------------------------------- close-code policy
 
@@ -287,6 +286,26 @@ class Dialect(ABC):
     # -- helpers for subclasses
     def parse(self, payload: bytes | str) -> dict[str, Any] | Malformed:
         """Decode a frame into a JSON object, or say why not."""
+        # The common case in one C call: a shallow frame (bytes) that orjson takes as an object. With
+        # <= MAX_DEPTH brackets nothing nests too deep, and orjson refuses lone surrogates and invalid
+        # UTF-8 itself, so the guards in _parse_slowly could find nothing (whatever orjson refuses,
+        # NaN included, goes there). Only shallow frames: some versions crash on hostile nesting.
+        if (
+            _fast_loads is not None
+            and type(payload) is bytes
+            and payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH
+        ):
+            try:
+                value = _fast_loads(payload)
+            except ValueError:
+                pass  # refused: the stdlib decides below, so both paths agree
+            else:
+                if type(value) is dict:
+                    return value
+        return self._parse_slowly(payload)
+
+    def _parse_slowly(self, payload: bytes | str) -> dict[str, Any] | Malformed:
+        """:meth:`parse` for whatever orjson did not take: the stdlib's verdict, then the guards."""
         # Cheap tests on the text first: almost no frame needs the walks below.
         if isinstance(payload, bytes):
             brackets = payload.count(b"[") + payload.count(b"{")
@@ -294,34 +313,24 @@ class Dialect(ABC):
         else:
             brackets = payload.count("[") + payload.count("{")
             escaped = "\\" in payload and ("\\ud" in payload or "\\uD" in payload)
-        value: Any = _UNPARSED
-        # Only shallow frames go to orjson: some versions crash on hostile nesting (200,000 deep).
-        if _fast_loads is not None and type(payload) is bytes and brackets <= MAX_DEPTH:
-            try:
-                value = _fast_loads(payload)  # orjson, when installed: 4-5x faster on a typical frame
-            except ValueError:
-                pass  # refused (NaN, huge ints, bad UTF-8 ...): the stdlib decides, so both paths agree
-            if type(value) is not dict:
-                value = _UNPARSED  # the same verdicts as the stdlib's for everything but objects
-        if value is _UNPARSED:
-            try:
-                # WebSocket text is UTF-8; json.loads(bytes) would also guess UTF-16/32 from a BOM.
-                text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-            except UnicodeDecodeError:
-                return Malformed("invalid_utf8")
-            if type(payload) is str and _SURROGATE.search(text):  # bytes never decode to one; a str may hold one
-                return Malformed("invalid_utf8")
-            try:
-                value = json.loads(text)
-            except (ValueError, RecursionError):
-                return Malformed("not_json")
-            if not isinstance(value, dict):
-                return Malformed("not_object")
+        try:
+            # WebSocket text is UTF-8; json.loads(bytes) would also guess UTF-16/32 from a BOM.
+            text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        except UnicodeDecodeError:
+            return Malformed("invalid_utf8")
+        if type(payload) is str and _SURROGATE.search(text):  # bytes never decode to one; a str may hold one
+            return Malformed("invalid_utf8")
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return Malformed("not_json")
+        if not isinstance(value, dict):
+            return Malformed("not_object")
         if brackets > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):
             return Malformed("too_deep")
         if escaped and _has_lone_surrogate(value):
             return Malformed("invalid_utf8")
-        obj: dict[str, Any] = value  # a dict on both paths
+        obj: dict[str, Any] = value
         return obj
 
     def unknown(self, obj: dict[str, Any], received_at: int, reason: str) -> list[Output]:
@@ -366,6 +375,19 @@ def _has_lone_surrogate(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+# ---------------------------------------------------------------- building events fast
+
+
+def event_defaults_after(name: str) -> tuple[Any, ...]:
+    """The defaults of ``Event``'s fields after ``name``: what completes an event built positionally.
+
+    ``Event._make(head + tail)`` costs half of ``Event(...)`` with keyword arguments (which binds
+    all of them in Python). Computed from the class, it stays right when fields are appended, and
+    ``_make`` checks the length."""
+    fields = Event._fields
+    return tuple(Event._field_defaults[field] for field in fields[fields.index(name) + 1 :])
 
 
 # ---------------------------------------------------------------- strict field readers
@@ -439,6 +461,7 @@ __all__ = [
     "Subscribed",
     "Subscription",
     "Unsubscribed",
+    "event_defaults_after",
     "opt_int",
     "opt_num",
     "opt_slot",

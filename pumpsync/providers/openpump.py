@@ -24,6 +24,7 @@ from pumpsync.providers.base import (
     PlanError,
     Pong,
     StatusReport,
+    event_defaults_after,
     opt_int,
     opt_num,
     opt_str,
@@ -33,6 +34,7 @@ from pumpsync.providers.spec import ProviderSpec
 
 _PING = json.dumps({"type": "ping"})
 _STATUS = json.dumps({"type": "status"})
+_AFTER_TRADE = event_defaults_after("price_sol")  # a trade's event: fields up to price_sol, then these
 
 
 def with_query(url: str, name: str, value: str) -> str:
@@ -95,25 +97,25 @@ class OpenPump(Dialect):
             return self.unknown(obj, received_at, "invalid_fields")
         sol = opt_num(obj.get("solAmount"))
         tokens = opt_num(obj.get("tokenAmount"))
-        return [
-            Event(
-                TRADE,
-                "openpump",
-                mint,
-                signature,
-                None,
-                opt_int(obj.get("timestamp")),
-                received_at,
-                self.connection,
-                False,
-                obj,
-                side=side,
-                sol_amount=sol,
-                token_amount=tokens,
-                trader=opt_str(obj.get("trader")),
-                price_sol=ratio(sol, tokens),
-            )
-        ]
+        head = (
+            TRADE,
+            "openpump",
+            mint,
+            signature,
+            None,  # slot
+            opt_int(obj.get("timestamp")),
+            received_at,
+            self.connection,
+            False,  # backfill
+            obj,
+            None,  # channel
+            side,
+            sol,  # sol_amount
+            tokens,  # token_amount
+            opt_str(obj.get("trader")),
+            ratio(sol, tokens),  # price_sol
+        )
+        return [Event._make(head + _AFTER_TRADE)]  # positional: half the cost of keywords (bulk is trades)
 
     def _token(self, obj: dict[str, Any], kind: str, received_at: int) -> list[Output]:
         mint = opt_str(obj.get("mint"))

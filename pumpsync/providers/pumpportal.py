@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import ConfigurationError, SubscriptionRejected
-from pumpsync.events import GRADUATION, NEW_TOKEN, TRADE, Event
+from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event
 from pumpsync.providers.base import (
     ClosePolicy,
     Dialect,
@@ -415,7 +415,7 @@ class PumpPortal(Dialect):
             return self.unknown(obj, received_at, "invalid_fields")
         if MIGRATIONS not in self.subscriptions:
             return [Dropped(UNSUBSCRIBED)]
-        return [self._event(GRADUATION, obj, mint, signature, received_at, MIGRATIONS)]
+        return [self._event(MIGRATION, obj, mint, signature, received_at, MIGRATIONS)]
 
     def _event(
         self, kind: str, obj: dict[str, Any], mint: str, signature: str, received_at: int, channel: str, **fields: Any

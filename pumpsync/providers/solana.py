@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpsync._secrets import ApiKey
 from pumpsync.errors import ConfigurationError
-from pumpsync.events import GRADUATION, NEW_TOKEN, TRADE, Event
+from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TRADE, Event
 from pumpsync.providers._borsh import Decoded, decode_program_data
 from pumpsync.providers.base import (
     AuthenticationError,
@@ -200,17 +200,16 @@ def normalize(
             creator=fields.get("creator") or fields.get("user"),
             uri=fields.get("uri"),
         )
-    # CompleteEvent (the curve is full: progress 100, so that a reader tells it from the migration)
-    # and CompletePumpAmmMigrationEvent (its pool is live, with its liquidity).
+    # CompleteEvent: the curve is full (graduation); CompletePumpAmmMigrationEvent: its pool is live
+    # (migration). Two kinds, because a mint has one of each and users act on either.
     liquidity = fields.get("sol_amount")
     return Event(
-        GRADUATION,
+        MIGRATION if name == "CompletePumpAmmMigrationEvent" else GRADUATION,
         "solana",
         *common,
         "graduations",
         trader=fields.get("user"),
         liquidity_sol=liquidity / LAMPORTS_PER_SOL if liquidity is not None else None,
-        bonding_curve_progress=100.0 if name == "CompleteEvent" else None,
     )
 
 

@@ -162,13 +162,20 @@ def stack(fresh: tuple[Prometheus, DaemonProc, Simulator]) -> tuple[Prometheus, 
     return prometheus, daemon
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
+# The Sources row measures the race between several sources: a one-source daemon has none
+# (tests/daemon/test_daemon_sources.py runs those queries against a daemon with several).
+SOURCE_FAMILIES = ("pumpsync_source_", "pumpsync_race_")
+
+
+def dashboard_queries(sources: bool = False) -> list[tuple[str, str]]:
     out = []
     for panel in json.loads(DASHBOARD.read_text())["panels"]:
         if not WITH_REDIS and panel["title"].startswith("Redis "):
             continue
         for target in panel.get("targets", []):
             expr = target["expr"]
+            if any(family in expr for family in SOURCE_FAMILIES) != sources:
+                continue
             for variable, value in VARIABLES.items():
                 expr = expr.replace(variable, value)
             out.append((f"{panel['title']} / {target['refId']}", expr))

@@ -58,7 +58,7 @@ def test_free_channels_stream_launches_and_migrations(pp_sim: PPSim, make_client
     assert v_sol is not None and v_tokens is not None and v_sol >= 30
     assert got[-1].pool == "pump" and got[-1].price_sol == v_sol / v_tokens
     graduated = [e for e in sim.emit(1, "graduation") if not isinstance(e, (Launch, Trade))]
-    got = events_until(client, lambda e: e.kind == "graduation")
+    got = events_until(client, lambda e: e.kind == "migration")
     assert got[-1].mint == graduated[0].mint and got[-1].channel == "migrations"
 
 
@@ -220,8 +220,8 @@ def test_no_key_default_channels_through_connect(pp_sim: PPSim) -> None:
         )
         launch = sim.emit(1, "launch")[0]
         sim.emit(1, "graduation")
-        kinds = [e.kind for e in events_until(stream, lambda e: e.kind == "graduation")]
-        assert kinds == ["new_token", "graduation"] and launch.mint
+        kinds = [e.kind for e in events_until(stream, lambda e: e.kind == "migration")]
+        assert kinds == ["new_token", "migration"] and launch.mint
 
 
 def test_more_than_one_connection_is_refused_with_the_reason() -> None:

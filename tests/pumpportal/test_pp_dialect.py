@@ -202,7 +202,8 @@ def test_captured_create_every_field() -> None:
     # The operator's bonding-curve key is occasionally wrong: it stays in raw only.
     assert e.raw["bondingCurveKey"] == "Hgaf727Ccy1YfWAZ77otqmqW5QY8avMXi4pkbRdiomrH"
     assert e.price_sol is not None and e.price_sol * 1e9 == pytest.approx(e.market_cap_sol, rel=1e-9)
-    assert e.to_dict()["creator"] == e.creator and e.identity == ("new_token", e.signature, e.mint)
+    # A launch is told by its mint, from any provider.
+    assert e.to_dict()["creator"] == e.creator and e.identity == ("new_token", e.mint)
     d = e.to_dict()
     assert (d["initial_buy_tokens"], d["initial_buy_sol"], d["market_cap_sol"], d["pool"]) == (
         2115327.702796,
@@ -274,10 +275,10 @@ def test_captured_buy_every_field() -> None:
     )
 
 
-def test_captured_migrate_becomes_a_graduation_whatever_its_pool() -> None:
+def test_captured_migrate_becomes_a_migration_whatever_its_pool() -> None:
     e = only_event(feed(dialect(), data_frame("52MoT")))
     assert (e.kind, e.provider, e.channel, e.mint, e.signature) == (
-        "graduation",
+        "migration",
         "pumpportal",
         "migrations",
         "BzqYzBGydDrwjnYVtWfupr8GFoSxpCQdTkjRppBKpump",
@@ -331,7 +332,7 @@ def test_every_captured_event_round_trips_through_to_dict() -> None:
         ]
     )
     events = [only_event(feed(d, line)) for line in captured_lines() if '"txType"' in line]
-    assert [e.kind for e in events] == ["new_token", "new_token", "new_token", "trade", "graduation"]
+    assert [e.kind for e in events] == ["new_token", "new_token", "new_token", "trade", "migration"]
     for e in events:
         assert Event.from_dict(json.loads(json.dumps(e.to_dict()))) == e
     assert events[3].to_dict()["market_cap_sol"] == 90.37915991907988

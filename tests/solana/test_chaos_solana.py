@@ -81,6 +81,7 @@ def test_solana_drops_restarts_and_429s_on_history() -> None:
             got = Counter(e.identity for e in collector.events)
             assert got == expected, f"seed {SEED}, faults {done}: missing {expected - got}, extra {got - expected}"
             assert client.error is None
-            # Slot order is checked elsewhere (tests/solana/test_sim_e2e.py); a regression there is being fixed apart.
+            slots = [e.slot or 0 for e in collector.events]
+            assert slots == sorted(slots), f"seed {SEED}, faults {done}: out of slot order"
         finally:
             client.close()

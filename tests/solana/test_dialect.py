@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pumpsync.errors import AuthenticationError, ConfigurationError, PlanError
-from pumpsync.events import GRADUATION, NEW_TOKEN, TRADE, Event
+from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TRADE, Event
 from pumpsync.providers._borsh import discriminator
 from pumpsync.providers.base import Dropped, Fatal, Malformed, Notice, Reconnect, Reply, Subscribed, Subscription
 from pumpsync.providers.solana import (
@@ -216,7 +216,7 @@ def test_graduations() -> None:
     logs += [f"Program {PROGRAM_ID} invoke [1]", _data_line("CompletePumpAmmMigrationEvent", migration)]
     first, second = subscribed().receive(notification(logs), NOW)
     assert isinstance(first, Event) and isinstance(second, Event)
-    assert first.kind == second.kind == GRADUATION
+    assert (first.kind, second.kind) == (GRADUATION, MIGRATION)
     assert first.channel == second.channel == "graduations"
     assert first.mint == second.mint == b58encode(_key(2))
     assert first.raw["event"] == "CompleteEvent" and first.timestamp == 1_700_000_000_000

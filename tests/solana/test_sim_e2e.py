@@ -15,7 +15,7 @@ pytest.importorskip("pumpsync.simulator.solana")  # until the simulator's Solana
 
 from pumpsync import Client
 from pumpsync.errors import AuthenticationError
-from pumpsync.events import GRADUATION, NEW_TOKEN, TRADE, Event
+from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TRADE, Event
 from pumpsync.simulator import Simulator
 from tests.conftest import wait_until
 from tests.solana.rpcstub import take
@@ -30,12 +30,13 @@ def solana(make_client: Callable[..., Client], sim: Simulator, **options: Any) -
 
 
 def expected_kind(market: Any) -> str:
-    return {"launch": NEW_TOKEN, "trade": TRADE, "graduation": GRADUATION}[market.kind]
+    return {"launch": NEW_TOKEN, "trade": TRADE, "graduation": MIGRATION}[market.kind]
 
 
 def expected(market: list[Any]) -> set[tuple[str, str]]:
     """(signature, kind) of every event the market's transactions carry. A graduation is two on
-    chain: CompleteEvent in the trade that fills the curve, then the migration's own transaction."""
+    chain: CompleteEvent (``graduation``) in the trade that fills the curve, then the migration's
+    own transaction (``migration``)."""
     keys = {(item.signature, expected_kind(item)) for item in market}
     for i, item in enumerate(market):
         if item.kind == "graduation":
@@ -73,7 +74,7 @@ def test_the_market_decodes_exactly(make_client: Callable[..., Client], sim: Sim
     for item in market:
         check(by_key[(item.signature, expected_kind(item))], item)
     completes = [e for e in events if e.kind == GRADUATION and e.raw["event"] == "CompleteEvent"]
-    migrations = [e for e in events if e.kind == GRADUATION and e.raw["event"] == "CompletePumpAmmMigrationEvent"]
+    migrations = [e for e in events if e.kind == MIGRATION and e.raw["event"] == "CompletePumpAmmMigrationEvent"]
     graduations = sum(1 for item in market if item.kind == "graduation")
     assert len(completes) == len(migrations) == graduations >= 2 and all(e.liquidity_sol for e in migrations)
 
