@@ -91,6 +91,7 @@ class GapRecovery:
         self._pending: list[_Pending] = []  # guarded by _cond
         self._carried: Gap | None = None  # a session ended before its gap was fetched: the next one takes it
         self._retries: list[tuple[float, Gap]] = []  # only touched by the recovery thread
+        self._refetches: list[tuple[str, int | None]] = []  # guarded by _cond: single items to fetch again
         self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
 
@@ -157,6 +158,22 @@ class GapRecovery:
         for _ in mine:
             self._delivery.end_hold()
 
+    def refetch(self, key: str, slot: int | None) -> bool:
+        """Fetch one item again (a frame the provider cut short: a truncated log); False if the
+        source cannot fetch single items (the loss then stays counted where it was seen)."""
+        if not self.config.backfill or not callable(getattr(self.source, "refetch", None)):
+            return False
+        with self._cond:
+            if (key, slot) not in self._refetches:  # redundant connections ask for the same one
+                self._refetches.append((key, slot))
+                self._cond.notify_all()
+        return True
+
+    def source_stats(self) -> dict[str, int]:
+        """The history source's own counts (losses by reason, rate limits), if it keeps any."""
+        stats = getattr(self.source, "stats", None)
+        return dict(stats()) if callable(stats) else {}
+
     # ------------------------------------------------------------------ what a gap is
     def _gap(self, resumed: bool) -> Gap | None:
         subs = {sub.channel: dict(sub.filters) for sub in self._subscriptions()}
@@ -197,6 +214,10 @@ class GapRecovery:
                 if pending is not None:
                     self._recover(pending.gap, held=True)
                     continue
+                with self._cond:
+                    refetches, self._refetches = self._refetches, []
+                for key, slot in refetches:
+                    self._refetch_one(key, slot)
                 now = time.monotonic()
                 due = [r for r in self._retries if r[0] <= now]
                 if due:
@@ -219,6 +240,8 @@ class GapRecovery:
                 if not pending.awaiting or now >= pending.start_by:
                     self._pending.remove(pending)
                     return pending
+            if self._refetches:
+                return None
             wake = min([p.start_by for p in self._pending] + [r[0] for r in self._retries] + [now + 1.0])
             self._cond.wait(max(0.0, min(wake - now, _IDLE if self._delivery.dropped_from else 1.0)))
         return None
@@ -264,6 +287,29 @@ class GapRecovery:
             if self._refetch_into(positions):
                 edges.clear()
             log.info("backfill: live events outgrew the hold; fetching on from %s", Gap(positions, {}).describe())
+
+    def _refetch_one(self, key: str, slot: int | None) -> None:
+        """One item's events again (``source.refetch``), released like a backfill page."""
+        channels = {sub.channel: dict(sub.filters) for sub in self._subscriptions()}
+        channels = {ch: f for ch, f in channels.items() if self.source.recoverable(ch)}
+        fetch = getattr(self.source, "refetch", None)
+        if not channels or fetch is None:
+            return
+        self._stats.backfill_requests += 1
+        try:
+            events: list[Event] = list(fetch(key, slot, channels, self._stop))
+        except HistoryError as exc:
+            if self._stop.is_set():
+                raise _Stopped from None
+            self._stats.backfill_failures += 1
+            log.warning("refetch of one item at slot %s failed: %s; its events are lost", slot, exc)
+            return
+        events.sort(key=_slot_key)
+        while self._delivery.room() < len(events):
+            if self._stop.wait(_IDLE):
+                raise _Stopped
+        new = self._delivery.release_backfill(events)
+        log.info("refetched one item at slot %s: %d events, %d new", slot, len(events), new)
 
     def _refetch_into(self, positions: dict[str, Position]) -> bool:
         """Move ``positions`` back to where held events that were let go had been skipped; True if any."""

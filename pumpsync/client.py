@@ -36,6 +36,7 @@ from pumpsync.providers.base import (
     Hello,
     Notice,
     Output,
+    Refetch,
     Rejected,
     StatusReport,
     Subscribed,
@@ -414,7 +415,13 @@ class Client:
         snapshot = self._stats.snapshot()
         snapshot["queue_depth"] = self.queue.qsize()
         snapshot["queue_capacity"] = self.config.queue_size
+        if self._recovery is not None:
+            snapshot["history"] = self.history_stats()
         return snapshot
+
+    def history_stats(self) -> dict[str, int]:
+        """The history source's own counts (losses by reason, rate limits); empty without one."""
+        return {} if self._recovery is None else self._recovery.source_stats()
 
     @property
     def raw_stats(self) -> ClientStats:
@@ -520,6 +527,10 @@ class _Hub(Owner):
             client._reject(output)
             if client._recovery is not None:
                 client._recovery.channel_live(conn.index, output.error.channel)
+        elif isinstance(output, Refetch):
+            # Without a source that can fetch one item, the loss stays counted (the dialect's Malformed).
+            if client._recovery is not None:
+                client._recovery.refetch(output.key, output.slot)
         elif isinstance(output, Notice):
             client._stats.notices[output.code] += 1
             log.warning(

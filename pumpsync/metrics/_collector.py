@@ -99,6 +99,14 @@ def known_filter_reasons(provider: str) -> tuple[str, ...]:
         return ()
 
 
+def known_malformed_reasons(provider: str) -> tuple[str, ...]:
+    """The reasons of ``pumpsync_malformed_frames_total`` exported at 0: the common ones and the provider's own."""
+    try:
+        return (*MALFORMED_REASONS, *provider_spec(provider).malformed_reasons)
+    except ConfigurationError:
+        return MALFORMED_REASONS
+
+
 def _with_zeros(known: Iterable[Any], counts: Mapping[Any, int]) -> list[tuple[Any, int]]:
     return sorted((key, counts.get(key, 0)) for key in set(known) | set(counts))
 
@@ -119,6 +127,9 @@ class PumpsyncCollector:
         self._disconnects = {m.raw_stats.provider: known_disconnects(m.config.provider) for m in self._members}
         self._channels = list(dict.fromkeys(sub.channel for m in self._members for sub in m.config.channels))
         self._filter_reasons = {m.raw_stats.provider: known_filter_reasons(m.config.provider) for m in self._members}
+        self._malformed_reasons = {
+            m.raw_stats.provider: known_malformed_reasons(m.config.provider) for m in self._members
+        }
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are fixed and unique; skip registration-time collection
@@ -176,6 +187,15 @@ class PumpsyncCollector:
         yield counter("pumpsync_backfill_requests_total", "Gap-recovery (REST) jobs run.", stats.backfill_requests)
         yield counter("pumpsync_backfill_events_total", "New events recovered by backfill.", stats.backfill_events)
         yield counter("pumpsync_backfill_failures_total", "Backfill jobs that failed.", stats.backfill_failures)
+        history = CounterMetricFamily(
+            "pumpsync_history_outcomes",
+            "What the history source counted while filling gaps (items lost by reason, recovered, rate limits).",
+            labels=["provider", "reason"],
+        )
+        for member in self._members:
+            for reason, n in _bounded(member.history_stats()).items():
+                history.add_metric([member.raw_stats.provider, reason], n)
+        yield history
 
         events = CounterMetricFamily(
             "pumpsync_events", "Events delivered (first copies), by kind.", labels=["provider", "kind"]
@@ -259,7 +279,7 @@ class PumpsyncCollector:
                 disconnects.add_metric([*key, reason, code], n)
             frames.add_metric(key, conn.frames)
             received.add_metric(key, conn.bytes)
-            for reason, n in _with_zeros(MALFORMED_REASONS, _copy(conn.malformed)):
+            for reason, n in _with_zeros(self._malformed_reasons[stats.provider], _copy(conn.malformed)):
                 malformed.add_metric([*key, reason], n)
             pings.add_metric(key, conn.pings_sent)
             pongs.add_metric(key, conn.pongs)

@@ -112,6 +112,16 @@ class Dropped:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Refetch:
+    """Part of a frame was lost on the provider's side (a truncated log): ask the gap recovery to
+    fetch that one item again from the history (``key``: a transaction signature, an id); what it
+    finds arrives with ``backfill=True``, de-duplicated against what the frame did carry."""
+
+    key: str
+    slot: int | None = None
+
+
 Output = (
     Event
     | Reply
@@ -126,6 +136,7 @@ Output = (
     | Reconnect
     | Malformed
     | Dropped
+    | Refetch
 )
 
 # Bounded reasons for malformed frames (they become metric labels).
@@ -443,6 +454,7 @@ __all__ = [
     "PlanError",
     "Pong",
     "Reconnect",
+    "Refetch",
     "Rejected",
     "Reply",
     "StatusReport",

@@ -36,6 +36,7 @@ from pumpsync.providers.base import (
     Output,
     PlanError,
     Reconnect,
+    Refetch,
     Reply,
     Subscribed,
     Subscription,
@@ -383,16 +384,10 @@ class Solana(Dialect):
         if not isinstance(logs, list):
             return [] if logs is None else self.unknown(obj, received_at, "invalid_fields")
         out: list[Output] = []
-        decode_logs(
-            logs,
-            opt_str(value.get("signature")),
-            opt_slot(context.get("slot")),
-            received_at,
-            self.connection,
-            False,
-            self.filters,
-            out,
-        )
+        signature = opt_str(value.get("signature"))
+        slot = opt_slot(context.get("slot"))
+        if decode_logs(logs, signature, slot, received_at, self.connection, False, self.filters, out) and signature:
+            out.append(Refetch(signature, slot))  # the rest of its events: getTransaction's inner instructions
         return out
 
     def _reply(self, purpose: str, obj: dict[str, Any]) -> list[Output]:
@@ -476,6 +471,8 @@ SPEC = ProviderSpec(
     heartbeat="ws_ping",
     max_frame_size=32 * 1024 * 1024,
     history=_history,
+    filter_reasons=(UNMAPPED.reason,),
+    malformed_reasons=REASONS,
     options={"commitment": DEFAULT_COMMITMENT, "max_gap_transactions": MAX_GAP_TRANSACTIONS},
     check=check_config,
 )

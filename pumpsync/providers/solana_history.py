@@ -67,6 +67,7 @@ LOST_UNAVAILABLE = "unavailable"  # the node would not serve it
 LOST_TRUNCATED = "log_truncated"  # cut log and no inner instructions to recover from
 RECOVERED_TRUNCATED = "truncated_recovered"
 FAILED_TX = "failed_tx"
+STAT_REASONS = (LOST_CEILING, LOST_UNAVAILABLE, LOST_TRUNCATED, RECOVERED_TRUNCATED, FAILED_TX)
 
 
 class SolanaHistory:
@@ -149,7 +150,10 @@ class SolanaHistory:
             session.close()
 
     def stats(self) -> dict[str, int]:
-        return {**self.counts, "rate_limited": self.rate_limited}
+        """Losses by reason, recoveries and 429s, the known ones at 0 from the start (metric labels)."""
+        with self._lock:
+            counts = dict(self.counts)
+        return {**dict.fromkeys(STAT_REASONS, 0), **counts, "rate_limited": self.rate_limited}
 
     # -- the gap's signatures
     def signatures(self, since: Position, stop: threading.Event) -> list[tuple[str, int]]:

@@ -63,6 +63,11 @@ class HistorySource(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional, looked up with getattr:
+    # ``refetch(key, slot, channels, stop) -> list[Event]``: one item again (answers the dialect's
+    # ``Refetch`` output); ``stats() -> Mapping[str, int]``: the source's own counts (losses by
+    # reason, rate limits), shown in ``Client.stats()["history"]`` and the metrics.
+
 
 class HistoryError(Exception):
     """History could not be fetched (after retries); the message is safe to log (no key)."""
@@ -174,6 +179,9 @@ class ProviderSpec:
     # The reasons of the dialect's ``Dropped`` outputs (frames left out on purpose), exported at 0
     # in ``pumpsync_filtered_frames_total`` from the first scrape.
     filter_reasons: tuple[str, ...] = ()
+    # The reasons of the dialect's own ``Malformed`` outputs beyond ``MALFORMED_REASONS``, exported
+    # at 0 in ``pumpsync_malformed_frames_total`` from the first scrape.
+    malformed_reasons: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]

@@ -234,8 +234,9 @@ def test_truncated_log_keeps_what_came_before() -> None:
     logs = real_logs()
     cut = next(i for i, line in enumerate(logs) if "Instruction: BuyExactSolIn" in line)
     outputs = subscribed().receive(notification([*logs[:cut], "Log truncated"]), NOW)
-    assert [type(o).__name__ for o in outputs] == ["Event", "Dropped", "Malformed"]
+    assert [type(o).__name__ for o in outputs] == ["Event", "Dropped", "Malformed", "Refetch"]
     assert outputs[2] == Malformed("log_truncated")
+    assert type(outputs[3]).__name__ == "Refetch" and outputs[3].slot == outputs[0].slot  # the rest via getTransaction
 
 
 def test_other_programs_events_are_not_ours() -> None:
