@@ -20,6 +20,7 @@ from pumpsync._recovery import GapRecovery
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
+from pumpsync._text import WarningGate, bounded_label, log_safe
 from pumpsync.config import ChannelSpec, ClientConfig, make_config, parse_channels
 from pumpsync.errors import (
     ClientClosed,
@@ -169,6 +170,7 @@ class Client:
         self.race: RaceTracker | None = None  # a multi-source client's race between its sources
         connection_stats = [ConnectionStats(i) for i in range(config.connections)]
         self._stats = ClientStats(member.name if member else config.provider, config.queue_size, connection_stats)
+        self._notice_gate = WarningGate()
         dedup_size = max(config.dedup_size, 2 * config.queue_size)
         if member is None:
             self._delivery = Delivery(self._stats, config.queue_size, dedup_size)
@@ -532,10 +534,19 @@ class _Hub(Owner):
             if client._recovery is not None:
                 client._recovery.refetch(output.key, output.slot)
         elif isinstance(output, Notice):
-            client._stats.notices[output.code] += 1
-            log.warning(
-                "connection %d: %s reports %s: %s", conn.index, client.config.provider, output.code, output.message
-            )
+            # Codes and texts are the provider's: bounded in number, escaped, and not one log line each.
+            code = bounded_label(client._stats.notices, log_safe(output.code, 64))
+            client._stats.notices[code] += 1
+            held = client._notice_gate.allow(code)
+            if held is not None:
+                log.warning(
+                    "connection %d: %s reports %s: %s%s",
+                    conn.index,
+                    client.config.provider,
+                    code,
+                    log_safe(output.message),
+                    f" ({held} more of these in the last minute, not logged)" if held else "",
+                )
         elif isinstance(output, Hello):
             log.debug("connection %d: greeted by %s", conn.index, client.config.provider)
 

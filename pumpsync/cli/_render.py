@@ -6,10 +6,12 @@ import json
 import math
 import os
 import time
-import unicodedata
 from typing import Any, TextIO
 
+from pumpsync._text import terminal_safe
 from pumpsync.events import Event
+
+__all__ = ["terminal_safe", "terminal_width", "to_json_line", "to_text"]
 
 
 def _finite(value: Any) -> Any:
@@ -21,24 +23,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
-
-
-# Provider strings are untrusted: a token named "\x1b]0;pwned\x07" must not drive the terminal.
-_CONTROLS = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
-# Invisible characters that change what the line appears to say: bidi overrides and isolates
-# (U+202E, U+2066..), zero-width ones, line/paragraph separators (U+2028), lone surrogates.
-_INVISIBLE = frozenset(("Cf", "Zl", "Zp", "Cs", "Co", "Cn"))
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` fit for a terminal: control characters as ``?``, invisible format characters
-    (bidi overrides, zero-width, U+2028...) escaped as ``\\uXXXX``, so that they show."""
-    text = text.translate(_CONTROLS)
-    if text.isascii():
-        return text
-    return "".join(
-        f"\\u{ord(ch):04x}" if ord(ch) > 0x7F and unicodedata.category(ch) in _INVISIBLE else ch for ch in text
-    )
 
 
 def to_json_line(event: Event) -> str:

@@ -1,9 +1,10 @@
-"""The client's own lifecycle and bounds under hostile use (issue 18, items 10, 13 and 14)."""
+"""The client's own lifecycle and bounds under hostile use (issue 18, items 10, 12, 13 and 14)."""
 
 from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import threading
 import weakref
@@ -89,6 +90,38 @@ def test_rejections_of_channels_never_subscribed_are_ignored_and_each_channel_is
     assert event.signature == "S" and client.queue.qsize() == 0
     assert client.stats()["rejected"] == {"trades": 1}
     assert [sub.channel for sub in client.subscriptions()] == ["creations"]
+
+
+def test_notices_with_ever_new_codes_are_bounded_rate_limited_and_escaped(servers, make_client, caplog) -> None:
+    """18.12: 300,000 error frames with new codes grew memory by 71 MB and wrote 300,000 log lines,
+    terminal escapes included. Now: a bounded set of codes, one warning per code a minute, escaped text."""
+    frames = 3000
+
+    def hostile(ws: RawWs) -> None:
+        for i in range(frames):
+            message = "\x1b]0;pwned\x07 \u202eevil" if i % 2 else "slow down"
+            ws.send_text(json.dumps({"type": "error", "code": f"made-up-{i % 1500}", "message": message}))
+        record = {"type": "created", "mint": "M", "signature": "S", "slot": 5, "channel": "creations"}
+        ws.send_text(json.dumps(record))
+
+    caplog.set_level(logging.WARNING, logger="pumpsync")
+    server = servers(RawWsServer(_document_server(hostile)))
+    client = make_client(
+        "anaxer",
+        server.url,
+        channels={"creations": {}, "trades": {}},
+        ping_interval=30,
+        pong_timeout=5,
+        stale_timeout=30,
+    ).start()
+    (event,) = drain(client, 1)  # the record after every notice: all of them have been handled
+    notices = client.raw_stats.notices
+    assert event.signature == "S" and sum(notices.values()) == frames
+    assert len(notices) <= 64 and notices["other"] > 0  # the codes past the first 63 share one label
+    lines = [r.getMessage() for r in caplog.records if "reports" in r.getMessage()]
+    assert 0 < len(lines) <= 64  # one per code (and one for "other"), not one per frame
+    assert not any("\x1b" in line or "\u202e" in line or "\x07" in line for line in lines)
+    assert any("\\u202eevil" in line for line in lines)  # shown escaped, not obeyed
 
 
 def _open_fds() -> int:
