@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
@@ -67,7 +67,7 @@ class Client:
 
     Options left at ``None`` take their defaults (the provider's where it has one); see the
     README's option table. ``url`` may be a list: one connection per URL, each event delivered
-    once. ``provider_options`` are options only some providers take (their ``SPEC.options``).
+    once. The last options are only some providers' (their ``SPEC.options``); another provider refuses them.
 
     Several sources, one stream: ``Client(sources=[Source("anaxer", api_key=K), Source("openpump",
     api_key=K2)])`` reads every source with its own connections, heartbeats, backoff and gap
@@ -119,7 +119,14 @@ class Client:
         max_frame_size: int | None = None,
         ca_bundle: str | None = None,
         proxy: str | None = None,
-        **provider_options: Any,
+        # Options only some providers take (see each provider's SPEC.options):
+        commitment: Literal["processed", "confirmed", "finalized"] | None = None,  # solana
+        max_gap_transactions: int | None = None,  # solana: transactions one gap may fetch
+        silent_trades_after: float | None = None,  # pumpportal: a silent trade channel is reported
+        group: str | None = None,  # redis: a consumer group
+        consumer: str | None = None,  # redis: this member's name in the group
+        name: str | None = None,  # redis: save the reader's position under this name
+        speed: float | None = None,  # replay: the recorded pace times this
     ) -> None:
         self.config: ClientConfig = make_config(
             provider,
@@ -149,7 +156,13 @@ class Client:
             max_frame_size=max_frame_size,
             ca_bundle=ca_bundle,
             proxy=proxy,
-            **provider_options,
+            commitment=commitment,
+            max_gap_transactions=max_gap_transactions,
+            silent_trades_after=silent_trades_after,
+            group=group,
+            consumer=consumer,
+            name=name,
+            speed=speed,
         )
         if sources is not None or race_window is not None:  # Client.__new__ made a MultiClient otherwise
             raise ConfigurationError("sources", "only pumpsync.Client itself takes sources")
@@ -589,19 +602,26 @@ def connect(
     max_frame_size: int | None = None,
     ca_bundle: str | None = None,
     proxy: str | None = None,
-    **provider_options: Any,
+    # Options only some providers take (see each provider's SPEC.options):
+    commitment: Literal["processed", "confirmed", "finalized"] | None = None,  # solana
+    max_gap_transactions: int | None = None,  # solana: transactions one gap may fetch
+    silent_trades_after: float | None = None,  # pumpportal: a silent trade channel is reported
+    group: str | None = None,  # redis: a consumer group
+    consumer: str | None = None,  # redis: this member's name in the group
+    name: str | None = None,  # redis: save the reader's position under this name
+    speed: float | None = None,  # replay: the recorded pace times this
 ) -> Client:
     """Start a :class:`Client` with these options (see :class:`Client`); use it as a context
     manager and iterate over it. ``provider`` defaults to OpenPump unless ``sources`` are given."""
-    options = {name: value for name, value in locals().items() if name not in ("provider", "provider_options")}
+    options = {key: value for key, value in locals().items() if key != "provider"}
     if sources is None:
         options.pop("sources")
         options.pop("race_window")
-        return Client(provider or DEFAULT_PROVIDER, **options, **provider_options).start()
+        return Client(provider or DEFAULT_PROVIDER, **options).start()
     if provider is not None:
         raise ConfigurationError("sources", "give either a provider or sources, not both")
-    given = {name: value for name, value in options.items() if value is not None}
-    return Client(**given, **provider_options).start()
+    given = {key: value for key, value in options.items() if value is not None}
+    return Client(**given).start()
 
 
 __all__ = ["Client", "EventQueue", "connect"]

@@ -461,7 +461,6 @@ def test_close_is_bounded_on_a_stalled_server(sim) -> None:
         ({"url": "http://x"}, "url"),
         ({"channels": {"bogus": {}}}, "channels"),
         ({"connections": 0}, "connections"),
-        ({"nonsense": 1}, "nonsense"),
     ],
 )
 def test_invalid_configuration(options: dict, option: str) -> None:
@@ -470,6 +469,12 @@ def test_invalid_configuration(options: dict, option: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         pumpsync.Client(provider, **options)
     assert info.value.option == option
+
+
+def test_an_unknown_option_is_a_type_error_naming_it() -> None:
+    """Every option is an explicit keyword (IDEs complete them, mypy refuses a typo): Python itself refuses others."""
+    with pytest.raises(TypeError, match="nonsense"):
+        pumpsync.Client("openpump", api_key="k", nonsense=1)  # type: ignore[call-arg]
 
 
 def test_api_key_from_env_and_file(tmp_path, monkeypatch) -> None:

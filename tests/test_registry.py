@@ -241,3 +241,15 @@ def test_daemon_check_shows_urls_as_scheme_and_host_only(tmp_path: Path) -> None
     assert "PATHKEY9" not in result.output and "QK9" not in result.output
     shown = json.loads(result.output)
     assert shown["client"]["url"] == ["wss://node.example", "wss://b.example"]
+
+
+def test_every_provider_option_is_an_explicit_keyword_of_client_and_connect() -> None:
+    """IDEs and mypy see every option by name: no catch-all ``**options`` that would take a typo."""
+    import inspect
+
+    from pumpsync.config import _provider_options
+
+    for function in (pumpsync.Client.__init__, pumpsync.connect):
+        parameters = inspect.signature(function).parameters
+        assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        assert _provider_options() <= set(parameters)
