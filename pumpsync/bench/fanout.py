@@ -229,13 +229,21 @@ class Fanout:
             time.sleep(0.02)
 
 
+SINK_BUFFER = 1_000_000  # events the daemon's redis sink may hold while Redis catches up
+
+
 class _Daemon:
     """``pumpsync daemon --sink redis://...`` on the simulator's OpenPump stream, stopped with SIGTERM."""
 
     def __init__(self, sim: SimulatorProcess, sink: str) -> None:
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-        command = [sys.executable, "-m", "pumpsync", "daemon", "--provider", "openpump", "--url", sim.url,
-                   "--sink", f"{sink}&maxlen={MAXLEN}", "--metrics-addr", "off"]  # fmt: skip
+        # A config file, for the sink's buffer: the throughput phase blasts faster than one daemon
+        # writes, and the default buffer (10,000) would drop the rest (counted, but not measured).
+        self._config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)  # noqa: SIM115
+        with self._config as config:
+            config.write(f'[[sinks]]\ntype = "redis"\nurl = "{sink}&maxlen={MAXLEN}"\nbuffer = {SINK_BUFFER}\n')
+        command = [sys.executable, "-m", "pumpsync", "daemon", "--config", self._config.name, "--provider", "openpump",
+                   "--url", sim.url, "--metrics-addr", "off"]  # fmt: skip
         env = {**os.environ, "PUMPSYNC_API_KEY": API_KEY}
         self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env)
         try:
@@ -257,6 +265,7 @@ class _Daemon:
                 proc.kill()
                 proc.wait()
         self._log.close()
+        os.unlink(self._config.name)
 
 
 __all__ = ["Fanout", "RedisProcess", "unavailable"]
