@@ -167,3 +167,16 @@ def test_stream_replays_a_recording_and_exits_0(recorded) -> None:
     assert result.returncode == 0, result.stderr
     assert [Event.from_dict(json.loads(line)) for line in result.stdout.splitlines()] == as_replayed(events)
     assert result.stderr == ""
+
+
+def test_the_daemon_replays_a_recording_into_a_sink_and_exits_0(recorded, tmp_path) -> None:
+    """The end of a recording is the end of the job, not a failure (exit 0, not 1)."""
+    events, jsonl, _ = recorded
+    out = tmp_path / "copy.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "pumpsync", "daemon", "--provider", "replay", "--url", f"file:{jsonl}",
+         "--speed", "0", "--sink", f"jsonl:{out}", "--metrics-addr", "off", "--fresh"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [Event.from_dict(json.loads(line)) for line in out.read_text().splitlines()] == as_replayed(events)

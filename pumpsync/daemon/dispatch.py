@@ -16,7 +16,7 @@ from pumpsync._delivery import Item
 from pumpsync._handoff import HandOffQueue
 from pumpsync._threads import join_thread
 from pumpsync.daemon.sinks import Sink
-from pumpsync.errors import ClientClosed, PumpsyncError
+from pumpsync.errors import ClientClosed, EndOfStream, PumpsyncError
 from pumpsync.events import Event
 
 log = logging.getLogger("pumpsync.daemon")
@@ -70,6 +70,8 @@ class Dispatcher:
                 self.dispatched += 1
             elif isinstance(item, ClientClosed):
                 self.closed.set()
+                if isinstance(item, EndOfStream):  # a replay's end: the daemon's job is done (exit 0)
+                    self._on_fatal(item)
                 return
             elif isinstance(item, PumpsyncError) and item.fatal:
                 self._on_fatal(item)

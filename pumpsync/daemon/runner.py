@@ -33,7 +33,7 @@ from pumpsync.daemon.health import machinery_problem, summary
 from pumpsync.daemon.sdnotify import Notifier
 from pumpsync.daemon.sinks import Sink, build_sinks
 from pumpsync.daemon.state import PositionFile, default_state_dir, restore, sink_positions
-from pumpsync.errors import AllSourcesFailed, ConfigurationError, ProviderRefused, PumpsyncError
+from pumpsync.errors import AllSourcesFailed, ConfigurationError, EndOfStream, ProviderRefused, PumpsyncError
 from pumpsync.metrics import MetricsServer, client_ready, start_metrics_server
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class Daemon:
         self._shutdown(
             f"signal {signal.Signals(self._signal).name}" if self._signal else f"fatal error: {fatal}"
         )  # fmt: skip
-        if fatal is None:
+        if fatal is None or isinstance(fatal, EndOfStream):  # a replay that reached its end is done, not failed
             return EXIT_OK
         if isinstance(fatal, AllSourcesFailed):
             refused = all(isinstance(e, ProviderRefused) for e in fatal.errors.values())
