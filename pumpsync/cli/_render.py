@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from typing import Any, TextIO
+from typing import TextIO
 
+from pumpsync._json import strict_json
 from pumpsync._text import terminal_safe
 from pumpsync.events import Event
 
 __all__ = ["terminal_safe", "terminal_width", "to_json_line", "to_text"]
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN/Infinity; a hostile provider may still send them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 def to_json_line(event: Event) -> str:
-    data = event.to_dict()
-    try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    except ValueError:
-        return json.dumps(_finite(data), separators=(",", ":"), ensure_ascii=False)
+    """One JSON Lines record: ``event.to_dict()`` as strict JSON (a provider's NaN becomes null)."""
+    return strict_json(event.to_dict())
 
 
 def terminal_width(out: TextIO) -> int | None:
