@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.frames import OP_PONG, Frame
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
 from pumpsync.simulator._solana_encode import LAYOUTS, LayoutName, b58decode, derived_key
@@ -132,7 +132,7 @@ def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
             send_frame = self.protocol.send_frame
 
             def maybe_send(frame: Frame) -> None:
-                if frame.opcode is OP_PONG and self.node.ignore_pings:
+                if frame.opcode is Opcode.PONG and self.node.ignore_pings:
                     return
                 send_frame(frame)
 
