@@ -26,6 +26,7 @@ from pumpsync.daemon.config import (
     resolve_key,
 )
 from pumpsync.daemon.sinks import build_sinks, parse_sink
+from pumpsync.daemon.state import check_state_dir, default_state_dir
 from pumpsync.errors import ConfigurationError
 
 _EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
@@ -84,6 +85,7 @@ def daemon(config_path: str | None, check: bool, **params: Any) -> None:
         _setup_logging(config.log_level, key)
         _validate_client(config, key)
         build_sinks(config.sinks)  # a bad sink option is a usage error too, not a failed start
+        _check_state_dir(config)
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
     sys.exit(Daemon(config, key).run())
@@ -108,6 +110,13 @@ def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
         raise ConfigurationError("config", f"a value has the wrong type ({exc})") from None
 
 
+def _check_state_dir(config: DaemonConfig) -> None:
+    """The state directory is writable and no other daemon holds it (the daemon locks it once running)."""
+    state_dir = config.state_dir or default_state_dir()
+    if state_dir is not None:
+        check_state_dir(state_dir)
+
+
 def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) -> None:
     """Validate everything but the network, and print the effective settings (never the key)."""
     build_sinks(config.sinks)
@@ -120,6 +129,7 @@ def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) 
     if key is None and not config.sources:
         found = "not needed"  # a free source
     _validate_client(config, key)
+    _check_state_dir(config)
     shown = config.describe()
     click.echo(json.dumps({**shown, "api_key": found}, indent=2, default=str))
     if missing is not None:
