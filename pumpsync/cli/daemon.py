@@ -100,7 +100,10 @@ def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
             options["sources"] = [Source(s.provider, name=s.name, **{**s.options, **local}) for s in config.sources]
         elif key is not None:
             options["api_key"] = key
-        Client(**options).close()
+        try:
+            Client(**options).close()
+        except (TypeError, AttributeError) as exc:  # a value of a type the file check let through: one line, exit 2
+            raise ConfigurationError("sources", f"a value has the wrong type ({exc})") from None
         return
     if config.demo:  # the simulator's URLs replace these; do not warn about the real ones
         options.update(url="ws://127.0.0.1/", rest_url=None)
