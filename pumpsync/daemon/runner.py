@@ -23,6 +23,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from pumpsync._early import take_early_hup
 from pumpsync._secrets import ApiKey, RedactingFilter, redact, safe_url
 from pumpsync._sources import MultiClient, Source
 from pumpsync._version import __version__
@@ -59,19 +60,6 @@ _STATUS_EVERY = 5.0
 _SAVE_EVERY = 1.0  # seconds between saves of the sinks' positions
 _SAVE_WARN_EVERY = 60.0  # seconds between repeated warnings that the positions cannot be saved
 _DEMO_RATE = 20.0
-
-_early_hup = False  # a SIGHUP that came before the daemon's own handlers were installed
-
-
-def _on_early_hup(signum: int, frame: FrameType | None) -> None:
-    global _early_hup
-    _early_hup = True
-
-
-def hold_sighup() -> None:
-    """Catch SIGHUP from now on, before the slow part of start-up: its default action ends the
-    process, and logrotate may send it at any time. The daemon reopens its files once running."""
-    signal.signal(signal.SIGHUP, _on_early_hup)
 
 
 class Daemon:
@@ -228,12 +216,10 @@ class Daemon:
 
     # ------------------------------------------------------------------ signals
     def _install_signals(self) -> None:
-        global _early_hup
         signal.signal(signal.SIGHUP, self._on_hup)  # first: its default action ends the process
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop_signal)
-        if _early_hup:  # came during start-up: do what it asked once running
-            _early_hup = False
+        if take_early_hup():  # came during start-up (see pumpsync._early): do what it asked once running
             self._hup = True
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
