@@ -9,6 +9,7 @@
             print(event.kind, event.mint)
 """
 
+from pumpsync import _early  # noqa: F401  first: `pumpsync daemon` catches SIGHUP before the slow imports
 from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client, EventQueue, connect

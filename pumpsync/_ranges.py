@@ -19,6 +19,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "buffer": (1, 10_000_000),  # a sink's buffer
     "batch_size": (1, 100_000),  # a sink's batch
     "port": (0, 65_535),  # 0: any free port
+    "connections": (1, 1_000),  # a thread and a socket each: a billion must fail when read, not at start
 }
 
 

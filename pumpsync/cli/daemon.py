@@ -26,6 +26,7 @@ from pumpsync.daemon.config import (
     resolve_key,
 )
 from pumpsync.daemon.sinks import build_sinks, parse_sink
+from pumpsync.daemon.state import check_state_dir, default_state_dir
 from pumpsync.errors import ConfigurationError
 
 _EXPLICIT = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
@@ -69,7 +70,8 @@ refuses the key or the plan, 1 otherwise."""
 @click.option("--check", is_flag=True, help="Print the effective configuration (without the key) and exit.")
 def daemon(config_path: str | None, check: bool, **params: Any) -> None:
     """Run as a service: stream to sinks, serve Prometheus metrics, speak sd_notify."""
-    from pumpsync.daemon.runner import Daemon, hold_sighup
+    from pumpsync._early import hold_sighup
+    from pumpsync.daemon.runner import Daemon
 
     hold_sighup()  # before reading the config: a SIGHUP must not end a daemon that is starting
     ctx = click.get_current_context()
@@ -84,6 +86,7 @@ def daemon(config_path: str | None, check: bool, **params: Any) -> None:
         _setup_logging(config.log_level, key)
         _validate_client(config, key)
         build_sinks(config.sinks)  # a bad sink option is a usage error too, not a failed start
+        _check_state_dir(config)
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
     sys.exit(Daemon(config, key).run())
@@ -98,7 +101,10 @@ def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
             options["sources"] = [Source(s.provider, name=s.name, **{**s.options, **local}) for s in config.sources]
         elif key is not None:
             options["api_key"] = key
-        Client(**options).close()
+        try:
+            Client(**options).close()
+        except (TypeError, AttributeError) as exc:  # a value of a type the file check let through: one line, exit 2
+            raise ConfigurationError("sources", f"a value has the wrong type ({exc})") from None
         return
     if config.demo:  # the simulator's URLs replace these; do not warn about the real ones
         options.update(url="ws://127.0.0.1/", rest_url=None)
@@ -106,6 +112,13 @@ def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
         make_config(**{**options, "api_key": key})
     except (TypeError, AttributeError) as exc:  # a value of a type the file check let through: one line, exit 2
         raise ConfigurationError("config", f"a value has the wrong type ({exc})") from None
+
+
+def _check_state_dir(config: DaemonConfig) -> None:
+    """The state directory is writable and no other daemon holds it (the daemon locks it once running)."""
+    state_dir = config.state_dir or default_state_dir()
+    if state_dir is not None:
+        check_state_dir(state_dir)
 
 
 def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) -> None:
@@ -120,6 +133,7 @@ def _check(config: DaemonConfig, api_key: str | None, api_key_file: str | None) 
     if key is None and not config.sources:
         found = "not needed"  # a free source
     _validate_client(config, key)
+    _check_state_dir(config)
     shown = config.describe()
     click.echo(json.dumps({**shown, "api_key": found}, indent=2, default=str))
     if missing is not None:

@@ -40,6 +40,7 @@ key if it is the only source that needs one and has none of its own.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import sys
@@ -53,7 +54,7 @@ from pumpsync._keys import choose_api_key
 from pumpsync._ranges import check_range, check_ranges
 from pumpsync._secrets import ApiKey, safe_url
 from pumpsync._sources import Source
-from pumpsync.config import ClientConfig
+from pumpsync.config import ClientConfig, make_config
 from pumpsync.errors import ConfigurationError
 from pumpsync.metrics import parse_addr
 from pumpsync.providers import DEFAULT_PROVIDER, provider_spec
@@ -67,6 +68,7 @@ DEFAULT_METRICS_ADDR = "127.0.0.1:9108"
 DEFAULT_DRAIN_TIMEOUT = 10.0
 METRICS_OFF = ("off", "none", "")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_SECONDS = 1_000_000.0  # about 11.6 days: beyond it, a timer's wait overflows or means "never"
 DEMO_KEY = "pumpsync-demo-key"  # anything works against the simulator; unlike "demo" it never appears in log text
 
 # Client options the file may set: every ClientConfig field but the key; several sources.
@@ -171,31 +173,89 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             _check_channels(value)
         elif key in CLIENT_KEYS:
             data[key] = _typed(key, value, _client_types().get(key, object))
+            _check_value(key, data[key])
         else:
             raise ConfigurationError(key, f"unknown key in {path}")
     for i, sink in enumerate(data.get("sinks", [])):
         if not isinstance(sink, dict):
             raise ConfigurationError(f"sinks[{i}]", "must be a table ([[sinks]])")
     if "sources" in data:
+        if not isinstance(data["sources"], list):
+            raise ConfigurationError("sources", f"must be [[sources]] tables, got {data['sources']!r}"[:200])
         data["sources"] = [_source(i, table) for i, table in enumerate(data["sources"])]
+        _check_source_names(data["sources"])
     return data
 
 
 def _source(i: int, table: Any) -> Source:
-    """One ``[[sources]]`` table."""
+    """One ``[[sources]]`` table, every value typed and checked here (the same error at ``--check``
+    and at start, never a traceback once running)."""
     where = f"sources[{i}]"
     if not isinstance(table, dict):
-        raise ConfigurationError(where, "must be a table ([[sources]])")
+        raise ConfigurationError(where, f"must be a table ([[sources]]), got {type(table).__name__}")
     if "api_key" in table:
         raise ConfigurationError(f"{where}.api_key", "is not read from the config file: use api_key_file")
-    unknown = sorted(set(table) - SOURCE_KEYS)
-    if unknown:
-        raise ConfigurationError(f"{where}.{unknown[0]}", "unknown key")
-    if not isinstance(table.get("provider"), str):
-        raise ConfigurationError(f"{where}.provider", "every source names its provider")
+    for key in sorted(set(table) - SOURCE_KEYS):
+        close = difflib.get_close_matches(key, sorted(SOURCE_KEYS), n=1)
+        raise ConfigurationError(f"{where}.{key}", "unknown key" + (f" (did you mean {close[0]}?)" if close else ""))
+    if "provider" not in table:
+        raise ConfigurationError(f"{where}.provider", "missing: every source names its provider")
+    types_ = _client_types()
+    for key, value in table.items():
+        name = f"{where}.{key}"
+        if key in ("provider", "name", "api_key_file", "url", "rest_url"):
+            values = value if key == "url" and isinstance(value, list) and value else [value]
+            for item in values:
+                _typed(name, item, str)
+                if not item or "\x00" in item:
+                    raise ConfigurationError(name, f"must be a non-empty string without NUL (got {item!r})")
+        elif key == "channels":
+            _check_channels(value, name)
+        elif key in types_:
+            _check_value(name, _typed(name, value, types_[key]))
     options = dict(table)
-    provider, name = options.pop("provider"), options.pop("name", None)
-    return Source(provider, name=name, **options)
+    provider, label = options.pop("provider"), options.pop("name", None)
+    try:
+        spec = provider_spec(provider)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{where}.provider", str(exc).split(": ", 1)[-1]) from None
+    key_file = options.pop("api_key_file", None)
+    try:  # the provider's own checks (channels, URLs, ranges), without reading the key yet
+        check_ranges(options)
+        make_config(provider, **options, api_key="placeholder" if spec.key_required else None)
+    except ConfigurationError as exc:
+        option = exc.option if exc.option in options else {"channel": "channels"}.get(exc.option, exc.option)
+        message = str(exc).split(": ", 1)[-1]
+        value = options.get(option)
+        if option in options and repr(value) not in message and str(value) not in message:
+            message += f" (got {value!r})"
+        raise ConfigurationError(f"{where}.{option}", message) from None
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:  # a check the provider lacks
+        raise ConfigurationError(where, f"a value has the wrong type or size ({exc})") from None
+    if key_file is not None:
+        options["api_key_file"] = key_file
+    try:
+        return Source(provider, name=label, **options)
+    except ConfigurationError as exc:  # an option that is the client's, not a source's
+        raise ConfigurationError(f"{where}.{exc.option}", str(exc).split(": ", 1)[-1]) from None
+
+
+def _check_source_names(sources: list[Source]) -> None:
+    """Each source's label (its name, else its provider) is its own: metrics and errors name it."""
+    for i, source in enumerate(sources):
+        if source.name is None:
+            continue
+        for j, other in enumerate(sources):
+            if j != i and source.name in (other.name, other.provider if other.name is None else None):
+                raise ConfigurationError(f"sources[{max(i, j)}].name", f"{source.name!r} names another source too")
+
+
+def _check_value(name: str, value: Any) -> None:
+    """Bounds no type says: seconds a timer can wait, strings without NUL."""
+    if isinstance(value, float) and math.isfinite(value) and abs(value) > MAX_SECONDS:
+        raise ConfigurationError(name, f"{value!r} is more than {MAX_SECONDS:,.0f} seconds")
+    if isinstance(value, str) and "\x00" in value:
+        raise ConfigurationError(name, f"must not contain NUL (got {value!r})")
 
 
 def _typed(key: str, value: Any, expected: type | tuple[type, ...]) -> Any:
@@ -221,12 +281,12 @@ def _client_types() -> dict[str, tuple[type, ...]]:
     return types_
 
 
-def _check_channels(value: Any) -> None:
-    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+def _check_channels(value: Any, name: str = "channels") -> None:
+    if isinstance(value, list) and all(isinstance(channel, str) for channel in value):
         return
     if isinstance(value, dict) and all(isinstance(filters, dict) for filters in value.values()):
         return
-    raise ConfigurationError("channels", "must be a table of channel = {filters} (or a list of names)")
+    raise ConfigurationError(name, f"must be a table of channel = {{filters}} (or a list of names), got {value!r}")
 
 
 def build_config(file: Mapping[str, Any], explicit: Mapping[str, Any]) -> DaemonConfig:

@@ -23,6 +23,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from pumpsync._early import take_early_hup
 from pumpsync._secrets import ApiKey, RedactingFilter, redact, safe_url
 from pumpsync._sources import MultiClient, Source
 from pumpsync._version import __version__
@@ -32,9 +33,18 @@ from pumpsync.daemon.dispatch import Dispatcher
 from pumpsync.daemon.health import machinery_problem, summary
 from pumpsync.daemon.sdnotify import Notifier
 from pumpsync.daemon.sinks import Sink, build_sinks
-from pumpsync.daemon.state import PositionFile, default_state_dir, restore, sink_positions
+from pumpsync.daemon.state import (
+    PositionFile,
+    StateLock,
+    default_state_dir,
+    restore,
+    sink_positions,
+    sink_targets,
+    source_identity,
+)
 from pumpsync.errors import AllSourcesFailed, ConfigurationError, EndOfStream, ProviderRefused, PumpsyncError
 from pumpsync.metrics import MetricsServer, client_ready, start_metrics_server
+from pumpsync.providers import provider_spec
 
 if TYPE_CHECKING:
     from pumpsync.simulator import Simulator
@@ -48,20 +58,8 @@ EXIT_REFUSED = 3  # the provider refused the key or the plan: restarting will no
 _TICK = 0.2  # seconds between looks at signals and health
 _STATUS_EVERY = 5.0
 _SAVE_EVERY = 1.0  # seconds between saves of the sinks' positions
+_SAVE_WARN_EVERY = 60.0  # seconds between repeated warnings that the positions cannot be saved
 _DEMO_RATE = 20.0
-
-_early_hup = False  # a SIGHUP that came before the daemon's own handlers were installed
-
-
-def _on_early_hup(signum: int, frame: FrameType | None) -> None:
-    global _early_hup
-    _early_hup = True
-
-
-def hold_sighup() -> None:
-    """Catch SIGHUP from now on, before the slow part of start-up: its default action ends the
-    process, and logrotate may send it at any time. The daemon reopens its files once running."""
-    signal.signal(signal.SIGHUP, _on_early_hup)
 
 
 class Daemon:
@@ -82,6 +80,8 @@ class Daemon:
         self._ready = False
         self._ready_sent = False
         self._positions: PositionFile | None = None
+        self._lock: StateLock | None = None  # the state directory, held for the whole run
+        self._save_failing_since: float | None = None  # monotonic; the last warning about it
         self._stuck: set[str] = set()  # sinks reported stuck in a write
 
     # ------------------------------------------------------------------ public
@@ -114,6 +114,10 @@ class Daemon:
             options["sources"] = self._simulated_sources(config.sources)
         elif config.demo:
             options.update(self._start_simulator(options["provider"]))
+        state_dir = config.state_dir or default_state_dir()
+        if state_dir is not None:  # before anything is written: one state directory per daemon
+            self._lock = StateLock(state_dir)
+            self._lock.acquire()
         self.sinks = build_sinks(config.sinks)
         for sink in self.sinks:
             try:
@@ -123,7 +127,7 @@ class Daemon:
         if self._key is not None or not config.sources:
             options["api_key"] = self._key  # an ApiKey: the client keeps it wrapped
         if not config.sources:  # the sinks' stored positions are one provider's slots
-            self._resume(options)
+            self._resume(options, state_dir)
         try:
             self.client = client = Client(**options)
         except ConfigurationError as exc:
@@ -168,16 +172,17 @@ class Daemon:
             for s in sources
         ]
 
-    def _resume(self, options: dict[str, Any]) -> None:
+    def _resume(self, options: dict[str, Any], state_dir: str | None) -> None:
         """Give the sinks their stored positions and, unless told otherwise, start the stream there."""
         config = self.config
-        state_dir = config.state_dir or default_state_dir()
         provider = str(options["provider"])
         if state_dir is not None:
-            self._positions = PositionFile(state_dir, provider)
+            url = options.get("url") or options.get("urls") or provider_spec(provider).default_url
+            urls = [url] if isinstance(url, str) else [str(u) for u in url]
+            self._positions = PositionFile(state_dir, provider, source_identity(provider, urls))
         if not config.resume or config.demo or "since" in options or options.get("backfill") is False:
             return  # (a demo's simulator is a new stream each time: nothing to resume)
-        stored = self._positions.load() if self._positions is not None else {}
+        stored = self._positions.load(sink_targets(self.sinks)) if self._positions is not None else {}
         since = restore(self.sinks, stored, provider)
         if since is not None:
             options["since"] = since
@@ -187,9 +192,17 @@ class Daemon:
         if self._positions is None:
             return
         try:
-            self._positions.save(sink_positions(self.sinks))
-        except OSError as exc:
-            log.warning("cannot save the sinks' positions to %s: %s", self._positions.path, exc.strerror or exc)
+            self._positions.save(sink_positions(self.sinks), sink_targets(self.sinks))
+        except OSError as exc:  # once a minute, not every second: the state is what it was
+            now = time.monotonic()
+            if self._save_failing_since is None or now - self._save_failing_since >= _SAVE_WARN_EVERY:
+                self._save_failing_since = now
+                log.warning("cannot save the sinks' positions to %s: %s (a restart would resume from older ones)",
+                            self._positions.path, exc.strerror or exc)  # fmt: skip
+        else:
+            if self._save_failing_since is not None:
+                self._save_failing_since = None
+                log.info("the sinks' positions are saved again to %s", self._positions.path)
 
     def _start_simulator(self, provider: str) -> dict[str, Any]:
         from pumpsync.simulator import Simulator
@@ -203,12 +216,10 @@ class Daemon:
 
     # ------------------------------------------------------------------ signals
     def _install_signals(self) -> None:
-        global _early_hup
         signal.signal(signal.SIGHUP, self._on_hup)  # first: its default action ends the process
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop_signal)
-        if _early_hup:  # came during start-up: do what it asked once running
-            _early_hup = False
+        if take_early_hup():  # came during start-up (see pumpsync._early): do what it asked once running
             self._hup = True
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -315,6 +326,8 @@ class Daemon:
                 left = sink.abandon()
                 log.warning("sink %s did not finish in time (a write is stuck): %d events dropped", sink.name, left)
         self._save_positions()
+        if self._lock is not None:
+            self._lock.release()
         if self.metrics is not None:
             self.metrics.close()
         if self.simulator is not None:

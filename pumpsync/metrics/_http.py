@@ -43,10 +43,18 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = _BACKLOG
 
-    def __init__(self, addr: tuple[str, int], family: int, registry: CollectorRegistry, client: Client) -> None:
+    def __init__(
+        self,
+        addr: tuple[str, int],
+        family: int,
+        registry: CollectorRegistry,
+        client: Client,
+        sinks: Sequence[SinkStats] = (),
+    ) -> None:
         self.address_family = family
         self.registry = registry
         self.client = client
+        self.sinks = list(sinks)  # a sink that cannot write (a stuck pipe) makes the daemon not ready
         super().__init__(addr, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -89,9 +97,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             status, body, content_type = 200, b"ok\n", "text/plain; charset=utf-8"
         elif path == "/readyz":
-            ready = client_ready(self.server.client)
+            failing = [sink.name for sink in self.server.sinks if not sink.healthy]
+            ready = client_ready(self.server.client) and not failing
             status = 200 if ready else 503
             body = b"ready\n" if ready else b"no healthy connection\n"
+            if failing:
+                body = f"sinks failing: {', '.join(failing)}\n".encode()
             content_type = "text/plain; charset=utf-8"
         elif path == "/":
             status, content_type = 200, "text/plain; charset=utf-8"
@@ -157,7 +168,7 @@ def start_metrics_server(
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family = infos[0][0]
         host = str(infos[0][4][0])
-    server = _Server((host, port), family, make_registry(client, sinks), client)
+    server = _Server((host, port), family, make_registry(client, sinks), client, sinks or ())
     return MetricsServer(server)
 
 

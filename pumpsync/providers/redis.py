@@ -177,6 +177,12 @@ def _ms(entry_id: str) -> int:
     return int(entry_id.partition("-")[0] or 0)
 
 
+def _id(entry_id: str) -> tuple[int, int]:
+    """A stream ID as a comparable (ms, seq); an unparsable one as (0, 0)."""
+    ms, _, seq = entry_id.partition("-")
+    return (int(ms), int(seq or 0)) if ms.isdigit() and (seq or "0").isdigit() else (0, 0)
+
+
 def _valid_id(text: str) -> bool:
     ms, sep, seq = text.partition("-")
     return ms.isdigit() and (not sep or seq.isdigit())
@@ -243,6 +249,7 @@ class StreamCursor:
         self.connects = 0
         self.claimed = 0
         self.commit_failures = 0
+        self.rewinds = 0  # the stream went back behind our position (see _rewind_if_behind)
         self.lag_seconds = 0.0
         self.lag_entries: int | None = None
         self.pending: int | None = None
@@ -363,6 +370,7 @@ class StreamCursor:
         except self.errors:
             return  # no stream yet
         newest = str(info["last-generated-id"])
+        self._rewind_if_behind(newest)
         first = info.get("first-entry")
         oldest = str(first[0]) if first else newest  # from "0": the whole stream is behind us
         with self._lock:
@@ -377,6 +385,27 @@ class StreamCursor:
         else:
             mine = mine or self._last
         self.lag_seconds = max(0, _ms(newest) - max(_ms(mine or newest), _ms(oldest) - 1)) / 1000.0
+
+    def _rewind_if_behind(self, newest: str) -> None:
+        """The stream's newest ID is behind our position: Redis came back with an older or empty
+        data set (a lost AOF, a failover to a replica behind) on a clock behind the IDs we read.
+        XREAD from our position would wait silently until the clock passes it, so we re-read the
+        stream from its start: nothing lost, what we had read before is delivered again (at least
+        once; a Client drops the identities it has seen). Counted (``rewinds``) and warned."""
+        if self.group:
+            behind = [g for g in self.redis.xinfo_groups(self.options.stream)
+                      if g["name"] == self.group and _id(str(g["last-delivered-id"])) > _id(newest)]  # fmt: skip
+            if not behind:
+                return
+            position = str(behind[0]["last-delivered-id"])
+            self.redis.xgroup_setid(self.options.stream, self.group, "0")
+        else:
+            if self._last is None or _id(self._last) <= _id(newest):
+                return
+            position, self._last = self._last, "0-0"
+        self.rewinds += 1
+        log.warning("redis stream %s went back: its newest ID %s is behind our position %s (Redis restarted with "
+                    "older data?); reading it again from its start", self.options.stream, newest, position)  # fmt: skip
 
     def close(self) -> None:
         self.redis.close()
@@ -497,6 +526,7 @@ class RedisReader:
             "claimed": cursor.claimed,
             "malformed": self.malformed,
             "commit_failures": cursor.commit_failures,
+            "rewinds": cursor.rewinds,
             "lag_seconds": cursor.lag_seconds,
             "lag_entries": cursor.lag_entries,
             "pending": cursor.pending,

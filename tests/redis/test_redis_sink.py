@@ -151,3 +151,40 @@ def test_a_missing_redis_package_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert "pumpsync[redis]" in out
+
+
+def test_a_refused_xadd_burns_no_identity(redis_server: RedisServer, redis_db: Any) -> None:
+    """#22.8: an ACL that refused XADD for a while cost events for good: the script's ZADD NX (the
+    de-duplication mark) survived the failed XADD, so every retry, and an HA partner, skipped them
+    as written. A real ACL user whose XADD permission is taken away and given back at run time."""
+    password = "sink-pass-8"
+    redis_db.execute_command("ACL", "SETUSER", "writer", "on", f">{password}", "~*", "&*", "+@all")
+    url = f"redis://writer:{password}@127.0.0.1:{redis_server.port}/0?stream=t:acl&dedup=60"
+    s = sink(url, name="a", batch_size=10, retry_initial=0.05, retry_max=0.2)
+    try:
+        events = [trade(i) for i in range(300)]
+        for event in events[:100]:
+            s.offer(event)
+        wait_for_len(redis_db, "t:acl", 100)
+        redis_db.execute_command("ACL", "SETUSER", "writer", "-xadd")
+        for event in events[100:200]:
+            s.offer(event)
+        wait_until(lambda: s.failures >= 3 and not s.healthy, what="the sink to retry the refused XADD")
+        assert redis_db.xlen("t:acl") == 100
+        redis_db.execute_command("ACL", "SETUSER", "writer", "+xadd")
+        for event in events[200:]:
+            s.offer(event)
+        wait_until(lambda: s.written + s.dropped == 300, what="every event to be accounted for")
+        close(s)
+        # The HA partner: a second sink offered the same 300 appends none of them again.
+        partner = sink(url, name="b", batch_size=7)
+        for event in events:
+            partner.offer(event)
+        wait_until(lambda: partner.written == 300, what="the partner to finish")
+        close(partner)
+    finally:
+        redis_db.execute_command("ACL", "DELUSER", "writer")
+    signatures = [f["signature"] for _, f in redis_db.xrange("t:acl")]
+    assert (s.written, s.dropped) == (300, 0)
+    assert sorted(signatures) == sorted(e.signature for e in events)  # each once, none burnt
+    assert s.published == 300 and partner.deduplicated == 300

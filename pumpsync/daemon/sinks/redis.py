@@ -42,6 +42,8 @@ DEFAULT_DEDUP = 120.0  # seconds
 
 # KEYS: the stream, its de-duplication set. ARGV: window ms, maxlen, max age ms, then per event
 # its identity digest ('' for none), its field count and its fields. Returns how many were appended.
+# A command refused mid-batch ends the script with that error: the events before it are appended
+# and marked, the rest neither, so the retried batch appends exactly what is missing.
 _APPEND = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -52,8 +54,13 @@ end
 local i, added = 4, 0
 while i <= #ARGV do
   local identity, n = ARGV[i], tonumber(ARGV[i + 1])
-  if identity == '' or window == 0 or redis.call('ZADD', KEYS[2], 'NX', now, identity) == 1 then
+  local dedup = identity ~= '' and window > 0
+  if not (dedup and redis.call('ZSCORE', KEYS[2], identity)) then
+    -- XADD first, the mark after it: a refused XADD (an ACL, OOM) ends the script before the
+    -- mark, and Redis does not roll back a script's earlier writes, so a mark set first would
+    -- make every retry (and an HA partner) skip an event that never reached the stream.
     redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 2, i + 1 + n))
+    if dedup then redis.call('ZADD', KEYS[2], now, identity) end
     added = added + 1
   end
   i = i + 2 + n
