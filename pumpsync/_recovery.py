@@ -8,6 +8,14 @@ page only when the queue has room for it, so that a gap of any size costs a page
 every event arrives once, whatever the consumer's pace. If the held live events outgrow their
 bound, they are let go and the history is paged on past them (another round from where the
 last one ended) until it has caught up with the live stream.
+
+No unbounded hold: a hold that has not ended ``gap_deadline`` seconds after it began is released
+by the deadline watch (a thread of its own: the recovery thread may be waiting on the history);
+the live events go on, and the recovery goes on in the background (its events arrive late,
+marked ``backfill``). Every gap is reported (:class:`GapReport`, ``Client.gaps()``): its range,
+and whether it was recovered, partly, or lost. A failed recovery is retried (never holding the
+live stream again) up to ``_ATTEMPTS`` times. Nothing the history answers can end the recovery
+thread: an unexpected error is counted, and the gap handled like any failed fetch.
 """
 
 from __future__ import annotations
@@ -17,12 +25,15 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from pumpsync._delivery import Delivery
+from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
+from pumpsync._text import WarningGate
 from pumpsync._threads import join_thread
 from pumpsync.config import ClientConfig
 from pumpsync.events import Event
@@ -35,6 +46,11 @@ log = logging.getLogger("pumpsync.backfill")
 STREAM = "*"
 _CHUNK = 1000  # events released at a time (at most; fewer for a small queue)
 _IDLE = 0.05  # seconds between looks at the queue's room, and at overflow, when there is nothing else to do
+_ATTEMPTS = 5  # fetches of one gap (the first and its retries) before it is reported lost
+_REPORTS = 100  # gap reports kept for Client.gaps() (the oldest closed ones go first)
+_REFETCH_BACKLOG = 10_000  # single items waiting to be fetched again; past it they are counted lost
+
+Outcome = Literal["pending", "recovered", "partial", "lost"]
 
 
 class _Stopped(Exception):
@@ -61,12 +77,55 @@ class Gap:
         return ", ".join(f"{key} since slot {p.slot}" for key, p in self.positions.items())
 
 
+@dataclass(frozen=True)
+class GapReport:
+    """One gap as the user sees it (``Client.gaps()``): what was missed, and what became of it.
+
+    ``outcome``: ``pending`` (being fetched, or to be retried), ``recovered`` (every event back),
+    ``partial`` (some back, some counted lost by the history source or not fetched), ``lost``
+    (nothing could be fetched). ``since_slot`` is where the gap begins (inclusive), ``until_slot``
+    the newest slot the history brought back (None: none yet). ``released``: the live stream was
+    let go on at the hold's deadline, before the gap was filled (its events then arrive late).
+    ``lost`` counts the items the history source counted lost during the recovery; ``deferred``
+    the live events let go while held (past the queue size) for the history to bring back."""
+
+    ident: int
+    provider: str
+    since_slot: int
+    opened_at: float  # epoch seconds
+    outcome: Outcome = "pending"
+    until_slot: int | None = None
+    recovered: int = 0  # new events the history brought
+    lost: int = 0
+    deferred: int = 0
+    attempts: int = 0
+    released: bool = False
+    closed_at: float | None = None  # epoch seconds
+    reason: str = ""  # the last failure, if any (safe to show: no key)
+
+
+# ``(report) -> None``: the owner's hook for gap notices (opened, released, closed). Called from the
+# recovery's threads with no lock held.
+GapListener = Callable[[GapReport], None]
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """A report and the counters when an attempt began: the attempt's share is the difference."""
+
+    report: GapReport
+    events: int  # the delivery's backfill_events
+    lost: int  # the source's lost()
+    deferred: int  # the delivery's deferred
+
+
 @dataclass
 class _Pending:
     gap: Gap
     awaiting: set[str]  # channels whose acknowledgement the fetch waits for
     start_by: float  # monotonic: fetch anyway by then (a server that never acknowledges)
     index: int | None  # the connection whose session opened the gap (None: not tied to one)
+    ident: int  # its report
 
 
 class GapRecovery:
@@ -79,6 +138,7 @@ class GapRecovery:
         delivery: Delivery,
         stats: ClientStats,
         subscriptions: Callable[[], list[Subscription]],
+        on_gap: GapListener | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -89,15 +149,25 @@ class GapRecovery:
         self._stop = threading.Event()
         self._since_pending = config.since is not None
         self._pending: list[_Pending] = []  # guarded by _cond
-        self._carried: Gap | None = None  # a session ended before its gap was fetched: the next one takes it
-        self._retries: list[tuple[float, Gap]] = []  # only touched by the recovery thread
-        self._refetches: list[tuple[str, int | None]] = []  # guarded by _cond: single items to fetch again
+        # A session ended before its gap was fetched: the next one takes it (and its report).
+        self._carried: tuple[Gap, int] | None = None
+        # (when, gap, report, attempts so far): only touched by the recovery thread
+        self._retries: list[tuple[float, Gap, int, int]] = []
+        # Guarded by _cond: single items to fetch again, in order (a dict: a flood of them costs O(1) each).
+        self._refetches: dict[tuple[str, int | None], None] = {}
+        self._on_gap = on_gap
+        self._reports: dict[int, GapReport] = {}  # guarded by _cond; replaced whole (readers copy)
+        self._next_ident = 0
+        self._outcomes: Counter[str] = Counter()  # guarded by _cond: closed gaps by outcome, holds released
+        self._warnings = WarningGate()
         self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
+        self._watch = threading.Thread(target=self._watch_holds, name="pumpsync-backfill-deadline", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self._thread.start()
+        self._watch.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -105,7 +175,9 @@ class GapRecovery:
             self._cond.notify_all()
 
     def join(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         ended = join_thread(self._thread, timeout)
+        ended = join_thread(self._watch, max(0.0, deadline - time.monotonic())) and ended
         self.source.close()
         return ended
 
@@ -113,8 +185,30 @@ class GapRecovery:
         return self.source.recoverable(channel)
 
     def detach(self) -> None:
-        """The client is closed: drop the reference back to it (its registry)."""
+        """The client is closed: drop the references back to it (its registry, its listener)."""
         self._subscriptions = list
+        self._on_gap = None
+
+    # ------------------------------------------------------------------ what the owner reads
+    @property
+    def settled(self) -> bool:
+        """No hold in force and no gap still being recovered (``Client.ready`` says so)."""
+        if self._delivery.holding:
+            return False
+        with self._cond:
+            return not any(report.outcome == "pending" for report in self._reports.values())
+
+    def gaps(self) -> list[GapReport]:
+        """The gaps of late (at most ``_REPORTS``), oldest first."""
+        with self._cond:
+            return list(self._reports.values())
+
+    def gap_counts(self) -> dict[str, int]:
+        """Gaps by outcome (open ones as ``pending``) and holds released at their deadline."""
+        with self._cond:
+            counts = {key: self._outcomes[key] for key in ("pending", "recovered", "partial", "lost", "released")}
+            counts["pending"] = sum(1 for r in self._reports.values() if r.outcome == "pending")
+        return counts
 
     # ------------------------------------------------------------------ reports from connection threads
     def session_opened(self, index: int, resumed: bool) -> None:
@@ -124,19 +218,25 @@ class GapRecovery:
         gap = self._gap(resumed)
         with self._cond:
             carried, self._carried = self._carried, None
+            ident = None
             if carried is not None:
-                gap = carried if gap is None else gap.merge(carried)
+                gap = carried[0] if gap is None else gap.merge(carried[0])
+                ident = carried[1]
             if gap is None:
                 return
             gap = self._restrict(gap)
             if not gap.positions:
+                if ident is not None:
+                    self._close_locked(ident, "lost", "nothing recoverable is subscribed any more")
                 return
-            # Live events wait until the gap is back; the fetch starts once every channel is live
-            # again (acknowledged), so that its answer reaches past the moment the stream resumed.
+            if ident is None:
+                ident = self._open_locked(gap)
+            # Live events wait until the gap is back (at most gap_deadline); the fetch starts once every
+            # channel is live again (acknowledged), so that its answer reaches past the moment the stream resumed.
             self._delivery.hold()
             awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
             start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
-            self._pending.append(_Pending(gap, awaiting, start_by, index))
+            self._pending.append(_Pending(gap, awaiting, start_by, index, ident))
             self._cond.notify_all()
 
     def channel_live(self, index: int, channel: str) -> None:
@@ -154,7 +254,11 @@ class GapRecovery:
             mine = [p for p in self._pending if p.index == index]
             for pending in mine:
                 self._pending.remove(pending)
-                self._carried = pending.gap if self._carried is None else self._carried.merge(pending.gap)
+                if self._carried is None:
+                    self._carried = (pending.gap, pending.ident)
+                else:  # one report for the merged gap
+                    self._carried = (self._carried[0].merge(pending.gap), self._carried[1])
+                    self._close_locked(pending.ident, "pending", "merged into the next session's gap")
         for _ in mine:
             self._delivery.end_hold()
 
@@ -164,15 +268,124 @@ class GapRecovery:
         if not self.config.backfill or not callable(getattr(self.source, "refetch", None)):
             return False
         with self._cond:
-            if (key, slot) not in self._refetches:  # redundant connections ask for the same one
-                self._refetches.append((key, slot))
-                self._cond.notify_all()
+            if (key, slot) in self._refetches:  # redundant connections ask for the same one
+                return True
+            if len(self._refetches) >= _REFETCH_BACKLOG:  # a flood: bounded, the rest stays counted lost
+                self._outcomes["refetch_overflow"] += 1
+                return False
+            self._refetches[(key, slot)] = None
+            self._cond.notify_all()
         return True
 
     def source_stats(self) -> dict[str, int]:
         """The history source's own counts (losses by reason, rate limits), if it keeps any."""
         stats = getattr(self.source, "stats", None)
-        return dict(stats()) if callable(stats) else {}
+        counts = dict(stats()) if callable(stats) else {}
+        for outcome, n in self.gap_counts().items():
+            counts[f"gaps_{outcome}"] = n
+        with self._cond:
+            counts["refetch_overflow"] = self._outcomes["refetch_overflow"]
+            counts["recovery_errors"] = self._outcomes["recovery_errors"]
+        return counts
+
+    # ------------------------------------------------------------------ gap reports
+    def _open_locked(self, gap: Gap) -> int:
+        self._next_ident += 1
+        ident = self._next_ident
+        since = min(gap.positions.values()).slot
+        self._reports[ident] = GapReport(ident, self._stats.provider, since, time.time())
+        if len(self._reports) > _REPORTS:
+            closed = [i for i, r in self._reports.items() if r.outcome != "pending"]
+            for old in closed[: len(self._reports) - _REPORTS]:
+                del self._reports[old]
+        return ident
+
+    def _open(self, gap: Gap) -> int:
+        with self._cond:
+            return self._open_locked(gap)
+
+    def _update(self, ident: int, **changes: Any) -> GapReport | None:
+        with self._cond:
+            report = self._reports.get(ident)
+            if report is None:
+                return None
+            report = self._reports[ident] = replace(report, **changes)
+            return report
+
+    def _close_locked(self, ident: int, outcome: Outcome, reason: str = "") -> GapReport | None:
+        report = self._reports.get(ident)
+        if report is None:
+            return None
+        if outcome == "pending":  # merged into another gap: this one's report goes
+            del self._reports[ident]
+            return None
+        report = self._reports[ident] = replace(report, outcome=outcome, closed_at=time.time(), reason=reason)
+        self._outcomes[outcome] += 1
+        return report
+
+    def _close(self, ident: int, outcome: Outcome, reason: str = "") -> None:
+        with self._cond:
+            report = self._close_locked(ident, outcome, reason)
+        if report is None:
+            return
+        if outcome == "recovered":
+            log.info("gap from slot %d recovered: %d events", report.since_slot, report.recovered)
+        else:
+            self._warn(
+                f"gap_{outcome}",
+                f"gap from slot {report.since_slot} {outcome}: {report.recovered} events recovered, "
+                f"{report.lost} counted lost, {report.deferred} live events let go for it"
+                + (f" ({reason})" if reason else ""),
+            )
+        self._notify(report)
+
+    def _notify(self, report: GapReport) -> None:
+        listener = self._on_gap
+        if listener is None:
+            return
+        try:
+            listener(report)
+        except Exception as exc:  # the owner's hook must not end the recovery
+            log.warning("gap listener failed: %s: %s", type(exc).__name__, exc)
+
+    def _warn(self, key: str, message: str) -> None:
+        held_back = self._warnings.allow(key)
+        if held_back is not None:
+            log.warning("%s%s", message, f" (and {held_back} more like it)" if held_back else "")
+
+    def _lost_so_far(self) -> int:
+        """What the history source has counted lost (its optional ``lost()``), to take a gap's share."""
+        lost = getattr(self.source, "lost", None)
+        return int(lost()) if callable(lost) else 0
+
+    # ------------------------------------------------------------------ the deadline watch
+    def _watch_holds(self) -> None:
+        """Release a hold that outlived ``gap_deadline`` (the recovery thread may be waiting on the history)."""
+        deadline = self.config.gap_deadline
+        while not self._stop.is_set():
+            since = self._delivery.hold_since
+            now = time.monotonic()
+            if since is None or now < since + deadline:
+                wait = 0.25 if since is None else min(0.25, since + deadline - now)
+                self._stop.wait(max(0.01, wait))
+                continue
+            held = self._delivery.expire_hold(since)
+            if held < 0:
+                continue  # it ended meanwhile
+            with self._cond:
+                self._outcomes["released"] += 1
+                released: list[GapReport] = []
+                for ident, report in list(self._reports.items()):
+                    if report.outcome == "pending" and not report.released:
+                        released.append(replace(report, released=True))
+                        self._reports[ident] = released[-1]
+            self._warn(
+                "released",
+                f"gap recovery did not finish within gap_deadline={deadline:g} s: {held} held live events "
+                "go on now; the gap is still being fetched (its events arrive late) and is reported",
+            )
+            for report in released:
+                self._notify(report)
 
     # ------------------------------------------------------------------ what a gap is
     def _gap(self, resumed: bool) -> Gap | None:
@@ -208,29 +421,43 @@ class GapRecovery:
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                pending = self._next_ready()
-                if pending is not None:
-                    self._recover(pending.gap, held=True)
-                    continue
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except _Stopped:
+                return
+            except Exception as exc:  # never a dead thread: counted, logged, and on with the next gap
+                self._stats.backfill_failures += 1
                 with self._cond:
-                    refetches, self._refetches = self._refetches, []
-                for key, slot in refetches:
-                    self._refetch_one(key, slot)
-                now = time.monotonic()
-                due = [r for r in self._retries if r[0] <= now]
-                if due:
-                    self._retries.remove(due[0])
-                    self._delivery.hold()
-                    self._recover(self._restrict(due[0][1]), held=True)
-                    continue
-                overflow = self._overflow_gap()
-                if overflow is not None:
-                    self._delivery.hold()
-                    self._recover(overflow, held=True)
-        except _Stopped:
-            pass
+                    self._outcomes["recovery_errors"] += 1
+                self._warn("crash", f"gap recovery: unexpected {type(exc).__name__}: {self._safe(exc)}; going on")
+                self._stop.wait(_IDLE)
+
+    def _step(self) -> None:
+        pending = self._next_ready()
+        if pending is not None:
+            self._recover(pending.gap, pending.ident, held=True, attempts=0)
+            return
+        with self._cond:
+            refetches, self._refetches = list(self._refetches), {}
+        for key, slot in refetches:
+            self._refetch_one(key, slot)
+        now = time.monotonic()
+        due = [r for r in self._retries if r[0] <= now]
+        if due:
+            self._retries.remove(due[0])
+            _when, gap, ident, attempts = due[0]
+            gap = self._restrict(gap)
+            if not gap.positions:
+                self._close(ident, "lost", "nothing recoverable is subscribed any more")
+                return
+            # In the background: the live stream went on when the first attempt failed.
+            self._recover(gap, ident, held=False, attempts=attempts)
+            return
+        overflow = self._overflow_gap()
+        if overflow is not None:
+            self._delivery.hold()
+            self._recover(overflow, self._open(overflow), held=True, attempts=0)
 
     def _next_ready(self) -> _Pending | None:
         """The next gap whose channels are all live (or that waited long enough), else None after a short wait."""
@@ -254,39 +481,80 @@ class GapRecovery:
         gap = self._restrict(Gap({STREAM: min(lost.values())} if self.source.stream_wide else lost, {}))
         return gap if gap.positions else None
 
-    def _recover(self, gap: Gap, held: bool) -> None:
-        """Fetch ``gap`` and release it, round after round until caught up; ends the hold it was given."""
+    def _recover(self, gap: Gap, ident: int, held: bool, attempts: int) -> None:
+        """Fetch ``gap`` and release it, round after round until caught up; ends the hold it was
+        given (``held``), whatever happens; reports the outcome, or schedules a retry."""
         positions = dict(gap.positions)
         # Per key, the identities released at its newest slot: the next round starts at that slot
         # (inclusive), and by then they may have left the de-duplication window.
         edges: dict[str, tuple[int, set[Any]]] = {}
+        attempts += 1
+        report = self._update(ident, attempts=attempts)
+        if report is None:  # its report was dropped (never: pending ones are kept); report anew
+            ident = self._open(gap)
+            report = self._update(ident, attempts=attempts)
+            assert report is not None
+        base = _Counts(report, self._stats.backfill_events, self._lost_so_far(), self._delivery.deferred)
         while True:
             deferrals = self._delivery.deferrals
             newest: dict[str, Position] = {}
             try:
                 fetched, new = self._round(Gap(positions, gap.filters), newest, edges)
-            except HistoryError as exc:
+            except _Stopped:
+                raise
+            except Exception as exc:  # HistoryError, or anything a hostile answer caused: the same path
                 positions.update(newest)  # what did arrive was released
                 self._refetch_into(positions)
                 if self._stop.is_set():
                     raise _Stopped from None
                 self._stats.backfill_failures += 1
+                problem = str(exc) if isinstance(exc, HistoryError) else f"unexpected {type(exc).__name__}"
+                report = self._progress(ident, newest, base, problem)
                 retry = Gap(positions, gap.filters)
-                log.warning("backfill of %s failed: %s; will retry", retry.describe(), exc)
-                # The live stream goes on meanwhile; the retry starts where this attempt got to.
-                self._retries.append((time.monotonic() + self.config.backoff_max * random.uniform(0.5, 1.0), retry))
-                self._delivery.end_hold()
+                if held:
+                    self._delivery.end_hold()  # the live stream goes on meanwhile
+                if attempts >= _ATTEMPTS:
+                    outcome: Outcome = "partial" if report is not None and report.recovered else "lost"
+                    self._close(ident, outcome, f"gave up after {attempts} attempts: {self._safe(problem)}")
+                    return
+                self._warn("failed", f"backfill of {retry.describe()} failed: {self._safe(problem)}; will retry")
+                # The retry starts where this attempt got to.
+                when = time.monotonic() + self.config.backoff_max * random.uniform(0.5, 1.0)
+                self._retries.append((when, retry, ident, attempts))
                 return
             if fetched:
                 log.info("backfill: %d events, %d new", fetched, new)
+            report = self._progress(ident, newest, base, "")
             positions.update(newest)
             if not held or self._delivery.end_hold(deferrals):
+                self._close(ident, "partial" if report is not None and report.lost else "recovered")
                 return
             # Live events outgrew the hold and were let go: fetch on, and again from the oldest
             # event skipped for a held copy (what was released since is still in the window).
             if self._refetch_into(positions):
                 edges.clear()
             log.info("backfill: live events outgrew the hold; fetching on from %s", Gap(positions, {}).describe())
+
+    def _progress(self, ident: int, newest: dict[str, Position], base: _Counts, reason: str) -> GapReport | None:
+        """Bring the report up to date: its range so far, and this attempt's counts on top of ``base``'s."""
+        lost, deferred = self._lost_so_far(), self._delivery.deferred
+        with self._cond:
+            report = self._reports.get(ident)
+            if report is None:
+                return None
+            until = max([p.slot for p in newest.values()] + [report.until_slot or -1])
+            report = self._reports[ident] = replace(
+                report,
+                until_slot=until if until >= 0 else None,
+                recovered=base.report.recovered + self._stats.backfill_events - base.events,
+                lost=base.report.lost + max(0, lost - base.lost),
+                deferred=base.report.deferred + max(0, deferred - base.deferred),
+                reason=self._safe(reason) if reason else report.reason,
+            )
+            return report
+
+    def _safe(self, problem: object) -> str:
+        return redact(str(problem), self.config.api_key)[:300]
 
     def _refetch_one(self, key: str, slot: int | None) -> None:
         """One item's events again (``source.refetch``), released like a backfill page."""
@@ -298,11 +566,12 @@ class GapRecovery:
         self._stats.backfill_requests += 1
         try:
             events: list[Event] = list(fetch(key, slot, channels, self._stop))
-        except HistoryError as exc:
+        except Exception as exc:  # HistoryError, or a hostile answer: this item only
             if self._stop.is_set():
                 raise _Stopped from None
             self._stats.backfill_failures += 1
-            log.warning("refetch of one item at slot %s failed: %s; its events are lost", slot, exc)
+            problem = str(exc) if isinstance(exc, HistoryError) else f"unexpected {type(exc).__name__}"
+            self._warn("refetch", f"refetch of one item at slot {slot} failed: {self._safe(problem)}; its events lost")
             return
         events.sort(key=_slot_key)
         while self._delivery.room() < len(events):
@@ -396,4 +665,4 @@ def _slot_key(event: Event) -> int:
     return event.slot if event.slot is not None else -1
 
 
-__all__ = ["STREAM", "Gap", "GapRecovery"]
+__all__ = ["STREAM", "Gap", "GapListener", "GapRecovery", "GapReport"]
