@@ -9,6 +9,7 @@
             print(event.kind, event.mint)
 """
 
+from pumpsync._recovery import GapReport
 from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client, EventQueue, connect
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectionLost",
     "Event",
     "EventQueue",
+    "GapReport",
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",
