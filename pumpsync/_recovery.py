@@ -16,6 +16,9 @@ marked ``backfill``). Every gap is reported (:class:`GapReport`, ``Client.gaps()
 and whether it was recovered, partly, or lost. A failed recovery is retried (never holding the
 live stream again) up to ``_ATTEMPTS`` times. Nothing the history answers can end the recovery
 thread: an unexpected error is counted, and the gap handled like any failed fetch.
+
+Lock order: ``GapRecovery._cond`` before the delivery's lock (never the other way round); no
+call out (the ``on_gap`` listener, a log line aside) with either held.
 """
 
 from __future__ import annotations
@@ -369,10 +372,10 @@ class GapRecovery:
                 wait = 0.25 if since is None else min(0.25, since + deadline - now)
                 self._stop.wait(max(0.01, wait))
                 continue
-            held = self._delivery.expire_hold(since)
-            if held < 0:
-                continue  # it ended meanwhile
-            with self._cond:
+            with self._cond:  # expired and marked at once: whoever sees a released event sees the mark
+                held = self._delivery.expire_hold(since)
+                if held < 0:
+                    continue  # it ended meanwhile
                 self._outcomes["released"] += 1
                 released: list[GapReport] = []
                 for ident, report in list(self._reports.items()):
@@ -527,7 +530,8 @@ class GapRecovery:
             report = self._progress(ident, newest, base, "")
             positions.update(newest)
             if not held or self._delivery.end_hold(deferrals):
-                self._close(ident, "partial" if report is not None and report.lost else "recovered")
+                lost, recovered = (report.lost, report.recovered) if report is not None else (0, 0)
+                self._close(ident, "recovered" if not lost else "partial" if recovered else "lost")
                 return
             # Live events outgrew the hold and were let go: fetch on, and again from the oldest
             # event skipped for a held copy (what was released since is still in the window).
