@@ -163,6 +163,7 @@ class GapRecovery:
         self._next_ident = 0
         self._outcomes: Counter[str] = Counter()  # guarded by _cond: closed gaps by outcome, holds released
         self._warnings = WarningGate()
+        self._current: int | None = None  # the report of the gap the recovery thread is on (its own)
         self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
         self._watch = threading.Thread(target=self._watch_holds, name="pumpsync-backfill-deadline", daemon=True)
@@ -429,16 +430,21 @@ class GapRecovery:
                 self._step()
             except _Stopped:
                 return
-            except Exception as exc:  # never a dead thread: counted, logged, and on with the next gap
+            except Exception as exc:  # never a dead thread: counted, logged, the gap reported, on with the next
                 self._stats.backfill_failures += 1
                 with self._cond:
                     self._outcomes["recovery_errors"] += 1
                 self._warn("crash", f"gap recovery: unexpected {type(exc).__name__}: {self._safe(exc)}; going on")
+                current, self._current = self._current, None
+                if current is not None:  # (a hold it had taken is released by the deadline watch)
+                    self._close(current, "lost", f"unexpected {type(exc).__name__}")
                 self._stop.wait(_IDLE)
 
     def _step(self) -> None:
+        self._current = None
         pending = self._next_ready()
         if pending is not None:
+            self._current = pending.ident
             self._recover(pending.gap, pending.ident, held=True, attempts=0)
             return
         with self._cond:
@@ -450,6 +456,7 @@ class GapRecovery:
         if due:
             self._retries.remove(due[0])
             _when, gap, ident, attempts = due[0]
+            self._current = ident
             gap = self._restrict(gap)
             if not gap.positions:
                 self._close(ident, "lost", "nothing recoverable is subscribed any more")
@@ -460,7 +467,8 @@ class GapRecovery:
         overflow = self._overflow_gap()
         if overflow is not None:
             self._delivery.hold()
-            self._recover(overflow, self._open(overflow), held=True, attempts=0)
+            self._current = self._open(overflow)
+            self._recover(overflow, self._current, held=True, attempts=0)
 
     def _next_ready(self) -> _Pending | None:
         """The next gap whose channels are all live (or that waited long enough), else None after a short wait."""
