@@ -211,6 +211,7 @@ class GapRecovery:
         """Gaps by outcome (open ones as ``pending``) and holds released at their deadline."""
         with self._cond:
             counts = {key: self._outcomes[key] for key in ("pending", "recovered", "partial", "lost", "released")}
+            counts["deferred"] = self._delivery.deferred  # live events let go while held, for the history to bring
             counts["pending"] = sum(1 for r in self._reports.values() if r.outcome == "pending")
         return counts
 
@@ -365,6 +366,16 @@ class GapRecovery:
     # ------------------------------------------------------------------ the deadline watch
     def _watch_holds(self) -> None:
         """Release a hold that outlived ``gap_deadline`` (the recovery thread may be waiting on the history)."""
+        while not self._stop.is_set():
+            try:
+                self._watch_once()
+            except Exception as exc:  # never a dead thread (there is nothing here to fail; still)
+                with self._cond:
+                    self._outcomes["recovery_errors"] += 1
+                self._warn("crash", f"gap deadline watch: unexpected {type(exc).__name__}; going on")
+                self._stop.wait(0.25)
+
+    def _watch_once(self) -> None:
         deadline = self.config.gap_deadline
         while not self._stop.is_set():
             since = self._delivery.hold_since
