@@ -131,6 +131,17 @@ def running_node() -> Iterator[Node]:
         thread.join(5)
 
 
+@contextmanager
+def running_ws_node() -> Iterator[WsNode]:
+    """A node's WebSocket side over its HTTP side (``running_node``), both on 127.0.0.1."""
+    with running_node() as http:
+        ws = WsNode(http).start()
+        try:
+            yield ws
+        finally:
+            ws.stop()
+
+
 class WsNode:
     """A Solana node's WebSocket side: ``logsSubscribe``/``logsUnsubscribe`` and notifications the
     test pushes. Every pushed transaction is also put in ``history`` (its HTTP side), as a node would."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,25 +22,16 @@ from pumpsync.providers.solana import CHANNELS, PROGRAM_ID
 from pumpsync.providers.solana_history import SolanaHistory
 from pumpsync.providers.spec import Position
 from tests.conftest import wait_until
-from tests.solana.rpcstub import Node, WsNode, running_node, take
+from tests.solana.rpcstub import Node, WsNode, running_node, running_ws_node, take
+from tests.solana.test_client_e2e import trade_logs
 
-FIXTURES = Path(__file__).parent / "fixtures"
 Hostile = Callable[[str, list[Any]], "tuple[int, dict[str, str], bytes] | None"]
-
-
-def trade_logs() -> list[str]:
-    line = (FIXTURES / "captured_program_data.txt").read_text().splitlines()[1]
-    return [f"Program {PROGRAM_ID} invoke [1]", "Program log: Instruction: Buy", line, f"Program {PROGRAM_ID} success"]
 
 
 @pytest.fixture
 def node() -> Iterator[WsNode]:
-    with running_node() as http:
-        ws = WsNode(http).start()
-        try:
-            yield ws
-        finally:
-            ws.stop()
+    with running_ws_node() as ws:
+        yield ws
 
 
 def rpc(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
