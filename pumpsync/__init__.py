@@ -9,7 +9,7 @@
             print(event.kind, event.mint)
 """
 
-from pumpsync._recovery import GapReport
+from pumpsync._gaps import GapReport
 from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client, EventQueue, connect

@@ -17,26 +17,26 @@ and whether it was recovered, partly, or lost. A failed recovery is retried (nev
 live stream again) up to ``_ATTEMPTS`` times. Nothing the history answers can end the recovery
 thread: an unexpected error is counted, and the gap handled like any failed fetch.
 
-Lock order: ``GapRecovery._cond`` before the delivery's lock (never the other way round); no
-call out (the ``on_gap`` listener, a log line aside) with either held.
+Lock order: ``GapRecovery._cond``, then the gap ledger's lock (``_gaps.py``), then the delivery's
+lock; never the other way round, and no call out (the ``on_gap`` listener) with any of them held.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 from pumpsync._delivery import Delivery
+from pumpsync._gaps import GapLedger, GapListener, GapReport, Outcome
 from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
-from pumpsync._text import WarningGate
 from pumpsync._threads import join_thread
 from pumpsync.config import ClientConfig
 from pumpsync.events import Event
@@ -50,10 +50,7 @@ STREAM = "*"
 _CHUNK = 1000  # events released at a time (at most; fewer for a small queue)
 _IDLE = 0.05  # seconds between looks at the queue's room, and at overflow, when there is nothing else to do
 _ATTEMPTS = 5  # fetches of one gap (the first and its retries) before it is reported lost
-_REPORTS = 100  # gap reports kept for Client.gaps() (the oldest closed ones go first)
 _REFETCH_BACKLOG = 10_000  # single items waiting to be fetched again; past it they are counted lost
-
-Outcome = Literal["pending", "recovered", "partial", "lost"]
 
 
 class _Stopped(Exception):
@@ -78,38 +75,6 @@ class Gap:
 
     def describe(self) -> str:
         return ", ".join(f"{key} since slot {p.slot}" for key, p in self.positions.items())
-
-
-@dataclass(frozen=True)
-class GapReport:
-    """One gap as the user sees it (``Client.gaps()``): what was missed, and what became of it.
-
-    ``outcome``: ``pending`` (being fetched, or to be retried), ``recovered`` (every event back),
-    ``partial`` (some back, some counted lost by the history source or not fetched), ``lost``
-    (nothing could be fetched). ``since_slot`` is where the gap begins (inclusive), ``until_slot``
-    the newest slot the history brought back (None: none yet). ``released``: the live stream was
-    let go on at the hold's deadline, before the gap was filled (its events then arrive late).
-    ``lost`` counts the items the history source counted lost during the recovery; ``deferred``
-    the live events let go while held (past the queue size) for the history to bring back."""
-
-    ident: int
-    provider: str
-    since_slot: int
-    opened_at: float  # epoch seconds
-    outcome: Outcome = "pending"
-    until_slot: int | None = None
-    recovered: int = 0  # new events the history brought
-    lost: int = 0
-    deferred: int = 0
-    attempts: int = 0
-    released: bool = False
-    closed_at: float | None = None  # epoch seconds
-    reason: str = ""  # the last failure, if any (safe to show: no key)
-
-
-# ``(report) -> None``: the owner's hook for gap notices (opened, released, closed). Called from the
-# recovery's threads with no lock held.
-GapListener = Callable[[GapReport], None]
 
 
 @dataclass(frozen=True)
@@ -158,11 +123,7 @@ class GapRecovery:
         self._retries: list[tuple[float, Gap, int, int]] = []
         # Guarded by _cond: single items to fetch again, in order (a dict: a flood of them costs O(1) each).
         self._refetches: dict[tuple[str, int | None], None] = {}
-        self._on_gap = on_gap
-        self._reports: dict[int, GapReport] = {}  # guarded by _cond; replaced whole (readers copy)
-        self._next_ident = 0
-        self._outcomes: Counter[str] = Counter()  # guarded by _cond: closed gaps by outcome, holds released
-        self._warnings = WarningGate()
+        self.ledger = GapLedger(stats.provider, on_gap)
         self._current: int | None = None  # the report of the gap the recovery thread is on (its own)
         self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
@@ -191,29 +152,25 @@ class GapRecovery:
     def detach(self) -> None:
         """The client is closed: drop the references back to it (its registry, its listener)."""
         self._subscriptions = list
-        self._on_gap = None
+        self.ledger.detach()
 
     # ------------------------------------------------------------------ what the owner reads
     @property
     def settled(self) -> bool:
         """No hold in force and no gap still being recovered (``Client.ready`` says so)."""
-        if self._delivery.holding:
-            return False
-        with self._cond:
-            return not any(report.outcome == "pending" for report in self._reports.values())
+        return not self._delivery.holding and not self.ledger.pending
 
     def gaps(self) -> list[GapReport]:
-        """The gaps of late (at most ``_REPORTS``), oldest first."""
-        with self._cond:
-            return list(self._reports.values())
+        """The gaps of late, oldest first."""
+        return self.ledger.gaps()
 
     def gap_counts(self) -> dict[str, int]:
-        """Gaps by outcome (open ones as ``pending``) and holds released at their deadline."""
-        with self._cond:
-            counts = {key: self._outcomes[key] for key in ("pending", "recovered", "partial", "lost", "released")}
-            counts["deferred"] = self._delivery.deferred  # live events let go while held, for the history to bring
-            counts["pending"] = sum(1 for r in self._reports.values() if r.outcome == "pending")
-        return counts
+        """Gaps by outcome (open ones as ``pending``), holds released at their deadline, and the live
+        events let go while held (``deferred``: for the history to bring back)."""
+        counts = self.ledger.counts()
+        return {key: counts.get(key, 0) for key in ("pending", "recovered", "partial", "lost", "released")} | {
+            "deferred": self._delivery.deferred
+        }
 
     # ------------------------------------------------------------------ reports from connection threads
     def session_opened(self, index: int, resumed: bool) -> None:
@@ -227,22 +184,23 @@ class GapRecovery:
             if carried is not None:
                 gap = carried[0] if gap is None else gap.merge(carried[0])
                 ident = carried[1]
-            if gap is None:
+            gap = self._restrict(gap) if gap is not None else None
+            if gap is not None and gap.positions:
+                ident = self._open(gap) if ident is None else ident
+                self._hold_for(gap, index, ident)
                 return
-            gap = self._restrict(gap)
-            if not gap.positions:
-                if ident is not None:
-                    self._close_locked(ident, "lost", "nothing recoverable is subscribed any more")
-                return
-            if ident is None:
-                ident = self._open_locked(gap)
-            # Live events wait until the gap is back (at most gap_deadline); the fetch starts once every
-            # channel is live again (acknowledged), so that its answer reaches past the moment the stream resumed.
-            self._delivery.hold()
-            awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
-            start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
-            self._pending.append(_Pending(gap, awaiting, start_by, index, ident))
-            self._cond.notify_all()
+        if ident is not None:  # carried, and nothing of it is recoverable now
+            self.ledger.close(ident, "lost", "nothing recoverable is subscribed any more")
+
+    def _hold_for(self, gap: Gap, index: int, ident: int) -> None:
+        """Hold the live stream for ``gap`` and queue its fetch (under ``_cond``)."""
+        # Live events wait until the gap is back (at most gap_deadline); the fetch starts once every
+        # channel is live again (acknowledged), so that its answer reaches past the moment the stream resumed.
+        self._delivery.hold()
+        awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
+        start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
+        self._pending.append(_Pending(gap, awaiting, start_by, index, ident))
+        self._cond.notify_all()
 
     def channel_live(self, index: int, channel: str) -> None:
         """A channel of connection ``index`` was acknowledged (or refused)."""
@@ -263,7 +221,7 @@ class GapRecovery:
                     self._carried = (pending.gap, pending.ident)
                 else:  # one report for the merged gap
                     self._carried = (self._carried[0].merge(pending.gap), self._carried[1])
-                    self._close_locked(pending.ident, "pending", "merged into the next session's gap")
+                    self.ledger.drop(pending.ident)
         for _ in mine:
             self._delivery.end_hold()
 
@@ -276,7 +234,7 @@ class GapRecovery:
             if (key, slot) in self._refetches:  # redundant connections ask for the same one
                 return True
             if len(self._refetches) >= _REFETCH_BACKLOG:  # a flood: bounded, the rest stays counted lost
-                self._outcomes["refetch_overflow"] += 1
+                self.ledger.count("refetch_overflow")
                 return False
             self._refetches[(key, slot)] = None
             self._cond.notify_all()
@@ -288,75 +246,13 @@ class GapRecovery:
         counts = dict(stats()) if callable(stats) else {}
         for outcome, n in self.gap_counts().items():
             counts[f"gaps_{outcome}"] = n
-        with self._cond:
-            counts["refetch_overflow"] = self._outcomes["refetch_overflow"]
-            counts["recovery_errors"] = self._outcomes["recovery_errors"]
+        ledger = self.ledger.counts()
+        counts["refetch_overflow"] = ledger.get("refetch_overflow", 0)
+        counts["recovery_errors"] = ledger.get("recovery_errors", 0)
         return counts
 
-    # ------------------------------------------------------------------ gap reports
-    def _open_locked(self, gap: Gap) -> int:
-        self._next_ident += 1
-        ident = self._next_ident
-        since = min(gap.positions.values()).slot
-        self._reports[ident] = GapReport(ident, self._stats.provider, since, time.time())
-        if len(self._reports) > _REPORTS:
-            closed = [i for i, r in self._reports.items() if r.outcome != "pending"]
-            for old in closed[: len(self._reports) - _REPORTS]:
-                del self._reports[old]
-        return ident
-
     def _open(self, gap: Gap) -> int:
-        with self._cond:
-            return self._open_locked(gap)
-
-    def _update(self, ident: int, **changes: Any) -> GapReport | None:
-        with self._cond:
-            report = self._reports.get(ident)
-            if report is None:
-                return None
-            report = self._reports[ident] = replace(report, **changes)
-            return report
-
-    def _close_locked(self, ident: int, outcome: Outcome, reason: str = "") -> GapReport | None:
-        report = self._reports.get(ident)
-        if report is None:
-            return None
-        if outcome == "pending":  # merged into another gap: this one's report goes
-            del self._reports[ident]
-            return None
-        report = self._reports[ident] = replace(report, outcome=outcome, closed_at=time.time(), reason=reason)
-        self._outcomes[outcome] += 1
-        return report
-
-    def _close(self, ident: int, outcome: Outcome, reason: str = "") -> None:
-        with self._cond:
-            report = self._close_locked(ident, outcome, reason)
-        if report is None:
-            return
-        if outcome == "recovered":
-            log.info("gap from slot %d recovered: %d events", report.since_slot, report.recovered)
-        else:
-            self._warn(
-                f"gap_{outcome}",
-                f"gap from slot {report.since_slot} {outcome}: {report.recovered} events recovered, "
-                f"{report.lost} counted lost, {report.deferred} live events let go for it"
-                + (f" ({reason})" if reason else ""),
-            )
-        self._notify(report)
-
-    def _notify(self, report: GapReport) -> None:
-        listener = self._on_gap
-        if listener is None:
-            return
-        try:
-            listener(report)
-        except Exception as exc:  # the owner's hook must not end the recovery
-            log.warning("gap listener failed: %s: %s", type(exc).__name__, exc)
-
-    def _warn(self, key: str, message: str) -> None:
-        held_back = self._warnings.allow(key)
-        if held_back is not None:
-            log.warning("%s%s", message, f" (and {held_back} more like it)" if held_back else "")
+        return self.ledger.open(min(gap.positions.values()).slot)
 
     def _lost_so_far(self) -> int:
         """What the history source has counted lost (its optional ``lost()``), to take a gap's share."""
@@ -370,9 +266,8 @@ class GapRecovery:
             try:
                 self._watch_once()
             except Exception as exc:  # never a dead thread (there is nothing here to fail; still)
-                with self._cond:
-                    self._outcomes["recovery_errors"] += 1
-                self._warn("crash", f"gap deadline watch: unexpected {type(exc).__name__}; going on")
+                self.ledger.count("recovery_errors")
+                self.ledger.warn("crash", f"gap deadline watch: unexpected {type(exc).__name__}; going on")
                 self._stop.wait(0.25)
 
     def _watch_once(self) -> None:
@@ -384,23 +279,7 @@ class GapRecovery:
                 wait = 0.25 if since is None else min(0.25, since + deadline - now)
                 self._stop.wait(max(0.01, wait))
                 continue
-            with self._cond:  # expired and marked at once: whoever sees a released event sees the mark
-                held = self._delivery.expire_hold(since)
-                if held < 0:
-                    continue  # it ended meanwhile
-                self._outcomes["released"] += 1
-                released: list[GapReport] = []
-                for ident, report in list(self._reports.items()):
-                    if report.outcome == "pending" and not report.released:
-                        released.append(replace(report, released=True))
-                        self._reports[ident] = released[-1]
-            self._warn(
-                "released",
-                f"gap recovery did not finish within gap_deadline={deadline:g} s: {held} held live events "
-                "go on now; the gap is still being fetched (its events arrive late) and is reported",
-            )
-            for report in released:
-                self._notify(report)
+            self.ledger.release(functools.partial(self._delivery.expire_hold, since), deadline)
 
     # ------------------------------------------------------------------ what a gap is
     def _gap(self, resumed: bool) -> Gap | None:
@@ -443,12 +322,11 @@ class GapRecovery:
                 return
             except Exception as exc:  # never a dead thread: counted, logged, the gap reported, on with the next
                 self._stats.backfill_failures += 1
-                with self._cond:
-                    self._outcomes["recovery_errors"] += 1
-                self._warn("crash", f"gap recovery: unexpected {type(exc).__name__}: {self._safe(exc)}; going on")
+                self.ledger.count("recovery_errors")
+                self.ledger.warn("crash", f"gap recovery: unexpected {type(exc).__name__}: {self._safe(exc)}; going on")
                 current, self._current = self._current, None
                 if current is not None:  # (a hold it had taken is released by the deadline watch)
-                    self._close(current, "lost", f"unexpected {type(exc).__name__}")
+                    self.ledger.close(current, "lost", f"unexpected {type(exc).__name__}")
                 self._stop.wait(_IDLE)
 
     def _step(self) -> None:
@@ -470,7 +348,7 @@ class GapRecovery:
             self._current = ident
             gap = self._restrict(gap)
             if not gap.positions:
-                self._close(ident, "lost", "nothing recoverable is subscribed any more")
+                self.ledger.close(ident, "lost", "nothing recoverable is subscribed any more")
                 return
             # In the background: the live stream went on when the first attempt failed.
             self._recover(gap, ident, held=False, attempts=attempts)
@@ -511,10 +389,10 @@ class GapRecovery:
         # (inclusive), and by then they may have left the de-duplication window.
         edges: dict[str, tuple[int, set[Any]]] = {}
         attempts += 1
-        report = self._update(ident, attempts=attempts)
+        report = self.ledger.update(ident, attempts=attempts)
         if report is None:  # its report was dropped (never: pending ones are kept); report anew
             ident = self._open(gap)
-            report = self._update(ident, attempts=attempts)
+            report = self.ledger.update(ident, attempts=attempts)
             assert report is not None
         base = _Counts(report, self._stats.backfill_events, self._lost_so_far(), self._delivery.deferred)
         while True:
@@ -537,9 +415,9 @@ class GapRecovery:
                     self._delivery.end_hold()  # the live stream goes on meanwhile
                 if attempts >= _ATTEMPTS:
                     outcome: Outcome = "partial" if report is not None and report.recovered else "lost"
-                    self._close(ident, outcome, f"gave up after {attempts} attempts: {self._safe(problem)}")
+                    self.ledger.close(ident, outcome, f"gave up after {attempts} attempts: {self._safe(problem)}")
                     return
-                self._warn("failed", f"backfill of {retry.describe()} failed: {self._safe(problem)}; will retry")
+                self.ledger.warn("failed", f"backfill of {retry.describe()} failed: {self._safe(problem)}; will retry")
                 # The retry starts where this attempt got to.
                 when = time.monotonic() + self.config.backoff_max * random.uniform(0.5, 1.0)
                 self._retries.append((when, retry, ident, attempts))
@@ -550,7 +428,7 @@ class GapRecovery:
             positions.update(newest)
             if not held or self._delivery.end_hold(deferrals):
                 lost, recovered = (report.lost, report.recovered) if report is not None else (0, 0)
-                self._close(ident, "recovered" if not lost else "partial" if recovered else "lost")
+                self.ledger.close(ident, "recovered" if not lost else "partial" if recovered else "lost")
                 return
             # Live events outgrew the hold and were let go: fetch on, and again from the oldest
             # event skipped for a held copy (what was released since is still in the window).
@@ -561,20 +439,18 @@ class GapRecovery:
     def _progress(self, ident: int, newest: dict[str, Position], base: _Counts, reason: str) -> GapReport | None:
         """Bring the report up to date: its range so far, and this attempt's counts on top of ``base``'s."""
         lost, deferred = self._lost_so_far(), self._delivery.deferred
-        with self._cond:
-            report = self._reports.get(ident)
-            if report is None:
-                return None
-            until = max([p.slot for p in newest.values()] + [report.until_slot or -1])
-            report = self._reports[ident] = replace(
-                report,
-                until_slot=until if until >= 0 else None,
-                recovered=base.report.recovered + self._stats.backfill_events - base.events,
-                lost=base.report.lost + max(0, lost - base.lost),
-                deferred=base.report.deferred + max(0, deferred - base.deferred),
-                reason=self._safe(reason) if reason else report.reason,
-            )
-            return report
+        report = self.ledger.get(ident)  # only this thread brings a report up to date: read, then write
+        if report is None:
+            return None
+        until = max([p.slot for p in newest.values()] + [report.until_slot or -1])
+        return self.ledger.update(
+            ident,
+            until_slot=until if until >= 0 else None,
+            recovered=base.report.recovered + self._stats.backfill_events - base.events,
+            lost=base.report.lost + max(0, lost - base.lost),
+            deferred=base.report.deferred + max(0, deferred - base.deferred),
+            reason=self._safe(reason) if reason else report.reason,
+        )
 
     def _safe(self, problem: object) -> str:
         return redact(str(problem), self.config.api_key)[:300]
@@ -594,7 +470,9 @@ class GapRecovery:
                 raise _Stopped from None
             self._stats.backfill_failures += 1
             problem = str(exc) if isinstance(exc, HistoryError) else f"unexpected {type(exc).__name__}"
-            self._warn("refetch", f"refetch of one item at slot {slot} failed: {self._safe(problem)}; its events lost")
+            self.ledger.warn(
+                "refetch", f"refetch of one item at slot {slot} failed: {self._safe(problem)}; its events lost"
+            )
             return
         events.sort(key=_slot_key)
         while self._delivery.room() < len(events):

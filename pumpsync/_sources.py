@@ -19,9 +19,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pumpsync._delivery import Merge, SeenSet
+from pumpsync._gaps import GapReport
 from pumpsync._race import DEFAULT_WINDOW, RaceTracker
 from pumpsync._ranges import check_ranges
-from pumpsync._recovery import GapReport
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats
 from pumpsync.client import Client

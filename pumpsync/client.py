@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
+from pumpsync._gaps import GapReport
 from pumpsync._handoff import HandOffQueue
-from pumpsync._recovery import GapRecovery, GapReport
+from pumpsync._recovery import GapRecovery
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
