@@ -10,6 +10,7 @@
 """
 
 from pumpsync import _early  # noqa: F401  first: `pumpsync daemon` catches SIGHUP before the slow imports
+from pumpsync._gaps import GapReport
 from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client, EventQueue, connect
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectionLost",
     "Event",
     "EventQueue",
+    "GapReport",
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",

@@ -20,6 +20,7 @@ import heapq
 import itertools
 import queue
 import threading
+import time
 from array import array
 from collections import deque
 from collections.abc import Iterable
@@ -168,6 +169,10 @@ class Delivery:
         self._race = merge.race
         # While a gap is being recovered, live events wait here so that the gap comes first.
         self._holds = 0
+        # When the hold in force began (monotonic); None: no hold, or it was released at its deadline
+        # (live events go on until the next hold()). The recovery's deadline watch reads it.
+        self.hold_since: float | None = None
+        self.deferred = 0  # live events let go while deferring (the history is to bring them back)
         self._held: deque[Event] = deque()
         self._held_ids: dict[tuple[Any, ...], Event] = {}  # identity -> the first held copy
         # History events skipped for their held copy, by slot: that copy is owed before any later
@@ -207,7 +212,7 @@ class Delivery:
             identity = event.identity
             if identity is not None:
                 race.observe(identity, event.kind, self.source, event.received_at)
-        if self._holds:
+        if self.hold_since is not None:
             self._hold(event)
             return True
         identity = event.identity
@@ -219,9 +224,11 @@ class Delivery:
 
     def _hold(self, event: Event) -> None:
         if self._deferring:
+            self.deferred += 1
             return  # the recovery's next round fetches it from history
         held = self._held
         if len(held) >= self.capacity:  # bounded: let them all go, history will bring them in order
+            self.deferred += len(held) + 1
             self.stats.held -= len(held)
             held.clear()
             self._held_ids.clear()
@@ -246,7 +253,28 @@ class Delivery:
     def hold(self) -> None:
         """Keep live events back until :meth:`end_hold` (a recovery is starting)."""
         with self._lock:
+            if self.hold_since is None:
+                self.hold_since = time.monotonic()
             self._holds += 1
+
+    @property
+    def holding(self) -> bool:
+        """Live events are being held now (a hold in force, not released at its deadline)."""
+        return self.hold_since is not None
+
+    def expire_hold(self, since: float) -> int:
+        """The hold that began at ``since`` passed its deadline: hand the held events on now and
+        let live events go on until the next :meth:`hold` (the recovery goes on in the background;
+        what it brings later arrives after them). How many were held; -1 if that hold is over."""
+        with self._lock:
+            if self.hold_since != since or not self._holds:
+                return -1
+            self.hold_since = None
+            self._deferring = False
+            held = len(self._held)
+            self._flush_held()
+        self.queue.wake()
+        return held
 
     def end_hold(self, deferrals: int | None = None) -> bool:
         """End one hold and hand on the held events (de-duplicated) once no hold is left; True.
@@ -261,6 +289,7 @@ class Delivery:
             if self._holds:
                 self._holds -= 1
             if not self._holds:
+                self.hold_since = None
                 self._deferring = False
                 self._flush_held()
         self.queue.wake()
@@ -413,7 +442,9 @@ class Delivery:
         if event.slot is not None and event.channel is not None:
             low = self.dropped_from.get(event.channel)
             if low is None or event.slot < low.slot:
-                self.dropped_from[event.channel] = Position(event.slot, event.signature)
+                # The slot alone: a signature bounds Solana's history *after* it (``until`` excludes
+                # the signature itself), and this event is the one to fetch again.
+                self.dropped_from[event.channel] = Position(event.slot)
 
     def take_overflow_gaps(self) -> dict[str, Position]:
         """The channels and slots lost to overflow since the last call (for gap recovery)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pumpsync._delivery import Merge, SeenSet
+from pumpsync._gaps import GapReport
 from pumpsync._race import DEFAULT_WINDOW, RaceTracker
 from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey
@@ -307,6 +308,10 @@ class MultiClient(Client):
     def ready(self) -> bool:
         """At least one source has a healthy connection (degraded is still ready)."""
         return any(m.ready for m in self._members.values())
+
+    def gaps(self) -> list[GapReport]:
+        """Every source's gaps of late, oldest first (each report names its provider)."""
+        return sorted((gap for m in self._members.values() for gap in m.gaps()), key=lambda gap: gap.opened_at)
 
     def stats(self) -> dict[str, Any]:
         sources = {name: m.raw_stats.snapshot() for name, m in self._members.items()}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
+from pumpsync._gaps import GapReport
 from pumpsync._handoff import HandOffQueue
 from pumpsync._recovery import GapRecovery
 from pumpsync._secrets import ApiKey
@@ -115,6 +116,7 @@ class Client:
         rest_url: str | None = None,
         since: int | None = None,
         backfill: bool | None = None,
+        gap_deadline: float | None = None,
         dedup_size: int | None = None,
         max_frame_size: int | None = None,
         ca_bundle: str | None = None,
@@ -152,6 +154,7 @@ class Client:
             rest_url=rest_url,
             since=since,
             backfill=backfill,
+            gap_deadline=gap_deadline,
             dedup_size=dedup_size,
             max_frame_size=max_frame_size,
             ca_bundle=ca_bundle,
@@ -421,10 +424,11 @@ class Client:
 
     @property
     def ready(self) -> bool:
-        """At least one connection is healthy: open, and something arrived within ``stale_timeout``.
+        """At least one connection is healthy: open, and something arrived within ``stale_timeout``;
+        and no gap is being recovered (live events held, or a gap not yet filled: see :meth:`gaps`).
 
         The supervisor's verdict (the same one ``/readyz``, sd_notify and the metrics report)."""
-        return self._supervisor.ready
+        return self._supervisor.ready and (self._recovery is None or self._recovery.settled)
 
     def stats(self) -> dict[str, Any]:
         snapshot = self._stats.snapshot()
@@ -432,7 +436,12 @@ class Client:
         snapshot["queue_capacity"] = self.config.queue_size
         if self._recovery is not None:
             snapshot["history"] = self.history_stats()
+            snapshot["gaps"] = self._recovery.gap_counts()
         return snapshot
+
+    def gaps(self) -> list[GapReport]:
+        """The gaps of late, oldest first: each one's range and outcome (empty without history)."""
+        return [] if self._recovery is None else self._recovery.gaps()
 
     def history_stats(self) -> dict[str, int]:
         """The history source's own counts (losses by reason, rate limits); empty without one."""
@@ -598,6 +607,7 @@ def connect(
     rest_url: str | None = None,
     since: int | None = None,
     backfill: bool | None = None,
+    gap_deadline: float | None = None,
     dedup_size: int | None = None,
     max_frame_size: int | None = None,
     ca_bundle: str | None = None,

@@ -58,6 +58,9 @@ class ClientConfig:
     rest_url: str | None = None
     since: int | None = None
     backfill: bool = True
+    # Seconds live events may be held while a gap is recovered; then they go on, and the gap is
+    # fetched in the background and reported (Client.gaps()).
+    gap_deadline: float = 30.0
     dedup_size: int = 200_000
     max_frame_size: int = 1024 * 1024
     ca_bundle: str | None = None
@@ -117,6 +120,7 @@ _POSITIVE_FLOATS = (
     "connect_timeout",
     "hello_timeout",
     "healthy_after",
+    "gap_deadline",
 )
 _NON_NEGATIVE_FLOATS = ("limited_backoff",)
 _POSITIVE_INTS = ("connections", "queue_size", "dedup_size", "max_frame_size")

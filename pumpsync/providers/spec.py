@@ -66,7 +66,10 @@ class HistorySource(Protocol):
     # Optional, looked up with getattr:
     # ``refetch(key, slot, channels, stop) -> list[Event]``: one item again (answers the dialect's
     # ``Refetch`` output); ``stats() -> Mapping[str, int]``: the source's own counts (losses by
-    # reason, rate limits), shown in ``Client.stats()["history"]`` and the metrics.
+    # reason, rate limits), shown in ``Client.stats()["history"]`` and the metrics; ``lost() -> int``:
+    # the items it has counted lost so far (each gap's report takes its share).
+    # Everything a history server answers is typed and bounded before use (answers read at most
+    # ``_history_http.MAX_ANSWER_BYTES``); one unreadable item is counted and skipped, never the gap.
 
 
 class HistoryError(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +33,9 @@ class Node:
     max_inflight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    # A hostile node: (method, params) -> (HTTP status, headers, raw body) to answer instead, or None
+    # for the honest answer.
+    hostile: Callable[[str, list[Any]], tuple[int, dict[str, str], bytes] | None] | None = None
 
     def add(self, signature: str, slot: int, tx: dict[str, Any] | None, err: Any = None) -> None:
         self.history.append((signature, slot, err, tx))
@@ -81,6 +84,10 @@ class _Handler(BaseHTTPRequestHandler):
             fault = node.faults.pop(0) if node.faults else None
         node.first_request.set()
         try:
+            hostile = node.hostile(request["method"], request["params"]) if node.hostile else None
+            if hostile is not None:
+                self._send_raw(*hostile)
+                return
             if fault is not None:
                 status, headers, error = fault
                 body: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
@@ -95,7 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
                 node.inflight -= 1
 
     def _send(self, status: int, headers: dict[str, str], body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+        self._send_raw(status, headers, json.dumps(body).encode())
+
+    def _send_raw(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -120,6 +129,17 @@ def running_node() -> Iterator[Node]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def running_ws_node() -> Iterator[WsNode]:
+    """A node's WebSocket side over its HTTP side (``running_node``), both on 127.0.0.1."""
+    with running_node() as http:
+        ws = WsNode(http).start()
+        try:
+            yield ws
+        finally:
+            ws.stop()
 
 
 class WsNode:
