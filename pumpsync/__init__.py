@@ -28,6 +28,7 @@ from pumpsync.errors import (
     UsageError,
 )
 from pumpsync.events import KINDS, Event
+from pumpsync.market import Market
 
 __all__ = [
     "KINDS",
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectionLost",
     "Event",
     "EventQueue",
+    "Market",
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",

@@ -1,0 +1,15 @@
+"""The market view: per-token state, candles, developer and sniper signals from any event stream.
+
+::
+
+    market = pumpsync.Market(sol_usd=150.0)
+    with pumpsync.connect("anaxer", api_key=KEY, channels={"creations": {}, "trades": {}}) as stream:
+        for event in market.wrap(stream):
+            view = market.token(event.mint)
+"""
+
+from pumpsync.market._candles import INTERVALS, Candle, fill_gaps
+from pumpsync.market._market import MAX_TOKENS, SORTS, Market
+from pumpsync.market._view import DevSell, Launch, TokenView, Window
+
+__all__ = ["INTERVALS", "MAX_TOKENS", "SORTS", "Candle", "DevSell", "Launch", "Market", "TokenView", "Window", "fill_gaps"]
