@@ -20,6 +20,7 @@ INTERVALS: dict[str, int] = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
 # Candles kept per mint and interval: 1 s for 10 min, 1 min for 2 h, 5 min for 24 h.
 KEEP: dict[str, int] = {"1s": 600, "1m": 120, "5m": 288}
 
+LAMPORTS = 1_000_000_000
 OrderKey = tuple[int, int, str]  # (event time ms, slot or 0, signature or "")
 
 
@@ -38,7 +39,9 @@ class Candle:
     buys: int
     sells: int
     closed: bool = False  # the market's clock has passed its end
-    revision: int = 0  # > 0: a late (backfilled) trade changed it after it closed; replaces the earlier one
+    # As handed over by Market.closed_candles(): > 0 when a late (backfilled) trade changed it after it
+    # closed; it replaces the earlier one of the same (mint, interval, start_ms). Market.candles(): always 0.
+    revision: int = 0
 
     @property
     def end_ms(self) -> int:
@@ -75,27 +78,27 @@ class _Bar:
     def __init__(self, key: OrderKey, price: float) -> None:
         self.open_key = self.close_key = key
         self.open = self.high = self.low = self.close = price
-        self.volume = 0.0
+        self.volume = 0  # lamports: integer sums are the same in any order
         self.buys = self.sells = 0
         self.revision = -1  # -1: never closed
 
-    def add(self, key: OrderKey, price: float, sol: float, buy: bool) -> None:
+    def add(self, key: OrderKey, price: float, lamports: int, buy: bool) -> None:
         if key < self.open_key:
             self.open_key, self.open = key, price
         if key >= self.close_key:
             self.close_key, self.close = key, price
         self.high = max(self.high, price)
         self.low = min(self.low, price)
-        self.volume += sol
+        self.volume += lamports
         if buy:
             self.buys += 1
         else:
             self.sells += 1
 
-    def freeze(self, mint: str, interval: str, start: int, closed: bool) -> Candle:
+    def freeze(self, mint: str, interval: str, start: int, closed: bool, revised: bool = True) -> Candle:
         return Candle(
-            mint, interval, start, self.open, self.high, self.low, self.close, self.volume,
-            self.buys, self.sells, closed, max(0, self.revision),
+            mint, interval, start, self.open, self.high, self.low, self.close, self.volume / LAMPORTS,
+            self.buys, self.sells, closed, max(0, self.revision) if revised else 0,
         )  # fmt: skip
 
 
@@ -109,7 +112,7 @@ class CandleSeries:
         self.length = INTERVALS[interval]
         self.bars: dict[int, _Bar] = {}
 
-    def add(self, t_ms: int, key: OrderKey, price: float, sol: float, buy: bool) -> tuple[int, bool]:
+    def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> tuple[int, bool]:
         """Add a trade; returns (candle start, whether that candle had already closed)."""
         start = t_ms - t_ms % self.length
         bar = self.bars.get(start)
@@ -118,12 +121,12 @@ class CandleSeries:
             if len(self.bars) > 2 * KEEP[self.interval]:
                 for old in sorted(self.bars)[: len(self.bars) - KEEP[self.interval]]:
                     del self.bars[old]
-        bar.add(key, price, sol, buy)
+        bar.add(key, price, lamports, buy)
         return start, bar.revision >= 0
 
     def list(self, mint: str, clock_ms: int) -> list[Candle]:
         return [
-            self.bars[s].freeze(mint, self.interval, s, s + self.length <= clock_ms)
+            self.bars[s].freeze(mint, self.interval, s, s + self.length <= clock_ms, revised=False)
             for s in sorted(self.bars)[-KEEP[self.interval] :]
         ]
 

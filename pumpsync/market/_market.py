@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TOKEN_ENRICHED, TRADE, Event
-from pumpsync.market._candles import INTERVALS, Candle, fill_gaps
+from pumpsync.market._candles import INTERVALS, LAMPORTS, Candle, fill_gaps
 from pumpsync.market._token import TokenState, event_ms
 from pumpsync.market._view import TokenView
 
@@ -143,8 +143,9 @@ class Market:
         t_ms, key, price = state.trade(event, sol, tokens, self.first_slots)
         self._tokens.move_to_end(state.mint)
         buy = event.side == "buy"
+        lamports = round(sol * LAMPORTS)
         for name, series in state.candles.items():
-            start, was_closed = series.add(t_ms, key, price, sol, buy)
+            start, was_closed = series.add(t_ms, key, price, lamports, buy)
             bar = series.bars[start]
             if was_closed:  # a late trade changed a closed candle: hand over its revision
                 bar.revision += 1

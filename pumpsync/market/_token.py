@@ -11,7 +11,7 @@ import heapq
 from typing import Any
 
 from pumpsync.events import Event
-from pumpsync.market._candles import INTERVALS, CandleSeries, OrderKey
+from pumpsync.market._candles import INTERVALS, LAMPORTS, CandleSeries, OrderKey
 from pumpsync.market._view import DevSell, Launch, TokenView, Window
 
 SUPPLY = 1_000_000_000.0  # pump.fun mints 1 B tokens (6 decimals)
@@ -52,7 +52,7 @@ class TokenState:
         self.seen: dict[Any, None] = {}  # identities applied, oldest first, at most max_seen
         self.max_seen = max_seen
         self.buys = self.sells = self.pumpswap = 0
-        self.volume = 0.0
+        self.volume = 0  # lamports
         self.net_curve = 0  # raw tokens bought minus sold on the curve
         self.first_key: OrderKey | None = None
         self.last_key: OrderKey | None = None
@@ -125,7 +125,7 @@ class TokenState:
             self.buys += 1
         else:
             self.sells += 1
-        self.volume += sol
+        self.volume += round(sol * LAMPORTS)
         if venue == PUMPSWAP:
             self.pumpswap += 1
         else:
@@ -171,13 +171,14 @@ class TokenState:
     def _window(self, seconds: int, clock: int, sol_usd: float | None) -> Window:
         series = self.candles["1s" if seconds <= 600 else "1m"]
         since = clock - seconds * 1000
-        volume, buys, sells = 0.0, 0, 0
+        volume, buys, sells = 0, 0, 0
         for start, bar in series.bars.items():
             if start + series.length > since:
                 volume += bar.volume
                 buys += bar.buys
                 sells += bar.sells
-        return Window(seconds, volume, buys, sells, None if sol_usd is None else volume * sol_usd)
+        sol = volume / LAMPORTS
+        return Window(seconds, sol, buys, sells, None if sol_usd is None else sol * sol_usd)
 
     def view(self, clock: int, sol_usd: float | None, first_slots: int) -> TokenView:
         launch = None
@@ -207,7 +208,7 @@ class TokenState:
             migrated=self.migrated_ms is not None, migrated_ms=self.migrated_ms, liquidity_sol=self.liquidity,
             venue=self.venue, w1m=self._window(60, clock, sol_usd), w5m=self._window(300, clock, sol_usd),
             w1h=self._window(3600, clock, sol_usd), trades=self.buys + self.sells, buys=self.buys, sells=self.sells,
-            volume_sol=self.volume, pumpswap_trades=self.pumpswap, unique_traders=len(self.traders),
+            volume_sol=self.volume / LAMPORTS, pumpswap_trades=self.pumpswap, unique_traders=len(self.traders),
             holders=len(positive), top10_share=top10, dev_tokens=dev_tokens,
             dev_share=None if dev_tokens is None else dev_tokens / SUPPLY * 100.0,
             dev_sells=tuple(self.dev_sells[k] for k in sorted(self.dev_sells)),
