@@ -10,6 +10,21 @@
 
 from pumpsync.market._candles import INTERVALS, Candle, fill_gaps
 from pumpsync.market._market import MAX_TOKENS, SORTS, Market
+from pumpsync.market._pyth import PythPrice, PythSolUsd, decode_price_update
 from pumpsync.market._view import DevSell, Launch, TokenView, Window
 
-__all__ = ["INTERVALS", "MAX_TOKENS", "SORTS", "Candle", "DevSell", "Launch", "Market", "TokenView", "Window", "fill_gaps"]
+__all__ = [
+    "INTERVALS",
+    "MAX_TOKENS",
+    "SORTS",
+    "Candle",
+    "DevSell",
+    "Launch",
+    "Market",
+    "PythPrice",
+    "PythSolUsd",
+    "TokenView",
+    "Window",
+    "decode_price_update",
+    "fill_gaps",
+]

@@ -73,7 +73,7 @@ class Candle:
 class _Bar:
     """The mutable candle the writer updates (private to the market's writer)."""
 
-    __slots__ = ("close", "close_key", "high", "low", "open", "open_key", "revision", "sells", "buys", "volume")
+    __slots__ = ("buys", "close", "close_key", "high", "low", "open", "open_key", "revision", "sells", "volume")
 
     def __init__(self, key: OrderKey, price: float) -> None:
         self.open_key = self.close_key = key
@@ -149,6 +149,17 @@ def _flat(last: Candle, before_ms: int) -> list[Candle]:
     step = INTERVALS[last.interval]
     price = last.close
     return [
-        replace(last, start_ms=s, open=price, high=price, low=price, close=price, volume_sol=0.0, buys=0, sells=0, revision=0)
+        replace(
+            last,
+            start_ms=s,
+            open=price,
+            high=price,
+            low=price,
+            close=price,
+            volume_sol=0.0,
+            buys=0,
+            sells=0,
+            revision=0,
+        )
         for s in range(last.start_ms + step, before_ms, step)
     ]

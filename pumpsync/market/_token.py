@@ -31,10 +31,33 @@ def order_key(event: Event) -> OrderKey:
 
 class TokenState:
     __slots__ = (
-        "balances", "buys", "candles", "creator", "pending", "dev_buy", "dev_sells", "first_key", "graduated_ms",
-        "last_key", "launch", "liquidity", "max_seen", "migrated_ms", "mint", "name", "net_curve",
-        "price", "progress_hint", "pumpswap", "seen", "sells", "slot_buyers", "symbol", "traders",
-        "venue", "volume",
+        "balances",
+        "buys",
+        "candles",
+        "creator",
+        "dev_buy",
+        "dev_sells",
+        "first_key",
+        "graduated_ms",
+        "last_key",
+        "launch",
+        "liquidity",
+        "max_seen",
+        "migrated_ms",
+        "mint",
+        "name",
+        "net_curve",
+        "pending",
+        "price",
+        "progress_hint",
+        "pumpswap",
+        "seen",
+        "sells",
+        "slot_buyers",
+        "symbol",
+        "traders",
+        "venue",
+        "volume",
     )  # fmt: skip
 
     def __init__(self, mint: str, max_seen: int) -> None:

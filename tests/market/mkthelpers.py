@@ -12,7 +12,9 @@ T0 = 1_796_000_000_000  # epoch ms
 SLOT0 = 400_000_000
 
 
-def launch(mint: str = MINT, creator: str = DEV, slot: int | None = SLOT0, ms: int = T0, sig: str = "L", **kw: Any) -> Event:
+def launch(
+    mint: str = MINT, creator: str = DEV, slot: int | None = SLOT0, ms: int = T0, sig: str = "L", **kw: Any
+) -> Event:
     return Event(
         "new_token", "test", mint, sig, slot, ms, ms, 0, False, {}, name="Test", symbol="TST", creator=creator, **kw
     )
@@ -38,3 +40,7 @@ def with_venue(event: Event, venue: str | None) -> Event:
 
 def has_venue() -> bool:
     return "venue" in Event._fields
+
+
+def scenario_trade() -> Event:
+    return trade("A", "buy", 20_000_000, 0.7)

@@ -35,7 +35,7 @@ def test_readers_get_consistent_snapshots_while_one_writer_feeds() -> None:
                 market.closed_candles()
                 market.stats()
                 reads[0] += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=reader) for _ in range(3)]

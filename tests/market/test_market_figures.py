@@ -96,7 +96,11 @@ def test_out_of_order_backfill_gives_the_same_figures(seed: int) -> None:
 def test_the_creators_first_buy_reported_with_the_launch_counts_once() -> None:
     """PumpPortal reports it in the launch (initialBuy); Solana and Anaxer as a trade of the same transaction."""
     pp = launch(initial_buy_tokens=50_000_000.0, initial_buy_sol=1.5)
-    for events in ([pp], [pp, trade(DEV, "buy", 50_000_000, 1.5, sig="L")], [trade(DEV, "buy", 50_000_000, 1.5, sig="L"), pp]):
+    for events in (
+        [pp],
+        [pp, trade(DEV, "buy", 50_000_000, 1.5, sig="L")],
+        [trade(DEV, "buy", 50_000_000, 1.5, sig="L"), pp],
+    ):
         market = Market()
         market.feed(events)
         v = market.token(MINT)
@@ -108,7 +112,9 @@ def test_graduation_migration_and_pumpswap_trades() -> None:
     market = Market()
     market.feed(scenario())
     grad = Event("graduation", "test", MINT, "G", SLOT0 + 200, T0 + 80_000, T0 + 80_000, 0, False, {})
-    migr = Event("migration", "test", MINT, "M", SLOT0 + 201, T0 + 81_000, T0 + 81_000, 0, False, {}, liquidity_sol=79.0)
+    migr = Event(
+        "migration", "test", MINT, "M", SLOT0 + 201, T0 + 81_000, T0 + 81_000, 0, False, {}, liquidity_sol=79.0
+    )
     market.feed([grad, migr, trade("F", "buy", 1_000_000, 0.1, slot=SLOT0 + 300, ms=T0 + 90_000, venue="pumpswap")])
     v = market.token(MINT)
     assert v is not None and v.graduated and v.migrated and v.progress == 100.0 and v.liquidity_sol == 79.0
@@ -151,7 +157,12 @@ def test_empty_intervals_have_no_candle_or_a_flat_one_on_request() -> None:
 def test_filters_and_sorting() -> None:
     market = Market(sol_usd=100.0)
     market.feed(scenario())
-    market.feed([launch(mint="M2", creator="dev2", sig="L2", ms=T0 + 60_000), trade("X", "buy", 1e6, 0.01, mint="M2", ms=T0 + 60_000)])
+    market.feed(
+        [
+            launch(mint="M2", creator="dev2", sig="L2", ms=T0 + 60_000),
+            trade("X", "buy", 1e6, 0.01, mint="M2", ms=T0 + 60_000),
+        ]
+    )
     market.update(trade("Y", "buy", 1e6, 0.01, mint="M3", ms=T0 + 60_000))  # launch not seen
     cap = 0.8 / 20_000_000 * 1e9 * 100  # MINT's market cap in USD: 4000
     assert [v.mint for v in market.tokens(min_market_cap_usd=cap - 1)] == [MINT]

@@ -87,7 +87,7 @@ def test_a_restart_from_a_replay_recording_gives_the_figures_of_an_uninterrupted
 def test_real_solana_launch_and_first_buy() -> None:
     """The captured CreateV2 + first buy (tests/solana/fixtures, mainnet slot 435946190) through the real dialect."""
     sys.path.insert(0, str(TESTS / "solana"))
-    from test_dialect import NOW, notification, real_logs, subscribed  # noqa: PLC0415
+    from test_dialect import NOW, notification, real_logs, subscribed
 
     outputs = subscribed().receive(notification(real_logs()), NOW)
     events = [o for o in outputs if isinstance(o, Event)]
@@ -105,12 +105,12 @@ def test_real_solana_launch_and_first_buy() -> None:
 
 
 def test_real_pumpportal_launches() -> None:
-    """The captured PumpPortal frames (tests/pumpportal/captured_frames.txt): the creator's initialBuy is its holding."""
+    """The captured PumpPortal frames (tests/pumpportal/captured_frames.txt): initialBuy is the dev holding."""
     sys.path.insert(0, str(TESTS / "pumpportal"))
-    from pphelpers import captured, captured_lines  # noqa: PLC0415
-    from test_pp_dialect import dialect, feed  # noqa: PLC0415
+    from pphelpers import captured, captured_lines
+    from test_pp_dialect import dialect, feed
 
-    from pumpsync.providers.base import Subscription  # noqa: PLC0415
+    from pumpsync.providers.base import Subscription
 
     d = dialect([Subscription("new_tokens"), Subscription("migrations")])
     events = [o for line in captured_lines() for o in feed(d, line) if isinstance(o, Event)]
