@@ -9,7 +9,7 @@
 """
 
 from pumpsync.market._candles import INTERVALS, Candle, fill_gaps
-from pumpsync.market._market import MAX_TOKENS, SORTS, Market
+from pumpsync.market._market import MAX_TOKENS, SORTS, Market, matches
 from pumpsync.market._pyth import PythPrice, PythSolUsd, decode_price_update
 from pumpsync.market._view import DevSell, Launch, TokenView, Window
 

@@ -48,6 +48,46 @@ def _amount(value: Any) -> float:
     return number
 
 
+def matches(
+    view: TokenView,
+    *,
+    min_market_cap_usd: float | None = None,
+    min_market_cap_sol: float | None = None,
+    max_age_s: float | None = None,
+    min_volume_5m_sol: float | None = None,
+    min_holders: int | None = None,
+    max_dev_share: float | None = None,
+    max_first_slot_buyers: int | None = None,
+    launched_only: bool = False,
+) -> bool:
+    """Whether ``view`` passes every filter given. An unknown figure fails a filter on it (no USD price:
+    no market cap in USD; launch not seen: no age, no developer)."""
+    if launched_only and view.launch is None:
+        return False
+    if min_market_cap_usd is not None and (view.market_cap_usd or 0.0) < min_market_cap_usd:
+        return False
+    if min_market_cap_sol is not None and (view.market_cap_sol or 0.0) < min_market_cap_sol:
+        return False
+    if max_age_s is not None and (view.age_s is None or view.age_s > max_age_s):
+        return False
+    if min_volume_5m_sol is not None and view.w5m.volume_sol < min_volume_5m_sol:
+        return False
+    if min_holders is not None and view.holders < min_holders:
+        return False
+    if max_dev_share is not None and (view.dev_share is None or view.dev_share >= max_dev_share):
+        return False
+    return max_first_slot_buyers is None or len(view.first_slot_buyers) <= max_first_slot_buyers
+
+
+_FILTERS = frozenset(matches.__kwdefaults__ or ())
+
+
+def _check_filters(filters: dict[str, Any]) -> None:
+    unknown = sorted(set(filters) - _FILTERS)
+    if unknown:
+        raise TypeError(f"unknown filter {', '.join(unknown)}; filters: {', '.join(sorted(_FILTERS))}")
+
+
 class Market:
     """Per-mint state, candles and signals from any stream of :class:`~pumpsync.Event`.
 
@@ -214,48 +254,25 @@ class Market:
             state = self._tokens.get(mint)
             return None if state is None else state.view(self._clock, usd, self.first_slots)
 
-    def tokens(
-        self,
-        *,
-        min_market_cap_usd: float | None = None,
-        min_market_cap_sol: float | None = None,
-        max_age_s: float | None = None,
-        min_volume_5m_sol: float | None = None,
-        min_holders: int | None = None,
-        max_dev_share: float | None = None,
-        max_first_slot_buyers: int | None = None,
-        launched_only: bool = False,
-        sort: str = "last_trade",
-        limit: int | None = None,
-    ) -> list[TokenView]:
-        """Snapshots of the tracked mints that pass every filter given, sorted (descending) by ``sort``
-        (one of :data:`SORTS`). A USD filter passes nothing while no SOL/USD price is known."""
+    def tokens(self, *, sort: str = "last_trade", limit: int | None = None, **filters: Any) -> list[TokenView]:
+        """Snapshots of the tracked mints that pass every filter given (see :func:`matches`), sorted
+        (descending) by ``sort``, one of :data:`SORTS`. A USD filter passes nothing while no SOL/USD
+        price is known."""
         if sort not in _SORTS:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+        _check_filters(filters)
         usd = self.sol_usd()
         with self._lock:
             views = [s.view(self._clock, usd, self.first_slots) for s in self._tokens.values()]
-        out = []
-        for v in views:
-            if launched_only and v.launch is None:
-                continue
-            if min_market_cap_usd is not None and (v.market_cap_usd or 0.0) < min_market_cap_usd:
-                continue
-            if min_market_cap_sol is not None and (v.market_cap_sol or 0.0) < min_market_cap_sol:
-                continue
-            if max_age_s is not None and (v.age_s is None or v.age_s > max_age_s):
-                continue
-            if min_volume_5m_sol is not None and v.w5m.volume_sol < min_volume_5m_sol:
-                continue
-            if min_holders is not None and v.holders < min_holders:
-                continue
-            if max_dev_share is not None and (v.dev_share is None or v.dev_share >= max_dev_share):
-                continue
-            if max_first_slot_buyers is not None and len(v.first_slot_buyers) > max_first_slot_buyers:
-                continue
-            out.append(v)
+        out = [v for v in views if matches(v, **filters)]
         out.sort(key=_SORTS[sort], reverse=True)
         return out if limit is None else out[:limit]
+
+    def matches(self, mint: str | None, **filters: Any) -> bool:
+        """Whether ``mint`` is tracked and passes every filter given (the filters of :meth:`tokens`)."""
+        _check_filters(filters)
+        view = None if mint is None else self.token(mint)
+        return view is not None and matches(view, **filters)
 
     def candles(self, mint: str, interval: str = "1m", fill: bool = False) -> list[Candle]:
         """The kept candles of ``mint``, oldest first; ``fill``: empty intervals as flat candles, up to now."""
