@@ -27,4 +27,5 @@ __all__ = [
     "Window",
     "decode_price_update",
     "fill_gaps",
+    "matches",
 ]
