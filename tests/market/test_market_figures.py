@@ -3,14 +3,18 @@ out-of-order backfill and bad input change nothing they should not."""
 
 from __future__ import annotations
 
+import json
 import random
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from mkthelpers import DEV, MINT, SLOT0, T0, has_venue, launch, trade
 
 import pumpsync
 from pumpsync.events import Event
-from pumpsync.market import Market, fill_gaps
+from pumpsync.market import Market, candle_json, fill_gaps, load_candles, store_candles
 
 
 def scenario() -> list[Event]:
@@ -199,3 +203,20 @@ def test_bad_events_are_counted_and_skipped() -> None:
 
 def test_exported() -> None:
     assert pumpsync.Market is Market and "Market" in pumpsync.__all__
+
+
+def test_candles_to_sqlite_and_jsonl_are_idempotent(tmp_path: Path) -> None:
+    market = Market()
+    market.feed(scenario())
+    closed = market.closed_candles()
+    market.update(trade("Z", "sell", 1_000_000, 0.01, ms=T0 + 10, sig="late"))  # revises the first 1 s candle
+    revised = market.closed_candles()
+    db = sqlite3.connect(tmp_path / "c.db")
+    store_candles(db, closed + revised)
+    store_candles(db, closed)  # again, and older revisions: nothing changes
+    stored = load_candles(db, MINT, "1s")
+    assert stored[0].revision == 1 and all(c.revision == 0 for c in stored[1:])
+    live = [c for c in market.candles(MINT, "1s") if c.closed and c.start_ms < T0 + 70_000]
+    assert [replace(c, revision=0) for c in stored] == live
+    line = json.loads(candle_json(revised[0]))
+    assert line["kind"] == "candle" and line["revision"] == 1 and line["interval"] == "1s"

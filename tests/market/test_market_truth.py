@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import pumpsync
+from pumpsync.daemon.sinks.sqlite import SqliteSink
 from pumpsync.events import Event
 from pumpsync.market import Market
 from pumpsync.simulator import Launch, Simulator, Trade
@@ -66,13 +67,21 @@ def test_holders_developer_and_top10_equal_the_simulators_book() -> None:
     assert checked >= 10  # enough mints compared for the test to mean something
 
 
-def test_a_restart_from_a_replay_recording_gives_the_figures_of_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["jsonl", "daemon-sqlite"])
+def test_a_restart_from_a_recording_gives_the_figures_of_an_uninterrupted_run(tmp_path: Path, store: str) -> None:
     events, _ = _stream_simulated(300, seed=12)
     whole = Market()
     whole.feed(events)
     cut = len(events) * 2 // 3
-    recording = tmp_path / "events.jsonl"
-    recording.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events[:cut]))
+    if store == "jsonl":  # pumpsync stream --format jsonl, demo --record, the daemon's jsonl sink
+        recording = tmp_path / "events.jsonl"
+        recording.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in events[:cut]))
+    else:  # the daemon's sqlite sink, written by the sink itself
+        recording = tmp_path / "events.db"
+        sink = SqliteSink("db", recording)
+        sink.open()
+        assert sink.write(events[:cut]) == cut
+        sink.close_resources()
     # The restarted process: its state rebuilt by replaying what it recorded, then the live stream
     # resumes with an overlap (a reconnect re-delivers the last events): duplicates, counted once.
     restarted = Market()
