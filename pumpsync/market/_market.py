@@ -22,7 +22,6 @@ from pumpsync.market._view import TokenView
 
 SolUsd = float | Callable[[], float | None] | None
 MAX_TOKENS = 10_000
-MAX_CLOSED = 100_000  # closed candles waiting for closed_candles(); the oldest are dropped (counted)
 MAX_SEEN_PER_TOKEN = 100_000  # trade identities remembered per mint for de-duplication
 _SORTS = {
     "last_trade": lambda v: v.last_trade_ms or 0,
@@ -95,11 +94,17 @@ class Market:
     (``stats()["evicted"]``). ``first_slots`` is N of "the buyers of the first N slots".
     ``sol_usd``: a fixed SOL/USD price, a function returning it (or None), e.g. a
     :class:`~pumpsync.market.PythSolUsd`, or None (every USD figure is then None).
+    ``candle_queue``: how many closed candles :meth:`closed_candles` may hold for a consumer (a sink),
+    the oldest dropped past it (``stats()["candles_dropped"]``); 0 (the default): no hand-over at all,
+    which saves the writer the work (``candles()`` still has every kept candle).
     """
 
-    def __init__(self, max_tokens: int = MAX_TOKENS, first_slots: int = 3, sol_usd: SolUsd = None) -> None:
-        if max_tokens < 1 or first_slots < 1:
-            raise ValueError("max_tokens and first_slots must be at least 1")
+    def __init__(
+        self, max_tokens: int = MAX_TOKENS, first_slots: int = 3, sol_usd: SolUsd = None, candle_queue: int = 0
+    ) -> None:
+        if max_tokens < 1 or first_slots < 1 or candle_queue < 0:
+            raise ValueError("max_tokens and first_slots must be at least 1, candle_queue at least 0")
+        self._queue_max = candle_queue
         self.max_tokens = max_tokens
         self.first_slots = first_slots
         self._sol_usd = sol_usd
@@ -145,9 +150,19 @@ class Market:
             if event.side not in ("buy", "sell"):
                 raise ValueError("side")
             sol, tokens = _amount(event.sol_amount or 0.0), _amount(event.token_amount or 0.0)
+        else:  # checked before anything changes: a bad event is skipped whole
+            for name in ("liquidity_sol", "bonding_curve_progress", "initial_buy_tokens", "initial_buy_sol"):
+                if getattr(event, name) is not None:
+                    _amount(getattr(event, name))
         t_ms = event_ms(event)
-        if not isinstance(t_ms, int):
+        if not isinstance(t_ms, int) or isinstance(t_ms, bool):
             raise TypeError("time")
+        # what orders and keys the state: a wrong type here would break a reader later, not this event
+        if event.slot is not None and (not isinstance(event.slot, int) or isinstance(event.slot, bool)):
+            raise TypeError("slot")
+        for name in ("signature", "trader", "creator"):
+            if getattr(event, name) is not None and not isinstance(getattr(event, name), str):
+                raise TypeError(name)
         state = self._tokens.get(mint)
         if state is None:
             state = self._tokens[mint] = TokenState(mint, MAX_SEEN_PER_TOKEN)
@@ -186,6 +201,8 @@ class Market:
         lamports = round(sol * LAMPORTS)
         for name, series in state.candles.items():
             start, was_closed = series.add(t_ms, key, price, lamports, buy)
+            if not self._queue_max:
+                continue
             bar = series.bars[start]
             if was_closed:  # a late trade changed a closed candle: hand over its revision
                 bar.revision += 1
@@ -199,6 +216,8 @@ class Market:
     def _advance(self, t_ms: int) -> None:
         """Move the market clock; close the candles whose interval it has passed."""
         before, self._clock = self._clock, max(self._clock, t_ms)
+        if not self._queue_max or self._clock == before:
+            return
         for name, length in INTERVALS.items():
             if self._clock // length == before // length:
                 continue
@@ -216,7 +235,7 @@ class Market:
             self._open[name] = still
 
     def _hand_over(self, candle: Candle) -> None:
-        if len(self._closed) >= MAX_CLOSED:
+        if len(self._closed) >= self._queue_max:
             self._closed.popleft()
             self._counts["candles_dropped"] += 1
         self._closed.append(candle)

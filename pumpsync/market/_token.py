@@ -193,10 +193,17 @@ class TokenState:
 
     def _window(self, seconds: int, clock: int, sol_usd: float | None) -> Window:
         series = self.candles["1s" if seconds <= 600 else "1m"]
-        since = clock - seconds * 1000
+        length, bars = series.length, series.bars
+        first = clock - seconds * 1000
+        first -= first % length  # the candle holding the window's first instant, and every one since
         volume, buys, sells = 0, 0, 0
-        for start, bar in series.bars.items():
-            if start + series.length > since:
+        if self.last_key is not None and self.last_key[0] >= first:
+            # whichever is fewer: the kept candles, or the window's intervals
+            if len(bars) <= (clock - first) // length + 1:
+                chosen = [bar for start, bar in bars.items() if start >= first]
+            else:
+                chosen = [bar for start in range(first, clock + 1, length) if (bar := bars.get(start)) is not None]
+            for bar in chosen:
                 volume += bar.volume
                 buys += bar.buys
                 sells += bar.sells

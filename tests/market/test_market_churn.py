@@ -21,7 +21,7 @@ def _consistent(view: TokenView) -> None:
 
 
 def test_readers_get_consistent_snapshots_while_one_writer_feeds() -> None:
-    market = Market(max_tokens=8)
+    market = Market(max_tokens=8, candle_queue=50)
     stop = threading.Event()
     errors: list[BaseException] = []
     reads = [0]

@@ -131,7 +131,7 @@ def test_graduation_migration_and_pumpswap_trades() -> None:
 
 
 def test_candles_close_on_time_and_a_late_trade_revises_its_candle() -> None:
-    market = Market()
+    market = Market(candle_queue=1000)
     market.feed(scenario()[:5])  # all at T0
     assert market.closed_candles() == []  # nothing has closed yet: market time is still T0
     market.update(trade("D", "buy", 5_000_000, 0.2, slot=SLOT0 + 2, ms=T0 + 1_000))
@@ -194,9 +194,12 @@ def test_bad_events_are_counted_and_skipped() -> None:
     for bad in (
         good._replace(sol_amount=float("nan")), good._replace(token_amount=-1.0), good._replace(side="hold"),
         good._replace(sol_amount="1"), good._replace(timestamp="x", received_at="y"), good._replace(mint=7),
+        good._replace(slot="400"), good._replace(trader=5), good._replace(signature=b"x"),
+        launch(creator=["x"]), launch(bonding_curve_progress=float("inf")),
+        Event("migration", "test", MINT, "M", 1, T0, T0, 0, False, {}, liquidity_sol="lots"),
     ):  # fmt: skip
         assert market.update(bad) is False
-    assert market.stats()["bad"] == 6 and len(market) == 0
+    assert market.stats()["bad"] == 12 and len(market) == 0 and market.clock_ms == 0
     assert market.update(good) and market.update(good._replace(kind="price")) is False
     assert market.stats()["ignored"] == 1
 
@@ -206,7 +209,7 @@ def test_exported() -> None:
 
 
 def test_candles_to_sqlite_and_jsonl_are_idempotent(tmp_path: Path) -> None:
-    market = Market()
+    market = Market(candle_queue=1000)
     market.feed(scenario())
     closed = market.closed_candles()
     market.update(trade("Z", "sell", 1_000_000, 0.01, ms=T0 + 10, sig="late"))  # revises the first 1 s candle
@@ -220,3 +223,14 @@ def test_candles_to_sqlite_and_jsonl_are_idempotent(tmp_path: Path) -> None:
     assert [replace(c, revision=0) for c in stored] == live
     line = json.loads(candle_json(revised[0]))
     assert line["kind"] == "candle" and line["revision"] == 1 and line["interval"] == "1s"
+
+
+def test_the_candle_queue_is_bounded_and_off_by_default() -> None:
+    quiet, small = Market(), Market(candle_queue=2)
+    events = [trade("A", "buy", 1e6, 0.01, ms=T0 + i * 1_000, sig=f"s{i}") for i in range(6)]
+    quiet.feed(events)
+    small.feed(events)
+    assert quiet.closed_candles() == [] and quiet.stats()["candles_dropped"] == 0
+    assert [c.start_ms for c in small.closed_candles()] == [T0 + 3_000, T0 + 4_000]  # the newest two
+    assert small.stats()["candles_dropped"] == 3
+    assert quiet.candles(MINT, "1s") == small.candles(MINT, "1s")
