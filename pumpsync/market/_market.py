@@ -281,8 +281,14 @@ class Market:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}")
         _check_filters(filters)
         usd = self.sol_usd()
+        max_age = filters.get("max_age_s")
         with self._lock:
-            views = [s.view(self._clock, usd, self.first_slots) for s in self._tokens.values()]
+            clock, states = self._clock, list(self._tokens.values())
+            if filters.get("launched_only") or max_age is not None:  # cheap checks first: fewer snapshots to build
+                states = [s for s in states if s.launch is not None]
+            if max_age is not None:
+                states = [s for s in states if s.launch is not None and clock - s.launch[2] <= max_age * 1000]
+            views = [s.view(clock, usd, self.first_slots) for s in states]
         out = [v for v in views if matches(v, **filters)]
         out.sort(key=_SORTS[sort], reverse=True)
         return out if limit is None else out[:limit]

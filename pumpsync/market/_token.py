@@ -18,7 +18,7 @@ SUPPLY = 1_000_000_000.0  # pump.fun mints 1 B tokens (6 decimals)
 UNIT = 1_000_000  # balances in raw units: exact sums, so "sold everything" is exactly 0
 CURVE_TOKENS = 793_100_000.0  # sold when the bonding curve completes
 PUMPSWAP = "pumpswap"
-MAX_PENDING = 1_000  # per mint; a launch later than this many trades is not waited for
+MAX_PENDING = 256  # per mint; a launch later than this many trades is not waited for
 
 
 def event_ms(event: Event) -> int:

@@ -22,7 +22,7 @@ TESTS = Path(__file__).resolve().parents[1]
 UNIT = 1_000_000
 
 
-def _stream_simulated(n: int, seed: int) -> tuple[list[Event], Any]:
+def _stream_simulated(n: int, seed: int) -> tuple[list[Event], Any, list[Any]]:
     """``n`` market steps of a simulator, through a real Anaxer client over 127.0.0.1: (events, the sim's market)."""
     with Simulator(providers=("anaxer",), rate=0, seed=seed, paused=True) as sim:
         channels: dict[str, dict[str, Any]] = {"creations": {}, "trades": {}, "graduations": {}}
@@ -42,15 +42,15 @@ def _stream_simulated(n: int, seed: int) -> tuple[list[Event], Any]:
                 return sum(e.kind in ("trade", "new_token") for e in got) >= want
 
             wait_until(drained, 30, f"{want} launches and trades")
-        return got, sim._market  # the simulator's model: its book is the ground truth
+        return got, sim._market, emitted  # the simulator's model: its book is the ground truth
 
 
 def test_holders_developer_and_top10_equal_the_simulators_book() -> None:
-    events, book = _stream_simulated(600, seed=11)
+    events, book, emitted = _stream_simulated(600, seed=11)
     market = Market()
     market.feed(events)
     launched = {e.mint for e in events if e.kind == "new_token"}
-    checked = 0
+    checked = sold_by_dev = sniped = 0
     for mint, live in book._live.items():  # the mints still on their curve; graduated ones left the book
         if mint not in launched:
             continue  # launched before we listened: its holders are not all known (that is the estimate's limit)
@@ -63,13 +63,22 @@ def test_holders_developer_and_top10_equal_the_simulators_book() -> None:
         assert view.top10_share == pytest.approx(sum(heapq.nlargest(10, holders.values())) / UNIT / 1e9 * 100)
         assert view.progress == pytest.approx(live.curve.progress)
         assert view.launch is not None and view.launch.creator == creator
+        trades = [e for e in emitted if isinstance(e, Trade) and e.mint == mint]
+        dev_sells = [t.signature for t in trades if t.trader == creator and t.side == "sell"]
+        assert [s.signature for s in view.dev_sells] == dev_sells
+        (launch,) = [e for e in emitted if isinstance(e, Launch) and e.mint == mint]
+        slot_buyers = {t.trader for t in trades if t.side == "buy" and t.slot == launch.slot and t.trader != creator}
+        assert set(view.first_slot_buyers) == slot_buyers
         checked += 1
+        sold_by_dev += bool(dev_sells)
+        sniped += bool(slot_buyers)
     assert checked >= 10  # enough mints compared for the test to mean something
+    assert sold_by_dev and sniped, (sold_by_dev, sniped)  # and the signals were not all empty
 
 
 @pytest.mark.parametrize("store", ["jsonl", "daemon-sqlite"])
 def test_a_restart_from_a_recording_gives_the_figures_of_an_uninterrupted_run(tmp_path: Path, store: str) -> None:
-    events, _ = _stream_simulated(300, seed=12)
+    events, _, _ = _stream_simulated(300, seed=12)
     whole = Market()
     whole.feed(events)
     cut = len(events) * 2 // 3
