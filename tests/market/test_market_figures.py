@@ -176,6 +176,20 @@ def test_filters_and_sorting() -> None:
     assert [v.mint for v in market.tokens(sort="volume_5m", limit=1)] == [MINT]
     with pytest.raises(ValueError, match="sort must be one of"):
         market.tokens(sort="nope")
+    with pytest.raises(TypeError, match="unknown filter min_mc"):
+        market.tokens(min_mc=5)
+    assert market.matches(MINT, min_holders=5) and not market.matches("M3", launched_only=True)
+
+
+def test_wrap_passes_every_event_through_after_applying_it() -> None:
+    market = Market()
+    events = scenario()
+    seen = []
+    for event in market.wrap(iter(events)):
+        view = market.token(MINT)
+        seen.append((event, view.trades if view else None))
+    assert [e for e, _ in seen] == events
+    assert [n for _, n in seen] == [0, 1, 2, 3, 4, 5, 6, 7, 8]  # each trade counted before the loop sees it
 
 
 def test_memory_is_bounded_least_recently_traded_first() -> None:
