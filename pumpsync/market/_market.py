@@ -172,6 +172,8 @@ class Market:
             return False
         self._advance(t_ms)
         if kind == TRADE:
+            if event.creator and state.creator is None:  # sources that name the creator with each trade
+                state.token_info(event, self.first_slots)
             self._trade(state, event, sol, tokens)
         elif kind in (NEW_TOKEN, TOKEN_ENRICHED):
             state.token_info(event, self.first_slots)
