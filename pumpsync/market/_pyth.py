@@ -28,7 +28,10 @@ from typing import Any
 
 import requests
 
-# The sponsored SOL/USD price feed account (shard 0) that Pyth keeps updated on mainnet.
+# The SOL/USD price feed account Pyth keeps updated on mainnet: the push oracle program's
+# (pythWSnswVUd12oZpeFP8e9CVaEqJg25g1Vtc2biRsT, pyth_solana_receiver_sdk's PYTH_PUSH_ORACLE_ID) address
+# derived from (shard 0 as u16 LE, feed id); tests/market/test_market_pyth.py derives it again. The
+# account itself is written, so owned, by the receiver program (RECEIVER_PROGRAM, the SDK's declare_id).
 SOL_USD_ACCOUNT = "7UVimffxr9ow1uXYxsr4LHAcV58mLzhmwaeKvJ1pjLiE"
 SOL_USD_FEED_ID = bytes.fromhex("ef0d8b6fda2ceba41da15d4095d1da392a0d2f8ed0c6c7bc0f4cfac8c280b56d")
 RECEIVER_PROGRAM = "rec5EKMGg6MxZYaMdyBfgwp4d5rB9T1VQH5pJv5LtFJ"

@@ -127,3 +127,37 @@ def test_no_trustworthy_price_means_no_usd(node: tuple[Node, str], serve: Any) -
 def test_an_unreachable_node_is_no_price_and_counted() -> None:
     source = PythSolUsd("http://127.0.0.1:9/k", timeout=1)
     assert source() is None and source.errors == 1 and source.last_error == "ConnectionError"
+
+
+# -- the account's address, derived independently: the push oracle's PDA of (shard 0, feed id) -------------
+
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+
+
+def _on_curve(point: bytes) -> bool:
+    """Whether 32 bytes decompress to an ed25519 point (RFC 8032, 5.1.3)."""
+    y = int.from_bytes(point, "little") & ((1 << 255) - 1)
+    if y >= _P:
+        return False
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    return v * x * x % _P in (u, (-u) % _P)
+
+
+def _find_program_address(seeds: list[bytes], program: bytes) -> bytes:
+    for bump in range(255, -1, -1):
+        digest = hashlib.sha256(b"".join(seeds) + bytes([bump]) + program + b"ProgramDerivedAddress").digest()
+        if not _on_curve(digest):
+            return digest
+    raise AssertionError("no address")
+
+
+def test_the_sol_usd_account_is_the_push_oracles_feed_account() -> None:
+    import base58  # the test extra
+
+    from pumpsync.market._pyth import SOL_USD_ACCOUNT, SOL_USD_FEED_ID
+
+    push_oracle = base58.b58decode("pythWSnswVUd12oZpeFP8e9CVaEqJg25g1Vtc2biRsT")  # pyth_solana_receiver_sdk
+    derived = _find_program_address([(0).to_bytes(2, "little"), SOL_USD_FEED_ID], push_oracle)
+    assert base58.b58encode(derived).decode() == SOL_USD_ACCOUNT
