@@ -201,6 +201,8 @@ class Market:
         self._tokens.move_to_end(state.mint)
         buy = event.side == "buy"
         lamports = round(sol * LAMPORTS)
+        if price is None:  # counted, but no price to chart
+            return
         for name, series in state.candles.items():
             start, was_closed = series.add(t_ms, key, price, lamports, buy)
             if not self._queue_max:

@@ -8,6 +8,7 @@ remembered) and an out-of-order (backfilled) event gives the figures of an in-or
 from __future__ import annotations
 
 import heapq
+import math
 from typing import Any
 
 from pumpsync.events import Event
@@ -49,6 +50,7 @@ class TokenState:
         "net_curve",
         "pending",
         "price",
+        "price_key",
         "progress_hint",
         "pumpswap",
         "seen",
@@ -79,6 +81,7 @@ class TokenState:
         self.net_curve = 0  # raw tokens bought minus sold on the curve
         self.first_key: OrderKey | None = None
         self.last_key: OrderKey | None = None
+        self.price_key: OrderKey | None = None  # of the newest trade with a price
         self.price: float | None = None
         self.venue: str | None = None
         self.progress_hint: tuple[OrderKey, float] | None = None
@@ -127,15 +130,15 @@ class TokenState:
         if event.liquidity_sol is not None:
             self.liquidity = float(event.liquidity_sol)
 
-    def trade(self, event: Event, sol: float, tokens: float, first_slots: int) -> tuple[int, OrderKey, float]:
+    def trade(self, event: Event, sol: float, tokens: float, first_slots: int) -> tuple[int, OrderKey, float | None]:
         """Apply a checked trade; returns (event ms, order key, price) for the candles."""
         key = order_key(event)
         buy = event.side == "buy"
         raw = round(tokens * UNIT)
         venue = getattr(event, "venue", None)
-        price = event.price_sol if event.price_sol is not None and event.price_sol > 0 else None
-        if price is None:
-            price = sol / tokens if tokens > 0 else (self.price or 0.0)
+        price = event.price_sol
+        if not isinstance(price, float | int) or not 0 < price < math.inf:
+            price = sol / tokens if sol > 0 and tokens > 0 else None  # None: no price (a zero trade)
         trader = event.trader
         if trader is not None:
             self.traders.add(trader)
@@ -156,7 +159,9 @@ class TokenState:
         if self.first_key is None or key < self.first_key:
             self.first_key = key
         if self.last_key is None or key >= self.last_key:
-            self.last_key, self.price, self.venue = key, price, venue
+            self.last_key, self.venue = key, venue
+        if price is not None and (self.price_key is None or key >= self.price_key):
+            self.price_key, self.price = key, price
         if trader is not None and trader == self.creator:
             self._dev_trade(key, event.signature, event.slot, buy, sol, tokens, venue)
         elif self.pending is not None and self.creator is None and trader is not None:

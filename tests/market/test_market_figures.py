@@ -248,3 +248,14 @@ def test_the_candle_queue_is_bounded_and_off_by_default() -> None:
     assert [c.start_ms for c in small.closed_candles()] == [T0 + 3_000, T0 + 4_000]  # the newest two
     assert small.stats()["candles_dropped"] == 3
     assert quiet.candles(MINT, "1s") == small.candles(MINT, "1s")
+
+
+def test_a_trade_without_a_price_is_counted_but_moves_no_price_nor_candle() -> None:
+    for order in (1, -1):
+        market = Market()
+        events = [trade("A", "buy", 1e6, 0.02, ms=T0), trade("B", "buy", 0.0, 0.0, ms=T0 + 5, sig="zero")]
+        market.feed(events[::order])
+        view = market.token(MINT)
+        assert view is not None and view.trades == 2 and view.price_sol == pytest.approx(0.02 / 1e6)
+        (candle,) = market.candles(MINT, "1s")
+        assert candle.low == candle.high == pytest.approx(0.02 / 1e6) and candle.trades == 1
