@@ -115,12 +115,14 @@ class CandleSeries:
     def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> tuple[int, bool]:
         """Add a trade; returns (candle start, whether that candle had already closed)."""
         start = t_ms - t_ms % self.length
-        bar = self.bars.get(start)
+        bars = self.bars
+        bar = bars.get(start)
         if bar is None:
-            bar = self.bars[start] = _Bar(key, price)
-            if len(self.bars) > 2 * KEEP[self.interval]:
-                for old in sorted(self.bars)[: len(self.bars) - KEEP[self.interval]]:
-                    del self.bars[old]
+            bar = bars[start] = _Bar(key, price)
+            keep = KEEP[self.interval]
+            if len(bars) > 2 * keep:  # pruned now and then, not at every candle
+                for old in sorted(bars)[: len(bars) - keep]:
+                    del bars[old]
         bar.add(key, price, lamports, buy)
         return start, bar.revision >= 0
 

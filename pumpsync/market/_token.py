@@ -169,8 +169,12 @@ class TokenState:
             if len(self.pending) > MAX_PENDING:
                 self.pending = None  # too late a launch to tell: dev sells before it stay unknown
         if buy and trader is not None and event.slot is not None:
-            self.slot_buyers.setdefault(event.slot, set()).add(trader)
-            self._trim_slots(first_slots)
+            slots = self.slot_buyers
+            if event.slot in slots:
+                slots[event.slot].add(trader)
+            elif len(slots) <= first_slots or event.slot < max(slots):  # else: not among the lowest slots
+                slots[event.slot] = {trader}
+                self._trim_slots(first_slots)
         return key[0], key, price
 
     def _dev_trade(
