@@ -30,6 +30,7 @@ from pumpsync.errors import (
     UsageError,
 )
 from pumpsync.events import KINDS, Event
+from pumpsync.market import Market
 
 __all__ = [
     "KINDS",
@@ -43,6 +44,7 @@ __all__ = [
     "Event",
     "EventQueue",
     "GapReport",
+    "Market",
     "PlanError",
     "ProviderRefused",
     "PumpsyncError",

@@ -24,11 +24,13 @@ from rich.table import Table
 from rich.text import Text
 
 from pumpsync._keys import choose_api_key
+from pumpsync.cli._market_options import make_market, market_filters, market_options
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
 from pumpsync.cli._render import terminal_safe
 from pumpsync.client import Client
 from pumpsync.errors import ClientClosed, ConfigurationError, EndOfStream, ProviderRefused, PumpsyncError
 from pumpsync.events import Event
+from pumpsync.market import SORTS, Market, TokenView
 
 # Pump.fun: the curve is complete once its 793.1 M "real" tokens are sold (of 1 B supply).
 CURVE_TOKENS = 793_100_000.0
@@ -82,8 +84,15 @@ class Token:
 class TopModel:
     """The figures behind the view, fed one event at a time; ``now`` is ``time.monotonic()``."""
 
-    def __init__(self, started: float, max_tokens: int = 5000) -> None:
+    def __init__(
+        self, started: float, max_tokens: int = 5000, market: Market | None = None, sort: str | None = None
+    ) -> None:
         self.started = started
+        # The derived figures (market cap, holders, developer share, progress) come from the market view;
+        # ``sort``: rank "most traded" by one of its figures (pumpsync.market.SORTS) instead of 5-min volume.
+        self.market = market if market is not None else Market(max_tokens=max_tokens)
+        self.sort = sort
+        self.filters: dict[str, Any] = {}
         self.tokens: dict[str, Token] = {}
         self.max_tokens = max_tokens
         self.launches: deque[tuple[int, str]] = deque(maxlen=50)  # (received_at ms, mint)
@@ -106,6 +115,7 @@ class TopModel:
 
     def observe(self, event: Event, now: float) -> None:
         self.events += 1
+        self.market.update(event)
         mint = event.mint
         if mint is None:
             return
@@ -153,7 +163,13 @@ class TopModel:
         per_minute = 60.0 / LAUNCH_BUCKET
         return [self.launch_buckets.get(b, 0) * per_minute for b in range(max(0, last - n + 1), last + 1)] or [0.0]
 
+    def view(self, mint: str) -> TokenView | None:
+        return self.market.token(mint)
+
     def most_traded(self, n: int) -> list[tuple[Token, int, float]]:
+        if self.sort is not None or self.filters:
+            views = self.market.tokens(sort=self.sort or "volume_5m", limit=n, **self.filters)
+            return [(self.tokens.get(v.mint) or Token(v.mint), v.w5m.trades, v.w5m.volume_sol) for v in views]
         ranked = sorted(self.count, key=lambda m: (self.volume[m], self.count[m]), reverse=True)[:n]
         return [(self.tokens.get(m) or Token(m), self.count[m], self.volume[m]) for m in ranked]
 
@@ -174,6 +190,18 @@ def _table(title: str, *columns: tuple[str, dict[str, Any]]) -> Table:
     for header, options in columns:
         table.add_column(header, **options)
     return table
+
+
+def _figures(view: TokenView | None) -> tuple[str, str, str]:
+    """Market cap (USD if a price is known, else SOL), holders (estimate), developer's share."""
+    if view is None:
+        return "-", "-", "-"
+    if view.market_cap_usd is not None:
+        mcap = f"${view.market_cap_usd / 1000:,.1f}k"
+    else:
+        mcap = "-" if view.market_cap_sol is None else f"{view.market_cap_sol:,.0f}◎"
+    dev = "-" if view.dev_share is None else f"{view.dev_share:.1f}"
+    return mcap, str(view.holders), dev
 
 
 def render(model: TopModel, stats: dict[str, Any], header: str, now: float, width: int, height: int) -> RenderableType:
@@ -211,21 +239,26 @@ def render(model: TopModel, stats: dict[str, Any], header: str, now: float, widt
         token = model.tokens.get(mint) or Token(mint)
         launches.add_row(_clock(ms), mint, _safe(token.symbol) or "…", _safe(token.name))
 
-    bar_width = max(3, min(20, (width - 72) // 2))  # what the mint and the counts leave, shared by two bars
+    bar_width = max(3, min(20, (width - 96) // 2))  # what the mint and the figures leave, shared by two bars
     most = model.most_traded(n_traded)
     top_volume = max((v for _, _, v in most), default=0.0)
+    title = f"most traded, last {TRADE_WINDOW / 60:.0f} min" if model.sort is None else f"top by {model.sort}"
     traded = _table(
-        f"most traded, last {TRADE_WINDOW / 60:.0f} min",
+        title,
         ("mint", {"no_wrap": True, "min_width": 44, "style": "cyan"}),
         ("trades", {"justify": "right", "no_wrap": True}),
         ("volume SOL", {"no_wrap": True}),
         ("curve", {"no_wrap": True}),
+        ("mcap", {"justify": "right", "no_wrap": True}),
+        ("hold", {"justify": "right", "no_wrap": True}),
+        ("dev%", {"justify": "right", "no_wrap": True}),
     )
     for token, count, volume in most:
         volume_bar = bar(volume / top_volume if top_volume else 0.0, bar_width)
-        progress = token.progress
+        view = model.view(token.mint)
+        progress = token.progress if view is None or view.progress is None else view.progress
         curve = "?".ljust(bar_width + 5) if progress is None else f"{bar(progress / 100, bar_width)} {progress:3.0f}%"
-        traded.add_row(token.mint, str(count), f"{volume_bar} {volume:8.2f}", curve)
+        traded.add_row(token.mint, str(count), f"{volume_bar} {volume:8.2f}", curve, *_figures(view))
 
     grads = _table(
         "graduations",
@@ -286,13 +319,14 @@ def run_top(
     duration: float | None = None,
     on_event: Callable[[Event], Any] | None = None,
     console: Console | None = None,
+    model: TopModel | None = None,
 ) -> int:
     """Show the view until Ctrl-C, SIGTERM, ``duration`` or a fatal error; the exit status.
 
     ``client`` must be started. ``on_event`` also sees every event (``demo --record``).
     """
     console = console or Console()
-    model = TopModel(time.monotonic())
+    model = model or TopModel(time.monotonic())
     deadline = None if duration is None else time.monotonic() + duration
     status, message = 0, ""
     previous = signal.getsignal(signal.SIGTERM)
@@ -359,12 +393,18 @@ def _drain(
 @click.command("top")
 @client_options
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
-def top(duration: float | None, **params: Any) -> None:
+@click.option("--sort", type=click.Choice(SORTS), default=None, help="Rank the tokens by this market figure.")
+@market_options
+def top(duration: float | None, sort: str | None, **params: Any) -> None:
     """A live, full-screen view of a stream: launches, trades, graduations, connection health.
 
-    Ctrl-C (or SIGTERM) to stop. Exit status as for `pumpsync stream`.
+    Ctrl-C (or SIGTERM) to stop. Exit status as for `pumpsync stream`. The token table shows the
+    market view's figures (pumpsync.Market); --sort and the market filters rank and select its rows.
     """
     try:
+        filters = market_filters(params)
+        model = TopModel(time.monotonic(), market=make_market(params, filters), sort=sort)
+        model.filters = filters
         kwargs = client_kwargs(params)
         key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))  # flags > environment
         setup_logging(params["verbose"], key)
@@ -372,7 +412,7 @@ def top(duration: float | None, **params: Any) -> None:
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
     try:
-        status = run_top(client.start(), f"pumpsync top: {client.config.provider}", duration)
+        status = run_top(client.start(), f"pumpsync top: {client.config.provider}", duration, model=model)
     finally:
         client.close()
     raise SystemExit(status)
