@@ -16,8 +16,9 @@ _AUTH_HEADER = re.compile(
     r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:(?:bearer|basic|token|digest|apikey)\s+)?)[^\s'\",}]+"
 )
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",}]+")
-# The password of a URL's userinfo (proxy credentials: http://user:password@proxy:3128).
-_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/@\s:]*:)[^/@\s]+(@)")
+# The password of a URL's userinfo (proxy credentials: http://user:password@proxy:3128). The
+# password may hold "/" (a Redis password often does): it runs to the "@", whatever it holds.
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/@\s:]*:)[^@\s]+(@)")
 
 
 class ApiKey:
