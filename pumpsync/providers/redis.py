@@ -49,14 +49,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pumpsync._backoff import Backoff
 from pumpsync._bounds import event_from_record
-from pumpsync._secrets import ApiKey, redact, safe_url
+from pumpsync._secrets import ApiKey, redact, remember_url, safe_url
 from pumpsync._threads import join_thread
 from pumpsync.errors import AuthenticationError as RefusedKey
 from pumpsync.errors import ClientClosed, ConfigurationError, ConnectionLost, PumpsyncError
@@ -198,7 +198,7 @@ def _valid_id(text: str) -> bool:
 class ReaderOptions:
     """What to read and how (see the module docs); keyword arguments win over the URL's query."""
 
-    url: str  # for the redis client (our query parameters removed)
+    url: str = field(repr=False)  # for the redis client (our query parameters removed); may hold a password
     stream: str
     since: str
     name: str | None
@@ -207,8 +207,13 @@ class ReaderOptions:
     claim_timeout: float
     batch: int
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "url")
+        return f"ReaderOptions(url={safe_url(self.url)!r}, {shown})"
+
     @classmethod
     def build(cls, url: str, **given: Any) -> ReaderOptions:
+        remember_url(url)  # its password never reaches a log record
         parsed = parse_url(url, OPTIONS)
         values = {**parsed.options, **{k: v for k, v in given.items() if v is not None}}
         unknown = set(values) - set(OPTIONS)

@@ -21,7 +21,7 @@ from typing import Any
 
 from pumpsync._json import strict_json
 from pumpsync._ranges import RANGES, check_range
-from pumpsync._secrets import redact
+from pumpsync._secrets import redact, remember_url
 from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json, identity_key
 from pumpsync.daemon.sinks.function import CallableSink
 from pumpsync.daemon.sinks.jsonl import FileSink, StdoutSink
@@ -63,6 +63,7 @@ _REQUIRED = {"jsonl": "path", "sqlite": "path", "webhook": "url", "callable": "t
 
 def parse_sink(text: str) -> dict[str, Any]:
     """A ``--sink`` string as a sink table; its errors show it redacted (a URL's password)."""
+    remember_url(text)  # a redis:// password, a webhook's key: never in a log record
     shown = redact(text)
     kind, sep, rest = text.strip().partition(":")
     kind = _ALIASES.get(kind, kind)
