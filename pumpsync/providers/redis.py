@@ -39,6 +39,7 @@ failed attempts the consumer gets :class:`~pumpsync.errors.ConnectionLost`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -49,7 +50,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -208,7 +209,7 @@ class ReaderOptions:
     batch: int
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "url")
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name != "url")
         return f"ReaderOptions(url={safe_url(self.url)!r}, {shown})"
 
     @classmethod
