@@ -80,12 +80,11 @@ _INTS = ("received_at", "connection")
 _OPTIONAL_INTS = ("slot", "timestamp")
 _LABELS = ("kind", "provider")
 _OPTIONAL_LABELS = ("channel", "side", "pool")
-_FLOATS = tuple(
-    name for name, kind in Event.__annotations__.items() if kind == "float | None"
-)  # every amount, price and reserve
-_TEXTS = tuple(
-    name for name, kind in Event.__annotations__.items() if kind == "str | None" and name not in _OPTIONAL_LABELS
-)
+# Event's fields by annotation (NamedTuple keeps them as ForwardRefs: their text is what counts).
+_TYPES = {name: getattr(kind, "__forward_arg__", kind) for name, kind in Event.__annotations__.items()}
+_FLOATS = tuple(name for name, kind in _TYPES.items() if kind == "float | None")  # amounts, prices, reserves
+_TEXTS = tuple(name for name, kind in _TYPES.items() if kind == "str | None" and name not in _OPTIONAL_LABELS)
+assert len(_FLOATS) >= 14 and len(_TEXTS) >= 8, "Event's annotations changed form"
 
 
 class BadRecord(ValueError):
@@ -121,6 +120,8 @@ def event_from_record(data: Mapping[str, Any]) -> Event:
         value = getattr(event, name)
         if value is not None and (type(value) not in (int, float) or finite_float(value) is None):
             raise BadRecord(f"{name} is not a finite number")
+        if type(value) is int:  # 2 recorded for 2.0
+            fixes[name] = float(value)
     if type(event.backfill) is not bool:
         raise BadRecord("backfill is not true or false")
     if type(event.raw) is not dict:

@@ -587,6 +587,7 @@ SPEC = ProviderSpec(
     # a minute make a minute of silence a dead socket, not a quiet market).
     heartbeat="none",
     max_connections=1,
+    one_client_per_host=True,
     max_connections_reason=(
         "PumpPortal bans clients that open more than one connection (for an hour); "
         "every subscription shares the one socket"
