@@ -62,8 +62,12 @@ DIALECTS: dict[str, tuple[Callable[[], Dialect], list[dict[str, Any]]]] = {
     "anaxer-v1": (
         lambda: Anaxer(0, [Subscription(ch) for ch in ("trades", "creations", "graduations", "prices")], form=V1),
         [
-            {"v": 1, "type": "trade", "channel": "trades", "data": {"signature": SIG, "mint": MINT, "slot": 5,
-                                                                   "side": "buy", "solAmount": "1.5"}},
+            {
+                "v": 1,
+                "type": "trade",
+                "channel": "trades",
+                "data": {"signature": SIG, "mint": MINT, "slot": 5, "side": "buy", "solAmount": "1.5"},
+            },
             {"v": 1, "type": "price", "channel": "prices", "data": {"mint": MINT, "price": {"sol": 1, "usd": 2}}},
         ],  # fmt: skip
     ),
@@ -74,10 +78,28 @@ DIALECTS: dict[str, tuple[Callable[[], Dialect], list[dict[str, Any]]]] = {
     "pumpportal": (
         _pumpportal,
         [
-            {"txType": "buy", "mint": MINT, "signature": SIG, "traderPublicKey": WALLET, "solAmount": 1.0,
-             "tokenAmount": 10.0, "marketCapSol": 30.0, "pool": "pump"},
-            {"txType": "create", "mint": MINT, "signature": SIG, "traderPublicKey": WALLET, "initialBuy": 5,
-             "solAmount": 1, "vSolInBondingCurve": 31, "vTokensInBondingCurve": 1e9, "name": "N", "pool": "pump"},
+            {
+                "txType": "buy",
+                "mint": MINT,
+                "signature": SIG,
+                "traderPublicKey": WALLET,
+                "solAmount": 1.0,
+                "tokenAmount": 10.0,
+                "marketCapSol": 30.0,
+                "pool": "pump",
+            },
+            {
+                "txType": "create",
+                "mint": MINT,
+                "signature": SIG,
+                "traderPublicKey": WALLET,
+                "initialBuy": 5,
+                "solAmount": 1,
+                "vSolInBondingCurve": 31,
+                "vTokensInBondingCurve": 1e9,
+                "name": "N",
+                "pool": "pump",
+            },
             {"txType": "migrate", "mint": MINT, "signature": SIG, "pool": "pump-amm"},
             {"message": "Successfully subscribed to keys."},
         ],  # fmt: skip
