@@ -176,14 +176,14 @@ class RedisDialect(Dialect):
 
 # ---------------------------------------------------------------- options and the cursor
 
-READ_BUDGET = 8 * 1024 * 1024  # bytes of entries per read before reads go one entry at a time
+READ_BUDGET = 8 * 1024 * 1024  # bytes one read may bring in (entries of several MiB: fewer per read)
 
 Entry = tuple[str, "Mapping[str, str] | None"]  # (stream ID, fields); fields None: deleted while pending
 OPTIONS = ("stream", "since", "name", "group", "consumer", "claim_timeout", "batch")
 
 
-def _size(entries: list[Entry]) -> int:
-    return sum(sum(len(k) + len(v) for k, v in fields.items()) for _, fields in entries if fields)
+def _size(fields: Mapping[str, str] | None) -> int:
+    return sum(len(k) + len(v) for k, v in fields.items()) if fields else 0
 
 
 def _ms(entry_id: str) -> int:
@@ -261,7 +261,7 @@ class StreamCursor:
         self._done: list[str] = []  # consumed, not yet committed; oldest first
         self._last: str | None = None  # plain: the newest entry read; group: our backlog's page
         self._backlog = False
-        self._small = True  # the last read was within READ_BUDGET: read full batches
+        self._cap = 1  # entries per read at most: READ_BUDGET over the largest entry of the last read
         self._next_claim = self._next_stats = 0.0
         self.connects = 0
         self.claimed = 0
@@ -308,10 +308,12 @@ class StreamCursor:
     def fetch(self, room: int, in_hand: str | None = None) -> list[Entry]:
         """The next entries (at most ``room``) new to us; waits up to half a second for them.
 
-        Memory is bounded: after a read larger than ``READ_BUDGET`` (entries of many MiB), the
-        next ones take one entry at a time until they are small again."""
-        entries = self._fetch(room if self._small else 1, in_hand)
-        self._small = _size(entries) <= READ_BUDGET
+        Memory is bounded by size as well as by count: a read takes as many entries as
+        ``READ_BUDGET`` holds of the largest one of the read before (one, the first time), so that a
+        stream of 32 MiB entries is read one at a time while one of small events reads full batches."""
+        entries = self._fetch(max(1, min(room, self._cap)), in_hand)
+        if entries:
+            self._cap = max(1, READ_BUDGET // max(1, max(_size(fields) for _, fields in entries)))
         return entries
 
     def _fetch(self, room: int, in_hand: str | None) -> list[Entry]:
