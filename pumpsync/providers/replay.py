@@ -42,6 +42,7 @@ log = logging.getLogger("pumpsync.replay")
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 MAX_LINE = 8 * 1024 * 1024  # bytes of one recorded event at most (a frame is 1 MiB; its raw copy rides along)
+_CHUNK = 64 * 1024
 EPOCH_MS_FROM = 10**12  # a ``since`` this large is a time (epoch ms), not a slot
 URL_SCHEMES = ("file", "sqlite")
 
@@ -133,8 +134,9 @@ class Recording:
                     return
                 number += 1
                 if len(raw) > MAX_LINE:
-                    while raw and not raw.endswith(b"\n"):  # the rest of the line, a chunk at a time
-                        raw = lines.readline(MAX_LINE)
+                    raw = b"x"  # let go of it before reading the rest of the line, a chunk at a time
+                    while raw and not raw.endswith(b"\n"):
+                        raw = lines.readline(_CHUNK)
                     self._skip(f"line {number}", f"longer than {MAX_LINE} bytes")
                     continue
                 line = raw.decode("utf-8", errors="replace")

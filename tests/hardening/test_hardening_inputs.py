@@ -69,7 +69,7 @@ DIALECTS: dict[str, tuple[Callable[[], Dialect], list[dict[str, Any]]]] = {
                 "data": {"signature": SIG, "mint": MINT, "slot": 5, "side": "buy", "solAmount": "1.5"},
             },
             {"v": 1, "type": "price", "channel": "prices", "data": {"mint": MINT, "price": {"sol": 1, "usd": 2}}},
-        ],  # fmt: skip
+        ],
     ),
     "anaxer-document": (
         lambda: Anaxer(0, [Subscription("trades")], form=DOCUMENT),
@@ -102,7 +102,7 @@ DIALECTS: dict[str, tuple[Callable[[], Dialect], list[dict[str, Any]]]] = {
             },
             {"txType": "migrate", "mint": MINT, "signature": SIG, "pool": "pump-amm"},
             {"message": "Successfully subscribed to keys."},
-        ],  # fmt: skip
+        ],
     ),
     "redis": (lambda: RedisDialect(0, []), [_RECORD]),
     "replay": (lambda: Replay(0, []), [_RECORD]),

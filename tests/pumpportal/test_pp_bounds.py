@@ -151,7 +151,7 @@ def test_the_stream_command_exits_non_zero_with_one_line(pp_sim: PPSim) -> None:
 def test_two_pumpportal_sources_on_one_host_are_refused() -> None:
     """Two sockets to one host is the operator's ban trigger: refused at configuration."""
     url = "ws://127.0.0.1:9/api/data"
-    with pytest.raises(ConfigurationError, match="two connections to 127.0.0.1"):
+    with pytest.raises(ConfigurationError, match=r"two connections to 127\.0\.0\.1"):
         Client(
             sources=[
                 pumpsync.Source("pumpportal", url=url),
