@@ -568,6 +568,10 @@ class RedisReader:
                 delay = self._backoff.delay()
                 log.warning("redis reader: %s; reconnecting in %.2f s", detail, delay)
                 self._stop.wait(delay)
+            except Exception as exc:  # a bug, or an answer nobody foresaw: loud, never a silent dead thread
+                log.exception("redis reader: unexpected %s", type(exc).__name__)
+                self._fail(ConnectionLost(f"the reader stopped: {type(exc).__name__}: {redact(str(exc))[:200]}"))
+                return
 
     def _hand_on(self, entries: list[Entry]) -> None:
         received_at = int(time.time() * 1000)
