@@ -7,6 +7,7 @@ caller, never an exception that ends a session.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Mapping
@@ -62,8 +63,11 @@ def finite_float(value: Any) -> float | None:
 
 def is_address(text: str) -> bool:
     """Whether ``text`` is a Solana address: base58 that decodes to exactly 32 bytes."""
-    if not 32 <= len(text) <= 44:
-        return False
+    return 32 <= len(text) <= 44 and _decodes_to_32_bytes(text)
+
+
+@functools.lru_cache(maxsize=8192)  # a mint recurs in every trade of it: decoded once (keys <= 44 chars)
+def _decodes_to_32_bytes(text: str) -> bool:
     number = 0
     for ch in text:
         digit = _B58_VALUE.get(ch)
