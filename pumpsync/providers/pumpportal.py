@@ -95,12 +95,20 @@ def _words(text: str) -> str:
 _ACKS = {_words(ACK_NEW_TOKENS): NEW_TOKENS, _words(ACK_MIGRATIONS): MIGRATIONS, _words(ACK_KEYS): None}
 # Texts known to be harmless (the answer to an unsubscribe): reported as provider messages.
 _KNOWN_TEXTS = frozenset({_words("Unsubscribed from keys.")})
-# Any of these in a control text is a refusal of the trade channels, whatever else it says: the
-# paywall's message names the methods, a funded key, the price; a reworded one still says one.
-_REFUSAL_SIGNS = re.compile(
-    r"subscribetokentrade|subscribeaccounttrade|fund|only available|not available|insufficient|"
-    r"not allowed|unauthori[sz]ed|denied|forbidden|\d+ \d+ sol|requires?|need"
+# A control text that speaks of the paywall (the trade methods, funding, the key, the price) and
+# refuses (only available, requires, at least...) is a refusal of the trade channels, whatever its
+# exact words: a reworded or mistyped one must not pass for something else. Both are needed, so
+# that an unrelated message ("slow down, you need to...") does not reject the trade channels.
+_PAYWALL = re.compile(r"subscribetokentrade|subscribeaccounttrade|tokentrade|accounttrade|fund|api ?key|\d+ \d+ sol")
+_REFUSING = re.compile(
+    r"only available|not available|insufficient|not allowed|unauthori[sz]ed|denied|forbidden|requir|need|"
+    r"must|at least|unfunded|not funded|only with|only for"
 )
+
+
+def _is_refusal(words: str) -> bool:
+    return bool(_PAYWALL.search(words) and _REFUSING.search(words))
+
 
 # Rejection codes for the trade channels.
 NO_API_KEY = "no_api_key"
@@ -487,7 +495,7 @@ class PumpPortal(Dialect):
             return self._acknowledged(self._awaiting_keys_ack.popleft(), received_at)
         if words in _KNOWN_TEXTS:
             return [Notice(PROVIDER_MESSAGE, self._bounded(text))]
-        if _REFUSAL_SIGNS.search(words):
+        if _is_refusal(words):
             self._unfunded = UNFUNDED_KEY if self._key else NO_API_KEY
             self._awaiting_keys_ack.clear()
             return self._rejections([ch for ch in TRADE_CHANNELS if ch in self.subscriptions], text)

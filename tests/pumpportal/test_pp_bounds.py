@@ -60,9 +60,12 @@ def test_a_refusal_text_one_character_off_is_still_a_refusal(text: str) -> None:
     assert isinstance(out, Rejected) and out.error.code == "unfunded_key" and out.error.channel == "token_trades"
 
 
-def test_an_unrecognised_text_is_counted_and_acknowledges_nothing() -> None:
+@pytest.mark.parametrize(
+    "text", ["Successfully subscribd to keys.", "Slow down: you need to wait", "Your API key is valid", "Hello"]
+)
+def test_an_unrecognised_text_is_counted_and_acknowledges_nothing(text: str) -> None:
     d = dialect([*DEFAULT, Subscription("token_trades", {"keys": [MINT_A]})])
-    (out,) = feed(d, {"message": "Successfully subscribd to keys."})  # one character off: not an ack
+    (out,) = feed(d, {"message": text})  # not an ack (one character off), not a refusal
     assert isinstance(out, Notice) and out.code == "unrecognised_message"
     assert feed(d, {"message": "Successfully subscribed to keys!"}) == [Subscribed("token_trades")]  # punctuation
 
