@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from pumpsync._delivery import Merge, SeenSet
 from pumpsync._gaps import GapReport
@@ -87,6 +88,24 @@ def source_names(sources: Sequence[Source]) -> list[str]:
     if len(set(names)) != len(names):
         raise ConfigurationError("sources", f"source names must be distinct, got {names}")
     return names
+
+
+def _one_client_per_host(members: Mapping[str, Client]) -> None:
+    """Refuse two sources that would each open a socket to a host whose spec allows one per process."""
+    seen: dict[tuple[str, str], str] = {}
+    for name, member in members.items():
+        spec = member.config.spec
+        if not spec.one_client_per_host:
+            continue
+        for url in member.config.urls:
+            host = (spec.name, (urlsplit(url).hostname or "").lower())
+            other = seen.setdefault(host, name)
+            if other != name:
+                raise ConfigurationError(
+                    "sources",
+                    f"sources {other} and {name} would open two connections to {host[1]}: "
+                    f"{spec.max_connections_reason}. Give one {spec.name} source every channel instead",
+                )
 
 
 def provider_key_env(provider: str) -> str:
@@ -199,6 +218,7 @@ class MultiClient(Client):
             config = source_config(source, given, key_owner=owner)
             members[name] = Client._member(config, Member(name, index, self._merge, self._source_failed))
         self._members = members
+        _one_client_per_host(members)
         for name, member in members.items():
             if member._takers is not None:
                 raise ConfigurationError(

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pumpsync._filters import check_filters
 from pumpsync._keys import API_KEY_ENV, choose_api_key
 from pumpsync._ranges import check_ranges
-from pumpsync._secrets import ApiKey, redact, safe_url
+from pumpsync._secrets import ApiKey, redact, remember_url, safe_url
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import PROVIDERS, provider_spec, with_history
 from pumpsync.providers.base import Subscription
@@ -83,6 +83,7 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if not self.urls:
             object.__setattr__(self, "urls", (self.url,))
+        remember_url(*self.urls)  # a key in a URL's path or query never reaches a log record
 
     @property
     def channel_names(self) -> list[str]:

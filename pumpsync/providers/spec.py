@@ -166,6 +166,9 @@ class ProviderSpec:
     # shuts its socket down before the supervisor schedules the next attempt.
     max_connections: int | None = None
     max_connections_reason: str = ""
+    # True: ``max_connections`` holds per host for the whole process (the operator counts sockets per
+    # client IP): several sources of this provider on one host are refused at configuration.
+    one_client_per_host: bool = False
     # Builds the history source for gap recovery (None: the provider has no history).
     history: Callable[[ClientConfig], HistorySource] | None = None
     # Options only this provider takes (e.g. ``commitment``), with their defaults. Each is a

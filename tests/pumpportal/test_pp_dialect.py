@@ -10,9 +10,9 @@ from pphelpers import MINT_A, MINT_B, MINT_C, WALLET, captured_lines, control_fr
 from test_dialects import json_parser  # noqa: F401 - every test with orjson and with the stdlib
 
 from pumpsync._secrets import ApiKey, redact, safe_url
-from pumpsync.errors import ConfigurationError, SubscriptionRejected
+from pumpsync.errors import ConfigurationError, PlanError, SubscriptionRejected
 from pumpsync.events import Event
-from pumpsync.providers.base import Dropped, Malformed, Notice, Output, Rejected, Reply, Subscribed, Subscription
+from pumpsync.providers.base import Dropped, Fatal, Malformed, Notice, Output, Rejected, Reply, Subscribed, Subscription
 from pumpsync.providers.pumpportal import (
     ACK_KEYS,
     ACK_MIGRATIONS,
@@ -140,8 +140,10 @@ def test_ack_then_unfunded_message_in_the_servers_order() -> None:
     d = dialect([Subscription("token_trades", {"keys": [MINT_A]})])
     d.on_open()
     assert feed(d, {"message": ACK_KEYS}) == [Subscribed("token_trades")]
-    (out,) = feed(d, {"message": UNFUNDED})
+    out, fatal = feed(d, {"message": UNFUNDED})
     assert isinstance(out, Rejected) and out.error.channel == "token_trades"
+    # Nothing is left subscribed: the stream ends with the refusal instead of idling (issue 22, item 13).
+    assert isinstance(fatal, Fatal) and isinstance(fatal.error, PlanError) and fatal.error.error_code == "unfunded_key"
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from typing import Any
 
 from pumpsync._json import strict_json
 from pumpsync._ranges import RANGES, check_range
+from pumpsync._secrets import redact, remember_url
 from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json, identity_key
 from pumpsync.daemon.sinks.candles import CandleSink
 from pumpsync.daemon.sinks.function import CallableSink
@@ -67,18 +68,20 @@ _REQUIRED = {
 
 
 def parse_sink(text: str) -> dict[str, Any]:
-    """A ``--sink`` string as a sink table."""
+    """A ``--sink`` string as a sink table; its errors show it redacted (a URL's password)."""
+    remember_url(text)  # a redis:// password, a webhook's key: never in a log record
+    shown = redact(text)
     kind, sep, rest = text.strip().partition(":")
     kind = _ALIASES.get(kind, kind)
     if kind not in SINK_TYPES:
-        raise ConfigurationError("sink", f"{text!r}: unknown sink type (one of {', '.join(SINK_TYPES)})")
+        raise ConfigurationError("sink", f"{shown!r}: unknown sink type (one of {', '.join(SINK_TYPES)})")
     required = _REQUIRED.get(kind)
     if required is None:
         if sep:
-            raise ConfigurationError("sink", f"{text!r}: {kind} takes no argument")
+            raise ConfigurationError("sink", f"{shown!r}: {kind} takes no argument")
         return {"type": kind}
     if not rest:
-        raise ConfigurationError("sink", f"{text!r}: {kind} needs {kind}:{required.upper()}")
+        raise ConfigurationError("sink", f"{shown!r}: {kind} needs {kind}:{required.upper()}")
     return {"type": kind, required: text.strip() if kind in _URL_SINKS else rest}
 
 
