@@ -25,6 +25,7 @@ from pumpsync.errors import (
     RequestTimeout,
     SourceFailed,
     SubscriptionRejected,
+    ThreadFailed,
     UsageError,
 )
 from pumpsync.events import KINDS, Event
@@ -47,6 +48,7 @@ __all__ = [
     "Source",
     "SourceFailed",
     "SubscriptionRejected",
+    "ThreadFailed",
     "UsageError",
     "__version__",
     "connect",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -83,6 +84,7 @@ class Owner:
     def session_ended(self, conn: Connection, outcome: Outcome) -> None: ...
     def control(self, conn: Connection, output: Output) -> None: ...
     def subscriptions(self) -> list[Subscription]:
+        """A snapshot of the registry; must take no lock (it is called under the connection's)."""
         return []
 
 
@@ -112,7 +114,12 @@ class Connection:
         self._go = threading.Event()
         self._stopping = False
         self._abort_reason: str | None = None
-        self._lock = threading.Lock()  # guards the dialect between the reader and other threads
+        # Guards the dialect and the outbox between the reader and other threads. Lock order
+        # (docs/architecture.md): Client._registry_lock -> this -> the transport's write lock; nothing
+        # is sent and no owner or user code runs while it is held.
+        self._lock = threading.Lock()
+        self._outbox: deque[str] = deque()  # frames in the order the dialect made them
+        self._flushing = False  # one thread at a time sends the outbox, so frames keep that order
         self.dialect: Dialect | None = None
         self.sessions = 0
         # read by the supervisor
@@ -147,6 +154,11 @@ class Connection:
     def join(self, timeout: float) -> bool:
         return join_thread(self._thread, timeout)
 
+    @property
+    def alive(self) -> bool:
+        """The thread runs, or has not been started yet (the supervisor reports one that ended early)."""
+        return self._thread.is_alive() or self._thread.ident is None or self._stopping
+
     def send(self, text: str) -> bool:
         """Thread-safe send; False if there is no open session."""
         return self.transport.send_text(text)
@@ -170,12 +182,29 @@ class Connection:
         return sent
 
     def with_dialect(self, action: Callable[[Dialect], list[str]]) -> bool:
-        """Run ``action`` on the live dialect and send the frames it returns."""
+        """Run ``action`` on the live dialect and send the frames it returns, after any frames
+        other threads' actions made before (False: no dialect, or a send failed)."""
         with self._lock:
             if self.dialect is None:
                 return False
-            frames = action(self.dialect)
-        return all(self.send(frame) for frame in frames)
+            self._outbox.extend(action(self.dialect))
+            if self._flushing:
+                return True  # the thread sending now sends these too, in order
+            self._flushing = True
+        sent = True
+        done = False
+        try:
+            while True:
+                with self._lock:
+                    if not self._outbox:
+                        self._flushing, done = False, True  # in the same hold: no frame is left behind
+                        return sent
+                    frame = self._outbox.popleft()
+                sent = self.send(frame) and sent
+        finally:
+            if not done:  # an exception out of send: let the next caller send
+                with self._lock:
+                    self._flushing = False
 
     @property
     def is_open(self) -> bool:
@@ -183,6 +212,13 @@ class Connection:
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:  # never silent: logged here; the supervisor sees the thread gone and fails the client
+            log.critical("connection %d: the connection thread failed", self.index, exc_info=True)
+            raise
+
+    def _loop(self) -> None:
         while True:
             self._go.wait()
             self._go.clear()
@@ -206,6 +242,9 @@ class Connection:
         config = self.config
         with self._lock:
             previous = self.dialect
+            self._outbox.clear()  # the last session's frames are not this one's
+            # Read under this lock so that a subscribe() either lands in the snapshot or reaches this
+            # dialect afterwards; Owner.subscriptions() takes no lock (the registry is copy-on-write).
             self.dialect = dialect = self._dialect_factory(self.index, self._owner.subscriptions())
             if previous is not None:
                 dialect.resume(previous)  # what the last session learned (Anaxer: the wire form)
