@@ -216,7 +216,6 @@ class Connection:
             self._loop()
         except BaseException:  # never silent: logged here; the supervisor sees the thread gone and fails the client
             log.critical("connection %d: the connection thread failed", self.index, exc_info=True)
-            raise
 
     def _loop(self) -> None:
         while True:
