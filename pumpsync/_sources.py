@@ -337,6 +337,7 @@ class MultiClient(Client):
             total.rejected.update(stats.rejected)
             total.notices.update(stats.notices)
             total.implausible.update(stats.implausible)
+            total.thread_failures.update(stats.thread_failures)
             total.started_at = min(total.started_at, stats.started_at)
         return total
 

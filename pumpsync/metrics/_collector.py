@@ -21,7 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from pumpsync._race import RaceTracker
-from pumpsync._stats import IMPLAUSIBLE_REASONS, Histogram
+from pumpsync._stats import IMPLAUSIBLE_REASONS, THREAD_KINDS, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import KINDS, UNKNOWN
@@ -219,6 +219,15 @@ class PumpsyncCollector:
         for reason, n in _with_zeros(IMPLAUSIBLE_REASONS, _copy(stats.implausible)):
             implausible.add_metric([*p, reason], n)
         yield implausible
+
+        threads = CounterMetricFamily(
+            "pumpsync_thread_failures",
+            "Unexpected ends of the client's threads (each fails the client, or restarts a session), by kind.",
+            labels=["provider", "thread"],
+        )
+        for kind, n in _with_zeros(THREAD_KINDS, _copy(stats.thread_failures)):
+            threads.add_metric([*p, kind], n)
+        yield threads
 
         rejected = CounterMetricFamily(
             "pumpsync_subscription_rejections", "Channels the provider refused.", labels=["provider", "channel"]
