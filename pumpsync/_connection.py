@@ -36,6 +36,7 @@ from pumpsync.providers.base import (
     Reconnect,
     Reply,
     Subscription,
+    Tick,
 )
 from pumpsync.providers.spec import (
     OP_BINARY,
@@ -124,7 +125,9 @@ class Connection:
         self.sessions = 0
         # read by the supervisor
         self.opened_at: float | None = None  # monotonic
-        self.last_rx = 0.0  # monotonic
+        self.last_rx = 0.0  # monotonic: anything at all (the socket is alive)
+        self.last_data = 0.0  # monotonic: a frame other than a pong or a clock tick (the data flows)
+        self.last_tick: float | None = None  # monotonic: the source's clock advanced (spec.data_clock)
         self.ping_sent_at: float | None = None
         self.next_ping_at = 0.0
         self.hello: dict[str, object] | None = None
@@ -267,7 +270,8 @@ class Connection:
     def _serve(self, dialect: Dialect) -> Outcome:
         self.sessions += 1
         now = time.monotonic()
-        self.opened_at = self.last_rx = now
+        self.opened_at = self.last_rx = self.last_data = now
+        self.last_tick = None
         self.ping_sent_at = None
         self.next_ping_at = now + self.config.ping_interval
         self.stats.connects += 1
@@ -306,6 +310,10 @@ class Connection:
                             stats.malformed["binary"] += 1
                         with lock:
                             outputs = dialect.receive(payload, received_at)
+                        if outputs and type(outputs[0]) is Tick:
+                            self.last_tick = self.last_rx  # the clock; pongs and ticks never refresh last_data
+                            continue
+                        self.last_data = self.last_rx
                         for out in outputs:
                             if type(out) is Event:
                                 events.append(out)

@@ -235,6 +235,16 @@ class Supervisor:
             actions.append(functools.partial(conn.abort, "stale"))
             return now + _MAX_SLEEP
         deadlines.append(stale_at)
+        # Alive means data: the source's clock ticked on for stale_timeout with no data frame.
+        tick = conn.last_tick
+        if config.spec.data_clock and tick is not None and tick - conn.last_data >= config.stale_timeout:
+            _judge(conn.stats, False, now)
+            log.warning(
+                "connection %d: the source's clock advanced for %.1f s with no data; the subscription is dead, "
+                "reconnecting", conn.index, tick - conn.last_data,
+            )  # fmt: skip
+            actions.append(functools.partial(conn.abort, "no_data"))
+            return now + _MAX_SLEEP
         ping_sent = conn.ping_sent_at
         if ping_sent is not None:
             if now >= ping_sent + config.pong_timeout:

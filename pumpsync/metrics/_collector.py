@@ -39,7 +39,7 @@ _MAX_FREE_LABELS = 32
 
 # How sessions most often end whatever the provider: the socket dropped, the supervisor found it
 # stale, or a ping went unanswered. With the provider's close codes they are exported at 0.
-_COMMON_DISCONNECTS = ("dropped", "stale", "pong_timeout")
+_COMMON_DISCONNECTS = ("dropped", "stale", "pong_timeout", "no_data")
 
 # Kinds that take part in a race between sources (an unknown object has no identity to match).
 RACE_KINDS = tuple(kind for kind in KINDS if kind != UNKNOWN)
