@@ -77,8 +77,10 @@ class Client:
     one queue's). A source that fails for good arrives as a :class:`SourceFailed` item and the
     others go on; :class:`AllSourcesFailed` (fatal) ends the stream when none is left.
     ``race`` measures the race between the sources (``race.summary()``); ``race_window`` is how
-    long, in seconds, after an event's first copy the others count as copies of it [10]. See
-    docs/multi-source.md.
+    long, in seconds, after an event's first copy the others count as copies of it [10]. Copies that
+    disagree (amounts, slot, creator) are counted per field and source pair and warned about;
+    ``prefer={"trade": "solana"}`` lets that source's disagreeing copy replace the one queued, if the
+    consumer has not taken it yet. See docs/multi-source.md.
     """
 
     def __new__(cls, *args: Any, sources: Sequence[Source] | None = None, **kwargs: Any) -> Client:
@@ -94,6 +96,7 @@ class Client:
         *,
         sources: Sequence[Source] | None = None,
         race_window: float | None = None,
+        prefer: Mapping[str, str] | None = None,
         api_key: str | ApiKey | None = None,
         api_key_file: str | os.PathLike[str] | None = None,
         channels: ChannelSpec | None = None,
@@ -165,7 +168,9 @@ class Client:
             name=name,
             speed=speed,
         )
-        if sources is not None or race_window is not None:  # Client.__new__ made a MultiClient otherwise
+        if race_window is not None or prefer is not None:  # Client.__new__ made a MultiClient with sources
+            raise ConfigurationError("race_window" if prefer is None else "prefer", "only with several sources")
+        if sources is not None:
             raise ConfigurationError("sources", "only pumpsync.Client itself takes sources")
         self._assemble(None)
 
@@ -617,6 +622,7 @@ def connect(
     *,
     sources: Sequence[Source] | None = None,
     race_window: float | None = None,
+    prefer: Mapping[str, str] | None = None,
     api_key: str | ApiKey | None = None,
     api_key_file: str | os.PathLike[str] | None = None,
     channels: ChannelSpec | None = None,
@@ -658,6 +664,7 @@ def connect(
     if sources is None:
         options.pop("sources")
         options.pop("race_window")
+        options.pop("prefer")
         return Client(provider or DEFAULT_PROVIDER, **options).start()
     if provider is not None:
         raise ConfigurationError("sources", "give either a provider or sources, not both")

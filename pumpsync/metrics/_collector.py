@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from pumpsync._race import RaceTracker
+from pumpsync._race import CONFLICT_FIELDS, RaceTracker
 from pumpsync._stats import IMPLAUSIBLE_REASONS, THREAD_KINDS, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
@@ -375,6 +375,16 @@ def race_families(race: RaceTracker) -> Iterator[Metric]:
         for (source, kind), n in _with_zeros(known, counts[key]):
             family.add_metric([source, kind], n)
         yield family
+    conflicts = CounterMetricFamily(
+        "pumpsync_source_conflicts",
+        "Events whose copies from two sources disagreed, by field, the source whose copy went first, and the other.",
+        labels=["field", "first", "second"],
+    )
+    pairs = [(a, b) for a in race.sources for b in race.sources if a != b]
+    known_conflicts = [(name, a, b) for name in CONFLICT_FIELDS for a, b in pairs]
+    for (name, first, second), n in _with_zeros(known_conflicts, race.conflict_counts()):
+        conflicts.add_metric([name, first, second], n)
+    yield conflicts
     leads = HistogramMetricFamily(
         "pumpsync_source_lead_seconds",
         "How much later the follower's copy of an event came than the leader's (the first source's).",
