@@ -186,13 +186,19 @@ class Connection:
 
     def with_dialect(self, action: Callable[[Dialect], list[str]]) -> bool:
         """Run ``action`` on the live dialect and send the frames it returns, after any frames
-        other threads' actions made before (False: no dialect, or a send failed)."""
+        other threads' actions (or the reader's replies) made before (False: no dialect, or a send failed)."""
         with self._lock:
             if self.dialect is None:
                 return False
             self._outbox.extend(action(self.dialect))
+        return self._flush()
+
+    def _flush(self) -> bool:
+        """Send the outbox in order, outside the lock; one thread at a time (another one that is
+        sending already takes these too: True)."""
+        with self._lock:
             if self._flushing:
-                return True  # the thread sending now sends these too, in order
+                return True
             self._flushing = True
         sent = True
         done = False
@@ -310,6 +316,9 @@ class Connection:
                             stats.malformed["binary"] += 1
                         with lock:
                             outputs = dialect.receive(payload, received_at)
+                            for out in outputs:  # replies join the outbox in the dialect's order
+                                if type(out) is Reply:
+                                    self._outbox.append(out.text)
                         if outputs and type(outputs[0]) is Tick:
                             self.last_tick = self.last_rx  # the clock; pongs and ticks never refresh last_data
                             continue
@@ -370,7 +379,7 @@ class Connection:
         elif isinstance(out, Dropped):
             self.stats.filtered[out.reason] += 1
         elif isinstance(out, Reply):
-            self.send(out.text)
+            self._flush()  # queued in order with the other threads' frames when the dialect made it
         elif isinstance(out, Pong):
             self._ponged()
         elif isinstance(out, Fatal):

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import FAST, wait_until
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 from pumpsync import Client
 from pumpsync.metrics import make_registry
+from tests.conftest import FAST, wait_until
 
 
 class SilentNode:

@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import FAST, thread_dump, wait_until
 
 from pumpsync import Client
 from pumpsync.providers import PROVIDERS
 from pumpsync.providers.spec import ProviderSpec
 from pumpsync.simulator import Simulator
 from pumpsync.simulator.simulator import SERVERS
+from tests.conftest import FAST, thread_dump, wait_until
 
 CHURN_SECONDS = float(os.environ.get("PUMPSYNC_CHURN_SECONDS", "2"))
 # Two valid base58 addresses (32 bytes), one per churning thread, for channels subscribed by keys.

@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import wait_until
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 from pumpsync import Client, Source
 from pumpsync.metrics import make_registry
 from pumpsync.simulator import Simulator
+from tests.conftest import wait_until
 
 
 class AnaxerFeed:

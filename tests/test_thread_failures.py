@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
-from conftest import FAST, wait_until
 
 from pumpsync import Client, ThreadFailed
 from pumpsync._transport import WebSocketTransport
@@ -23,6 +22,7 @@ from pumpsync.metrics import make_registry
 from pumpsync.providers import PROVIDERS
 from pumpsync.providers.base import Output
 from pumpsync.providers.spec import Position
+from tests.conftest import FAST, wait_until
 
 
 class _Bug(BaseException):

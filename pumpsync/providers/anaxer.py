@@ -240,6 +240,9 @@ class Anaxer(Dialect):
         sub_id = opt_str(obj.get("id"))
         if channel is None and sub_id is not None:
             channel = self._ids.get(sub_id)
+        if sub_id is not None and self.form == V1 and self._live.get(channel or "") != sub_id:
+            self._ids.pop(sub_id, None)  # about an id the channel has moved on from (churn): not a refusal
+            return [Notice(code, message)]
         if code in _SUBSCRIPTION_FATAL and channel is not None:
             self.subscriptions.pop(channel, None)
             self._live.pop(channel, None)
