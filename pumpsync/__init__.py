@@ -27,6 +27,7 @@ from pumpsync.errors import (
     RequestTimeout,
     SourceFailed,
     SubscriptionRejected,
+    ThreadFailed,
     UsageError,
 )
 from pumpsync.events import KINDS, Event
@@ -52,6 +53,7 @@ __all__ = [
     "Source",
     "SourceFailed",
     "SubscriptionRejected",
+    "ThreadFailed",
     "UsageError",
     "__version__",
     "connect",

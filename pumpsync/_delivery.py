@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from array import array
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -122,13 +122,34 @@ class Merge:
     """What the deliveries of several sources share: one queue, one de-duplication window, one
     lock, and the race between them (``None`` with one source)."""
 
-    def __init__(self, capacity: int, dedup_size: int, race: RaceTracker | None = None) -> None:
-        self.queue: HandOffQueue[Item] = HandOffQueue()
+    def __init__(
+        self, capacity: int, dedup_size: int, race: RaceTracker | None = None, prefer: dict[str, int] | None = None
+    ) -> None:
+        self.prefer = prefer or {}  # kind -> the source whose disagreeing copy replaces a queued one
+        self.replacements: OrderedDict[Any, Event] = OrderedDict()  # identity -> the preferred copy
+        self.replaced = 0
+        self.queue: HandOffQueue[Item] = HandOffQueue(self._substitute if self.prefer else None)
         self.capacity = capacity
         self.seen = SeenSet(dedup_size)
         self.lock = threading.Lock()
         self.race = race
         self.members: list[Delivery] = []
+
+    def prefer_copy(self, identity: Any, event: Event) -> None:
+        """The preferred source's copy disagrees with the one queued: it goes out instead, if that one
+        is still queued (under the delivery lock; bounded: the oldest are forgotten)."""
+        self.replacements[identity] = event
+        if len(self.replacements) > self.capacity:
+            self.replacements.popitem(last=False)
+
+    def _substitute(self, item: Item) -> Item:
+        """As the consumer takes ``item``: the preferred copy instead, if one came (see docs/multi-source.md)."""
+        if self.replacements and isinstance(item, Event):
+            preferred = self.replacements.pop(item.identity, None)
+            if preferred is not None:
+                self.replaced += 1
+                return preferred
+        return item
 
     def owner(self, event: Event, dropping: Delivery) -> Delivery:
         """The delivery (source) that accounts for a queued event it drops: its provider's first
@@ -208,16 +229,19 @@ class Delivery:
 
     def _accept(self, event: Event) -> bool:
         race = self._race
+        conflict: tuple[str, ...] = ()
         if race is not None:  # every live copy counts in the race, held ones and duplicates too
             identity = event.identity
             if identity is not None:
-                race.observe(identity, event.kind, self.source, event.received_at)
+                conflict = race.observe(identity, event.kind, self.source, event.received_at, event)
         if self.hold_since is not None:
             self._hold(event)
             return True
         identity = event.identity
         if identity is not None and not self._seen.add(identity):
             self.stats.duplicates += 1
+            if conflict and self.merge.prefer.get(event.kind) == self.source:
+                self.merge.prefer_copy(identity, event)
             return False
         self._put(event)
         return True

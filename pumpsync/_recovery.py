@@ -146,6 +146,11 @@ class GapRecovery:
         self.source.close()
         return ended
 
+    @property
+    def alive(self) -> bool:
+        """The recovery thread runs (the supervisor reports it if it ends while the client runs)."""
+        return self._thread.is_alive()
+
     def recoverable(self, channel: str) -> bool:
         return self.source.recoverable(channel)
 

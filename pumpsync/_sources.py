@@ -25,6 +25,7 @@ from pumpsync._race import DEFAULT_WINDOW, RaceTracker
 from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats
+from pumpsync._text import WarningGate
 from pumpsync.client import Client
 from pumpsync.config import ClientConfig, make_config
 from pumpsync.errors import (
@@ -36,6 +37,7 @@ from pumpsync.errors import (
     SourceFailed,
     UsageError,
 )
+from pumpsync.events import KINDS, Event
 from pumpsync.providers import provider_spec
 from pumpsync.providers.base import Subscription
 from pumpsync.providers.spec import Transport
@@ -151,6 +153,22 @@ def source_config(source: Source, defaults: Mapping[str, Any], key_owner: bool) 
     return config
 
 
+def _preferences(prefer: Mapping[str, str] | None, names: Sequence[str]) -> dict[str, int]:
+    """``prefer`` (kind -> source name) as kind -> source index, checked."""
+    if prefer is None:
+        return {}
+    if not isinstance(prefer, Mapping):
+        raise ConfigurationError("prefer", "give a mapping of event kind to source name")
+    out = {}
+    for kind, name in prefer.items():
+        if kind not in KINDS:
+            raise ConfigurationError("prefer", f"{kind!r} is not an event kind ({', '.join(KINDS)})")
+        if name not in names:
+            raise ConfigurationError("prefer", f"{name!r} is not one of the sources ({', '.join(names)})")
+        out[kind] = list(names).index(name)
+    return out
+
+
 @dataclass
 class Member:
     """What a source's client needs to know of the whole: its name and index, where to deliver,
@@ -176,6 +194,7 @@ class MultiClient(Client):
         *,
         sources: Sequence[Source],
         race_window: float | None = None,
+        prefer: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
         defaults = {name: value for name, value in options.items() if value is not None}
@@ -205,7 +224,8 @@ class MultiClient(Client):
         queue_size = defaults.get("queue_size") or _DEFAULT_QUEUE_SIZE
         dedup_size = defaults.get("dedup_size") or _DEFAULT_DEDUP_SIZE
         self.race: RaceTracker | None = RaceTracker(names, window=race_window or DEFAULT_WINDOW)
-        self._merge = Merge(queue_size, max(dedup_size, 2 * queue_size), self.race)
+        self._merge = Merge(queue_size, max(dedup_size, 2 * queue_size), self.race, _preferences(prefer, names))
+        self._conflict_gate = WarningGate()
         self.queue = self._merge.queue
         self._names = names
         self._capacity = queue_size
@@ -231,6 +251,30 @@ class MultiClient(Client):
         self._state = "new"
         self._failed: dict[str, PumpsyncError] = {}
         self.error: PumpsyncError | None = None
+
+    def get(self, timeout: float | None = None) -> Event:
+        self._warn_conflicts()
+        return super().get(timeout)
+
+    def _warn_conflicts(self) -> None:
+        """Warn (once a minute per field and pair) about copies that disagreed; on the consumer's
+        thread, with no lock held (the race only records them)."""
+        race = self.race
+        if race is None:
+            return
+        for kind, field_name, first, second in race.take_unreported():
+            held = self._conflict_gate.allow(f"{field_name}:{first}:{second}")
+            if held is not None:
+                log.warning(
+                    "sources disagree: %s's %s %s differs from %s's (first, delivered)%s",
+                    second, kind, field_name, first,
+                    f" ({held} more of these in the last minute, not logged)" if held else "",
+                )  # fmt: skip
+
+    @property
+    def conflicts_replaced(self) -> int:
+        """Queued copies the preferred source's disagreeing copy replaced (``prefer``)."""
+        return self._merge.replaced
 
     def __repr__(self) -> str:
         return f"<pumpsync.Client sources={'+'.join(self._names)} {self._state}>"
@@ -340,6 +384,7 @@ class MultiClient(Client):
         snapshot["sources"] = sources
         snapshot["failed"] = {name: str(error) for name, error in self.failed_sources.items()}
         snapshot["race"] = self.race.snapshot() if self.race is not None else None
+        snapshot["conflicts_replaced"] = self._merge.replaced
         snapshot["queue_depth"] = self.queue.qsize()
         snapshot["queue_capacity"] = self._capacity
         return snapshot
@@ -362,6 +407,7 @@ class MultiClient(Client):
             total.rejected.update(stats.rejected)
             total.notices.update(stats.notices)
             total.implausible.update(stats.implausible)
+            total.thread_failures.update(stats.thread_failures)
             total.started_at = min(total.started_at, stats.started_at)
         return total
 

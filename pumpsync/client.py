@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from pumpsync._connection import Connection, Outcome, Owner
@@ -29,6 +29,7 @@ from pumpsync.errors import (
     PumpsyncError,
     RequestTimeout,
     SubscriptionRejected,
+    ThreadFailed,
     UsageError,
 )
 from pumpsync.events import Event
@@ -77,8 +78,10 @@ class Client:
     one queue's). A source that fails for good arrives as a :class:`SourceFailed` item and the
     others go on; :class:`AllSourcesFailed` (fatal) ends the stream when none is left.
     ``race`` measures the race between the sources (``race.summary()``); ``race_window`` is how
-    long, in seconds, after an event's first copy the others count as copies of it [10]. See
-    docs/multi-source.md.
+    long, in seconds, after an event's first copy the others count as copies of it [10]. Copies that
+    disagree (amounts, slot, creator) are counted per field and source pair and warned about;
+    ``prefer={"trade": "solana"}`` lets that source's disagreeing copy replace the one queued, if the
+    consumer has not taken it yet. See docs/multi-source.md.
     """
 
     def __new__(cls, *args: Any, sources: Sequence[Source] | None = None, **kwargs: Any) -> Client:
@@ -94,6 +97,7 @@ class Client:
         *,
         sources: Sequence[Source] | None = None,
         race_window: float | None = None,
+        prefer: Mapping[str, str] | None = None,
         api_key: str | ApiKey | None = None,
         api_key_file: str | os.PathLike[str] | None = None,
         channels: ChannelSpec | None = None,
@@ -167,7 +171,9 @@ class Client:
             name=name,
             speed=speed,
         )
-        if sources is not None or race_window is not None:  # Client.__new__ made a MultiClient otherwise
+        if race_window is not None or prefer is not None:  # Client.__new__ made a MultiClient with sources
+            raise ConfigurationError("race_window" if prefer is None else "prefer", "only with several sources")
+        if sources is not None:
             raise ConfigurationError("sources", "only pumpsync.Client itself takes sources")
         self._assemble(None)
 
@@ -195,9 +201,12 @@ class Client:
                 self._stats, config.queue_size, dedup_size, member.merge, member.index, config.provider
             )
         self.queue: EventQueue = self._delivery.queue
+        # Lock order (docs/architecture.md): _registry_lock (writers only) -> Connection._lock ->
+        # the transport's own write lock. The registry is copy-on-write: a writer publishes a new
+        # read-only mapping; readers (a reconnecting connection, the recovery) take it without a lock.
         self._registry_lock = threading.Lock()
-        self._registry: dict[str, Subscription] = {sub.channel: sub for sub in config.channels}
-        self._rejected: set[str] = set()
+        self._registry: Mapping[str, Subscription] = MappingProxyType({sub.channel: sub for sub in config.channels})
+        self._rejected: frozenset[str] = frozenset()
         self._hub = _Hub(self)
         dialect_options = {name: getattr(config, name) for name in spec.dialect.config_options}
         dialect_factory = functools.partial(spec.dialect, **dialect_options) if dialect_options else spec.dialect
@@ -208,12 +217,17 @@ class Client:
         # Transports that want to know what the consumer took (the redis source commits on it).
         takers = [getattr(conn.transport, "taken", None) for conn in self._connections]
         self._takers: list[Callable[[Event | None], None] | None] | None = takers if any(takers) else None
-        self._supervisor = Supervisor(config, self._connections, self._fail)
         self._recovery = (
             GapRecovery(config, spec.history(config), self._delivery, self._stats, self.subscriptions)
             if spec.history is not None
             else None
         )
+        watched: list[tuple[str, Callable[[], bool]]] = [
+            ("connection", functools.partial(_alive, conn)) for conn in self._connections
+        ]
+        if self._recovery is not None:
+            watched.append(("backfill", functools.partial(_alive, self._recovery)))
+        self._supervisor = Supervisor(config, self._connections, self._fail, watched, self._thread_failed)
         self._status_lock = threading.Lock()
         self._status_reply: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._lifecycle = threading.Lock()
@@ -337,8 +351,7 @@ class Client:
 
     # ------------------------------------------------------------------ subscriptions
     def subscriptions(self) -> list[Subscription]:
-        with self._registry_lock:
-            return list(self._registry.values())
+        return list(self._registry.values())  # a snapshot: the mapping is never changed, only replaced
 
     def subscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
         """Add (or replace) a channel at runtime; it is restored on every reconnect.
@@ -346,16 +359,12 @@ class Client:
         Where the provider subscribes by keys (PumpPortal's trade channels), the keys are added to
         the channel's, and only the new ones are sent."""
         (sub,) = parse_channels(self.config.provider, {channel: filters})
-        dialect = self.config.spec.dialect
         with self._registry_lock:
-            old = self._registry.get(channel)
-            sub = dialect.merge(old, sub)
-            self._registry[channel] = sub
-            self._rejected.discard(channel)
-            for conn in self._connections:
-                if old is not None and not dialect.diffs:
-                    conn.with_dialect(lambda d: d.unsubscribe(channel))
-                conn.with_dialect(lambda d: d.subscribe(sub))
+            self._registry = MappingProxyType(
+                {**self._registry, channel: self.config.spec.dialect.merge(self._registry.get(channel), sub)}
+            )
+            self._rejected = self._rejected - {channel}
+        self._sync(channel)
 
     def unsubscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
         """Stop a channel without closing the connection; with ``filters`` (PumpPortal's ``{"keys": [...]}``),
@@ -365,13 +374,22 @@ class Client:
             if old is None:
                 raise UsageError(f"not subscribed to {channel!r}")
             rest = self.config.spec.dialect.remove(old, filters)
+            registry = {**self._registry}
             if rest is None:
-                del self._registry[channel]
+                del registry[channel]
             else:
-                self._registry[channel] = rest
-            for conn in self._connections:
-                # The dialect sends the difference: an unsubscribe for the keys no longer wanted.
-                conn.with_dialect(lambda d: d.unsubscribe(channel) if rest is None else d.subscribe(rest))
+                registry[channel] = rest
+            self._registry = MappingProxyType(registry)
+        self._sync(channel)
+
+    def _sync(self, channel: str) -> None:
+        """Bring every connection's dialect to the registry's current entry for ``channel``.
+
+        Outside the registry lock (no lock is held across a send). Each connection applies the
+        entry it reads under its own lock, so whichever writer comes last leaves the latest state,
+        and a session opening meanwhile reads the registry under that same lock."""
+        for conn in self._connections:
+            conn.with_dialect(functools.partial(_apply, self, channel))
 
     # ------------------------------------------------------------------ requests
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
@@ -466,16 +484,26 @@ class Client:
     def _reject(self, output: Rejected) -> None:
         channel = output.error.channel
         with self._registry_lock:
-            if channel in self._rejected or channel not in self._registry:
-                # One report per channel, however many connections were refused; and only for a
-                # channel we asked for (a server may name any others, as often as it likes).
-                log.debug("ignored a rejection of %r: not subscribed", channel)
-                return
-            self._rejected.add(channel)
-            self._registry.pop(channel, None)
+            known = channel not in self._rejected and channel in self._registry
+            if known:
+                self._rejected = self._rejected | {channel}
+                self._registry = MappingProxyType({k: v for k, v in self._registry.items() if k != channel})
+        if not known:
+            # One report per channel, however many connections were refused; and only for a
+            # channel we asked for (a server may name any others, as often as it likes).
+            log.debug("ignored a rejection of %r: not subscribed", channel)
+            return
         self._stats.rejected[channel] += 1
         log.warning("%s", output.error)
         self._delivery.fail(output.error)
+
+    def _thread_failed(self, kind: str, detail: str) -> None:
+        """One of this client's threads ended unexpectedly: counted, and the client fails loudly
+        (``ready`` goes False, the consumer gets a fatal :class:`ThreadFailed`)."""
+        self._stats.thread_failures[kind] += 1
+        self._fail(
+            ThreadFailed(f"internal error: the {kind} thread ended unexpectedly ({detail}); please report it", kind)
+        )
 
     def _fail(self, error: PumpsyncError) -> None:
         """A fatal error: stop everything, tell the consumer. Safe from any thread."""
@@ -531,6 +559,8 @@ class _Hub(Owner):
     def session_ended(self, conn: Connection, outcome: Outcome) -> None:
         client = self._client
         client._stats.connections[conn.index].disconnects[(outcome.reason, str(outcome.code or ""))] += 1
+        if outcome.reason == "internal_error":  # a session died of a bug of ours: counted, and the slot reconnects
+            client._stats.thread_failures["connection"] += 1
         if client._recovery is not None:
             client._recovery.session_ended(conn.index)
         if outcome.refusal is not None:
@@ -573,6 +603,22 @@ class _Hub(Owner):
             log.debug("connection %d: greeted by %s", conn.index, client.config.provider)
 
 
+def _alive(worker: Connection | GapRecovery) -> bool:
+    return worker.alive
+
+
+def _apply(client: Client, channel: str, dialect: Dialect) -> list[str]:
+    """The frames that bring ``dialect`` to the registry's entry for ``channel`` (run under the connection's lock)."""
+    want = client._registry.get(channel)
+    have = dialect.subscriptions.get(channel)
+    if want == have:
+        return []
+    if want is None:
+        return dialect.unsubscribe(channel)
+    frames = dialect.unsubscribe(channel) if have is not None and not dialect.diffs else []
+    return frames + dialect.subscribe(want)
+
+
 def _status_request(dialect: Dialect) -> list[str]:
     frame = dialect.status_request()
     if frame is None:
@@ -585,6 +631,7 @@ def connect(
     *,
     sources: Sequence[Source] | None = None,
     race_window: float | None = None,
+    prefer: Mapping[str, str] | None = None,
     api_key: str | ApiKey | None = None,
     api_key_file: str | os.PathLike[str] | None = None,
     channels: ChannelSpec | None = None,
@@ -627,6 +674,7 @@ def connect(
     if sources is None:
         options.pop("sources")
         options.pop("race_window")
+        options.pop("prefer")
         return Client(provider or DEFAULT_PROVIDER, **options).start()
     if provider is not None:
         raise ConfigurationError("sources", "give either a provider or sources, not both")

@@ -99,6 +99,7 @@ class Anaxer(Dialect):
         super().__init__(connection, subscriptions)
         self.form = form  # None until the first frame tells
         self._ids: dict[str, str] = {}  # v1 subscription id -> channel
+        self._live: dict[str, str] = {}  # channel -> the id of its current v1 subscription
         self._next_id = 0
         # The previous session of this connection learned the document form: subscribe at once
         # instead of waiting hello_timeout for a v1 greeting (provisional until the first frame).
@@ -148,7 +149,8 @@ class Anaxer(Dialect):
             return []
         if self.form == DOCUMENT:
             return [json.dumps({"unsubscribe": channel})]
-        sub_id = self._id_of(channel)
+        # The channel's latest id: an older one may still await its unsubscribe's ack (churn).
+        sub_id = self._live.pop(channel, None)
         if sub_id is None:
             return []
         return [json.dumps({"type": "unsubscribe", "id": sub_id})]
@@ -162,13 +164,8 @@ class Anaxer(Dialect):
         self._next_id += 1
         sub_id = f"sub-{self._next_id}"
         self._ids[sub_id] = sub.channel
+        self._live[sub.channel] = sub_id
         return [json.dumps({"type": "subscribe", "id": sub_id, "channel": sub.channel, "filters": sub.filters})]
-
-    def _id_of(self, channel: str) -> str | None:
-        for sub_id, ch in self._ids.items():
-            if ch == channel:
-                return sub_id
-        return None
 
     # -- frames
     def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
@@ -186,6 +183,7 @@ class Anaxer(Dialect):
             if kind == "connected" and obj.get("v") == 1:  # the server has changed to the v1 form
                 self.form = None
                 self._ids.clear()
+                self._live.clear()
         if self.form is None:
             return self._first_frame(obj, kind, received_at)
         if kind == "ping":
@@ -242,8 +240,12 @@ class Anaxer(Dialect):
         sub_id = opt_str(obj.get("id"))
         if channel is None and sub_id is not None:
             channel = self._ids.get(sub_id)
+        if sub_id is not None and self.form == V1 and self._live.get(channel or "") != sub_id:
+            self._ids.pop(sub_id, None)  # about an id the channel has moved on from (churn): not a refusal
+            return [Notice(code, message)]
         if code in _SUBSCRIPTION_FATAL and channel is not None:
             self.subscriptions.pop(channel, None)
+            self._live.pop(channel, None)
             if sub_id is not None:
                 self._ids.pop(sub_id, None)
             return [Rejected(SubscriptionRejected(channel, code, message, provider="anaxer"))]

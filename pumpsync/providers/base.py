@@ -55,6 +55,12 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True)
+class Tick:
+    """The source's own clock advanced (Solana: a new slot) on the data socket: the node is alive
+    and its world moves on, whatever the data subscription sends (``ProviderSpec.data_clock``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     """An answer to a status request."""
 
@@ -133,6 +139,7 @@ Output = (
     | Reply
     | Hello
     | Pong
+    | Tick
     | StatusReport
     | Subscribed
     | Unsubscribed
@@ -485,6 +492,7 @@ __all__ = [
     "StatusReport",
     "Subscribed",
     "Subscription",
+    "Tick",
     "Unsubscribed",
     "event_defaults_after",
     "opt_amount",

@@ -40,6 +40,7 @@ from pumpsync.providers.base import (
     Reply,
     Subscribed,
     Subscription,
+    Tick,
     opt_int,
     opt_slot,
     opt_str,
@@ -297,6 +298,7 @@ class Solana(Dialect):
         self._subscribing = False
         self._answered = False  # the node has answered a logsSubscribe in this session
         self._opened = False
+        self._clock: int | None = None  # the node's id of our slotSubscribe (the data clock)
 
     def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         if key and auth == "query":
@@ -318,7 +320,10 @@ class Solana(Dialect):
 
     def on_open(self) -> list[str]:
         self._opened = True
-        return [self._subscribe_frame()] if self.subscriptions else []
+        # The data clock (SPEC.data_clock): slots advancing while no logsNotification comes means the
+        # logs subscription is dead, however well the node answers pings.
+        frames = [self._subscribe_frame()] if self.subscriptions else []
+        return [*frames, self._request("slotSubscribe", [], "clock")]
 
     def on_close(self) -> list[str]:
         """Frames to send before a deliberate close: the node frees the subscription at once."""
@@ -360,6 +365,10 @@ class Solana(Dialect):
             return [obj]
         if obj.get("method") == "logsNotification":
             return self._notification(obj, received_at)
+        if obj.get("method") == "slotNotification":
+            params = obj.get("params")
+            mine = isinstance(params, dict) and params.get("subscription") == self._clock
+            return [Tick()] if mine and self._clock is not None else [Malformed(UNKNOWN_SUBSCRIPTION)]
         request = obj.get("id")
         if type(request) is int and request in self._pending:
             return self._reply(self._pending.pop(request), obj)
@@ -392,6 +401,9 @@ class Solana(Dialect):
 
     def _reply(self, purpose: str, obj: dict[str, Any]) -> list[Output]:
         error = obj.get("error")
+        if purpose == "clock" and error is None:
+            self._clock = opt_int(obj.get("result"))
+            return []
         if purpose == "subscribe":
             self._subscribing = False
             self._answered = True
@@ -469,6 +481,7 @@ SPEC = ProviderSpec(
     default_auth="none",
     key_required=False,
     heartbeat="ws_ping",
+    data_clock=True,  # slotSubscribe: slots advancing with no logsNotification = a dead subscription
     max_frame_size=32 * 1024 * 1024,
     history=_history,
     filter_reasons=(UNMAPPED.reason,),

@@ -161,6 +161,11 @@ class ProviderSpec:
     default_auth: AuthForm = "query"
     key_required: bool = True
     heartbeat: Heartbeat = "app"
+    # Alive means data. False: any frame proves the socket alive (pongs too). True: the dialect
+    # subscribes to a clock on the same socket and emits Tick outputs; a connection whose clock
+    # ticks on while no data frame arrives for stale_timeout has a dead subscription (reconnected,
+    # counted as disconnect reason "no_data"). Ticks and pongs never count as data.
+    data_clock: bool = False
     max_frame_size: int = 1024 * 1024
     # None: as many as the user asks for. With 1, sessions never overlap: a connection's one thread
     # shuts its socket down before the supervisor schedules the next attempt.

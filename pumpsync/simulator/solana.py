@@ -297,6 +297,9 @@ class SolanaServer(ProviderServer):
                 if conn.subs.pop(str(params[0]), None) is None:
                     raise RpcError(-32602, "Invalid subscription id.")
                 return {"jsonrpc": "2.0", "result": True, "id": rid}
+            if method == "slotSubscribe":  # the client's data clock; the simulator acks it and sends no slots
+                self._next_sub += 1
+                return {"jsonrpc": "2.0", "result": self._next_sub, "id": rid}
             raise RpcError(-32601, "Method not found")
         except RpcError as exc:
             return _error(exc.code, exc.message, rid)

@@ -43,7 +43,7 @@ def captured() -> list[str]:
 def subscribed(channels: dict[str, dict[str, Any]] | None = None, sub_id: int = 24040) -> Solana:
     channels = {ch: {} for ch in CHANNELS} if channels is None else channels
     dialect = Solana(0, [Subscription(ch, f) for ch, f in channels.items()])
-    (frame,) = dialect.on_open()
+    frame, _clock = dialect.on_open()  # the logs subscription, then the data clock (slotSubscribe)
     request = json.loads(frame)
     outputs = dialect.receive(json.dumps({"jsonrpc": "2.0", "result": sub_id, "id": request["id"]}), NOW)
     assert outputs == [Subscribed(ch) for ch in channels]
@@ -70,7 +70,7 @@ def events(outputs: list[Any]) -> list[Event]:
 
 def test_subscribe_request() -> None:
     dialect = Solana(0, [Subscription("trades")])
-    (frame,) = dialect.on_open()
+    frame, _clock = dialect.on_open()  # the logs subscription, then the data clock (slotSubscribe)
     request = json.loads(frame)
     assert request["jsonrpc"] == "2.0" and request["method"] == "logsSubscribe"
     assert request["params"] == [{"mentions": [PROGRAM_ID]}, {"commitment": "confirmed"}]
@@ -111,7 +111,7 @@ def test_channels_come_and_go_on_one_node_subscription() -> None:
 
 def test_unsubscribed_while_the_subscription_was_pending() -> None:
     dialect = Solana(0, [Subscription("trades")])
-    (frame,) = dialect.on_open()
+    frame, _clock = dialect.on_open()  # the logs subscription, then the data clock (slotSubscribe)
     assert dialect.unsubscribe("trades") == []  # nothing to unsubscribe yet
     outputs = dialect.receive(json.dumps({"jsonrpc": "2.0", "result": 3, "id": json.loads(frame)["id"]}), NOW)
     assert len(outputs) == 1 and isinstance(outputs[0], Reply)
