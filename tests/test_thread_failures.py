@@ -20,7 +20,6 @@ from pumpsync._transport import WebSocketTransport
 from pumpsync.events import Event
 from pumpsync.metrics import make_registry
 from pumpsync.providers import PROVIDERS
-from pumpsync.providers.base import Output
 from pumpsync.providers.spec import Position
 from tests.conftest import FAST, wait_until
 
@@ -83,16 +82,19 @@ def test_a_session_killed_by_a_bug_is_counted_and_the_connection_reconnects(
 ) -> None:
     base = PROVIDERS["openpump"].dialect
 
+    # receive() is guarded (a frame that raises is one Malformed, never the session's end), so the
+    # bug is in on_open(): the session's own code, once.
+    raised: list[bool] = []
+
     class Broken(base):  # type: ignore[misc, valid-type]
-        def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
-            if b"bug" in (payload if isinstance(payload, bytes) else payload.encode()):
+        def on_open(self) -> list[str]:
+            if not raised:
+                raised.append(True)
                 raise RuntimeError("a bug in the dialect")
-            return super().receive(payload, received_at)  # type: ignore[no-any-return]
+            return super().on_open()  # type: ignore[no-any-return]
 
     _patch(monkeypatch, "openpump", dialect=Broken)
     client = client_of("openpump").start()
-    assert client.wait_connected(10)
-    sim._call(_send_raw(sim, '{"type":"bug"}'))
     wait_until(lambda: client.stats()["thread_failures"]["connection"] >= 1, what="the failure counted")
     wait_until(lambda: client.raw_stats.connections[0].connects >= 2, what="the connection to reconnect")
     assert _metric(client, "connection") >= 1
