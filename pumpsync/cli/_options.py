@@ -10,10 +10,12 @@ from typing import Any, TypeVar
 
 import click
 
+from pumpsync._keys import choose_api_key
 from pumpsync._secrets import ApiKey, RedactingFilter
-from pumpsync._sources import Source
+from pumpsync._sources import MultiClient, Source
+from pumpsync.client import Client
 from pumpsync.errors import ConfigurationError
-from pumpsync.providers import DEFAULT_PROVIDER, with_history
+from pumpsync.providers import DEFAULT_PROVIDER, provider_spec, with_history
 from pumpsync.providers import PROVIDERS as SPECS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -186,8 +188,8 @@ def _sources_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     if given:
         flags = ", ".join("--" + ("channel" if n == "channels" else n.replace("_", "-")) for n in given)
         raise click.UsageError(f"{flags} apply to one provider: with --source write PROVIDER:CHANNEL,...=URL")
-    if params.get("provider") not in (None, DEFAULT_PROVIDER):
-        raise click.UsageError("give either --provider or --source")
+    if params.get("provider") not in (None, DEFAULT_PROVIDER) or _given_on_command_line("provider"):
+        raise click.UsageError("give either --provider or --source: each --source names its provider")
     kwargs: dict[str, Any] = {
         name: params[name] for name in _OPTION_NAMES - set(_PER_PROVIDER) if params.get(name) is not None
     }
@@ -196,6 +198,38 @@ def _sources_kwargs(params: dict[str, Any]) -> dict[str, Any]:
         if params.get(name) is not None:
             kwargs[name] = params[name]
     return kwargs
+
+
+def _given_on_command_line(name: str) -> bool:
+    """The user typed this option (not its default): a flag that would be ignored is an error."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (
+        click.core.ParameterSource.DEFAULT,
+        click.core.ParameterSource.DEFAULT_MAP,
+    )
+
+
+def make_client(params: dict[str, Any]) -> Client:
+    """The (not yet started) client the options describe, for ``stream`` and ``top`` alike: the
+    key only where the provider needs one (``key_required``), each source's own key
+    (``PUMPSYNC_<PROVIDER>_API_KEY``) with ``--source``, and every key redacted from the logs."""
+    try:
+        kwargs = client_kwargs(params)
+        if "sources" in kwargs:  # each source's key is its own (see Client)
+            setup_logging(params["verbose"])
+            client = Client(**kwargs)
+            if isinstance(client, MultiClient):
+                setup_logging(params["verbose"], None, *client.source_keys())
+            return client
+        required = provider_spec(kwargs["provider"]).key_required
+        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
+        setup_logging(params["verbose"], key)
+        return Client(**{**kwargs, "api_key": key})
+    except ConfigurationError as exc:
+        raise configuration_error(exc) from None
 
 
 def configuration_error(exc: ConfigurationError) -> click.UsageError:

@@ -11,21 +11,17 @@ from typing import Any
 
 import click
 
-from pumpsync._keys import choose_api_key
-from pumpsync._sources import MultiClient
-from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
+from pumpsync.cli._options import client_options, make_client
 from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
 from pumpsync.errors import (
     AllSourcesFailed,
     ClientClosed,
-    ConfigurationError,
     ProviderRefused,
     PumpsyncError,
     SourceFailed,
     SubscriptionRejected,
 )
-from pumpsync.providers import provider_spec
 
 EXIT_REFUSED = 3  # the provider refused the key or the plan
 EXIT_FATAL = 1
@@ -43,20 +39,7 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
     refuses the key or the plan, 1 on other fatal errors. With several --source, a source that
     fails is reported and the others go on; the race summary is printed at the end.
     """
-    try:
-        kwargs = client_kwargs(params)
-        if "sources" in kwargs:  # each source's key is its own (see Client)
-            setup_logging(params["verbose"])
-            client = Client(**kwargs)
-            if isinstance(client, MultiClient):
-                setup_logging(params["verbose"], None, *client.source_keys())
-        else:
-            required = provider_spec(kwargs["provider"]).key_required
-            key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
-            setup_logging(params["verbose"], key)
-            client = Client(**{**kwargs, "api_key": key})
-    except ConfigurationError as exc:
-        raise configuration_error(exc) from None
+    client = make_client(params)
     render = to_json_line if fmt == "jsonl" else lambda event: to_text(event, terminal_width(sys.stdout))
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: end as Ctrl-C does, cleanly
     sys.exit(_run(client, render, count, duration))

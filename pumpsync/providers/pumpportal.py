@@ -520,6 +520,10 @@ SPEC = ProviderSpec(
     options={"silent_trades_after": SILENT_TRADES_AFTER},
     check=check_config,
     filter_reasons=(OTHER_POOL, UNSUBSCRIBED),
+    trades_hint=(
+        "PumpPortal sends trades only for the mints or wallets you name, to a funded key: "
+        '--channel \'token_trades:{"keys": ["MINT", ...]}\' (account_trades for wallets) and --api-key'
+    ),
 )
 
 __all__ = [
