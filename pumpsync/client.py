@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
 from pumpsync._handoff import HandOffQueue
+from pumpsync._logsource import label_threads
 from pumpsync._recovery import GapRecovery
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats, ConnectionStats
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from pumpsync._sources import Member, Source
 
 log = logging.getLogger("pumpsync")
+NOT_STARTED = "the client was never started: call client.start() first, or use `with client:` (connect() starts it)"
 
 # The consumer's queue: ``queue.SimpleQueue``'s methods; items are events and, rarely, errors.
 EventQueue = HandOffQueue[Item]
@@ -211,6 +213,13 @@ class Client:
             if spec.history is not None
             else None
         )
+        # Every log line from this client's threads names its source (see pumpsync._logsource).
+        label_threads(
+            member.name if member else config.provider,
+            *(conn._thread for conn in self._connections),
+            self._supervisor._thread,
+            None if self._recovery is None else self._recovery._thread,
+        )
         self._status_lock = threading.Lock()
         self._status_reply: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self._lifecycle = threading.Lock()
@@ -276,8 +285,10 @@ class Client:
 
     def _mark_running(self) -> None:
         with self._lifecycle:
+            if self._state == "closed":
+                raise UsageError("the client is closed: a closed client cannot start again, make a new one")
             if self._state != "new":
-                raise UsageError(f"the client is already {self._state}")
+                raise UsageError("the client is already running: start() once (connect() and `with` start it)")
             self._state = "running"
 
     def _mark_closed(self) -> str:
@@ -287,7 +298,7 @@ class Client:
         return state
 
     def __enter__(self) -> Client:
-        if self._state == "new":
+        if self._state != "running":  # a closed client raises UsageError here
             self.start()
         return self
 
@@ -298,7 +309,13 @@ class Client:
 
     # ------------------------------------------------------------------ consuming
     def get(self, timeout: float | None = None) -> Event:
-        """The next event; raises the error items (see the class docs) and ``queue.Empty`` on timeout."""
+        """The next event, waiting up to ``timeout`` seconds (``None``: until one comes).
+
+        Raises the error items (see the class docs), ``queue.Empty`` on timeout, :class:`ClientClosed`
+        (at once) once the client is closed, and :class:`UsageError` (at once) if it was never started.
+        """
+        if self._state == "new":
+            raise UsageError(NOT_STARTED)
         takers = self._takers
         if takers is not None:  # asking for the next event: the consumer is done with the one in hand
             for taken in takers:
@@ -317,7 +334,13 @@ class Client:
 
     def __iter__(self) -> Iterator[Event]:
         """Events until :meth:`close`; raises fatal errors. A refused channel is logged as a warning
-        and the others go on (``raise_rejections=True``: raises :class:`SubscriptionRejected`)."""
+        and the others go on (``raise_rejections=True``: raises :class:`SubscriptionRejected`).
+        A client never started raises :class:`UsageError` here, at once."""
+        if self._state == "new":  # checked before the first next(): an unstarted client would wait forever
+            raise UsageError(NOT_STARTED)
+        return self._events()
+
+    def _events(self) -> Iterator[Event]:
         while True:
             try:
                 yield self.get()
@@ -342,6 +365,8 @@ class Client:
 
         Where the provider subscribes by keys (PumpPortal's trade channels), the keys are added to
         the channel's, and only the new ones are sent."""
+        if self._state == "closed":
+            raise UsageError("the client is closed: subscribe on a new one")
         (sub,) = parse_channels(self.config.provider, {channel: filters})
         dialect = self.config.spec.dialect
         with self._registry_lock:

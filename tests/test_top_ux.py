@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from test_top import ROOT, Tmux, _command, event, tmux  # noqa: F401 - the fixture
 
 import pumpsync
 from pumpsync.cli.top import NO_TRADES_AFTER, TopModel, render
 from pumpsync.simulator import Simulator
+from tests.test_top import ROOT, Tmux, _command, event, tmux  # noqa: F401 - the fixture
 
 
 def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
