@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
+from pumpsync._endpoint import close_code_elsewhere, foreign_greeting, wrong_endpoint
 from pumpsync._handoff import HandOffQueue
 from pumpsync._logsource import label_threads
 from pumpsync._recovery import GapRecovery
@@ -26,6 +27,7 @@ from pumpsync.config import ChannelSpec, ClientConfig, make_config, parse_channe
 from pumpsync.errors import (
     ClientClosed,
     ConfigurationError,
+    ProviderRefused,
     PumpsyncError,
     RequestTimeout,
     SubscriptionRejected,
@@ -551,7 +553,7 @@ class _Hub(Owner):
             client._recovery.session_ended(conn.index)
         if outcome.refusal is not None:
             conn.stats.set_state("failed")
-            client._fail(outcome.refusal)
+            client._fail(_with_endpoint_hint(outcome.refusal))
             return
         client._supervisor.session_ended(conn, outcome)
 
@@ -587,6 +589,24 @@ class _Hub(Owner):
                 )
         elif isinstance(output, Hello):
             log.debug("connection %d: greeted by %s", conn.index, client.config.provider)
+            other = foreign_greeting(client.config.provider, output.info)
+            if other is not None:  # another provider's stream: retrying the same URL cannot help
+                url = client.config.url_of(conn.index)
+                message = wrong_endpoint(client.config.provider, other, url)
+                client._fail(ProviderRefused(message, provider=client.config.provider, error_code="wrong_endpoint"))
+
+
+def _with_endpoint_hint(refusal: PumpsyncError) -> PumpsyncError:
+    """A refusal by close code, with what the code means to other providers where that differs
+    (OpenPump's 4001 is a plan refusal, Anaxer's a bad key: the URL may be the other's)."""
+    if not isinstance(refusal, ProviderRefused):
+        return refusal
+    hint = close_code_elsewhere(refusal.provider, refusal.close_code)
+    if not hint:
+        return refusal
+    return type(refusal)(
+        f"{refusal}{hint}", provider=refusal.provider, close_code=refusal.close_code, error_code=refusal.error_code
+    )
 
 
 def _status_request(dialect: Dialect) -> list[str]:

@@ -229,15 +229,20 @@ def make_client(params: dict[str, Any]) -> Client:
         setup_logging(params["verbose"], key)
         return Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:
-        raise configuration_error(exc) from None
+        raise configuration_error(exc, sources=bool(params.get("sources"))) from None
 
 
-def configuration_error(exc: ConfigurationError) -> click.UsageError:
-    """A ConfigurationError as a one-line CLI error naming the flag."""
-    flag = "--" + exc.option.replace("_", "-")
-    if exc.option == "channels":
-        flag = "--channel"
+def configuration_error(exc: ConfigurationError, sources: bool = False) -> click.UsageError:
+    """A ConfigurationError as a one-line CLI error naming the flag (or the environment variable)
+    the value came from; with ``sources``, a provider's own option was given in ``--source``."""
     message = str(exc).split(": ", 1)[-1]
+    if exc.option.isupper():  # PUMPSYNC_API_KEY_FILE and the like
+        return click.UsageError(f"Invalid value in ${exc.option}: {message}")
+    flag = "--" + exc.option.replace("_", "-")
+    if sources and exc.option in (*_PER_PROVIDER, "sources"):
+        flag = "--source"
+    elif exc.option == "channels":
+        flag = "--channel"
     return click.UsageError(f"Invalid value for '{flag}': {message}")
 
 

@@ -53,6 +53,7 @@ from pumpsync._keys import choose_api_key
 from pumpsync._ranges import check_range, check_ranges
 from pumpsync._secrets import ApiKey, safe_url
 from pumpsync._sources import Source
+from pumpsync._text import did_you_mean
 from pumpsync.config import ClientConfig
 from pumpsync.errors import ConfigurationError
 from pumpsync.metrics import parse_addr
@@ -172,10 +173,14 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         elif key in CLIENT_KEYS:
             data[key] = _typed(key, value, _client_types().get(key, object))
         else:
-            raise ConfigurationError(key, f"unknown key in {path}")
+            raise ConfigurationError(key, f"unknown key in {path}{did_you_mean(key, [*DAEMON_KEYS, *CLIENT_KEYS])}")
     for i, sink in enumerate(data.get("sinks", [])):
         if not isinstance(sink, dict):
             raise ConfigurationError(f"sinks[{i}]", "must be a table ([[sinks]])")
+    # A key file named in the config file is read relative to the file, not the working directory.
+    for table in [data, *(t for t in data.get("sources", []) if isinstance(t, dict))]:
+        if isinstance(table.get("api_key_file"), str):
+            table["api_key_file"] = os.path.join(os.path.dirname(os.path.abspath(path)), table["api_key_file"])
     if "sources" in data:
         data["sources"] = [_source(i, table) for i, table in enumerate(data["sources"])]
     return data
@@ -190,7 +195,7 @@ def _source(i: int, table: Any) -> Source:
         raise ConfigurationError(f"{where}.api_key", "is not read from the config file: use api_key_file")
     unknown = sorted(set(table) - SOURCE_KEYS)
     if unknown:
-        raise ConfigurationError(f"{where}.{unknown[0]}", "unknown key")
+        raise ConfigurationError(f"{where}.{unknown[0]}", f"unknown key{did_you_mean(unknown[0], SOURCE_KEYS)}")
     if not isinstance(table.get("provider"), str):
         raise ConfigurationError(f"{where}.provider", "every source names its provider")
     options = dict(table)
