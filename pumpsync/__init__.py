@@ -1,4 +1,5 @@
-"""pumpsync: real-time Pump.fun launches and trades (OpenPump, Anaxer) for plain synchronous Python.
+"""pumpsync: real-time Pump.fun launches and trades (OpenPump, Anaxer, PumpPortal, Solana RPC, Redis, replay)
+for plain synchronous Python.
 
 ::
 

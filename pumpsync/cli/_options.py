@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -57,19 +59,49 @@ _HISTORY = "/".join(name.capitalize() if name.islower() else name for name in wi
 _AUTH_FORMS = tuple(dict.fromkeys(form for spec in SPECS.values() for form in spec.auth_forms))
 
 
-# Options only some providers take (``ProviderSpec.options``): one flag each, typed by the default.
-_PROVIDER_OPTIONS: dict[str, tuple[type, list[str]]] = {}
+# Options only some providers take (``ProviderSpec.options``): one flag each, typed by the default,
+# or a choice where Client's annotation is a Literal (``commitment``).
+_PROVIDER_OPTIONS: dict[str, tuple[Any, list[str]]] = {}
+_CLIENT_PARAMETERS = inspect.signature(Client.__init__).parameters
+
+
+def _option_type(option: str, default: Any) -> Any:
+    annotation = str(getattr(_CLIENT_PARAMETERS.get(option), "annotation", ""))  # a string (postponed annotations)
+    literal = re.match(r"Literal\[(.*?)\]", annotation)
+    if literal:
+        return click.Choice(re.findall(r"[\"']([^\"']+)[\"']", literal.group(1)))
+    return type(default) if isinstance(default, (int, float, str)) and not isinstance(default, bool) else str
+
+
 for _name, _spec in SPECS.items():
     for _option, _default in _spec.options.items():
-        _kind = type(_default) if isinstance(_default, (int, float, str)) and not isinstance(_default, bool) else str
-        _PROVIDER_OPTIONS.setdefault(_option, (_kind, []))[1].append(_name)
+        _PROVIDER_OPTIONS.setdefault(_option, (_option_type(_option, _default), []))[1].append(_name)
+
+# What each provider-only option does (the flag's help says whose it is and its default).
+_PROVIDER_OPTION_HELP = {
+    "commitment": "solana commitment level of the logs subscription",
+    "max_gap_transactions": "transactions one gap recovery may fetch",
+    "silent_trades_after": "seconds an acknowledged trade channel may stay silent while launches flow before it is "
+    "reported",
+    "group": "consumer group: the members share the stream's entries",
+    "consumer": "this member's name in the consumer group",
+    "name": "save the reader's position under this name (resume after a restart)",
+    "speed": "the recorded pace times this (0: as fast as possible)",
+}
+# One line per provider: whether it needs a key (the full summaries: `pumpsync --help`).
+PROVIDER_HELP = (
+    "Needs a key: " + ", ".join(name for name, spec in SPECS.items() if spec.key_required)
+    + ". No key: " + ", ".join(name for name, spec in SPECS.items() if not spec.key_required)
+    + ". `pumpsync --help` says what each is."
+)  # fmt: skip
 
 
 def client_options(func: F) -> F:
     """The options that make a :class:`pumpsync.Client`."""
     for option, (kind, takers) in reversed(_PROVIDER_OPTIONS.items()):
         default = SPECS[takers[0]].options[option]
-        help_text = f"{'/'.join(takers)} only [{default}]."
+        what = _PROVIDER_OPTION_HELP.get(option, option.replace("_", " ").capitalize())
+        help_text = f"{'/'.join(takers)} only: {what}" + ("." if default is None else f" [{default}].")
         func = click.option("--" + option.replace("_", "-"), option, type=kind, default=None, help=help_text)(func)
     for flag, kind, help_text in reversed(TUNING):
         func = click.option(flag, type=kind, default=None, help=help_text)(func)
@@ -79,7 +111,7 @@ def client_options(func: F) -> F:
             type=click.Choice(PROVIDERS),
             default=DEFAULT_PROVIDER,
             show_default=True,
-            help="; ".join(spec.summary for spec in SPECS.values()) + ".",
+            help=PROVIDER_HELP,
         ),
         click.option(
             "--source",
@@ -106,8 +138,11 @@ def client_options(func: F) -> F:
             "channels",
             multiple=True,
             metavar="NAME[:JSON]",
-            help="Channel with optional filters, repeatable ["
-            + "; ".join(f"{name}: {', '.join(spec.default_channels)}" for name, spec in _CHANNELLED.items())
+            help="Channel with optional filters, repeatable; the default ones are starred ["
+            + "; ".join(
+                f"{name}: {', '.join(ch + ('*' if ch in spec.default_channels else '') for ch in spec.channels)}"
+                for name, spec in _CHANNELLED.items()
+            )
             + "].",
         ),
         click.option("--connections", type=int, default=None, help="Redundant connections, de-duplicated [1]."),

@@ -29,7 +29,14 @@ EXIT_FATAL = 1
 
 @click.command()
 @client_options
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="text: one line per event (time, provider, kind, full mint, details); jsonl: one event.to_dict() per line.",
+)
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many events.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
 def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -> None:
