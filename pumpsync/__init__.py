@@ -28,7 +28,8 @@ from pumpsync.errors import (
     SubscriptionRejected,
     UsageError,
 )
-from pumpsync.events import KINDS, Event
+from pumpsync.events import KINDS, Event, EventKind
+from pumpsync.views import Graduation, Launch, Migration, Price, TokenEnriched, Trade, TypedEvent, Unknown
 
 __all__ = [
     "KINDS",
@@ -40,14 +41,23 @@ __all__ = [
     "ConfigurationError",
     "ConnectionLost",
     "Event",
+    "EventKind",
     "EventQueue",
+    "Graduation",
+    "Launch",
+    "Migration",
     "PlanError",
+    "Price",
     "ProviderRefused",
     "PumpsyncError",
     "RequestTimeout",
     "Source",
     "SourceFailed",
     "SubscriptionRejected",
+    "TokenEnriched",
+    "Trade",
+    "TypedEvent",
+    "Unknown",
     "UsageError",
     "__version__",
     "connect",

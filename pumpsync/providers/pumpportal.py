@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import ConfigurationError, SubscriptionRejected
-from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event
+from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event, EventKind
 from pumpsync.providers.base import (
     ClosePolicy,
     Dialect,
@@ -418,7 +418,14 @@ class PumpPortal(Dialect):
         return [self._event(MIGRATION, obj, mint, signature, received_at, MIGRATIONS)]
 
     def _event(
-        self, kind: str, obj: dict[str, Any], mint: str, signature: str, received_at: int, channel: str, **fields: Any
+        self,
+        kind: EventKind,
+        obj: dict[str, Any],
+        mint: str,
+        signature: str,
+        received_at: int,
+        channel: str,
+        **fields: Any,
     ) -> Event:
         # No slot and no timestamp: PumpPortal's frames carry neither.
         return Event(
