@@ -10,6 +10,7 @@ for plain synchronous Python.
             print(event.kind, event.mint)
 """
 
+from pumpsync._hooks import ConnectInfo, DisconnectInfo, GapInfo
 from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client, EventQueue, connect
@@ -39,10 +40,13 @@ __all__ = [
     "ClientClosed",
     "ClientConfig",
     "ConfigurationError",
+    "ConnectInfo",
     "ConnectionLost",
+    "DisconnectInfo",
     "Event",
     "EventKind",
     "EventQueue",
+    "GapInfo",
     "Graduation",
     "Launch",
     "Migration",

@@ -17,9 +17,10 @@ from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
 from pumpsync._endpoint import close_code_elsewhere, foreign_greeting, wrong_endpoint
 from pumpsync._handoff import HandOffQueue
+from pumpsync._hooks import ConnectInfo, DisconnectInfo, GapInfo, Hooks
 from pumpsync._logsource import label_threads
 from pumpsync._recovery import GapRecovery
-from pumpsync._secrets import ApiKey
+from pumpsync._secrets import ApiKey, safe_url
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync._supervisor import Supervisor
 from pumpsync._text import WarningGate, bounded_label, log_safe
@@ -131,7 +132,15 @@ class Client:
         consumer: str | None = None,  # redis: this member's name in the group
         name: str | None = None,  # redis: save the reader's position under this name
         speed: float | None = None,  # replay: the recorded pace times this
+        # Callbacks, run on one thread of their own (see pumpsync._hooks and the README):
+        on_event: Callable[[Event], Any] | None = None,
+        on_connect: Callable[[ConnectInfo], Any] | None = None,
+        on_disconnect: Callable[[DisconnectInfo], Any] | None = None,
+        on_gap: Callable[[GapInfo], Any] | None = None,
     ) -> None:
+        self._hooks = Hooks.pop(
+            {"on_event": on_event, "on_connect": on_connect, "on_disconnect": on_disconnect, "on_gap": on_gap}
+        )
         self.config: ClientConfig = make_config(
             provider,
             api_key=api_key,
@@ -177,6 +186,7 @@ class Client:
         """One source's client inside a multi-source client (see ``pumpsync._sources``)."""
         client = object.__new__(Client)
         client.config = config
+        client._hooks = member.hooks  # the multi-source client's: it runs them
         client._assemble(member)
         return client
 
@@ -184,6 +194,7 @@ class Client:
         config = self.config
         spec = config.spec
         self._member_of = member
+        self._label = member.name if member else config.provider  # names the source in logs and hooks
         self.race: RaceTracker | None = None  # a multi-source client's race between its sources
         connection_stats = [ConnectionStats(i) for i in range(config.connections)]
         self._stats = ClientStats(member.name if member else config.provider, config.queue_size, connection_stats)
@@ -240,6 +251,8 @@ class Client:
         if self._recovery is not None:
             self._recovery.start()
         self._supervisor.start()
+        if self._hooks is not None and self._member_of is None:
+            self._hooks.start(self)
         return self
 
     def close(self, timeout: float = 5.0) -> None:
@@ -272,6 +285,8 @@ class Client:
             log.warning("close(): still running after %.1f s: %s", timeout, ", ".join(stragglers))
         if self._member_of is None:  # a source's client: the multi-source client says it once
             self._delivery.fail(ClientClosed("the client was closed"))
+            if self._hooks is not None and not self._hooks.stop(remaining()):
+                stragglers.append("hooks")
         if not stragglers:
             self._detach()
 
@@ -455,6 +470,8 @@ class Client:
 
     def stats(self) -> dict[str, Any]:
         snapshot = self._stats.snapshot()
+        if self._hooks is not None:
+            snapshot["hooks"] = self._hooks.snapshot()
         snapshot["queue_depth"] = self.queue.qsize()
         snapshot["queue_capacity"] = self.config.queue_size
         if self._recovery is not None:
@@ -540,6 +557,16 @@ class _Hub(Owner):
     def session_opened(self, conn: Connection) -> None:
         client = self._client
         client._supervisor.wake()
+        hooks = client._hooks
+        if hooks is not None:
+            now = time.time()
+            url = safe_url(client.config.url_of(conn.index))
+            hooks.notify("on_connect", ConnectInfo(client._label, conn.index, url, conn.sessions > 1))
+            since = hooks.came_back(client._label)
+            if since is not None:  # the whole source was down: what was sent meanwhile is missing
+                state: Literal["lost", "recovering"] = "lost" if client._recovery is None else "recovering"
+                detail = f"no connection of {client._label} was open for {now - since:.1f} s"
+                hooks.notify("on_gap", GapInfo(client._label, state, since, now, detail))
         recovery = client._recovery
         if recovery is not None:
             # After an outage of the whole client (no other connection kept the stream).
@@ -548,6 +575,12 @@ class _Hub(Owner):
 
     def session_ended(self, conn: Connection, outcome: Outcome) -> None:
         client = self._client
+        hooks = client._hooks
+        if hooks is not None:
+            info = DisconnectInfo(client._label, conn.index, outcome.reason, outcome.code, outcome.detail or "")
+            hooks.notify("on_disconnect", info)
+            if not any(c.is_open and c is not conn for c in client._connections):
+                hooks.went_down(client._label, time.time())
         client._stats.connections[conn.index].disconnects[(outcome.reason, str(outcome.code or ""))] += 1
         if client._recovery is not None:
             client._recovery.session_ended(conn.index)
@@ -655,6 +688,10 @@ def connect(
     consumer: str | None = None,  # redis: this member's name in the group
     name: str | None = None,  # redis: save the reader's position under this name
     speed: float | None = None,  # replay: the recorded pace times this
+    on_event: Callable[[Event], Any] | None = None,
+    on_connect: Callable[[ConnectInfo], Any] | None = None,
+    on_disconnect: Callable[[DisconnectInfo], Any] | None = None,
+    on_gap: Callable[[GapInfo], Any] | None = None,
 ) -> Client:
     """Start a :class:`Client` with these options (see :class:`Client`); use it as a context
     manager and iterate over it. ``provider`` defaults to OpenPump unless ``sources`` are given."""
