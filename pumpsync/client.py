@@ -63,6 +63,13 @@ EventQueue = HandOffQueue[Item]
 class Client:
     """A live stream from one provider over one or more redundant connections.
 
+    Three ways to consume it: iterate (``with Client(...) as c: for event in c``), read
+    ``client.queue`` / :meth:`get` from any number of threads, or give callbacks (``on_event``,
+    ``on_connect``, ``on_disconnect``, ``on_gap``: run on one thread of the client's own). It
+    starts with :meth:`start` (or ``with``, or :func:`pumpsync.connect`); :meth:`close` ends every
+    thread it started. Calls that cannot work (never started, started twice, closed) raise
+    :class:`UsageError` at once.
+
     ``client.queue`` (an :data:`EventQueue`) is a thread-safe queue with ``queue.SimpleQueue``'s
     methods (``get``, ``get_nowait``, ``put``, ``qsize``, ``empty``; ``queue.Empty`` on timeout).
     Its items are :class:`~pumpsync.Event` objects and, rarely, :class:`~pumpsync.errors.PumpsyncError`
@@ -70,9 +77,31 @@ class Client:
     (the last item), or :class:`ClientClosed` once :meth:`close` has run. :meth:`get` and
     iteration raise those for you.
 
-    Options left at ``None`` take their defaults (the provider's where it has one); see the
-    README's option table. ``url`` may be a list: one connection per URL, each event delivered
-    once. The last options are only some providers' (their ``SPEC.options``); another provider refuses them.
+    Options (``None`` takes the default, the provider's where it has one):
+
+    - ``provider``: ``"openpump"``, ``"anaxer"``, ``"pumpportal"``, ``"solana"``, ``"redis"``, ``"replay"``.
+    - ``api_key`` / ``api_key_file``: the key (else ``$PUMPSYNC_API_KEY``, ``$PUMPSYNC_API_KEY_FILE``,
+      the systemd credential ``api_key``); providers that need none take none.
+    - ``channels``: ``{"name": {filters}}`` or a list of names (providers with channels).
+    - ``url``: the stream URL; a list for one connection per URL. ``connections``: redundant
+      connections [1], each event delivered once.
+    - ``auth``: where the key goes (``"query"``, ``"header"``...). ``ca_bundle``, ``proxy``
+      (``http://``, ``socks5://``), ``max_frame_size``.
+    - ``ping_interval`` [30], ``pong_timeout`` [10], ``stale_timeout`` [60]: heartbeats, and the
+      silence after which a socket counts as dead. ``backoff_initial`` [0.5], ``backoff_max``
+      [30], ``limited_backoff``, ``healthy_after``: reconnect delays. ``connect_timeout``,
+      ``hello_timeout``, ``first_connect_timeout`` [60], ``max_retries`` [never].
+    - ``queue_size`` [100000]: events held before the oldest are dropped (counted). ``dedup_size``.
+    - ``raise_rejections``: iteration raises :class:`SubscriptionRejected` instead of logging it.
+    - ``rest_url``, ``since`` (start with history from this slot), ``backfill``: gap recovery
+      (providers with history).
+    - Only some providers' (their ``SPEC.options``; another provider refuses them): ``commitment``,
+      ``max_gap_transactions`` (solana), ``silent_trades_after`` (pumpportal), ``group``,
+      ``consumer``, ``name`` (redis), ``speed`` (replay).
+    - ``on_event(Event)``, ``on_connect(ConnectInfo)``, ``on_disconnect(DisconnectInfo)``,
+      ``on_gap(GapInfo)``: callbacks (an exception in one is logged and counted, never fatal).
+
+    The README's option table has the details of each.
 
     Several sources, one stream: ``Client(sources=[Source("anaxer", api_key=K), Source("openpump",
     api_key=K2)])`` reads every source with its own connections, heartbeats, backoff and gap
@@ -374,6 +403,7 @@ class Client:
 
     # ------------------------------------------------------------------ subscriptions
     def subscriptions(self) -> list[Subscription]:
+        """The channels subscribed to now (with their filters): restored on every reconnect."""
         with self._registry_lock:
             return list(self._registry.values())
 
@@ -469,6 +499,21 @@ class Client:
         return self._supervisor.ready
 
     def stats(self) -> dict[str, Any]:
+        """The counters, as a JSON-ready dict (a copy: safe to keep, print or serialise).
+
+        ``provider`` (the source's name), ``delivered`` (events put on the queue), ``duplicates``
+        (copies from redundant connections or sources, dropped), ``dropped`` (lost to a full
+        queue), ``events`` (delivered, by kind), ``backfill`` (gap recovery's ``requests``,
+        ``events``, ``failures``), ``rejected`` (refused channels), ``queue_depth`` and
+        ``queue_capacity``; ``connections``, one dict per connection: ``index``, ``state``,
+        ``attempts``, ``connects``, ``disconnects`` (by reason and close code), ``frames``,
+        ``malformed`` and ``filtered`` (by reason), ``down_seconds``, ``down``, ``pings_sent``,
+        ``pongs``, ``first_deliveries``, ``state_since``, ``last_frame_at``, ``last_event_at``
+        (epoch seconds) and ``last_rtt`` (heartbeat round trip, seconds). With a history,
+        ``history`` (its losses and rate limits); with callbacks, ``hooks`` (``calls``, ``errors``,
+        ``dropped``); with several sources, ``sources`` (each one's), ``failed`` and ``race``.
+        The same figures are exported as Prometheus metrics (``pumpsync.metrics``).
+        """
         snapshot = self._stats.snapshot()
         if self._hooks is not None:
             snapshot["hooks"] = self._hooks.snapshot()

@@ -84,10 +84,12 @@ class ClientConfig:
 
     @property
     def channel_names(self) -> list[str]:
+        """The subscribed channels' names, in order."""
         return [sub.channel for sub in self.channels]
 
     @property
     def spec(self) -> ProviderSpec:
+        """The provider's :class:`~pumpsync.providers.spec.ProviderSpec` (what the core knows of it)."""
         return provider_spec(self.provider)
 
     def url_of(self, connection: int) -> str:
