@@ -24,9 +24,9 @@ def _undocumented() -> list[str]:
         if name.startswith("__"):
             continue
         obj = getattr(pumpsync, name)
-        if inspect.isclass(obj) or inspect.isfunction(obj):
-            if not (obj.__doc__ or "").strip() or (obj.__doc__ or "").startswith(f"{name}("):
-                missing.append(name)
+        doc = (getattr(obj, "__doc__", None) or "").strip()
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and (not doc or doc.startswith(f"{name}(")):
+            missing.append(name)  # a NamedTuple's generated "Name(field, ...)" is no documentation
         if not inspect.isclass(obj):
             continue
         for attr, value in vars(obj).items():
