@@ -12,21 +12,23 @@ that ``mypy --strict`` (or pyright) narrows :data:`TypedEvent` on ``kind`` or in
         case _:
             pass
 
-Fields a provider may leave out stay ``Optional``, as in ``Event``. The views are ``NamedTuple``
-copies made on demand: the flat ``Event`` stays what the client delivers.
+Fields a provider may leave out stay ``Optional``, as in ``Event``. The views are frozen
+dataclasses made on demand (keyword patterns in ``match``; the fields shared by several kinds
+are declared once, in the private bases): the flat ``Event`` stays what the client delivers.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 from pumpsync.events import Event
 
 
-class Launch(NamedTuple):
-    """A token launch (``kind == "new_token"``): the token, its curve and the creator's first buy."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Common:
+    """What every event has (see :class:`~pumpsync.Event`)."""
 
-    kind: Literal["new_token"]
     provider: str
     mint: str | None
     signature: str | None
@@ -37,16 +39,35 @@ class Launch(NamedTuple):
     backfill: bool
     raw: dict[str, Any]
     channel: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Token(_Common):
+    """A token's metadata, where the provider gives it."""
+
     name: str | None
     symbol: str | None
     creator: str | None
     uri: str | None
     image: str | None
     description: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Curve(_Token):
+    """A token on its bonding curve: progress in percent, SOL raised, market cap and price in SOL."""
+
     bonding_curve_progress: float | None
     sol_raised: float | None
     market_cap_sol: float | None
     price_sol: float | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Launch(_Curve):
+    """A token launch (``kind == "new_token"``): the token, its curve and the creator's first buy."""
+
+    kind: Literal["new_token"] = "new_token"
     initial_buy_tokens: float | None
     initial_buy_sol: float | None
     virtual_sol_reserves: float | None
@@ -54,46 +75,18 @@ class Launch(NamedTuple):
     pool: str | None
 
 
-class TokenEnriched(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TokenEnriched(_Curve):
     """More about a launched token (``kind == "token_enriched"``): metadata and curve figures."""
 
-    kind: Literal["token_enriched"]
-    provider: str
-    mint: str | None
-    signature: str | None
-    slot: int | None
-    timestamp: int | None
-    received_at: int
-    connection: int
-    backfill: bool
-    raw: dict[str, Any]
-    channel: str | None
-    name: str | None
-    symbol: str | None
-    creator: str | None
-    uri: str | None
-    image: str | None
-    description: str | None
-    bonding_curve_progress: float | None
-    sol_raised: float | None
-    market_cap_sol: float | None
-    price_sol: float | None
+    kind: Literal["token_enriched"] = "token_enriched"
 
 
-class Trade(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Trade(_Common):
     """A buy or a sell on the bonding curve (``kind == "trade"``); amounts in SOL and whole tokens."""
 
-    kind: Literal["trade"]
-    provider: str
-    mint: str | None
-    signature: str | None
-    slot: int | None
-    timestamp: int | None
-    received_at: int
-    connection: int
-    backfill: bool
-    raw: dict[str, Any]
-    channel: str | None
+    kind: Literal["trade"] = "trade"
     side: Literal["buy", "sell"] | None
     sol_amount: float | None
     token_amount: float | None
@@ -102,80 +95,38 @@ class Trade(NamedTuple):
     market_cap_sol: float | None
 
 
-class Graduation(NamedTuple):
-    """The bonding curve is complete (``kind == "graduation"``)."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Graduation(_Token):
+    """The bonding curve is complete (``kind == "graduation"``); liquidity in SOL."""
 
-    kind: Literal["graduation"]
-    provider: str
-    mint: str | None
-    signature: str | None
-    slot: int | None
-    timestamp: int | None
-    received_at: int
-    connection: int
-    backfill: bool
-    raw: dict[str, Any]
-    channel: str | None
-    name: str | None
-    symbol: str | None
-    creator: str | None
-    uri: str | None
-    image: str | None
-    description: str | None
+    kind: Literal["graduation"] = "graduation"
     liquidity_sol: float | None
     time_to_graduate_s: float | None
 
 
-class Migration(NamedTuple):
-    """The token's liquidity moved to an AMM pool (``kind == "migration"``)."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Migration(_Common):
+    """The token's liquidity moved to an AMM pool (``kind == "migration"``); liquidity in SOL."""
 
-    kind: Literal["migration"]
-    provider: str
-    mint: str | None
-    signature: str | None
-    slot: int | None
-    timestamp: int | None
-    received_at: int
-    connection: int
-    backfill: bool
-    raw: dict[str, Any]
-    channel: str | None
+    kind: Literal["migration"] = "migration"
     liquidity_sol: float | None
 
 
-class Price(NamedTuple):
-    """A token's price (``kind == "price"``)."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Price(_Common):
+    """A token's price (``kind == "price"``): SOL and USD per whole token, market cap in USD."""
 
-    kind: Literal["price"]
-    provider: str
-    mint: str | None
-    signature: str | None
-    slot: int | None
-    timestamp: int | None
-    received_at: int
-    connection: int
-    backfill: bool
-    raw: dict[str, Any]
-    channel: str | None
+    kind: Literal["price"] = "price"
     price_sol: float | None
     price_usd: float | None
     market_cap_usd: float | None
 
 
-class Unknown(NamedTuple):
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Unknown(_Common):
     """A JSON object the provider's dialect did not recognise (``kind == "unknown"``): see ``raw``."""
 
-    kind: Literal["unknown"]
-    provider: str
-    mint: str | None
-    signature: str | None
-    slot: int | None
-    timestamp: int | None
-    received_at: int
-    connection: int
-    backfill: bool
-    raw: dict[str, Any]
-    channel: str | None
+    kind: Literal["unknown"] = "unknown"
 
 
 # What ``Event.as_typed()`` returns: a union tagged by ``kind``.
@@ -192,13 +143,14 @@ VIEWS: dict[str, type[TypedEvent]] = {
 }
 
 
+# Each view's field names but ``kind`` (its class sets that), read once.
+_FIELDS = {view: tuple(f.name for f in fields(view) if f.name != "kind") for view in VIEWS.values()}
+
+
 def view_of(event: Event) -> TypedEvent:
     """``event`` as its kind's view (:meth:`Event.as_typed`); an unexpected kind is an ``Unknown``."""
     view = VIEWS.get(event.kind, Unknown)
-    fields = view._fields
-    if view is Unknown and event.kind != "unknown":
-        return Unknown("unknown", *(getattr(event, name) for name in fields[1:]))
-    return view(*(getattr(event, name) for name in fields))
+    return view(**{name: getattr(event, name) for name in _FIELDS[view]})
 
 
 __all__ = [

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def _event(kind: str, **fields: object) -> pumpsync.Event:
 def test_each_view_has_exactly_its_kinds_fields() -> None:
     assert set(VIEWS) == set(KINDS)
     for kind, view in VIEWS.items():
-        assert set(view._fields) == {*_COMMON_KEYS, *_KIND_KEYS[kind]}, kind
+        assert {f.name for f in dataclasses.fields(view)} == {*_COMMON_KEYS, *_KIND_KEYS[kind]}, kind
         typed = _event(kind).as_typed()
         assert type(typed) is view and typed.kind == kind and typed.mint == MINT
 
