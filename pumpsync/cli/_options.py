@@ -117,9 +117,10 @@ def client_options(func: F) -> F:
             "--source",
             "sources",
             multiple=True,
-            metavar="PROVIDER[:CHANNEL,...][=URL]",
+            metavar="[NAME@]PROVIDER[:CHANNEL,...][=URL]",
             help="Read several sources as one stream, each event once (repeat; instead of --provider, --url and "
-            "--channel). Keys: PUMPSYNC_<PROVIDER>_API_KEY each, or --api-key for the one that needs a key.",
+            "--channel); NAME@ tells two sources of one provider apart. Keys: PUMPSYNC_<PROVIDER>_API_KEY each, "
+            "or --api-key for the one that needs a key.",
         ),
         click.option(
             "--url",
@@ -171,8 +172,14 @@ _OPTION_NAMES = {flag.lstrip("-").replace("-", "_") for flag, _, _ in TUNING} | 
 
 
 def parse_source(value: str) -> Source:
-    """``PROVIDER[:CHANNEL,...][=URL]``, e.g. ``anaxer:creations,trades=wss://host/v1/stream``."""
+    """``[NAME@]PROVIDER[:CHANNEL,...][=URL]``, e.g. ``eu@anaxer:creations,trades=wss://host/v1/stream``
+    (``NAME`` labels the source in logs, metrics, ``top`` and errors: two sources of one provider)."""
     head, _, url = value.partition("=")  # a provider and channel names have no "=", a URL may
+    label, at, head = head.rpartition("@")
+    name = label.strip() or None
+    if at and (name is None or not name.isprintable() or len(name) > 64):
+        raise click.BadParameter(f"{value!r}: a source name before '@' is 1-64 printable characters",
+                                 param_hint="'--source'")  # fmt: skip
     provider, _, names = head.partition(":")
     provider = provider.strip()
     if provider not in SPECS:
@@ -185,7 +192,7 @@ def parse_source(value: str) -> Source:
         options["channels"] = {name: {} for name in channels}
     if url.strip():
         options["url"] = url.strip()
-    return Source(provider, **options)
+    return Source(provider, name=name, **options)
 
 
 # Options that belong to one provider: with --source, each source says its own.
