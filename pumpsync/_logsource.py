@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from pumpsync._text import log_safe
+
 ATTRIBUTE = "pumpsync_source"
 # The loggers whose lines come from a client's threads.
 LOGGERS = (
@@ -38,6 +40,7 @@ class SourceTag(logging.Filter):
 
 def label_threads(label: str, *threads: threading.Thread | None) -> None:
     """Mark ``threads`` as working for the source ``label`` (and make sure the filter is on)."""
+    label = log_safe(label, 64)  # a user-given Source name: one line, no terminal controls
     for thread in threads:
         if thread is not None:
             setattr(thread, ATTRIBUTE, label)
