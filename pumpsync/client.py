@@ -367,7 +367,13 @@ class Client:
             for taken in takers:
                 if taken is not None:
                     taken(None)
-        item = self.queue.get(timeout=timeout)
+        if self._state == "closed":  # what is left, then ClientClosed: never a wait on a closed client
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                raise ClientClosed("the client was closed") from None
+        else:
+            item = self.queue.get(timeout=timeout)
         if isinstance(item, PumpsyncError):
             if item.fatal or isinstance(item, ClientClosed):
                 self.queue.put(item)  # keep it there for the next reader
