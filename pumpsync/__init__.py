@@ -1,4 +1,5 @@
-"""pumpsync: real-time Pump.fun launches and trades (OpenPump, Anaxer) for plain synchronous Python.
+"""pumpsync: real-time Pump.fun launches and trades (OpenPump, Anaxer, PumpPortal, Solana RPC, Redis, replay)
+for plain synchronous Python.
 
 ::
 
@@ -11,6 +12,7 @@
 
 from pumpsync import _early  # noqa: F401  first: `pumpsync daemon` catches SIGHUP before the slow imports
 from pumpsync._gaps import GapReport
+from pumpsync._hooks import ConnectInfo, DisconnectInfo
 from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client, EventQueue, connect
@@ -30,8 +32,9 @@ from pumpsync.errors import (
     ThreadFailed,
     UsageError,
 )
-from pumpsync.events import KINDS, Event
+from pumpsync.events import KINDS, Event, EventKind
 from pumpsync.market import Market
+from pumpsync.views import Graduation, Launch, Migration, Price, TokenEnriched, Trade, TypedEvent, Unknown
 
 __all__ = [
     "KINDS",
@@ -41,12 +44,19 @@ __all__ = [
     "ClientClosed",
     "ClientConfig",
     "ConfigurationError",
+    "ConnectInfo",
     "ConnectionLost",
+    "DisconnectInfo",
     "Event",
+    "EventKind",
     "EventQueue",
     "GapReport",
+    "Graduation",
+    "Launch",
     "Market",
+    "Migration",
     "PlanError",
+    "Price",
     "ProviderRefused",
     "PumpsyncError",
     "RequestTimeout",
@@ -54,6 +64,10 @@ __all__ = [
     "SourceFailed",
     "SubscriptionRejected",
     "ThreadFailed",
+    "TokenEnriched",
+    "Trade",
+    "TypedEvent",
+    "Unknown",
     "UsageError",
     "__version__",
     "connect",

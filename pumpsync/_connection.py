@@ -58,7 +58,9 @@ log = logging.getLogger("pumpsync.connection")
 # Close codes we send (RFC 6455).
 _NORMAL, _PROTOCOL_ERROR, _TOO_BIG = 1000, 1002, 1009
 # HTTP statuses on the upgrade that retrying cannot fix.
-_HTTP_REFUSALS: dict[int, type[ProviderRefused]] = {401: AuthenticationError, 403: PlanError}
+# 404/410: no stream at that path. Retrying the same wrong URL for a minute helps nobody.
+_HTTP_REFUSALS: dict[int, type[ProviderRefused]] = {401: AuthenticationError, 403: PlanError, 404: ProviderRefused}
+_HTTP_HINTS = {404: ": no stream at this URL's path, check --url/url= (the provider's stream path, e.g. /v1/stream)"}
 
 
 @dataclass(frozen=True)
@@ -421,7 +423,9 @@ class Connection:
         refusal_cls = policy.refusal if policy is not None else _HTTP_REFUSALS.get(status)
         refusal = None
         if refusal_cls is not None:
-            refusal = refusal_cls(f"{provider} refused the WebSocket upgrade with HTTP {status}", provider=provider)
+            hint = _HTTP_HINTS.get(status, "")
+            message = f"{provider} refused the WebSocket upgrade with HTTP {status}{hint}"
+            refusal = refusal_cls(message, provider=provider)
         try:
             phrase = f" {HTTPStatus(status).phrase}"
         except ValueError:

@@ -36,15 +36,17 @@ class GapReport:
 
     ``outcome``: ``pending`` (being fetched, or to be retried), ``recovered`` (every event back),
     ``partial`` (some back, some counted lost by the history source), ``lost`` (nothing came
-    back). ``since_slot`` is where the gap begins (inclusive), ``until_slot`` the newest slot the
-    history brought back (None: none yet). ``released``: the live stream was let go on at the
+    back). ``since_slot`` is where the gap begins (inclusive; None for a source without slots or
+    history: then ``opened_at``..``closed_at`` is the range), ``until_slot`` the newest slot the
+    history brought back (None: none yet). ``source``: the source's name (its provider, or the
+    name given with ``sources=``). ``released``: the live stream was let go on at the
     hold's deadline, before the gap was filled (its events then arrive late). ``lost`` counts the
     items the history source counted lost during the recovery; ``deferred`` the live events let
     go while held (past the queue size) for the history to bring back."""
 
     ident: int
     provider: str
-    since_slot: int
+    since_slot: int | None
     opened_at: float  # epoch seconds
     outcome: Outcome = "pending"
     until_slot: int | None = None
@@ -55,6 +57,7 @@ class GapReport:
     released: bool = False
     closed_at: float | None = None  # epoch seconds
     reason: str = ""  # the last failure, if any (safe to show: no key)
+    source: str = ""
 
 
 # ``(report) -> None``: the owner's hook for gap notices (released, closed). Called from the

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pumpsync._delivery import Merge, SeenSet
 from pumpsync._gaps import GapReport
+from pumpsync._hooks import Hooks
 from pumpsync._race import DEFAULT_WINDOW, RaceTracker
 from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey
@@ -178,6 +179,7 @@ class Member:
     index: int
     merge: Merge
     failed: Callable[[Member, PumpsyncError], None]
+    hooks: Hooks | None = None  # the multi-source client's callbacks, told of each source's connections
 
 
 class MultiClient(Client):
@@ -197,6 +199,7 @@ class MultiClient(Client):
         prefer: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
+        self._hooks = Hooks.pop(options)
         defaults = {name: value for name, value in options.items() if value is not None}
         if provider is not None:
             raise ConfigurationError("sources", "give either a provider or sources, not both")
@@ -236,7 +239,8 @@ class MultiClient(Client):
             if owner:
                 given.update(shared_key)
             config = source_config(source, given, key_owner=owner)
-            members[name] = Client._member(config, Member(name, index, self._merge, self._source_failed))
+            place = Member(name, index, self._merge, self._source_failed, self._hooks)
+            members[name] = Client._member(config, place)
         self._members = members
         _one_client_per_host(members)
         for name, member in members.items():
@@ -298,6 +302,8 @@ class MultiClient(Client):
         self._mark_running()
         for member in self._members.values():
             member.start()
+        if self._hooks is not None:
+            self._hooks.start(self)
         return self
 
     def close(self, timeout: float = 5.0) -> None:
@@ -311,6 +317,8 @@ class MultiClient(Client):
             self.race.finish()  # the stream has ended: decide what is still open
         self._merge.seen = SeenSet(1)  # the members let go of it too: free the tables at once
         self._merge.queue.put(ClientClosed("the client was closed"))
+        if self._hooks is not None and not self._hooks.stop(max(0.0, deadline - time.monotonic())):
+            log.warning("close(): the hooks' thread is still running (a callback has not returned)")
 
     def _source_failed(self, member: Member, error: PumpsyncError) -> None:
         """A source failed for good (its own client has stopped): tell the consumer, go on with
@@ -387,6 +395,8 @@ class MultiClient(Client):
         snapshot["conflicts_replaced"] = self._merge.replaced
         snapshot["queue_depth"] = self.queue.qsize()
         snapshot["queue_capacity"] = self._capacity
+        if self._hooks is not None:
+            snapshot["hooks"] = self._hooks.snapshot()
         return snapshot
 
     @property

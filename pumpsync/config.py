@@ -18,6 +18,7 @@ from pumpsync._filters import check_filters
 from pumpsync._keys import API_KEY_ENV, choose_api_key
 from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey, redact, remember_url, safe_url
+from pumpsync._text import did_you_mean
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import PROVIDERS, provider_spec, with_history
 from pumpsync.providers.base import Subscription
@@ -87,10 +88,12 @@ class ClientConfig:
 
     @property
     def channel_names(self) -> list[str]:
+        """The subscribed channels' names, in order."""
         return [sub.channel for sub in self.channels]
 
     @property
     def spec(self) -> ProviderSpec:
+        """The provider's :class:`~pumpsync.providers.spec.ProviderSpec` (what the core knows of it)."""
         return provider_spec(self.provider)
 
     def url_of(self, connection: int) -> str:
@@ -153,7 +156,8 @@ def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscri
     subs: dict[str, Subscription] = {}
     for name, filters in items:
         if name not in known:
-            raise ConfigurationError("channels", f"unknown {provider} channel {name!r} (one of {', '.join(known)})")
+            hint = f"{did_you_mean(name, known)} (one of {', '.join(known)})"
+            raise ConfigurationError("channels", f"unknown {provider} channel {name!r}{hint}")
         if filters is not None and not isinstance(filters, Mapping):
             raise ConfigurationError("channels", f"filters of {name!r} must be a JSON object")
         check_filters(provider, name, filters, spec.filters)
@@ -172,7 +176,11 @@ def _check_url(option: str, url: str, schemes: tuple[str, ...]) -> None:
     except ValueError:  # a bad port or IPv6 literal
         ok = False
     if not ok:
-        raise ConfigurationError(option, f"{safe_url(url)!r} is not a {'/'.join(schemes)} URL")
+        # A URL is shown cut to scheme://host:port (keys hide in paths); what is no URL at all is the
+        # user's typo, shown as typed with only key-like parts (query keys, user:password@) hidden.
+        shown = safe_url(url) if "://" in url else redact(url)
+        hint = "" if "://" in url or not url else f" (no scheme: did you mean {schemes[0]}://{shown}?)"
+        raise ConfigurationError(option, f"{shown!r} is not a {'/'.join(schemes)} URL{hint}")
 
 
 def make_config(

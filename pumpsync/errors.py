@@ -14,7 +14,8 @@
     ├── ClientClosed              the client was closed while you were waiting on it
     ├── SourceFailed              one source of several failed for good; the others go on
     ├── AllSourcesFailed          every source of several failed for good (fatal)
-    ├── UsageError                the call does not fit the client's state or provider (start twice,
+    ├── UsageError                the call does not fit the client's state or provider, raised at once
+    │                             (get() or iteration before start(), start twice or after close,
     │                             ``status()`` on a provider without it, unsubscribing an unknown channel)
     └── RequestTimeout            a request to the provider got no answer in time (also a TimeoutError)
 

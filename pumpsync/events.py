@@ -12,15 +12,21 @@ content is in ``raw``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
-NEW_TOKEN = "new_token"
-TOKEN_ENRICHED = "token_enriched"
-TRADE = "trade"
-GRADUATION = "graduation"
-MIGRATION = "migration"
-PRICE = "price"
-UNKNOWN = "unknown"
+if TYPE_CHECKING:
+    from pumpsync.views import TypedEvent
+
+# What ``Event.kind`` can be: a type checker flags ``event.kind == "trde"`` (mypy --strict).
+EventKind = Literal["new_token", "token_enriched", "trade", "graduation", "migration", "price", "unknown"]
+
+NEW_TOKEN: Final = "new_token"
+TOKEN_ENRICHED: Final = "token_enriched"
+TRADE: Final = "trade"
+GRADUATION: Final = "graduation"
+MIGRATION: Final = "migration"
+PRICE: Final = "price"
+UNKNOWN: Final = "unknown"
 
 KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, MIGRATION, PRICE, UNKNOWN)
 
@@ -78,7 +84,7 @@ class Event(NamedTuple):
     the launchpad as the provider names it (PumpPortal: ``"pump"``, ``"bonk"``).
     """
 
-    kind: str
+    kind: EventKind
     provider: str
     mint: str | None
     signature: str | None
@@ -164,7 +170,16 @@ class Event(NamedTuple):
         return cls(**fields)
 
     def with_delivery(self, connection: int, backfill: bool) -> Event:
+        """This event as delivered by ``connection`` (``backfill``: fetched by gap recovery)."""
         return self._replace(connection=connection, backfill=backfill)
 
+    def as_typed(self) -> TypedEvent:
+        """This event as its kind's own type (:class:`~pumpsync.Trade`, :class:`~pumpsync.Launch`, ...):
+        only that kind's fields, so that a type checker narrows on ``kind`` or in a ``match``
+        (see :mod:`pumpsync.views`)."""
+        from pumpsync.views import view_of
 
-__all__ = ["KINDS", "Event"]
+        return view_of(self)
+
+
+__all__ = ["KINDS", "Event", "EventKind"]

@@ -49,5 +49,16 @@ def cli() -> None:
     """Real-time Pump.fun token launches and trades, synchronously."""
 
 
+def _providers_epilog() -> str:
+    """The providers, one line each (``--provider`` in each command names them only)."""
+    from pumpsync.providers import PROVIDERS
+
+    lines = [f"  {name:<11} {spec.summary}" for name, spec in PROVIDERS.items()]
+    return "\b\nProviders:\n" + "\n".join(lines)
+
+
+cli.epilog = _providers_epilog()
+
+
 def main(argv: list[str] | None = None) -> Any:
     return cli.main(args=argv, prog_name="pumpsync")

@@ -34,7 +34,13 @@ _RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), (
 
 
 @click.command()
-@click.option("--provider", type=click.Choice(_DEMO_PROVIDERS), default="anaxer", show_default=True)
+@click.option(
+    "--provider",
+    type=click.Choice(_DEMO_PROVIDERS),
+    default="anaxer",
+    show_default=True,
+    help="The simulated provider to watch (`pumpsync --help` says what each is).",
+)
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
@@ -64,7 +70,7 @@ _RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), (
     help="Also record the events: JSON Lines, or SQLite if FILE ends in .db/.sqlite/.sqlite3 "
     "(replay with --provider replay --url file:FILE).",
 )
-@click.option("-v", "--verbose", count=True)
+@click.option("-v", "--verbose", count=True, help="-v info, -vv debug (logs go to stderr).")
 def demo(
     provider: str,
     rate: float,

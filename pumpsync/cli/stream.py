@@ -11,10 +11,8 @@ from typing import Any
 
 import click
 
-from pumpsync._keys import choose_api_key
-from pumpsync._sources import MultiClient
 from pumpsync.cli._market_options import make_market, market_filters, market_options
-from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
+from pumpsync.cli._options import client_options, configuration_error, make_client
 from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
 from pumpsync.errors import (
@@ -27,7 +25,6 @@ from pumpsync.errors import (
     SubscriptionRejected,
 )
 from pumpsync.market import Market
-from pumpsync.providers import provider_spec
 
 EXIT_REFUSED = 3  # the provider refused the key or the plan
 EXIT_FATAL = 1
@@ -35,7 +32,14 @@ EXIT_FATAL = 1
 
 @click.command()
 @client_options
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="text: one line per event (time, provider, kind, full mint, details); jsonl: one event.to_dict() per line.",
+)
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many events.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
 @market_options
@@ -53,19 +57,9 @@ def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -
         market: Market | None = make_market(params, filters)  # takes its options out of params
         if not filters:
             market = None
-        kwargs = client_kwargs(params)
-        if "sources" in kwargs:  # each source's key is its own (see Client)
-            setup_logging(params["verbose"])
-            client = Client(**kwargs)
-            if isinstance(client, MultiClient):
-                setup_logging(params["verbose"], None, *client.source_keys())
-        else:
-            required = provider_spec(kwargs["provider"]).key_required
-            key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
-            setup_logging(params["verbose"], key)
-            client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
+    client = make_client(params)
     render = to_json_line if fmt == "jsonl" else lambda event: to_text(event, terminal_width(sys.stdout))
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: end as Ctrl-C does, cleanly
     if market is not None:

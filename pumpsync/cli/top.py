@@ -7,9 +7,11 @@ events); :func:`run_top` drives a :class:`rich.live.Live` screen with it.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import queue
 import signal
+import sys
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
@@ -23,9 +25,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from pumpsync._keys import choose_api_key
 from pumpsync.cli._market_options import make_market, market_filters, market_options
-from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
+from pumpsync.cli._options import client_options, configuration_error, make_client
 from pumpsync.cli._render import terminal_safe
 from pumpsync.client import Client
 from pumpsync.errors import ClientClosed, ConfigurationError, EndOfStream, ProviderRefused, PumpsyncError
@@ -36,7 +37,9 @@ from pumpsync.market import SORTS, Market, TokenView
 CURVE_TOKENS = 793_100_000.0
 TRADE_WINDOW = 300.0  # seconds of trades behind "most traded"
 SPARK = "▁▂▃▄▅▆▇█"
-LAUNCH_BUCKET = 10.0  # seconds per launches/min sample
+LAUNCH_WINDOW = 60.0  # launches/min counts the launches of the last real minute, sampled every second
+NO_TRADES_AFTER = 20.0  # seconds of launches without one trade before the screen says why there may be none
+SUMMARY_EVERY = 10.0  # seconds between the plain lines of a piped or redirected `top`
 REFRESH = 0.5  # seconds between screen updates
 EXIT_REFUSED, EXIT_FATAL = 3, 1
 
@@ -101,9 +104,11 @@ class TopModel:
         self.volume: defaultdict[str, float] = defaultdict(float)
         self.count: Counter[str] = Counter()
         self.trade_seconds: Counter[int] = Counter()  # whole second since start -> trades
-        self.launch_buckets: Counter[int] = Counter()  # LAUNCH_BUCKET since start -> launches
+        self.launch_times: deque[float] = deque()  # ``now`` of each launch, in order, within the window
+        self.trades_seen = 0
         self.events = 0
         self.notes: deque[str] = deque(maxlen=2)
+        self.trades_hint = ""  # why a source may send no trades (its ProviderSpec.trades_hint)
 
     def _token(self, mint: str) -> Token:
         token = self.tokens.get(mint)
@@ -128,7 +133,7 @@ class TopModel:
                 token.tokens_sold = 0.0
             if not any(m == mint for _, m in self.launches):
                 self.launches.append((event.received_at, mint))
-                self.launch_buckets[int((now - self.started) // LAUNCH_BUCKET)] += 1
+                self.launch_times.append(now)
         elif kind == "token_enriched" and event.bonding_curve_progress is not None:
             token.tokens_sold = event.bonding_curve_progress / 100.0 * CURVE_TOKENS
         elif kind == "trade":
@@ -139,6 +144,7 @@ class TopModel:
             self.volume[mint] += sol
             self.count[mint] += 1
             self.trade_seconds[int(now - self.started)] += 1
+            self.trades_seen += 1
         elif kind in ("graduation", "migration") and not token.graduated:  # whichever the source reports first
             token.graduated = True
             self.graduations.append((event.received_at, mint, event.liquidity_sol))
@@ -151,6 +157,9 @@ class TopModel:
             self.count[mint] -= 1
             if self.count[mint] <= 0:
                 del self.count[mint], self.volume[mint]
+        # launches/min's sparkline looks back a minute from each of its samples (at most 60 s ago)
+        while self.launch_times and self.launch_times[0] <= now - 2 * LAUNCH_WINDOW:
+            self.launch_times.popleft()
 
     def trades_per_second(self, now: float, n: int) -> list[float]:
         """The last ``n`` complete seconds (fewer, just after the start)."""
@@ -158,10 +167,14 @@ class TopModel:
         return [float(self.trade_seconds.get(s, 0)) for s in range(max(0, last - n + 1), last + 1)] or [0.0]
 
     def launches_per_minute(self, now: float, n: int) -> list[float]:
-        """Launches per minute in each of the last ``n`` complete LAUNCH_BUCKET periods."""
-        last = int((now - self.started) // LAUNCH_BUCKET) - 1
-        per_minute = 60.0 / LAUNCH_BUCKET
-        return [self.launch_buckets.get(b, 0) * per_minute for b in range(max(0, last - n + 1), last + 1)] or [0.0]
+        """Launches in the real minute before each of the last ``n`` whole seconds (at most 60;
+        fewer just after the start): a sliding count, never a short sample scaled up."""
+        times = list(self.launch_times)
+        elapsed = int(now - self.started)
+        samples = [now - back for back in range(min(n, int(LAUNCH_WINDOW), elapsed + 1) - 1, -1, -1)]
+        return [
+            float(bisect.bisect_right(times, t) - bisect.bisect_right(times, t - LAUNCH_WINDOW)) for t in samples
+        ] or [0.0]
 
     def view(self, mint: str) -> TokenView | None:
         return self.market.token(mint)
@@ -275,28 +288,40 @@ def render(model: TopModel, stats: dict[str, Any], header: str, now: float, widt
 
     health = _table(
         "connections",
-        ("#", {"justify": "right"}),
+        ("source #", {"no_wrap": True}),
         ("state", {"no_wrap": True}),
         ("for", {"justify": "right"}),
         ("last event", {"justify": "right"}),
         ("reconnects", {"justify": "right"}),
         ("heartbeat rtt", {"justify": "right"}),
     )
-    for c in conns:
+    for label, c in _connection_rows(stats):
         state = str(c.get("state", "?"))
         style = "green" if state in ("open", "streaming", "connected") else "yellow" if state != "failed" else "red"
         rtt = c.get("last_rtt")
         health.add_row(
-            str(c.get("index", "?")),
+            _safe(label, 24),
             Text(state, style=style),
             _age(c.get("state_since"), wall),
             _age(c.get("last_event_at"), wall),
             str(max(0, int(c.get("connects", 0)) - 1)),
             "-" if rtt is None else f"{rtt * 1000:.1f} ms",
         )
-    parts: list[RenderableType] = [top, totals, rates, launches, traded, grads, health]
+    parts: list[RenderableType] = [top, totals, rates, launches, traded]
+    if not model.trades_seen and model.trades_hint and model.launches and now - model.started > NO_TRADES_AFTER:
+        parts.append(Text(_safe("no trades yet: " + model.trades_hint, width), style="yellow"))
+    parts += [grads, health]
     parts += [Text(_safe(note, width), style="yellow") for note in model.notes]
     return Group(*parts)
+
+
+def _connection_rows(stats: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each connection labelled by its source (several sources: each one's own name), then its index."""
+    sources = stats.get("sources")
+    if isinstance(sources, dict) and sources:
+        return [(f"{name} #{c.get('index', '?')}", c) for name, snap in sources.items() for c in snap["connections"]]
+    provider = stats.get("provider", "")
+    return [(f"{provider} #{c.get('index', '?')}", c) for c in stats.get("connections", [])]
 
 
 class _NotesHandler(logging.Handler):
@@ -323,10 +348,15 @@ def run_top(
 ) -> int:
     """Show the view until Ctrl-C, SIGTERM, ``duration`` or a fatal error; the exit status.
 
-    ``client`` must be started. ``on_event`` also sees every event (``demo --record``).
+    ``client`` must be started. ``on_event`` also sees every event (``demo --record``). Where the
+    output is not a terminal (piped, redirected), a plain line every SUMMARY_EVERY seconds and the
+    last screen as plain text at the end stand in for the view, and the end of a recording ends it.
     """
     console = console or Console()
     model = model or TopModel(time.monotonic())
+    model.trades_hint = _trades_hint(client)
+    if not console.is_terminal:
+        return _run_plain(client, model, header, duration, on_event, console)
     deadline = None if duration is None else time.monotonic() + duration
     status, message = 0, ""
     previous = signal.getsignal(signal.SIGTERM)
@@ -358,6 +388,70 @@ def run_top(
         pass
     finally:
         root.handlers[:] = handlers
+        signal.signal(signal.SIGTERM, previous)
+    if status:
+        click.echo(f"pumpsync: {message}", err=True)
+    return status
+
+
+def _trades_hint(client: Client) -> str:
+    """Why the sources may send no trades, from their specs (several sources: each one that says)."""
+    members = getattr(client, "members", None)
+    clients = list(members.values()) if isinstance(members, dict) else [client]
+    return "; ".join(dict.fromkeys(c.config.spec.trades_hint for c in clients if c.config.spec.trades_hint))
+
+
+def summary_line(model: TopModel, stats: dict[str, Any], now: float) -> str:
+    """One plain line of the figures (a piped or redirected ``top``)."""
+    model.expire(now)
+    launches = model.launches_per_minute(now, 1)[-1]
+    trades = model.trades_per_second(now, 1)[-1]
+    conns = _connection_rows(stats)
+    up = sum(1 for _, c in conns if c.get("state") in ("open", "streaming", "connected"))
+    line = (
+        f"{time.strftime('%H:%M:%S')} events {stats.get('delivered', 0)}  launches/min {launches:.0f}  "
+        f"trades/s {trades:.1f}  graduations {len(model.graduations)}  connections {up}/{len(conns)} open"
+    )
+    if not model.trades_seen and model.trades_hint and model.launches and now - model.started > NO_TRADES_AFTER:
+        line += f"  (no trades yet: {model.trades_hint})"
+    return line
+
+
+def _run_plain(
+    client: Client,
+    model: TopModel,
+    header: str,
+    duration: float | None,
+    on_event: Callable[[Event], Any] | None,
+    console: Console,
+) -> int:
+    """``top`` without a terminal: plain summary lines, then the last screen as text; ends with the source."""
+    deadline = None if duration is None else time.monotonic() + duration
+    status, message, ended = 0, "", False
+    next_line = time.monotonic() + SUMMARY_EVERY
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        print(_safe(header), flush=True)
+        while not ended and not message and (deadline is None or time.monotonic() < deadline):
+            until = min(next_line, deadline if deadline is not None else next_line)
+            status, message, ended = _drain(client, model, until, on_event)
+            if time.monotonic() >= next_line:
+                print(summary_line(model, client.stats(), time.monotonic()), flush=True)
+                next_line += SUMMARY_EVERY
+        plain = Console(file=sys.stdout, width=max(100, console.width), color_system=None, force_terminal=False)
+        plain.print(render(model, client.stats(), header, time.monotonic(), plain.width, 10_000))
+        if ended:
+            print("the recording has ended", flush=True)
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `pumpsync top | head`
+        pass
+    finally:
         signal.signal(signal.SIGTERM, previous)
     if status:
         click.echo(f"pumpsync: {message}", err=True)
@@ -405,14 +499,16 @@ def top(duration: float | None, sort: str | None, **params: Any) -> None:
         filters = market_filters(params)
         model = TopModel(time.monotonic(), market=make_market(params, filters), sort=sort)
         model.filters = filters
-        kwargs = client_kwargs(params)
-        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"))  # flags > environment
-        setup_logging(params["verbose"], key)
-        client = Client(**{**kwargs, "api_key": key})
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
+    client = make_client(params)
     try:
-        status = run_top(client.start(), f"pumpsync top: {client.config.provider}", duration, model=model)
+        status = run_top(
+            client.start(),
+            f"pumpsync top: {'+'.join(getattr(client, 'members', None) or [client.config.provider])}",
+            duration,
+            model=model,
+        )
     finally:
         client.close()
     raise SystemExit(status)

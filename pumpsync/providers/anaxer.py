@@ -15,6 +15,7 @@ else (or nothing within the hello timeout) means the document form.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pumpsync._secrets import ApiKey
@@ -419,8 +420,14 @@ def _history(config: Any) -> Any:
     return AnaxerHistory(config)
 
 
+def _greeting(frame: Mapping[str, Any]) -> bool:
+    """Anaxer's v1 first frame: ``{"v": 1, "type": "connected", "limits": {...}}``."""
+    return frame.get("v") == 1 and frame.get("type") == "connected"
+
+
 SPEC = ProviderSpec(
     name="anaxer",
+    greeting=_greeting,
     summary="Anaxer: channels creations, trades, graduations, prices; REST history (gap recovery, --since)",
     dialect=Anaxer,
     default_url=Anaxer.default_url,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pumpsync._bounds import is_address
 from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import ConfigurationError, PlanError, SubscriptionRejected
-from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event
+from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event, EventKind
 from pumpsync.providers.base import (
     ClosePolicy,
     Dialect,
@@ -473,7 +473,14 @@ class PumpPortal(Dialect):
         return [self._event(MIGRATION, obj, mint, signature, received_at, MIGRATIONS)]
 
     def _event(
-        self, kind: str, obj: dict[str, Any], mint: str, signature: str, received_at: int, channel: str, **fields: Any
+        self,
+        kind: EventKind,
+        obj: dict[str, Any],
+        mint: str,
+        signature: str,
+        received_at: int,
+        channel: str,
+        **fields: Any,
     ) -> Event:
         # No slot and no timestamp: PumpPortal's frames carry neither.
         return Event(
@@ -604,6 +611,10 @@ SPEC = ProviderSpec(
     options={"silent_trades_after": SILENT_TRADES_AFTER},
     check=check_config,
     filter_reasons=(OTHER_POOL, UNSUBSCRIBED),
+    trades_hint=(
+        "PumpPortal sends trades only for the mints or wallets you name, to a funded key: "
+        '--channel \'token_trades:{"keys": ["MINT", ...]}\' (account_trades for wallets) and --api-key'
+    ),
 )
 
 __all__ = [

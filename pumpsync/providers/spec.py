@@ -193,6 +193,11 @@ class ProviderSpec:
     # The reasons of the dialect's own ``Malformed`` outputs beyond ``MALFORMED_REASONS``, exported
     # at 0 in ``pumpsync_malformed_frames_total`` from the first scrape.
     malformed_reasons: tuple[str, ...] = ()
+    # Why a user may see no trades (``pumpsync top`` shows it when launches come and trades do not).
+    trades_hint: str = ""
+    # Recognizes this provider's first frame (its greeting), so that a client pointed at another
+    # provider's endpoint can say so (``pumpsync._endpoint``); None: no greeting to tell it by.
+    greeting: Callable[[Mapping[str, Any]], bool] | None = None
 
     def __post_init__(self) -> None:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]
