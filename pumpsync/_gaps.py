@@ -68,8 +68,9 @@ GapListener = Callable[[GapReport], None]
 class GapLedger:
     """The reports of one client's gaps. Thread-safe; reports are replaced whole (readers copy)."""
 
-    def __init__(self, provider: str, on_gap: GapListener | None = None) -> None:
+    def __init__(self, provider: str, on_gap: GapListener | None = None, source: str = "") -> None:
         self.provider = provider
+        self.source = source or provider
         self._on_gap = on_gap
         self._lock = threading.Lock()
         self._reports: dict[int, GapReport] = {}
@@ -113,7 +114,7 @@ class GapLedger:
         with self._lock:
             self._next += 1
             ident = self._next
-            self._reports[ident] = GapReport(ident, self.provider, since_slot, time.time())
+            self._reports[ident] = GapReport(ident, self.provider, since_slot, time.time(), source=self.source)
             excess = len(self._reports) - _REPORTS
             if excess > 0:
                 for old in [i for i, r in self._reports.items() if r.outcome != "pending"][:excess]:

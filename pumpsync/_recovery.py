@@ -123,7 +123,7 @@ class GapRecovery:
         self._retries: list[tuple[float, Gap, int, int]] = []
         # Guarded by _cond: single items to fetch again, in order (a dict: a flood of them costs O(1) each).
         self._refetches: dict[tuple[str, int | None], None] = {}
-        self.ledger = GapLedger(stats.provider, on_gap)
+        self.ledger = GapLedger(config.provider, on_gap, source=stats.provider)  # stats.provider: the source's name
         self._current: int | None = None  # the report of the gap the recovery thread is on (its own)
         self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
