@@ -272,6 +272,7 @@ def test_captured_buy_every_field() -> None:
         trader="3JQvkiF2GKfca3ggMPRwTHmzvnj6emReuSFwSrBBonp5",
         price_sol=2.629842459 / 30589322.786086,
         market_cap_sol=90.37915991907988,
+        venue="curve",  # "pool": "pump"
     )
 
 
