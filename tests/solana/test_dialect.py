@@ -172,7 +172,7 @@ def test_unsubscribe_error_is_a_notice() -> None:
 def test_real_transaction_logs() -> None:
     """The logs of a real CreateV2 + first buy: a new_token, then a trade; ExtendAccountEvent quietly skipped."""
     outputs = subscribed().receive(notification(real_logs()), NOW)
-    create, skipped, trade = outputs
+    skipped, create, trade = outputs  # reasons as met; the events after the whole log (a v3 buy joins)
     assert skipped == Dropped("unmapped_event")  # ExtendAccountEvent: real, not a pumpsync event
     assert isinstance(create, Event) and isinstance(trade, Event)
     assert create.kind == NEW_TOKEN and create.channel == "creations" and create.provider == "solana"
@@ -183,6 +183,8 @@ def test_real_transaction_logs() -> None:
     assert create.raw["event"] == "CreateEvent"
     assert create.raw["virtual_token_reserves"] == 1_073_000_000_000_000
     assert create.raw["virtual_sol_reserves"] == 30_000_000_000
+    assert (create.virtual_sol_reserves, create.virtual_token_reserves) == (30.0, 1_073_000_000.0)
+    assert trade.venue == "curve" and trade.creator == CREATOR
     assert trade.kind == TRADE and trade.channel == "trades"
     assert (trade.side, trade.trader, trade.mint) == ("buy", CREATOR, MINT)
     assert trade.sol_amount == 2_962_962_962 / 1e9
@@ -234,14 +236,14 @@ def test_truncated_log_keeps_what_came_before() -> None:
     logs = real_logs()
     cut = next(i for i, line in enumerate(logs) if "Instruction: BuyExactSolIn" in line)
     outputs = subscribed().receive(notification([*logs[:cut], "Log truncated"]), NOW)
-    assert [type(o).__name__ for o in outputs] == ["Event", "Dropped", "Malformed", "Refetch"]
+    assert [type(o).__name__ for o in outputs] == ["Dropped", "Event", "Malformed", "Refetch"]
     assert outputs[2] == Malformed("log_truncated")
-    assert type(outputs[3]).__name__ == "Refetch" and outputs[3].slot == outputs[0].slot  # the rest via getTransaction
+    assert type(outputs[3]).__name__ == "Refetch" and outputs[3].slot == outputs[1].slot  # the rest via getTransaction
 
 
 def test_other_programs_events_are_not_ours() -> None:
-    """A wrapper or the pump AMM writes its own Program data lines in a transaction mentioning the program."""
-    other = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
+    """A wrapper or an aggregator writes its own Program data lines in a transaction mentioning the program."""
+    other = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"  # Jupiter's aggregator
     line = captured()[1]
     logs = [f"Program {other} invoke [1]", line, f"Program {PROGRAM_ID} invoke [2]", line]
     logs += [f"Program {PROGRAM_ID} success", line, f"Program {other} success"]
