@@ -362,7 +362,8 @@ def _trade(record: dict[str, Any], slot: int, received_at: int, connection: int,
         opt_str(record.get("wallet")) or opt_str(record.get("trader")),  # trader
         price,  # price_sol
     )
-    tail = _AFTER_TRADE_AT.get(record.get("source"), _AFTER_TRADE)  # type: ignore[call-overload]
+    source = record.get("source")
+    tail = _AFTER_TRADE_AT.get(source, _AFTER_TRADE) if type(source) is str else _AFTER_TRADE
     return Event._make(head + tail)  # positional: half the cost of keyword arguments
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpsync._secrets import ApiKey
+from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TRADE, Event
-from pumpsync._version import __version__
 from pumpsync.providers._borsh import DRIFT_REASONS, PUMP, PUMP_AMM, Decoded, decode_program_data
 from pumpsync.providers.base import (
     AuthenticationError,
@@ -405,26 +405,27 @@ def normalize(
 WSOL_MINT = "So11111111111111111111111111111111111111112"
 
 
-def _join_post_complete(events: list[tuple[Decoded, Event]], post: Decoded, event: Event) -> Event | None:
+def _join_post_complete(events: list[tuple[Decoded, Event]], post: Decoded, event: Event) -> bool:
     """A v3 buy that completed the curve: its TradeEvent (the curve part), then CompleteEvent, then
     PostCompleteBuyEvent (the part the future pool filled). The trade users see is the buyer's whole
-    buy: both parts added; ``raw["post_complete_buy"]`` keeps the second. Returns the joined trade's
-    replacement index result, or None when no trade of that buyer and mint came before it."""
+    buy: both parts added; ``raw["post_complete_buy"]`` keeps the second. False when no buy of that
+    buyer and mint came before it in the transaction (then it is a trade of its own)."""
     for i in range(len(events) - 1, -1, -1):
         decoded, trade = events[i]
         if decoded.event == "TradeEvent" and trade.side == "buy" and trade.mint == event.mint:
             if trade.trader != event.trader or "post_complete_buy" in trade.raw:
                 continue
             raw = {**trade.raw, "post_complete_buy": post.fields}
-            sol = trade.sol_amount + event.sol_amount if trade.sol_amount is not None and event.sol_amount else None
+            # Added as integers (lamports, token units), then scaled: no float drift.
+            lamports = trade.raw["sol_amount"] + post.fields["quote_in"]
             joined = trade._replace(
                 raw=raw,
-                sol_amount=sol if sol is not None else trade.sol_amount,
-                token_amount=(trade.token_amount or 0.0) + (event.token_amount or 0.0),
+                sol_amount=lamports / LAMPORTS_PER_SOL if trade.sol_amount is not None else None,
+                token_amount=(trade.raw["token_amount"] + post.fields["base_out"]) / TOKEN_UNITS,
             )
             events[i] = (decoded, joined)
-            return joined
-    return None
+            return True
+    return False
 
 
 def decode_logs(
@@ -527,9 +528,8 @@ def _collect(
         pool = fields.get("pool")
         if isinstance(pool, str) and event.mint is not None:
             pools.learn(pool, event.mint, graduated=True)  # the pump program names its graduation's pool
-    elif name == "PostCompleteBuyEvent":
-        if _join_post_complete(events, decoded, event) is not None:
-            return
+    elif name == "PostCompleteBuyEvent" and _join_post_complete(events, decoded, event):
+        return  # added to its trade
     events.append((decoded, event))
 
 
@@ -569,6 +569,9 @@ class Solana(Dialect):
         self._next_id = 0
         self._pending: dict[int, str] = {}  # request id -> "subscribe" / "unsubscribe"
         self._subscription: int | None = None  # the node's id of our logsSubscribe
+        # PumpSwap's logs (a graduated coin's trades; "mentions" takes one address): a second subscription
+        self._amm_subscription: int | None = None
+        self._amm_subscribing = False
         self._subscribing = False
         self._answered = False  # the node has answered a logsSubscribe in this session
         self._opened = False
@@ -591,16 +594,29 @@ class Solana(Dialect):
             "logsSubscribe", [{"mentions": [PROGRAM_ID]}, {"commitment": self.commitment}], "subscribe"
         )
 
+    def _amm_frames(self) -> list[str]:
+        """PumpSwap's logsSubscribe, once, while the trades channel is wanted."""
+        if "trades" not in self.subscriptions or self._amm_subscription is not None or self._amm_subscribing:
+            return []
+        self._amm_subscribing = True
+        params = [{"mentions": [PUMPSWAP_PROGRAM_ID]}, {"commitment": self.commitment}]
+        return [self._request("logsSubscribe", params, "subscribe_amm")]
+
     def on_open(self) -> list[str]:
         self._opened = True
-        return [self._subscribe_frame()] if self.subscriptions else []
+        self._amm_subscription, self._amm_subscribing = None, False
+        return [self._subscribe_frame()] if self.subscriptions else []  # PumpSwap's once it is answered
 
     def on_close(self) -> list[str]:
-        """Frames to send before a deliberate close: the node frees the subscription at once."""
+        """Frames to send before a deliberate close: the node frees the subscriptions at once."""
+        frames = []
+        if self._amm_subscription is not None:
+            amm_id, self._amm_subscription = self._amm_subscription, None
+            frames.append(self._request("logsUnsubscribe", [amm_id], "unsubscribe"))
         if self._subscription is None:
-            return []
+            return frames
         sub_id, self._subscription = self._subscription, None
-        return [self._request("logsUnsubscribe", [sub_id], "unsubscribe")]
+        return [self._request("logsUnsubscribe", [sub_id], "unsubscribe"), *frames]
 
     @property
     def awaiting_subscription(self) -> bool:
@@ -621,12 +637,17 @@ class Solana(Dialect):
         self.subscriptions[sub.channel] = sub
         if self._opened and self._subscription is None and not self._subscribing:
             return [self._subscribe_frame()]
-        return []
+        return self._amm_frames() if self._subscription is not None else []
 
     def unsubscribe(self, channel: str) -> list[str]:
         self.subscriptions.pop(channel, None)
         self.filters.pop(channel, None)
-        return [] if self.subscriptions else self.on_close()
+        if not self.subscriptions:
+            return self.on_close()
+        if channel == "trades" and self._amm_subscription is not None:
+            amm_id, self._amm_subscription = self._amm_subscription, None
+            return [self._request("logsUnsubscribe", [amm_id], "unsubscribe")]
+        return []
 
     # -- frames
     def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
@@ -646,7 +667,8 @@ class Solana(Dialect):
         params = obj.get("params")
         if not isinstance(params, dict):
             return self.unknown(obj, received_at, "invalid_fields")
-        if params.get("subscription") != self._subscription or self._subscription is None:
+        sub_id = params.get("subscription")
+        if sub_id is None or (sub_id != self._subscription and sub_id != self._amm_subscription):
             return [Malformed(UNKNOWN_SUBSCRIPTION)]  # an old subscription's last notifications
         result = params.get("result")
         context = result.get("context") if isinstance(result, dict) else None
@@ -667,6 +689,18 @@ class Solana(Dialect):
 
     def _reply(self, purpose: str, obj: dict[str, Any]) -> list[Output]:
         error = obj.get("error")
+        if purpose == "subscribe_amm":
+            self._amm_subscribing = False
+            if error is None:
+                amm_id = opt_int(obj.get("result"))
+                if amm_id is None:
+                    return [Reconnect("protocol", "logsSubscribe answered without a subscription id")]
+                self._amm_subscription = amm_id
+                if "trades" not in self.subscriptions:  # the channel went while we waited
+                    self._amm_subscription = None
+                    return [Reply(self._request("logsUnsubscribe", [amm_id], "unsubscribe"))]
+                return []
+            return [self._subscribe_error(error)]
         if purpose == "subscribe":
             self._subscribing = False
             self._answered = True
@@ -677,7 +711,8 @@ class Solana(Dialect):
                 self._subscription = sub_id
                 if not self.subscriptions:  # every channel went while we waited
                     return [Reply(frame) for frame in self.on_close()]
-                return [Subscribed(channel) for channel in self.subscriptions]
+                subscribed: list[Output] = [Subscribed(channel) for channel in self.subscriptions]
+                return subscribed + [Reply(frame) for frame in self._amm_frames()]
             return [self._subscribe_error(error)]
         if error is not None:
             code, message = _error_parts(error)

@@ -122,6 +122,9 @@ def running_node() -> Iterator[Node]:
         thread.join(5)
 
 
+AMM = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
+
+
 class WsNode:
     """A Solana node's WebSocket side: ``logsSubscribe``/``logsUnsubscribe`` and notifications the
     test pushes. Every pushed transaction is also put in ``history`` (its HTTP side), as a node would."""
@@ -131,6 +134,7 @@ class WsNode:
         self.requests: list[dict[str, Any]] = []
         # How to answer the next logsSubscribe requests: "ok", "silent" or a JSON-RPC error object.
         self.subscribe_answers: list[Any] = []
+        self.amm_requests: list[Any] = []
         self._connections: dict[Any, int] = {}  # connection -> its subscription id
         self._open: set[Any] = set()  # every client connection, subscribed or not
         self._lock = threading.Lock()
@@ -169,6 +173,13 @@ class WsNode:
         try:
             for message in connection:
                 request = json.loads(message)
+                if request["method"] == "logsSubscribe" and request["params"][0] == {"mentions": [AMM]}:
+                    # PumpSwap's subscription: answered, never notified (this node serves the pump program)
+                    with self._lock:
+                        self.amm_requests.append(request)
+                        self._next += 1
+                        connection.send(json.dumps({"jsonrpc": "2.0", "result": self._next, "id": request["id"]}))
+                    continue
                 with self._lock:
                     self.requests.append(request)
                     answer = self.subscribe_answers.pop(0) if self.subscribe_answers else "ok"

@@ -28,6 +28,8 @@ CREATOR = "5htGpHK2oV9g2BcDqLdRBqjCLdy8mc3fsESfR5DU73eM"
 SIGNATURE = "2RoRJxatbF9Qkv87jei19u7ei2ckyjjnrCHZBRRAXi4GFJi68kra2iPSk7aoQ9Ugnf5FK5Mdp274hMaVSzn6SN5M"
 SLOT = 435946190
 NOW = 1_785_327_619_000
+AMM = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
+AMM_OFFSET = 100_000  # PumpSwap's subscription id in these tests: the program's plus this
 
 
 def real_logs() -> list[str]:
@@ -46,7 +48,18 @@ def subscribed(channels: dict[str, dict[str, Any]] | None = None, sub_id: int = 
     (frame,) = dialect.on_open()
     request = json.loads(frame)
     outputs = dialect.receive(json.dumps({"jsonrpc": "2.0", "result": sub_id, "id": request["id"]}), NOW)
-    assert outputs == [Subscribed(ch) for ch in channels]
+    assert outputs[: len(channels)] == [Subscribed(ch) for ch in channels]
+    if "trades" in channels:  # then PumpSwap's logs: a graduated coin's trades
+        (amm,) = outputs[len(channels) :]
+        assert isinstance(amm, Reply)
+        request = json.loads(amm.text)
+        assert request["params"] == [{"mentions": [AMM]}, {"commitment": dialect.commitment}]
+        assert (
+            dialect.receive(json.dumps({"jsonrpc": "2.0", "result": sub_id + AMM_OFFSET, "id": request["id"]}), NOW)
+            == []
+        )
+    else:
+        assert len(outputs) == len(channels)
     return dialect
 
 
@@ -84,9 +97,10 @@ def test_subscribe_request() -> None:
 def test_reply_maps_the_subscription_and_unsubscribe_on_close() -> None:
     dialect = subscribed(sub_id=77)
     assert not dialect.awaiting_subscription
-    (frame,) = dialect.on_close()
+    frame, amm = dialect.on_close()
     request = json.loads(frame)
     assert request["method"] == "logsUnsubscribe" and request["params"] == [77]
+    assert json.loads(amm)["params"] == [77 + AMM_OFFSET]
     assert dialect.receive(json.dumps({"jsonrpc": "2.0", "result": True, "id": request["id"]}), NOW) == []
     assert dialect.on_close() == []  # once
     # Notifications of the old subscription are counted, not delivered.
@@ -102,7 +116,8 @@ def test_channels_come_and_go_on_one_node_subscription() -> None:
     dialect = subscribed({"trades": {}}, sub_id=9)
     assert dialect.subscribe(Subscription("creations")) == []  # the node subscription serves it already
     assert [e.kind for e in events(dialect.receive(notification(real_logs(), sub_id=9), NOW))] == [NEW_TOKEN, TRADE]
-    assert dialect.unsubscribe("trades") == []
+    (frame,) = dialect.unsubscribe("trades")  # PumpSwap's subscription served only trades
+    assert json.loads(frame)["params"] == [9 + AMM_OFFSET]
     (frame,) = dialect.unsubscribe("creations")  # the last one: the node subscription goes
     assert json.loads(frame)["method"] == "logsUnsubscribe"
     (frame,) = dialect.subscribe(Subscription("trades"))

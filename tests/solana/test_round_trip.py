@@ -21,8 +21,8 @@ from pumpsync.daemon.sinks.sqlite import SqliteSink
 from pumpsync.events import KINDS, Event
 from pumpsync.providers.pumpportal import PumpPortal
 from pumpsync.providers.replay import Recording, Source
-from pumpsync.providers.solana import decode_logs
 from pumpsync.providers.solana import compile_filters as solana_filters
+from pumpsync.providers.solana import decode_logs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PP_CAPTURED = Path(__file__).parents[1] / "pumpportal" / "captured_frames.txt"
@@ -111,7 +111,11 @@ def _real_events() -> list[Event]:
     out += [o for o in outputs if isinstance(o, Event)]
     from pumpsync.providers.base import Subscription
 
-    subs = [Subscription("token_trades", {"keys": ["5ygJ27k1ZyUBdeR9LeNxQ5vZ4n4togt3kxxcYnHUpump"]}), Subscription("new_tokens", {}), Subscription("migrations", {})]
+    subs = [
+        Subscription("token_trades", {"keys": ["5ygJ27k1ZyUBdeR9LeNxQ5vZ4n4togt3kxxcYnHUpump"]}),
+        Subscription("new_tokens", {}),
+        Subscription("migrations", {}),
+    ]
     pp = PumpPortal(0, subs)
     for line in PP_CAPTURED.read_text().splitlines():
         if line.strip():

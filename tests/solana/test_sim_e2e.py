@@ -156,13 +156,14 @@ def test_rate_limited_and_muted_subscriptions_retry(make_client: Callable[..., C
     sim.drop("solana")
     sim.solana_mute_subscribe(True)
     wait_until(lambda: sim.solana_subscribe_requests() >= 3, what="the muted subscription")
+    # (each session subscribes twice: the program, then PumpSwap; the muted one ends its session)
+    wait_until(lambda: client.stats()["connections"][0]["disconnects"].get("hello_timeout", 0) >= 1)
     sim.solana_mute_subscribe(False)
     sim.wait_for_connections("solana", 1, subscribed=True)
     market = sim.emit(1, kind="trade")
     assert take(client, len(expected(market)))[0].signature == market[0].signature
     disconnects = client.stats()["connections"][0]["disconnects"]
     assert disconnects.get("rate_limited", 0) >= 1
-    wait_until(lambda: client.stats()["connections"][0]["disconnects"].get("hello_timeout", 0) >= 1)
 
 
 def test_refused_key_over_json_rpc_is_fatal(make_client: Callable[..., Client], sim: Simulator) -> None:
