@@ -244,6 +244,26 @@ class DecodeDrift:
 DRIFT = DecodeDrift()
 
 
+class DecodeDriftCollector:
+    """``pumpsync_decode_drift_total{event, reason}``: events of the on-chain programs whose layout did
+    not fit (delivered with what is certain) or was longer than the newest known; every label at 0."""
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(
+            "pumpsync_decode_drift",
+            "On-chain events whose layout did not fit the one this pumpsync knows, by event and reason",
+            labels=["event", "reason"],
+        )
+        for (event, reason), n in sorted(DRIFT.counts().items()):
+            family.add_metric([event, reason], n)
+        yield family
+
+
 # ---------------------------------------------------------------- PumpSwap pools
 
 
@@ -782,6 +802,7 @@ SPEC = ProviderSpec(
     max_frame_size=32 * 1024 * 1024,
     history=_history,
     filter_reasons=(UNMAPPED.reason, FEE_PAYOUT.reason, OTHER_POOL.reason, UNKNOWN_POOL.reason),
+    metrics=DecodeDriftCollector,
     malformed_reasons=REASONS,
     options={"commitment": DEFAULT_COMMITMENT, "max_gap_transactions": MAX_GAP_TRANSACTIONS},
     check=check_config,

@@ -182,6 +182,9 @@ class ProviderSpec:
     # The reasons of the dialect's own ``Malformed`` outputs beyond ``MALFORMED_REASONS``, exported
     # at 0 in ``pumpsync_malformed_frames_total`` from the first scrape.
     malformed_reasons: tuple[str, ...] = ()
+    # Builds a prometheus collector of metrics the provider keeps process-wide (solana: layout drift);
+    # registered once per registry whatever the number of members using the provider.
+    metrics: Callable[[], Any] | None = None
 
     def __post_init__(self) -> None:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]

@@ -54,10 +54,8 @@ def subscribed(channels: dict[str, dict[str, Any]] | None = None, sub_id: int = 
         assert isinstance(amm, Reply)
         request = json.loads(amm.text)
         assert request["params"] == [{"mentions": [AMM]}, {"commitment": dialect.commitment}]
-        assert (
-            dialect.receive(json.dumps({"jsonrpc": "2.0", "result": sub_id + AMM_OFFSET, "id": request["id"]}), NOW)
-            == []
-        )
+        reply = {"jsonrpc": "2.0", "result": sub_id + AMM_OFFSET, "id": request["id"]}
+        assert dialect.receive(json.dumps(reply), NOW) == []
     else:
         assert len(outputs) == len(channels)
     return dialect

@@ -232,9 +232,8 @@ def amm_trade(name: str, pool: bytes, user: bytes, base: int, quote: int, virtua
 
 
 def migration(mint: bytes, pool: bytes) -> bytes:
-    return (
-        key(1) + mint + struct.pack("<QQQ", 10, 85_000_000_000, 15_000_000) + key(3) + struct.pack("<q", 1) + pool + SOL
-    )
+    amounts = struct.pack("<QQQ", 10, 85_000_000_000, 15_000_000)
+    return key(1) + mint + amounts + key(3) + struct.pack("<q", 1) + pool + SOL
 
 
 def create_pool(index: int, mint: bytes, pool: bytes) -> bytes:
