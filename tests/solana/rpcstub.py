@@ -43,6 +43,8 @@ class Node:
 
     def answer(self, method: str, params: list[Any]) -> Any:
         if method == "getSignaturesForAddress":
+            if params[0] != "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P":
+                return []  # this node's history is the pump program's (PumpSwap's: none)
             options = params[1] if len(params) > 1 else {}
             newest_first = list(reversed(self.history))
             if options.get("before"):
