@@ -274,17 +274,21 @@ class PoolBook:
 
     def __init__(self, limit: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._pools: OrderedDict[str, tuple[str, bool]] = OrderedDict()
+        self._pools: OrderedDict[str, tuple[str, bool, str | None]] = OrderedDict()
         self._limit = limit
 
-    def learn(self, pool: str, mint: str, graduated: bool) -> None:
+    def learn(self, pool: str, mint: str, graduated: bool, quote: str | None = None) -> None:
+        """``quote``: the pool's quote mint where known (SOL, wrapped SOL, USDC...)."""
         with self._lock:
             known = self._pools.pop(pool, None)
-            self._pools[pool] = (mint, graduated or (known is not None and known[1]))
+            if known is not None:
+                graduated = graduated or known[1]
+                quote = quote or known[2]
+            self._pools[pool] = (mint, graduated, quote)
             while len(self._pools) > self._limit:
                 self._pools.popitem(last=False)
 
-    def get(self, pool: str) -> tuple[str, bool] | None:
+    def get(self, pool: str) -> tuple[str, bool, str | None] | None:
         with self._lock:
             found = self._pools.get(pool)
             if found is not None:
@@ -530,7 +534,7 @@ def _collect(
         pool, base = fields.get("pool"), fields.get("base_mint")
         if isinstance(pool, str) and isinstance(base, str):
             # A graduation's pool: index 0, created in the same transaction as the migration (below).
-            pools.learn(pool, base, graduated=False)
+            pools.learn(pool, base, graduated=False, quote=fields.get("quote_mint"))
         out.append(UNMAPPED)
         return
     mint = None
@@ -540,6 +544,8 @@ def _collect(
             out.append(UNKNOWN_POOL)
             return
         mint = known[0]
+        if known[2] is not None:  # the event has no quote mint: the pool's, where known
+            decoded = decoded._replace(fields={**fields, "quote_mint": known[2]})
     event = normalize(decoded, signature, slot, received_at, connection, backfill, mint)
     if name == "BuyEvent" or name == "SellEvent":
         assert known is not None
@@ -547,7 +553,8 @@ def _collect(
     elif name == "CompletePumpAmmMigrationEvent":
         pool = fields.get("pool")
         if isinstance(pool, str) and event.mint is not None:
-            pools.learn(pool, event.mint, graduated=True)  # the pump program names its graduation's pool
+            # the pump program names its graduation's pool
+            pools.learn(pool, event.mint, graduated=True, quote=fields.get("quote_mint"))
     elif name == "PostCompleteBuyEvent" and _join_post_complete(events, decoded, event):
         return  # added to its trade
     events.append((decoded, event))

@@ -282,7 +282,7 @@ def test_the_pool_book_is_bounded() -> None:
     pools = PoolBook(limit=3)
     for n in range(10):
         pools.learn(f"pool{n}", f"mint{n}", graduated=True)
-    assert len(pools) == 3 and pools.get("pool0") is None and pools.get("pool9") == ("mint9", True)
+    assert len(pools) == 3 and pools.get("pool0") is None and pools.get("pool9") == ("mint9", True, None)
 
 
 def test_the_dialect_follows_pumpswap_only_for_trades() -> None:
@@ -294,3 +294,13 @@ def test_the_dialect_follows_pumpswap_only_for_trades() -> None:
     assert len(out) == 1  # Subscribed only: no PumpSwap subscription for launches
     (amm,) = dialect.subscribe(Subscription("trades"))
     assert json.loads(amm)["params"][0] == {"mentions": [PUMPSWAP_PROGRAM_ID]}
+
+
+def test_a_pool_quoted_in_usdc_gives_no_sol_figures() -> None:
+    usdc = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+    pools = PoolBook()
+    pools.learn(b58(key(0x70)), b58(key(0x71)), graduated=True, quote=usdc)
+    buy = line("BuyEvent", amm_trade("BuyEvent", key(0x70), key(0x40), 2_000_000, 5_000_000))
+    (trade,) = events(run(invoked(PUMPSWAP_PROGRAM_ID, buy), pools=pools))
+    assert trade.sol_amount is None and trade.price_sol is None and trade.token_amount == 2.0
+    assert trade.raw["quote_mint"] == usdc and trade.raw["user_quote_amount_in"] == 5_000_000  # USDC units
