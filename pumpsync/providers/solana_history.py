@@ -128,12 +128,13 @@ class SolanaHistory:
         if not filters:
             return
         missed = self.signatures(since, stop)
+        missed.reverse()  # oldest first: the order they happened in
         if "trades" in filters:  # a graduated coin's trades are PumpSwap's
             seen = {signature for signature, _ in missed}
-            amm = self.signatures(since, stop, PUMPSWAP_PROGRAM_ID)
-            missed += [item for item in amm if item[0] not in seen]
-            missed.sort(key=lambda item: item[1], reverse=True)  # one list, newest first
-        missed.reverse()  # oldest first: the order they happened in
+            amm = [item for item in reversed(self.signatures(since, stop, PUMPSWAP_PROGRAM_ID)) if item[0] not in seen]
+            # One list by slot; within a slot the program's first (a migration teaches the pool its
+            # PumpSwap trades need), each list in its own order (a stable sort).
+            missed = sorted(missed + amm, key=lambda item: item[1])
         for start in range(0, len(missed), _CHUNK):
             chunk = missed[start : start + _CHUNK]
             transactions = self._map(lambda item: self.transaction(item[0], stop), chunk)
