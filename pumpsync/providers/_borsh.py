@@ -48,6 +48,19 @@ class Layout:
 
 
 _SHAREHOLDER = Vec((("address", "pubkey"), ("share_bps", "u16")))
+# PumpSwap Buy/SellEvent end alike: the fees, then the 2026-09/10 appendix.
+_AMM_TAIL: tuple[Field, ...] = (
+    ("cashback_fee_basis_points", "u64"),
+    ("cashback", "u64"),
+    ("buyback_fee_basis_points", "u64"),
+    ("buyback_fee", "u64"),
+    ("virtual_quote_reserves", "i128"),  # signed: may be negative
+    ("can_boost", "bool"),
+    ("base_supply", "u64"),
+    ("holder_rewards_bps", "u64"),
+    ("holder_rewards", "u64"),
+    ("creator_fee_unclaimed", "u64"),
+)
 
 # IDL of pump-fun/pump-public-docs at 1b822158 (May 2026); the event table of free-sources.md agrees.
 LAYOUTS: tuple[Layout, ...] = (
@@ -229,16 +242,7 @@ LAYOUTS: tuple[Layout, ...] = (
             ("last_update_timestamp", "i64"),
             ("min_base_amount_out", "u64"),
             ("ix_name", "string"),
-            ("cashback_fee_basis_points", "u64"),
-            ("cashback", "u64"),
-            ("buyback_fee_basis_points", "u64"),
-            ("buyback_fee", "u64"),
-            ("virtual_quote_reserves", "i128"),  # signed: may be negative
-            ("can_boost", "bool"),
-            ("base_supply", "u64"),
-            ("holder_rewards_bps", "u64"),
-            ("holder_rewards", "u64"),
-            ("creator_fee_unclaimed", "u64"),
+            *_AMM_TAIL,
         ),
         required=16,  # up to the user
         relied=21,  # up to coin_creator: fixed offsets
@@ -271,16 +275,7 @@ LAYOUTS: tuple[Layout, ...] = (
             ("coin_creator", "pubkey"),
             ("coin_creator_fee_basis_points", "u64"),
             ("coin_creator_fee", "u64"),
-            ("cashback_fee_basis_points", "u64"),
-            ("cashback", "u64"),
-            ("buyback_fee_basis_points", "u64"),
-            ("buyback_fee", "u64"),
-            ("virtual_quote_reserves", "i128"),
-            ("can_boost", "bool"),
-            ("base_supply", "u64"),
-            ("holder_rewards_bps", "u64"),
-            ("holder_rewards", "u64"),
-            ("creator_fee_unclaimed", "u64"),
+            *_AMM_TAIL,
         ),
         required=16,
         relied=21,

@@ -314,6 +314,35 @@ def _price(sol: float | None, tokens: float | None) -> float | None:
     return sol / tokens if sol is not None and tokens else None
 
 
+# An event's common fields: mint, signature, slot, timestamp, received_at, connection, backfill, raw.
+_Common = tuple[str | None, str | None, int | None, int | None, int, int, bool, dict[str, Any]]
+
+
+def _trade(
+    common: _Common,
+    buy: bool,
+    sol: float | None,
+    tokens: float,
+    trader: str,
+    price: float | None,
+    creator: str | None,
+    venue: str,
+) -> Event:
+    return Event(
+        TRADE,
+        "solana",
+        *common,
+        "trades",
+        side="buy" if buy else "sell",
+        sol_amount=sol,
+        token_amount=tokens,
+        trader=trader,
+        price_sol=price,
+        creator=creator,
+        venue=venue,
+    )
+
+
 def normalize(
     decoded: Decoded,
     signature: str | None,
@@ -332,7 +361,7 @@ def normalize(
     seconds = fields.get("timestamp")
     timestamp = seconds * 1000 if type(seconds) is int else None
     mint = mint or fields.get("mint") or fields.get("base_mint")
-    common = (mint, signature, slot, timestamp, received_at, connection, backfill, raw)
+    common: _Common = (mint, signature, slot, timestamp, received_at, connection, backfill, raw)
     name = decoded.event
     # Quote fields are absent in older layouts (SOL, by then) and unknown when the tail drifted.
     quote = fields.get("quote_mint", None if decoded.drift is not None else SYSTEM_PROGRAM)
@@ -349,19 +378,7 @@ def normalize(
                 price = (virtual_sol / LAMPORTS_PER_SOL) / (virtual_tokens / TOKEN_UNITS)
             else:
                 price = _price(sol, tokens)
-        return Event(
-            TRADE,
-            "solana",
-            *common,
-            "trades",
-            side="buy" if buy else "sell",
-            sol_amount=sol,
-            token_amount=tokens,
-            trader=fields["user"],
-            price_sol=price,
-            creator=fields.get("creator"),
-            venue=CURVE,
-        )
+        return _trade(common, buy, sol, tokens, fields["user"], price, fields.get("creator"), CURVE)
     if name == "BuyEvent" or name == "SellEvent":
         buy = name == "BuyEvent"
         # What the user paid (buy, fees included) or received (sell, fees taken): their side of it.
@@ -374,19 +391,7 @@ def normalize(
         base = fields["pool_base_token_reserves"]
         effective = fields["pool_quote_token_reserves"] + fields.get("virtual_quote_reserves", 0)
         price = (effective / LAMPORTS_PER_SOL) / (base / TOKEN_UNITS) if sol_quoted and base and effective > 0 else None
-        return Event(
-            TRADE,
-            "solana",
-            *common,
-            "trades",
-            side="buy" if buy else "sell",
-            sol_amount=sol,
-            token_amount=tokens,
-            trader=fields["user"],
-            price_sol=price,
-            creator=fields.get("coin_creator"),
-            venue=PUMPSWAP,
-        )
+        return _trade(common, buy, sol, tokens, fields["user"], price, fields.get("coin_creator"), PUMPSWAP)
     if name == "CreateEvent":
         # A holder-reward coin's CreateEvent names a pump.fun-controlled address as ``creator``; the
         # developer users mean is its ``user`` (raw keeps both).

@@ -37,6 +37,20 @@ _INDEX = {c: i for i, c in enumerate(ALPHABET)}
 
 Field = tuple[str, str]
 
+# The common end of PumpSwap's Buy and SellEvent (fees, then what 2026-09/10 appended).
+_SWAP_END: tuple[tuple[str, str], ...] = (
+    ("cashback_fee_basis_points", "u64"),
+    ("cashback", "u64"),
+    ("buyback_fee_basis_points", "u64"),
+    ("buyback_fee", "u64"),
+    ("virtual_quote_reserves", "i128"),
+    ("can_boost", "bool"),
+    ("base_supply", "u64"),
+    ("holder_rewards_bps", "u64"),
+    ("holder_rewards", "u64"),
+    ("creator_fee_unclaimed", "u64"),
+)
+
 # IDL of pump-fun/pump-public-docs (commit 3c6721a, May 2026), as listed in free-sources.md.
 CURRENT: dict[str, tuple[Field, ...]] = {
     "CreateEvent": (
@@ -145,16 +159,7 @@ CURRENT: dict[str, tuple[Field, ...]] = {
         ("last_update_timestamp", "i64"),
         ("min_base_amount_out", "u64"),
         ("ix_name", "string"),
-        ("cashback_fee_basis_points", "u64"),
-        ("cashback", "u64"),
-        ("buyback_fee_basis_points", "u64"),
-        ("buyback_fee", "u64"),
-        ("virtual_quote_reserves", "i128"),
-        ("can_boost", "bool"),
-        ("base_supply", "u64"),
-        ("holder_rewards_bps", "u64"),
-        ("holder_rewards", "u64"),
-        ("creator_fee_unclaimed", "u64"),
+        *_SWAP_END,
     ),
     "SellEvent": (
         ("timestamp", "i64"),
@@ -182,16 +187,7 @@ CURRENT: dict[str, tuple[Field, ...]] = {
         ("coin_creator", "pubkey"),
         ("coin_creator_fee_basis_points", "u64"),
         ("coin_creator_fee", "u64"),
-        ("cashback_fee_basis_points", "u64"),
-        ("cashback", "u64"),
-        ("buyback_fee_basis_points", "u64"),
-        ("buyback_fee", "u64"),
-        ("virtual_quote_reserves", "i128"),
-        ("can_boost", "bool"),
-        ("base_supply", "u64"),
-        ("holder_rewards_bps", "u64"),
-        ("holder_rewards", "u64"),
-        ("creator_fee_unclaimed", "u64"),
+        *_SWAP_END,
     ),
     # Not a feed event (a client must count it as unknown): emitted by extend_account.
     "ExtendAccountEvent": (
