@@ -48,13 +48,13 @@ _TOKEN_KEYS = ("name", "symbol", "creator", "uri", "image", "description")
 _CURVE_KEYS = ("bonding_curve_progress", "sol_raised", "market_cap_sol", "price_sol")
 # A launch as it happened: the creator's first buy, the curve's virtual reserves, the launchpad.
 _LAUNCH_KEYS = ("initial_buy_tokens", "initial_buy_sol", "virtual_sol_reserves", "virtual_token_reserves", "pool")
-_TRADE_KEYS = ("side", "sol_amount", "token_amount", "trader", "price_sol", "market_cap_sol")
+_TRADE_KEYS = ("side", "sol_amount", "token_amount", "trader", "price_sol", "market_cap_sol", "creator", "venue")
 _KIND_KEYS: dict[str, tuple[str, ...]] = {
     NEW_TOKEN: _TOKEN_KEYS + _CURVE_KEYS + _LAUNCH_KEYS,
     TOKEN_ENRICHED: _TOKEN_KEYS + _CURVE_KEYS,
     TRADE: _TRADE_KEYS,
-    GRADUATION: (*_TOKEN_KEYS, "liquidity_sol", "time_to_graduate_s"),
-    MIGRATION: ("liquidity_sol",),
+    GRADUATION: (*_TOKEN_KEYS, "trader", "liquidity_sol", "time_to_graduate_s"),
+    MIGRATION: ("trader", "liquidity_sol"),
     PRICE: ("price_sol", "price_usd", "market_cap_usd"),
     UNKNOWN: (),
 }
@@ -82,6 +82,9 @@ class Event(NamedTuple):
     curve's virtual reserves as reported with the launch (PumpPortal: after the first buy;
     Solana's CreateEvent: before it), from which ``price_sol`` = SOL over tokens; and ``pool``,
     the launchpad as the provider names it (PumpPortal: ``"pump"``, ``"bonk"``).
+
+    Trades carry ``venue``: ``"curve"`` (the pump.fun bonding curve) or ``"pumpswap"`` (a PumpSwap
+    AMM pool, after graduation); ``None`` where the provider cannot tell.
     """
 
     kind: EventKind
@@ -122,12 +125,18 @@ class Event(NamedTuple):
     virtual_sol_reserves: float | None = None
     virtual_token_reserves: float | None = None
     pool: str | None = None
+    # where a trade happened: "curve" (the bonding curve) or "pumpswap" (a PumpSwap pool); None: not told
+    venue: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data: the common keys, then the keys of this kind (``None`` where not given)."""
+        """JSON-ready data: the common keys, then the keys of this kind (``None`` where not given),
+        then any other field that is set, so that ``Event.from_dict(e.to_dict()) == e`` always."""
         out = {key: getattr(self, key) for key in _COMMON_KEYS}
         for key in _KIND_KEYS.get(self.kind, ()):
             out[key] = getattr(self, key)
+        for key, value in zip(self._fields, self, strict=True):
+            if value is not None and key not in out:
+                out[key] = value
         return out
 
     @property

@@ -84,7 +84,8 @@ class TokenEnriched(_Curve):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Trade(_Common):
-    """A buy or a sell on the bonding curve (``kind == "trade"``); amounts in SOL and whole tokens."""
+    """A buy or a sell (``kind == "trade"``) on the bonding curve or, after migration, the token's
+    PumpSwap pool (``venue``); amounts in SOL (or the quote token) and whole tokens."""
 
     kind: Literal["trade"] = "trade"
     side: Literal["buy", "sell"] | None
@@ -93,6 +94,8 @@ class Trade(_Common):
     trader: str | None
     price_sol: float | None
     market_cap_sol: float | None
+    creator: str | None  # the token's creator, where the provider gives it with the trade
+    venue: Literal["curve", "pumpswap"] | None  # the bonding curve, or the token's PumpSwap pool
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,6 +103,7 @@ class Graduation(_Token):
     """The bonding curve is complete (``kind == "graduation"``); liquidity in SOL."""
 
     kind: Literal["graduation"] = "graduation"
+    trader: str | None  # who completed the curve, where the provider says
     liquidity_sol: float | None
     time_to_graduate_s: float | None
 
@@ -109,6 +113,7 @@ class Migration(_Common):
     """The token's liquidity moved to an AMM pool (``kind == "migration"``); liquidity in SOL."""
 
     kind: Literal["migration"] = "migration"
+    trader: str | None  # who ran the migration, where the provider says
     liquidity_sol: float | None
 
 

@@ -272,6 +272,7 @@ class Market:
         return self._clock
 
     def token(self, mint: str) -> TokenView | None:
+        """A frozen snapshot of one mint's figures (None if the market does not track it)."""
         usd = self.sol_usd()
         with self._lock:
             state = self._tokens.get(mint)

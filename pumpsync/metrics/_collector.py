@@ -91,6 +91,14 @@ def known_disconnects(provider: str) -> list[tuple[str, str]]:
     return [(reason, "") for reason in _COMMON_DISCONNECTS] + [("closed", str(code)) for code in sorted(policies)]
 
 
+def _spec_metrics(provider: str) -> Any:
+    """The provider's own process-wide collector factory (``ProviderSpec.metrics``), or None."""
+    try:
+        return provider_spec(provider).metrics
+    except ConfigurationError:
+        return None
+
+
 def known_filter_reasons(provider: str) -> tuple[str, ...]:
     """The reasons of ``pumpsync_filtered_frames_total`` exported at 0: those the provider's spec declares."""
     try:
@@ -417,6 +425,9 @@ def make_registry(client: Client, sinks: Sequence[SinkStats] | None = None) -> C
     registry.register(PumpsyncCollector(client, sinks))
     for collector in extra_collectors([*(sinks or ()), *client.transports]):
         registry.register(collector)
+    for factory in dict.fromkeys(_spec_metrics(m.config.provider) for m in client.members.values()):
+        if factory is not None:
+            registry.register(factory())
     ProcessCollector(namespace="pumpsync", registry=registry)
     return registry
 

@@ -82,7 +82,16 @@ _SUBSCRIPTION_FATAL = frozenset(
 )
 _PONG = json.dumps({"type": "pong"})
 _PING = json.dumps({"type": "ping"})
-_AFTER_TRADE = event_defaults_after("price_sol")  # a trade's event: fields up to price_sol, then these
+_AFTER_TRADE = event_defaults_after("price_sol")
+# A swap's ``source`` as the event's ``venue`` (other sources: not told), as ready-made tails.
+_VENUES = {"pumpfun": "curve", "pump": "curve", "pumpswap": "pumpswap", "pump_amm": "pumpswap", "pump-amm": "pumpswap"}
+_AFTER_TRADE_AT = {
+    source: tuple(
+        venue if name == "venue" else value
+        for name, value in zip(Event._fields[-len(_AFTER_TRADE) :], _AFTER_TRADE, strict=True)
+    )
+    for source, venue in _VENUES.items()
+}  # a trade's event: fields up to price_sol, then these
 
 
 class Anaxer(Dialect):
@@ -356,7 +365,9 @@ def _trade(record: dict[str, Any], slot: int, received_at: int, connection: int,
         opt_str(record.get("wallet")) or opt_str(record.get("trader")),  # trader
         price,  # price_sol
     )
-    return Event._make(head + _AFTER_TRADE)  # positional: half the cost of keyword arguments
+    source = record.get("source")
+    tail = _AFTER_TRADE_AT.get(source, _AFTER_TRADE) if type(source) is str else _AFTER_TRADE
+    return Event._make(head + tail)  # positional: half the cost of keyword arguments
 
 
 def _token(

@@ -125,6 +125,9 @@ QUOTE_MINTS = frozenset({WSOL_MINT, USDC_MINT})
 PUMP_POOL = "pump"
 # Bounded reasons for Dropped outputs (metric labels).
 OTHER_POOL = "other_pool"
+# A trade's ``pool`` as the event's ``venue``: pump.fun's curve, or its PumpSwap pool after graduation
+# (frames from before the field existed were all curve trades); other launchpads' pools: not told.
+_VENUES = {"pump": "curve", "pump-amm": "pumpswap"}
 UNSUBSCRIBED = "unsubscribed"
 
 # A trade channel acknowledged this long ago, with nothing delivered while at least
@@ -403,6 +406,7 @@ class PumpPortal(Dialect):
                 trader=trader,
                 price_sol=ratio(sol, tokens),
                 market_cap_sol=market_cap,
+                venue=_VENUES.get(pool) if isinstance(pool := obj.get("pool", PUMP_POOL), str) else None,
             )
         ]
 

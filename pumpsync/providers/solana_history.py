@@ -14,6 +14,7 @@ rate-limit errors are retried after the server's ``Retry-After`` or an exponenti
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -29,7 +30,7 @@ from pumpsync._backoff import retry_after
 from pumpsync._secrets import redact
 from pumpsync._text import log_safe
 from pumpsync.events import Event
-from pumpsync.providers._borsh import b58decode, decode_cpi_data
+from pumpsync.providers._borsh import EVENT_CPI_TAG, b58decode
 from pumpsync.providers._history_http import read_json
 from pumpsync.providers.base import Malformed, Output, opt_slot, opt_str
 from pumpsync.providers.openpump import with_query
@@ -38,12 +39,13 @@ from pumpsync.providers.solana import (
     LOG_TRUNCATED,
     MAX_GAP_TRANSACTIONS,
     PROGRAM_ID,
+    PROGRAMS,
+    PUMPSWAP_PROGRAM_ID,
     Filter,
     commitment_of,
     compile_filters,
     decode_logs,
     http_url,
-    normalize,
 )
 from pumpsync.providers.spec import HistoryError, Position
 
@@ -133,6 +135,12 @@ class SolanaHistory:
             return
         missed = self.signatures(since, stop)
         missed.reverse()  # oldest first: the order they happened in
+        if "trades" in filters:  # a graduated coin's trades are PumpSwap's
+            seen = {signature for signature, _ in missed}
+            amm = [item for item in reversed(self.signatures(since, stop, PUMPSWAP_PROGRAM_ID)) if item[0] not in seen]
+            # One list by slot; within a slot the program's first (a migration teaches the pool its
+            # PumpSwap trades need), each list in its own order (a stable sort).
+            missed = sorted(missed + amm, key=lambda item: item[1])
         for start in range(0, len(missed), _CHUNK):
             chunk = missed[start : start + _CHUNK]
             transactions = self._map(lambda item: self.transaction(item[0], stop), chunk)
@@ -167,9 +175,10 @@ class SolanaHistory:
             return sum(self.counts[reason] for reason in LOSS_REASONS)
 
     # -- the gap's signatures
-    def signatures(self, since: Position, stop: threading.Event) -> list[tuple[str, int]]:
-        """The successful transactions after ``since`` (newest first), at most ``max_transactions``;
-        the rest are counted as lost."""
+    def signatures(self, since: Position, stop: threading.Event, program: str = PROGRAM_ID) -> list[tuple[str, int]]:
+        """The successful transactions of ``program`` after ``since`` (newest first), at most
+        ``max_transactions``; the rest are counted as lost. ``since.signature`` is the pump program's:
+        PumpSwap's list is bounded by the slot alone."""
         found: list[tuple[str, int]] = []
         seen: set[str] = set()  # a node that ignores ``before`` answers the same page again: no progress
         beyond = 0
@@ -179,11 +188,11 @@ class SolanaHistory:
                 log.warning("solana gap: counting stopped after %d pages: the loss below is a lower bound", page_number)
                 break
             options: dict[str, Any] = {"limit": self.page_limit, "commitment": self.commitment}
-            if since.signature:
+            if since.signature and program == PROGRAM_ID:
                 options["until"] = since.signature
             if before:
                 options["before"] = before
-            page = self.call("getSignaturesForAddress", [PROGRAM_ID, options], stop)
+            page = self.call("getSignaturesForAddress", [program, options], stop)
             if not isinstance(page, list):
                 raise HistoryError("getSignaturesForAddress did not answer a list")
             done = len(page) < self.page_limit
@@ -309,27 +318,34 @@ class SolanaHistory:
         if not isinstance(groups, list) or not isinstance(message, dict):
             return None
         keys = _account_keys(message, meta)
-        events: list[Event] = []
+        # Each event CPI as the log line it would have been, in order, under its program: decoded
+        # exactly as the live logs are (a v3 buy's two parts joined, PumpSwap pools mapped to mints).
+        logs: list[str] = []
         for group in groups:
             instructions = group.get("instructions") if isinstance(group, dict) else None
             for ins in instructions if isinstance(instructions, list) else ():
-                if not isinstance(ins, dict) or _program_of(ins, keys) != PROGRAM_ID:
+                program = _program_of(ins, keys) if isinstance(ins, dict) else None
+                if program not in PROGRAMS:
                     continue
                 data = ins.get("data")
                 if not isinstance(data, str):
                     continue
                 try:
-                    decoded = decode_cpi_data(b58decode(data))
+                    raw = b58decode(data)
                 except ValueError:
                     self._count("undecodable")
                     continue
-                if isinstance(decoded, str):
-                    self._count(decoded)
-                elif decoded is not None:
-                    event = normalize(decoded, signature, slot, received_at, 0, True)
-                    accept = filters.get(event.channel or "")
-                    if accept is not None and accept.admits(event):
-                        events.append(event)
+                if raw[:8] == EVENT_CPI_TAG:
+                    text = base64.b64encode(raw[8:]).decode()
+                    logs += [f"Program {program} invoke [1]", f"Program data: {text}", f"Program {program} success"]
+        out: list[Output] = []
+        decode_logs(logs, signature, slot, received_at, 0, True, filters, out)
+        events: list[Event] = []
+        for item in out:
+            if type(item) is Event:
+                events.append(item)
+            elif isinstance(item, Malformed):
+                self._count(item.reason)
         return events
 
     # -- JSON-RPC over HTTP

@@ -198,6 +198,9 @@ class ProviderSpec:
     # Recognizes this provider's first frame (its greeting), so that a client pointed at another
     # provider's endpoint can say so (``pumpsync._endpoint``); None: no greeting to tell it by.
     greeting: Callable[[Mapping[str, Any]], bool] | None = None
+    # Builds a prometheus collector of metrics the provider keeps process-wide (solana: layout drift);
+    # registered once per registry whatever the number of members using the provider.
+    metrics: Callable[[], Any] | None = None
 
     def __post_init__(self) -> None:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]

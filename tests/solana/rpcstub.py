@@ -46,6 +46,8 @@ class Node:
 
     def answer(self, method: str, params: list[Any]) -> Any:
         if method == "getSignaturesForAddress":
+            if params[0] != "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P":
+                return []  # this node's history is the pump program's (PumpSwap's: none)
             options = params[1] if len(params) > 1 else {}
             newest_first = list(reversed(self.history))
             if options.get("before"):
@@ -140,6 +142,7 @@ def running_ws_node() -> Iterator[WsNode]:
             yield ws
         finally:
             ws.stop()
+AMM = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
 
 
 class WsNode:
@@ -151,6 +154,7 @@ class WsNode:
         self.requests: list[dict[str, Any]] = []
         # How to answer the next logsSubscribe requests: "ok", "silent" or a JSON-RPC error object.
         self.subscribe_answers: list[Any] = []
+        self.amm_requests: list[Any] = []
         self._connections: dict[Any, int] = {}  # connection -> its subscription id
         self._open: set[Any] = set()  # every client connection, subscribed or not
         self._lock = threading.Lock()
@@ -189,6 +193,13 @@ class WsNode:
         try:
             for message in connection:
                 request = json.loads(message)
+                if request["method"] == "logsSubscribe" and request["params"][0] == {"mentions": [AMM]}:
+                    # PumpSwap's subscription: answered, never notified (this node serves the pump program)
+                    with self._lock:
+                        self.amm_requests.append(request)
+                        self._next += 1
+                        connection.send(json.dumps({"jsonrpc": "2.0", "result": self._next, "id": request["id"]}))
+                    continue
                 with self._lock:
                     self.requests.append(request)
                     answer = self.subscribe_answers.pop(0) if self.subscribe_answers else "ok"
