@@ -49,7 +49,13 @@ _RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), (
     help="Simulated market events per second.",
 )
 @click.option("--seed", type=int, default=None, help="Market seed [random].")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    envvar="PUMPSYNC_DEMO_DURATION",  # CI bounds the README's `pumpsync demo` line without editing it
+    help="Stop after SECONDS (or $PUMPSYNC_DEMO_DURATION) [run until Ctrl-C].",
+)
 @click.option(
     "--metrics-addr",
     default="127.0.0.1:9108",
