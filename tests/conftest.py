@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -27,6 +28,12 @@ def _terminal_fd() -> int | None:
 
 
 _TERMINAL_FD = _terminal_fd()
+
+# Tests stop their subprocesses (a consumer, the CLI, a README example) with SIGINT, as Ctrl-C
+# would. A test run started as a shell's background job inherits SIGINT ignored, and so would its
+# subprocesses (Python keeps an inherited SIG_IGN): they would never stop. Their default, then.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Fast timings for tests; each test may override.
 FAST = dict(

@@ -744,7 +744,7 @@ class Solana(Dialect):
                 if "trades" not in self.subscriptions:  # the channel went while we waited
                     self._amm_subscription = None
                     return [Reply(self._request("logsUnsubscribe", [amm_id], "unsubscribe"))]
-                return []
+                return [Subscribed("trades")]  # now every trade is live, PumpSwap's too
             return [self._subscribe_error(error)]
         if purpose == "subscribe":
             self._subscribing = False
@@ -756,8 +756,11 @@ class Solana(Dialect):
                 self._subscription = sub_id
                 if not self.subscriptions:  # every channel went while we waited
                     return [Reply(frame) for frame in self.on_close()]
-                subscribed: list[Output] = [Subscribed(channel) for channel in self.subscriptions]
-                return subscribed + [Reply(frame) for frame in self._amm_frames()]
+                # Trades are live once PumpSwap's subscription is answered too: a gap's fetch waits for
+                # every channel to be live, so that nothing falls between its history and the live stream.
+                amm = self._amm_frames()
+                subscribed: list[Output] = [Subscribed(ch) for ch in self.subscriptions if not (amm and ch == "trades")]
+                return subscribed + [Reply(frame) for frame in amm]
             return [self._subscribe_error(error)]
         if error is not None:
             code, message = _error_parts(error)

@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("pumpsync.simulator.solana")
-
 from daemonhelpers import FAST_FLAGS, clean_env
 
+import pumpsync.simulator.solana  # noqa: F401 - the Solana node these tests drive: an import break fails them
 from pumpsync.simulator import Simulator
 from tests.conftest import wait_until
 from tests.solana.test_sim_e2e import expected

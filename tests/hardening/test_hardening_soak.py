@@ -237,7 +237,8 @@ def test_slow_consumer_at_2000_events_per_second_then_recovers_and_backfills(mak
             print(
                 f"[stalled consumer] {len(expected)} events after the stall began, all delivered; backfill {backfill}"
             )
-            assert client.stats()["connections"][0]["connects"] == 1 and not consumer.errors
+            connection = client.stats()["connections"][0]
+            assert connection["connects"] == 1 and not consumer.errors, (connection["disconnects"], consumer.errors)
         finally:
             consumer.stop()
 

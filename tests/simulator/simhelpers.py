@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable
@@ -15,6 +16,10 @@ from pumpsync.simulator import Simulator
 
 RECV_TIMEOUT = 5.0
 
+# A connection returned to the caller rather than used in a ``with connect(...)`` block: websockets
+# 17.1 documents ``connect(..., legacy=True)`` for that (without it, it warns); older ones have no flag.
+DIRECT: dict[str, Any] = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+
 
 def ws_connect(
     url: str, key: str | None = "test-key", *, param: str | None = None, bearer: bool = False, **kwargs: Any
@@ -27,7 +32,7 @@ def ws_connect(
         url = f"{url}?{param}={key}"
     kwargs.setdefault("open_timeout", RECV_TIMEOUT)
     kwargs.setdefault("close_timeout", 0.3)  # test clients often leave frames unread
-    return connect(url, additional_headers=headers or None, **kwargs)
+    return connect(url, additional_headers=headers or None, **DIRECT, **kwargs)
 
 
 def op_connect(sim: Simulator, key: str | None = "test-key", **kwargs: Any) -> ClientConnection:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import requests
-from simhelpers import assert_silent, expect_close, recv_json
+from simhelpers import DIRECT, assert_silent, expect_close, recv_json
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -96,7 +96,7 @@ def program_data(logs: list[str]) -> list[bytes]:
 
 
 def subscribe(sim: Simulator, path: str = "", **kwargs: Any) -> tuple[ClientConnection, int]:
-    ws = connect(sim.url("solana") + path, open_timeout=5, close_timeout=0.3, **kwargs)
+    ws = connect(sim.url("solana") + path, open_timeout=5, close_timeout=0.3, **DIRECT, **kwargs)
     ws.send(SUBSCRIBE)
     reply = recv_json(ws)
     assert set(reply) == {"jsonrpc", "result", "id"} and reply["id"] == 1 and isinstance(reply["result"], int)

@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("pumpsync.simulator.solana")
-
 import pumpsync
+import pumpsync.simulator.solana
 from pumpsync.events import Event
 from pumpsync.providers.base import Output
 from pumpsync.providers.solana import CHANNELS, compile_filters, decode_logs

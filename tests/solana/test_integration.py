@@ -8,12 +8,9 @@ import json
 import time
 from collections.abc import Callable
 
-import pytest
-
-pytest.importorskip("pumpsync.simulator.solana")
-
 from prometheus_client import generate_latest
 
+import pumpsync.simulator.solana  # noqa: F401 - the Solana node these tests drive: an import break fails them
 from pumpsync import Client
 from pumpsync.cli._render import to_text
 from pumpsync.events import Event

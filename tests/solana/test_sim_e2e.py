@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("pumpsync.simulator.solana")  # until the simulator's Solana node is merged
-
+import pumpsync.simulator.solana  # noqa: F401 - the Solana node these tests drive: an import break fails them
 from pumpsync import Client
 from pumpsync.errors import AuthenticationError
 from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TRADE, Event
