@@ -176,12 +176,14 @@ class Delivery:
         merge: Merge | None = None,
         source: int = 0,
         provider: str | None = None,
+        label: str | None = None,
     ) -> None:
         merge = merge if merge is not None else Merge(capacity, dedup_size)
         merge.members.append(self)
         self.merge = merge
         self.source = source  # index in the race
         self.provider = provider or stats.provider
+        self.label = label  # several sources: this one's name, set on the events it delivers first
         self.queue: HandOffQueue[Item] = merge.queue
         self.capacity = merge.capacity
         self.stats = stats
@@ -241,7 +243,7 @@ class Delivery:
         if identity is not None and not self._seen.add(identity):
             self.stats.duplicates += 1
             if conflict and self.merge.prefer.get(event.kind) == self.source:
-                self.merge.prefer_copy(identity, event)
+                self.merge.prefer_copy(identity, event if self.label is None else event._replace(source=self.label))
             return False
         self._put(event)
         return True
@@ -434,6 +436,8 @@ class Delivery:
         q = self.queue
         if q.qsize() >= self.capacity:
             self._drop_oldest()
+        if self.label is not None:
+            event = event._replace(source=self.label)
         stats = self.stats
         stats.events[event.kind] += 1
         stats.connections[event.connection].first_deliveries += 1

@@ -243,7 +243,7 @@ class Client:
             self._delivery = Delivery(self._stats, config.queue_size, dedup_size)
         else:  # one queue, one de-duplication window for every source
             self._delivery = Delivery(
-                self._stats, config.queue_size, dedup_size, member.merge, member.index, config.provider
+                self._stats, config.queue_size, dedup_size, member.merge, member.index, config.provider, member.name
             )
         self.queue: EventQueue = self._delivery.queue
         # Lock order (docs/architecture.md): _registry_lock (writers only) -> Connection._lock ->

@@ -85,6 +85,10 @@ class Event(NamedTuple):
 
     Trades carry ``venue``: ``"curve"`` (the pump.fun bonding curve) or ``"pumpswap"`` (a PumpSwap
     AMM pool, after graduation); ``None`` where the provider cannot tell.
+
+    ``source``: with several sources (``Client(sources=...)``), the name of the source whose copy
+    was delivered (``Source(name=...)``, else its provider), so that two sources of one provider
+    can be told apart; ``None`` with one source.
     """
 
     kind: EventKind
@@ -127,6 +131,9 @@ class Event(NamedTuple):
     pool: str | None = None
     # where a trade happened: "curve" (the bonding curve) or "pumpswap" (a PumpSwap pool); None: not told
     venue: str | None = None
+    # several sources: the name of the source whose copy was delivered (Source(name=...), or its
+    # provider); None with one source
+    source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data: the common keys, then the keys of this kind (``None`` where not given),

@@ -68,3 +68,36 @@ def test_named_sources_of_one_provider_on_the_command_line(sim: Any) -> None:
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert bad.returncode == 2 and "'--source'" in bad.stderr and "source name" in bad.stderr
+
+
+def test_events_of_two_sources_of_one_provider_name_their_source(sim: Any) -> None:
+    """Two sources of one provider: each delivered event names the source whose copy came first,
+    and the name survives to_dict/from_dict (JSONL, SQLite, Redis, replay) and shows in text lines."""
+    url = sim.url("openpump")
+    client = pumpsync.Client(
+        sources=[
+            pumpsync.Source("openpump", name="east", api_key="k", url=url),
+            pumpsync.Source("openpump", name="west", api_key="k", url=url),
+        ]
+    )
+    with client:
+        sim.wait_for_connections("openpump", 2, subscribed=True)
+        sim.emit(5, kind="trade")
+        events: list[pumpsync.Event] = []
+        wait_until(lambda: _take(client, events) >= 5, what="five trades")
+    assert {e.source for e in events} <= {"east", "west"} and all(e.source for e in events)
+    for event in events:
+        assert pumpsync.Event.from_dict(event.to_dict()) == event
+        assert f" {event.source:<10.10} " in to_text(event)
+    one = pumpsync.Event("trade", "openpump", "MINT", "sig", 1, None, 1_700_000_000_000, 0, False, {})
+    assert one.source is None and "source" not in one.to_dict()  # one source: nothing new in a JSONL line
+
+
+def _take(client: pumpsync.Client, into: list[pumpsync.Event]) -> int:
+    try:
+        event = client.get(timeout=0.2)
+    except Exception:  # queue.Empty
+        return len(into)
+    if event.kind == "trade":
+        into.append(event)
+    return len(into)

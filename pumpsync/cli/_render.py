@@ -73,8 +73,8 @@ def to_text(event: Event, width: int | None = None) -> str:
         details.append(json.dumps(event.raw, default=str))
     if event.backfill:
         details.append("[backfill]")
-    # The provider names the source of each line (several sources: whose copy came first).
-    source = f"{event.provider:<10.10}"
+    # The source of each line (several sources: the name of the one whose copy came first).
+    source = f"{event.source or event.provider:<10.10}"
     head = f"{clock} {source} {tag:5} {event.mint or '-'}" if kind != "unknown" else f"{clock} {source} ?    "
     line = terminal_safe(f"{head}  {'  '.join(details)}".rstrip())
     if width is not None and len(line) > width:

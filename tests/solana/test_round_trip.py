@@ -47,6 +47,7 @@ _OPTIONAL: dict[str, Any] = {
     "description": st.none() | st.text(max_size=40),
     "pool": st.none() | st.sampled_from(["pump", "bonk"]),
     "venue": st.none() | st.sampled_from(["curve", "pumpswap"]),
+    "source": st.none() | st.text(min_size=1, max_size=20),
 }
 
 
