@@ -101,7 +101,8 @@ def test_report_shape_with_a_cannot_judge_workload() -> None:
 def hose() -> Any:
     with Simulator(providers=("openpump", "solana"), port=0, rate=0, seed=3) as sim:
         pool = trade_pool(3 + 1_000_003)
-        dialects = {p: capture(sim, Feed(p, sim.url(p)), pool, hello_expected=p == "solana")
+        dialects = {p: capture(sim, Feed(p, sim.url(p)), pool, hello_expected=p == "solana",
+                               pings=('{"type":"ping"}',) if p == "openpump" else ())
                     for p in ("openpump", "solana")}  # fmt: skip
         server = Firehose(dialects)
         try:
@@ -142,6 +143,8 @@ def test_every_client_reads_a_blast_and_pings_are_answered(hose: Firehose) -> No
         ws.settimeout(10.0)
         opcode, payload = ws.recv_data(control_frame=True)
         assert (opcode, payload) == (websocket.ABNF.OPCODE_PONG, b"hi")
+        ws.send('{"type":"ping"}')  # OpenPump's application ping: the simulator's answer, captured
+        assert json.loads(ws.recv())["type"] == "pong"
         reply: dict[str, Any] = {}
         sender = threading.Thread(target=lambda: reply.update(hose.blast("openpump", 500, timeout=10.0)))
         sender.start()

@@ -72,6 +72,7 @@ class Dialect:
     answers: list[bytes]  # frames sent after the client's hello
     templates: list[Template]  # the blast's frames for one pool of trades, in order
     hello_expected: bool  # a client is streaming only once it has sent a text frame
+    replies: dict[bytes, bytes] = field(default_factory=dict)  # an application ping -> the simulator's answer
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "preamble": len(self.preamble), "answers": len(self.answers),
@@ -81,9 +82,10 @@ class Dialect:
 # ---------------------------------------------------------------- capture from the simulator
 
 
-def capture(sim: Any, feed: Any, pool: list[Any], hello_expected: bool) -> Dialect:
+def capture(sim: Any, feed: Any, pool: list[Any], hello_expected: bool, pings: tuple[str, ...] = ()) -> Dialect:
     """Connect to ``sim`` as a client of ``feed``, send its hello, blast one pool of trades, keep
-    what came back. ``pool``: the simulator's blast trades (their signatures locate the serial)."""
+    what came back. ``pool``: the simulator's blast trades (their signatures locate the serial).
+    ``pings``: application-level pings a client may send; the simulator's answers are kept too."""
     import websocket
 
     ws = websocket.create_connection(feed.ws_url(), timeout=5.0)
@@ -93,6 +95,10 @@ def capture(sim: Any, feed: Any, pool: list[Any], hello_expected: bool) -> Diale
             ws.send(text)
         sim.wait_for_connections(feed.provider, 1, subscribed=True, timeout=10.0)
         answers = _drain(ws)
+        replies = {}
+        for ping in pings:
+            ws.send(ping)
+            replies[ping.encode()] = b"".join(frame(r) for r in _drain(ws))
         sent = sim.blast(len(pool), feed.provider, rate=None, stamp=True, timeout=30.0)
         ws.settimeout(10.0)
         prefixes = [t.signature[:-8].encode() for t in pool]
@@ -108,7 +114,8 @@ def capture(sim: Any, feed: Any, pool: list[Any], hello_expected: bool) -> Diale
         ws.close()
     if not templates:
         raise RuntimeError(f"the simulator sent no {feed.provider} blast frames")
-    return Dialect(feed.provider, [frame(p) for p in preamble], [frame(a) for a in answers], templates, hello_expected)
+    return Dialect(feed.provider, [frame(p) for p in preamble], [frame(a) for a in answers], templates, hello_expected,
+                   replies)  # fmt: skip
 
 
 def _drain(ws: Any) -> list[bytes]:
@@ -308,7 +315,10 @@ class Firehose:
                     return  # no client of ours says this much
                 continue
             opcode, payload, buf = parsed
-            if opcode == OP_TEXT:
+            if opcode == OP_TEXT and payload in dialect.replies:  # an application ping
+                if dialect.replies[payload]:
+                    peer.send(dialect.replies[payload])
+            elif opcode == OP_TEXT:
                 answers = _answers(dialect.answers, payload)
                 if answers:
                     peer.send(answers)

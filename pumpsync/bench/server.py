@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
         dialects = {}
         for p in providers:
             feed = Feed(p, sim.url(p), tuple(mints) if p == "pumpportal" else ())
-            dialects[p] = capture(sim, feed, pool, hello_expected=bool(feed.hello()))
+            dialects[p] = capture(sim, feed, pool, hello_expected=bool(feed.hello()), pings=_pings(p))
         hose = Firehose(dialects)
         try:
             _reply({"urls": {p: sim.url(p) for p in providers}, "mints": mints,
@@ -99,6 +99,14 @@ def main(argv: list[str]) -> int:
         finally:
             hose.close()
     return 0
+
+
+def _pings(provider: str) -> tuple[str, ...]:
+    """The application-level ping pumpsync's dialect sends (the firehose answers it as the simulator does)."""
+    from pumpsync.providers import dialect_class
+
+    ping = dialect_class(provider)(0, []).ping()
+    return (ping,) if ping else ()
 
 
 def _reply(obj: dict[str, Any]) -> None:
