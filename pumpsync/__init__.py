@@ -1,4 +1,5 @@
-"""pumpsync: real-time Pump.fun launches and trades (OpenPump, Anaxer) for plain synchronous Python.
+"""pumpsync: real-time Pump.fun launches and trades (OpenPump, Anaxer, PumpPortal, Solana RPC, Redis, replay)
+for plain synchronous Python.
 
 ::
 
@@ -10,6 +11,8 @@
 """
 
 from pumpsync import _early  # noqa: F401  first: `pumpsync daemon` catches SIGHUP before the slow imports
+from pumpsync._gaps import GapReport
+from pumpsync._hooks import ConnectInfo, DisconnectInfo
 from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client, EventQueue, connect
@@ -26,9 +29,12 @@ from pumpsync.errors import (
     RequestTimeout,
     SourceFailed,
     SubscriptionRejected,
+    ThreadFailed,
     UsageError,
 )
-from pumpsync.events import KINDS, Event
+from pumpsync.events import KINDS, Event, EventKind
+from pumpsync.market import Market
+from pumpsync.views import Graduation, Launch, Migration, Price, TokenEnriched, Trade, TypedEvent, Unknown
 
 __all__ = [
     "KINDS",
@@ -38,16 +44,30 @@ __all__ = [
     "ClientClosed",
     "ClientConfig",
     "ConfigurationError",
+    "ConnectInfo",
     "ConnectionLost",
+    "DisconnectInfo",
     "Event",
+    "EventKind",
     "EventQueue",
+    "GapReport",
+    "Graduation",
+    "Launch",
+    "Market",
+    "Migration",
     "PlanError",
+    "Price",
     "ProviderRefused",
     "PumpsyncError",
     "RequestTimeout",
     "Source",
     "SourceFailed",
     "SubscriptionRejected",
+    "ThreadFailed",
+    "TokenEnriched",
+    "Trade",
+    "TypedEvent",
+    "Unknown",
     "UsageError",
     "__version__",
     "connect",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -35,6 +36,7 @@ from pumpsync.providers.base import (
     Reconnect,
     Reply,
     Subscription,
+    Tick,
 )
 from pumpsync.providers.spec import (
     OP_BINARY,
@@ -56,7 +58,9 @@ log = logging.getLogger("pumpsync.connection")
 # Close codes we send (RFC 6455).
 _NORMAL, _PROTOCOL_ERROR, _TOO_BIG = 1000, 1002, 1009
 # HTTP statuses on the upgrade that retrying cannot fix.
-_HTTP_REFUSALS: dict[int, type[ProviderRefused]] = {401: AuthenticationError, 403: PlanError}
+# 404/410: no stream at that path. Retrying the same wrong URL for a minute helps nobody.
+_HTTP_REFUSALS: dict[int, type[ProviderRefused]] = {401: AuthenticationError, 403: PlanError, 404: ProviderRefused}
+_HTTP_HINTS = {404: ": no stream at this URL's path, check --url/url= (the provider's stream path, e.g. /v1/stream)"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Owner:
     def session_ended(self, conn: Connection, outcome: Outcome) -> None: ...
     def control(self, conn: Connection, output: Output) -> None: ...
     def subscriptions(self) -> list[Subscription]:
+        """A snapshot of the registry; must take no lock (it is called under the connection's)."""
         return []
 
 
@@ -112,12 +117,19 @@ class Connection:
         self._go = threading.Event()
         self._stopping = False
         self._abort_reason: str | None = None
-        self._lock = threading.Lock()  # guards the dialect between the reader and other threads
+        # Guards the dialect and the outbox between the reader and other threads. Lock order
+        # (docs/architecture.md): Client._registry_lock -> this -> the transport's write lock; nothing
+        # is sent and no owner or user code runs while it is held.
+        self._lock = threading.Lock()
+        self._outbox: deque[str] = deque()  # frames in the order the dialect made them
+        self._flushing = False  # one thread at a time sends the outbox, so frames keep that order
         self.dialect: Dialect | None = None
         self.sessions = 0
         # read by the supervisor
         self.opened_at: float | None = None  # monotonic
-        self.last_rx = 0.0  # monotonic
+        self.last_rx = 0.0  # monotonic: anything at all (the socket is alive)
+        self.last_data = 0.0  # monotonic: a frame other than a pong or a clock tick (the data flows)
+        self.last_tick: float | None = None  # monotonic: the source's clock advanced (spec.data_clock)
         self.ping_sent_at: float | None = None
         self.next_ping_at = 0.0
         self.hello: dict[str, object] | None = None
@@ -147,6 +159,11 @@ class Connection:
     def join(self, timeout: float) -> bool:
         return join_thread(self._thread, timeout)
 
+    @property
+    def alive(self) -> bool:
+        """The thread runs, or has not been started yet (the supervisor reports one that ended early)."""
+        return self._thread.is_alive() or self._thread.ident is None or self._stopping
+
     def send(self, text: str) -> bool:
         """Thread-safe send; False if there is no open session."""
         return self.transport.send_text(text)
@@ -170,12 +187,35 @@ class Connection:
         return sent
 
     def with_dialect(self, action: Callable[[Dialect], list[str]]) -> bool:
-        """Run ``action`` on the live dialect and send the frames it returns."""
+        """Run ``action`` on the live dialect and send the frames it returns, after any frames
+        other threads' actions (or the reader's replies) made before (False: no dialect, or a send failed)."""
         with self._lock:
             if self.dialect is None:
                 return False
-            frames = action(self.dialect)
-        return all(self.send(frame) for frame in frames)
+            self._outbox.extend(action(self.dialect))
+        return self._flush()
+
+    def _flush(self) -> bool:
+        """Send the outbox in order, outside the lock; one thread at a time (another one that is
+        sending already takes these too: True)."""
+        with self._lock:
+            if self._flushing:
+                return True
+            self._flushing = True
+        sent = True
+        done = False
+        try:
+            while True:
+                with self._lock:
+                    if not self._outbox:
+                        self._flushing, done = False, True  # in the same hold: no frame is left behind
+                        return sent
+                    frame = self._outbox.popleft()
+                sent = self.send(frame) and sent
+        finally:
+            if not done:  # an exception out of send: let the next caller send
+                with self._lock:
+                    self._flushing = False
 
     @property
     def is_open(self) -> bool:
@@ -183,6 +223,12 @@ class Connection:
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:  # never silent: logged here; the supervisor sees the thread gone and fails the client
+            log.critical("connection %d: the connection thread failed", self.index, exc_info=True)
+
+    def _loop(self) -> None:
         while True:
             self._go.wait()
             self._go.clear()
@@ -206,6 +252,9 @@ class Connection:
         config = self.config
         with self._lock:
             previous = self.dialect
+            self._outbox.clear()  # the last session's frames are not this one's
+            # Read under this lock so that a subscribe() either lands in the snapshot or reaches this
+            # dialect afterwards; Owner.subscriptions() takes no lock (the registry is copy-on-write).
             self.dialect = dialect = self._dialect_factory(self.index, self._owner.subscriptions())
             if previous is not None:
                 dialect.resume(previous)  # what the last session learned (Anaxer: the wire form)
@@ -229,7 +278,8 @@ class Connection:
     def _serve(self, dialect: Dialect) -> Outcome:
         self.sessions += 1
         now = time.monotonic()
-        self.opened_at = self.last_rx = now
+        self.opened_at = self.last_rx = self.last_data = now
+        self.last_tick = None
         self.ping_sent_at = None
         self.next_ping_at = now + self.config.ping_interval
         self.stats.connects += 1
@@ -268,6 +318,13 @@ class Connection:
                             stats.malformed["binary"] += 1
                         with lock:
                             outputs = dialect.receive(payload, received_at)
+                            for out in outputs:  # replies join the outbox in the dialect's order
+                                if type(out) is Reply:
+                                    self._outbox.append(out.text)
+                        if outputs and type(outputs[0]) is Tick:
+                            self.last_tick = self.last_rx  # the clock; pongs and ticks never refresh last_data
+                            continue
+                        self.last_data = self.last_rx
                         for out in outputs:
                             if type(out) is Event:
                                 events.append(out)
@@ -324,7 +381,7 @@ class Connection:
         elif isinstance(out, Dropped):
             self.stats.filtered[out.reason] += 1
         elif isinstance(out, Reply):
-            self.send(out.text)
+            self._flush()  # queued in order with the other threads' frames when the dialect made it
         elif isinstance(out, Pong):
             self._ponged()
         elif isinstance(out, Fatal):
@@ -366,7 +423,9 @@ class Connection:
         refusal_cls = policy.refusal if policy is not None else _HTTP_REFUSALS.get(status)
         refusal = None
         if refusal_cls is not None:
-            refusal = refusal_cls(f"{provider} refused the WebSocket upgrade with HTTP {status}", provider=provider)
+            hint = _HTTP_HINTS.get(status, "")
+            message = f"{provider} refused the WebSocket upgrade with HTTP {status}{hint}"
+            refusal = refusal_cls(message, provider=provider)
         try:
             phrase = f" {HTTPStatus(status).phrase}"
         except ValueError:

@@ -20,8 +20,9 @@ import heapq
 import itertools
 import queue
 import threading
+import time
 from array import array
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -121,13 +122,34 @@ class Merge:
     """What the deliveries of several sources share: one queue, one de-duplication window, one
     lock, and the race between them (``None`` with one source)."""
 
-    def __init__(self, capacity: int, dedup_size: int, race: RaceTracker | None = None) -> None:
-        self.queue: HandOffQueue[Item] = HandOffQueue()
+    def __init__(
+        self, capacity: int, dedup_size: int, race: RaceTracker | None = None, prefer: dict[str, int] | None = None
+    ) -> None:
+        self.prefer = prefer or {}  # kind -> the source whose disagreeing copy replaces a queued one
+        self.replacements: OrderedDict[Any, Event] = OrderedDict()  # identity -> the preferred copy
+        self.replaced = 0
+        self.queue: HandOffQueue[Item] = HandOffQueue(self._substitute if self.prefer else None)
         self.capacity = capacity
         self.seen = SeenSet(dedup_size)
         self.lock = threading.Lock()
         self.race = race
         self.members: list[Delivery] = []
+
+    def prefer_copy(self, identity: Any, event: Event) -> None:
+        """The preferred source's copy disagrees with the one queued: it goes out instead, if that one
+        is still queued (under the delivery lock; bounded: the oldest are forgotten)."""
+        self.replacements[identity] = event
+        if len(self.replacements) > self.capacity:
+            self.replacements.popitem(last=False)
+
+    def _substitute(self, item: Item) -> Item:
+        """As the consumer takes ``item``: the preferred copy instead, if one came (see docs/multi-source.md)."""
+        if self.replacements and isinstance(item, Event):
+            preferred = self.replacements.pop(item.identity, None)
+            if preferred is not None:
+                self.replaced += 1
+                return preferred
+        return item
 
     def owner(self, event: Event, dropping: Delivery) -> Delivery:
         """The delivery (source) that accounts for a queued event it drops: its provider's first
@@ -168,6 +190,10 @@ class Delivery:
         self._race = merge.race
         # While a gap is being recovered, live events wait here so that the gap comes first.
         self._holds = 0
+        # When the hold in force began (monotonic); None: no hold, or it was released at its deadline
+        # (live events go on until the next hold()). The recovery's deadline watch reads it.
+        self.hold_since: float | None = None
+        self.deferred = 0  # live events let go while deferring (the history is to bring them back)
         self._held: deque[Event] = deque()
         self._held_ids: dict[tuple[Any, ...], Event] = {}  # identity -> the first held copy
         # History events skipped for their held copy, by slot: that copy is owed before any later
@@ -203,25 +229,30 @@ class Delivery:
 
     def _accept(self, event: Event) -> bool:
         race = self._race
+        conflict: tuple[str, ...] = ()
         if race is not None:  # every live copy counts in the race, held ones and duplicates too
             identity = event.identity
             if identity is not None:
-                race.observe(identity, event.kind, self.source, event.received_at)
-        if self._holds:
+                conflict = race.observe(identity, event.kind, self.source, event.received_at, event)
+        if self.hold_since is not None:
             self._hold(event)
             return True
         identity = event.identity
         if identity is not None and not self._seen.add(identity):
             self.stats.duplicates += 1
+            if conflict and self.merge.prefer.get(event.kind) == self.source:
+                self.merge.prefer_copy(identity, event)
             return False
         self._put(event)
         return True
 
     def _hold(self, event: Event) -> None:
         if self._deferring:
+            self.deferred += 1
             return  # the recovery's next round fetches it from history
         held = self._held
         if len(held) >= self.capacity:  # bounded: let them all go, history will bring them in order
+            self.deferred += len(held) + 1
             self.stats.held -= len(held)
             held.clear()
             self._held_ids.clear()
@@ -246,7 +277,28 @@ class Delivery:
     def hold(self) -> None:
         """Keep live events back until :meth:`end_hold` (a recovery is starting)."""
         with self._lock:
+            if self.hold_since is None:
+                self.hold_since = time.monotonic()
             self._holds += 1
+
+    @property
+    def holding(self) -> bool:
+        """Live events are being held now (a hold in force, not released at its deadline)."""
+        return self.hold_since is not None
+
+    def expire_hold(self, since: float) -> int:
+        """The hold that began at ``since`` passed its deadline: hand the held events on now and
+        let live events go on until the next :meth:`hold` (the recovery goes on in the background;
+        what it brings later arrives after them). How many were held; -1 if that hold is over."""
+        with self._lock:
+            if self.hold_since != since or not self._holds:
+                return -1
+            self.hold_since = None
+            self._deferring = False
+            held = len(self._held)
+            self._flush_held()
+        self.queue.wake()
+        return held
 
     def end_hold(self, deferrals: int | None = None) -> bool:
         """End one hold and hand on the held events (de-duplicated) once no hold is left; True.
@@ -261,6 +313,7 @@ class Delivery:
             if self._holds:
                 self._holds -= 1
             if not self._holds:
+                self.hold_since = None
                 self._deferring = False
                 self._flush_held()
         self.queue.wake()
@@ -413,7 +466,9 @@ class Delivery:
         if event.slot is not None and event.channel is not None:
             low = self.dropped_from.get(event.channel)
             if low is None or event.slot < low.slot:
-                self.dropped_from[event.channel] = Position(event.slot, event.signature)
+                # The slot alone: a signature bounds Solana's history *after* it (``until`` excludes
+                # the signature itself), and this event is the one to fetch again.
+                self.dropped_from[event.channel] = Position(event.slot)
 
     def take_overflow_gaps(self) -> dict[str, Position]:
         """The channels and slots lost to overflow since the last call (for gap recovery)."""

@@ -7,10 +7,10 @@ checked here, against the lists each provider module declares (``ProviderSpec.fi
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
+from pumpsync._text import did_you_mean
 from pumpsync.errors import ConfigurationError
 
 
@@ -29,9 +29,7 @@ def check_filters(
             continue
         if not valid:
             raise ConfigurationError("channels", f"{provider} channel {channel!r} takes no filters (got {key!r})")
-        # A case typo ("minsol") first: the likeliest one.
-        close = [v for v in valid if v.lower() == str(key).lower()] or difflib.get_close_matches(str(key), valid, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(key, valid)  # a case typo ("minsol") first: the likeliest one
         raise ConfigurationError(
             "channels",
             f"unknown filter {key!r} for {provider} channel {channel!r}{hint} (valid: {', '.join(valid)})",

@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -34,8 +35,10 @@ T = TypeVar("T")
 class HandOffQueue(Generic[T]):
     """Unbounded FIFO for any number of producer and consumer threads (like ``queue.SimpleQueue``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, substitute: Callable[[T], T] | None = None) -> None:
         self._items: deque[T] = deque()
+        # Applied to each item as it is taken (several sources: a preferred source's copy replaces a queued one).
+        self._substitute = substitute
         self._lock = threading.Lock()  # guards _sleepers between consumers
         self._sleepers = 0  # consumers waiting (or about to) for a wake-up byte
         self._signaled = False  # a wake-up byte is on its way: producers need not send another
@@ -75,10 +78,12 @@ class HandOffQueue(Generic[T]):
         """Remove and return the next item; ``queue.Empty`` if none came (``block=False``: at once)."""
         items = self._items
         try:
-            return items.popleft()
+            item = items.popleft()
         except IndexError:
             if not block:
                 raise queue.Empty from None
+        else:
+            return item if self._substitute is None else self._substitute(item)
         if timeout is not None and timeout < 0:
             raise ValueError("'timeout' must be a non-negative number")
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -100,7 +105,7 @@ class HandOffQueue(Generic[T]):
                 continue
             if items and self._sleepers and not self._signaled:
                 self._signal()  # more to take and another consumer waiting: pass it on
-            return item
+            return item if self._substitute is None else self._substitute(item)
 
     def get_nowait(self) -> T:
         return self.get(block=False)

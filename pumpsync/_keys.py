@@ -43,7 +43,12 @@ def read_key_file(path: str | os.PathLike[str], option: str = "api_key_file") ->
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigurationError(option, f"cannot read {path}: {reason}") from None
     lines = text.strip().splitlines()
-    return check_key(lines[0] if lines else "")
+    if not lines:  # the file is at fault, not --api-key
+        raise ConfigurationError(option, f"{path} is empty: put the key on its first line")
+    try:
+        return check_key(lines[0])
+    except ConfigurationError as exc:
+        raise ConfigurationError(option, f"{path}: {str(exc).split(': ', 1)[-1]}") from None
 
 
 def choose_api_key(
@@ -77,6 +82,6 @@ def choose_api_key(
         return None
     raise ConfigurationError(
         "api_key",
-        f"no API key: use --api-key-file (api_key_file=), {API_KEY_ENV}, a systemd credential named "
-        f"{CREDENTIAL_NAME}, or api_key_file in the config file",
+        f"no API key: give --api-key or --api-key-file (in Python: api_key= or api_key_file=), set "
+        f"{API_KEY_ENV}, or use a systemd credential named {CREDENTIAL_NAME} or api_key_file in the daemon's config",
     )

@@ -83,15 +83,43 @@ class LeadStats:
         return statistics.median(self.samples) if self.samples else None
 
 
+# The facts two copies of one event must agree on (both given: a source that omits a field does not
+# disagree). Amounts within CONFLICT_TOLERANCE of each other (relative) agree: providers round.
+CONFLICT_FIELDS = ("sol_amount", "token_amount", "slot", "creator", "initial_buy_sol", "initial_buy_tokens")
+CONFLICT_TOLERANCE = 1e-3
+_UNREPORTED = 64  # conflicts kept for the next warning
+
+
 class _Open:
-    """One event still within its window: the kind, when it opened and each source's first copy."""
+    """One event still within its window: the kind, when it opened and each source's first copy,
+    and the facts of the copy handed in first (the one delivered)."""
 
-    __slots__ = ("arrivals", "kind", "opened")
+    __slots__ = ("arrivals", "facts", "kind", "opened", "source")
 
-    def __init__(self, kind: str, opened: float, source: int) -> None:
+    def __init__(self, kind: str, opened: float, source: int, facts: tuple[Any, ...] | None) -> None:
         self.kind = kind
         self.opened = opened
+        self.source = source
+        self.facts = facts
         self.arrivals: dict[int, float] = {source: opened}
+
+
+def facts(event: Any) -> tuple[Any, ...]:
+    """The values of :data:`CONFLICT_FIELDS` of ``event``."""
+    return tuple(getattr(event, name, None) for name in CONFLICT_FIELDS)
+
+
+def differing(first: tuple[Any, ...], other: tuple[Any, ...]) -> tuple[str, ...]:
+    """The fields in which two copies disagree."""
+    out = []
+    for name, a, b in zip(CONFLICT_FIELDS, first, other, strict=True):
+        if a is None or b is None or a == b:
+            continue
+        numbers = isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
+        if numbers and abs(a - b) <= CONFLICT_TOLERANCE * max(abs(a), abs(b)):
+            continue
+        out.append(name)
+    return tuple(out)
 
 
 class RaceTracker:
@@ -127,12 +155,18 @@ class RaceTracker:
         self.only: Counter[tuple[int, str]] = Counter()  # seen by this source alone, though another carries the kind
         self.leads: dict[tuple[int, int, str], LeadStats] = {}  # (first, later, kind)
         self.evicted = 0  # decided before their window ended, to stay within capacity
+        # (field, source whose copy went first, source that disagreed) -> events
+        self.conflicts: Counter[tuple[str, int, int]] = Counter()
+        self._unreported: list[tuple[str, str, int, int]] = []  # (kind, field, first, second), for a warning
         self.started_ms: float | None = None
         self.last_ms: float | None = None
 
     # ------------------------------------------------------------------ feeding
-    def observe(self, identity: Hashable, kind: str, source: int, at_ms: float) -> None:
-        """One live copy of an event from ``source`` (an index into ``sources``), received at ``at_ms``."""
+    def observe(self, identity: Hashable, kind: str, source: int, at_ms: float, event: Any = None) -> tuple[str, ...]:
+        """One live copy of an event from ``source`` (an index into ``sources``), received at ``at_ms``.
+
+        With ``event``, its facts are compared with the copy handed in first: the fields in which
+        this source's first copy disagrees are returned (and counted, per field and source pair)."""
         key = hash(identity) or 1
         with self._lock:
             if self.started_ms is None:
@@ -142,17 +176,38 @@ class RaceTracker:
             entry = self._open.get(key)
             if entry is not None and at_ms - entry.opened < self.window_ms:
                 arrivals = entry.arrivals
+                fields: tuple[str, ...] = ()
+                if source not in arrivals and event is not None and entry.facts is not None:
+                    fields = differing(entry.facts, facts(event))
+                    for name in fields:
+                        self.conflicts[(name, entry.source, source)] += 1
+                        if len(self._unreported) < _UNREPORTED:
+                            self._unreported.append((kind, name, entry.source, source))
                 if source not in arrivals or at_ms < arrivals[source]:
                     arrivals[source] = at_ms
-                return
+                return fields
             if entry is not None:  # a copy after the window: its event is decided, this one starts anew
                 self._decide(self._open.pop(key))
             self._expire(at_ms)
-            self._open[key] = _Open(kind, at_ms, source)
+            self._open[key] = _Open(kind, at_ms, source, None if event is None else facts(event))
             if len(self._open) > self.capacity:
                 oldest = next(iter(self._open))
                 self._decide(self._open.pop(oldest))
                 self.evicted += 1
+            return ()
+
+    def take_unreported(self) -> list[tuple[str, str, str, str]]:
+        """The conflicts not yet warned about, as (kind, field, first source, second source) names."""
+        with self._lock:
+            taken, self._unreported = self._unreported, []
+        names = self.sources
+        return [(kind, name, names[a], names[b]) for kind, name, a, b in taken]
+
+    def conflict_counts(self) -> dict[tuple[str, str, str], int]:
+        """Conflicts by (field, first source, second source) names, for the metrics."""
+        with self._lock:
+            names = self.sources
+            return {(name, names[a], names[b]): n for (name, a, b), n in self.conflicts.items()}
 
     def expire(self, now_ms: float | None = None) -> None:
         """Decide the events whose window has ended by ``now_ms`` (default: now)."""
@@ -227,6 +282,12 @@ class RaceTracker:
                 "missed": _by_source(names, self.missed),
                 "only": _by_source(names, self.only),
                 "leads": leads,
+                "conflicts": {
+                    f"{names[a]}>{names[b]}": {
+                        name: n for (name, x, y), n in sorted(self.conflicts.items()) if (x, y) == (a, b)
+                    }
+                    for (a, b) in sorted({(x, y) for (_n, x, y) in self.conflicts})
+                },
             }
 
     def counts(self) -> dict[str, dict[tuple[str, str], int]]:
@@ -327,4 +388,12 @@ def _by_source(names: Sequence[str], counts: Counter[tuple[int, str]]) -> dict[s
     return out
 
 
-__all__ = ["DEFAULT_CAPACITY", "DEFAULT_RESERVOIR", "DEFAULT_WINDOW", "LEAD_BUCKETS", "LeadStats", "RaceTracker"]
+__all__ = [
+    "CONFLICT_FIELDS",
+    "DEFAULT_CAPACITY",
+    "DEFAULT_RESERVOIR",
+    "DEFAULT_WINDOW",
+    "LEAD_BUCKETS",
+    "LeadStats",
+    "RaceTracker",
+]

@@ -8,10 +8,22 @@ page only when the queue has room for it, so that a gap of any size costs a page
 every event arrives once, whatever the consumer's pace. If the held live events outgrow their
 bound, they are let go and the history is paged on past them (another round from where the
 last one ended) until it has caught up with the live stream.
+
+No unbounded hold: a hold that has not ended ``gap_deadline`` seconds after it began is released
+by the deadline watch (a thread of its own: the recovery thread may be waiting on the history);
+the live events go on, and the recovery goes on in the background (its events arrive late,
+marked ``backfill``). Every gap is reported (:class:`GapReport`, ``Client.gaps()``): its range,
+and whether it was recovered, partly, or lost. A failed recovery is retried (never holding the
+live stream again) up to ``_ATTEMPTS`` times. Nothing the history answers can end the recovery
+thread: an unexpected error is counted, and the gap handled like any failed fetch.
+
+Lock order: ``GapRecovery._cond``, then the gap ledger's lock (``_gaps.py``), then the delivery's
+lock; never the other way round, and no call out (the ``on_gap`` listener) with any of them held.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import random
@@ -22,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pumpsync._delivery import Delivery
+from pumpsync._gaps import GapLedger, GapListener, GapReport, Outcome
+from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
 from pumpsync._threads import join_thread
 from pumpsync.config import ClientConfig
@@ -35,6 +49,8 @@ log = logging.getLogger("pumpsync.backfill")
 STREAM = "*"
 _CHUNK = 1000  # events released at a time (at most; fewer for a small queue)
 _IDLE = 0.05  # seconds between looks at the queue's room, and at overflow, when there is nothing else to do
+_ATTEMPTS = 5  # fetches of one gap (the first and its retries) before it is reported lost
+_REFETCH_BACKLOG = 10_000  # single items waiting to be fetched again; past it they are counted lost
 
 
 class _Stopped(Exception):
@@ -61,12 +77,23 @@ class Gap:
         return ", ".join(f"{key} since slot {p.slot}" for key, p in self.positions.items())
 
 
+@dataclass(frozen=True)
+class _Counts:
+    """A report and the counters when an attempt began: the attempt's share is the difference."""
+
+    report: GapReport
+    events: int  # the delivery's backfill_events
+    lost: int  # the source's lost()
+    deferred: int  # the delivery's deferred
+
+
 @dataclass
 class _Pending:
     gap: Gap
     awaiting: set[str]  # channels whose acknowledgement the fetch waits for
     start_by: float  # monotonic: fetch anyway by then (a server that never acknowledges)
     index: int | None  # the connection whose session opened the gap (None: not tied to one)
+    ident: int  # its report
 
 
 class GapRecovery:
@@ -79,6 +106,7 @@ class GapRecovery:
         delivery: Delivery,
         stats: ClientStats,
         subscriptions: Callable[[], list[Subscription]],
+        on_gap: GapListener | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -89,15 +117,22 @@ class GapRecovery:
         self._stop = threading.Event()
         self._since_pending = config.since is not None
         self._pending: list[_Pending] = []  # guarded by _cond
-        self._carried: Gap | None = None  # a session ended before its gap was fetched: the next one takes it
-        self._retries: list[tuple[float, Gap]] = []  # only touched by the recovery thread
-        self._refetches: list[tuple[str, int | None]] = []  # guarded by _cond: single items to fetch again
+        # A session ended before its gap was fetched: the next one takes it (and its report).
+        self._carried: tuple[Gap, int] | None = None
+        # (when, gap, report, attempts so far): only touched by the recovery thread
+        self._retries: list[tuple[float, Gap, int, int]] = []
+        # Guarded by _cond: single items to fetch again, in order (a dict: a flood of them costs O(1) each).
+        self._refetches: dict[tuple[str, int | None], None] = {}
+        self.ledger = GapLedger(config.provider, on_gap, source=stats.provider)  # stats.provider: the source's name
+        self._current: int | None = None  # the report of the gap the recovery thread is on (its own)
         self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
+        self._watch = threading.Thread(target=self._watch_holds, name="pumpsync-backfill-deadline", daemon=True)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self._thread.start()
+        self._watch.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -105,16 +140,42 @@ class GapRecovery:
             self._cond.notify_all()
 
     def join(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
         ended = join_thread(self._thread, timeout)
+        ended = join_thread(self._watch, max(0.0, deadline - time.monotonic())) and ended
         self.source.close()
         return ended
+
+    @property
+    def alive(self) -> bool:
+        """The recovery thread runs (the supervisor reports it if it ends while the client runs)."""
+        return self._thread.is_alive()
 
     def recoverable(self, channel: str) -> bool:
         return self.source.recoverable(channel)
 
     def detach(self) -> None:
-        """The client is closed: drop the reference back to it (its registry)."""
+        """The client is closed: drop the references back to it (its registry, its listener)."""
         self._subscriptions = list
+        self.ledger.detach()
+
+    # ------------------------------------------------------------------ what the owner reads
+    @property
+    def settled(self) -> bool:
+        """No hold in force and no gap still being recovered (``Client.ready`` says so)."""
+        return not self._delivery.holding and not self.ledger.pending
+
+    def gaps(self) -> list[GapReport]:
+        """The gaps of late, oldest first."""
+        return self.ledger.gaps()
+
+    def gap_counts(self) -> dict[str, int]:
+        """Gaps by outcome (open ones as ``pending``), holds released at their deadline, and the live
+        events let go while held (``deferred``: for the history to bring back)."""
+        counts = self.ledger.counts()
+        return {key: counts.get(key, 0) for key in ("pending", "recovered", "partial", "lost", "released")} | {
+            "deferred": self._delivery.deferred
+        }
 
     # ------------------------------------------------------------------ reports from connection threads
     def session_opened(self, index: int, resumed: bool) -> None:
@@ -124,20 +185,27 @@ class GapRecovery:
         gap = self._gap(resumed)
         with self._cond:
             carried, self._carried = self._carried, None
+            ident = None
             if carried is not None:
-                gap = carried if gap is None else gap.merge(carried)
-            if gap is None:
+                gap = carried[0] if gap is None else gap.merge(carried[0])
+                ident = carried[1]
+            gap = self._restrict(gap) if gap is not None else None
+            if gap is not None and gap.positions:
+                ident = self._open(gap) if ident is None else ident
+                self._hold_for(gap, index, ident)
                 return
-            gap = self._restrict(gap)
-            if not gap.positions:
-                return
-            # Live events wait until the gap is back; the fetch starts once every channel is live
-            # again (acknowledged), so that its answer reaches past the moment the stream resumed.
-            self._delivery.hold()
-            awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
-            start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
-            self._pending.append(_Pending(gap, awaiting, start_by, index))
-            self._cond.notify_all()
+        if ident is not None:  # carried, and nothing of it is recoverable now
+            self.ledger.close(ident, "lost", "nothing recoverable is subscribed any more")
+
+    def _hold_for(self, gap: Gap, index: int, ident: int) -> None:
+        """Hold the live stream for ``gap`` and queue its fetch (under ``_cond``)."""
+        # Live events wait until the gap is back (at most gap_deadline); the fetch starts once every
+        # channel is live again (acknowledged), so that its answer reaches past the moment the stream resumed.
+        self._delivery.hold()
+        awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
+        start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
+        self._pending.append(_Pending(gap, awaiting, start_by, index, ident))
+        self._cond.notify_all()
 
     def channel_live(self, index: int, channel: str) -> None:
         """A channel of connection ``index`` was acknowledged (or refused)."""
@@ -154,7 +222,11 @@ class GapRecovery:
             mine = [p for p in self._pending if p.index == index]
             for pending in mine:
                 self._pending.remove(pending)
-                self._carried = pending.gap if self._carried is None else self._carried.merge(pending.gap)
+                if self._carried is None:
+                    self._carried = (pending.gap, pending.ident)
+                else:  # one report for the merged gap
+                    self._carried = (self._carried[0].merge(pending.gap), self._carried[1])
+                    self.ledger.drop(pending.ident)
         for _ in mine:
             self._delivery.end_hold()
 
@@ -164,15 +236,55 @@ class GapRecovery:
         if not self.config.backfill or not callable(getattr(self.source, "refetch", None)):
             return False
         with self._cond:
-            if (key, slot) not in self._refetches:  # redundant connections ask for the same one
-                self._refetches.append((key, slot))
-                self._cond.notify_all()
+            if (key, slot) in self._refetches:  # redundant connections ask for the same one
+                return True
+            if len(self._refetches) >= _REFETCH_BACKLOG:  # a flood: bounded, the rest stays counted lost
+                self.ledger.count("refetch_overflow")
+                return False
+            self._refetches[(key, slot)] = None
+            self._cond.notify_all()
         return True
 
     def source_stats(self) -> dict[str, int]:
         """The history source's own counts (losses by reason, rate limits), if it keeps any."""
         stats = getattr(self.source, "stats", None)
-        return dict(stats()) if callable(stats) else {}
+        counts = dict(stats()) if callable(stats) else {}
+        for outcome, n in self.gap_counts().items():
+            counts[f"gaps_{outcome}"] = n
+        ledger = self.ledger.counts()
+        counts["refetch_overflow"] = ledger.get("refetch_overflow", 0)
+        counts["recovery_errors"] = ledger.get("recovery_errors", 0)
+        return counts
+
+    def _open(self, gap: Gap) -> int:
+        return self.ledger.open(min(gap.positions.values()).slot)
+
+    def _lost_so_far(self) -> int:
+        """What the history source has counted lost (its optional ``lost()``), to take a gap's share."""
+        lost = getattr(self.source, "lost", None)
+        return int(lost()) if callable(lost) else 0
+
+    # ------------------------------------------------------------------ the deadline watch
+    def _watch_holds(self) -> None:
+        """Release a hold that outlived ``gap_deadline`` (the recovery thread may be waiting on the history)."""
+        while not self._stop.is_set():
+            try:
+                self._watch_once()
+            except Exception as exc:  # never a dead thread (there is nothing here to fail; still)
+                self.ledger.count("recovery_errors")
+                self.ledger.warn("crash", f"gap deadline watch: unexpected {type(exc).__name__}; going on")
+                self._stop.wait(0.25)
+
+    def _watch_once(self) -> None:
+        deadline = self.config.gap_deadline
+        while not self._stop.is_set():
+            since = self._delivery.hold_since
+            now = time.monotonic()
+            if since is None or now < since + deadline:
+                wait = 0.25 if since is None else min(0.25, since + deadline - now)
+                self._stop.wait(max(0.01, wait))
+                continue
+            self.ledger.release(functools.partial(self._delivery.expire_hold, since), deadline)
 
     # ------------------------------------------------------------------ what a gap is
     def _gap(self, resumed: bool) -> Gap | None:
@@ -208,29 +320,49 @@ class GapRecovery:
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                pending = self._next_ready()
-                if pending is not None:
-                    self._recover(pending.gap, held=True)
-                    continue
-                with self._cond:
-                    refetches, self._refetches = self._refetches, []
-                for key, slot in refetches:
-                    self._refetch_one(key, slot)
-                now = time.monotonic()
-                due = [r for r in self._retries if r[0] <= now]
-                if due:
-                    self._retries.remove(due[0])
-                    self._delivery.hold()
-                    self._recover(self._restrict(due[0][1]), held=True)
-                    continue
-                overflow = self._overflow_gap()
-                if overflow is not None:
-                    self._delivery.hold()
-                    self._recover(overflow, held=True)
-        except _Stopped:
-            pass
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except _Stopped:
+                return
+            except Exception as exc:  # never a dead thread: counted, logged, the gap reported, on with the next
+                self._stats.backfill_failures += 1
+                self.ledger.count("recovery_errors")
+                self.ledger.warn("crash", f"gap recovery: unexpected {type(exc).__name__}: {self._safe(exc)}; going on")
+                current, self._current = self._current, None
+                if current is not None:  # (a hold it had taken is released by the deadline watch)
+                    self.ledger.close(current, "lost", f"unexpected {type(exc).__name__}")
+                self._stop.wait(_IDLE)
+
+    def _step(self) -> None:
+        self._current = None
+        pending = self._next_ready()
+        if pending is not None:
+            self._current = pending.ident
+            self._recover(pending.gap, pending.ident, held=True, attempts=0)
+            return
+        with self._cond:
+            refetches, self._refetches = list(self._refetches), {}
+        for key, slot in refetches:
+            self._refetch_one(key, slot)
+        now = time.monotonic()
+        due = [r for r in self._retries if r[0] <= now]
+        if due:
+            self._retries.remove(due[0])
+            _when, gap, ident, attempts = due[0]
+            self._current = ident
+            gap = self._restrict(gap)
+            if not gap.positions:
+                self.ledger.close(ident, "lost", "nothing recoverable is subscribed any more")
+                return
+            # In the background: the live stream went on when the first attempt failed.
+            self._recover(gap, ident, held=False, attempts=attempts)
+            return
+        overflow = self._overflow_gap()
+        if overflow is not None:
+            self._delivery.hold()
+            self._current = self._open(overflow)
+            self._recover(overflow, self._current, held=True, attempts=0)
 
     def _next_ready(self) -> _Pending | None:
         """The next gap whose channels are all live (or that waited long enough), else None after a short wait."""
@@ -254,39 +386,79 @@ class GapRecovery:
         gap = self._restrict(Gap({STREAM: min(lost.values())} if self.source.stream_wide else lost, {}))
         return gap if gap.positions else None
 
-    def _recover(self, gap: Gap, held: bool) -> None:
-        """Fetch ``gap`` and release it, round after round until caught up; ends the hold it was given."""
+    def _recover(self, gap: Gap, ident: int, held: bool, attempts: int) -> None:
+        """Fetch ``gap`` and release it, round after round until caught up; ends the hold it was
+        given (``held``), whatever happens; reports the outcome, or schedules a retry."""
         positions = dict(gap.positions)
         # Per key, the identities released at its newest slot: the next round starts at that slot
         # (inclusive), and by then they may have left the de-duplication window.
         edges: dict[str, tuple[int, set[Any]]] = {}
+        attempts += 1
+        report = self.ledger.update(ident, attempts=attempts)
+        if report is None:  # its report was dropped (never: pending ones are kept); report anew
+            ident = self._open(gap)
+            report = self.ledger.update(ident, attempts=attempts)
+            assert report is not None
+        base = _Counts(report, self._stats.backfill_events, self._lost_so_far(), self._delivery.deferred)
         while True:
             deferrals = self._delivery.deferrals
             newest: dict[str, Position] = {}
             try:
                 fetched, new = self._round(Gap(positions, gap.filters), newest, edges)
-            except HistoryError as exc:
+            except _Stopped:
+                raise
+            except Exception as exc:  # HistoryError, or anything a hostile answer caused: the same path
                 positions.update(newest)  # what did arrive was released
                 self._refetch_into(positions)
                 if self._stop.is_set():
                     raise _Stopped from None
                 self._stats.backfill_failures += 1
+                problem = str(exc) if isinstance(exc, HistoryError) else f"unexpected {type(exc).__name__}"
+                report = self._progress(ident, newest, base, problem)
                 retry = Gap(positions, gap.filters)
-                log.warning("backfill of %s failed: %s; will retry", retry.describe(), exc)
-                # The live stream goes on meanwhile; the retry starts where this attempt got to.
-                self._retries.append((time.monotonic() + self.config.backoff_max * random.uniform(0.5, 1.0), retry))
-                self._delivery.end_hold()
+                if held:
+                    self._delivery.end_hold()  # the live stream goes on meanwhile
+                if attempts >= _ATTEMPTS:
+                    outcome: Outcome = "partial" if report is not None and report.recovered else "lost"
+                    self.ledger.close(ident, outcome, f"gave up after {attempts} attempts: {self._safe(problem)}")
+                    return
+                self.ledger.warn("failed", f"backfill of {retry.describe()} failed: {self._safe(problem)}; will retry")
+                # The retry starts where this attempt got to.
+                when = time.monotonic() + self.config.backoff_max * random.uniform(0.5, 1.0)
+                self._retries.append((when, retry, ident, attempts))
                 return
             if fetched:
                 log.info("backfill: %d events, %d new", fetched, new)
+            report = self._progress(ident, newest, base, "")
             positions.update(newest)
             if not held or self._delivery.end_hold(deferrals):
+                lost, recovered = (report.lost, report.recovered) if report is not None else (0, 0)
+                self.ledger.close(ident, "recovered" if not lost else "partial" if recovered else "lost")
                 return
             # Live events outgrew the hold and were let go: fetch on, and again from the oldest
             # event skipped for a held copy (what was released since is still in the window).
             if self._refetch_into(positions):
                 edges.clear()
             log.info("backfill: live events outgrew the hold; fetching on from %s", Gap(positions, {}).describe())
+
+    def _progress(self, ident: int, newest: dict[str, Position], base: _Counts, reason: str) -> GapReport | None:
+        """Bring the report up to date: its range so far, and this attempt's counts on top of ``base``'s."""
+        lost, deferred = self._lost_so_far(), self._delivery.deferred
+        report = self.ledger.get(ident)  # only this thread brings a report up to date: read, then write
+        if report is None:
+            return None
+        until = max([p.slot for p in newest.values()] + [report.until_slot or -1])
+        return self.ledger.update(
+            ident,
+            until_slot=until if until >= 0 else None,
+            recovered=base.report.recovered + self._stats.backfill_events - base.events,
+            lost=base.report.lost + max(0, lost - base.lost),
+            deferred=base.report.deferred + max(0, deferred - base.deferred),
+            reason=self._safe(reason) if reason else report.reason,
+        )
+
+    def _safe(self, problem: object) -> str:
+        return redact(str(problem), self.config.api_key)[:300]
 
     def _refetch_one(self, key: str, slot: int | None) -> None:
         """One item's events again (``source.refetch``), released like a backfill page."""
@@ -298,11 +470,14 @@ class GapRecovery:
         self._stats.backfill_requests += 1
         try:
             events: list[Event] = list(fetch(key, slot, channels, self._stop))
-        except HistoryError as exc:
+        except Exception as exc:  # HistoryError, or a hostile answer: this item only
             if self._stop.is_set():
                 raise _Stopped from None
             self._stats.backfill_failures += 1
-            log.warning("refetch of one item at slot %s failed: %s; its events are lost", slot, exc)
+            problem = str(exc) if isinstance(exc, HistoryError) else f"unexpected {type(exc).__name__}"
+            self.ledger.warn(
+                "refetch", f"refetch of one item at slot {slot} failed: {self._safe(problem)}; its events lost"
+            )
             return
         events.sort(key=_slot_key)
         while self._delivery.room() < len(events):
@@ -396,4 +571,4 @@ def _slot_key(event: Event) -> int:
     return event.slot if event.slot is not None else -1
 
 
-__all__ = ["STREAM", "Gap", "GapRecovery"]
+__all__ = ["STREAM", "Gap", "GapListener", "GapRecovery", "GapReport"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from urllib.parse import quote, quote_plus, urlsplit
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 _REDACTED = "***"
 
@@ -16,8 +19,9 @@ _AUTH_HEADER = re.compile(
     r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:(?:bearer|basic|token|digest|apikey)\s+)?)[^\s'\",}]+"
 )
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",}]+")
-# The password of a URL's userinfo (proxy credentials: http://user:password@proxy:3128).
-_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/@\s:]*:)[^/@\s]+(@)")
+# The password of a URL's userinfo (proxy credentials: http://user:password@proxy:3128). The
+# password may hold "/" (a Redis password often does): it runs to the "@", whatever it holds.
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/@\s:]*:)[^@\s]+(@)")
 
 
 class ApiKey:
@@ -27,6 +31,7 @@ class ApiKey:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        remember(value)  # every log record of the process is scrubbed of it (see install_log_redaction)
 
     def reveal(self) -> str:
         return self._value
@@ -73,6 +78,60 @@ def redact(text: str, key: ApiKey | None = None) -> str:
     return text
 
 
+# ---------------------------------------------------------------- secrets this process knows of
+
+# Secret values and their spellings, oldest first (a dict is ordered: the oldest go first).
+_known: dict[str, tuple[str, ...]] = {}
+_known_lock = threading.Lock()
+_MAX_KNOWN = 1024
+_MIN_SECRET = 6  # shorter values would redact ordinary words
+# A URL path segment this long, of these characters, is taken for a key (RPC nodes put keys there);
+# redacting an ordinary long segment from a log line costs nothing.
+_PATH_KEY = re.compile(r"[A-Za-z0-9_\-.~%]{16,}")
+# Query parameters whose value is a secret (others, like a Redis ``stream``, are shown).
+_SECRET_NAME = re.compile(r"(?i)key|token|secret|auth|pass|sig|cred")
+
+
+def remember(*values: str) -> None:
+    """Values that must never appear in a log record of this process, whichever logger makes it."""
+    with _known_lock:
+        for value in values:
+            if len(value) >= _MIN_SECRET:
+                _known.pop(value, None)
+                _known[value] = tuple(_spellings(value))
+        while len(_known) > _MAX_KNOWN:
+            del _known[next(iter(_known))]
+
+
+def remember_url(*urls: str) -> None:
+    """URLs' secret-looking parts: the password, long path segments, query values."""
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+            password = parts.password
+        except ValueError:
+            continue
+        if not parts.netloc:  # a file, not a server: nothing to hide
+            continue
+        found = [password or ""]
+        found += [segment for segment in parts.path.split("/") if _PATH_KEY.fullmatch(segment)]
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        found += [value for name, value in query if _SECRET_NAME.search(name)]
+        remember(*found)
+
+
+def scrub(text: str) -> str:
+    """:func:`redact` plus every value :func:`remember` was given."""
+    text = redact(text)
+    with _known_lock:
+        known = list(_known.values())
+    for forms in known:
+        for form in forms:
+            if form in text:
+                text = text.replace(form, _REDACTED)
+    return text
+
+
 def safe_url(url: str) -> str:
     """A URL as it may be shown anywhere (logs, errors, reprs, metrics, CLI output): scheme, host
     and port only. RPC providers put keys in the path (``wss://node.example/KEY/``) as well as in
@@ -112,3 +171,49 @@ class RedactingFilter:
         if record.stack_info:
             record.stack_info = redact(record.stack_info, self.key)
         return True
+
+
+# ---------------------------------------------------------------- every log record of the process
+
+_Factory = Callable[..., logging.LogRecord]
+
+
+def _scrub_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: logging reports it itself when a handler formats it
+        return
+    cleaned = scrub(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, None
+    if record.exc_info and record.exc_info[0] is not None:
+        # Formatters reuse exc_text when it is set: rendered here, scrubbed.
+        record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+    if record.stack_info:
+        record.stack_info = scrub(record.stack_info)
+
+
+def install_log_redaction() -> None:
+    """Scrub every log record the process creates, whatever logger makes it and whatever handler
+    takes it (idempotent; done when pumpsync is imported).
+
+    A ``logging.Filter`` on named loggers does not do: a logger's filters skip records of its
+    children (a filter on ``urllib3`` never sees ``urllib3.connectionpool``'s), and handlers
+    attached at the root by the user (``logging.basicConfig``) are not ours to filter. The record
+    factory is the one point every record passes through (``Logger.makeRecord``); ours wraps the
+    one installed before it. A program that later installs its own factory without chaining it
+    turns this off: that is its choice."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "pumpsync_redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _scrub_record(record)
+        return record
+
+    factory.pumpsync_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+install_log_redaction()

@@ -17,12 +17,16 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from pumpsync._delivery import Merge, SeenSet
+from pumpsync._gaps import GapReport
+from pumpsync._hooks import Hooks
 from pumpsync._race import DEFAULT_WINDOW, RaceTracker
 from pumpsync._ranges import check_ranges
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats
+from pumpsync._text import WarningGate
 from pumpsync.client import Client
 from pumpsync.config import ClientConfig, make_config
 from pumpsync.errors import (
@@ -34,6 +38,7 @@ from pumpsync.errors import (
     SourceFailed,
     UsageError,
 )
+from pumpsync.events import KINDS, Event
 from pumpsync.providers import provider_spec
 from pumpsync.providers.base import Subscription
 from pumpsync.providers.spec import Transport
@@ -88,6 +93,24 @@ def source_names(sources: Sequence[Source]) -> list[str]:
     return names
 
 
+def _one_client_per_host(members: Mapping[str, Client]) -> None:
+    """Refuse two sources that would each open a socket to a host whose spec allows one per process."""
+    seen: dict[tuple[str, str], str] = {}
+    for name, member in members.items():
+        spec = member.config.spec
+        if not spec.one_client_per_host:
+            continue
+        for url in member.config.urls:
+            host = (spec.name, (urlsplit(url).hostname or "").lower())
+            other = seen.setdefault(host, name)
+            if other != name:
+                raise ConfigurationError(
+                    "sources",
+                    f"sources {other} and {name} would open two connections to {host[1]}: "
+                    f"{spec.max_connections_reason}. Give one {spec.name} source every channel instead",
+                )
+
+
 def provider_key_env(provider: str) -> str:
     """The environment variable holding one provider's key when several sources are used."""
     return f"PUMPSYNC_{provider.upper().replace('-', '_')}_API_KEY"
@@ -131,6 +154,22 @@ def source_config(source: Source, defaults: Mapping[str, Any], key_owner: bool) 
     return config
 
 
+def _preferences(prefer: Mapping[str, str] | None, names: Sequence[str]) -> dict[str, int]:
+    """``prefer`` (kind -> source name) as kind -> source index, checked."""
+    if prefer is None:
+        return {}
+    if not isinstance(prefer, Mapping):
+        raise ConfigurationError("prefer", "give a mapping of event kind to source name")
+    out = {}
+    for kind, name in prefer.items():
+        if kind not in KINDS:
+            raise ConfigurationError("prefer", f"{kind!r} is not an event kind ({', '.join(KINDS)})")
+        if name not in names:
+            raise ConfigurationError("prefer", f"{name!r} is not one of the sources ({', '.join(names)})")
+        out[kind] = list(names).index(name)
+    return out
+
+
 @dataclass
 class Member:
     """What a source's client needs to know of the whole: its name and index, where to deliver,
@@ -140,6 +179,7 @@ class Member:
     index: int
     merge: Merge
     failed: Callable[[Member, PumpsyncError], None]
+    hooks: Hooks | None = None  # the multi-source client's callbacks, told of each source's connections
 
 
 class MultiClient(Client):
@@ -156,8 +196,10 @@ class MultiClient(Client):
         *,
         sources: Sequence[Source],
         race_window: float | None = None,
+        prefer: Mapping[str, str] | None = None,
         **options: Any,
     ) -> None:
+        self._hooks = Hooks.pop(options)
         defaults = {name: value for name, value in options.items() if value is not None}
         if provider is not None:
             raise ConfigurationError("sources", "give either a provider or sources, not both")
@@ -185,7 +227,8 @@ class MultiClient(Client):
         queue_size = defaults.get("queue_size") or _DEFAULT_QUEUE_SIZE
         dedup_size = defaults.get("dedup_size") or _DEFAULT_DEDUP_SIZE
         self.race: RaceTracker | None = RaceTracker(names, window=race_window or DEFAULT_WINDOW)
-        self._merge = Merge(queue_size, max(dedup_size, 2 * queue_size), self.race)
+        self._merge = Merge(queue_size, max(dedup_size, 2 * queue_size), self.race, _preferences(prefer, names))
+        self._conflict_gate = WarningGate()
         self.queue = self._merge.queue
         self._names = names
         self._capacity = queue_size
@@ -196,8 +239,10 @@ class MultiClient(Client):
             if owner:
                 given.update(shared_key)
             config = source_config(source, given, key_owner=owner)
-            members[name] = Client._member(config, Member(name, index, self._merge, self._source_failed))
+            place = Member(name, index, self._merge, self._source_failed, self._hooks)
+            members[name] = Client._member(config, place)
         self._members = members
+        _one_client_per_host(members)
         for name, member in members.items():
             if member._takers is not None:
                 raise ConfigurationError(
@@ -210,6 +255,30 @@ class MultiClient(Client):
         self._state = "new"
         self._failed: dict[str, PumpsyncError] = {}
         self.error: PumpsyncError | None = None
+
+    def get(self, timeout: float | None = None) -> Event:
+        self._warn_conflicts()
+        return super().get(timeout)
+
+    def _warn_conflicts(self) -> None:
+        """Warn (once a minute per field and pair) about copies that disagreed; on the consumer's
+        thread, with no lock held (the race only records them)."""
+        race = self.race
+        if race is None:
+            return
+        for kind, field_name, first, second in race.take_unreported():
+            held = self._conflict_gate.allow(f"{field_name}:{first}:{second}")
+            if held is not None:
+                log.warning(
+                    "sources disagree: %s's %s %s differs from %s's (first, delivered)%s",
+                    second, kind, field_name, first,
+                    f" ({held} more of these in the last minute, not logged)" if held else "",
+                )  # fmt: skip
+
+    @property
+    def conflicts_replaced(self) -> int:
+        """Queued copies the preferred source's disagreeing copy replaced (``prefer``)."""
+        return self._merge.replaced
 
     def __repr__(self) -> str:
         return f"<pumpsync.Client sources={'+'.join(self._names)} {self._state}>"
@@ -233,6 +302,8 @@ class MultiClient(Client):
         self._mark_running()
         for member in self._members.values():
             member.start()
+        if self._hooks is not None:
+            self._hooks.start(self)
         return self
 
     def close(self, timeout: float = 5.0) -> None:
@@ -246,6 +317,8 @@ class MultiClient(Client):
             self.race.finish()  # the stream has ended: decide what is still open
         self._merge.seen = SeenSet(1)  # the members let go of it too: free the tables at once
         self._merge.queue.put(ClientClosed("the client was closed"))
+        if self._hooks is not None and not self._hooks.stop(max(0.0, deadline - time.monotonic())):
+            log.warning("close(): the hooks' thread is still running (a callback has not returned)")
 
     def _source_failed(self, member: Member, error: PumpsyncError) -> None:
         """A source failed for good (its own client has stopped): tell the consumer, go on with
@@ -308,6 +381,10 @@ class MultiClient(Client):
         """At least one source has a healthy connection (degraded is still ready)."""
         return any(m.ready for m in self._members.values())
 
+    def gaps(self) -> list[GapReport]:
+        """Every source's gaps of late, oldest first (each report names its provider)."""
+        return sorted((gap for m in self._members.values() for gap in m.gaps()), key=lambda gap: gap.opened_at)
+
     def stats(self) -> dict[str, Any]:
         sources = {name: m.raw_stats.snapshot() for name, m in self._members.items()}
         total = self.raw_stats
@@ -315,8 +392,11 @@ class MultiClient(Client):
         snapshot["sources"] = sources
         snapshot["failed"] = {name: str(error) for name, error in self.failed_sources.items()}
         snapshot["race"] = self.race.snapshot() if self.race is not None else None
+        snapshot["conflicts_replaced"] = self._merge.replaced
         snapshot["queue_depth"] = self.queue.qsize()
         snapshot["queue_capacity"] = self._capacity
+        if self._hooks is not None:
+            snapshot["hooks"] = self._hooks.snapshot()
         return snapshot
 
     @property
@@ -337,6 +417,7 @@ class MultiClient(Client):
             total.rejected.update(stats.rejected)
             total.notices.update(stats.notices)
             total.implausible.update(stats.implausible)
+            total.thread_failures.update(stats.thread_failures)
             total.started_at = min(total.started_at, stats.started_at)
         return total
 

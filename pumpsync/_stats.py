@@ -120,6 +120,10 @@ class ConnectionStats:
         return self._down[1] is not None
 
 
+# The kinds of thread a client runs (metric labels, exported at 0): each one's unexpected end is counted.
+THREAD_KINDS = ("connection", "supervisor", "backfill")
+
+
 @dataclass
 class ClientStats:
     provider: str
@@ -136,6 +140,7 @@ class ClientStats:
     rejected: Counter[str] = field(default_factory=Counter)  # channel -> rejections
     notices: Counter[str] = field(default_factory=Counter)  # provider error code -> count
     implausible: Counter[str] = field(default_factory=Counter)  # IMPLAUSIBLE_REASONS -> live events
+    thread_failures: Counter[str] = field(default_factory=Counter)  # THREAD_KINDS -> unexpected ends
     started_at: float = field(default_factory=time.time)
 
     def observe_delay(self, delay: float) -> None:
@@ -160,6 +165,7 @@ class ClientStats:
             "duplicates": self.duplicates,
             "dropped": self.dropped,
             "events": dict(self.events),
+            "thread_failures": {kind: self.thread_failures[kind] for kind in THREAD_KINDS},
             "backfill": {
                 "requests": self.backfill_requests,
                 "events": self.backfill_events,

@@ -13,6 +13,7 @@ sd_notify and the metrics read that verdict and never re-derive it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -25,6 +26,7 @@ from pumpsync._stats import ConnectionStats
 from pumpsync._threads import join_thread
 from pumpsync.config import ClientConfig
 from pumpsync.errors import ConnectionLost, PumpsyncError
+from pumpsync.providers.base import Dialect
 
 log = logging.getLogger("pumpsync.supervisor")
 
@@ -43,13 +45,28 @@ class _Slot:
 
 
 class Supervisor:
+    """Lock order (docs/architecture.md): ``_cond`` is a leaf. The loop decides under it and acts
+    (pings, aborts, hello timeouts, failures: anything that sends or calls out) after releasing it.
+
+    ``watched``: the other threads of the client, by kind, with a liveness test; one that ends
+    while the client runs is reported to ``thread_failed`` (which counts it and fails the client).
+    The supervisor's own unexpected end is reported there too."""
+
     def __init__(
-        self, config: ClientConfig, connections: list[Connection], fail: Callable[[PumpsyncError], None]
+        self,
+        config: ClientConfig,
+        connections: list[Connection],
+        fail: Callable[[PumpsyncError], None],
+        watched: list[tuple[str, Callable[[], bool]]] | None = None,
+        thread_failed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.config = config
         self.connections = connections
         self._fail = fail
+        self._watched = watched or []
+        self._thread_failed = thread_failed or _ignore_thread
         self._cond = threading.Condition()
+        self._woken = False  # a wake() came while the loop was acting (not waiting)
         self._stopping = False
         self._slots: list[_Slot] = []
         self._first_deadline: float | None = None  # until a first connection opens
@@ -68,14 +85,17 @@ class Supervisor:
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
+            self._woken = True
             self._cond.notify_all()
 
     def join(self, timeout: float) -> bool:
         return join_thread(self._thread, timeout)
 
     def detach(self) -> None:
-        """The client is closed: drop the reference back to it (its ``fail``)."""
+        """The client is closed: drop the references back to it (its ``fail``, ``thread_failed``)."""
         self._fail = _ignore
+        self._thread_failed = _ignore_thread
+        self._watched = []
 
     @property
     def alive(self) -> bool:
@@ -88,14 +108,20 @@ class Supervisor:
 
     def wake(self) -> None:
         with self._cond:
+            self._woken = True
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ reports from connection threads
     def session_ended(self, conn: Connection, outcome: Outcome) -> None:
         """Schedule the next attempt of ``conn`` (not called for fatal refusals)."""
+        failure = self._schedule(conn, outcome)
+        if failure is not None:  # outside the lock: failing calls back into the client
+            self._fail(failure)
+
+    def _schedule(self, conn: Connection, outcome: Outcome) -> PumpsyncError | None:
         with self._cond:
             if self._stopping:
-                return
+                return None
             _judge(conn.stats, False, time.monotonic())
             slot = self._slots[conn.index]
             if not slot.healthy:
@@ -105,8 +131,7 @@ class Supervisor:
             if limit is not None and slot.failures > limit:
                 self._stopping = True
                 last = outcome.detail or outcome.reason
-                self._fail(ConnectionLost(f"gave up after {limit} reconnection attempts (last: {last})"))
-                return
+                return ConnectionLost(f"gave up after {limit} reconnection attempts (last: {last})")
             floor = max(self.config.limited_backoff if outcome.rate_limited else 0.0, outcome.retry_after or 0.0)
             delay = slot.backoff.delay(floor)
             slot.retry_at = time.monotonic() + delay
@@ -120,45 +145,74 @@ class Supervisor:
                 f" ({outcome.detail})" if outcome.detail else "",
                 delay,
             )
+            self._woken = True
             self._cond.notify_all()
+        return None
 
     # ------------------------------------------------------------------ the loop
     def _run(self) -> None:
-        with self._cond:
-            while not self._stopping:
-                now = time.monotonic()
-                if self._first_deadline is not None and self._never_connected(now):
-                    return
-                wake = now + _MAX_SLEEP
-                for conn, slot in zip(self.connections, self._slots, strict=True):
-                    wake = min(wake, self._tend(conn, slot, now))
-                self._cond.wait(max(0.001, wake - time.monotonic()))
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug of ours: never a silent end (the client fails loudly)
+            log.critical("the supervisor thread failed", exc_info=True)
+            with self._cond:
+                self._stopping = True
+            self._thread_failed("supervisor", repr(exc))
+        finally:
             now = time.monotonic()
             for conn in self.connections:  # a stopped client has no healthy connection
                 _judge(conn.stats, False, now)
 
-    def _never_connected(self, now: float) -> bool:
-        """Past the first-connection deadline with no connection ever open: fail (True). Retries stay
-        unlimited once one has opened: then the server exists, and an outage is worth waiting out."""
+    def _loop(self) -> None:
+        while True:
+            actions: list[Callable[[], object]] = []
+            with self._cond:
+                if self._stopping:
+                    return
+                now = time.monotonic()
+                failure = self._never_connected(now) if self._first_deadline is not None else None
+                if failure is not None:
+                    actions.append(functools.partial(self._fail, failure))
+                wake = now + _MAX_SLEEP
+                for conn, slot in zip(self.connections, self._slots, strict=True):
+                    wake = min(wake, self._tend(conn, slot, now, actions))
+                self._woken = False
+            for action in actions:  # outside the lock: these send, or call back into the client
+                action()
+            if failure is None:
+                self._check_threads()
+            with self._cond:
+                if not self._woken and not self._stopping:
+                    self._cond.wait(max(0.001, wake - time.monotonic()))
+
+    def _check_threads(self) -> None:
+        """Report a watched thread that ended while the client runs (the report fails the client)."""
+        for kind, alive in self._watched:
+            if not alive() and not self._stopping:
+                log.critical("a %s thread ended unexpectedly", kind)
+                self._thread_failed(kind, "the thread ended")
+                return
+
+    def _never_connected(self, now: float) -> PumpsyncError | None:
+        """Past the first-connection deadline with no connection ever open: the error to fail with.
+        Retries stay unlimited once one has opened: then the server exists, and an outage is worth waiting out."""
         assert self._first_deadline is not None
         if any(conn.sessions for conn in self.connections):
             self._first_deadline = None
-            return False
+            return None
         if now < self._first_deadline:
-            return False
+            return None
         self._stopping = True
         attempts = sum(conn.stats.attempts for conn in self.connections)
         last = next((c.stats.last_error for c in self.connections if c.stats.last_error), "no attempt finished")
-        self._fail(
-            ConnectionLost(
-                f"could not connect within {self.config.first_connect_timeout:g} s "
-                f"({attempts} attempts; last: {last}); check the URL (first_connect_timeout to wait longer)"
-            )
+        return ConnectionLost(
+            f"could not connect within {self.config.first_connect_timeout:g} s "
+            f"({attempts} attempts; last: {last}); check the URL (first_connect_timeout to wait longer)"
         )
-        return True
 
-    def _tend(self, conn: Connection, slot: _Slot, now: float) -> float:
-        """Do what is due for one connection; return when it next needs attention."""
+    def _tend(self, conn: Connection, slot: _Slot, now: float, actions: list[Callable[[], object]]) -> float:
+        """Decide what is due for one connection (``actions``, run after the lock is released);
+        return when it next needs attention."""
         if slot.retry_at is not None:
             _judge(conn.stats, False, now)
             if now < slot.retry_at:
@@ -178,19 +232,29 @@ class Supervisor:
         _judge(conn.stats, now < stale_at, now, stale=now >= stale_at)
         if now >= stale_at:
             log.warning("connection %d: nothing received for %.1f s; reconnecting", conn.index, now - conn.last_rx)
-            conn.abort("stale")
+            actions.append(functools.partial(conn.abort, "stale"))
             return now + _MAX_SLEEP
         deadlines.append(stale_at)
+        # Alive means data: the source's clock ticked on for stale_timeout with no data frame.
+        tick = conn.last_tick
+        if config.spec.data_clock and tick is not None and tick - conn.last_data >= config.stale_timeout:
+            _judge(conn.stats, False, now)
+            log.warning(
+                "connection %d: the source's clock advanced for %.1f s with no data; the subscription is dead, "
+                "reconnecting", conn.index, tick - conn.last_data,
+            )  # fmt: skip
+            actions.append(functools.partial(conn.abort, "no_data"))
+            return now + _MAX_SLEEP
         ping_sent = conn.ping_sent_at
         if ping_sent is not None:
             if now >= ping_sent + config.pong_timeout:
                 log.warning("connection %d: no pong within %.1f s; reconnecting", conn.index, config.pong_timeout)
-                conn.abort("pong_timeout")
+                actions.append(functools.partial(conn.abort, "pong_timeout"))
                 return now + _MAX_SLEEP
             deadlines.append(ping_sent + config.pong_timeout)
         elif now >= conn.next_ping_at:
             conn.next_ping_at = now + config.ping_interval
-            conn.send_ping()
+            actions.append(conn.send_ping)
         else:
             deadlines.append(conn.next_ping_at)
         dialect = conn.dialect
@@ -199,10 +263,7 @@ class Supervisor:
             # sends nothing meanwhile, and the stale verdict must not come first.
             hello_at = opened_at + min(config.hello_timeout, config.stale_timeout / 2)
             if now >= hello_at:
-                conn.with_dialect(lambda d: d.on_hello_timeout())
-                if dialect.awaiting_hello:  # nothing to go on without it (a node that never answers logsSubscribe)
-                    log.warning("connection %d: no answer to the subscription; reconnecting", conn.index)
-                    conn.abort("hello_timeout")
+                actions.append(functools.partial(_hello_timeout, conn, dialect))
             else:
                 deadlines.append(hello_at)
         if not slot.healthy:
@@ -223,5 +284,16 @@ def _judge(stats: ConnectionStats, healthy: bool, now: float, stale: bool = Fals
     stats.stale_since = (stats.stale_since or now) if stale else None
 
 
+def _hello_timeout(conn: Connection, dialect: Dialect) -> None:
+    conn.with_dialect(lambda d: d.on_hello_timeout())
+    if dialect.awaiting_hello:  # nothing to go on without it (a node that never answers logsSubscribe)
+        log.warning("connection %d: no answer to the subscription; reconnecting", conn.index)
+        conn.abort("hello_timeout")
+
+
 def _ignore(error: PumpsyncError) -> None:
+    return None
+
+
+def _ignore_thread(kind: str, detail: str) -> None:
     return None

@@ -3,10 +3,12 @@ that a hostile peer cannot multiply."""
 
 from __future__ import annotations
 
+import difflib
 import threading
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 
 # Provider strings are untrusted: a token named "\x1b]0;pwned\x07" must not drive the terminal.
 _CONTROLS = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
@@ -64,4 +66,12 @@ class WarningGate:
             return self._held.pop(key, 0)
 
 
-__all__ = ["OTHER", "WarningGate", "bounded_label", "log_safe", "terminal_safe"]
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the likeliest intended choice (a case typo first), else ``""``."""
+    valid = list(choices)
+    text = str(word)
+    close = [v for v in valid if v.lower() == text.lower()] or difflib.get_close_matches(text, valid, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+__all__ = ["OTHER", "WarningGate", "bounded_label", "did_you_mean", "log_safe", "terminal_safe"]

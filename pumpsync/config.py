@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from pumpsync._filters import check_filters
 from pumpsync._keys import API_KEY_ENV, choose_api_key
 from pumpsync._ranges import check_ranges
-from pumpsync._secrets import ApiKey, redact, safe_url
+from pumpsync._secrets import ApiKey, redact, remember_url, safe_url
+from pumpsync._text import did_you_mean
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import PROVIDERS, provider_spec, with_history
 from pumpsync.providers.base import Subscription
@@ -58,6 +59,9 @@ class ClientConfig:
     rest_url: str | None = None
     since: int | None = None
     backfill: bool = True
+    # Seconds live events may be held while a gap is recovered; then they go on, and the gap is
+    # fetched in the background and reported (Client.gaps()).
+    gap_deadline: float = 30.0
     dedup_size: int = 200_000
     max_frame_size: int = 1024 * 1024
     ca_bundle: str | None = None
@@ -80,13 +84,16 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if not self.urls:
             object.__setattr__(self, "urls", (self.url,))
+        remember_url(*self.urls)  # a key in a URL's path or query never reaches a log record
 
     @property
     def channel_names(self) -> list[str]:
+        """The subscribed channels' names, in order."""
         return [sub.channel for sub in self.channels]
 
     @property
     def spec(self) -> ProviderSpec:
+        """The provider's :class:`~pumpsync.providers.spec.ProviderSpec` (what the core knows of it)."""
         return provider_spec(self.provider)
 
     def url_of(self, connection: int) -> str:
@@ -117,6 +124,7 @@ _POSITIVE_FLOATS = (
     "connect_timeout",
     "hello_timeout",
     "healthy_after",
+    "gap_deadline",
 )
 _NON_NEGATIVE_FLOATS = ("limited_backoff",)
 _POSITIVE_INTS = ("connections", "queue_size", "dedup_size", "max_frame_size")
@@ -148,7 +156,8 @@ def parse_channels(provider: str, channels: ChannelSpec | None) -> tuple[Subscri
     subs: dict[str, Subscription] = {}
     for name, filters in items:
         if name not in known:
-            raise ConfigurationError("channels", f"unknown {provider} channel {name!r} (one of {', '.join(known)})")
+            hint = f"{did_you_mean(name, known)} (one of {', '.join(known)})"
+            raise ConfigurationError("channels", f"unknown {provider} channel {name!r}{hint}")
         if filters is not None and not isinstance(filters, Mapping):
             raise ConfigurationError("channels", f"filters of {name!r} must be a JSON object")
         check_filters(provider, name, filters, spec.filters)
@@ -167,7 +176,11 @@ def _check_url(option: str, url: str, schemes: tuple[str, ...]) -> None:
     except ValueError:  # a bad port or IPv6 literal
         ok = False
     if not ok:
-        raise ConfigurationError(option, f"{safe_url(url)!r} is not a {'/'.join(schemes)} URL")
+        # A URL is shown cut to scheme://host:port (keys hide in paths); what is no URL at all is the
+        # user's typo, shown as typed with only key-like parts (query keys, user:password@) hidden.
+        shown = safe_url(url) if "://" in url else redact(url)
+        hint = "" if "://" in url or not url else f" (no scheme: did you mean {schemes[0]}://{shown}?)"
+        raise ConfigurationError(option, f"{shown!r} is not a {'/'.join(schemes)} URL{hint}")
 
 
 def make_config(

@@ -10,10 +10,12 @@
     │                             on every channel, or more connections than the plan allows)
     ├── SubscriptionRejected      one channel was refused; the others keep streaming
     ├── ConnectionLost            the client gave up reconnecting (``max_retries`` reached)
+    ├── ThreadFailed              one of the client's threads ended unexpectedly (fatal; a bug to report)
     ├── ClientClosed              the client was closed while you were waiting on it
     ├── SourceFailed              one source of several failed for good; the others go on
     ├── AllSourcesFailed          every source of several failed for good (fatal)
-    ├── UsageError                the call does not fit the client's state or provider (start twice,
+    ├── UsageError                the call does not fit the client's state or provider, raised at once
+    │                             (get() or iteration before start(), start twice or after close,
     │                             ``status()`` on a provider without it, unsubscribing an unknown channel)
     └── RequestTimeout            a request to the provider got no answer in time (also a TimeoutError)
 
@@ -82,6 +84,17 @@ class ConnectionLost(PumpsyncError):
     fatal = True
 
 
+class ThreadFailed(PumpsyncError):
+    """A thread of the client ended unexpectedly (a bug of pumpsync's): the client stops loudly
+    rather than run on without it. ``thread`` names its kind (a metric label)."""
+
+    fatal = True
+
+    def __init__(self, message: str, thread: str) -> None:
+        super().__init__(message)
+        self.thread = thread
+
+
 class ClientClosed(PumpsyncError):
     """The client was closed."""
 
@@ -131,5 +144,6 @@ __all__ = [
     "RequestTimeout",
     "SourceFailed",
     "SubscriptionRejected",
+    "ThreadFailed",
     "UsageError",
 ]

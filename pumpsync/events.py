@@ -12,15 +12,21 @@ content is in ``raw``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
-NEW_TOKEN = "new_token"
-TOKEN_ENRICHED = "token_enriched"
-TRADE = "trade"
-GRADUATION = "graduation"
-MIGRATION = "migration"
-PRICE = "price"
-UNKNOWN = "unknown"
+if TYPE_CHECKING:
+    from pumpsync.views import TypedEvent
+
+# What ``Event.kind`` can be: a type checker flags ``event.kind == "trde"`` (mypy --strict).
+EventKind = Literal["new_token", "token_enriched", "trade", "graduation", "migration", "price", "unknown"]
+
+NEW_TOKEN: Final = "new_token"
+TOKEN_ENRICHED: Final = "token_enriched"
+TRADE: Final = "trade"
+GRADUATION: Final = "graduation"
+MIGRATION: Final = "migration"
+PRICE: Final = "price"
+UNKNOWN: Final = "unknown"
 
 KINDS = (NEW_TOKEN, TOKEN_ENRICHED, TRADE, GRADUATION, MIGRATION, PRICE, UNKNOWN)
 
@@ -42,13 +48,13 @@ _TOKEN_KEYS = ("name", "symbol", "creator", "uri", "image", "description")
 _CURVE_KEYS = ("bonding_curve_progress", "sol_raised", "market_cap_sol", "price_sol")
 # A launch as it happened: the creator's first buy, the curve's virtual reserves, the launchpad.
 _LAUNCH_KEYS = ("initial_buy_tokens", "initial_buy_sol", "virtual_sol_reserves", "virtual_token_reserves", "pool")
-_TRADE_KEYS = ("side", "sol_amount", "token_amount", "trader", "price_sol", "market_cap_sol")
+_TRADE_KEYS = ("side", "sol_amount", "token_amount", "trader", "price_sol", "market_cap_sol", "creator", "venue")
 _KIND_KEYS: dict[str, tuple[str, ...]] = {
     NEW_TOKEN: _TOKEN_KEYS + _CURVE_KEYS + _LAUNCH_KEYS,
     TOKEN_ENRICHED: _TOKEN_KEYS + _CURVE_KEYS,
     TRADE: _TRADE_KEYS,
-    GRADUATION: (*_TOKEN_KEYS, "liquidity_sol", "time_to_graduate_s"),
-    MIGRATION: ("liquidity_sol",),
+    GRADUATION: (*_TOKEN_KEYS, "trader", "liquidity_sol", "time_to_graduate_s"),
+    MIGRATION: ("trader", "liquidity_sol"),
     PRICE: ("price_sol", "price_usd", "market_cap_usd"),
     UNKNOWN: (),
 }
@@ -76,9 +82,12 @@ class Event(NamedTuple):
     curve's virtual reserves as reported with the launch (PumpPortal: after the first buy;
     Solana's CreateEvent: before it), from which ``price_sol`` = SOL over tokens; and ``pool``,
     the launchpad as the provider names it (PumpPortal: ``"pump"``, ``"bonk"``).
+
+    Trades carry ``venue``: ``"curve"`` (the pump.fun bonding curve) or ``"pumpswap"`` (a PumpSwap
+    AMM pool, after graduation); ``None`` where the provider cannot tell.
     """
 
-    kind: str
+    kind: EventKind
     provider: str
     mint: str | None
     signature: str | None
@@ -116,12 +125,18 @@ class Event(NamedTuple):
     virtual_sol_reserves: float | None = None
     virtual_token_reserves: float | None = None
     pool: str | None = None
+    # where a trade happened: "curve" (the bonding curve) or "pumpswap" (a PumpSwap pool); None: not told
+    venue: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data: the common keys, then the keys of this kind (``None`` where not given)."""
+        """JSON-ready data: the common keys, then the keys of this kind (``None`` where not given),
+        then any other field that is set, so that ``Event.from_dict(e.to_dict()) == e`` always."""
         out = {key: getattr(self, key) for key in _COMMON_KEYS}
         for key in _KIND_KEYS.get(self.kind, ()):
             out[key] = getattr(self, key)
+        for key, value in zip(self._fields, self, strict=True):
+            if value is not None and key not in out:
+                out[key] = value
         return out
 
     @property
@@ -164,7 +179,16 @@ class Event(NamedTuple):
         return cls(**fields)
 
     def with_delivery(self, connection: int, backfill: bool) -> Event:
+        """This event as delivered by ``connection`` (``backfill``: fetched by gap recovery)."""
         return self._replace(connection=connection, backfill=backfill)
 
+    def as_typed(self) -> TypedEvent:
+        """This event as its kind's own type (:class:`~pumpsync.Trade`, :class:`~pumpsync.Launch`, ...):
+        only that kind's fields, so that a type checker narrows on ``kind`` or in a ``match``
+        (see :mod:`pumpsync.views`)."""
+        from pumpsync.views import view_of
 
-__all__ = ["KINDS", "Event"]
+        return view_of(self)
+
+
+__all__ = ["KINDS", "Event", "EventKind"]

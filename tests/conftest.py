@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,6 +17,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from pumpsync import Client
+
+
+def _terminal_fd() -> int | None:
+    try:
+        return os.dup(sys.__stderr__.fileno()) if sys.__stderr__ is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+_TERMINAL_FD = _terminal_fd()
 
 # Fast timings for tests; each test may override.
 FAST = dict(
@@ -27,16 +41,46 @@ FAST = dict(
 )
 
 
+def thread_dump() -> str:
+    """Every thread's name and stack: a test that waited in vain shows who holds what (a future
+    deadlock names itself). A test that hangs outright gets the same from pytest-timeout (``timeout``
+    in pyproject.toml) and, as a backstop, from :func:`dump_stacks_if_hung`."""
+    frames = sys._current_frames()
+    parts = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident) if thread.ident is not None else None
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "  (no frame)\n"
+        parts.append(f"--- thread {thread.name} (daemon={thread.daemon})\n{stack}")
+    return "\n".join(parts)
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "", interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
+    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline, with
+    every thread's stack."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}")
+            pytest.fail(f"timed out after {timeout} s waiting for {what or predicate}\n{thread_dump()}")
         time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def dump_stacks_if_hung(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Backstop for a hang that no signal can interrupt: faulthandler writes every thread's stack to
+    the terminal (fd 2 as pytest found it) shortly before pytest-timeout's deadline."""
+    limit = float(request.config.getini("timeout") or 0)
+    fd = _TERMINAL_FD
+    if limit <= 0 or fd is None:
+        yield
+        return
+    faulthandler.dump_traceback_later(max(1.0, limit - 5.0), exit=False, file=fd)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _pumpsync_threads() -> set[threading.Thread]:

@@ -87,7 +87,7 @@ def test_stream_duration_text(live_sim) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") > 3 and (" BUY " in result.stdout or " SELL " in result.stdout)
     # Full mints, pasteable into an explorer (issue 17, item 3): not cut, whatever the line's length.
-    mints = {line.split()[2] for line in result.stdout.splitlines()}
+    mints = {line.split()[3] for line in result.stdout.splitlines()}  # time, provider, kind, mint
     assert all(32 <= len(mint) <= 44 and "…" not in mint for mint in mints), mints
 
 

@@ -427,7 +427,9 @@ LAUNCH_KEYS = ["initial_buy_tokens", "initial_buy_sol", "virtual_sol_reserves", 
 
 
 def test_launch_fields_come_last_so_positional_construction_is_unchanged() -> None:
-    assert list(Event._fields[-len(LAUNCH_KEYS) :]) == LAUNCH_KEYS
+    launch = Event._fields.index(LAUNCH_KEYS[0])
+    assert list(Event._fields[launch : launch + len(LAUNCH_KEYS)]) == LAUNCH_KEYS
+    assert Event._fields[launch + len(LAUNCH_KEYS)] == "venue"  # appended after them, same reason
     e = Event("trade", "p", MINT, SIG, 1, 2, 3, 0, False, {}, "trades", "buy", 0.5, 1e6)
     assert (e.channel, e.side, e.sol_amount, e.token_amount) == ("trades", "buy", 0.5, 1e6)
     assert all(getattr(e, key) is None for key in LAUNCH_KEYS)

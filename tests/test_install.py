@@ -3,22 +3,25 @@ as shipped (``ExecStart=/opt/pumpsync/bin/pumpsync``) verified by ``systemd-anal
 
 The steps run in a private mount namespace where a temporary directory stands in for ``/opt``,
 so the host's ``/opt`` is never touched; the venv sees the test environment's packages
-(``--system-site-packages``) and pip installs offline (``--no-index --no-deps``), since CI may
+(a ``.pth`` file, which works inside a venv too) and pip installs offline (``--no-index --no-deps``), since CI may
 have no network.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "contrib" / "systemd" / "pumpsync.service"
+PURELIB = 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
 
 
 def _why_not() -> str | None:
@@ -56,10 +59,16 @@ def test_install_into_opt_pumpsync_then_verify_the_unit(tmp_path: Path) -> None:
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("pumpsync-*.whl")
+    # The dependencies come from this test environment. Not `venv --system-site-packages`: run
+    # inside a venv (as Debian and Ubuntu users must), that sees the base interpreter's packages,
+    # not this environment's. A .pth line runs site.addsitedir, which also reads that directory's .pth files.
+    here = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    borrow = "import site; " + "; ".join(f"site.addsitedir({path!r})" for path in here)
     script = f"""
 set -e
 mount --bind {opt} /opt
-{sys.executable} -m venv --system-site-packages /opt/pumpsync
+{sys.executable} -m venv /opt/pumpsync
+echo {shlex.quote(borrow)} > "$(/opt/pumpsync/bin/python -c {shlex.quote(PURELIB)})/_test_env.pth"
 /opt/pumpsync/bin/pip install -q --no-index --no-deps {wheel}
 /opt/pumpsync/bin/pumpsync --version
 systemd-analyze verify {unit}

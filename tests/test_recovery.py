@@ -156,3 +156,69 @@ def test_a_drop_during_a_recovery_keeps_slot_order(sim, make_client, rest) -> No
     slots = [e.slot or 0 for e in got]
     assert slots == sorted(slots), [(e.slot, e.backfill) for e in got]
     assert client.stats()["dropped"] == 0 and client.queue.qsize() == 0
+
+
+class _BrokenHistory:
+    """A history source whose every answer breaks in a way nobody foresaw (no network: the
+    failures a hostile server causes are in tests/solana/test_hostile_history.py)."""
+
+    stream_wide = True
+
+    def __init__(self, refuse_after: int) -> None:
+        self.fetches = 0
+        self.refuse_after = refuse_after  # fetches; then ``recoverable`` breaks too
+        self.refuse_channels = False
+
+    def recoverable(self, channel: str) -> bool:
+        if self.refuse_channels:
+            raise KeyError(channel)  # outside a fetch: the thread's own last resort must catch it
+        return True
+
+    def fetch(self, channels: Any, since: Any, stop: threading.Event) -> Any:
+        self.fetches += 1
+        self.refuse_channels = self.fetches >= self.refuse_after
+        raise ZeroDivisionError("unforeseen")
+        yield []
+
+    def close(self) -> None:
+        pass
+
+
+def test_no_error_ends_the_recovery_thread_and_every_gap_gets_an_outcome() -> None:
+    """22.2 (the rule): any exception in the recovery thread is caught and counted, the hold ends,
+    the gap is reported; the thread goes on to the next gap."""
+    from pumpsync._delivery import Delivery
+    from pumpsync._recovery import GapRecovery
+    from pumpsync._stats import ClientStats, ConnectionStats
+    from pumpsync.config import make_config
+    from pumpsync.providers.base import Subscription
+
+    config = make_config(
+        "solana", url="ws://127.0.0.1:9/", since=5, backoff_initial=0.01, backoff_max=0.05, gap_deadline=60
+    )
+    stats = ClientStats("solana", config.queue_size, [ConnectionStats(0)])
+    delivery = Delivery(stats, config.queue_size, config.dedup_size)
+    source = _BrokenHistory(refuse_after=6)
+    subscriptions = [Subscription("trades")]
+    recovery = GapRecovery(config, source, delivery, stats, lambda: subscriptions)  # type: ignore[arg-type]
+    recovery.start()
+    try:
+        recovery.session_opened(0, resumed=False)  # the ``since`` gap: held until fetched
+        assert delivery.holding
+        recovery.channel_live(0, "trades")
+        wait_until(lambda: recovery.gaps()[0].outcome != "pending", what="the first gap's outcome")
+        (report,) = recovery.gaps()
+        assert report.outcome == "lost" and report.attempts == 5 and "ZeroDivisionError" in report.reason
+        assert not delivery.holding and stats.backfill_failures == 5 and source.fetches == 5
+        # A second gap; this time the source breaks outside the fetch (when the retry is restricted).
+        event = Event("trade", "solana", "M", "S", 10, None, 0, 0, False, {}, channel="trades")
+        delivery.deliver(event)
+        recovery.session_opened(0, resumed=True)
+        recovery.channel_live(0, "trades")
+        wait_until(lambda: len(recovery.gaps()) == 2 and recovery.gaps()[1].outcome != "pending", what="an outcome")
+        assert recovery.gaps()[1].outcome == "lost" and "KeyError" in recovery.gaps()[1].reason
+        assert recovery.source_stats()["recovery_errors"] == 1 and recovery.settled
+        assert any(t.name == "pumpsync-backfill" and t.is_alive() for t in threading.enumerate())
+    finally:
+        recovery.stop()
+        assert recovery.join(5)

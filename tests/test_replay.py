@@ -180,3 +180,83 @@ def test_the_daemon_replays_a_recording_into_a_sink_and_exits_0(recorded, tmp_pa
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert [Event.from_dict(json.loads(line)) for line in out.read_text().splitlines()] == as_replayed(events)
+
+
+# ---------------------------------------------------------------- hostile recordings (issue 22, item 12)
+
+
+def _lines(events: list[Event], middle: str) -> str:
+    good = [json.dumps(e.to_dict()) for e in events]
+    return "\n".join([*good[:2], middle, *good[2:]]) + "\n"
+
+
+def test_a_line_with_an_iso_received_at_is_skipped_and_the_replay_ends(
+    recorded: tuple[list[Event], Path, Path], tmp_path: Path
+) -> None:
+    """Before: the replay never ended."""
+    events = recorded[0][:5]
+    bad = {**events[0].to_dict(), "received_at": "2024-01-01T00:00:00Z", "signature": "iso"}
+    path = tmp_path / "iso.jsonl"
+    path.write_text(_lines(events, json.dumps(bad)))
+    recording = Recording(Source.parse(f"file:{path}"))
+    assert list(recording) == events and recording.skipped == 1
+    with pumpsync.connect("replay", url=f"file:{path}", speed=0) as client:
+        got = []
+        with pytest.raises(EndOfStream):
+            while True:
+                got.append(client.get(timeout=10))
+    assert got == [e._replace(connection=0) for e in events]
+
+
+def test_a_line_over_the_bound_is_skipped_without_being_held(
+    recorded: tuple[list[Event], Path, Path], tmp_path: Path
+) -> None:
+    """Before: a 1 GiB line took 2.2 GB. Now a line over MAX_LINE is read a chunk at a time and skipped."""
+    import tracemalloc
+
+    from pumpsync.providers.replay import MAX_LINE
+
+    events = recorded[0][:4]
+    path = tmp_path / "long.jsonl"
+    with path.open("w") as file:
+        file.write(_lines(events[:2], '{"kind":"trade","raw":"' + "x" * (6 * MAX_LINE) + '"}'))
+        file.write("".join(json.dumps(e.to_dict()) + "\n" for e in events[2:]))
+    recording = Recording(Source.parse(f"file:{path}"))
+    tracemalloc.start()
+    try:
+        got = list(recording)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == events and recording.skipped == 1
+    assert peak < 2.5 * MAX_LINE, peak  # the line is 6 * MAX_LINE: never held whole
+
+
+def test_an_sqlite_file_that_is_not_a_recording_is_one_line_fatal(
+    recorded: tuple[list[Event], Path, Path], tmp_path: Path
+) -> None:
+    """Before: retried forever."""
+    import sqlite3
+
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (x TEXT)")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    for path in (other, garbage):
+        with pytest.raises(ConfigurationError, match="not a pumpsync recording"):
+            pumpsync.connect("replay", url=f"sqlite:{path}")
+        run = subprocess.run(
+            [sys.executable, "-m", "pumpsync", "stream", "--provider", "replay", "--url", f"sqlite:{path}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        errors = [line for line in run.stderr.splitlines() if "not a pumpsync recording" in line]
+        assert run.returncode != 0 and "Traceback" not in run.stderr and len(errors) == 1, run.stderr
+        assert "not a pumpsync recording" in run.stderr
+    # A file that stops being a recording after the client was configured: the stream ends with the error.
+    db = tmp_path / "swapped.sqlite3"
+    db.write_bytes(recorded[2].read_bytes())
+    client = pumpsync.Client("replay", url=f"sqlite:{db}", speed=0)
+    db.write_bytes(other.read_bytes())
+    with client, pytest.raises(pumpsync.errors.ProviderRefused, match="not a pumpsync recording"):
+        client.get(timeout=10)

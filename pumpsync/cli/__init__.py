@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from pumpsync._importcheck import describe
 from pumpsync._version import __version__
 
 # name -> "module:attribute" of a click.Command
@@ -24,6 +25,24 @@ _COMMANDS = {
 }
 
 
+class _Unavailable(click.Command):
+    """Stands in for a command whose module cannot be imported here (a missing or broken
+    dependency): listed like the others, so ``pumpsync --help`` works; says why, in one line,
+    when run (``--help`` included, since its options are unknown)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(
+            name,
+            short_help="(cannot load here: run it to see why)",
+            add_help_option=False,
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        )
+        self.reason = reason
+
+    def invoke(self, ctx: click.Context) -> Any:
+        raise click.ClickException(f"pumpsync {self.name} cannot load: {self.reason}")
+
+
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -35,10 +54,8 @@ class _LazyGroup(click.Group):
         module_name, attr = target.split(":")
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            return None  # not built yet
+        except Exception as exc:  # anything a broken dependency raises at import
+            return _Unavailable(cmd_name, describe(module_name, exc))
         command: click.Command = getattr(module, attr)
         return command
 
@@ -47,6 +64,17 @@ class _LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="pumpsync")
 def cli() -> None:
     """Real-time Pump.fun token launches and trades, synchronously."""
+
+
+def _providers_epilog() -> str:
+    """The providers, one line each (``--provider`` in each command names them only)."""
+    from pumpsync.providers import PROVIDERS
+
+    lines = [f"  {name:<11} {spec.summary}" for name, spec in PROVIDERS.items()]
+    return "\b\nProviders:\n" + "\n".join(lines)
+
+
+cli.epilog = _providers_epilog()
 
 
 def main(argv: list[str] | None = None) -> Any:

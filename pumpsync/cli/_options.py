@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from pumpsync._keys import choose_api_key
 from pumpsync._secrets import ApiKey, RedactingFilter
-from pumpsync._sources import Source
+from pumpsync._sources import MultiClient, Source
+from pumpsync.client import Client
 from pumpsync.errors import ConfigurationError
-from pumpsync.providers import DEFAULT_PROVIDER, with_history
+from pumpsync.providers import DEFAULT_PROVIDER, provider_spec, with_history
 from pumpsync.providers import PROVIDERS as SPECS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,19 +59,49 @@ _HISTORY = "/".join(name.capitalize() if name.islower() else name for name in wi
 _AUTH_FORMS = tuple(dict.fromkeys(form for spec in SPECS.values() for form in spec.auth_forms))
 
 
-# Options only some providers take (``ProviderSpec.options``): one flag each, typed by the default.
-_PROVIDER_OPTIONS: dict[str, tuple[type, list[str]]] = {}
+# Options only some providers take (``ProviderSpec.options``): one flag each, typed by the default,
+# or a choice where Client's annotation is a Literal (``commitment``).
+_PROVIDER_OPTIONS: dict[str, tuple[Any, list[str]]] = {}
+_CLIENT_PARAMETERS = inspect.signature(Client.__init__).parameters
+
+
+def _option_type(option: str, default: Any) -> Any:
+    annotation = str(getattr(_CLIENT_PARAMETERS.get(option), "annotation", ""))  # a string (postponed annotations)
+    literal = re.match(r"Literal\[(.*?)\]", annotation)
+    if literal:
+        return click.Choice(re.findall(r"[\"']([^\"']+)[\"']", literal.group(1)))
+    return type(default) if isinstance(default, (int, float, str)) and not isinstance(default, bool) else str
+
+
 for _name, _spec in SPECS.items():
     for _option, _default in _spec.options.items():
-        _kind = type(_default) if isinstance(_default, (int, float, str)) and not isinstance(_default, bool) else str
-        _PROVIDER_OPTIONS.setdefault(_option, (_kind, []))[1].append(_name)
+        _PROVIDER_OPTIONS.setdefault(_option, (_option_type(_option, _default), []))[1].append(_name)
+
+# What each provider-only option does (the flag's help says whose it is and its default).
+_PROVIDER_OPTION_HELP = {
+    "commitment": "solana commitment level of the logs subscription",
+    "max_gap_transactions": "transactions one gap recovery may fetch",
+    "silent_trades_after": "seconds an acknowledged trade channel may stay silent while launches flow before it is "
+    "reported",
+    "group": "consumer group: the members share the stream's entries",
+    "consumer": "this member's name in the consumer group",
+    "name": "save the reader's position under this name (resume after a restart)",
+    "speed": "the recorded pace times this (0: as fast as possible)",
+}
+# One line per provider: whether it needs a key (the full summaries: `pumpsync --help`).
+PROVIDER_HELP = (
+    "Needs a key: " + ", ".join(name for name, spec in SPECS.items() if spec.key_required)
+    + ". No key: " + ", ".join(name for name, spec in SPECS.items() if not spec.key_required)
+    + ". `pumpsync --help` says what each is."
+)  # fmt: skip
 
 
 def client_options(func: F) -> F:
     """The options that make a :class:`pumpsync.Client`."""
     for option, (kind, takers) in reversed(_PROVIDER_OPTIONS.items()):
         default = SPECS[takers[0]].options[option]
-        help_text = f"{'/'.join(takers)} only [{default}]."
+        what = _PROVIDER_OPTION_HELP.get(option, option.replace("_", " ").capitalize())
+        help_text = f"{'/'.join(takers)} only: {what}" + ("." if default is None else f" [{default}].")
         func = click.option("--" + option.replace("_", "-"), option, type=kind, default=None, help=help_text)(func)
     for flag, kind, help_text in reversed(TUNING):
         func = click.option(flag, type=kind, default=None, help=help_text)(func)
@@ -77,15 +111,16 @@ def client_options(func: F) -> F:
             type=click.Choice(PROVIDERS),
             default=DEFAULT_PROVIDER,
             show_default=True,
-            help="; ".join(spec.summary for spec in SPECS.values()) + ".",
+            help=PROVIDER_HELP,
         ),
         click.option(
             "--source",
             "sources",
             multiple=True,
-            metavar="PROVIDER[:CHANNEL,...][=URL]",
+            metavar="[NAME@]PROVIDER[:CHANNEL,...][=URL]",
             help="Read several sources as one stream, each event once (repeat; instead of --provider, --url and "
-            "--channel). Keys: PUMPSYNC_<PROVIDER>_API_KEY each, or --api-key for the one that needs a key.",
+            "--channel); NAME@ tells two sources of one provider apart. Keys: PUMPSYNC_<PROVIDER>_API_KEY each, "
+            "or --api-key for the one that needs a key.",
         ),
         click.option(
             "--url",
@@ -104,8 +139,11 @@ def client_options(func: F) -> F:
             "channels",
             multiple=True,
             metavar="NAME[:JSON]",
-            help="Channel with optional filters, repeatable ["
-            + "; ".join(f"{name}: {', '.join(spec.default_channels)}" for name, spec in _CHANNELLED.items())
+            help="Channel with optional filters, repeatable; the default ones are starred ["
+            + "; ".join(
+                f"{name}: {', '.join(ch + ('*' if ch in spec.default_channels else '') for ch in spec.channels)}"
+                for name, spec in _CHANNELLED.items()
+            )
             + "].",
         ),
         click.option("--connections", type=int, default=None, help="Redundant connections, de-duplicated [1]."),
@@ -134,8 +172,14 @@ _OPTION_NAMES = {flag.lstrip("-").replace("-", "_") for flag, _, _ in TUNING} | 
 
 
 def parse_source(value: str) -> Source:
-    """``PROVIDER[:CHANNEL,...][=URL]``, e.g. ``anaxer:creations,trades=wss://host/v1/stream``."""
+    """``[NAME@]PROVIDER[:CHANNEL,...][=URL]``, e.g. ``eu@anaxer:creations,trades=wss://host/v1/stream``
+    (``NAME`` labels the source in logs, metrics, ``top`` and errors: two sources of one provider)."""
     head, _, url = value.partition("=")  # a provider and channel names have no "=", a URL may
+    label, at, head = head.rpartition("@")
+    name = label.strip() or None
+    if at and (name is None or not name.isprintable() or len(name) > 64):
+        raise click.BadParameter(f"{value!r}: a source name before '@' is 1-64 printable characters",
+                                 param_hint="'--source'")  # fmt: skip
     provider, _, names = head.partition(":")
     provider = provider.strip()
     if provider not in SPECS:
@@ -148,7 +192,7 @@ def parse_source(value: str) -> Source:
         options["channels"] = {name: {} for name in channels}
     if url.strip():
         options["url"] = url.strip()
-    return Source(provider, **options)
+    return Source(provider, name=name, **options)
 
 
 # Options that belong to one provider: with --source, each source says its own.
@@ -186,8 +230,8 @@ def _sources_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     if given:
         flags = ", ".join("--" + ("channel" if n == "channels" else n.replace("_", "-")) for n in given)
         raise click.UsageError(f"{flags} apply to one provider: with --source write PROVIDER:CHANNEL,...=URL")
-    if params.get("provider") not in (None, DEFAULT_PROVIDER):
-        raise click.UsageError("give either --provider or --source")
+    if params.get("provider") not in (None, DEFAULT_PROVIDER) or _given_on_command_line("provider"):
+        raise click.UsageError("give either --provider or --source: each --source names its provider")
     kwargs: dict[str, Any] = {
         name: params[name] for name in _OPTION_NAMES - set(_PER_PROVIDER) if params.get(name) is not None
     }
@@ -198,12 +242,49 @@ def _sources_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def configuration_error(exc: ConfigurationError) -> click.UsageError:
-    """A ConfigurationError as a one-line CLI error naming the flag."""
-    flag = "--" + exc.option.replace("_", "-")
-    if exc.option == "channels":
-        flag = "--channel"
+def _given_on_command_line(name: str) -> bool:
+    """The user typed this option (not its default): a flag that would be ignored is an error."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    source = ctx.get_parameter_source(name)
+    return source is not None and source not in (
+        click.core.ParameterSource.DEFAULT,
+        click.core.ParameterSource.DEFAULT_MAP,
+    )
+
+
+def make_client(params: dict[str, Any]) -> Client:
+    """The (not yet started) client the options describe, for ``stream`` and ``top`` alike: the
+    key only where the provider needs one (``key_required``), each source's own key
+    (``PUMPSYNC_<PROVIDER>_API_KEY``) with ``--source``, and every key redacted from the logs."""
+    try:
+        kwargs = client_kwargs(params)
+        if "sources" in kwargs:  # each source's key is its own (see Client)
+            setup_logging(params["verbose"])
+            client = Client(**kwargs)
+            if isinstance(client, MultiClient):
+                setup_logging(params["verbose"], None, *client.source_keys())
+            return client
+        required = provider_spec(kwargs["provider"]).key_required
+        key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
+        setup_logging(params["verbose"], key)
+        return Client(**{**kwargs, "api_key": key})
+    except ConfigurationError as exc:
+        raise configuration_error(exc, sources=bool(params.get("sources"))) from None
+
+
+def configuration_error(exc: ConfigurationError, sources: bool = False) -> click.UsageError:
+    """A ConfigurationError as a one-line CLI error naming the flag (or the environment variable)
+    the value came from; with ``sources``, a provider's own option was given in ``--source``."""
     message = str(exc).split(": ", 1)[-1]
+    if exc.option.isupper():  # PUMPSYNC_API_KEY_FILE and the like
+        return click.UsageError(f"Invalid value in ${exc.option}: {message}")
+    flag = "--" + exc.option.replace("_", "-")
+    if sources and exc.option in (*_PER_PROVIDER, "sources"):
+        flag = "--source"
+    elif exc.option == "channels":
+        flag = "--channel"
     return click.UsageError(f"Invalid value for '{flag}': {message}")
 
 

@@ -73,7 +73,9 @@ def to_text(event: Event, width: int | None = None) -> str:
         details.append(json.dumps(event.raw, default=str))
     if event.backfill:
         details.append("[backfill]")
-    head = f"{clock} {tag:5} {event.mint or '-'}" if kind != "unknown" else f"{clock} ?    "
+    # The provider names the source of each line (several sources: whose copy came first).
+    source = f"{event.provider:<10.10}"
+    head = f"{clock} {source} {tag:5} {event.mint or '-'}" if kind != "unknown" else f"{clock} {source} ?    "
     line = terminal_safe(f"{head}  {'  '.join(details)}".rstrip())
     if width is not None and len(line) > width:
         line = line[: max(width - 1, len(head))].rstrip() + "…"

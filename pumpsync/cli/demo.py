@@ -34,7 +34,13 @@ _RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), (
 
 
 @click.command()
-@click.option("--provider", type=click.Choice(_DEMO_PROVIDERS), default="anaxer", show_default=True)
+@click.option(
+    "--provider",
+    type=click.Choice(_DEMO_PROVIDERS),
+    default="anaxer",
+    show_default=True,
+    help="The simulated provider to watch (`pumpsync --help` says what each is).",
+)
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
@@ -43,7 +49,13 @@ _RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), (
     help="Simulated market events per second.",
 )
 @click.option("--seed", type=int, default=None, help="Market seed [random].")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    envvar="PUMPSYNC_DEMO_DURATION",  # CI bounds the README's `pumpsync demo` line without editing it
+    help="Stop after SECONDS (or $PUMPSYNC_DEMO_DURATION) [run until Ctrl-C].",
+)
 @click.option(
     "--metrics-addr",
     default="127.0.0.1:9108",
@@ -64,7 +76,7 @@ _RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), (
     help="Also record the events: JSON Lines, or SQLite if FILE ends in .db/.sqlite/.sqlite3 "
     "(replay with --provider replay --url file:FILE).",
 )
-@click.option("-v", "--verbose", count=True)
+@click.option("-v", "--verbose", count=True, help="-v info, -vv debug (logs go to stderr).")
 def demo(
     provider: str,
     rate: float,

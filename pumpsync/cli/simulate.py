@@ -114,7 +114,7 @@ _positive = click.FloatRange(min=0, min_open=True)
     show_default=True,
     help="One provider; both = openpump and anaxer; all = every simulated provider.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it local).")
 @click.option(
     "--port",
     type=click.IntRange(0, 65534),
@@ -125,9 +125,22 @@ _positive = click.FloatRange(min=0, min_open=True)
 @click.option(
     "--rate", type=click.FloatRange(min=0), default=20.0, show_default=True, help="Market events per second (0 = none)."
 )
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--anaxer-form", type=click.Choice(["auto", "v1", "document"]), default="auto", show_default=True)
-@click.option("--enrich-delay", type=click.FloatRange(min=0), default=0.5, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Market seed: the same seed, the same market.")
+@click.option(
+    "--anaxer-form",
+    type=click.Choice(["auto", "v1", "document"]),
+    default="auto",
+    show_default=True,
+    help="Anaxer's frames: v1 (the SDK's), document (the documented form), auto (v1's greeting, then each "
+    "client's form by its first subscribe).",
+)
+@click.option(
+    "--enrich-delay",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Seconds between a launch and its token_enriched event (OpenPump).",
+)
 @click.option(
     "--history-limit",
     type=click.IntRange(min=1),

@@ -11,9 +11,8 @@ from typing import Any
 
 import click
 
-from pumpsync._keys import choose_api_key
-from pumpsync._sources import MultiClient
-from pumpsync.cli._options import client_kwargs, client_options, configuration_error, setup_logging
+from pumpsync.cli._market_options import make_market, market_filters, market_options
+from pumpsync.cli._options import client_options, configuration_error, make_client
 from pumpsync.cli._render import terminal_width, to_json_line, to_text
 from pumpsync.client import Client
 from pumpsync.errors import (
@@ -25,7 +24,7 @@ from pumpsync.errors import (
     SourceFailed,
     SubscriptionRejected,
 )
-from pumpsync.providers import provider_spec
+from pumpsync.market import Market
 
 EXIT_REFUSED = 3  # the provider refused the key or the plan
 EXIT_FATAL = 1
@@ -33,33 +32,47 @@ EXIT_FATAL = 1
 
 @click.command()
 @client_options
-@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "jsonl"]),
+    default="text",
+    show_default=True,
+    help="text: one line per event (time, provider, kind, full mint, details); jsonl: one event.to_dict() per line.",
+)
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many events.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS.")
+@market_options
 def stream(fmt: str, count: int | None, duration: float | None, **params: Any) -> None:
     """Stream events to stdout (text, or one JSON object per line); logs go to stderr.
 
     Exit status: 0 on a normal end (count or duration reached, Ctrl-C), 3 when the provider
     refuses the key or the plan, 1 on other fatal errors. With several --source, a source that
-    fails is reported and the others go on; the race summary is printed at the end.
+    fails is reported and the others go on; the race summary is printed at the end. Market filters
+    (--min-mc-usd, --max-age, ...) print only the events of the mints that pass them, as the market
+    view (pumpsync.Market) sees them from this stream.
     """
     try:
-        kwargs = client_kwargs(params)
-        if "sources" in kwargs:  # each source's key is its own (see Client)
-            setup_logging(params["verbose"])
-            client = Client(**kwargs)
-            if isinstance(client, MultiClient):
-                setup_logging(params["verbose"], None, *client.source_keys())
-        else:
-            required = provider_spec(kwargs["provider"]).key_required
-            key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
-            setup_logging(params["verbose"], key)
-            client = Client(**{**kwargs, "api_key": key})
+        filters = market_filters(params)
+        market: Market | None = make_market(params, filters)  # takes its options out of params
+        if not filters:
+            market = None
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
+    client = make_client(params)
     render = to_json_line if fmt == "jsonl" else lambda event: to_text(event, terminal_width(sys.stdout))
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`, systemd, docker stop: end as Ctrl-C does, cleanly
+    if market is not None:
+        render = _filtered(render, market, filters)
     sys.exit(_run(client, render, count, duration))
+
+
+def _filtered(render: Any, market: Market, filters: dict[str, Any]) -> Any:
+    def render_passing(event: Any) -> str | None:
+        market.update(event)
+        return render(event) if market.matches(event.mint, **filters) else None
+
+    return render_passing
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -85,7 +98,10 @@ def _run(client: Client, render: Any, count: int | None, duration: float | None)
             except SourceFailed as exc:  # the other sources go on
                 click.echo(f"pumpsync: {exc}", err=True)
                 continue
-            out.write(render(event) + "\n")
+            line = render(event)
+            if line is None:  # filtered out by the market view
+                continue
+            out.write(line + "\n")
             out.flush()
             seen += 1
     except (KeyboardInterrupt, ClientClosed):  # Ctrl-C, SIGTERM; the end of a replayed recording

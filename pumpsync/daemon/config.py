@@ -54,6 +54,7 @@ from pumpsync._keys import choose_api_key
 from pumpsync._ranges import check_range, check_ranges
 from pumpsync._secrets import ApiKey, safe_url
 from pumpsync._sources import Source
+from pumpsync._text import did_you_mean
 from pumpsync.config import ClientConfig, make_config
 from pumpsync.errors import ConfigurationError
 from pumpsync.metrics import parse_addr
@@ -175,10 +176,14 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             data[key] = _typed(key, value, _client_types().get(key, object))
             _check_value(key, data[key])
         else:
-            raise ConfigurationError(key, f"unknown key in {path}")
+            raise ConfigurationError(key, f"unknown key in {path}{did_you_mean(key, [*DAEMON_KEYS, *CLIENT_KEYS])}")
     for i, sink in enumerate(data.get("sinks", [])):
         if not isinstance(sink, dict):
             raise ConfigurationError(f"sinks[{i}]", "must be a table ([[sinks]])")
+    # A key file named in the config file is read relative to the file, not the working directory.
+    for table in [data, *(t for t in data.get("sources", []) if isinstance(t, dict))]:
+        if isinstance(table.get("api_key_file"), str):
+            table["api_key_file"] = os.path.join(os.path.dirname(os.path.abspath(path)), table["api_key_file"])
     if "sources" in data:
         if not isinstance(data["sources"], list):
             raise ConfigurationError("sources", f"must be [[sources]] tables, got {data['sources']!r}"[:200])

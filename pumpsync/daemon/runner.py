@@ -97,7 +97,8 @@ class Daemon:
         self._loop()
         fatal = self._fatal
         self._shutdown(
-            f"signal {signal.Signals(self._signal).name}" if self._signal else f"fatal error: {fatal}"
+            f"signal {signal.Signals(self._signal).name}" if self._signal
+            else f"the source has ended: {fatal}" if isinstance(fatal, EndOfStream) else f"fatal error: {fatal}"
         )  # fmt: skip
         if fatal is None or isinstance(fatal, EndOfStream):  # a replay that reached its end is done, not failed
             return EXIT_OK

@@ -20,8 +20,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from pumpsync._race import RaceTracker
-from pumpsync._stats import IMPLAUSIBLE_REASONS, Histogram
+from pumpsync._race import CONFLICT_FIELDS, RaceTracker
+from pumpsync._stats import IMPLAUSIBLE_REASONS, THREAD_KINDS, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import KINDS, UNKNOWN
@@ -39,7 +39,7 @@ _MAX_FREE_LABELS = 32
 
 # How sessions most often end whatever the provider: the socket dropped, the supervisor found it
 # stale, or a ping went unanswered. With the provider's close codes they are exported at 0.
-_COMMON_DISCONNECTS = ("dropped", "stale", "pong_timeout")
+_COMMON_DISCONNECTS = ("dropped", "stale", "pong_timeout", "no_data")
 
 # Kinds that take part in a race between sources (an unknown object has no identity to match).
 RACE_KINDS = tuple(kind for kind in KINDS if kind != UNKNOWN)
@@ -89,6 +89,14 @@ def known_disconnects(provider: str) -> list[tuple[str, str]]:
     except ConfigurationError:  # a provider we cannot look up: the common reasons only
         policies = {}
     return [(reason, "") for reason in _COMMON_DISCONNECTS] + [("closed", str(code)) for code in sorted(policies)]
+
+
+def _spec_metrics(provider: str) -> Any:
+    """The provider's own process-wide collector factory (``ProviderSpec.metrics``), or None."""
+    try:
+        return provider_spec(provider).metrics
+    except ConfigurationError:
+        return None
 
 
 def known_filter_reasons(provider: str) -> tuple[str, ...]:
@@ -219,6 +227,15 @@ class PumpsyncCollector:
         for reason, n in _with_zeros(IMPLAUSIBLE_REASONS, _copy(stats.implausible)):
             implausible.add_metric([*p, reason], n)
         yield implausible
+
+        threads = CounterMetricFamily(
+            "pumpsync_thread_failures",
+            "Unexpected ends of the client's threads (each fails the client, or restarts a session), by kind.",
+            labels=["provider", "thread"],
+        )
+        for kind, n in _with_zeros(THREAD_KINDS, _copy(stats.thread_failures)):
+            threads.add_metric([*p, kind], n)
+        yield threads
 
         rejected = CounterMetricFamily(
             "pumpsync_subscription_rejections", "Channels the provider refused.", labels=["provider", "channel"]
@@ -366,6 +383,16 @@ def race_families(race: RaceTracker) -> Iterator[Metric]:
         for (source, kind), n in _with_zeros(known, counts[key]):
             family.add_metric([source, kind], n)
         yield family
+    conflicts = CounterMetricFamily(
+        "pumpsync_source_conflicts",
+        "Events whose copies from two sources disagreed, by field, the source whose copy went first, and the other.",
+        labels=["field", "first", "second"],
+    )
+    pairs = [(a, b) for a in race.sources for b in race.sources if a != b]
+    known_conflicts = [(name, a, b) for name in CONFLICT_FIELDS for a, b in pairs]
+    for (name, first, second), n in _with_zeros(known_conflicts, race.conflict_counts()):
+        conflicts.add_metric([name, first, second], n)
+    yield conflicts
     leads = HistogramMetricFamily(
         "pumpsync_source_lead_seconds",
         "How much later the follower's copy of an event came than the leader's (the first source's).",
@@ -398,6 +425,9 @@ def make_registry(client: Client, sinks: Sequence[SinkStats] | None = None) -> C
     registry.register(PumpsyncCollector(client, sinks))
     for collector in extra_collectors([*(sinks or ()), *client.transports]):
         registry.register(collector)
+    for factory in dict.fromkeys(_spec_metrics(m.config.provider) for m in client.members.values()):
+        if factory is not None:
+            registry.register(factory())
     ProcessCollector(namespace="pumpsync", registry=registry)
     return registry
 

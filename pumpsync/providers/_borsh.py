@@ -41,9 +41,26 @@ class Layout:
     discriminator: str  # hex: sha256("event:<name>")[:8]
     fields: tuple[Field, ...]
     required: int  # fewer whole fields than this is no event at all (normalization needs them)
+    # The fields normalization relies on: every field past them is checked for plausibility (layout
+    # drift), and an event whose tail does not fit keeps only these. 0: all of them.
+    relied: int = 0
+    program: str = "pump"  # "pump" (the bonding curve) or "pump_amm" (PumpSwap)
 
 
 _SHAREHOLDER = Vec((("address", "pubkey"), ("share_bps", "u16")))
+# PumpSwap Buy/SellEvent end alike: the fees, then the 2026-09/10 appendix.
+_AMM_TAIL: tuple[Field, ...] = (
+    ("cashback_fee_basis_points", "u64"),
+    ("cashback", "u64"),
+    ("buyback_fee_basis_points", "u64"),
+    ("buyback_fee", "u64"),
+    ("virtual_quote_reserves", "i128"),  # signed: may be negative
+    ("can_boost", "bool"),
+    ("base_supply", "u64"),
+    ("holder_rewards_bps", "u64"),
+    ("holder_rewards", "u64"),
+    ("creator_fee_unclaimed", "u64"),
+)
 
 # IDL of pump-fun/pump-public-docs at 1b822158 (May 2026); the event table of free-sources.md agrees.
 LAYOUTS: tuple[Layout, ...] = (
@@ -68,8 +85,14 @@ LAYOUTS: tuple[Layout, ...] = (
             ("is_cashback_enabled", "bool"),
             ("quote_mint", "pubkey"),
             ("virtual_quote_reserves", "u64"),
+            # 2026-09-15 (create_v2, holder-reward coins)
+            ("creator_fee_bps", "u64"),
+            ("is_holder_reward", "bool"),
+            # 2026-10-08 (coins quoted in another pump coin): the curve's depth (width per SOURCES.md)
+            ("depth", "u8"),
         ),
         required=4,  # up to the mint
+        relied=10,  # up to the virtual reserves: fixed offsets after the three strings
     ),
     Layout(
         "TradeEvent",
@@ -107,8 +130,14 @@ LAYOUTS: tuple[Layout, ...] = (
             ("quote_amount", "u64"),
             ("virtual_quote_reserves", "u64"),
             ("real_quote_reserves", "u64"),
+            # 2026-09-15 (holder-reward coins)
+            ("holder_rewards_bps", "u64"),
+            ("holder_rewards", "u64"),
+            # 2026-10-08 (trade v3)
+            ("creator_fee_unclaimed", "u64"),
         ),
         required=5,  # up to the user: mint, amounts, side
+        relied=21,  # up to last_update_timestamp: fixed offsets; ix_name and all after it are checked
     ),
     Layout(
         "CompleteEvent",
@@ -137,6 +166,166 @@ LAYOUTS: tuple[Layout, ...] = (
             ("quote_mint", "pubkey"),
         ),
         required=2,
+    ),
+    # 2026-10-08: the part of a curve-completing v3 buy that the future pool filled (after the
+    # TradeEvent and the CompleteEvent of the same transaction). Fixed size, 224 bytes.
+    Layout(
+        "PostCompleteBuyEvent",
+        "6fb06d8b316cd5fb",
+        (
+            ("user", "pubkey"),
+            ("mint", "pubkey"),
+            ("bonding_curve", "pubkey"),
+            ("quote_mint", "pubkey"),
+            ("timestamp", "i64"),
+            ("base_out", "u64"),
+            ("quote_in", "u64"),
+            ("fee_basis_points", "u64"),
+            ("fee", "u64"),
+            ("creator_fee_basis_points", "u64"),
+            ("creator_fee", "u64"),
+            ("buyback_fee", "u64"),
+            ("pool_base_reserves_before", "u64"),
+            ("pool_quote_reserves_before", "u64"),
+            ("pool_base_reserves_after", "u64"),
+            ("pool_quote_reserves_after", "u64"),
+        ),
+        required=7,  # up to quote_in
+    ),
+    # 2026-09-30 / 10-08: fees kept in the curve (or the pool) paid out: a fee payout, not a trade.
+    Layout(
+        "SweepBondingCurveFeeEvent",
+        "742b4dbd117a482b",
+        (
+            ("timestamp", "i64"),
+            ("mint", "pubkey"),
+            ("bonding_curve", "pubkey"),
+            ("quote_mint", "pubkey"),
+            ("recipient", "pubkey"),
+            ("amount", "u64"),
+            ("bucket", "u8"),  # 0 protocol, 1 creator
+        ),
+        required=6,
+    ),
+    # ---- PumpSwap (pump_amm), IDL of pump-fun/pump-public-docs at 1b822158 plus the 2026-09/10 tails
+    Layout(
+        "BuyEvent",
+        "67f4521f2cf57777",
+        (
+            ("timestamp", "i64"),
+            ("base_amount_out", "u64"),
+            ("max_quote_amount_in", "u64"),
+            ("user_base_token_reserves", "u64"),
+            ("user_quote_token_reserves", "u64"),
+            ("pool_base_token_reserves", "u64"),
+            ("pool_quote_token_reserves", "u64"),
+            ("quote_amount_in", "u64"),
+            ("lp_fee_basis_points", "u64"),
+            ("lp_fee", "u64"),
+            ("protocol_fee_basis_points", "u64"),
+            ("protocol_fee", "u64"),
+            ("quote_amount_in_with_lp_fee", "u64"),
+            ("user_quote_amount_in", "u64"),
+            ("pool", "pubkey"),
+            ("user", "pubkey"),
+            ("user_base_token_account", "pubkey"),
+            ("user_quote_token_account", "pubkey"),
+            ("protocol_fee_recipient", "pubkey"),
+            ("protocol_fee_recipient_token_account", "pubkey"),
+            ("coin_creator", "pubkey"),
+            ("coin_creator_fee_basis_points", "u64"),
+            ("coin_creator_fee", "u64"),
+            ("track_volume", "bool"),
+            ("total_unclaimed_tokens", "u64"),
+            ("total_claimed_tokens", "u64"),
+            ("current_sol_volume", "u64"),
+            ("last_update_timestamp", "i64"),
+            ("min_base_amount_out", "u64"),
+            ("ix_name", "string"),
+            *_AMM_TAIL,
+        ),
+        required=16,  # up to the user
+        relied=21,  # up to coin_creator: fixed offsets
+        program="pump_amm",
+    ),
+    Layout(
+        "SellEvent",
+        "3e2f370aa503dc2a",
+        (
+            ("timestamp", "i64"),
+            ("base_amount_in", "u64"),
+            ("min_quote_amount_out", "u64"),
+            ("user_base_token_reserves", "u64"),
+            ("user_quote_token_reserves", "u64"),
+            ("pool_base_token_reserves", "u64"),
+            ("pool_quote_token_reserves", "u64"),
+            ("quote_amount_out", "u64"),
+            ("lp_fee_basis_points", "u64"),
+            ("lp_fee", "u64"),
+            ("protocol_fee_basis_points", "u64"),
+            ("protocol_fee", "u64"),
+            ("quote_amount_out_without_lp_fee", "u64"),
+            ("user_quote_amount_out", "u64"),
+            ("pool", "pubkey"),
+            ("user", "pubkey"),
+            ("user_base_token_account", "pubkey"),
+            ("user_quote_token_account", "pubkey"),
+            ("protocol_fee_recipient", "pubkey"),
+            ("protocol_fee_recipient_token_account", "pubkey"),
+            ("coin_creator", "pubkey"),
+            ("coin_creator_fee_basis_points", "u64"),
+            ("coin_creator_fee", "u64"),
+            *_AMM_TAIL,
+        ),
+        required=16,
+        relied=21,
+        program="pump_amm",
+    ),
+    Layout(
+        "CreatePoolEvent",
+        "b1310cd2a076a774",
+        (
+            ("timestamp", "i64"),
+            ("index", "u16"),
+            ("creator", "pubkey"),
+            ("base_mint", "pubkey"),
+            ("quote_mint", "pubkey"),
+            ("base_mint_decimals", "u8"),
+            ("quote_mint_decimals", "u8"),
+            ("base_amount_in", "u64"),
+            ("quote_amount_in", "u64"),
+            ("pool_base_amount", "u64"),
+            ("pool_quote_amount", "u64"),
+            ("minimum_liquidity", "u64"),
+            ("initial_liquidity", "u64"),
+            ("lp_token_amount_out", "u64"),
+            ("pool_bump", "u8"),
+            ("pool", "pubkey"),
+            ("lp_mint", "pubkey"),
+            ("user_base_token_account", "pubkey"),
+            ("user_quote_token_account", "pubkey"),
+            ("coin_creator", "pubkey"),
+            ("is_mayhem_mode", "bool"),
+            ("is_holder_reward", "bool"),
+        ),
+        required=16,  # up to the pool
+        program="pump_amm",
+    ),
+    Layout(
+        "SweepPoolFeeEvent",
+        "82a42461e48287a5",
+        (
+            ("timestamp", "i64"),
+            ("pool", "pubkey"),
+            ("base_mint", "pubkey"),
+            ("quote_mint", "pubkey"),
+            ("recipient", "pubkey"),
+            ("payer", "pubkey"),
+            ("amount", "u64"),
+            ("bucket", "u8"),
+        ),
+        required=7,
+        program="pump_amm",
     ),
 )
 
@@ -170,7 +359,33 @@ def discriminator(name: str) -> bytes:
     return hashlib.sha256(f"event:{name}".encode()).digest()[:8]
 
 
-_IGNORED = frozenset(discriminator(name) for name in OTHER_EVENTS)
+# PumpSwap's other events (pump-public-docs idl/pump_amm.json at 1b822158): skipped quietly too.
+OTHER_AMM_EVENTS = (
+    "AdminSetCoinCreatorEvent",
+    "AdminUpdateTokenIncentivesEvent",
+    "ClaimCashbackEvent",
+    "ClaimTokenIncentivesEvent",
+    "CloseUserVolumeAccumulatorEvent",
+    "CollectCoinCreatorFeeEvent",
+    "CreateConfigEvent",
+    "DepositEvent",
+    "DisableEvent",
+    "ExtendAccountEvent",
+    "InitUserVolumeAccumulatorEvent",
+    "MigratePoolCoinCreatorEvent",
+    "ReservedFeeRecipientsEvent",
+    "SetBondingCurveCoinCreatorEvent",
+    "SetMetaplexCoinCreatorEvent",
+    "SyncUserVolumeAccumulatorEvent",
+    "UpdateAdminEvent",
+    "UpdateFeeConfigEvent",
+    "WithdrawEvent",
+)
+
+_IGNORED = {
+    "pump": frozenset(discriminator(name) for name in OTHER_EVENTS),
+    "pump_amm": frozenset(discriminator(name) for name in OTHER_AMM_EVENTS),
+}
 
 # ---------------------------------------------------------------- base58
 
@@ -220,8 +435,20 @@ def b58decode(text: str) -> bytes:
 
 # ---------------------------------------------------------------- compiled plans
 
-_FIXED = {"u8": "B", "bool": "B", "u16": "H", "u32": "I", "u64": "Q", "i64": "q", "pubkey": "32s"}
+_FIXED = {
+    "u8": "B",
+    "bool": "B",
+    "u16": "H",
+    "u32": "I",
+    "u64": "Q",
+    "i64": "q",
+    "pubkey": "32s",
+    "i128": "16s",  # struct has no 128-bit integers: read as bytes, converted
+}
 _U32 = struct.Struct("<I")
+_ZERO_KEY = bytes(32)
+BPS_MAX = 10_000
+MAX_IX_NAME = 64
 
 
 class _Run(NamedTuple):
@@ -232,6 +459,7 @@ class _Run(NamedTuple):
     singles: tuple[struct.Struct, ...]  # per field, for a short (older) event that ends inside the run
     pubkeys: tuple[int, ...]
     bools: tuple[int, ...]
+    wides: tuple[int, ...] = ()  # i128
 
 
 class _String(NamedTuple):
@@ -258,6 +486,7 @@ def _run(fields: Sequence[Field]) -> _Run:
         tuple(struct.Struct("<" + code) for code in codes),
         tuple(i for i, kind in enumerate(kinds) if kind == "pubkey"),
         tuple(i for i, kind in enumerate(kinds) if kind == "bool"),
+        tuple(i for i, kind in enumerate(kinds) if kind == "i128"),
     )
 
 
@@ -278,24 +507,68 @@ def compile_layout(fields: Sequence[Field]) -> tuple[_Step, ...]:
 
 
 class Undecodable(Exception):
-    """The bytes break the layout (a bool that is neither 0 nor 1, a string that is not UTF-8)."""
+    """The bytes break the layout at field ``index`` (a bool that is neither 0 nor 1, a string that
+    is not UTF-8 or does not fit, a basis-point field over 10,000...); ``reason`` is a bounded label."""
+
+    def __init__(self, reason: str, index: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.index = index
 
 
-def _convert(run: _Run, values: list[Any], count: int) -> None:
-    """Pubkeys to base58 and bools to bool, in place, for the first ``count`` values."""
+# Why an event's tail did not fit its layout, or was longer than it (bounded: metric labels).
+IMPLAUSIBLE_BOOL = "implausible_bool"
+IMPLAUSIBLE_BPS = "implausible_bps"
+IMPLAUSIBLE_PUBKEY = "implausible_pubkey"
+IMPLAUSIBLE_STRING = "implausible_string"
+PARTIAL_FIELD = "partial_field"
+LONGER_THAN_KNOWN = "longer_than_known"
+DRIFT_REASONS = (
+    IMPLAUSIBLE_BOOL,
+    IMPLAUSIBLE_BPS,
+    IMPLAUSIBLE_PUBKEY,
+    IMPLAUSIBLE_STRING,
+    PARTIAL_FIELD,
+    LONGER_THAN_KNOWN,
+)
+
+
+def _is_bps(name: str) -> bool:
+    return name.endswith(("basis_points", "_bps"))
+
+
+def _plausible_key(raw: bytes) -> bool:
+    """A public key is 32 uniformly random bytes (or the all-zero system program); six or more zero
+    bytes in one (about 3e-9 by chance) is a misaligned integer, not a key."""
+    return raw == _ZERO_KEY or raw.count(0) < 6
+
+
+def _convert(run: _Run, values: list[Any], count: int, base: int) -> None:
+    """Pubkeys to base58, bools to bool, i128 to int, in place, for the first ``count`` values;
+    basis points checked. ``base`` is the index of the run's first field in its layout."""
     for i in run.pubkeys:
         if i < count:
-            values[i] = pubkey(values[i])
+            raw = values[i]
+            if not _plausible_key(raw):
+                raise Undecodable(IMPLAUSIBLE_PUBKEY, base + i)
+            values[i] = pubkey(raw)
     for i in run.bools:
         if i < count:
             flag = values[i]
             if flag > 1:
-                raise Undecodable("bool")
+                raise Undecodable(IMPLAUSIBLE_BOOL, base + i)
             values[i] = flag == 1
+    for i in run.wides:
+        if i < count:
+            values[i] = int.from_bytes(values[i], "little", signed=True)
+    for i, name in enumerate(run.names[:count]):
+        if _is_bps(name) and values[i] > BPS_MAX:
+            raise Undecodable(IMPLAUSIBLE_BPS, base + i)
 
 
-def _read(steps: tuple[_Step, ...], data: bytes, offset: int, out: dict[str, Any]) -> int:
-    """Decode into ``out`` as far as whole fields go; return how many fields were read."""
+def _read(steps: tuple[_Step, ...], data: bytes, offset: int, out: dict[str, Any]) -> tuple[int, int]:
+    """Decode into ``out`` as far as whole fields go; return how many fields were read and where
+    the last one ended. An event that ends inside a field (not between two) raises ``partial_field``."""
     size = len(data)
     read = 0
     for step in steps:
@@ -303,7 +576,7 @@ def _read(steps: tuple[_Step, ...], data: bytes, offset: int, out: dict[str, Any
             if offset + step.whole.size <= size:
                 values = list(step.whole.unpack_from(data, offset))
                 offset += step.whole.size
-                _convert(step, values, len(values))
+                _convert(step, values, len(values), read)
                 out.update(zip(step.names, values, strict=True))
                 read += len(values)
                 continue
@@ -314,77 +587,115 @@ def _read(steps: tuple[_Step, ...], data: bytes, offset: int, out: dict[str, Any
                     break
                 values.append(single.unpack_from(data, offset)[0])
                 offset += single.size
-            _convert(step, values, len(values))
+            _convert(step, values, len(values), read)
             out.update(zip(step.names, values, strict=False))
-            return read + len(values)
+            if offset != size:
+                raise Undecodable(PARTIAL_FIELD, read + len(values))
+            return read + len(values), offset
+        if offset == size:
+            return read, offset
         if offset + 4 > size:
-            return read
+            raise Undecodable(PARTIAL_FIELD, read)
         (length,) = _U32.unpack_from(data, offset)
         if type(step) is _String:
             if offset + 4 + length > size:
-                return read
+                raise Undecodable(IMPLAUSIBLE_STRING, read)
             try:
-                out[step.name] = data[offset + 4 : offset + 4 + length].decode("utf-8")
+                text = data[offset + 4 : offset + 4 + length].decode("utf-8")
             except UnicodeDecodeError:
-                raise Undecodable("utf-8") from None
+                raise Undecodable(IMPLAUSIBLE_STRING, read) from None
+            if step.name == "ix_name" and not _identifier(text):
+                raise Undecodable(IMPLAUSIBLE_STRING, read)
+            out[step.name] = text
             offset += 4 + length
         else:
             assert type(step) is _Vec
             item = step.item
             if offset + 4 + length * item.whole.size > size:
-                return read
+                raise Undecodable(PARTIAL_FIELD, read)
             offset += 4
             items = []
             for _ in range(length):
                 values = list(item.whole.unpack_from(data, offset))
                 offset += item.whole.size
-                _convert(item, values, len(values))
+                _convert(item, values, len(values), read)
                 items.append(dict(zip(item.names, values, strict=True)))
             out[step.name] = items
         read += 1
-    return read
+    return read, offset
+
+
+def _identifier(text: str) -> bool:
+    """An instruction's name (``buy_exact_sol_in``): short, lower-case ASCII, digits, underscores."""
+    return 0 < len(text) <= MAX_IX_NAME and text.isascii() and text.replace("_", "").isalnum() and text.islower()
 
 
 class Decoded(NamedTuple):
     event: str  # the IDL's event name
     fields: dict[str, Any]  # IDL field names -> exact values (ints, base58 strings, bools, str, lists)
+    # Layout drift: None, or why the tail did not fit (then ``fields`` holds only the certain ones)
+    # or ``longer_than_known`` (every field known is there; more bytes followed).
+    drift: str | None = None
 
 
 # Why a ``Program data:`` payload gave no event (bounded: these become metric labels).
 UNKNOWN_EVENT = "unknown_event"
 UNDECODABLE = "undecodable"
 
+PUMP = "pump"
+PUMP_AMM = "pump_amm"
+
 
 class _Compiled(NamedTuple):
     name: str
     steps: tuple[_Step, ...]
     required: int
+    relied: int
+    names: tuple[str, ...]
 
 
-_PLANS: dict[bytes, _Compiled] = {}
+_PLANS: dict[str, dict[bytes, _Compiled]] = {PUMP: {}, PUMP_AMM: {}}
 for _layout in LAYOUTS:
     _disc = bytes.fromhex(_layout.discriminator)
     if _disc != discriminator(_layout.name):  # the table's own consistency, checked at import
         raise AssertionError(f"discriminator of {_layout.name}")
-    _PLANS[_disc] = _Compiled(_layout.name, compile_layout(_layout.fields), _layout.required)
+    _PLANS[_layout.program][_disc] = _Compiled(
+        _layout.name,
+        compile_layout(_layout.fields),
+        _layout.required,
+        _layout.relied or len(_layout.fields),
+        tuple(name for name, _ in _layout.fields),
+    )
 
 
-def decode_event(data: bytes) -> Decoded | str | None:
-    """One event (discriminator + Borsh fields): the decoded event, ``None`` for an IDL event
-    pumpsync does not map, or a reason (``unknown_event``, ``undecodable``)."""
-    plan = _PLANS.get(data[:8])
+def decode_event(data: bytes, program: str = PUMP) -> Decoded | str | None:
+    """One event (discriminator + Borsh fields) of ``program`` (``pump`` or ``pump_amm``): the
+    decoded event, ``None`` for an IDL event pumpsync does not map, or a reason (``unknown_event``,
+    ``undecodable``). A tail past the relied-on fields that does not fit gives a ``Decoded`` with
+    only those fields and its ``drift`` reason; bytes past the newest known layout, ``longer_than_known``."""
+    plan = _PLANS[program].get(data[:8])
     if plan is None:
         if len(data) < 8:
             return UNDECODABLE  # not even a discriminator
-        return None if data[:8] in _IGNORED else UNKNOWN_EVENT
+        return None if data[:8] in _IGNORED[program] else UNKNOWN_EVENT
     fields: dict[str, Any] = {}
+    drift = None
     try:
-        read = _read(plan.steps, data, 8, fields)
-    except (Undecodable, struct.error):
+        read, end = _read(plan.steps, data, 8, fields)
+        if end < len(data):
+            drift = LONGER_THAN_KNOWN
+    except Undecodable as exc:
+        if exc.index < plan.relied:
+            return UNDECODABLE
+        drift = exc.reason
+        read = plan.relied
+        for name in plan.names[plan.relied :]:
+            fields.pop(name, None)
+    except struct.error:
         return UNDECODABLE
     if read < plan.required:
         return UNDECODABLE
-    return Decoded(plan.name, fields)
+    return Decoded(plan.name, fields, drift)
 
 
 if sys.version_info >= (3, 11):
@@ -396,26 +707,30 @@ else:  # pragma: no cover - Python 3.10
     _b64decode = binascii.a2b_base64
 
 
-def decode_program_data(text: str) -> Decoded | str | None:
+def decode_program_data(text: str, program: str = PUMP) -> Decoded | str | None:
     """The base64 of a ``Program data:`` log line (the text after the prefix)."""
     try:
         data = _b64decode(text)
     except (binascii.Error, ValueError):
         return UNDECODABLE
-    return decode_event(data)
+    return decode_event(data, program)
 
 
-def decode_cpi_data(raw: bytes) -> Decoded | str | None:
+def decode_cpi_data(raw: bytes, program: str = PUMP) -> Decoded | str | None:
     """A self-CPI instruction's data: the event tag, then an event; ``None`` if not an event CPI."""
     if raw[:8] != EVENT_CPI_TAG:
         return None
-    return decode_event(raw[8:])
+    return decode_event(raw[8:], program)
 
 
 __all__ = [
+    "DRIFT_REASONS",
     "EVENT_CPI_TAG",
     "LAYOUTS",
+    "OTHER_AMM_EVENTS",
     "OTHER_EVENTS",
+    "PUMP",
+    "PUMP_AMM",
     "UNDECODABLE",
     "UNKNOWN_EVENT",
     "Decoded",

@@ -15,6 +15,7 @@ else (or nothing within the hello timeout) means the document form.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pumpsync._secrets import ApiKey
@@ -81,7 +82,16 @@ _SUBSCRIPTION_FATAL = frozenset(
 )
 _PONG = json.dumps({"type": "pong"})
 _PING = json.dumps({"type": "ping"})
-_AFTER_TRADE = event_defaults_after("price_sol")  # a trade's event: fields up to price_sol, then these
+_AFTER_TRADE = event_defaults_after("price_sol")
+# A swap's ``source`` as the event's ``venue`` (other sources: not told), as ready-made tails.
+_VENUES = {"pumpfun": "curve", "pump": "curve", "pumpswap": "pumpswap", "pump_amm": "pumpswap", "pump-amm": "pumpswap"}
+_AFTER_TRADE_AT = {
+    source: tuple(
+        venue if name == "venue" else value
+        for name, value in zip(Event._fields[-len(_AFTER_TRADE) :], _AFTER_TRADE, strict=True)
+    )
+    for source, venue in _VENUES.items()
+}  # a trade's event: fields up to price_sol, then these
 
 
 class Anaxer(Dialect):
@@ -99,6 +109,7 @@ class Anaxer(Dialect):
         super().__init__(connection, subscriptions)
         self.form = form  # None until the first frame tells
         self._ids: dict[str, str] = {}  # v1 subscription id -> channel
+        self._live: dict[str, str] = {}  # channel -> the id of its current v1 subscription
         self._next_id = 0
         # The previous session of this connection learned the document form: subscribe at once
         # instead of waiting hello_timeout for a v1 greeting (provisional until the first frame).
@@ -148,7 +159,8 @@ class Anaxer(Dialect):
             return []
         if self.form == DOCUMENT:
             return [json.dumps({"unsubscribe": channel})]
-        sub_id = self._id_of(channel)
+        # The channel's latest id: an older one may still await its unsubscribe's ack (churn).
+        sub_id = self._live.pop(channel, None)
         if sub_id is None:
             return []
         return [json.dumps({"type": "unsubscribe", "id": sub_id})]
@@ -162,13 +174,8 @@ class Anaxer(Dialect):
         self._next_id += 1
         sub_id = f"sub-{self._next_id}"
         self._ids[sub_id] = sub.channel
+        self._live[sub.channel] = sub_id
         return [json.dumps({"type": "subscribe", "id": sub_id, "channel": sub.channel, "filters": sub.filters})]
-
-    def _id_of(self, channel: str) -> str | None:
-        for sub_id, ch in self._ids.items():
-            if ch == channel:
-                return sub_id
-        return None
 
     # -- frames
     def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
@@ -186,6 +193,7 @@ class Anaxer(Dialect):
             if kind == "connected" and obj.get("v") == 1:  # the server has changed to the v1 form
                 self.form = None
                 self._ids.clear()
+                self._live.clear()
         if self.form is None:
             return self._first_frame(obj, kind, received_at)
         if kind == "ping":
@@ -242,8 +250,12 @@ class Anaxer(Dialect):
         sub_id = opt_str(obj.get("id"))
         if channel is None and sub_id is not None:
             channel = self._ids.get(sub_id)
+        if sub_id is not None and self.form == V1 and self._live.get(channel or "") != sub_id:
+            self._ids.pop(sub_id, None)  # about an id the channel has moved on from (churn): not a refusal
+            return [Notice(code, message)]
         if code in _SUBSCRIPTION_FATAL and channel is not None:
             self.subscriptions.pop(channel, None)
+            self._live.pop(channel, None)
             if sub_id is not None:
                 self._ids.pop(sub_id, None)
             return [Rejected(SubscriptionRejected(channel, code, message, provider="anaxer"))]
@@ -353,7 +365,9 @@ def _trade(record: dict[str, Any], slot: int, received_at: int, connection: int,
         opt_str(record.get("wallet")) or opt_str(record.get("trader")),  # trader
         price,  # price_sol
     )
-    return Event._make(head + _AFTER_TRADE)  # positional: half the cost of keyword arguments
+    source = record.get("source")
+    tail = _AFTER_TRADE_AT.get(source, _AFTER_TRADE) if type(source) is str else _AFTER_TRADE
+    return Event._make(head + tail)  # positional: half the cost of keyword arguments
 
 
 def _token(
@@ -417,8 +431,14 @@ def _history(config: Any) -> Any:
     return AnaxerHistory(config)
 
 
+def _greeting(frame: Mapping[str, Any]) -> bool:
+    """Anaxer's v1 first frame: ``{"v": 1, "type": "connected", "limits": {...}}``."""
+    return frame.get("v") == 1 and frame.get("type") == "connected"
+
+
 SPEC = ProviderSpec(
     name="anaxer",
+    greeting=_greeting,
     summary="Anaxer: channels creations, trades, graduations, prices; REST history (gap recovery, --since)",
     dialect=Anaxer,
     default_url=Anaxer.default_url,

@@ -20,6 +20,7 @@ from pumpsync._backoff import retry_after
 from pumpsync._secrets import redact, safe_url
 from pumpsync.config import ClientConfig, rest_base
 from pumpsync.events import Event
+from pumpsync.providers._history_http import read_json
 from pumpsync.providers.anaxer import normalize
 from pumpsync.providers.spec import HistoryError, Position
 
@@ -63,6 +64,13 @@ class AnaxerHistory:
             self._request_options["proxies"] = {"http": config.proxy, "https": config.proxy}
         if config.ca_bundle:
             self._request_options["verify"] = config.ca_bundle
+        self.unreadable = 0  # items of a shape nothing could be read from: counted lost, skipped
+
+    def stats(self) -> dict[str, int]:
+        return {"unreadable_item": self.unreadable}
+
+    def lost(self) -> int:
+        return self.unreadable
 
     def recoverable(self, channel: str) -> bool:
         return channel in ENDPOINTS
@@ -94,7 +102,7 @@ class AnaxerHistory:
             for start in range(0, len(items), CHUNK):
                 events = []
                 for item in items[start : start + CHUNK]:
-                    event = normalize(item, channel, now, 0, backfill=True) if isinstance(item, dict) else None
+                    event = self._event(item, channel, now)
                     if event is not None:
                         events.append(event)
                 yield events
@@ -110,6 +118,15 @@ class AnaxerHistory:
                 params = dict(params or {}, cursor=cursor)
         raise HistoryError(f"more than {_MAX_PAGES} pages of {channel}")
 
+    def _event(self, item: Any, channel: str, now: int) -> Event | None:
+        """One item, or None (counted) when nothing can be read from it: one bad item, not the gap."""
+        try:
+            return normalize(item, channel, now, 0, backfill=True) if isinstance(item, dict) else None
+        except Exception as exc:  # a hostile value the dialect did not foresee: this item only
+            self.unreadable += 1  # one writer: the recovery thread
+            log.debug("backfill: a %s item unreadable: %s", channel, type(exc).__name__)
+            return None
+
     def _get(self, url: str, params: dict[str, str] | None, stop: threading.Event) -> Any:
         config = self.config
         delay = config.backoff_initial or 0.5
@@ -119,15 +136,13 @@ class AnaxerHistory:
                 raise HistoryError("client closed")
             wait = min(delay * (2**attempt), config.backoff_max)  # our own backoff is capped...
             try:
-                response = self._http.get(url, params=params, **self._request_options)
+                response = self._http.get(url, params=params, stream=True, **self._request_options)
             except requests.RequestException as exc:
                 problem = redact(f"{type(exc).__name__}: {exc}", config.api_key)
             else:
-                if response.status_code == 200:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise HistoryError("the response is not JSON") from None
+                with response:  # read bounded before it is parsed (a page of a million items is refused)
+                    if response.status_code == 200:
+                        return read_json(response, "the history page")
                 problem = f"HTTP {response.status_code}"
                 if response.status_code == 429 or response.status_code >= 500:
                     wait = retry_after(response.headers.get("Retry-After"), wait)

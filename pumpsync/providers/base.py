@@ -8,6 +8,7 @@ codes. The connection thread does the I/O; the supervisor does the timing.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from abc import ABC, abstractmethod
@@ -15,7 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pumpsync._bounds import MAX_TEXT, bounded_int, finite_float
 from pumpsync._secrets import ApiKey
+from pumpsync._text import WarningGate, log_safe
 from pumpsync.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -25,6 +28,9 @@ from pumpsync.errors import (
     SubscriptionRejected,
 )
 from pumpsync.events import UNKNOWN, Event
+
+log = logging.getLogger("pumpsync")
+_RAISED = WarningGate()
 
 # ---------------------------------------------------------------- outputs of a dialect
 
@@ -46,6 +52,12 @@ class Hello:
 @dataclass(frozen=True, slots=True)
 class Pong:
     """An answer to our heartbeat ping."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The source's own clock advanced (Solana: a new slot) on the data socket: the node is alive
+    and its world moves on, whatever the data subscription sends (``ProviderSpec.data_clock``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +139,7 @@ Output = (
     | Reply
     | Hello
     | Pong
+    | Tick
     | StatusReport
     | Subscribed
     | Unsubscribed
@@ -150,6 +163,7 @@ MALFORMED_REASONS = (
     "oversized",
     "protocol",
     "too_deep",
+    "decode_error",  # the dialect raised on this frame (a bug, or a value nobody foresaw): skipped
 )
 # Real frames nest 4 levels deep at most. Deeper ones are refused before anyone downstream
 # (a renderer, a sink, json.dumps) recurses into them.
@@ -224,6 +238,12 @@ class Dialect(ABC):
         if filters:
             raise ConfigurationError("filters", f"{old.channel!r} can only be unsubscribed as a whole")
         return None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        receive = cls.__dict__.get("receive")
+        if receive is not None and not getattr(receive, "guarded", False):
+            cls.receive = _guarded(receive)  # type: ignore[method-assign]
 
     def __init__(self, connection: int, subscriptions: list[Subscription]) -> None:
         self.connection = connection
@@ -350,6 +370,33 @@ class Dialect(ABC):
         return [Malformed(reason), event]
 
 
+def _guarded(receive: Callable[[Any, bytes | str, int], list[Output]]) -> Any:
+    """``receive`` that never raises: a frame it cannot handle is one ``Malformed("decode_error")``,
+    counted and logged (rate-limited), never the end of the session (issue 22, item 7)."""
+
+    def guarded(self: Dialect, payload: bytes | str, received_at: int) -> list[Output]:
+        try:
+            return receive(self, payload, received_at)
+        except Exception as exc:  # the one place that turns any failure into a count
+            name = type(self).__name__
+            held = _RAISED.allow(name)
+            if held is not None:
+                log.warning(
+                    "%s: a frame could not be read (%s: %s); skipped and counted as malformed (decode_error)%s",
+                    name,
+                    type(exc).__name__,
+                    log_safe(str(exc), 120),
+                    f"; {held} more since the last warning" if held else "",
+                )
+            return [Malformed("decode_error")]
+
+    guarded.guarded = True  # type: ignore[attr-defined]
+    guarded.__doc__ = receive.__doc__
+    guarded.__name__ = receive.__name__
+    guarded.__qualname__ = getattr(receive, "__qualname__", receive.__name__)
+    return guarded
+
+
 def _depth_exceeds(value: Any, limit: int) -> bool:
     """Whether containers nest more than ``limit`` deep (iterative: no recursion on hostile input)."""
     stack = [(value, 1)]
@@ -394,41 +441,26 @@ def event_defaults_after(name: str) -> tuple[Any, ...]:
 
 
 def opt_str(value: Any) -> str | None:
-    return value if type(value) is str else None
+    """A string of sane length (``_bounds.MAX_TEXT``), else None."""
+    return value if type(value) is str and len(value) <= MAX_TEXT else None
 
 
-# Integers outside a signed 64-bit range are refused: no real slot or timestamp is that large, and
-# downstream stores (SQLite INTEGER, Prometheus) cannot hold them.
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-
-
-def opt_int(value: Any) -> int | None:
-    if type(value) is int:
-        return value if _INT_MIN <= value <= _INT_MAX else None
-    if type(value) is float and value.is_integer() and math.isfinite(value) and _INT_MIN <= value <= _INT_MAX:
-        return int(value)
-    return None
+# Integers outside a signed 64-bit range are refused (``_bounds.bounded_int``); numbers that have
+# no finite float (a 400-digit integer, NaN, a decimal string of 100,000 digits) are None.
+opt_int = bounded_int
+opt_num = finite_float
 
 
 def opt_slot(value: Any) -> int | None:
     """A Solana slot: a whole number >= 0 (a negative one would poison gap recovery's ``since``)."""
-    slot = opt_int(value)
+    slot = bounded_int(value)
     return slot if slot is not None and slot >= 0 else None
 
 
-def opt_num(value: Any) -> float | None:
-    kind = type(value)
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if kind is int:
-        return float(value)
-    if kind is str:  # Anaxer amounts may come as decimal strings
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
+def opt_amount(value: Any) -> float | None:
+    """An amount (SOL, tokens, reserves): a finite number >= 0, else None."""
+    number = finite_float(value)
+    return number if number is not None and number >= 0 else None
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -460,8 +492,10 @@ __all__ = [
     "StatusReport",
     "Subscribed",
     "Subscription",
+    "Tick",
     "Unsubscribed",
     "event_defaults_after",
+    "opt_amount",
     "opt_int",
     "opt_num",
     "opt_slot",

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -82,7 +83,7 @@ class OpenPump(Dialect):
             return [Pong()]
         if kind == "connected":
             status = obj.get("status")
-            return [Hello(status if isinstance(status, dict) else {})]
+            return [Hello(status if isinstance(status, dict) else obj)]  # obj: whose greeting it is shows
         if kind == "status":
             data = obj.get("data")
             if isinstance(data, dict):
@@ -149,8 +150,14 @@ class OpenPump(Dialect):
         ]
 
 
+def _greeting(frame: Mapping[str, Any]) -> bool:
+    """OpenPump's first frame: ``{"type": "connected", "status": {...}}`` (Anaxer's has ``"v": 1``)."""
+    return frame.get("type") == "connected" and isinstance(frame.get("status"), dict) and "v" not in frame
+
+
 SPEC = ProviderSpec(
     name="openpump",
+    greeting=_greeting,
     summary="OpenPump: every launch and trade on one stream (no channels); status() requests",
     dialect=OpenPump,
     default_url=OpenPump.default_url,

@@ -24,13 +24,15 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pumpsync._bounds import is_address
 from pumpsync._secrets import ApiKey, redact
-from pumpsync.errors import ConfigurationError, SubscriptionRejected
-from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event
+from pumpsync.errors import ConfigurationError, PlanError, SubscriptionRejected
+from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event, EventKind
 from pumpsync.providers.base import (
     ClosePolicy,
     Dialect,
     Dropped,
+    Fatal,
     Handshake,
     Malformed,
     Notice,
@@ -39,7 +41,7 @@ from pumpsync.providers.base import (
     Reply,
     Subscribed,
     Subscription,
-    opt_num,
+    opt_amount,
     opt_str,
     ratio,
 )
@@ -82,7 +84,31 @@ UNFUNDED = (
     "'subscribeTokenTrade' and 'subscribeAccountTrade' methods are only available when connecting with "
     "an API key funded with at least 0.02 SOL."
 )
-_ACKS = {ACK_NEW_TOKENS: NEW_TOKENS, ACK_MIGRATIONS: MIGRATIONS}
+
+
+# Control texts are matched on their words (case, punctuation and spacing aside): a text one
+# character off must neither hide a refusal nor pass for an acknowledgement.
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+_ACKS = {_words(ACK_NEW_TOKENS): NEW_TOKENS, _words(ACK_MIGRATIONS): MIGRATIONS, _words(ACK_KEYS): None}
+# Texts known to be harmless (the answer to an unsubscribe): reported as provider messages.
+_KNOWN_TEXTS = frozenset({_words("Unsubscribed from keys.")})
+# A control text that speaks of the paywall (the trade methods, funding, the key, the price) and
+# refuses (only available, requires, at least...) is a refusal of the trade channels, whatever its
+# exact words: a reworded or mistyped one must not pass for something else. Both are needed, so
+# that an unrelated message ("slow down, you need to...") does not reject the trade channels.
+_PAYWALL = re.compile(r"subscribetokentrade|subscribeaccounttrade|tokentrade|accounttrade|fund|api ?key|\d+ \d+ sol")
+_REFUSING = re.compile(
+    r"only available|not available|insufficient|not allowed|unauthori[sz]ed|denied|forbidden|requir|need|"
+    r"must|at least|unfunded|not funded|only with|only for"
+)
+
+
+def _is_refusal(words: str) -> bool:
+    return bool(_PAYWALL.search(words) and _REFUSING.search(words))
+
 
 # Rejection codes for the trade channels.
 NO_API_KEY = "no_api_key"
@@ -90,6 +116,7 @@ UNFUNDED_KEY = "unfunded_key"
 # Notice codes.
 TRADES_SILENT = "trade_channel_silent"
 PROVIDER_MESSAGE = "provider_message"
+UNRECOGNISED = "unrecognised_message"  # a control text that is neither a known ack nor a refusal
 
 # A create whose "mint" is one of these is a mislabelled frame, never a launch.
 WSOL_MINT = "So11111111111111111111111111111111111111112"
@@ -98,6 +125,9 @@ QUOTE_MINTS = frozenset({WSOL_MINT, USDC_MINT})
 PUMP_POOL = "pump"
 # Bounded reasons for Dropped outputs (metric labels).
 OTHER_POOL = "other_pool"
+# A trade's ``pool`` as the event's ``venue``: pump.fun's curve, or its PumpSwap pool after graduation
+# (frames from before the field existed were all curve trades); other launchpads' pools: not told.
+_VENUES = {"pump": "curve", "pump-amm": "pumpswap"}
 UNSUBSCRIBED = "unsubscribed"
 
 # A trade channel acknowledged this long ago, with nothing delivered while at least
@@ -110,7 +140,37 @@ _BANNED = ClosePolicy(
     "refused by PumpPortal, probably a ban (the operator bans clients with more than one connection for an hour)",
     rate_limited=True,
 )
-_BASE58_KEY = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")
+
+
+# ---------------------------------------------------------------- field readers: typed and bounded
+
+_TRADE_AMOUNTS = ("solAmount", "tokenAmount", "marketCapSol")
+_CREATE_AMOUNTS = ("initialBuy", "solAmount", "vSolInBondingCurve", "vTokensInBondingCurve", "marketCapSol")
+_BASE58_KEY = re.compile(r"[1-9A-HJ-NP-Za-km-z]{32,44}")  # a key the user asks for (checked loosely)
+_MAX_SIGNATURE = 128  # a real one has 64 to 88 characters
+
+
+def _address(value: Any) -> str | None:
+    """A Solana address (base58, 32 bytes), else None."""
+    return value if type(value) is str and is_address(value) else None
+
+
+def _signature(value: Any) -> str | None:
+    """A transaction signature: a non-empty string of bounded length, else None."""
+    return value if type(value) is str and 0 < len(value) <= _MAX_SIGNATURE else None
+
+
+def _amounts(obj: dict[str, Any], names: tuple[str, ...]) -> list[float | None] | None:
+    """The amounts ``names`` (None where absent or null), or None if one is there and is not a
+    finite number >= 0 (a negative amount, a 400-digit integer, a string): the frame is invalid."""
+    out: list[float | None] = []
+    for name in names:
+        value = obj.get(name)
+        amount = opt_amount(value)
+        if amount is None and value is not None:
+            return None
+        out.append(amount)
+    return out
 
 
 # ---------------------------------------------------------------- filters and the registry's view (no socket needed)
@@ -322,17 +382,16 @@ class PumpPortal(Dialect):
         return out
 
     def _trade(self, obj: dict[str, Any], side: str, received_at: int) -> list[Output]:
-        mint = opt_str(obj.get("mint"))
-        signature = opt_str(obj.get("signature"))
-        if mint is None or signature is None:
+        mint, signature = _address(obj.get("mint")), _signature(obj.get("signature"))
+        trader = _address(obj.get("traderPublicKey"))
+        amounts = _amounts(obj, _TRADE_AMOUNTS)
+        if mint is None or signature is None or amounts is None:
             return self.unknown(obj, received_at, "invalid_fields")
-        trader = opt_str(obj.get("traderPublicKey"))
+        sol, tokens, market_cap = amounts
         channel = self._trade_channel(mint, trader)
         if channel is None:
             return [Dropped(UNSUBSCRIBED)]
         self._watch.pop(channel, None)  # it delivers: not the paywall
-        sol = opt_num(obj.get("solAmount"))
-        tokens = opt_num(obj.get("tokenAmount"))
         return [
             self._event(
                 TRADE,
@@ -346,7 +405,8 @@ class PumpPortal(Dialect):
                 token_amount=tokens,
                 trader=trader,
                 price_sol=ratio(sol, tokens),
-                market_cap_sol=opt_num(obj.get("marketCapSol")),
+                market_cap_sol=market_cap,
+                venue=_VENUES.get(pool) if isinstance(pool := obj.get("pool", PUMP_POOL), str) else None,
             )
         ]
 
@@ -356,11 +416,11 @@ class PumpPortal(Dialect):
         tokens, accounts = subs.get(TOKEN_TRADES), subs.get(ACCOUNT_TRADES)
         if tokens is None and accounts is None:
             return None
-        if tokens is not None and (accounts is None or mint in self._keysets[TOKEN_TRADES]):
+        if tokens is not None and mint in self._keysets[TOKEN_TRADES]:
             return TOKEN_TRADES
-        if accounts is not None and (tokens is None or trader in self._keysets[ACCOUNT_TRADES]):
+        if accounts is not None and trader in self._keysets[ACCOUNT_TRADES]:
             return ACCOUNT_TRADES
-        return TOKEN_TRADES
+        return None  # a key we never asked for (or no longer want): filtered, as the README says
 
     def _keysets_of(self) -> dict[str, frozenset[str]]:
         """Each trade channel's keys as a set (a trade looks its mint or wallet up in them)."""
@@ -368,12 +428,13 @@ class PumpPortal(Dialect):
         return {ch: frozenset(subs[ch].filters["keys"]) if ch in subs else frozenset() for ch in TRADE_CHANNELS}
 
     def _create(self, obj: dict[str, Any], received_at: int) -> list[Output]:
-        mint = opt_str(obj.get("mint"))
-        signature = opt_str(obj.get("signature"))
+        mint, signature = _address(obj.get("mint")), _signature(obj.get("signature"))
         if mint in QUOTE_MINTS:
             return [Malformed("invalid_fields")]  # a mislabelled frame: never delivered as a launch
-        if mint is None or signature is None:
+        amounts = _amounts(obj, _CREATE_AMOUNTS)
+        if mint is None or signature is None or amounts is None:
             return self.unknown(obj, received_at, "invalid_fields")
+        initial_tokens, initial_sol, v_sol, v_tokens, market_cap = amounts
         out: list[Output] = self._launch_seen(received_at) if self._watch else []
         if NEW_TOKENS not in self.subscriptions:
             out.append(Dropped(UNSUBSCRIBED))
@@ -383,7 +444,6 @@ class PumpPortal(Dialect):
         if pool not in self._pools:
             out.append(Dropped(OTHER_POOL))
             return out
-        v_sol, v_tokens = opt_num(obj.get("vSolInBondingCurve")), opt_num(obj.get("vTokensInBondingCurve"))
         out.append(
             self._event(
                 NEW_TOKEN,
@@ -394,13 +454,13 @@ class PumpPortal(Dialect):
                 NEW_TOKENS,
                 name=opt_str(obj.get("name")),
                 symbol=opt_str(obj.get("symbol")),
-                creator=opt_str(obj.get("traderPublicKey")),
+                creator=_address(obj.get("traderPublicKey")),
                 uri=opt_str(obj.get("uri")),
-                market_cap_sol=opt_num(obj.get("marketCapSol")),
+                market_cap_sol=market_cap,
                 price_sol=ratio(v_sol, v_tokens),  # the bonding curve's price: virtual SOL over virtual tokens
                 # In a create, initialBuy/solAmount are the creator's first buy (same transaction).
-                initial_buy_tokens=opt_num(obj.get("initialBuy")),
-                initial_buy_sol=opt_num(obj.get("solAmount")),
+                initial_buy_tokens=initial_tokens,
+                initial_buy_sol=initial_sol,
                 virtual_sol_reserves=v_sol,
                 virtual_token_reserves=v_tokens,
                 pool=pool,
@@ -409,8 +469,7 @@ class PumpPortal(Dialect):
         return out
 
     def _migrate(self, obj: dict[str, Any], received_at: int) -> list[Output]:
-        mint = opt_str(obj.get("mint"))
-        signature = opt_str(obj.get("signature"))
+        mint, signature = _address(obj.get("mint")), _signature(obj.get("signature"))
         if mint is None or signature is None:
             return self.unknown(obj, received_at, "invalid_fields")
         if MIGRATIONS not in self.subscriptions:
@@ -418,7 +477,14 @@ class PumpPortal(Dialect):
         return [self._event(MIGRATION, obj, mint, signature, received_at, MIGRATIONS)]
 
     def _event(
-        self, kind: str, obj: dict[str, Any], mint: str, signature: str, received_at: int, channel: str, **fields: Any
+        self,
+        kind: EventKind,
+        obj: dict[str, Any],
+        mint: str,
+        signature: str,
+        received_at: int,
+        channel: str,
+        **fields: Any,
     ) -> Event:
         # No slot and no timestamp: PumpPortal's frames carry neither.
         return Event(
@@ -430,28 +496,56 @@ class PumpPortal(Dialect):
         text = obj["message"]
         if type(text) is not str:
             return self.unknown(obj, received_at, "invalid_fields")
-        channel = _ACKS.get(text)
-        if channel is not None:
-            return self._acknowledged(channel, received_at)
-        if text == ACK_KEYS:
+        words = _words(text[:_MAX_TEXT])
+        if words in _ACKS:
+            channel = _ACKS[words]
+            if channel is not None:
+                return self._acknowledged(channel, received_at)
             if not self._awaiting_keys_ack:
                 return []  # an ack of a message from before a rejection, or one we did not count
             return self._acknowledged(self._awaiting_keys_ack.popleft(), received_at)
-        if text == UNFUNDED or ("funded" in text and "API key" in text):
+        if words in _KNOWN_TEXTS:
+            return [Notice(PROVIDER_MESSAGE, self._bounded(text))]
+        if _is_refusal(words):
             self._unfunded = UNFUNDED_KEY if self._key else NO_API_KEY
             self._awaiting_keys_ack.clear()
-            return [self._reject(channel, text) for channel in TRADE_CHANNELS if channel in self.subscriptions]
-        return [Notice(PROVIDER_MESSAGE, self._bounded(text))]
+            return self._rejections([ch for ch in TRADE_CHANNELS if ch in self.subscriptions], text)
+        # Neither a known ack nor a refusal: counted and logged as a notice, and taken for no
+        # acknowledgement (a trade channel awaiting one stays unacknowledged: its silence is watched).
+        return [Notice(UNRECOGNISED, self._bounded(text))]
 
     def _acknowledged(self, channel: str, received_at: int) -> list[Output]:
         if channel not in self.subscriptions or channel in self._acked:
             return []  # one Subscribed per channel and session (a long key list is acknowledged per chunk)
         if channel in TRADE_CHANNELS and self._unfunded is not None:
-            return [self._reject(channel, UNFUNDED)]
+            return self._rejections([channel], UNFUNDED)
         self._acked.add(channel)
         if channel in TRADE_CHANNELS:
             self._watch[channel] = [received_at, 0]
         return [Subscribed(channel)]
+
+    def _rejections(self, channels: list[str], text: str) -> list[Output]:
+        """``channels`` refused; when that leaves nothing subscribed, the stream ends with the
+        refusal (a PlanError) instead of idling on a socket that will never deliver."""
+        out: list[Output] = [self._reject(channel, text) for channel in channels]
+        if out and not self.subscriptions:
+            code = self._unfunded or UNFUNDED_KEY
+            refused = ", ".join(channels)
+            out.append(
+                Fatal(
+                    PlanError(
+                        f"PumpPortal refused every subscribed channel ({refused}): "
+                        + (
+                            "trade channels need an API key funded with at least 0.02 SOL"
+                            if code == NO_API_KEY
+                            else "the API key's wallet is not funded (at least 0.02 SOL)"
+                        ),
+                        provider=PROVIDER,
+                        error_code=code,
+                    )
+                )
+            )
+        return out
 
     def _reject(self, channel: str, text: str) -> Rejected:
         self.subscriptions.pop(channel, None)
@@ -512,6 +606,7 @@ SPEC = ProviderSpec(
     # a minute make a minute of silence a dead socket, not a quiet market).
     heartbeat="none",
     max_connections=1,
+    one_client_per_host=True,
     max_connections_reason=(
         "PumpPortal bans clients that open more than one connection (for an hour); "
         "every subscription shares the one socket"
@@ -520,6 +615,10 @@ SPEC = ProviderSpec(
     options={"silent_trades_after": SILENT_TRADES_AFTER},
     check=check_config,
     filter_reasons=(OTHER_POOL, UNSUBSCRIBED),
+    trades_hint=(
+        "PumpPortal sends trades only for the mints or wallets you name, to a funded key: "
+        '--channel \'token_trades:{"keys": ["MINT", ...]}\' (account_trades for wallets) and --api-key'
+    ),
 )
 
 __all__ = [

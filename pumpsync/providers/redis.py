@@ -39,6 +39,7 @@ failed attempts the consumer gets :class:`~pumpsync.errors.ConnectionLost`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -49,18 +50,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pumpsync._backoff import Backoff
-from pumpsync._secrets import ApiKey, redact, safe_url
+from pumpsync._bounds import event_from_record
+from pumpsync._secrets import ApiKey, redact, remember_url, safe_url
 from pumpsync._threads import join_thread
 from pumpsync.errors import AuthenticationError as RefusedKey
 from pumpsync.errors import ClientClosed, ConfigurationError, ConnectionLost, PumpsyncError
 from pumpsync.events import Event
-from pumpsync.providers.base import ClosePolicy, Dialect, Handshake, Malformed, Output
+from pumpsync.providers.base import ClosePolicy, Dialect, Handshake, Malformed, Output, opt_str
 from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed, UpgradeRefused
 
 if TYPE_CHECKING:
@@ -75,6 +77,9 @@ EXTRA_HINT = "pip install 'pumpsync[redis]'"
 
 _BLOCK = 0.5  # seconds a read waits for new entries: how soon close() is noticed
 _STATS_EVERY = 1.0  # seconds between looks at the stream's end (lag) and the group's pending entries
+# The largest entry handed on (the sink writes one event of a few KiB; a provider frame is at most
+# 1 MiB, and its event's raw copy rides along): bigger ones are counted as oversized and skipped.
+MAX_ENTRY = 2 * 1024 * 1024
 
 
 # ---------------------------------------------------------------- shared with the sink
@@ -150,11 +155,13 @@ class RedisDialect(Dialect):
         return Handshake(url, {})  # the credentials, if any, are in the URL (redis AUTH)
 
     def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
+        if len(payload) > MAX_ENTRY:
+            return [Malformed("oversized")]
         obj = self.parse(payload)
         if not isinstance(obj, dict):
             return [obj]
         try:
-            event = Event.from_dict(obj)
+            event = event_from_record(obj)  # every field typed and bounded (a "slot": "123" is refused)
         except (TypeError, ValueError):
             return [Malformed("invalid_fields")]
         return [event._replace(connection=self.connection)]
@@ -169,8 +176,14 @@ class RedisDialect(Dialect):
 
 # ---------------------------------------------------------------- options and the cursor
 
+READ_BUDGET = 8 * 1024 * 1024  # bytes one read may bring in (entries of several MiB: fewer per read)
+
 Entry = tuple[str, "Mapping[str, str] | None"]  # (stream ID, fields); fields None: deleted while pending
 OPTIONS = ("stream", "since", "name", "group", "consumer", "claim_timeout", "batch")
+
+
+def _size(fields: Mapping[str, str] | None) -> int:
+    return sum(len(k) + len(v) for k, v in fields.items()) if fields else 0
 
 
 def _ms(entry_id: str) -> int:
@@ -192,7 +205,7 @@ def _valid_id(text: str) -> bool:
 class ReaderOptions:
     """What to read and how (see the module docs); keyword arguments win over the URL's query."""
 
-    url: str  # for the redis client (our query parameters removed)
+    url: str = field(repr=False)  # for the redis client (our query parameters removed); may hold a password
     stream: str
     since: str
     name: str | None
@@ -201,8 +214,13 @@ class ReaderOptions:
     claim_timeout: float
     batch: int
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.name != "url")
+        return f"ReaderOptions(url={safe_url(self.url)!r}, {shown})"
+
     @classmethod
     def build(cls, url: str, **given: Any) -> ReaderOptions:
+        remember_url(url)  # its password never reaches a log record
         parsed = parse_url(url, OPTIONS)
         values = {**parsed.options, **{k: v for k, v in given.items() if v is not None}}
         unknown = set(values) - set(OPTIONS)
@@ -238,13 +256,18 @@ class StreamCursor:
         self.options = options
         self.errors = redis.RedisError
         self.refusals = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
-        self.redis: Any = redis_client(options.url, timeout + _BLOCK, decode_responses=True)
+        # An entry that is not UTF-8 must not fail the whole read (and the reads after it): its bytes
+        # come through as surrogate escapes, which the dialect refuses as invalid_utf8, alone.
+        self.redis: Any = redis_client(
+            options.url, timeout + _BLOCK, decode_responses=True, encoding_errors="surrogateescape"
+        )
         self.group = options.group
         self._lock = threading.Lock()
         self._held: set[str] = set()  # group mode: read by us, not yet acknowledged
         self._done: list[str] = []  # consumed, not yet committed; oldest first
         self._last: str | None = None  # plain: the newest entry read; group: our backlog's page
         self._backlog = False
+        self._cap = 1  # entries per read at most: READ_BUDGET over the largest entry of the last read
         self._next_claim = self._next_stats = 0.0
         self.connects = 0
         self.claimed = 0
@@ -290,7 +313,17 @@ class StreamCursor:
         return str(info["last-generated-id"])
 
     def fetch(self, room: int, in_hand: str | None = None) -> list[Entry]:
-        """The next entries (at most ``room``) new to us; waits up to half a second for them."""
+        """The next entries (at most ``room``) new to us; waits up to half a second for them.
+
+        Memory is bounded by size as well as by count: a read takes as many entries as
+        ``READ_BUDGET`` holds of the largest one of the read before (one, the first time), so that a
+        stream of 32 MiB entries is read one at a time while one of small events reads full batches."""
+        entries = self._fetch(max(1, min(room, self._cap)), in_hand)
+        if entries:
+            self._cap = max(1, READ_BUDGET // max(1, max(_size(fields) for _, fields in entries)))
+        return entries
+
+    def _fetch(self, room: int, in_hand: str | None) -> list[Entry]:
         now = self.tend(in_hand)
         stream, group = self.options.stream, self.group
         if group is None:
@@ -565,6 +598,10 @@ class RedisReader:
                 delay = self._backoff.delay()
                 log.warning("redis reader: %s; reconnecting in %.2f s", detail, delay)
                 self._stop.wait(delay)
+            except Exception as exc:  # a bug, or an answer nobody foresaw: loud, never a silent dead thread
+                log.exception("redis reader: unexpected %s", type(exc).__name__)
+                self._fail(ConnectionLost(f"the reader stopped: {type(exc).__name__}: {redact(str(exc))[:200]}"))
+                return
 
     def _hand_on(self, entries: list[Entry]) -> None:
         received_at = int(time.time() * 1000)
@@ -659,7 +696,7 @@ class RedisTransport:
                     cursor.consumed(entry_id)
                     continue
                 payload = fields.get("event", "")
-                frames.append((OP_TEXT, payload.encode()))
+                frames.append((OP_TEXT, payload.encode("utf-8", "surrogateescape")))
                 self._queued.append((entry_id, _entry_key(fields, payload)))
             gone = len(self._queued) - self._capacity
             if gone > 0:  # out of the client's queue for sure
@@ -728,13 +765,15 @@ def _entry_key(fields: Mapping[str, str], payload: str) -> tuple[str | None, ...
     fields (it leaves out the null ones), else (an entry written by something else) from the JSON."""
     if "provider" in fields:
         return _key(fields.get("kind"), fields.get("signature"), fields.get("mint"))
+    if len(payload) > MAX_ENTRY:
+        return _key(None, None, None)
     try:
         data = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return _key(None, None, None)
     if not isinstance(data, dict):
         return _key(None, None, None)
-    return _key(data.get("kind"), data.get("signature"), data.get("mint"))
+    return _key(*(opt_str(data.get(name)) for name in ("kind", "signature", "mint")))
 
 
 SPEC = ProviderSpec(

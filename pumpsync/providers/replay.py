@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from pumpsync._bounds import event_from_record
 from pumpsync._secrets import ApiKey
-from pumpsync.errors import ConfigurationError, EndOfStream
+from pumpsync.errors import ConfigurationError, EndOfStream, ProviderRefused
 from pumpsync.events import Event
 from pumpsync.providers.base import ClosePolicy, Dialect, Fatal, Handshake, Malformed, Output, Pong
 from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pumpsync.replay")
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+MAX_LINE = 8 * 1024 * 1024  # bytes of one recorded event at most (a frame is 1 MiB; its raw copy rides along)
+_CHUNK = 64 * 1024
 EPOCH_MS_FROM = 10**12  # a ``since`` this large is a time (epoch ms), not a slot
 URL_SCHEMES = ("file", "sqlite")
 
@@ -92,12 +95,30 @@ class Recording:
         rows = self._sqlite() if self.source.form == "sqlite" else self._jsonl()
         for where, data in rows:
             try:
-                event = Event.from_dict(data)
+                event = event_from_record(data)  # typed and bounded: an ISO received_at is refused
             except (TypeError, ValueError) as exc:
                 self._skip(where, str(exc))
                 continue
             if wanted(event):
                 yield event
+
+    def check(self) -> None:
+        """``ConfigurationError("url", ...)`` now, in one line, if the file cannot be a recording
+        (an SQLite file without the sink's table, a file that is not SQLite at all)."""
+        if self.source.form == "sqlite":
+            db = self._open()
+            try:
+                db.execute("SELECT id, data, channel FROM events LIMIT 0")
+            except sqlite3.Error as exc:
+                raise ConfigurationError("url", f"{self.source.path} is not a pumpsync recording: {exc}") from None
+            finally:
+                db.close()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(f"{self.source.path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise ConfigurationError("url", f"cannot open {self.source.path}: {exc}") from None
 
     def _skip(self, where: str, why: str) -> None:
         self.skipped += 1
@@ -105,13 +126,25 @@ class Recording:
             log.warning("replay: %s %s is not an event (%s); skipping such records", self.source.path, where, why)
 
     def _jsonl(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        with self.source.path.open(encoding="utf-8", errors="replace") as lines:
-            for number, line in enumerate(lines, 1):
+        with self.source.path.open("rb") as lines:
+            number = 0
+            while True:
+                raw = lines.readline(MAX_LINE + 1)  # never more than MAX_LINE in memory
+                if not raw:
+                    return
+                number += 1
+                if len(raw) > MAX_LINE:
+                    raw = b"x"  # let go of it before reading the rest of the line, a chunk at a time
+                    while raw and not raw.endswith(b"\n"):
+                        raw = lines.readline(_CHUNK)
+                    self._skip(f"line {number}", f"longer than {MAX_LINE} bytes")
+                    continue
+                line = raw.decode("utf-8", errors="replace")
                 if not line.strip():
                     continue
                 try:
                     data = json.loads(line)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     self._skip(f"line {number}", f"not JSON: {exc}")
                     continue
                 if not isinstance(data, dict):
@@ -120,29 +153,39 @@ class Recording:
                 yield f"line {number}", data
 
     def _sqlite(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        try:
-            db = sqlite3.connect(f"{self.source.path.resolve().as_uri()}?mode=ro", uri=True)
-        except sqlite3.Error as exc:
-            raise ConfigurationError("url", f"cannot open {self.source.path}: {exc}") from None
+        db = self._open()
         try:
             try:
                 # The sink's table: ``data`` is Event.to_dict(); ``channel`` is kept even where ``data`` lacks it.
-                rows = db.execute("SELECT id, data, channel FROM events ORDER BY id")
+                # A row longer than MAX_LINE is never loaded: SQLite measures it and hands on NULL.
+                rows = db.execute(
+                    "SELECT id, CASE WHEN length(data) > ? THEN NULL ELSE data END, channel, length(data) > ?"
+                    " FROM events ORDER BY id",
+                    (MAX_LINE, MAX_LINE),
+                )
             except sqlite3.Error as exc:
                 raise ConfigurationError("url", f"{self.source.path} is not a pumpsync recording: {exc}") from None
-            for row_id, text, channel in rows:
-                try:
-                    data = json.loads(text)
-                except (TypeError, ValueError) as exc:
-                    self._skip(f"row {row_id}", f"not JSON: {exc}")
-                    continue
-                if isinstance(data, dict):
-                    data.setdefault("channel", channel)
-                    yield f"row {row_id}", data
-                else:
-                    self._skip(f"row {row_id}", "not a JSON object")
+            yield from self._rows(rows)
+        except sqlite3.Error as exc:  # a page that cannot be read, halfway through
+            raise ConfigurationError("url", f"{self.source.path} cannot be read further: {exc}") from None
         finally:
             db.close()
+
+    def _rows(self, rows: Iterable[tuple[Any, Any, Any, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        for row_id, text, channel, too_long in rows:
+            if too_long:
+                self._skip(f"row {row_id}", f"longer than {MAX_LINE} characters")
+                continue
+            try:
+                data = json.loads(text)
+            except (TypeError, ValueError, RecursionError) as exc:
+                self._skip(f"row {row_id}", f"not JSON: {exc}")
+                continue
+            if isinstance(data, dict):
+                data.setdefault("channel", channel)
+                yield f"row {row_id}", data
+            else:
+                self._skip(f"row {row_id}", "not a JSON object")
 
 
 class Pacer:
@@ -187,6 +230,7 @@ def replay(
 _END = b'{"pumpsync_replay":"end"}'  # the transport's last frame: the dialect ends the stream
 _PING = '{"pumpsync_replay":"ping"}'  # heartbeats keep a paced replay's quiet stretches from looking stale
 _PONG = b'{"pumpsync_replay":"pong"}'
+_ERROR = "error"  # {"pumpsync_replay": "error", "message": ...}: the recording cannot be read, for good
 _BATCH = 1000  # events per read at most
 _MAX_WAIT = 0.5  # a read returns within this (the transport contract: close() stays prompt)
 
@@ -210,6 +254,7 @@ class ReplayTransport:
         self._pacer = Pacer(1.0)
         self._next: Event | None = None
         self._ended = False
+        self._error: str | None = None  # the recording cannot be read: the next read says so, once
 
     def bind_queue(self, queue: _Depth) -> None:
         self._queue = queue
@@ -219,9 +264,14 @@ class ReplayTransport:
         self._stopped = False
         self._wake.clear()
         try:
-            self._events = iter(Recording(Source.parse(url), self.config.since))
-        except ConfigurationError as exc:
+            recording = Recording(Source.parse(url), self.config.since)
+        except ConfigurationError as exc:  # the file is gone: maybe for a moment, retried
             raise ConnectFailed(str(exc).split(": ", 1)[-1]) from None
+        try:
+            recording.check()
+            self._events, self._error = iter(recording), None
+        except ConfigurationError as exc:  # not a recording: retrying cannot help, the dialect ends the stream
+            self._events, self._error = iter(()), str(exc)
         speed = self.config.speed
         self._pacer = Pacer(1.0 if speed is None else speed)
         self._next, self._ended = None, False
@@ -247,8 +297,15 @@ class ReplayTransport:
                     self._wake.wait(0.01)  # polled: the queue has no "drained" signal to wait on
                     self._wake.clear()
                 break
-            event = self._next if self._next is not None else next(self._events or iter(()), None)
+            try:
+                event = self._next if self._next is not None else next(self._events or iter(()), None)
+            except ConfigurationError as exc:  # unreadable halfway through
+                self._error, event = str(exc), None
             self._next = None
+            if self._error is not None:
+                self._ended = True
+                frames.append((OP_TEXT, json.dumps({"pumpsync_replay": _ERROR, "message": self._error}).encode()))
+                break
             if event is None:
                 self._ended = True
                 frames.append((OP_TEXT, _END))
@@ -314,8 +371,11 @@ class Replay(Dialect):
         obj = self.parse(payload)
         if isinstance(obj, Malformed):
             return [obj]
+        if obj.get("pumpsync_replay") == _ERROR:
+            message = str(obj.get("message"))
+            return [Fatal(ProviderRefused(message, provider="replay", error_code="not_a_recording"))]
         try:
-            event = Event.from_dict(obj)
+            event = event_from_record(obj)
         except (TypeError, ValueError):
             return self.unknown(obj, received_at, "invalid_fields")
         return [event._replace(connection=self.connection)]  # counted against this client's connection
@@ -327,7 +387,7 @@ def _check(config: ClientConfig) -> None:
         isinstance(config.speed, bool) or not isinstance(config.speed, (int, float)) or not config.speed >= 0
     ):
         raise ConfigurationError("speed", "must be a number >= 0 (0: as fast as the consumer takes the events)")
-    Source.parse(config.url)
+    Recording(Source.parse(config.url)).check()
 
 
 SPEC = ProviderSpec(

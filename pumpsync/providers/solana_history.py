@@ -14,6 +14,7 @@ rate-limit errors are retried after the server's ``Retry-After`` or an exponenti
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -27,8 +28,10 @@ import requests
 
 from pumpsync._backoff import retry_after
 from pumpsync._secrets import redact
+from pumpsync._text import log_safe
 from pumpsync.events import Event
-from pumpsync.providers._borsh import b58decode, decode_cpi_data
+from pumpsync.providers._borsh import EVENT_CPI_TAG, b58decode
+from pumpsync.providers._history_http import read_json
 from pumpsync.providers.base import Malformed, Output, opt_slot, opt_str
 from pumpsync.providers.openpump import with_query
 from pumpsync.providers.solana import (
@@ -36,12 +39,13 @@ from pumpsync.providers.solana import (
     LOG_TRUNCATED,
     MAX_GAP_TRANSACTIONS,
     PROGRAM_ID,
+    PROGRAMS,
+    PUMPSWAP_PROGRAM_ID,
     Filter,
     commitment_of,
     compile_filters,
     decode_logs,
     http_url,
-    normalize,
 )
 from pumpsync.providers.spec import HistoryError, Position
 
@@ -58,6 +62,7 @@ _NOT_FOUND_ATTEMPTS = 3  # a confirmed signature's transaction may take a moment
 _COUNT_PAGES = 100  # beyond the ceiling, signature pages read only to count the loss
 _MAX_PAGES = 10_000  # a node that pages forever (an ``until`` it does not know and no slot bound) must not keep us
 _REQUEST_TIMEOUT = (5.0, 30.0)
+_SIGNATURE_MAX = 128  # a base58 signature is 87-88 characters
 _RATE_LIMIT_CODES = frozenset({429, -32429, -32005})
 _RETRY_CODES = frozenset({-32603, -32004, -32014, -32016})  # internal error, block/slot not yet available
 
@@ -67,7 +72,10 @@ LOST_UNAVAILABLE = "unavailable"  # the node would not serve it
 LOST_TRUNCATED = "log_truncated"  # cut log and no inner instructions to recover from
 RECOVERED_TRUNCATED = "truncated_recovered"
 FAILED_TX = "failed_tx"
-STAT_REASONS = (LOST_CEILING, LOST_UNAVAILABLE, LOST_TRUNCATED, RECOVERED_TRUNCATED, FAILED_TX)
+UNREADABLE_TX = "unreadable_tx"  # a getTransaction answer of a shape nothing could be read from (lost)
+NO_PROGRESS = "no_progress"  # signature pages that brought nothing new (a cursor that does not advance)
+LOSS_REASONS = (LOST_CEILING, LOST_UNAVAILABLE, LOST_TRUNCATED, UNREADABLE_TX)
+STAT_REASONS = (*LOSS_REASONS, RECOVERED_TRUNCATED, FAILED_TX, NO_PROGRESS)
 
 
 class SolanaHistory:
@@ -127,6 +135,12 @@ class SolanaHistory:
             return
         missed = self.signatures(since, stop)
         missed.reverse()  # oldest first: the order they happened in
+        if "trades" in filters:  # a graduated coin's trades are PumpSwap's
+            seen = {signature for signature, _ in missed}
+            amm = [item for item in reversed(self.signatures(since, stop, PUMPSWAP_PROGRAM_ID)) if item[0] not in seen]
+            # One list by slot; within a slot the program's first (a migration teaches the pool its
+            # PumpSwap trades need), each list in its own order (a stable sort).
+            missed = sorted(missed + amm, key=lambda item: item[1])
         for start in range(0, len(missed), _CHUNK):
             chunk = missed[start : start + _CHUNK]
             transactions = self._map(lambda item: self.transaction(item[0], stop), chunk)
@@ -136,7 +150,7 @@ class SolanaHistory:
                 if tx is None:
                     self._count(LOST_UNAVAILABLE)
                     continue
-                events += self.events_of(tx, signature, slot, received_at, filters)
+                events += self._read(tx, signature, slot, received_at, filters)
             yield events
 
     def close(self) -> None:
@@ -155,11 +169,18 @@ class SolanaHistory:
             counts = dict(self.counts)
         return {**dict.fromkeys(STAT_REASONS, 0), **counts, "rate_limited": self.rate_limited}
 
+    def lost(self) -> int:
+        """Transactions counted lost so far, whatever the reason (each gap's report takes its share)."""
+        with self._lock:
+            return sum(self.counts[reason] for reason in LOSS_REASONS)
+
     # -- the gap's signatures
-    def signatures(self, since: Position, stop: threading.Event) -> list[tuple[str, int]]:
-        """The successful transactions after ``since`` (newest first), at most ``max_transactions``;
-        the rest are counted as lost."""
+    def signatures(self, since: Position, stop: threading.Event, program: str = PROGRAM_ID) -> list[tuple[str, int]]:
+        """The successful transactions of ``program`` after ``since`` (newest first), at most
+        ``max_transactions``; the rest are counted as lost. ``since.signature`` is the pump program's:
+        PumpSwap's list is bounded by the slot alone."""
         found: list[tuple[str, int]] = []
+        seen: set[str] = set()  # a node that ignores ``before`` answers the same page again: no progress
         beyond = 0
         before: str | None = None
         for page_number in range(_MAX_PAGES):
@@ -167,19 +188,24 @@ class SolanaHistory:
                 log.warning("solana gap: counting stopped after %d pages: the loss below is a lower bound", page_number)
                 break
             options: dict[str, Any] = {"limit": self.page_limit, "commitment": self.commitment}
-            if since.signature:
+            if since.signature and program == PROGRAM_ID:
                 options["until"] = since.signature
             if before:
                 options["before"] = before
-            page = self.call("getSignaturesForAddress", [PROGRAM_ID, options], stop)
+            page = self.call("getSignaturesForAddress", [program, options], stop)
             if not isinstance(page, list):
                 raise HistoryError("getSignaturesForAddress did not answer a list")
             done = len(page) < self.page_limit
-            for item in page:
+            fresh = 0
+            for item in page[: self.page_limit]:  # a page past its limit: the rest comes on the next one
                 signature = opt_str(item.get("signature")) if isinstance(item, dict) else None
                 slot = opt_slot(item.get("slot")) if isinstance(item, dict) else None
-                if signature is None or slot is None:
+                if signature is None or slot is None or len(signature) > _SIGNATURE_MAX:
                     raise HistoryError("getSignaturesForAddress answered an item without signature or slot")
+                if signature in seen:
+                    continue  # answered before: not a transaction more
+                seen.add(signature)
+                fresh += 1
                 before = signature
                 if slot < since.slot:  # older than the gap (also the bound when no signature is known)
                     done = True
@@ -190,6 +216,14 @@ class SolanaHistory:
                     found.append((signature, slot))
                 else:
                     beyond += 1
+            if page and not fresh and not done:
+                self._count(NO_PROGRESS)
+                log.warning(
+                    "solana gap: getSignaturesForAddress answered page %d with nothing new (the node does not "
+                    "page back): stopped there; the gap's older part is unknown, not counted lost",
+                    page_number + 1,
+                )
+                break
             if done:
                 break
         if beyond:
@@ -226,7 +260,19 @@ class SolanaHistory:
         if tx is None:
             self._count(LOST_UNAVAILABLE)
             return []
-        return self.events_of(tx, signature, slot, int(time.time() * 1000), compile_filters(channels))
+        return self._read(tx, signature, slot, int(time.time() * 1000), compile_filters(channels))
+
+    def _read(
+        self, tx: Mapping[str, Any], signature: str, slot: int | None, received_at: int, filters: Mapping[str, Filter]
+    ) -> list[Event]:
+        """``events_of``, for one transaction from outside: whatever its shape breaks, that
+        transaction alone is counted lost (``unreadable_tx``), never the gap."""
+        try:
+            return self.events_of(tx, signature, slot, received_at, filters)
+        except Exception as exc:  # a hostile shape the decoders did not foresee: this item only
+            self._count(UNREADABLE_TX)
+            log.debug("solana gap: transaction at slot %s unreadable: %s", slot, type(exc).__name__)
+            return []
 
     def events_of(
         self, tx: Mapping[str, Any], signature: str, slot: int | None, received_at: int, filters: Mapping[str, Filter]
@@ -272,27 +318,34 @@ class SolanaHistory:
         if not isinstance(groups, list) or not isinstance(message, dict):
             return None
         keys = _account_keys(message, meta)
-        events: list[Event] = []
+        # Each event CPI as the log line it would have been, in order, under its program: decoded
+        # exactly as the live logs are (a v3 buy's two parts joined, PumpSwap pools mapped to mints).
+        logs: list[str] = []
         for group in groups:
             instructions = group.get("instructions") if isinstance(group, dict) else None
             for ins in instructions if isinstance(instructions, list) else ():
-                if not isinstance(ins, dict) or _program_of(ins, keys) != PROGRAM_ID:
+                program = _program_of(ins, keys) if isinstance(ins, dict) else None
+                if program not in PROGRAMS:
                     continue
                 data = ins.get("data")
                 if not isinstance(data, str):
                     continue
                 try:
-                    decoded = decode_cpi_data(b58decode(data))
+                    raw = b58decode(data)
                 except ValueError:
                     self._count("undecodable")
                     continue
-                if isinstance(decoded, str):
-                    self._count(decoded)
-                elif decoded is not None:
-                    event = normalize(decoded, signature, slot, received_at, 0, True)
-                    accept = filters.get(event.channel or "")
-                    if accept is not None and accept.admits(event):
-                        events.append(event)
+                if raw[:8] == EVENT_CPI_TAG:
+                    text = base64.b64encode(raw[8:]).decode()
+                    logs += [f"Program {program} invoke [1]", f"Program data: {text}", f"Program {program} success"]
+        out: list[Output] = []
+        decode_logs(logs, signature, slot, received_at, 0, True, filters, out)
+        events: list[Event] = []
+        for item in out:
+            if type(item) is Event:
+                events.append(item)
+            elif isinstance(item, Malformed):
+                self._count(item.reason)
         return events
 
     # -- JSON-RPC over HTTP
@@ -309,24 +362,24 @@ class SolanaHistory:
                 raise HistoryError("client closed")
             wait = min(self._backoff_initial * 2**attempt, self._backoff_max)
             try:
-                response = session.post(self.url, data=body, headers=self._headers, **self._options)
+                response = session.post(self.url, data=body, headers=self._headers, stream=True, **self._options)
             except requests.RequestException as exc:
                 problem = redact(f"{type(exc).__name__}: {exc}", self._key)
             else:
-                status = response.status_code
+                with response:
+                    status = response.status_code
+                    answer = read_json(response, method) if status == 200 else None
                 if status == 200:
-                    try:
-                        answer = response.json()
-                    except ValueError:
-                        raise HistoryError(f"{method}: the answer is not JSON") from None
                     if not isinstance(answer, dict):
                         raise HistoryError(f"{method}: the answer is not a JSON-RPC object")
                     error = answer.get("error")
                     if error is None:
                         return answer.get("result")
                     code = error.get("code") if isinstance(error, dict) else None
-                    message = str(error.get("message") if isinstance(error, dict) else error)[:300]
-                    problem = f"{method}: error {code}: {message}"
+                    code = code if type(code) is int else None  # typed before use: {"x": 1} is no code
+                    message = error.get("message") if isinstance(error, dict) else error
+                    message = (message if isinstance(message, str) else type(message).__name__)[:300]
+                    problem = f"{method}: error {code}: {log_safe(message)}"
                     if code in _RATE_LIMIT_CODES:
                         self.rate_limited += 1
                     elif code not in _RETRY_CODES:
@@ -379,12 +432,15 @@ def _first(url: Any) -> str:
 def _account_keys(message: Mapping[str, Any], meta: Mapping[str, Any]) -> list[str]:
     """The transaction's accounts in index order: the message's, then those loaded from lookup tables."""
     keys: list[str] = []
-    for key in message.get("accountKeys") or ():
-        keys.append(key if isinstance(key, str) else str(key.get("pubkey")) if isinstance(key, dict) else "")
+    listed = message.get("accountKeys")
+    for key in listed if isinstance(listed, list) else ():  # typed before use: anything else has no keys
+        pubkey = key.get("pubkey") if isinstance(key, dict) else key
+        keys.append(pubkey if isinstance(pubkey, str) else "")
     loaded = meta.get("loadedAddresses")
     if isinstance(loaded, dict):
         for part in ("writable", "readonly"):
-            keys.extend(k for k in loaded.get(part) or () if isinstance(k, str))
+            addresses = loaded.get(part)
+            keys.extend(k for k in (addresses if isinstance(addresses, list) else ()) if isinstance(k, str))
     return keys
 
 

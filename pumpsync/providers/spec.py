@@ -66,7 +66,10 @@ class HistorySource(Protocol):
     # Optional, looked up with getattr:
     # ``refetch(key, slot, channels, stop) -> list[Event]``: one item again (answers the dialect's
     # ``Refetch`` output); ``stats() -> Mapping[str, int]``: the source's own counts (losses by
-    # reason, rate limits), shown in ``Client.stats()["history"]`` and the metrics.
+    # reason, rate limits), shown in ``Client.stats()["history"]`` and the metrics; ``lost() -> int``:
+    # the items it has counted lost so far (each gap's report takes its share).
+    # Everything a history server answers is typed and bounded before use (answers read at most
+    # ``_history_http.MAX_ANSWER_BYTES``); one unreadable item is counted and skipped, never the gap.
 
 
 class HistoryError(Exception):
@@ -158,11 +161,19 @@ class ProviderSpec:
     default_auth: AuthForm = "query"
     key_required: bool = True
     heartbeat: Heartbeat = "app"
+    # Alive means data. False: any frame proves the socket alive (pongs too). True: the dialect
+    # subscribes to a clock on the same socket and emits Tick outputs; a connection whose clock
+    # ticks on while no data frame arrives for stale_timeout has a dead subscription (reconnected,
+    # counted as disconnect reason "no_data"). Ticks and pongs never count as data.
+    data_clock: bool = False
     max_frame_size: int = 1024 * 1024
     # None: as many as the user asks for. With 1, sessions never overlap: a connection's one thread
     # shuts its socket down before the supervisor schedules the next attempt.
     max_connections: int | None = None
     max_connections_reason: str = ""
+    # True: ``max_connections`` holds per host for the whole process (the operator counts sockets per
+    # client IP): several sources of this provider on one host are refused at configuration.
+    one_client_per_host: bool = False
     # Builds the history source for gap recovery (None: the provider has no history).
     history: Callable[[ClientConfig], HistorySource] | None = None
     # Options only this provider takes (e.g. ``commitment``), with their defaults. Each is a
@@ -182,6 +193,14 @@ class ProviderSpec:
     # The reasons of the dialect's own ``Malformed`` outputs beyond ``MALFORMED_REASONS``, exported
     # at 0 in ``pumpsync_malformed_frames_total`` from the first scrape.
     malformed_reasons: tuple[str, ...] = ()
+    # Why a user may see no trades (``pumpsync top`` shows it when launches come and trades do not).
+    trades_hint: str = ""
+    # Recognizes this provider's first frame (its greeting), so that a client pointed at another
+    # provider's endpoint can say so (``pumpsync._endpoint``); None: no greeting to tell it by.
+    greeting: Callable[[Mapping[str, Any]], bool] | None = None
+    # Builds a prometheus collector of metrics the provider keeps process-wide (solana: layout drift);
+    # registered once per registry whatever the number of members using the provider.
+    metrics: Callable[[], Any] | None = None
 
     def __post_init__(self) -> None:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]

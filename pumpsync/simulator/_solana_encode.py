@@ -37,6 +37,20 @@ _INDEX = {c: i for i, c in enumerate(ALPHABET)}
 
 Field = tuple[str, str]
 
+# The common end of PumpSwap's Buy and SellEvent (fees, then what 2026-09/10 appended).
+_SWAP_END: tuple[tuple[str, str], ...] = (
+    ("cashback_fee_basis_points", "u64"),
+    ("cashback", "u64"),
+    ("buyback_fee_basis_points", "u64"),
+    ("buyback_fee", "u64"),
+    ("virtual_quote_reserves", "i128"),
+    ("can_boost", "bool"),
+    ("base_supply", "u64"),
+    ("holder_rewards_bps", "u64"),
+    ("holder_rewards", "u64"),
+    ("creator_fee_unclaimed", "u64"),
+)
+
 # IDL of pump-fun/pump-public-docs (commit 3c6721a, May 2026), as listed in free-sources.md.
 CURRENT: dict[str, tuple[Field, ...]] = {
     "CreateEvent": (
@@ -110,6 +124,71 @@ CURRENT: dict[str, tuple[Field, ...]] = {
         ("pool", "pubkey"),
         ("quote_mint", "pubkey"),
     ),
+    # PumpSwap (pump_amm): IDL of pump-public-docs 1b822158 plus the fields appended 2026-09/10
+    # (shared/reference/onchain-2026.md section 2). Written out here, apart from the decoder's table.
+    "BuyEvent": (
+        ("timestamp", "i64"),
+        *(
+            (name, "u64")
+            for name in [
+                "base_amount_out",
+                "max_quote_amount_in",
+                "user_base_token_reserves",
+                "user_quote_token_reserves",
+                "pool_base_token_reserves",
+                "pool_quote_token_reserves",
+                "quote_amount_in",
+                "lp_fee_basis_points",
+                "lp_fee",
+                "protocol_fee_basis_points",
+                "protocol_fee",
+                "quote_amount_in_with_lp_fee",
+                "user_quote_amount_in",
+            ]
+        ),
+        *((name, "pubkey") for name in ("pool", "user", "user_base_token_account", "user_quote_token_account")),
+        ("protocol_fee_recipient", "pubkey"),
+        ("protocol_fee_recipient_token_account", "pubkey"),
+        ("coin_creator", "pubkey"),
+        ("coin_creator_fee_basis_points", "u64"),
+        ("coin_creator_fee", "u64"),
+        ("track_volume", "bool"),
+        ("total_unclaimed_tokens", "u64"),
+        ("total_claimed_tokens", "u64"),
+        ("current_sol_volume", "u64"),
+        ("last_update_timestamp", "i64"),
+        ("min_base_amount_out", "u64"),
+        ("ix_name", "string"),
+        *_SWAP_END,
+    ),
+    "SellEvent": (
+        ("timestamp", "i64"),
+        *(
+            (name, "u64")
+            for name in [
+                "base_amount_in",
+                "min_quote_amount_out",
+                "user_base_token_reserves",
+                "user_quote_token_reserves",
+                "pool_base_token_reserves",
+                "pool_quote_token_reserves",
+                "quote_amount_out",
+                "lp_fee_basis_points",
+                "lp_fee",
+                "protocol_fee_basis_points",
+                "protocol_fee",
+                "quote_amount_out_without_lp_fee",
+                "user_quote_amount_out",
+            ]
+        ),
+        *((name, "pubkey") for name in ("pool", "user", "user_base_token_account", "user_quote_token_account")),
+        ("protocol_fee_recipient", "pubkey"),
+        ("protocol_fee_recipient_token_account", "pubkey"),
+        ("coin_creator", "pubkey"),
+        ("coin_creator_fee_basis_points", "u64"),
+        ("coin_creator_fee", "u64"),
+        *_SWAP_END,
+    ),
     # Not a feed event (a client must count it as unknown): emitted by extend_account.
     "ExtendAccountEvent": (
         ("account", "pubkey"),
@@ -172,6 +251,8 @@ _INTS = {"u8": "<B", "u16": "<H", "u32": "<I", "u64": "<Q", "i64": "<q"}
 def _put(out: bytearray, kind: str, value: Any) -> None:
     if kind in _INTS:
         out += struct.pack(_INTS[kind], value)
+    elif kind == "i128":
+        out += int(value).to_bytes(16, "little", signed=True)
     elif kind == "bool":
         out.append(1 if value else 0)
     elif kind == "pubkey":

@@ -60,12 +60,13 @@ CREATOR_FEE_BPS = 30
 POOL_MIGRATION_FEE = 15_000_001
 PROGRAM_IDS = frozenset({PUMP, COMPUTE_BUDGET, SYSTEM, TOKEN, TOKEN_2022, ATA, FEE_PROGRAM, PUMP_AMM, MEMO, ROUTER})
 
-RecipeKind = Literal["launch", "trade", "migrate", "failed", "unknown_event", "undecodable"]
+RecipeKind = Literal["launch", "trade", "migrate", "failed", "unknown_event", "undecodable", "swap"]
 # Channels (the client's names) whose events a transaction carries.
 KIND_CHANNELS: dict[str, tuple[str, ...]] = {
     "launch": ("creations",),
     "trade": ("trades",),
     "migrate": ("graduations",),
+    "swap": ("trades",),  # a graduated token's PumpSwap trade
 }
 
 
@@ -98,6 +99,13 @@ class Recipe:
         if self.kind == "trade" and self.graduation is not None:
             channels += ("graduations",)
         return channels
+
+    @property
+    def programs(self) -> tuple[str, ...]:
+        """The programs whose ``mentions`` subscription (and address history) lists it."""
+        if self.kind == "swap":
+            return (PUMP_AMM,)
+        return (PUMP, PUMP_AMM) if self.kind == "migrate" else (PUMP,)
 
     @property
     def err(self) -> dict[str, Any] | None:
@@ -184,6 +192,72 @@ def trade_values(trade: Trade, creator: str, mayhem: bool) -> dict[str, Any]:
     }
 
 
+def pool_of(mint: str) -> str:
+    """The PumpSwap pool a graduation creates (named by the migration event)."""
+    return derived_key("pump-amm-pool", mint)
+
+
+def swap_values(trade: Trade, creator: str) -> dict[str, Any]:
+    """A PumpSwap Buy/SellEvent of the 2026-10 layout; the market's fee is kept in the pool."""
+    buy = trade.side == "buy"
+    pool = pool_of(trade.mint)
+    lp = _ceil_bps(trade.sol_lamports, 20)
+    values: dict[str, Any] = {
+        "timestamp": trade.timestamp // 1000,
+        "user_base_token_reserves": 0,
+        "user_quote_token_reserves": 0,
+        "pool_base_token_reserves": trade.curve.virtual_tokens,
+        "pool_quote_token_reserves": trade.curve.virtual_sol,
+        "lp_fee_basis_points": 20,
+        "lp_fee": lp,
+        "protocol_fee_basis_points": 5,
+        "protocol_fee": _ceil_bps(trade.sol_lamports, 5),
+        "pool": pool,
+        "user": trade.trader,
+        "user_base_token_account": derived_key("ata", trade.trader, trade.mint),
+        "user_quote_token_account": derived_key("ata", trade.trader, "wsol"),
+        "protocol_fee_recipient": FEE_RECIPIENTS[0],
+        "protocol_fee_recipient_token_account": derived_key("ata", FEE_RECIPIENTS[0], "wsol"),
+        "coin_creator": creator or QUOTE_SOL,
+        "coin_creator_fee_basis_points": 5,
+        "coin_creator_fee": _ceil_bps(trade.sol_lamports, 5),
+        "cashback_fee_basis_points": 0,
+        "cashback": 0,
+        "buyback_fee_basis_points": 0,
+        "buyback_fee": 0,
+        "virtual_quote_reserves": 0,
+        "can_boost": False,
+        "base_supply": TOTAL_SUPPLY_TOKENS * TOKEN_UNIT,
+        "holder_rewards_bps": 0,
+        "holder_rewards": 0,
+        "creator_fee_unclaimed": 0,
+    }
+    if buy:
+        values.update(
+            base_amount_out=trade.token_raw,
+            max_quote_amount_in=trade.sol_lamports * 2,
+            quote_amount_in=trade.sol_lamports,
+            quote_amount_in_with_lp_fee=trade.sol_lamports,
+            user_quote_amount_in=trade.sol_lamports,
+            track_volume=True,
+            total_unclaimed_tokens=0,
+            total_claimed_tokens=0,
+            current_sol_volume=0,
+            last_update_timestamp=trade.timestamp // 1000,
+            min_base_amount_out=trade.token_raw,
+            ix_name="buy_v2",
+        )
+    else:
+        values.update(
+            base_amount_in=trade.token_raw,
+            min_quote_amount_out=0,
+            quote_amount_out=trade.sol_lamports,
+            quote_amount_out_without_lp_fee=trade.sol_lamports,
+            user_quote_amount_out=trade.sol_lamports,
+        )
+    return values
+
+
 def complete_values(user: str, grad: Graduation) -> dict[str, Any]:
     return {
         "user": user,
@@ -203,7 +277,7 @@ def migration_values(grad: Graduation) -> dict[str, Any]:
         "pool_migration_fee": POOL_MIGRATION_FEE,
         "bonding_curve": bonding_curve(grad.mint),
         "timestamp": grad.timestamp // 1000,
-        "pool": derived_key("pump-amm-pool", grad.mint),
+        "pool": pool_of(grad.mint),
         "quote_mint": QUOTE_SOL,
     }
 
@@ -385,6 +459,22 @@ def _calls(recipe: Recipe, rng: random.Random) -> list[Call]:
         calls.append(
             Call(PUMP, body, 120_000 + rng.randrange(20_000), (GLOBAL, grad.mint, pool), _anchor_ix("migrate"))
         )
+    elif kind == "swap":
+        assert recipe.trade is not None
+        trade = recipe.trade
+        name = "BuyEvent" if trade.side == "buy" else "SellEvent"
+        event = encode_event(name, swap_values(trade, recipe.creator))
+        pool = pool_of(trade.mint)
+        user_ata, pool_ata = derived_key("ata", trade.trader, trade.mint), derived_key("ata", pool, trade.mint)
+        body = [
+            _log(f"Instruction: {'BuyV2' if trade.side == 'buy' else 'SellV2'}"),
+            _token_call(TOKEN_2022, "TransferChecked", 2562, (pool_ata, trade.mint, user_ata, pool)),
+            _token_call(TOKEN, "TransferChecked", 6238, (derived_key("ata", trade.trader, "wsol"), pool)),
+            event,
+        ]
+        accounts = (pool, trade.trader, GLOBAL, trade.mint, QUOTE_SOL, user_ata)
+        ix = _anchor_ix("buy_v2" if trade.side == "buy" else "sell_v2", trade.token_raw, trade.sol_lamports)
+        calls.append(Call(PUMP_AMM, body, 70_000 + rng.randrange(20_000), accounts, ix))
     elif kind == "unknown_event":
         assert recipe.trade is not None
         account = bonding_curve(recipe.trade.mint)

@@ -1,4 +1,5 @@
-"""Deterministic Pump.fun market model: launches, bonding-curve trades, graduations.
+"""Deterministic Pump.fun market model: launches, bonding-curve trades, graduations, and the
+graduated tokens' PumpSwap pool trades after them (``Trade.venue == "pumpswap"``).
 
 No I/O here. Every random draw comes from one ``random.Random(seed)``, so the same seed
 gives the same sequence of event contents (mints, wallets, signatures, names, amounts);
@@ -35,6 +36,9 @@ Side = Literal["buy", "sell"]
 _LAUNCH_SHARE = 0.1  # ~1 launch per 9 trades
 _HYPE_SHARE = 0.05  # ~1 token in 20 attracts whales and graduates
 _MAX_LIVE = 40
+_MAX_POOLS = 40  # graduated tokens still traded (on PumpSwap)
+_POOL_SHARE = 0.15  # of trades, once a token has graduated: a PumpSwap pool trade
+POOL_FEE_BPS = 30  # LP 20 + protocol 5 + creator 5 (PumpSwap's usual split)
 _WALLET_POOL = 200
 
 _ADJECTIVES = (
@@ -196,8 +200,9 @@ class Trade:
     signature: str
     slot: int
     timestamp: int
-    curve: Curve  # after this trade
+    curve: Curve  # after this trade (a PumpSwap trade: the pool's reserves as virtual sol/tokens, before it)
     sol_usd: float
+    venue: Literal["curve", "pumpswap"] = "curve"
     kind: Literal["trade"] = field(default="trade", init=False)
 
     @property
@@ -234,6 +239,16 @@ MarketEvent = Launch | Trade | Graduation
 
 
 @dataclass
+class _Pool:
+    """A graduated token's PumpSwap pool: constant product over its reserves (raw units, lamports)."""
+
+    token: Token
+    base: int
+    quote: int
+    holders: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class _Live:
     token: Token
     curve: Curve
@@ -259,6 +274,7 @@ class Market:
         self._last_ms = 0
         self._sol_usd = 140.0 + self._rng.random() * 40.0
         self._live: dict[str, _Live] = {}
+        self._pools: dict[str, _Pool] = {}  # graduated mints, oldest first
         self._wallets = [_ids.wallet(self._rng) for _ in range(_WALLET_POOL)]
         self.events_generated = 0
 
@@ -364,6 +380,8 @@ class Market:
 
     def _trade(self) -> list[MarketEvent]:
         rng = self._rng
+        if self._pools and rng.random() < _POOL_SHARE:
+            return self._swap(rng.choice(list(self._pools.values())))
         live = self._pick_live()
         if live.holders and rng.random() < (0.2 if live.hype else 0.35):
             return self._sell(live)
@@ -422,8 +440,39 @@ class Market:
             )
         ]
 
+    def _swap(self, pool: _Pool) -> list[MarketEvent]:
+        """A trade in a graduated token's PumpSwap pool (fees kept in the pool, for simplicity)."""
+        rng = self._rng
+        trader = self._trader()
+        before = Curve(pool.quote, pool.base, pool.quote, pool.base)
+        if pool.holders and rng.random() < 0.35:
+            trader = rng.choice(list(pool.holders))
+            held = pool.holders.pop(trader)
+            tokens = max(1, held // 2)
+            if held - tokens:
+                pool.holders[trader] = held - tokens
+            lamports = pool.quote * tokens // (pool.base + tokens) * (10_000 - POOL_FEE_BPS) // 10_000
+            pool.base, pool.quote = pool.base + tokens, pool.quote - lamports
+            side: Side = "sell"
+        else:
+            lamports = int(min(20.0, max(0.01, rng.lognormvariate(math.log(0.5), 1.0))) * LAMPORTS_PER_SOL)
+            tokens = pool.base * (lamports * (10_000 - POOL_FEE_BPS) // 10_000) // (pool.quote + lamports)
+            pool.base, pool.quote = pool.base - tokens, pool.quote + lamports
+            pool.holders[trader] = pool.holders.get(trader, 0) + tokens
+            side = "buy"
+        slot, ms = self._now()
+        sig = _ids.signature(rng)
+        mint = pool.token.mint
+        return [Trade(mint, trader, side, lamports, tokens, sig, slot, ms, before, self._sol_usd, "pumpswap")]
+
     def _graduation(self, live: _Live, slot: int, ms: int) -> Graduation:
         del self._live[live.token.mint]
+        # The curve's SOL (less the migration fee) and its remaining supply seed the token's pool.
+        quote = max(LAMPORTS_PER_SOL, live.curve.real_sol - int(MIGRATION_FEE_SOL * LAMPORTS_PER_SOL))
+        base = TOTAL_SUPPLY_TOKENS * TOKEN_UNIT - INITIAL_REAL_TOKENS
+        self._pools[live.token.mint] = _Pool(live.token, base, quote, dict(live.holders))
+        while len(self._pools) > _MAX_POOLS:
+            del self._pools[next(iter(self._pools))]
         return Graduation(
             token=live.token,
             signature=_ids.signature(self._rng),

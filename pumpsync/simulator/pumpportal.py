@@ -123,7 +123,7 @@ def trade_frame(trade: Trade, balance_raw: int) -> dict[str, Any]:
         "solAmount": _num(trade.sol_lamports / LAMPORTS_PER_SOL),
         "newTokenBalance": _num(balance_raw / TOKEN_UNIT),
         **_curve_fields(trade.mint, trade.curve),
-        "pool": "pump",
+        "pool": "pump-amm" if trade.venue == "pumpswap" else "pump",  # after graduation: its PumpSwap pool
     }
 
 

@@ -81,7 +81,7 @@ def swap_payload(trade: Trade) -> dict[str, Any]:
     legs = {"from": sol_leg, "to": token_leg} if trade.side == "buy" else {"from": token_leg, "to": sol_leg}
     return {
         "type": "swap",
-        "source": SOURCE,
+        "source": "pumpswap" if trade.venue == "pumpswap" else SOURCE,
         "wallet": trade.trader,
         "volumeUsd": round(trade.sol_amount * trade.sol_usd, 4),
         "swap": legs,

@@ -41,6 +41,7 @@ from websockets.http11 import Request, Response
 from pumpsync.simulator._solana_encode import LAYOUTS, LayoutName, b58decode, derived_key
 from pumpsync.simulator._solana_tx import (
     PUMP,
+    PUMP_AMM,
     Recipe,
     RecipeKind,
     fault_signature,
@@ -297,6 +298,9 @@ class SolanaServer(ProviderServer):
                 if conn.subs.pop(str(params[0]), None) is None:
                     raise RpcError(-32602, "Invalid subscription id.")
                 return {"jsonrpc": "2.0", "result": True, "id": rid}
+            if method == "slotSubscribe":  # the client's data clock; the simulator acks it and sends no slots
+                self._next_sub += 1
+                return {"jsonrpc": "2.0", "result": self._next_sub, "id": rid}
             raise RpcError(-32601, "Method not found")
         except RpcError as exc:
             return _error(exc.code, exc.message, rid)
@@ -418,7 +422,8 @@ class SolanaServer(ProviderServer):
         for sig in (before, until):
             if sig is not None and not _is_signature(sig):
                 raise _invalid_param()
-        if params[0] != PUMP:
+        program = params[0]
+        if program not in (PUMP, PUMP_AMM):
             return []
         items = self.history.items
         end = len(items)
@@ -433,6 +438,8 @@ class SolanaServer(ProviderServer):
             if len(out) == limit or (stop is not None and offset + self.history.base <= stop):
                 break
             recipe = items[offset]
+            if program not in recipe.programs:
+                continue  # another program's transaction (a PumpSwap trade mentions only PumpSwap)
             out.append(
                 {
                     "signature": recipe.signature,
@@ -493,6 +500,9 @@ class SolanaServer(ProviderServer):
                 first_buy = after if isinstance(after, Trade) and after.signature == event.signature else None
                 yield self._recipe("launch", event, launch=event, trade=first_buy)
                 i += 2 if first_buy is not None else 1
+            elif isinstance(event, Trade) and event.venue == "pumpswap":
+                yield self._recipe("swap", event, trade=event)  # a graduated token's PumpSwap trade
+                i += 1
             elif isinstance(event, Trade):
                 grad = after if isinstance(after, Graduation) and after.mint == event.mint else None
                 yield self._recipe("trade", event, trade=event, graduation=grad)
@@ -522,16 +532,16 @@ class SolanaServer(ProviderServer):
             base = self.history.base
             self._positions = {s: p for s, p in self._positions.items() if p >= base}
         for conn in list(self.conns.values()):
-            for text in self._notifications(conn, recipe.slot, value):
+            for text in self._notifications(conn, recipe.slot, value, recipe.programs):
                 conn.send(text)
 
     @staticmethod
-    def _notifications(conn: Conn, slot: int, value: str) -> list[str]:
+    def _notifications(conn: Conn, slot: int, value: str, programs: tuple[str, ...] = (PUMP,)) -> list[str]:
         return [
             f'{{"jsonrpc":"2.0","method":"logsNotification","params":{{"result":{{"context":{{"slot":{slot}}},'
             f'"value":{value}}},"subscription":{sub.id}}}}}'
             for sub in conn.subs.values()
-            if sub.filters["mentions"] in (None, PUMP)
+            if sub.filters["mentions"] is None or sub.filters["mentions"] in programs
         ]
 
     def blast_texts(self, conn: Conn, trade: Trade) -> list[str]:

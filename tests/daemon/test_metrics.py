@@ -26,7 +26,7 @@ from pumpsync.simulator import Simulator
 
 FAST = dict(ping_interval=0.3, pong_timeout=0.25, stale_timeout=2.0, backoff_initial=0.05, backoff_max=0.3)
 ALLOWED_LABELS = {"provider", "connection", "kind", "reason", "code", "channel", "sink", "state", "le", "version",
-                  "python"}  # fmt: skip
+                  "python", "thread"}  # fmt: skip
 REQUIRED = {
     "pumpsync_build_info", "pumpsync_connection_up", "pumpsync_connection_state", "pumpsync_connection_healthy",
     "pumpsync_connects_total", "pumpsync_disconnects_total", "pumpsync_events_total", "pumpsync_event_delay_seconds",

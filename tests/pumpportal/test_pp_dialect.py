@@ -10,9 +10,9 @@ from pphelpers import MINT_A, MINT_B, MINT_C, WALLET, captured_lines, control_fr
 from test_dialects import json_parser  # noqa: F401 - every test with orjson and with the stdlib
 
 from pumpsync._secrets import ApiKey, redact, safe_url
-from pumpsync.errors import ConfigurationError, SubscriptionRejected
+from pumpsync.errors import ConfigurationError, PlanError, SubscriptionRejected
 from pumpsync.events import Event
-from pumpsync.providers.base import Dropped, Malformed, Notice, Output, Rejected, Reply, Subscribed, Subscription
+from pumpsync.providers.base import Dropped, Fatal, Malformed, Notice, Output, Rejected, Reply, Subscribed, Subscription
 from pumpsync.providers.pumpportal import (
     ACK_KEYS,
     ACK_MIGRATIONS,
@@ -140,8 +140,10 @@ def test_ack_then_unfunded_message_in_the_servers_order() -> None:
     d = dialect([Subscription("token_trades", {"keys": [MINT_A]})])
     d.on_open()
     assert feed(d, {"message": ACK_KEYS}) == [Subscribed("token_trades")]
-    (out,) = feed(d, {"message": UNFUNDED})
+    out, fatal = feed(d, {"message": UNFUNDED})
     assert isinstance(out, Rejected) and out.error.channel == "token_trades"
+    # Nothing is left subscribed: the stream ends with the refusal instead of idling (issue 22, item 13).
+    assert isinstance(fatal, Fatal) and isinstance(fatal.error, PlanError) and fatal.error.error_code == "unfunded_key"
 
 
 @pytest.mark.parametrize(
@@ -251,6 +253,21 @@ def test_captured_bonk_launch_is_dropped_by_default_and_kept_with_a_pools_filter
     assert (e.initial_buy_tokens, e.initial_buy_sol) == (32425292.22108698, 0.89055)
 
 
+def test_a_trade_after_graduation_is_a_pumpswap_trade() -> None:
+    """PumpPortal's trade frames name the venue in ``pool``: ``pump`` (the curve), ``pump-amm``
+    (the token's PumpSwap pool, after graduation); an unknown pool tells nothing."""
+    d = dialect([Subscription("token_trades", {"keys": ["5ygJ27k1ZyUBdeR9LeNxQ5vZ4n4togt3kxxcYnHUpump"]})])
+    frame = json.loads(data_frame("5EMqq"))
+    venues = []
+    for pool in ("pump", "pump-amm", "raydium", None):
+        if pool is None:
+            frame.pop("pool")
+        else:
+            frame["pool"] = pool
+        venues.append(only_event(feed(d, json.dumps(frame))).venue)
+    assert venues == ["curve", "pumpswap", None, "curve"]  # frames before the field were all the curve's
+
+
 def test_captured_buy_every_field() -> None:
     d = dialect([Subscription("token_trades", {"keys": ["5ygJ27k1ZyUBdeR9LeNxQ5vZ4n4togt3kxxcYnHUpump"]})])
     e = only_event(feed(d, data_frame("5EMqq")))
@@ -272,6 +289,7 @@ def test_captured_buy_every_field() -> None:
         trader="3JQvkiF2GKfca3ggMPRwTHmzvnj6emReuSFwSrBBonp5",
         price_sol=2.629842459 / 30589322.786086,
         market_cap_sol=90.37915991907988,
+        venue="curve",  # "pool": "pump"
     )
 
 

@@ -122,6 +122,9 @@ def test_trades_follow_live_curves_and_graduations_end_them() -> None:
     for event in events:
         if isinstance(event, Launch):
             curves[event.mint] = event.curve
+        elif isinstance(event, Trade) and event.venue == "pumpswap":
+            assert event.mint in graduated, "PumpSwap trades only after graduation"
+            assert event.price_sol > 0 and event.token_raw > 0
         elif isinstance(event, Trade):
             assert event.mint not in graduated
             assert event.mint in curves, "trades only on launched tokens"
@@ -132,6 +135,7 @@ def test_trades_follow_live_curves_and_graduations_end_them() -> None:
             assert event.liquidity_sol > 70
             graduated.add(event.mint)
     assert graduated
+    assert any(isinstance(e, Trade) and e.venue == "pumpswap" for e in events)  # a token's life goes on
 
 
 def test_forced_kinds() -> None:

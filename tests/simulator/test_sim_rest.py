@@ -79,7 +79,8 @@ def test_default_and_max_limit(make_sim: SimFactory) -> None:
 def test_filters_and_token_trades(busy_sim: Simulator) -> None:
     history = busy_sim.history("anaxer", "trades")
     buys, _ = page_all(busy_sim, "/v1/trades", exchange="pumpfun", side="buy", minSol=0.3)
-    assert buys == [r for r in history if r["side"] == "buy" and r["solAmount"] >= 0.3]
+    # exchange=pumpfun: the curve's trades (a graduated token's PumpSwap trades have source "pumpswap")
+    assert buys == [r for r in history if r["side"] == "buy" and r["solAmount"] >= 0.3 and r["source"] == "pumpfun"]
     mint = history[-1]["mint"]
     by_mint, _ = page_all(busy_sim, f"/v1/tokens/{mint}/trades", limit=3)
     assert by_mint == [r for r in history if r["mint"] == mint]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +33,9 @@ class Node:
     max_inflight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    # A hostile node: (method, params) -> (HTTP status, headers, raw body) to answer instead, or None
+    # for the honest answer.
+    hostile: Callable[[str, list[Any]], tuple[int, dict[str, str], bytes] | None] | None = None
 
     def add(self, signature: str, slot: int, tx: dict[str, Any] | None, err: Any = None) -> None:
         self.history.append((signature, slot, err, tx))
@@ -43,6 +46,8 @@ class Node:
 
     def answer(self, method: str, params: list[Any]) -> Any:
         if method == "getSignaturesForAddress":
+            if params[0] != "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P":
+                return []  # this node's history is the pump program's (PumpSwap's: none)
             options = params[1] if len(params) > 1 else {}
             newest_first = list(reversed(self.history))
             if options.get("before"):
@@ -81,6 +86,10 @@ class _Handler(BaseHTTPRequestHandler):
             fault = node.faults.pop(0) if node.faults else None
         node.first_request.set()
         try:
+            hostile = node.hostile(request["method"], request["params"]) if node.hostile else None
+            if hostile is not None:
+                self._send_raw(*hostile)
+                return
             if fault is not None:
                 status, headers, error = fault
                 body: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
@@ -95,7 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
                 node.inflight -= 1
 
     def _send(self, status: int, headers: dict[str, str], body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+        self._send_raw(status, headers, json.dumps(body).encode())
+
+    def _send_raw(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -122,6 +133,18 @@ def running_node() -> Iterator[Node]:
         thread.join(5)
 
 
+@contextmanager
+def running_ws_node() -> Iterator[WsNode]:
+    """A node's WebSocket side over its HTTP side (``running_node``), both on 127.0.0.1."""
+    with running_node() as http:
+        ws = WsNode(http).start()
+        try:
+            yield ws
+        finally:
+            ws.stop()
+AMM = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
+
+
 class WsNode:
     """A Solana node's WebSocket side: ``logsSubscribe``/``logsUnsubscribe`` and notifications the
     test pushes. Every pushed transaction is also put in ``history`` (its HTTP side), as a node would."""
@@ -131,6 +154,7 @@ class WsNode:
         self.requests: list[dict[str, Any]] = []
         # How to answer the next logsSubscribe requests: "ok", "silent" or a JSON-RPC error object.
         self.subscribe_answers: list[Any] = []
+        self.amm_requests: list[Any] = []
         self._connections: dict[Any, int] = {}  # connection -> its subscription id
         self._open: set[Any] = set()  # every client connection, subscribed or not
         self._lock = threading.Lock()
@@ -169,6 +193,13 @@ class WsNode:
         try:
             for message in connection:
                 request = json.loads(message)
+                if request["method"] == "logsSubscribe" and request["params"][0] == {"mentions": [AMM]}:
+                    # PumpSwap's subscription: answered, never notified (this node serves the pump program)
+                    with self._lock:
+                        self.amm_requests.append(request)
+                        self._next += 1
+                        connection.send(json.dumps({"jsonrpc": "2.0", "result": self._next, "id": request["id"]}))
+                    continue
                 with self._lock:
                     self.requests.append(request)
                     answer = self.subscribe_answers.pop(0) if self.subscribe_answers else "ok"

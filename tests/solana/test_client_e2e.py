@@ -16,7 +16,7 @@ from pumpsync.errors import AuthenticationError, ConfigurationError
 from pumpsync.events import NEW_TOKEN, TRADE, Event
 from pumpsync.providers.solana import PROGRAM_ID
 from tests.conftest import wait_until
-from tests.solana.rpcstub import WsNode, running_node, take
+from tests.solana.rpcstub import WsNode, running_node, running_ws_node, take
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MINT = "CWiTGbCiDd8BKtNYNE2boT9fJGFG2MU53Uf6HQk4pump"
@@ -36,12 +36,8 @@ def trade_logs() -> list[str]:
 
 @pytest.fixture
 def node() -> Iterator[WsNode]:
-    with running_node() as http:
-        ws = WsNode(http).start()
-        try:
-            yield ws
-        finally:
-            ws.stop()
+    with running_ws_node() as ws:
+        yield ws
 
 
 def solana_client(make_client: Callable[..., Client], node: WsNode, **options: Any) -> Client:

@@ -28,6 +28,8 @@ CREATOR = "5htGpHK2oV9g2BcDqLdRBqjCLdy8mc3fsESfR5DU73eM"
 SIGNATURE = "2RoRJxatbF9Qkv87jei19u7ei2ckyjjnrCHZBRRAXi4GFJi68kra2iPSk7aoQ9Ugnf5FK5Mdp274hMaVSzn6SN5M"
 SLOT = 435946190
 NOW = 1_785_327_619_000
+AMM = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
+AMM_OFFSET = 100_000  # PumpSwap's subscription id in these tests: the program's plus this
 
 
 def real_logs() -> list[str]:
@@ -43,10 +45,19 @@ def captured() -> list[str]:
 def subscribed(channels: dict[str, dict[str, Any]] | None = None, sub_id: int = 24040) -> Solana:
     channels = {ch: {} for ch in CHANNELS} if channels is None else channels
     dialect = Solana(0, [Subscription(ch, f) for ch, f in channels.items()])
-    (frame,) = dialect.on_open()
+    frame, _clock = dialect.on_open()  # the logs subscription, then the data clock (slotSubscribe)
     request = json.loads(frame)
     outputs = dialect.receive(json.dumps({"jsonrpc": "2.0", "result": sub_id, "id": request["id"]}), NOW)
-    assert outputs == [Subscribed(ch) for ch in channels]
+    assert outputs[: len(channels)] == [Subscribed(ch) for ch in channels]
+    if "trades" in channels:  # then PumpSwap's logs: a graduated coin's trades
+        (amm,) = outputs[len(channels) :]
+        assert isinstance(amm, Reply)
+        request = json.loads(amm.text)
+        assert request["params"] == [{"mentions": [AMM]}, {"commitment": dialect.commitment}]
+        reply = {"jsonrpc": "2.0", "result": sub_id + AMM_OFFSET, "id": request["id"]}
+        assert dialect.receive(json.dumps(reply), NOW) == []
+    else:
+        assert len(outputs) == len(channels)
     return dialect
 
 
@@ -70,7 +81,7 @@ def events(outputs: list[Any]) -> list[Event]:
 
 def test_subscribe_request() -> None:
     dialect = Solana(0, [Subscription("trades")])
-    (frame,) = dialect.on_open()
+    frame, _clock = dialect.on_open()  # the logs subscription, then the data clock (slotSubscribe)
     request = json.loads(frame)
     assert request["jsonrpc"] == "2.0" and request["method"] == "logsSubscribe"
     assert request["params"] == [{"mentions": [PROGRAM_ID]}, {"commitment": "confirmed"}]
@@ -84,9 +95,10 @@ def test_subscribe_request() -> None:
 def test_reply_maps_the_subscription_and_unsubscribe_on_close() -> None:
     dialect = subscribed(sub_id=77)
     assert not dialect.awaiting_subscription
-    (frame,) = dialect.on_close()
+    frame, amm = dialect.on_close()
     request = json.loads(frame)
     assert request["method"] == "logsUnsubscribe" and request["params"] == [77]
+    assert json.loads(amm)["params"] == [77 + AMM_OFFSET]
     assert dialect.receive(json.dumps({"jsonrpc": "2.0", "result": True, "id": request["id"]}), NOW) == []
     assert dialect.on_close() == []  # once
     # Notifications of the old subscription are counted, not delivered.
@@ -102,7 +114,8 @@ def test_channels_come_and_go_on_one_node_subscription() -> None:
     dialect = subscribed({"trades": {}}, sub_id=9)
     assert dialect.subscribe(Subscription("creations")) == []  # the node subscription serves it already
     assert [e.kind for e in events(dialect.receive(notification(real_logs(), sub_id=9), NOW))] == [NEW_TOKEN, TRADE]
-    assert dialect.unsubscribe("trades") == []
+    (frame,) = dialect.unsubscribe("trades")  # PumpSwap's subscription served only trades
+    assert json.loads(frame)["params"] == [9 + AMM_OFFSET]
     (frame,) = dialect.unsubscribe("creations")  # the last one: the node subscription goes
     assert json.loads(frame)["method"] == "logsUnsubscribe"
     (frame,) = dialect.subscribe(Subscription("trades"))
@@ -111,7 +124,7 @@ def test_channels_come_and_go_on_one_node_subscription() -> None:
 
 def test_unsubscribed_while_the_subscription_was_pending() -> None:
     dialect = Solana(0, [Subscription("trades")])
-    (frame,) = dialect.on_open()
+    frame, _clock = dialect.on_open()  # the logs subscription, then the data clock (slotSubscribe)
     assert dialect.unsubscribe("trades") == []  # nothing to unsubscribe yet
     outputs = dialect.receive(json.dumps({"jsonrpc": "2.0", "result": 3, "id": json.loads(frame)["id"]}), NOW)
     assert len(outputs) == 1 and isinstance(outputs[0], Reply)
@@ -172,7 +185,7 @@ def test_unsubscribe_error_is_a_notice() -> None:
 def test_real_transaction_logs() -> None:
     """The logs of a real CreateV2 + first buy: a new_token, then a trade; ExtendAccountEvent quietly skipped."""
     outputs = subscribed().receive(notification(real_logs()), NOW)
-    create, skipped, trade = outputs
+    skipped, create, trade = outputs  # reasons as met; the events after the whole log (a v3 buy joins)
     assert skipped == Dropped("unmapped_event")  # ExtendAccountEvent: real, not a pumpsync event
     assert isinstance(create, Event) and isinstance(trade, Event)
     assert create.kind == NEW_TOKEN and create.channel == "creations" and create.provider == "solana"
@@ -183,6 +196,8 @@ def test_real_transaction_logs() -> None:
     assert create.raw["event"] == "CreateEvent"
     assert create.raw["virtual_token_reserves"] == 1_073_000_000_000_000
     assert create.raw["virtual_sol_reserves"] == 30_000_000_000
+    assert (create.virtual_sol_reserves, create.virtual_token_reserves) == (30.0, 1_073_000_000.0)
+    assert trade.venue == "curve" and trade.creator == CREATOR
     assert trade.kind == TRADE and trade.channel == "trades"
     assert (trade.side, trade.trader, trade.mint) == ("buy", CREATOR, MINT)
     assert trade.sol_amount == 2_962_962_962 / 1e9
@@ -234,14 +249,14 @@ def test_truncated_log_keeps_what_came_before() -> None:
     logs = real_logs()
     cut = next(i for i, line in enumerate(logs) if "Instruction: BuyExactSolIn" in line)
     outputs = subscribed().receive(notification([*logs[:cut], "Log truncated"]), NOW)
-    assert [type(o).__name__ for o in outputs] == ["Event", "Dropped", "Malformed", "Refetch"]
+    assert [type(o).__name__ for o in outputs] == ["Dropped", "Event", "Malformed", "Refetch"]
     assert outputs[2] == Malformed("log_truncated")
-    assert type(outputs[3]).__name__ == "Refetch" and outputs[3].slot == outputs[0].slot  # the rest via getTransaction
+    assert type(outputs[3]).__name__ == "Refetch" and outputs[3].slot == outputs[1].slot  # the rest via getTransaction
 
 
 def test_other_programs_events_are_not_ours() -> None:
-    """A wrapper or the pump AMM writes its own Program data lines in a transaction mentioning the program."""
-    other = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
+    """A wrapper or an aggregator writes its own Program data lines in a transaction mentioning the program."""
+    other = "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4"  # Jupiter's aggregator
     line = captured()[1]
     logs = [f"Program {other} invoke [1]", line, f"Program {PROGRAM_ID} invoke [2]", line]
     logs += [f"Program {PROGRAM_ID} success", line, f"Program {other} success"]

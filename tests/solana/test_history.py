@@ -15,7 +15,7 @@ from pumpsync._secrets import ApiKey
 from pumpsync.config import ClientConfig
 from pumpsync.events import NEW_TOKEN, TRADE, Event
 from pumpsync.providers.base import Subscription
-from pumpsync.providers.solana import CHANNELS, PROGRAM_ID, Solana
+from pumpsync.providers.solana import CHANNELS, PROGRAM_ID, PUMPSWAP_PROGRAM_ID, Solana
 from pumpsync.providers.solana_history import SolanaHistory
 from pumpsync.providers.spec import HistoryError, Position
 from tests.solana.rpcstub import Node, running_node
@@ -101,8 +101,9 @@ def test_the_real_transaction(node: Node) -> None:
     assert create.raw["virtual_token_reserves"] == 1_073_000_000_000_000
     assert create.raw["virtual_sol_reserves"] == 30_000_000_000
     same(events, live_events(real_tx()["meta"]["logMessages"]))  # exactly what the live stream gives
-    (params,) = node.methods("getSignaturesForAddress")
+    params, amm = node.methods("getSignaturesForAddress")  # the program's, then PumpSwap's (for trades)
     assert params[0] == PROGRAM_ID and params[1]["until"] == "older" and params[1]["commitment"] == "confirmed"
+    assert amm[0] == PUMPSWAP_PROGRAM_ID and "until" not in amm[1]  # bounded by the slot: not its signature
     (params,) = node.methods("getTransaction")
     assert params == [SIGNATURE, {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]
 
@@ -169,7 +170,7 @@ def test_pages_until_the_last_signature_oldest_first(node: Node) -> None:
     source = history(node, page_limit=7, concurrency=3)
     events = fetch_all(source, Position(1001, "sig4"))
     assert [e.signature for e in events] == [f"sig{i}" for i in range(5, 30)]
-    pages = node.methods("getSignaturesForAddress")
+    pages = [p for p in node.methods("getSignaturesForAddress") if p[0] == PROGRAM_ID]
     assert len(pages) == 4  # 7 + 7 + 7 + 4
     assert all(p[1]["until"] == "sig4" and p[1]["limit"] == 7 for p in pages)
     assert [p[1].get("before") for p in pages] == [None, "sig23", "sig16", "sig9"]
@@ -207,7 +208,7 @@ def test_filters_apply_to_history(node: Node) -> None:
     assert fetch_all(history(node), Position(1), {"trades": {"minSol": 3}}) == []
     assert [e.kind for e in fetch_all(history(node), Position(1), {"trades": {"side": "buy"}})] == [TRADE]
     assert fetch_all(history(node), Position(1), {"prices": {}}) == []  # nothing recoverable: no call
-    assert len(node.methods("getSignaturesForAddress")) == 2
+    assert len(node.methods("getSignaturesForAddress")) == 4  # each trades fetch: the program and PumpSwap
 
 
 def test_http_429_and_rate_limit_errors_are_retried(node: Node) -> None:

@@ -86,6 +86,11 @@ def test_history_counts_in_stats_and_metrics(make_client: Callable[..., Client],
     for reason in ("failed_tx", "log_truncated", "unknown_event", "undecodable", "unknown_subscription"):
         assert f'pumpsync_malformed_frames_total{{connection="0",provider="solana",reason="{reason}"}} 0.0' in text
     assert 'pumpsync_filtered_frames_total{connection="0",provider="solana",reason="unmapped_event"} 0.0' in text
+    for reason in ("fee_payout", "other_pool", "unknown_pool"):
+        assert f'pumpsync_filtered_frames_total{{connection="0",provider="solana",reason="{reason}"}} 0.0' in text
+    # layout drift: process-wide, every (event, reason) exported (at 0 unless a test drifted one)
+    assert 'pumpsync_decode_drift_total{event="TradeEvent",reason="implausible_bps"}' in text
+    assert 'pumpsync_decode_drift_total{event="SellEvent",reason="longer_than_known"}' in text
     for reason in ("ceiling", "unavailable", "log_truncated", "truncated_recovered", "rate_limited"):
         assert f'pumpsync_history_outcomes_total{{provider="solana",reason="{reason}"}} 0.0' in text
     assert client.stats()["history"]["ceiling"] == 0

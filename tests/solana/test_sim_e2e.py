@@ -55,8 +55,19 @@ def check(event: Event, market: Any) -> None:
         assert (event.mint, event.name, event.symbol) == (token.mint, token.name, token.symbol)
         assert (event.creator, event.uri) == (token.creator, token.uri)
         assert event.raw["virtual_sol_reserves"] == 30_000_000_000  # a new curve (the market's is after the first buy)
+    elif market.kind == "trade" and market.venue == "pumpswap":
+        assert (event.mint, event.trader, event.side, event.venue) == (
+            market.mint,
+            market.trader,
+            market.side,
+            "pumpswap",
+        )
+        assert event.sol_amount == market.sol_lamports / 1e9 and event.token_amount == market.token_raw / 1e6
+        assert event.raw["pool_quote_token_reserves"] == market.curve.virtual_sol  # the pool before the trade
+        assert event.price_sol == market.curve.price_sol
     elif market.kind == "trade":
         assert (event.mint, event.trader, event.side) == (market.mint, market.trader, market.side)
+        assert event.venue == "curve"
         assert event.raw["sol_amount"] == market.sol_lamports and event.raw["token_amount"] == market.token_raw
         assert event.sol_amount == market.sol_lamports / 1e9 and event.token_amount == market.token_raw / 1e6
         assert event.raw["virtual_sol_reserves"] == market.curve.virtual_sol
@@ -91,7 +102,9 @@ def test_layouts_of_other_program_versions(make_client: Callable[..., Client], s
     for item in market:
         event = by_key[(item.signature, expected_kind(item))]
         assert event.mint == _mint(item)
-        if item.kind == "trade":
+        if item.kind == "trade" and item.venue == "pumpswap":  # PumpSwap's layout: not the curve's versions
+            assert event.token_amount == item.token_raw / 1e6 and event.side == item.side
+        elif item.kind == "trade":
             assert event.raw["sol_amount"] == item.sol_lamports and event.side == item.side
             assert event.raw["token_amount"] == item.token_raw and event.trader == item.trader
 
@@ -146,7 +159,9 @@ def test_gaps_recovered_exactly_once_in_order(make_client: Callable[..., Client]
 
     wait_until(all_in, timeout=30, what="every event")
     assert sorted((e.signature, e.kind) for e in got) == sorted(wanted)  # each exactly once
-    assert [e.slot for e in got] == sorted(e.slot or 0 for e in got)
+    assert [e.slot for e in got] == sorted(e.slot or 0 for e in got), [
+        (e.slot, e.kind, e.venue, e.backfill, (e.signature or "")[:6]) for e in got
+    ]
     assert any(e.backfill for e in got)
 
 
@@ -156,13 +171,14 @@ def test_rate_limited_and_muted_subscriptions_retry(make_client: Callable[..., C
     sim.drop("solana")
     sim.solana_mute_subscribe(True)
     wait_until(lambda: sim.solana_subscribe_requests() >= 3, what="the muted subscription")
+    # (each session subscribes twice: the program, then PumpSwap; the muted one ends its session)
+    wait_until(lambda: client.stats()["connections"][0]["disconnects"].get("hello_timeout", 0) >= 1)
     sim.solana_mute_subscribe(False)
     sim.wait_for_connections("solana", 1, subscribed=True)
     market = sim.emit(1, kind="trade")
     assert take(client, len(expected(market)))[0].signature == market[0].signature
     disconnects = client.stats()["connections"][0]["disconnects"]
     assert disconnects.get("rate_limited", 0) >= 1
-    wait_until(lambda: client.stats()["connections"][0]["disconnects"].get("hello_timeout", 0) >= 1)
 
 
 def test_refused_key_over_json_rpc_is_fatal(make_client: Callable[..., Client], sim: Simulator) -> None:
@@ -171,3 +187,25 @@ def test_refused_key_over_json_rpc_is_fatal(make_client: Callable[..., Client], 
     client.start()
     item = client.queue.get(timeout=10)
     assert isinstance(item, AuthenticationError) and "Invalid API key" in str(item)
+
+
+def test_a_token_followed_by_mint_from_launch_to_pumpswap(make_client: Callable[..., Client], sim: Simulator) -> None:
+    """Launch, curve trades, graduation, migration, then PumpSwap pool trades: one mint, no gap."""
+    client = solana(make_client, sim)
+    market = sim.emit(1, kind="graduation")
+    grad = next(m for m in market if m.kind == "graduation")
+    for _ in range(50):  # the market trades a graduated token on its pool now and then
+        if any(m.kind == "trade" and m.venue == "pumpswap" and m.mint == grad.mint for m in market):
+            break
+        market += sim.emit(10, kind="trade")
+    events = take(client, len(expected(market)))
+    by_key = {(e.signature, e.kind): e for e in events}
+    assert set(by_key) == expected(market)
+    for item in market:
+        check(by_key[(item.signature, expected_kind(item))], item)
+    life = [e for e in events if e.mint == grad.mint]
+    kinds = [(e.kind, e.venue) for e in life]
+    assert kinds[0] == (NEW_TOKEN, None) and (GRADUATION, None) in kinds and (MIGRATION, None) in kinds
+    migrated = kinds.index((MIGRATION, None))
+    assert all(venue == "curve" for kind, venue in kinds[:migrated] if kind == TRADE)
+    assert kinds[migrated + 1 :] and all(k == (TRADE, "pumpswap") for k in kinds[migrated + 1 :])

@@ -10,6 +10,7 @@ A sink is described by a mapping (a ``[[sinks]]`` table of the config file) or a
 ``webhook:URL``                  POST JSON arrays of events to URL
 ``callable:MODULE:FUNCTION``     call FUNCTION(event) for each event
 ``redis://HOST:PORT/DB``         append to a Redis Stream (``pumpsync[redis]``; see ``sinks/redis.py``)
+``candles:PATH``                 the market view's closed OHLCV candles (SQLite if .db, else JSON Lines)
 ===============================  =========================================================
 """
 
@@ -21,7 +22,9 @@ from typing import Any
 
 from pumpsync._json import strict_json
 from pumpsync._ranges import RANGES, check_range
+from pumpsync._secrets import redact, remember_url
 from pumpsync.daemon.sinks.base import PermanentFailure, Sink, event_json, identity_key
+from pumpsync.daemon.sinks.candles import CandleSink
 from pumpsync.daemon.sinks.function import CallableSink
 from pumpsync.daemon.sinks.jsonl import FileSink, StdoutSink
 from pumpsync.daemon.sinks.redis import RedisSink
@@ -36,6 +39,7 @@ SINK_TYPES: dict[str, type[Sink]] = {
     "webhook": WebhookSink,
     "callable": CallableSink,
     "redis": RedisSink,
+    "candles": CandleSink,
 }
 _ALIASES = {"file": "jsonl", "rediss": "redis"}
 _URL_SINKS = ("redis",)  # the whole --sink text is the URL (redis://...)
@@ -56,23 +60,28 @@ _KEYS: dict[str, dict[str, type]] = {
     },
     "callable": {"target": str},
     "redis": {"url": str, "timeout": float, "linger": float, "retry_initial": float, "retry_max": float},
+    "candles": {"path": str, "linger": float},
 }
-_REQUIRED = {"jsonl": "path", "sqlite": "path", "webhook": "url", "callable": "target", "redis": "url"}
+_REQUIRED = {
+    "jsonl": "path", "sqlite": "path", "webhook": "url", "callable": "target", "redis": "url", "candles": "path"
+}  # fmt: skip
 
 
 def parse_sink(text: str) -> dict[str, Any]:
-    """A ``--sink`` string as a sink table."""
+    """A ``--sink`` string as a sink table; its errors show it redacted (a URL's password)."""
+    remember_url(text)  # a redis:// password, a webhook's key: never in a log record
+    shown = redact(text)
     kind, sep, rest = text.strip().partition(":")
     kind = _ALIASES.get(kind, kind)
     if kind not in SINK_TYPES:
-        raise ConfigurationError("sink", f"{text!r}: unknown sink type (one of {', '.join(SINK_TYPES)})")
+        raise ConfigurationError("sink", f"{shown!r}: unknown sink type (one of {', '.join(SINK_TYPES)})")
     required = _REQUIRED.get(kind)
     if required is None:
         if sep:
-            raise ConfigurationError("sink", f"{text!r}: {kind} takes no argument")
+            raise ConfigurationError("sink", f"{shown!r}: {kind} takes no argument")
         return {"type": kind}
     if not rest:
-        raise ConfigurationError("sink", f"{text!r}: {kind} needs {kind}:{required.upper()}")
+        raise ConfigurationError("sink", f"{shown!r}: {kind} needs {kind}:{required.upper()}")
     return {"type": kind, required: text.strip() if kind in _URL_SINKS else rest}
 
 

@@ -1,0 +1,167 @@
+"""OHLCV candles per mint, built from trades in an order-independent way.
+
+A candle covers ``[start_ms, start_ms + interval)`` of event time (the trade's ``timestamp``, or
+``received_at`` when the provider gives none). Open and close are the prices of the first and the
+last trade in it by trade order (time, slot, signature), not by arrival, so a late (backfilled)
+trade lands where it belongs and the candle is the one an uninterrupted run builds.
+
+Empty intervals have no candle (what exchanges' OHLCV endpoints return); :func:`fill_gaps` gives
+the flat candles (open = high = low = close = the previous close, volume 0) that charting
+libraries that want a continuous axis expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+INTERVALS: dict[str, int] = {"1s": 1_000, "1m": 60_000, "5m": 300_000}
+# Candles kept per mint and interval: 1 s for 10 min, 1 min for 2 h, 5 min for 24 h.
+KEEP: dict[str, int] = {"1s": 600, "1m": 120, "5m": 288}
+
+LAMPORTS = 1_000_000_000
+OrderKey = tuple[int, int, str]  # (event time ms, slot or 0, signature or "")
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One OHLCV candle of one mint; prices in SOL per whole token, volume in SOL."""
+
+    mint: str
+    interval: str  # "1s", "1m" or "5m"
+    start_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume_sol: float
+    buys: int
+    sells: int
+    closed: bool = False  # the market's clock has passed its end
+    # As handed over by Market.closed_candles(): > 0 when a late (backfilled) trade changed it after it
+    # closed; it replaces the earlier one of the same (mint, interval, start_ms). Market.candles(): always 0.
+    revision: int = 0
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + INTERVALS[self.interval]
+
+    @property
+    def trades(self) -> int:
+        return self.buys + self.sells
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for sinks: ``kind`` is ``"candle"``; (mint, interval, start_ms) identifies it."""
+        return {
+            "kind": "candle",
+            "mint": self.mint,
+            "interval": self.interval,
+            "start_ms": self.start_ms,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume_sol": self.volume_sol,
+            "buys": self.buys,
+            "sells": self.sells,
+            "closed": self.closed,
+            "revision": self.revision,
+        }
+
+
+class _Bar:
+    """The mutable candle the writer updates (private to the market's writer)."""
+
+    __slots__ = ("buys", "close", "close_key", "high", "low", "open", "open_key", "revision", "sells", "volume")
+
+    def __init__(self, key: OrderKey, price: float) -> None:
+        self.open_key = self.close_key = key
+        self.open = self.high = self.low = self.close = price
+        self.volume = 0  # lamports: integer sums are the same in any order
+        self.buys = self.sells = 0
+        self.revision = -1  # -1: never closed
+
+    def add(self, key: OrderKey, price: float, lamports: int, buy: bool) -> None:
+        if key < self.open_key:
+            self.open_key, self.open = key, price
+        if key >= self.close_key:
+            self.close_key, self.close = key, price
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.volume += lamports
+        if buy:
+            self.buys += 1
+        else:
+            self.sells += 1
+
+    def freeze(self, mint: str, interval: str, start: int, closed: bool, revised: bool = True) -> Candle:
+        return Candle(
+            mint, interval, start, self.open, self.high, self.low, self.close, self.volume / LAMPORTS,
+            self.buys, self.sells, closed, max(0, self.revision) if revised else 0,
+        )  # fmt: skip
+
+
+class CandleSeries:
+    """One mint's candles of one interval: start ms -> bar, the newest ``KEEP`` kept."""
+
+    __slots__ = ("bars", "interval", "length")
+
+    def __init__(self, interval: str) -> None:
+        self.interval = interval
+        self.length = INTERVALS[interval]
+        self.bars: dict[int, _Bar] = {}
+
+    def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> tuple[int, bool]:
+        """Add a trade; returns (candle start, whether that candle had already closed)."""
+        start = t_ms - t_ms % self.length
+        bars = self.bars
+        bar = bars.get(start)
+        if bar is None:
+            bar = bars[start] = _Bar(key, price)
+            keep = KEEP[self.interval]
+            if len(bars) > 2 * keep:  # pruned now and then, not at every candle
+                for old in sorted(bars)[: len(bars) - keep]:
+                    del bars[old]
+        bar.add(key, price, lamports, buy)
+        return start, bar.revision >= 0
+
+    def list(self, mint: str, clock_ms: int) -> list[Candle]:
+        return [
+            self.bars[s].freeze(mint, self.interval, s, s + self.length <= clock_ms, revised=False)
+            for s in sorted(self.bars)[-KEEP[self.interval] :]
+        ]
+
+
+def fill_gaps(candles: Iterable[Candle], until_ms: int | None = None) -> list[Candle]:
+    """The candles with each empty interval between them (and up to ``until_ms``) filled by a flat
+    candle at the previous close, volume 0: a continuous series for charting libraries."""
+    out: list[Candle] = []
+    for candle in candles:
+        if out:
+            out.extend(_flat(out[-1], candle.start_ms))
+        out.append(candle)
+    if out and until_ms is not None:
+        step = INTERVALS[out[-1].interval]
+        out.extend(_flat(out[-1], until_ms - (until_ms - out[-1].start_ms) % step + step))
+    return out
+
+
+def _flat(last: Candle, before_ms: int) -> list[Candle]:
+    step = INTERVALS[last.interval]
+    price = last.close
+    return [
+        replace(
+            last,
+            start_ms=s,
+            open=price,
+            high=price,
+            low=price,
+            close=price,
+            volume_sol=0.0,
+            buys=0,
+            sells=0,
+            revision=0,
+        )
+        for s in range(last.start_ms + step, before_ms, step)
+    ]
