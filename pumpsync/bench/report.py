@@ -306,6 +306,19 @@ class Target:
     met: bool | None  # None: not measured in this run
 
 
+# #26's targets for the product and for the iterator: (text, workload, figure, baseline or None
+# for the client's own figure, the test, the format).
+CLIENT_TARGETS: tuple[tuple[str, str, str, str | None, Callable[[float], bool], str], ...] = (
+    ("bulk {} >= 1.3x websockets asyncio", "bulk", "events_per_s", "websockets", lambda v: v >= 1.3, "{:.2f}x"),
+    ("bulk {} >= 0.8x picows + json.loads (stretch 1.0x)", "bulk", "events_per_s", "picows", lambda v: v >= 0.8,
+     "{:.2f}x"),
+    ("bulk {}: CPU <= 4 us per event", "bulk", "cpu_us_per_event", None, lambda v: v <= 4.0, "{:.2f} us"),
+    ("solana {} >= 1.0x websockets + json.loads + base64", "solana", "events_per_s", "websockets",
+     lambda v: v >= 1.0, "{:.2f}x"),
+    ("solana {}: CPU <= 15 us per event", "solana", "cpu_us_per_event", None, lambda v: v <= 15.0, "{:.2f} us"),
+)  # fmt: skip
+
+
 def targets(summary: Summary) -> list[Target]:
     """The issue's targets (#26) for the product and the iterator, on this run's medians; a firehose
     workload the capacity run cannot vouch for is not judged (n/a)."""
@@ -322,40 +335,11 @@ def targets(summary: Summary) -> list[Target]:
     soak_rss = check("soak: RSS growth < 10 %", growth, lambda v: v < 10.0, "{:+.1f} %")
     if steady is not None:
         soak_rss = Target(soak_rss.text, f"{soak_rss.value} ({steady:+.1f} % after the first quarter)", soak_rss.met)
-    out = []
+    out: list[Target] = []
     for client, who in ((PRODUCT, "Client+get"), (ITERATOR, "iterator")):
-        out += [
-            check(
-                f"bulk {who} >= 1.3x websockets asyncio",
-                _ratio(summary, "bulk", "events_per_s", "websockets", client),
-                lambda v: v >= 1.3,
-                "{:.2f}x",
-            ),
-            check(
-                f"bulk {who} >= 0.8x picows + json.loads (stretch 1.0x)",
-                _ratio(summary, "bulk", "events_per_s", "picows", client),
-                lambda v: v >= 0.8,
-                "{:.2f}x",
-            ),
-            check(
-                f"bulk {who}: CPU <= 4 us per event",
-                get("bulk", "cpu_us_per_event", client),
-                lambda v: v <= 4.0,
-                "{:.2f} us",
-            ),
-            check(
-                f"solana {who} >= 1.0x websockets + json.loads + base64",
-                _ratio(summary, "solana", "events_per_s", "websockets", client),
-                lambda v: v >= 1.0,
-                "{:.2f}x",
-            ),
-            check(
-                f"solana {who}: CPU <= 15 us per event",
-                get("solana", "cpu_us_per_event", client),
-                lambda v: v <= 15.0,
-                "{:.2f} us",
-            ),
-        ]
+        for text, workload, name, baseline, ok, fmt in CLIENT_TARGETS:
+            value = _ratio(summary, workload, name, baseline, client) if baseline else get(workload, name, client)
+            out.append(check(text.format(who), value, ok, fmt))
     bare_max = get("paced", "max", "ws-recv")
     out += [
         check(
