@@ -37,7 +37,11 @@ def test_bench_runs_end_to_end() -> None:
     assert "Targets (product *):" in text
     doc = json.loads(json.dumps(result.to_json()))
     assert doc["summary"]["soak"]["pumpsync"]["runs"] == 1
-    assert len(doc["targets"]) == 8
+    assert len(doc["targets"]) == 15  # #26: bulk and Solana for Client+get and the iterator, then the rest
+    (null_run,) = result.runs.results["bulk"]["null"]  # the capacity run, on the firehose workloads only
+    assert null_run["received"] == 300 and "null" not in result.runs.results["paced"]
+    assert result.runs.results["bulk"]["pumpsync"][0]["server"]["send_rate"] > 0
+    assert set(doc["capacity"]) == {"bulk"} and "Server capacity" in text
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,8 @@ from pumpsync.bench.report import (
     table,
     target_lines,
     targets,
+    verdict_lines,
+    verdicts,
 )
 from pumpsync.bench.runner import WORKLOADS, Plan, Progress, Runs, run_plan
 from pumpsync.bench.server import BenchError
@@ -67,6 +69,7 @@ class Result:
             "summary": self.summary,
             "ratios": ratios(self.plan, self.summary),
             "targets": [t.__dict__ for t in targets(self.summary)],
+            "capacity": {w: {**v.__dict__, "judged": v.judged} for w, v in verdicts(self.summary).items()},
             "skipped": self.runs.skipped,
             "runs": self.runs.results,
         }
@@ -82,13 +85,17 @@ class Result:
         ]
         busy = [b for b in (m.get("busy_before"), m.get("busy_after")) if b is not None]
         if busy:
-            lines.append(f"CPU used by other processes: {busy[0]:.0%} before, {busy[-1]:.0%} after the run")
+            load = f"; load average {m['load_average']:g}" if m.get("load_average") is not None else ""
+            lines.append(f"CPU used by other processes: {busy[0]:.0%} before, {busy[-1]:.0%} after the run{load}")
             if max(busy) > BUSY:
                 lines.append("WARNING: the machine was busy; every figure below is disturbed by other processes")
         lines += ["", table(plan, self.summary), ""]
         lines.append("* the product: pumpsync Client + client.queue.get(), its metrics server scraped every second")
         lines.append("  from another process, as Prometheus would. Every client parses each event")
         lines.append("  (baselines: json.loads).")
+        if any(w in plan.workloads for w in ("bulk", "pumpportal", "solana")):
+            lines.append("  bulk, pumpportal, solana: the firehose sends the simulator's frames pre-encoded")
+            lines.append("  (built before the clock starts) in ~1 MiB writes; paced, realistic, soak: the simulator.")
         if "pumpportal" in plan.workloads:
             lines.append("  pumpportal: trade frames of a funded key's token_trades subscription.")
         if "solana" in plan.workloads:
@@ -107,6 +114,8 @@ class Result:
             if key not in plan.clients and not cls.available():
                 missing = f"{cls.requires} is not installed: pip install 'pumpsync[bench]'"
                 lines.append(f"not measured: {cls.label} ({missing})")
+        capacity = verdict_lines(self.summary, self.runs)
+        lines += ["", *capacity] if capacity else []
         extra = ratio_lines(plan, self.summary)
         lines += ["", *extra] if extra else []
         hop = fanout_lines(plan, self.summary)

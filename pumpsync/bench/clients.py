@@ -71,6 +71,9 @@ class Feed:
     provider: str = "openpump"
     url: str = ""
     keys: tuple[str, ...] = ()  # pumpportal: the mints whose trades are subscribed to
+    # The firehose's figures for the capacity client: frames before the blast, the blast's bytes.
+    skip_frames: int = 0
+    blast_bytes: int = 0
 
     @property
     def stamped(self) -> bool:
@@ -421,7 +424,51 @@ class Picows(BenchClient):
             loop.call_soon_threadsafe(transport.disconnect)
 
 
+class NullClient(BenchClient):
+    """The capacity run: websocket-client's handshake and hello, the frames before the blast read,
+    then 1 MiB ``recv_into`` calls that discard the blast's bytes. No frame is parsed: what the
+    server and the loopback can deliver, the figure every real client must stay well below."""
+
+    key = "null"
+    label = "capacity: null client (discard)"
+
+    _ws: Any = None
+
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
+        ws = self._ws = websocket.create_connection(feed.ws_url())
+        total = 0
+        try:
+            for text in feed.hello():
+                ws.send(text)
+            for _ in range(feed.skip_frames):
+                ws.recv()
+            sock = ws.sock
+            assert sock is not None  # connected
+            buf = bytearray(1 << 20)
+            recv_into, want, count, counted = sock.recv_into, feed.blast_bytes, record.count, 0
+            while total < want:
+                n = recv_into(buf)
+                if not n:
+                    break
+                total += n
+                seen = max(1, total * count // want)  # frames, by their share of the bytes
+                if seen > counted and record.many(seen - counted):
+                    break
+                counted = max(counted, seen)
+        except (OSError, websocket.WebSocketException):
+            pass  # aborted
+        finally:
+            ws.close()
+        return {"bytes": total}
+
+    def abort(self) -> None:
+        _shutdown(self._ws)
+
+
 CLIENTS: dict[str, type[BenchClient]] = {
-    cls.key: cls for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets, Picows, HandOffFloor)
+    cls.key: cls
+    for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets, Picows, HandOffFloor, NullClient)
 }
 PRODUCT = PumpsyncQueue.key
+ITERATOR = PumpsyncIterator.key
+NULL = NullClient.key  # the capacity run's client: on firehose workloads only, never a baseline

@@ -8,11 +8,20 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from pumpsync.bench.clients import CLIENTS, PRODUCT
+from pumpsync.bench.clients import CLIENTS, ITERATOR, NULL, PRODUCT
 from pumpsync.bench.runner import Plan, Runs
 
 Summary = dict[str, dict[str, dict[str, float]]]  # workload -> client -> figure -> median
 MB = 1024 * 1024
+SERVER_BOUND = 0.9  # a client at this share of the server's send rate measured the server
+CAPACITY = 2.0  # the null client must read this many times the fastest real client's rate
+FIREHOSE = ("bulk", "pumpportal", "solana")  # pre-encoded frames, a capacity run each
+
+
+def server_bound(run: dict[str, Any]) -> bool:
+    """The client read at 90 % or more of what the server could send: the run measured the server."""
+    rate, send = run.get("events_per_s"), run.get("server", {}).get("send_rate")
+    return bool(rate and send and rate >= SERVER_BOUND * send)
 
 
 def figures(workload: str, run: dict[str, Any]) -> dict[str, float]:
@@ -48,16 +57,85 @@ def figures(workload: str, run: dict[str, Any]) -> dict[str, float]:
 
 
 def summarize(runs: Runs) -> Summary:
-    """Medians of the runs that completed; ``runs`` and ``failed`` say how many of each."""
+    """Medians of the runs that completed and did not measure the server; ``runs``, ``failed`` and
+    ``server_bound`` say how many of each. Firehose workloads also get the server's median send rate."""
     out: Summary = {}
     for workload, by_client in runs.results.items():
         for client, results in by_client.items():
-            good = [figures(workload, r) for r in results if "error" not in r and r.get("events_per_s")]
-            row: dict[str, float] = {"runs": len(good), "failed": len(results) - len(good)}
+            done = [r for r in results if "error" not in r and r.get("events_per_s")]
+            bound = [r for r in done if client != NULL and server_bound(r)]
+            good = [figures(workload, r) for r in done if r not in bound]
+            row: dict[str, float] = {"runs": len(good), "failed": len(results) - len(done),
+                                     "server_bound": len(bound)}  # fmt: skip
             for name in good[0] if good else ():
                 row[name] = median(g[name] for g in good)
+            sends = [r["server"]["send_rate"] for r in done if r.get("server", {}).get("send_rate")]
+            if sends:
+                row["server_send_rate"] = median(sends)
             out.setdefault(workload, {})[client] = row
     return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a firehose workload's figures are the clients': the capacity run against the fastest."""
+
+    workload: str
+    capacity: float | None  # the null client's events/s
+    fastest: str | None  # the fastest real client
+    fastest_rate: float | None
+    send_rate: float | None  # the server's median send rate (frames per CPU second of its sender)
+
+    @property
+    def judged(self) -> bool:
+        return bool(self.capacity and self.fastest_rate and self.capacity >= CAPACITY * self.fastest_rate)
+
+    def line(self) -> str:
+        send = "-" if self.send_rate is None else f"{self.send_rate:,.0f}/s"
+        cap = "-" if self.capacity is None else f"{self.capacity:,.0f}/s"
+        if self.fastest is None or self.fastest_rate is None:
+            return f"  {self.workload}: server could send {send}, capacity {cap}; no real client measured"
+        times = f"{self.capacity / self.fastest_rate:.1f}x" if self.capacity else "-"
+        head = (f"  {self.workload}: server could send {send}; capacity (null client) {cap} = {times} the fastest "
+                f"client ({CLIENTS[self.fastest].label}, {self.fastest_rate:,.0f}/s): ")  # fmt: skip
+        if self.judged:
+            return head + "the clients are measured"
+        return head + f"CANNOT JUDGE (below {CAPACITY:g}x): this workload's ratios and targets are left out"
+
+
+def verdicts(summary: Summary) -> dict[str, Verdict]:
+    out: dict[str, Verdict] = {}
+    for workload in FIREHOSE:
+        rows = summary.get(workload)
+        if not rows:
+            continue
+        real = {c: r["events_per_s"] for c, r in rows.items() if c != NULL and "events_per_s" in r}
+        fastest = max(real, key=real.__getitem__) if real else None
+        sends = [r["server_send_rate"] for r in rows.values() if "server_send_rate" in r]
+        out[workload] = Verdict(workload, rows.get(NULL, {}).get("events_per_s"), fastest,
+                                real.get(fastest) if fastest else None, median(sends) if sends else None)  # fmt: skip
+    return out
+
+
+def judged(summary: Summary) -> Summary:
+    """``summary`` without the firehose workloads the capacity run cannot vouch for."""
+    cannot = {w for w, v in verdicts(summary).items() if not v.judged}
+    return {w: rows for w, rows in summary.items() if w not in cannot}
+
+
+def verdict_lines(summary: Summary, runs: Runs) -> list[str]:
+    found = verdicts(summary)
+    if not found:
+        return []
+    lines = ["Server capacity (pre-encoded frames, ~1 MiB writes; a run at >= 90 % of the server's send rate is "
+             "server-bound and left out):"]  # fmt: skip
+    lines += [v.line() for v in found.values()]
+    for workload, rows in summary.items():
+        for client, row in rows.items():
+            if row.get("server_bound"):
+                lines.append(f"  server-bound, left out: {workload} {CLIENTS[client].label}, "
+                             f"{row['server_bound']:.0f} of {len(runs.results[workload][client])} run(s)")  # fmt: skip
+    return lines
 
 
 # ---------------------------------------------------------------- the table
@@ -113,8 +191,11 @@ def columns(plan: Plan) -> list[Column]:
 
 def table(plan: Plan, summary: Summary) -> str:
     cols = columns(plan)
-    names = [CLIENTS[key].label + (" *" if key == PRODUCT else "") for key in plan.clients]
-    cells = [[c.render(summary.get(c.workload, {}).get(key, {})) for c in cols] for key in plan.clients]
+    keys = [k for k in plan.clients if k != NULL]
+    if any(NULL in summary.get(w, {}) for w in FIREHOSE):
+        keys.append(NULL)
+    names = [CLIENTS[key].label + (" *" if key == PRODUCT else "") for key in keys]
+    cells = [[c.render(summary.get(c.workload, {}).get(key, {})) for c in cols] for key in keys]
     widths = [max(len(c.header), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     # widen the last column of each group so that the group's title fits over it
     groups: list[tuple[str, list[int]]] = []
@@ -144,8 +225,8 @@ def _get(summary: Summary, workload: str, client: str, name: str) -> float | Non
     return summary.get(workload, {}).get(client, {}).get(name)
 
 
-def _ratio(summary: Summary, workload: str, name: str, baseline: str) -> float | None:
-    mine, theirs = _get(summary, workload, PRODUCT, name), _get(summary, workload, baseline, name)
+def _ratio(summary: Summary, workload: str, name: str, baseline: str, client: str = PRODUCT) -> float | None:
+    mine, theirs = _get(summary, workload, client, name), _get(summary, workload, baseline, name)
     return mine / theirs if mine is not None and theirs else None
 
 
@@ -156,10 +237,12 @@ RATIOS = (("bulk events/s", "bulk", "events_per_s"), ("bulk CPU/event", "bulk", 
 
 
 def ratios(plan: Plan, summary: Summary) -> dict[str, dict[str, float | None]]:
+    """The product's figures over each baseline's, for the workloads the capacity run vouches for."""
+    summary = judged(summary)
     return {
         baseline: {label: _ratio(summary, workload, name, baseline) for label, workload, name in RATIOS}
         for baseline in plan.clients
-        if baseline != PRODUCT
+        if baseline not in (PRODUCT, NULL)
     }
 
 
@@ -223,35 +306,68 @@ class Target:
     met: bool | None  # None: not measured in this run
 
 
+# #26's targets for the product and for the iterator: (text, workload, figure, baseline or None
+# for the client's own figure, the test, the format).
+CLIENT_TARGETS: tuple[tuple[str, str, str, str | None, Callable[[float], bool], str], ...] = (
+    ("bulk {} >= 1.3x websockets asyncio", "bulk", "events_per_s", "websockets", lambda v: v >= 1.3, "{:.2f}x"),
+    ("bulk {} >= 0.8x picows + json.loads (stretch 1.0x)", "bulk", "events_per_s", "picows", lambda v: v >= 0.8,
+     "{:.2f}x"),
+    ("bulk {}: CPU <= 4 us per event", "bulk", "cpu_us_per_event", None, lambda v: v <= 4.0, "{:.2f} us"),
+    ("solana {} >= 1.0x websockets + json.loads + base64", "solana", "events_per_s", "websockets",
+     lambda v: v >= 1.0, "{:.2f}x"),
+    ("solana {}: CPU <= 15 us per event", "solana", "cpu_us_per_event", None, lambda v: v <= 15.0, "{:.2f} us"),
+)  # fmt: skip
+
+
 def targets(summary: Summary) -> list[Target]:
-    """The issue's targets for the product, judged on this run's medians."""
+    """The issue's targets (#26) for the product and the iterator, on this run's medians; a firehose
+    workload the capacity run cannot vouch for is not judged (n/a)."""
+    summary = judged(summary)
 
     def check(text: str, value: float | None, ok: Callable[[float], bool], fmt: str) -> Target:
         return Target(text, "-" if value is None else fmt.format(value), None if value is None else ok(value))
 
-    def get(workload: str, name: str) -> float | None:
-        return _get(summary, workload, PRODUCT, name)
+    def get(workload: str, name: str, client: str = PRODUCT) -> float | None:
+        return _get(summary, workload, client, name)
 
     growth, steady = get("soak", "rss_growth_pct"), get("soak", "rss_steady_growth_pct")
     t0, t1 = get("soak", "threads_start"), get("soak", "threads_end")
     soak_rss = check("soak: RSS growth < 10 %", growth, lambda v: v < 10.0, "{:+.1f} %")
     if steady is not None:
         soak_rss = Target(soak_rss.text, f"{soak_rss.value} ({steady:+.1f} % after the first quarter)", soak_rss.met)
-    return [
-        check("bulk >= 1.3x websockets asyncio", _ratio(summary, "bulk", "events_per_s", "websockets"),
-              lambda v: v >= 1.3, "{:.2f}x"),
-        check("bulk >= 0.7x picows + json.loads", _ratio(summary, "bulk", "events_per_s", "picows"),
-              lambda v: v >= 0.7, "{:.2f}x"),
-        check("bulk: CPU <= 5 us per event", get("bulk", "cpu_us_per_event"), lambda v: v <= 5.0, "{:.2f} us"),
-        check("paced: p99 <= 1.2x websocket-client recv()", _ratio(summary, "paced", "p99", "ws-recv"),
-              lambda v: v <= 1.2, "{:.2f}x"),
-        check("paced: max <= 2 ms", get("paced", "max"), lambda v: v <= 2000.0, "{:,.0f} us"),
-        check("300/s: CPU <= websockets asyncio's, metrics on", _ratio(summary, "realistic", "cpu_pct", "websockets"),
-              lambda v: v <= 1.0, "{:.2f}x"),
+    out: list[Target] = []
+    for client, who in ((PRODUCT, "Client+get"), (ITERATOR, "iterator")):
+        for text, workload, name, baseline, ok, fmt in CLIENT_TARGETS:
+            value = _ratio(summary, workload, name, baseline, client) if baseline else get(workload, name, client)
+            out.append(check(text.format(who), value, ok, fmt))
+    bare_max = get("paced", "max", "ws-recv")
+    out += [
+        check(
+            "paced: p99 <= 1.2x websocket-client recv()",
+            _ratio(summary, "paced", "p99", "ws-recv"),
+            lambda v: v <= 1.2,
+            "{:.2f}x",
+        ),
+        check(
+            "paced: max <= 2 ms (where recv()'s max is)",
+            get("paced", "max"),
+            lambda v: v <= max(2000.0, bare_max or 0.0),
+            "{:,.0f} us",
+        ),
+        check(
+            "300/s: CPU <= websockets asyncio's, metrics on",
+            _ratio(summary, "realistic", "cpu_pct", "websockets"),
+            lambda v: v <= 1.0,
+            "{:.2f}x",
+        ),
         soak_rss,
-        Target("soak: thread count constant", "-" if t0 is None else f"{t0:.0f} -> {t1:.0f}",
-               None if t0 is None else t0 == t1),
-    ]  # fmt: skip
+        Target(
+            "soak: thread count constant",
+            "-" if t0 is None else f"{t0:.0f} -> {t1:.0f}",
+            None if t0 is None else t0 == t1,
+        ),
+    ]
+    return out  # fmt: skip
 
 
 def target_lines(summary: Summary) -> list[str]:

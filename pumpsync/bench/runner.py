@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from pumpsync.bench.clients import CLIENTS, PRODUCT, Feed
+from pumpsync.bench.clients import CLIENTS, NULL, PRODUCT, Feed
 from pumpsync.bench.scrape import Scraper, free_addr
 from pumpsync.bench.server import BenchError, SimulatorProcess
 
@@ -31,6 +32,9 @@ class Workload:
     latency: bool = False
     warm_at: int | None = None  # soak: note memory here too
     provider: str = "openpump"  # whose frames the simulator sends
+    # Pre-encoded frames from the firehose (throughput); False: the simulator, which stamps each
+    # frame's send time (latency) or streams more than a prepared buffer should hold (soak).
+    firehose: bool = False
 
     def blast_timeout(self) -> float:
         if self.rate is not None:
@@ -48,7 +52,7 @@ class Plan:
     realistic_rate: float = 300.0
     repeat: int = 3
     soak_repeat: int = 1
-    clients: tuple[str, ...] = tuple(key for key, cls in CLIENTS.items() if cls.available())
+    clients: tuple[str, ...] = tuple(key for key, cls in CLIENTS.items() if cls.available() and key != NULL)
     workloads: tuple[str, ...] = WORKLOADS
     seed: int = 1
     feed_events: int = 50_000  # pumpportal and solana, as fast as possible
@@ -60,15 +64,15 @@ class Plan:
     def build(self) -> list[Workload]:
         paced, realistic = self.paced_rate, self.realistic_rate
         every = {
-            "bulk": Workload("bulk", self.events, None),
+            "bulk": Workload("bulk", self.events, None, firehose=True),
             "paced": Workload("paced", max(2, int(paced * self.seconds)), paced, latency=True),
             "realistic": Workload("realistic", max(2, int(realistic * self.realistic_seconds)), realistic),
             # warm: past the client's de-duplication window (200,000 identities by default)
             "soak": Workload("soak", self.soak_events, None, warm_at=self.soak_events // 4),
             # PumpPortal-sized trade frames (a funded key's token_trades), as fast as possible
-            "pumpportal": Workload("pumpportal", self.feed_events, None, provider="pumpportal"),
+            "pumpportal": Workload("pumpportal", self.feed_events, None, provider="pumpportal", firehose=True),
             # logsNotification frames: JSON-RPC, then base64 + Borsh per event
-            "solana": Workload("solana", self.feed_events, None, provider="solana"),
+            "solana": Workload("solana", self.feed_events, None, provider="solana", firehose=True),
             # the paced phase; the throughput phase's count is fanout_events (see fanout.py)
             "fanout": Workload("fanout", max(2, int(paced * self.seconds)), paced, latency=True),
         }
@@ -78,11 +82,13 @@ class Plan:
         return self.soak_repeat if workload.key == "soak" else self.repeat
 
     def clients_for(self, workload: Workload) -> tuple[str, ...]:
+        """The clients of ``workload``; a firehose workload's capacity run (the null client) first."""
         if workload.key == "fanout":  # pumpsync's own hop; its baseline is pumpsync's direct connection
             return (PRODUCT,) if PRODUCT in self.clients else ()
+        clients = tuple(c for c in self.clients if c != NULL)
         if workload.provider != "openpump" and self.feed_clients is not None:
-            return tuple(c for c in self.clients if c in self.feed_clients)
-        return self.clients
+            clients = tuple(c for c in clients if c in self.feed_clients)
+        return (NULL, *clients) if workload.firehose and clients else clients
 
 
 @dataclass
@@ -127,7 +133,13 @@ def run_plan(plan: Plan, progress: Progress | None = None) -> Runs:
 
 def feed_of(sim: SimulatorProcess, workload: Workload) -> Feed:
     keys = tuple(sim.mints) if workload.provider == "pumpportal" else ()
-    return Feed(workload.provider, sim.urls[workload.provider], keys)
+    if not workload.firehose:
+        return Feed(workload.provider, sim.urls[workload.provider], keys)
+    feed = Feed(workload.provider, sim.firehose[workload.provider], keys)
+    # built now, before any clock starts; the capacity client needs its size
+    prepared = sim.call("fh_prepare", timeout=120.0, provider=workload.provider, count=workload.count)
+    skip = prepared["preamble"] + prepared["answers"] * len(feed.hello())
+    return Feed(feed.provider, feed.url, keys, skip, prepared["bytes"])
 
 
 def worker_command(spec: dict[str, Any]) -> list[str]:
@@ -137,7 +149,7 @@ def worker_command(spec: dict[str, Any]) -> list[str]:
 def worker_spec(client: str, feed: Feed, workload: Workload, count: int | None = None) -> dict[str, Any]:
     return {
         "client": client,
-        "feed": {"provider": feed.provider, "url": feed.url, "keys": list(feed.keys)},
+        "feed": dataclasses.asdict(feed) | {"keys": list(feed.keys)},
         "count": workload.count if count is None else count,
         "latency": workload.latency,
         "warm_at": workload.warm_at,
@@ -148,7 +160,10 @@ def worker_spec(client: str, feed: Feed, workload: Workload, count: int | None =
 
 def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str, Any]:
     """One client process through one workload; never raises, an ``error`` key says what failed."""
-    spec = worker_spec(client, feed_of(sim, workload), workload)
+    try:
+        spec = worker_spec(client, feed_of(sim, workload), workload)
+    except BenchError as exc:
+        return {"error": str(exc)}
     metrics_addr = free_addr() if CLIENTS[client].metrics else None
     if metrics_addr is not None:
         spec["metrics_addr"] = metrics_addr
@@ -160,21 +175,20 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
         proc = subprocess.Popen(worker_command(spec), stdout=subprocess.PIPE, stderr=log)
         scraper: Scraper | None = None
         try:
-            await_connection(sim, proc, log, workload.provider)
+            await_connection(sim, proc, log, workload.provider, "fh_ready" if workload.firehose else "ready")
             if metrics_addr is not None:
                 scraper = Scraper(metrics_addr)
             time.sleep(SETTLE)
-            server = sim.call(
-                "blast",
-                timeout=workload.blast_timeout(),
-                provider=workload.provider,
-                count=workload.count,
-                rate=workload.rate,
-            )
+            if workload.firehose:
+                server = sim.call("fh_blast", timeout=workload.blast_timeout(), provider=workload.provider,
+                                  count=workload.count)  # fmt: skip
+            else:
+                server = sim.call("blast", timeout=workload.blast_timeout(), provider=workload.provider,
+                                  count=workload.count, rate=workload.rate)  # fmt: skip
             scraped = scraper.close() if scraper is not None else None  # before the worker shuts its server
             out, _ = proc.communicate(timeout=60.0)
             result = parse_result(out, log)
-            result["server"] = {k: server[k] for k in ("frames", "wall_s", "cpu_s")}
+            result["server"] = {k: server[k] for k in ("frames", "wall_s", "cpu_s", "send_rate") if k in server}
             if scraped is not None:
                 result["metrics"] = scraped
             return result
@@ -189,12 +203,12 @@ def run_one(sim: SimulatorProcess, client: str, workload: Workload) -> dict[str,
 
 
 def await_connection(
-    sim: SimulatorProcess, proc: subprocess.Popen[bytes], log: IO[bytes], provider: str = "openpump"
+    sim: SimulatorProcess, proc: subprocess.Popen[bytes], log: IO[bytes], provider: str = "openpump", op: str = "ready"
 ) -> None:
     deadline = time.monotonic() + STARTUP
     while True:
         try:
-            sim.call("ready", timeout=0.5, n=1, provider=provider)
+            sim.call(op, timeout=0.5, n=1, provider=provider)
             return
         except BenchError as exc:
             if proc.poll() is not None:
@@ -223,6 +237,8 @@ def _brief(result: dict[str, Any]) -> str:
         parts.append(f"{result['events_per_s']:,.0f}/s")
     if result.get("cpu_us_per_event") is not None:
         parts.append(f"{result['cpu_us_per_event']:.1f} us CPU/event")
+    if result.get("server", {}).get("send_rate"):
+        parts.append(f"server could send {result['server']['send_rate']:,.0f}/s")
     if result.get("latency_us"):
         parts.append(f"p99 {result['latency_us']['p99']:.0f} us")
     if "error" in result:

@@ -6,6 +6,10 @@ for PumpPortal's trade subscription), then answers one JSON line per JSON line o
 stdin: ``idle`` (wait until no client is connected), ``ready`` (wait for ``n`` streaming clients
 of ``provider``), ``blast`` (send ``count`` stamped trades to ``provider``'s clients at
 ``rate``/s, or as fast as possible), ``stop``. End of stdin (the orchestrator went away) stops it too.
+
+The same process runs the firehose (:mod:`pumpsync.bench.firehose`, its ``urls`` under ``firehose``):
+``fh_prepare`` (build a ``count`` blast of ``provider``'s frames, before any clock starts), ``fh_ready``
+(wait for ``n`` streaming clients), ``fh_blast`` (send it; frames, bytes, wall and CPU seconds, send rate).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import tempfile
 import time
 from typing import IO, Any
 
+from pumpsync.bench.clients import Feed
+from pumpsync.bench.firehose import Firehose, capture
 from pumpsync.bench.probe import cpu_seconds
 
 PROVIDER = "openpump"  # the default workloads' provider
@@ -32,12 +38,23 @@ class BenchError(Exception):
 # ---------------------------------------------------------------- the child
 
 
-def _handle(sim: Any, cmd: dict[str, Any]) -> dict[str, Any]:
+def _handle(sim: Any, hose: Firehose, cmd: dict[str, Any]) -> dict[str, Any]:
     op, timeout = cmd["op"], float(cmd.get("timeout", 10.0))
     provider = cmd.get("provider", PROVIDER)
     if op == "idle":
         sim.wait_for(lambda: not any(sim.connections(p) for p in sim.providers), timeout)
+        hose.wait_idle(timeout)
         return {}
+    if op == "fh_prepare":
+        blast = hose.prepare(provider, int(cmd["count"]))
+        dialect = hose.dialects[provider]
+        return {"frames": blast.frames, "bytes": blast.bytes, "preamble": len(dialect.preamble),
+                "answers": len(dialect.answers)}  # fmt: skip
+    if op == "fh_ready":
+        hose.wait_streaming(provider, int(cmd["n"]), timeout)
+        return {}
+    if op == "fh_blast":
+        return hose.blast(provider, int(cmd["count"]), timeout)
     if op == "ready":
         sim.wait_for_connections(provider, int(cmd["n"]), subscribed=True, timeout=timeout)
         return {}
@@ -61,17 +78,35 @@ def main(argv: list[str]) -> int:
     with Simulator(providers=providers, port=0, rate=0, seed=seed, pumpportal_ban_seconds=0.0) as sim:
         # The blast's trade pool (the Simulator seeds it so); the PumpPortal server streams blast trades
         # to any funded key subscription, these are the mints a real subscriber would name.
-        mints = sorted({trade.mint for trade in trade_pool(seed + 1_000_003)})
-        _reply({"urls": {p: sim.url(p) for p in providers}, "mints": mints})
-        for line in sys.stdin:
-            cmd = json.loads(line)
-            try:
-                _reply({"ok": True, **_handle(sim, cmd)})
-            except Exception as exc:  # answer, so that the orchestrator can go on or give up
-                _reply({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
-            if cmd["op"] == "stop":
-                break
+        pool = trade_pool(seed + 1_000_003)
+        mints = sorted({trade.mint for trade in pool})
+        dialects = {}
+        for p in providers:
+            feed = Feed(p, sim.url(p), tuple(mints) if p == "pumpportal" else ())
+            dialects[p] = capture(sim, feed, pool, hello_expected=bool(feed.hello()), pings=_pings(p))
+        hose = Firehose(dialects)
+        try:
+            _reply({"urls": {p: sim.url(p) for p in providers}, "mints": mints,
+                    "firehose": {p: hose.url(p) for p in providers}})  # fmt: skip
+            for line in sys.stdin:
+                cmd = json.loads(line)
+                try:
+                    _reply({"ok": True, **_handle(sim, hose, cmd)})
+                except Exception as exc:  # answer, so that the orchestrator can go on or give up
+                    _reply({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+                if cmd["op"] == "stop":
+                    break
+        finally:
+            hose.close()
     return 0
+
+
+def _pings(provider: str) -> tuple[str, ...]:
+    """The application-level ping pumpsync's dialect sends (the firehose answers it as the simulator does)."""
+    from pumpsync.providers import dialect_class
+
+    ping = dialect_class(provider)(0, []).ping()
+    return (ping,) if ping else ()
 
 
 def _reply(obj: dict[str, Any]) -> None:
@@ -101,6 +136,7 @@ class SimulatorProcess:
             raise
         self.urls: dict[str, str] = hello["urls"]
         self.mints: list[str] = hello["mints"]
+        self.firehose: dict[str, str] = hello["firehose"]
 
     @property
     def url(self) -> str:

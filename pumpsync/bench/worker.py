@@ -28,7 +28,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     ).start()
     try:
         feed = spec["feed"]
-        extra = client.run(Feed(feed["provider"], feed["url"], tuple(feed.get("keys", ()))), recorder)
+        extra = client.run(Feed(**{**feed, "keys": tuple(feed.get("keys", ()))}), recorder)
     finally:
         watchdog.stop()
     result = recorder.result()

@@ -29,13 +29,13 @@ from pumpsync.providers.base import (
     opt_int,
     opt_num,
     opt_str,
-    ratio,
 )
 from pumpsync.providers.spec import ProviderSpec
 
 _PING = json.dumps({"type": "ping"})
 _STATUS = json.dumps({"type": "status"})
-_AFTER_TRADE = event_defaults_after("price_sol")  # a trade's event: fields up to price_sol, then these
+_AFTER_TRADE = event_defaults_after("price_sol")
+_INT_MAX = 2**63 - 1  # opt_int's bound  # a trade's event: fields up to price_sol, then these
 
 
 def with_query(url: str, name: str, value: str) -> str:
@@ -92,19 +92,23 @@ class OpenPump(Dialect):
         return self.unknown(obj, received_at, "unknown_type")
 
     def _trade(self, obj: dict[str, Any], side: str, received_at: int) -> list[Output]:
-        mint = opt_str(obj.get("mint"))
-        signature = opt_str(obj.get("signature"))
-        if mint is None or signature is None:
+        get = obj.get
+        mint, signature = get("mint"), get("signature")
+        if type(mint) is not str or type(signature) is not str:  # opt_str, inline: the bulk path
             return self.unknown(obj, received_at, "invalid_fields")
-        sol = opt_num(obj.get("solAmount"))
-        tokens = opt_num(obj.get("tokenAmount"))
+        sol, tokens = get("solAmount"), get("tokenAmount")
+        # opt_num's common case inline (a finite float); anything else goes through it
+        sol = sol if type(sol) is float and sol - sol == 0.0 else opt_num(sol)
+        tokens = tokens if type(tokens) is float and tokens - tokens == 0.0 else opt_num(tokens)
+        timestamp, trader = get("timestamp"), get("trader")
+        price = sol / tokens if sol is not None and tokens else None  # ratio(), inline
         head = (
             TRADE,
             "openpump",
             mint,
             signature,
             None,  # slot
-            opt_int(obj.get("timestamp")),
+            timestamp if type(timestamp) is int and 0 <= timestamp <= _INT_MAX else opt_int(timestamp),
             received_at,
             self.connection,
             False,  # backfill
@@ -113,8 +117,8 @@ class OpenPump(Dialect):
             side,
             sol,  # sol_amount
             tokens,  # token_amount
-            opt_str(obj.get("trader")),
-            ratio(sol, tokens),  # price_sol
+            trader if type(trader) is str else None,
+            price if price is None or price - price == 0.0 else None,  # 1e308 / 1e-308 overflows to inf
         )
         return [Event._make(head + _AFTER_TRADE)]  # positional: half the cost of keywords (bulk is trades)
 

@@ -1,0 +1,36 @@
+"""OpenPump's trade path checks its fields inline (the bulk path): the same values as the shared
+``opt_*`` helpers and ``ratio`` give, for every odd value a frame can hold."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+from pumpsync.events import TRADE, Event
+from pumpsync.providers.base import opt_int, opt_num, opt_str, ratio
+from pumpsync.providers.openpump import OpenPump
+
+ODD: list[Any] = [None, True, 0, 1, -1, 2**63, -(2**63) - 1, 2**63 - 1, 1.5, 0.0, -0.0, 1e308, 1e-308, math.inf,
+                  -math.inf, math.nan, "12.5", "x", "inf", [], {}]  # fmt: skip
+
+
+def test_inline_checks_match_the_helpers() -> None:
+    dialect = OpenPump(0, [])
+    for sol, tokens, stamp in itertools.product(ODD, ODD, ODD[:10]):
+        obj = {"type": "buy", "mint": "M", "signature": "S", "trader": sol if isinstance(sol, str) else "T",
+               "solAmount": sol, "tokenAmount": tokens, "timestamp": stamp}  # fmt: skip
+        (event,) = dialect._trade(obj, "buy", 5)
+        want_sol, want_tokens = opt_num(sol), opt_num(tokens)
+        got = (event.sol_amount, event.token_amount, event.price_sol, event.timestamp, event.trader)
+        want = (want_sol, want_tokens, ratio(want_sol, want_tokens), opt_int(stamp), opt_str(obj["trader"]))
+        assert repr(got) == repr(want), (sol, tokens, stamp)  # repr: nan, -0.0 and int/float told apart
+
+
+def test_a_trade_without_a_string_mint_or_signature_is_refused() -> None:
+    dialect = OpenPump(0, [])
+    for bad in (None, 1, b"M", ["M"]):
+        for field in ("mint", "signature"):
+            obj = {"type": "buy", "mint": "M", "signature": "S", field: bad}
+            outputs = dialect._trade(obj, "buy", 5)
+            assert outputs and not any(type(out) is Event and out.kind == TRADE for out in outputs), (field, bad)
