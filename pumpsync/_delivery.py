@@ -225,7 +225,7 @@ class Delivery:
         """Hand on the live events of one read, in order, under one acquisition of the lock,
         and wake the consumer once."""
         with self._lock:
-            if self._race is None and self.hold_since is None:
+            if self._race is None and self.hold_since is None and self.label is None:
                 self._put_live(events if isinstance(events, list) else list(events))
             else:
                 accept = self._accept
