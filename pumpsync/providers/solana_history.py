@@ -181,15 +181,43 @@ class SolanaHistory:
         PumpSwap's list is bounded by the slot alone."""
         found: list[tuple[str, int]] = []
         seen: set[str] = set()  # a node that ignores ``before`` answers the same page again: no progress
+        until = since.signature if program == PROGRAM_ID else None
+        beyond = self._list(program, since.slot, until, None, found, seen, stop)
+        if until:
+            # ``until`` ends the list at that signature, but its slot may hold transactions before it
+            # that were not delivered (the delivery's order within a slot is not the node's): the
+            # rest of that slot too (the recovery skips what was delivered as a duplicate).
+            beyond += self._list(program, since.slot, None, until, found, seen, stop)
+        if beyond:
+            self._count(LOST_CEILING, beyond)
+            log.warning(
+                "solana gap: %d transactions beyond the ceiling of %d were not fetched (their events are lost)",
+                beyond,
+                self.max_transactions,
+            )
+        return found
+
+    def _list(
+        self,
+        program: str,
+        since_slot: int,
+        until: str | None,
+        before: str | None,
+        found: list[tuple[str, int]],
+        seen: set[str],
+        stop: threading.Event,
+    ) -> int:
+        """Page back from ``before`` (else the newest) to ``until`` or ``since_slot``, appending
+        to ``found`` what is not in ``seen``; how many were beyond the ceiling."""
+        rest_of_slot = before is not None  # the second list: an answer seen before is the node ignoring ``before``
         beyond = 0
-        before: str | None = None
         for page_number in range(_MAX_PAGES):
             if len(found) >= self.max_transactions and page_number >= _COUNT_PAGES:
                 log.warning("solana gap: counting stopped after %d pages: the loss below is a lower bound", page_number)
                 break
             options: dict[str, Any] = {"limit": self.page_limit, "commitment": self.commitment}
-            if since.signature and program == PROGRAM_ID:
-                options["until"] = since.signature
+            if until:
+                options["until"] = until
             if before:
                 options["before"] = before
             page = self.call("getSignaturesForAddress", [program, options], stop)
@@ -207,7 +235,7 @@ class SolanaHistory:
                 seen.add(signature)
                 fresh += 1
                 before = signature
-                if slot < since.slot:  # older than the gap (also the bound when no signature is known)
+                if slot < since_slot:  # older than the gap (also the bound when no signature is known)
                     done = True
                     break
                 if item.get("err") is not None:
@@ -217,6 +245,8 @@ class SolanaHistory:
                 else:
                     beyond += 1
             if page and not fresh and not done:
+                if rest_of_slot:
+                    break  # counted by the first list, if at all
                 self._count(NO_PROGRESS)
                 log.warning(
                     "solana gap: getSignaturesForAddress answered page %d with nothing new (the node does not "
@@ -226,14 +256,7 @@ class SolanaHistory:
                 break
             if done:
                 break
-        if beyond:
-            self._count(LOST_CEILING, beyond)
-            log.warning(
-                "solana gap: %d transactions beyond the ceiling of %d were not fetched (their events are lost)",
-                beyond,
-                self.max_transactions,
-            )
-        return found
+        return beyond
 
     # -- one transaction
     def transaction(self, signature: str, stop: threading.Event) -> dict[str, Any] | None:
