@@ -192,16 +192,19 @@ class GapRecovery:
             gap = self._restrict(gap) if gap is not None else None
             if gap is not None and gap.positions:
                 ident = self._open(gap) if ident is None else ident
-                self._hold_for(gap, index, ident)
+                self._hold_for(gap, index, ident, held=carried is not None)
                 return
-        if ident is not None:  # carried, and nothing of it is recoverable now
-            self.ledger.close(ident, "lost", "nothing recoverable is subscribed any more")
+        if carried is not None:  # carried, and nothing of it is recoverable now: its hold ends
+            self._delivery.end_hold()
+            self.ledger.close(carried[1], "lost", "nothing recoverable is subscribed any more")
 
-    def _hold_for(self, gap: Gap, index: int, ident: int) -> None:
-        """Hold the live stream for ``gap`` and queue its fetch (under ``_cond``)."""
+    def _hold_for(self, gap: Gap, index: int, ident: int, held: bool = False) -> None:
+        """Hold the live stream for ``gap`` (``held``: a carried gap's hold goes on) and queue its
+        fetch (under ``_cond``)."""
         # Live events wait until the gap is back (at most gap_deadline); the fetch starts once every
         # channel is live again (acknowledged), so that its answer reaches past the moment the stream resumed.
-        self._delivery.hold()
+        if not held:
+            self._delivery.hold()
         awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
         start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
         self._pending.append(_Pending(gap, awaiting, start_by, index, ident))
@@ -217,17 +220,22 @@ class GapRecovery:
                         self._cond.notify_all()
 
     def session_ended(self, index: int) -> None:
-        """A session ended: a gap it opened but did not start to fetch passes to the next session."""
+        """A session ended: a gap it opened but did not start to fetch passes to the next session,
+        with its hold: the live events held meanwhile are newer than the gap, so they wait for it
+        (ending the hold here let them out before the gap's older events; the hold's deadline
+        still bounds the wait)."""
         with self._cond:
             mine = [p for p in self._pending if p.index == index]
+            ended = 0  # holds beyond the one the carried gap keeps
             for pending in mine:
                 self._pending.remove(pending)
                 if self._carried is None:
                     self._carried = (pending.gap, pending.ident)
-                else:  # one report for the merged gap
+                else:  # one report for the merged gap, one hold
                     self._carried = (self._carried[0].merge(pending.gap), self._carried[1])
                     self.ledger.drop(pending.ident)
-        for _ in mine:
+                    ended += 1
+        for _ in range(ended):
             self._delivery.end_hold()
 
     def refetch(self, key: str, slot: int | None) -> bool:

@@ -222,3 +222,55 @@ def test_no_error_ends_the_recovery_thread_and_every_gap_gets_an_outcome() -> No
     finally:
         recovery.stop()
         assert recovery.join(5)
+
+
+class _OlderHistory:
+    """A history with one event older than anything live (no network: the order is the point)."""
+
+    stream_wide = True
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+
+    def recoverable(self, channel: str) -> bool:
+        return True
+
+    def fetch(self, channels: Any, since: Any, stop: threading.Event) -> Any:
+        yield [self.event]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_gap_carried_to_the_next_session_keeps_the_live_events_behind_it() -> None:
+    """A session ends before its gap started to fetch (a channel not live yet): the gap passes to
+    the next session and the live events held meanwhile (newer than the gap) stay held until the
+    gap is delivered; one hold, which the fetch ends."""
+    from pumpsync._delivery import Delivery
+    from pumpsync._recovery import GapRecovery
+    from pumpsync._stats import ClientStats, ConnectionStats
+    from pumpsync.config import make_config
+    from pumpsync.providers.base import Subscription
+
+    config = make_config(
+        "solana", url="ws://127.0.0.1:9/", since=5, backoff_initial=0.01, backoff_max=0.05, gap_deadline=60
+    )
+    stats = ClientStats("solana", config.queue_size, [ConnectionStats(0)])
+    delivery = Delivery(stats, config.queue_size, config.dedup_size)
+    older = Event("trade", "solana", "M", "OLD", 7, None, 0, 0, True, {}, channel="trades")
+    subscriptions = [Subscription("trades")]
+    recovery = GapRecovery(config, _OlderHistory(older), delivery, stats, lambda: subscriptions)  # type: ignore[arg-type]
+    recovery.start()
+    try:
+        recovery.session_opened(0, resumed=False)  # the ``since`` gap, waiting for "trades" to be live
+        delivery.deliver(Event("trade", "solana", "M", "NEW", 9, None, 0, 0, False, {}, channel="trades"))
+        recovery.session_ended(0)  # before "trades" was live: the gap is carried
+        assert delivery.holding and delivery.queue.empty()
+        recovery.session_opened(0, resumed=True)
+        recovery.channel_live(0, "trades")
+        wait_until(lambda: delivery.queue.qsize() == 2, what="the gap's event and the held one")
+        assert [delivery.queue.get_nowait().signature for _ in range(2)] == ["OLD", "NEW"]
+        wait_until(lambda: not delivery.holding, what="the one hold ended by the fetch")
+    finally:
+        recovery.stop()
+        assert recovery.join(5)

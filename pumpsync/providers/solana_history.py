@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -60,6 +61,7 @@ _CHUNK = 64  # transactions per page handed to the gap recovery
 _ATTEMPTS = 8  # per call, for 429 / 5xx / network errors / rate-limit errors
 _NOT_FOUND_ATTEMPTS = 3  # a confirmed signature's transaction may take a moment to be served
 _COUNT_PAGES = 100  # beyond the ceiling, signature pages read only to count the loss
+_CUT_ROUNDS = 8  # listings again of both programs for one consistent cut (each brings what came meanwhile)
 _MAX_PAGES = 10_000  # a node that pages forever (an ``until`` it does not know and no slot bound) must not keep us
 _REQUEST_TIMEOUT = (5.0, 30.0)
 _SIGNATURE_MAX = 128  # a base58 signature is 87-88 characters
@@ -73,9 +75,22 @@ LOST_TRUNCATED = "log_truncated"  # cut log and no inner instructions to recover
 RECOVERED_TRUNCATED = "truncated_recovered"
 FAILED_TX = "failed_tx"
 UNREADABLE_TX = "unreadable_tx"  # a getTransaction answer of a shape nothing could be read from (lost)
+NO_CUT = "no_cut"  # gaps whose programs' lists never reached one moment (the newest may misorder)
 NO_PROGRESS = "no_progress"  # signature pages that brought nothing new (a cursor that does not advance)
 LOSS_REASONS = (LOST_CEILING, LOST_UNAVAILABLE, LOST_TRUNCATED, UNREADABLE_TX)
-STAT_REASONS = (*LOSS_REASONS, RECOVERED_TRUNCATED, FAILED_TX, NO_PROGRESS)
+STAT_REASONS = (*LOSS_REASONS, RECOVERED_TRUNCATED, FAILED_TX, NO_PROGRESS, NO_CUT)
+
+
+@dataclass
+class _Listing:
+    """One program's signatures of a gap (newest first) and every signature it was answered."""
+
+    program: str
+    since_slot: int
+    until: str | None  # the signature the gap starts after (the pump program's), if known
+    seen: set[str] = field(default_factory=set)  # a node that ignores ``before`` answers a page again
+    found: list[tuple[str, int]] = field(default_factory=list)
+    newest: str | None = None  # the newest signature answered (``until`` of the next listing)
 
 
 class SolanaHistory:
@@ -133,11 +148,14 @@ class SolanaHistory:
         filters = compile_filters({ch: f for ch, f in channels.items() if self.recoverable(ch)})
         if not filters:
             return
-        missed = self.signatures(since, stop)
-        missed.reverse()  # oldest first: the order they happened in
-        if "trades" in filters:  # a graduated coin's trades are PumpSwap's
+        programs = [PROGRAM_ID, PUMPSWAP_PROGRAM_ID] if "trades" in filters else [PROGRAM_ID]  # PumpSwap: trades
+        listings = [self._listing(program, since, stop) for program in programs]
+        if len(listings) > 1:
+            self._cut(listings, stop)
+        missed = list(reversed(listings[0].found))  # oldest first: the order they happened in
+        if len(listings) > 1:
             seen = {signature for signature, _ in missed}
-            amm = [item for item in reversed(self.signatures(since, stop, PUMPSWAP_PROGRAM_ID)) if item[0] not in seen]
+            amm = [item for item in reversed(listings[1].found) if item[0] not in seen]
             # One list by slot; within a slot the program's first (a migration teaches the pool its
             # PumpSwap trades need), each list in its own order (a stable sort).
             missed = sorted(missed + amm, key=lambda item: item[1])
@@ -179,17 +197,77 @@ class SolanaHistory:
         """The successful transactions of ``program`` after ``since`` (newest first), at most
         ``max_transactions``; the rest are counted as lost. ``since.signature`` is the pump program's:
         PumpSwap's list is bounded by the slot alone."""
-        found: list[tuple[str, int]] = []
-        seen: set[str] = set()  # a node that ignores ``before`` answers the same page again: no progress
+        return self._listing(program, since, stop).found
+
+    def _listing(self, program: str, since: Position, stop: threading.Event) -> _Listing:
+        until = since.signature if program == PROGRAM_ID else None
+        listing = _Listing(program, since.slot, until)
+        beyond = self._list(listing, until, None, stop)
+        if until:
+            # ``until`` ends the list at that signature, but its slot may hold transactions before it
+            # that were not delivered (the delivery's order within a slot is not the node's): the
+            # rest of that slot too (the recovery skips what was delivered as a duplicate).
+            beyond += self._list(listing, None, until, stop)
+        self._beyond(beyond)
+        return listing
+
+    def _cut(self, listings: list[_Listing], stop: threading.Event) -> None:
+        """List each program again for what came while the others were listed, until a round brings
+        nothing: then every list reaches the same moment. Without this, PumpSwap's list (taken after
+        the pump program's) held transactions newer than pump ones the first list never saw; those
+        were released first and the pump ones came with a later gap, after newer live events (out
+        of order), or never (the next gap started past them)."""
+        for _ in range(_CUT_ROUNDS):
+            moved = False
+            for listing in listings:
+                newer = _Listing(listing.program, listing.since_slot, listing.until, set(listing.seen))
+                until = listing.newest or listing.until
+                self._beyond(self._list(newer, until, None, stop, newer_than=listing))
+                if newer.found or newer.newest:
+                    moved = True
+                    listing.found[:0] = newer.found
+                    listing.seen |= newer.seen
+                    listing.newest = newer.newest or listing.newest
+            if not moved:
+                return
+        self._count(NO_CUT)
+        log.warning(
+            "solana gap: the programs' histories kept moving over %d listings: the newest transactions of "
+            "this gap may come out of order across the two programs",
+            _CUT_ROUNDS,
+        )
+
+    def _beyond(self, beyond: int) -> None:
+        if beyond:
+            self._count(LOST_CEILING, beyond)
+            log.warning(
+                "solana gap: %d transactions beyond the ceiling of %d were not fetched (their events are lost)",
+                beyond,
+                self.max_transactions,
+            )
+
+    def _list(
+        self,
+        listing: _Listing,
+        until: str | None,
+        before: str | None,
+        stop: threading.Event,
+        newer_than: _Listing | None = None,
+    ) -> int:
+        """Page back from ``before`` (else the newest) to ``until`` or the listing's slot, adding to
+        it what it has not seen; how many were beyond the ceiling. ``newer_than``: only what came
+        after that listing's newest (its first answer already seen ends the list)."""
+        program, since_slot, found, seen = listing.program, listing.since_slot, listing.found, listing.seen
+        room = self.max_transactions - (len(newer_than.found) if newer_than is not None else 0)
+        rest_of_slot = before is not None  # the second list: an answer seen before is the node ignoring ``before``
         beyond = 0
-        before: str | None = None
         for page_number in range(_MAX_PAGES):
-            if len(found) >= self.max_transactions and page_number >= _COUNT_PAGES:
+            if len(found) >= room and page_number >= _COUNT_PAGES:
                 log.warning("solana gap: counting stopped after %d pages: the loss below is a lower bound", page_number)
                 break
             options: dict[str, Any] = {"limit": self.page_limit, "commitment": self.commitment}
-            if since.signature and program == PROGRAM_ID:
-                options["until"] = since.signature
+            if until:
+                options["until"] = until
             if before:
                 options["before"] = before
             page = self.call("getSignaturesForAddress", [program, options], stop)
@@ -203,20 +281,27 @@ class SolanaHistory:
                 if signature is None or slot is None or len(signature) > _SIGNATURE_MAX:
                     raise HistoryError("getSignaturesForAddress answered an item without signature or slot")
                 if signature in seen:
+                    if newer_than is not None:  # newest first: the rest was listed before
+                        done = True
+                        break
                     continue  # answered before: not a transaction more
                 seen.add(signature)
+                if listing.newest is None:
+                    listing.newest = signature
                 fresh += 1
                 before = signature
-                if slot < since.slot:  # older than the gap (also the bound when no signature is known)
+                if slot < since_slot:  # older than the gap (also the bound when no signature is known)
                     done = True
                     break
                 if item.get("err") is not None:
                     self._count(FAILED_TX)
-                elif len(found) < self.max_transactions:
+                elif len(found) < room:
                     found.append((signature, slot))
                 else:
                     beyond += 1
             if page and not fresh and not done:
+                if rest_of_slot:
+                    break  # counted by the first list, if at all
                 self._count(NO_PROGRESS)
                 log.warning(
                     "solana gap: getSignaturesForAddress answered page %d with nothing new (the node does not "
@@ -226,14 +311,7 @@ class SolanaHistory:
                 break
             if done:
                 break
-        if beyond:
-            self._count(LOST_CEILING, beyond)
-            log.warning(
-                "solana gap: %d transactions beyond the ceiling of %d were not fetched (their events are lost)",
-                beyond,
-                self.max_transactions,
-            )
-        return found
+        return beyond
 
     # -- one transaction
     def transaction(self, signature: str, stop: threading.Event) -> dict[str, Any] | None:

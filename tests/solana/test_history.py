@@ -101,8 +101,12 @@ def test_the_real_transaction(node: Node) -> None:
     assert create.raw["virtual_token_reserves"] == 1_073_000_000_000_000
     assert create.raw["virtual_sol_reserves"] == 30_000_000_000
     same(events, live_events(real_tx()["meta"]["logMessages"]))  # exactly what the live stream gives
-    params, amm = node.methods("getSignaturesForAddress")  # the program's, then PumpSwap's (for trades)
+    # The program's back to "older", the rest of its slot before it, then PumpSwap's (for trades).
+    params, rest, amm, *again = node.methods("getSignaturesForAddress")
+    # then each program again for what came meanwhile (nothing here: one round): the cut is one moment
+    assert [(p[0], p[1].get("until")) for p in again] == [(PROGRAM_ID, SIGNATURE), (PUMPSWAP_PROGRAM_ID, None)]
     assert params[0] == PROGRAM_ID and params[1]["until"] == "older" and params[1]["commitment"] == "confirmed"
+    assert rest[0] == PROGRAM_ID and rest[1]["before"] == "older" and "until" not in rest[1]
     assert amm[0] == PUMPSWAP_PROGRAM_ID and "until" not in amm[1]  # bounded by the slot: not its signature
     (params,) = node.methods("getTransaction")
     assert params == [SIGNATURE, {"encoding": "json", "maxSupportedTransactionVersion": 0, "commitment": "confirmed"}]
@@ -169,11 +173,14 @@ def test_pages_until_the_last_signature_oldest_first(node: Node) -> None:
         node.add(f"sig{i}", 1000 + i // 3, synthetic_tx(1000 + i // 3))
     source = history(node, page_limit=7, concurrency=3)
     events = fetch_all(source, Position(1001, "sig4"))
-    assert [e.signature for e in events] == [f"sig{i}" for i in range(5, 30)]
+    # sig3 shares sig4's slot: fetched too (the recovery skips it as a duplicate if it was delivered)
+    assert [e.signature for e in events] == ["sig3"] + [f"sig{i}" for i in range(5, 30)]
     pages = [p for p in node.methods("getSignaturesForAddress") if p[0] == PROGRAM_ID]
-    assert len(pages) == 4  # 7 + 7 + 7 + 4
-    assert all(p[1]["until"] == "sig4" and p[1]["limit"] == 7 for p in pages)
-    assert [p[1].get("before") for p in pages] == [None, "sig23", "sig16", "sig9"]
+    # 7 + 7 + 7 + 4 back to sig4, then the rest of its slot, then the cut's round: anything newer than sig29
+    assert len(pages) == 6 and pages[5][1]["until"] == "sig29" and "before" not in pages[5][1]
+    assert all(p[1]["until"] == "sig4" and p[1]["limit"] == 7 for p in pages[:4])
+    assert [p[1].get("before") for p in pages[:5]] == [None, "sig23", "sig16", "sig9", "sig4"]
+    assert "until" not in pages[4][1]
     assert node.max_inflight <= 3
 
 
@@ -208,7 +215,8 @@ def test_filters_apply_to_history(node: Node) -> None:
     assert fetch_all(history(node), Position(1), {"trades": {"minSol": 3}}) == []
     assert [e.kind for e in fetch_all(history(node), Position(1), {"trades": {"side": "buy"}})] == [TRADE]
     assert fetch_all(history(node), Position(1), {"prices": {}}) == []  # nothing recoverable: no call
-    assert len(node.methods("getSignaturesForAddress")) == 4  # each trades fetch: the program and PumpSwap
+    # each trades fetch: the program and PumpSwap, then both again (the cut's round: nothing came meanwhile)
+    assert len(node.methods("getSignaturesForAddress")) == 8
 
 
 def test_http_429_and_rate_limit_errors_are_retried(node: Node) -> None:

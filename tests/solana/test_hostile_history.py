@@ -213,3 +213,43 @@ def test_a_flood_of_truncated_logs_keeps_the_refetch_backlog_bounded() -> None:
         assert recovery.source_stats()["refetch_overflow"] == 501
     finally:
         recovery.source.close()
+
+
+def test_both_programs_are_listed_up_to_one_moment() -> None:
+    """PumpSwap's list is taken after the pump program's: a pump transaction (P2) that came between
+    the two is in neither, and the newer PumpSwap one (A1) would go out before it (and the next gap
+    would start past it). Each program is listed again until a round brings nothing new."""
+    from pumpsync.providers.solana import PUMPSWAP_PROGRAM_ID
+
+    pump = [{"signature": "P1", "slot": 10, "err": None}]
+    listed: list[str] = []
+
+    def moving(method: str, params: list[Any]) -> tuple[int, dict[str, str], bytes] | None:
+        if method != "getSignaturesForAddress":
+            return None
+        program, options = params[0], params[1]
+        listed.append(program)
+        if program == PUMPSWAP_PROGRAM_ID:
+            if len(pump) == 1:
+                pump.insert(0, {"signature": "P2", "slot": 11, "err": None})  # came while PumpSwap was listed
+            page = [{"signature": "A1", "slot": 12, "err": None}]
+        else:
+            page = list(pump)
+        if options.get("until"):
+            page = (
+                page[: [item["signature"] for item in page].index(options["until"])]
+                if any(item["signature"] == options["until"] for item in page)
+                else page
+            )
+        return rpc({"jsonrpc": "2.0", "id": 1, "result": page})
+
+    with running_node() as node:
+        node.hostile = moving
+        source = history(node, concurrency=1)
+        try:
+            list(source.fetch({"trades": {}}, Position(5), threading.Event()))
+        finally:
+            source.close()
+        fetched = list(dict.fromkeys(params[0] for params in node.methods("getTransaction")))  # (null: retried)
+        assert fetched == ["P1", "P2", "A1"]  # P2 listed (by the pump program's second listing), in slot order
+        assert source.stats()["no_cut"] == 0

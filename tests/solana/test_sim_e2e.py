@@ -158,6 +158,7 @@ def test_gaps_recovered_exactly_once_in_order(make_client: Callable[..., Client]
 
     wait_until(all_in, timeout=30, what="every event")
     assert sorted((e.signature, e.kind) for e in got) == sorted(wanted)  # each exactly once
+    # Slot order: what a node gives across its two subscriptions (README "Delivery guarantees"), not block order.
     assert [e.slot for e in got] == sorted(e.slot or 0 for e in got), [
         (e.slot, e.kind, e.venue, e.backfill, (e.signature or "")[:6]) for e in got
     ]
