@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import logging
@@ -269,7 +268,7 @@ class Client:
                 self._delivery,
                 self._stats,
                 self.subscriptions,
-                on_gap=None if self._hooks is None else functools.partial(_gap_notice, self._hooks, self._label),
+                on_gap=None if self._hooks is None else functools.partial(self._hooks.notify, "on_gap"),
             )
             if spec.history is not None
             else None
@@ -636,11 +635,6 @@ _INIT = inspect.signature(Client.__init__)
 setattr(Client, "__signature__", _INIT.replace(parameters=list(_INIT.parameters.values())[1:]))  # noqa: B010
 
 
-def _gap_notice(hooks: Hooks, source: str, report: GapReport) -> None:
-    """The recovery's gap notices (released, closed) to the user's ``on_gap``, naming the source."""
-    hooks.notify("on_gap", dataclasses.replace(report, source=source))
-
-
 class _Hub(Owner):
     """Where the connection threads report (sessions opening and ending, non-event outputs):
     the one place those are dispatched. Private, so that ``Client``'s public surface is the API."""
@@ -668,8 +662,10 @@ class _Hub(Owner):
             # reports its gap from the recovery (recovered, partial or lost); one without, here.
             if since is not None and client._recovery is None:
                 detail = f"no connection of {client._label} was open for {now - since:.1f} s"
-                gap = GapReport(0, client.config.provider, None, since, "lost", closed_at=now, reason=detail)
-                hooks.notify("on_gap", dataclasses.replace(gap, source=client._label))
+                gap = GapReport(
+                    0, client.config.provider, None, since, "lost", closed_at=now, reason=detail, source=client._label
+                )
+                hooks.notify("on_gap", gap)
         recovery = client._recovery
         if recovery is not None:
             # After an outage of the whole client (no other connection kept the stream).
