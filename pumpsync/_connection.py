@@ -45,6 +45,7 @@ from pumpsync.providers.spec import (
     OP_PONG,
     OP_TEXT,
     ConnectFailed,
+    Outgoing,
     Transport,
     TransportClosed,
     UpgradeRefused,
@@ -106,6 +107,9 @@ class Connection:
         self.stats = stats
         spec = config.spec
         self._ws_ping = spec.heartbeat == "ws_ping"
+        # A data frame of the kind the dialect does not read is counted (and still handed to it).
+        self._foreign_opcode = {"text": OP_BINARY, "binary": OP_TEXT}.get(spec.frames)
+        self._foreign_reason = "binary" if spec.frames == "text" else "text"
         self._pings = spec.heartbeat in ("app", "ws_ping")  # "server"/"none": we send no heartbeat
         self.transport: Transport = (spec.transport or WebSocketTransport)(config, index)
         bind = getattr(self.transport, "bind_queue", None)
@@ -121,7 +125,7 @@ class Connection:
         # (docs/architecture.md): Client._registry_lock -> this -> the transport's write lock; nothing
         # is sent and no owner or user code runs while it is held.
         self._lock = threading.Lock()
-        self._outbox: deque[str] = deque()  # frames in the order the dialect made them
+        self._outbox: deque[Outgoing] = deque()  # frames in the order the dialect made them
         self._flushing = False  # one thread at a time sends the outbox, so frames keep that order
         self.dialect: Dialect | None = None
         self.sessions = 0
@@ -164,9 +168,9 @@ class Connection:
         """The thread runs, or has not been started yet (the supervisor reports one that ended early)."""
         return self._thread.is_alive() or self._thread.ident is None or self._stopping
 
-    def send(self, text: str) -> bool:
+    def send(self, data: Outgoing) -> bool:
         """Thread-safe send; False if there is no open session."""
-        return self.transport.send_text(text)
+        return self.transport.send(data)
 
     def send_ping(self) -> bool:
         """The heartbeat: the dialect's ping message, or a WebSocket ping frame (``ws_ping``)."""
@@ -186,7 +190,7 @@ class Connection:
             self.stats.pings_sent += 1
         return sent
 
-    def with_dialect(self, action: Callable[[Dialect], list[str]]) -> bool:
+    def with_dialect(self, action: Callable[[Dialect], list[Outgoing]]) -> bool:
         """Run ``action`` on the live dialect and send the frames it returns, after any frames
         other threads' actions (or the reader's replies) made before (False: no dialect, or a send failed)."""
         with self._lock:
@@ -314,8 +318,8 @@ class Connection:
                 for opcode, payload in frames:
                     if opcode == OP_TEXT or opcode == OP_BINARY:
                         stats.frames += 1
-                        if opcode == OP_BINARY:
-                            stats.malformed["binary"] += 1
+                        if opcode == self._foreign_opcode:
+                            stats.malformed[self._foreign_reason] += 1
                         with lock:
                             outputs = dialect.receive(payload, received_at)
                             for out in outputs:  # replies join the outbox in the dialect's order

@@ -88,12 +88,16 @@ class WebSocketTransport:
             raise TransportClosed("connection closed without a close frame")
         return len(chunk), self._decoder.feed(chunk)
 
-    def send_text(self, text: str) -> bool:
+    def send(self, data: str | bytes) -> bool:
+        """``str`` as a text frame, ``bytes`` as a binary frame (SEAM: ``Transport.send``)."""
         ws = self._ws
         if ws is None or not ws.connected:
             return False
         try:
-            ws.send(text)
+            if isinstance(data, bytes):
+                ws.send_binary(data)
+            else:
+                ws.send(data)
         except (OSError, websocket.WebSocketException):
             return False
         return True

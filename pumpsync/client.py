@@ -49,7 +49,7 @@ from pumpsync.providers.base import (
     Subscribed,
     Subscription,
 )
-from pumpsync.providers.spec import AuthForm, Transport
+from pumpsync.providers.spec import AuthForm, Outgoing, Transport
 
 if TYPE_CHECKING:
     from pumpsync._race import RaceTracker
@@ -747,7 +747,7 @@ def _alive(worker: Connection | GapRecovery) -> bool:
     return worker.alive
 
 
-def _apply(client: Client, channel: str, dialect: Dialect) -> list[str]:
+def _apply(client: Client, channel: str, dialect: Dialect) -> list[Outgoing]:
     """The frames that bring ``dialect`` to the registry's entry for ``channel`` (run under the connection's lock)."""
     want = client._registry.get(channel)
     have = dialect.subscriptions.get(channel)
@@ -759,7 +759,7 @@ def _apply(client: Client, channel: str, dialect: Dialect) -> list[str]:
     return frames + dialect.subscribe(want)
 
 
-def _status_request(dialect: Dialect) -> list[str]:
+def _status_request(dialect: Dialect) -> list[Outgoing]:
     frame = dialect.status_request()
     if frame is None:
         raise PumpsyncError(f"{dialect.provider} has no status request")

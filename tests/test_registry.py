@@ -190,7 +190,7 @@ class _LinesTransport:
         batch, self._lines = self._lines[:2], self._lines[2:]
         return sum(map(len, batch)), [(OP_TEXT, line) for line in batch]
 
-    def send_text(self, text: str) -> bool:
+    def send(self, data: str | bytes) -> bool:
         return True
 
     def send_ping(self, payload: bytes = b"") -> bool:

@@ -106,7 +106,7 @@ def _pings(provider: str) -> tuple[str, ...]:
     from pumpsync.providers import dialect_class
 
     ping = dialect_class(provider)(0, []).ping()
-    return (ping,) if ping else ()
+    return (ping,) if isinstance(ping, str) and ping else ()  # a text ping (every JSON dialect's)
 
 
 def _reply(obj: dict[str, Any]) -> None:

@@ -44,7 +44,7 @@ from pumpsync.providers.base import (
     ratio,
 )
 from pumpsync.providers.openpump import with_query
-from pumpsync.providers.spec import ProviderSpec
+from pumpsync.providers.spec import Outgoing, ProviderSpec
 
 SOL_MINT = "So11111111111111111111111111111111111111112"
 V1 = "v1"
@@ -133,28 +133,28 @@ class Anaxer(Dialect):
         elif isinstance(previous, Anaxer) and previous._provisional:  # that session never heard a frame
             self._learned = previous._learned
 
-    def on_open(self) -> list[str]:
+    def on_open(self) -> list[Outgoing]:
         if self._learned != DOCUMENT or self.form is not None:
             return []
         self.form, self._provisional = DOCUMENT, True
         return [frame for sub in self.subscriptions.values() for frame in self._subscribe_frames(sub)]
 
-    def on_hello_timeout(self) -> list[str]:
+    def on_hello_timeout(self) -> list[Outgoing]:
         if self.form is not None:
             return []
         self.form = DOCUMENT
         return [frame for sub in self.subscriptions.values() for frame in self._subscribe_frames(sub)]
 
-    def ping(self) -> str | None:
+    def ping(self) -> Outgoing | None:
         # v1 servers answer client pings; the document form's server pings us instead.
         return _PING if self.form == V1 else None
 
     # -- subscriptions
-    def subscribe(self, sub: Subscription) -> list[str]:
+    def subscribe(self, sub: Subscription) -> list[Outgoing]:
         self.subscriptions[sub.channel] = sub
         return self._subscribe_frames(sub) if self.form is not None else []
 
-    def unsubscribe(self, channel: str) -> list[str]:
+    def unsubscribe(self, channel: str) -> list[Outgoing]:
         if self.subscriptions.pop(channel, None) is None or self.form is None:
             return []
         if self.form == DOCUMENT:
@@ -165,7 +165,7 @@ class Anaxer(Dialect):
             return []
         return [json.dumps({"type": "unsubscribe", "id": sub_id})]
 
-    def _subscribe_frames(self, sub: Subscription) -> list[str]:
+    def _subscribe_frames(self, sub: Subscription) -> list[Outgoing]:
         if self.form == DOCUMENT:
             message: dict[str, Any] = {"subscribe": sub.channel}
             if sub.filters:

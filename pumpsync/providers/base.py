@@ -28,6 +28,7 @@ from pumpsync.errors import (
     SubscriptionRejected,
 )
 from pumpsync.events import UNKNOWN, Event
+from pumpsync.providers.spec import Outgoing
 
 log = logging.getLogger("pumpsync")
 _RAISED = WarningGate()
@@ -37,9 +38,9 @@ _RAISED = WarningGate()
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A frame to send back at once (a pong to the server's ping)."""
+    """A frame to send back at once (a pong to the server's ping): ``str`` as text, ``bytes`` as binary."""
 
-    text: str
+    text: Outgoing  # the name is historical: bytes too
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,15 +256,15 @@ class Dialect(ABC):
         """``auth`` is one of the spec's ``auth_forms``; ``key`` is None only for a provider
         whose spec says ``key_required=False`` and no key was given."""
 
-    def on_open(self) -> list[str]:
+    def on_open(self) -> list[Outgoing]:
         """Frames to send as soon as the socket is open."""
         return []
 
-    def on_close(self) -> list[str]:
+    def on_close(self) -> list[Outgoing]:
         """Frames to send before a deliberate close (a JSON-RPC node's ``logsUnsubscribe``)."""
         return []
 
-    def on_hello_timeout(self) -> list[str]:
+    def on_hello_timeout(self) -> list[Outgoing]:
         """No greeting came in time; frames to send now (only dialects that wait for one)."""
         return []
 
@@ -277,19 +278,19 @@ class Dialect(ABC):
         return None  # most dialects learn nothing worth carrying
 
     # -- heartbeats
-    def ping(self) -> str | None:
+    def ping(self) -> Outgoing | None:
         """A heartbeat frame the client sends every ping interval, or None if the server pings us."""
         return None
 
-    def status_request(self) -> str | None:
+    def status_request(self) -> Outgoing | None:
         return None
 
     # -- subscriptions at runtime
-    def subscribe(self, sub: Subscription) -> list[str]:
+    def subscribe(self, sub: Subscription) -> list[Outgoing]:
         self.subscriptions[sub.channel] = sub
         return []
 
-    def unsubscribe(self, channel: str) -> list[str]:
+    def unsubscribe(self, channel: str) -> list[Outgoing]:
         self.subscriptions.pop(channel, None)
         return []
 

@@ -46,7 +46,7 @@ from pumpsync.providers.base import (
     ratio,
 )
 from pumpsync.providers.openpump import with_query
-from pumpsync.providers.spec import ProviderSpec
+from pumpsync.providers.spec import Outgoing, ProviderSpec
 
 if TYPE_CHECKING:
     from pumpsync.config import ClientConfig
@@ -287,14 +287,14 @@ class PumpPortal(Dialect):
         self._key = key
         return Handshake(with_query(url, "api-key", key.reveal()), {})
 
-    def on_open(self) -> list[str]:
+    def on_open(self) -> list[Outgoing]:
         frames: list[tuple[str, str | None]] = []
         for sub in self.subscriptions.values():
             frames += self._frames(None, sub)
         return self._release(frames)
 
     # -- subscriptions
-    def subscribe(self, sub: Subscription) -> list[str]:
+    def subscribe(self, sub: Subscription) -> list[Outgoing]:
         """Set ``sub.channel`` to ``sub``; only the difference from what was asked before is sent."""
         sub = Subscription(sub.channel, check_filters(sub.channel, sub.filters))
         old = self.subscriptions.get(sub.channel)
@@ -304,7 +304,7 @@ class PumpPortal(Dialect):
             self._pools = self._pools_of(sub)
         return self._release(self._frames(old, sub))
 
-    def unsubscribe(self, channel: str) -> list[str]:
+    def unsubscribe(self, channel: str) -> list[Outgoing]:
         old = self.subscriptions.pop(channel, None)
         self._watch.pop(channel, None)
         self._acked.discard(channel)
@@ -334,10 +334,10 @@ class PumpPortal(Dialect):
         frames += [(_message(subscribe, chunk), new.channel) for chunk in _chunks(added)]
         return frames
 
-    def _release(self, frames: Iterable[tuple[str, str | None]] = ()) -> list[str]:
+    def _release(self, frames: Iterable[tuple[str, str | None]] = ()) -> list[Outgoing]:
         """Queue ``frames`` and return those the current window still allows (in order)."""
         self._queue.extend(frames)
-        out: list[str] = []
+        out: list[Outgoing] = []
         queue = self._queue
         while queue and self._window_sent < MESSAGES_PER_WINDOW:
             text, channel = queue.popleft()

@@ -63,7 +63,7 @@ from pumpsync.errors import AuthenticationError as RefusedKey
 from pumpsync.errors import ClientClosed, ConfigurationError, ConnectionLost, PumpsyncError
 from pumpsync.events import Event
 from pumpsync.providers.base import ClosePolicy, Dialect, Handshake, Malformed, Output, opt_str
-from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed, UpgradeRefused
+from pumpsync.providers.spec import OP_TEXT, ConnectFailed, Outgoing, ProviderSpec, TransportClosed, UpgradeRefused
 
 if TYPE_CHECKING:
     from pumpsync.config import ClientConfig
@@ -704,7 +704,7 @@ class RedisTransport:
         # Any answer, "nothing new" too, proves the server alive: count it as received.
         return max(1, sum(len(payload) for _, payload in frames)), frames
 
-    def send_text(self, text: str) -> bool:
+    def send(self, data: Outgoing) -> bool:
         return False
 
     def send_ping(self, payload: bytes = b"") -> bool:

@@ -33,7 +33,7 @@ from pumpsync._secrets import ApiKey
 from pumpsync.errors import ConfigurationError, EndOfStream, ProviderRefused
 from pumpsync.events import Event
 from pumpsync.providers.base import ClosePolicy, Dialect, Fatal, Handshake, Malformed, Output, Pong
-from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed
+from pumpsync.providers.spec import OP_TEXT, ConnectFailed, Outgoing, ProviderSpec, TransportClosed
 
 if TYPE_CHECKING:
     from pumpsync.config import ClientConfig
@@ -324,10 +324,10 @@ class ReplayTransport:
             frames.append((OP_TEXT, json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()))
         return sum(len(payload) for _, payload in frames), frames
 
-    def send_text(self, text: str) -> bool:
+    def send(self, data: Outgoing) -> bool:
         if self._stopped:
             return False
-        if text == _PING:
+        if data == _PING:
             self._pong_due = True
             self._wake.set()
         return True
@@ -359,7 +359,7 @@ class Replay(Dialect):
     def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         return Handshake(url, {})
 
-    def ping(self) -> str | None:
+    def ping(self) -> Outgoing | None:
         return _PING
 
     def receive(self, payload: bytes | str, received_at: int) -> list[Output]:

@@ -51,7 +51,7 @@ from pumpsync.providers.base import (
     opt_str,
 )
 from pumpsync.providers.openpump import with_query
-from pumpsync.providers.spec import HistorySource, ProviderSpec
+from pumpsync.providers.spec import HistorySource, Outgoing, ProviderSpec
 
 if TYPE_CHECKING:
     from pumpsync.config import ClientConfig
@@ -628,7 +628,7 @@ class Solana(Dialect):
             "logsSubscribe", [{"mentions": [PROGRAM_ID]}, {"commitment": self.commitment}], "subscribe"
         )
 
-    def _amm_frames(self) -> list[str]:
+    def _amm_frames(self) -> list[Outgoing]:
         """PumpSwap's logsSubscribe, once, while the trades channel is wanted."""
         if "trades" not in self.subscriptions or self._amm_subscription is not None or self._amm_subscribing:
             return []
@@ -636,7 +636,7 @@ class Solana(Dialect):
         params = [{"mentions": [PUMPSWAP_PROGRAM_ID]}, {"commitment": self.commitment}]
         return [self._request("logsSubscribe", params, "subscribe_amm")]
 
-    def on_open(self) -> list[str]:
+    def on_open(self) -> list[Outgoing]:
         self._opened = True
         self._amm_subscription, self._amm_subscribing = None, False
         # The data clock (SPEC.data_clock): slots advancing while no logsNotification comes means the
@@ -645,9 +645,9 @@ class Solana(Dialect):
         frames = [self._subscribe_frame()] if self.subscriptions else []
         return [*frames, self._request("slotSubscribe", [], "clock")]
 
-    def on_close(self) -> list[str]:
+    def on_close(self) -> list[Outgoing]:
         """Frames to send before a deliberate close: the node frees the subscriptions at once."""
-        frames = []
+        frames: list[Outgoing] = []
         if self._amm_subscription is not None:
             amm_id, self._amm_subscription = self._amm_subscription, None
             frames.append(self._request("logsUnsubscribe", [amm_id], "unsubscribe"))
@@ -666,18 +666,18 @@ class Solana(Dialect):
         # The session's first logsSubscribe unanswered within the hello timeout: the supervisor reconnects.
         return self._subscribing and not self._answered
 
-    def on_hello_timeout(self) -> list[str]:
+    def on_hello_timeout(self) -> list[Outgoing]:
         return []  # nothing to send: still awaiting, so the session ends
 
     # -- channels: one node subscription serves them all
-    def subscribe(self, sub: Subscription) -> list[str]:
+    def subscribe(self, sub: Subscription) -> list[Outgoing]:
         self.filters[sub.channel] = compile_filter(sub.channel, sub.filters)
         self.subscriptions[sub.channel] = sub
         if self._opened and self._subscription is None and not self._subscribing:
             return [self._subscribe_frame()]
         return self._amm_frames() if self._subscription is not None else []
 
-    def unsubscribe(self, channel: str) -> list[str]:
+    def unsubscribe(self, channel: str) -> list[Outgoing]:
         self.subscriptions.pop(channel, None)
         self.filters.pop(channel, None)
         if not self.subscriptions:

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 # "none"    nothing to send; staleness is still watched where ``stale`` is true.
 Heartbeat = Literal["app", "ws_ping", "server", "none"]
 AuthForm = Literal["query", "header", "none"]
+# A frame a dialect hands over to send: ``str`` goes as a text frame, ``bytes`` as a binary frame
+# (a transport whose protocol has messages of its own, gRPC, sends bytes as one message).
+Outgoing = str | bytes
+# Which data frames a dialect reads: a frame of another kind is counted malformed (``binary`` /
+# ``text``) and still handed to the dialect, which decides (JSON in a binary frame reads fine).
+FrameKind = Literal["text", "binary", "any"]
 
 
 @dataclass(frozen=True, order=True)
@@ -77,7 +83,8 @@ class HistoryError(Exception):
 
 
 # ---------------------------------------------------------------- the transport seam
-# Frame opcodes a transport yields (RFC 6455's numbers; a non-WebSocket transport yields OP_TEXT).
+# Frame opcodes a transport yields (RFC 6455's numbers). A transport whose protocol has messages of
+# its own (gRPC) yields each as ``(OP_BINARY, payload)``; a line-based one may yield OP_TEXT.
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x2, 0x8, 0x9, 0xA
 
 
@@ -105,9 +112,10 @@ class TransportClosed(Exception):
 
 class Transport(Protocol):
     """A connection slot's pipe to the source: opened once per session by the connection thread
-    (``open``/``read``/``send_*``/``close``/``shutdown``); ``abort`` and the sends may come from
-    any thread. The WebSocket transport (``pumpsync/_transport.py``) is the default; a provider
-    with another source (a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
+    (``open``/``read``/``send*``/``close``/``shutdown``); ``abort`` and the sends may come from
+    any thread. ``open``'s headers are the handshake's (for gRPC: the call's metadata). The
+    WebSocket transport (``pumpsync/_transport.py``) is the default; a provider with another
+    source (a gRPC stream, a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
     A transport class with metrics of its own may add a class method ``metrics_collector(transports)``
     (see ``pumpsync.metrics.extra_collectors``).
     """
@@ -121,8 +129,9 @@ class Transport(Protocol):
         yet. Raises ``TransportClosed`` at the end, and the framing's ``FrameTooLarge`` or
         ``ProtocolError`` (``pumpsync._framing``) for a broken stream."""
 
-    def send_text(self, text: str) -> bool:
-        """Thread-safe; False if the transport is not open."""
+    def send(self, data: Outgoing) -> bool:
+        """Thread-safe; False if the transport is not open. WebSocket: ``str`` as a text frame,
+        ``bytes`` as a binary frame; another protocol sends ``bytes`` as one of its messages."""
 
     def send_ping(self, payload: bytes = b"") -> bool:
         """A WebSocket ping frame (heartbeat ``"ws_ping"``), answered by an ``OP_PONG`` frame; False where none."""
@@ -161,6 +170,7 @@ class ProviderSpec:
     default_auth: AuthForm = "query"
     key_required: bool = True
     heartbeat: Heartbeat = "app"
+    frames: FrameKind = "text"  # the data frames the dialect reads (see FrameKind)
     # Alive means data. False: any frame proves the socket alive (pongs too). True: the dialect
     # subscribes to a clock on the same socket and emits Tick outputs; a connection whose clock
     # ticks on while no data frame arrives for stale_timeout has a dead subscription (reconnected,
@@ -216,9 +226,11 @@ __all__ = [
     "OP_TEXT",
     "AuthForm",
     "ConnectFailed",
+    "FrameKind",
     "Heartbeat",
     "HistoryError",
     "HistorySource",
+    "Outgoing",
     "Position",
     "ProviderSpec",
     "Transport",
