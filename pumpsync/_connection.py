@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from pumpsync._backoff import retry_after
+from pumpsync._logsource import label_threads
 from pumpsync._framing import FrameTooLarge, ProtocolError, close_code, close_reason
 from pumpsync._secrets import redact, safe_url
 from pumpsync._stats import ConnectionStats
@@ -77,19 +78,20 @@ class Outcome:
     retry_after: float | None = None  # the server's Retry-After, seconds
 
 
-class Owner:
-    """What a connection reports to (the client's hub). Methods run on the connection's thread.
+@dataclass(frozen=True)
+class Reports:
+    """Where a connection reports (its owner's callbacks, given at construction: weak ones, see
+    ``pumpsync._threads.upward``). ``opened``, ``ended`` and ``control`` run on the connection's
+    thread with no lock of the connection held; ``control`` gets every non-event output except the
+    ones the connection handles itself (``Malformed`` counts, ``Reply`` frames, ``Pong`` round
+    trips); a ``Fatal`` output ends the session and reaches the owner once, as the refusal of
+    ``ended``'s outcome. ``subscriptions`` is the registry's snapshot: it takes no lock (it is
+    called under the connection's)."""
 
-    ``control`` gets every non-event output except the ones the connection handles itself
-    (``Malformed`` counts, ``Reply`` frames, ``Pong`` round trips); a ``Fatal`` output ends the
-    session and reaches the owner once, as the refusal of ``session_ended``'s outcome."""
-
-    def session_opened(self, conn: Connection) -> None: ...
-    def session_ended(self, conn: Connection, outcome: Outcome) -> None: ...
-    def control(self, conn: Connection, output: Output) -> None: ...
-    def subscriptions(self) -> list[Subscription]:
-        """A snapshot of the registry; must take no lock (it is called under the connection's)."""
-        return []
+    opened: Callable[[Connection], None]
+    ended: Callable[[Connection, Outcome], None]
+    control: Callable[[Connection, Output], None]
+    subscriptions: Callable[[], list[Subscription]]
 
 
 class Connection:
@@ -100,7 +102,8 @@ class Connection:
         dialect_factory: Callable[[int, list[Subscription]], Dialect],
         delivery: Delivery,
         stats: ConnectionStats,
-        owner: Owner,
+        reports: Reports,
+        label: str = "",
     ) -> None:
         self.index = index
         self.config = config
@@ -117,13 +120,13 @@ class Connection:
             bind(delivery.queue)
         self._dialect_factory = dialect_factory
         self._delivery = delivery
-        self._owner = owner
+        self._reports = reports
         self._go = threading.Event()
         self._stopping = False
         self._abort_reason: str | None = None
         # Guards the dialect and the outbox between the reader and other threads. Lock order
-        # (docs/architecture.md): Client._registry_lock -> this -> the transport's write lock; nothing
-        # is sent and no owner or user code runs while it is held.
+        # (docs/architecture.md): this -> the dialect's frames (pure) -> nothing; the registry's lock is
+        # never held with it. Nothing is sent and no owner or user code runs while it is held.
         self._lock = threading.Lock()
         self._outbox: deque[Outgoing] = deque()  # frames in the order the dialect made them
         self._flushing = False  # one thread at a time sends the outbox, so frames keep that order
@@ -138,6 +141,7 @@ class Connection:
         self.next_ping_at = 0.0
         self.hello: dict[str, object] | None = None
         self._thread = threading.Thread(target=self._run, name=f"pumpsync-conn-{index}", daemon=True)
+        label_threads(label or config.provider, self._thread)  # its log lines name the source
 
     # ------------------------------------------------------------------ control from other threads
     def start(self) -> None:
@@ -249,7 +253,7 @@ class Connection:
             if self._stopping:
                 self.stats.set_state("closed")
                 break
-            self._owner.session_ended(self, outcome)
+            self._reports.ended(self, outcome)
         self.stats.set_state("closed")
 
     def _session(self) -> Outcome:
@@ -258,8 +262,8 @@ class Connection:
             previous = self.dialect
             self._outbox.clear()  # the last session's frames are not this one's
             # Read under this lock so that a subscribe() either lands in the snapshot or reaches this
-            # dialect afterwards; Owner.subscriptions() takes no lock (the registry is copy-on-write).
-            self.dialect = dialect = self._dialect_factory(self.index, self._owner.subscriptions())
+            # dialect afterwards; the snapshot takes no lock (the registry is copy-on-write).
+            self.dialect = dialect = self._dialect_factory(self.index, self._reports.subscriptions())
             if previous is not None:
                 dialect.resume(previous)  # what the last session learned (Anaxer: the wire form)
         url = config.url_of(self.index)
@@ -289,7 +293,7 @@ class Connection:
         self.stats.connects += 1
         self.stats.set_state("open")
         log.info("connection %d: open", self.index)
-        self._owner.session_opened(self)
+        self._reports.opened(self)
         self.with_dialect(lambda d: d.on_open())
         return self._read(dialect)
 
@@ -396,7 +400,7 @@ class Connection:
         else:
             if isinstance(out, Hello):
                 self.hello = dict(out.info)
-            self._owner.control(self, out)
+            self._reports.control(self, out)
         return None
 
     def _closed_by_server(self, dialect: Dialect, payload: bytes) -> Outcome:

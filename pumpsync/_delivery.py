@@ -21,6 +21,7 @@ import itertools
 import queue
 import threading
 import time
+import weakref
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict, deque
@@ -134,7 +135,8 @@ class Merge:
         self.seen = SeenSet(dedup_size)
         self.lock = threading.Lock()
         self.race = race
-        self.members: list[Delivery] = []
+        # Each source's delivery, weakly (a delivery holds its merge: no reference cycle).
+        self.members: list[weakref.ref[Delivery]] = []
 
     def prefer_copy(self, identity: Any, event: Event) -> None:
         """The preferred source's copy disagrees with the one queued: it goes out instead, if that one
@@ -155,7 +157,7 @@ class Merge:
     def owner(self, event: Event, dropping: Delivery) -> Delivery:
         """The delivery (source) that accounts for a queued event it drops: its provider's first
         (``dropping``, the one making room, once the others have left at close)."""
-        members = self.members or [dropping]
+        members = [m for m in (ref() for ref in self.members) if m is not None] or [dropping]
         if len(members) > 1:
             for member in members:
                 if member.provider == event.provider:
@@ -180,7 +182,7 @@ class Delivery:
         label: str | None = None,
     ) -> None:
         merge = merge if merge is not None else Merge(capacity, dedup_size)
-        merge.members.append(self)
+        merge.members.append(weakref.ref(self))
         self.merge = merge
         self.source = source  # index in the race
         self.provider = provider or stats.provider
@@ -464,11 +466,9 @@ class Delivery:
         self._clear_owed()
 
     def free(self) -> None:
-        """The client is closed: give back the de-duplication tables (megabytes) at once, and leave
-        the merge (its list of members is a reference cycle, which would wait for the cyclic GC)."""
+        """The client is closed: give back the de-duplication tables (megabytes) at once, and leave the merge."""
         with self._lock:
-            if self in self.merge.members:
-                self.merge.members.remove(self)
+            self.merge.members[:] = [ref for ref in self.merge.members if ref() not in (self, None)]
             self._seen = SeenSet(1)
             self.stats.held -= len(self._held)
             self._held.clear()

@@ -78,10 +78,6 @@ class GapLedger:
         self._counts: Counter[str] = Counter()  # closed gaps by outcome, holds released, other events
         self._warnings = WarningGate()
 
-    def detach(self) -> None:
-        """The owner is closed: no more notices to it."""
-        self._on_gap = None
-
     # -- reading
     @property
     def pending(self) -> bool:

@@ -30,8 +30,10 @@ from pumpsync._threads import join_thread
 from pumpsync.errors import ClientClosed, ConfigurationError, PumpsyncError
 
 if TYPE_CHECKING:
-    from pumpsync.client import Client
     from pumpsync.events import Event
+
+# The consumer's ``get(timeout)`` (the client's; raises ClientClosed once it is closed or gone).
+Getter = Callable[[float], "Event"]
 
 log = logging.getLogger("pumpsync")
 
@@ -77,7 +79,6 @@ class Hooks:
         self._stop = threading.Event()
         self._gate = WarningGate()
         self._thread: threading.Thread | None = None
-        self._client: Client | None = None
         self._down_since: dict[str, float] = {}  # per source: when its last open connection ended
         self.dropped = 0  # notices that found the list full
         # Every key from the start: snapshot() copies them from another thread.
@@ -116,9 +117,10 @@ class Hooks:
             return self._down_since.pop(source, None)
 
     # ------------------------------------------------------------------ owner
-    def start(self, client: Client) -> None:
-        self._client = client
-        self._thread = threading.Thread(target=self._run, name="pumpsync-hooks", daemon=True)
+    def start(self, get: Getter) -> None:
+        """Start the dispatcher; with ``on_event`` it consumes the client's events through ``get``
+        (held by the thread only: the reference ends with it, so a closed client is freed at once)."""
+        self._thread = threading.Thread(target=self._run, args=(get,), name="pumpsync-hooks", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float) -> bool:
@@ -128,26 +130,22 @@ class Hooks:
             self._cond.notify()
         if self._thread is threading.current_thread():
             return True  # close() from a callback: the dispatcher ends when the callback returns
-        ended = True if self._thread is None else join_thread(self._thread, timeout)
-        if ended:
-            self._client = None
-        return ended
+        return True if self._thread is None else join_thread(self._thread, timeout)
 
     def snapshot(self) -> dict[str, Any]:
         return {"calls": dict(self.calls), "errors": dict(self.errors), "dropped": self.dropped}
 
     # ------------------------------------------------------------------ the dispatcher thread
-    def _run(self) -> None:
-        client = self._client
-        reading = client is not None and "on_event" in self._callbacks
+    def _run(self, get: Getter) -> None:
+        reading = "on_event" in self._callbacks
         while not self._stop.is_set():
             self._run_notices()
-            if not reading or client is None:
+            if not reading:
                 with self._cond:
                     self._cond.wait_for(lambda: bool(self._notices) or self._stop.is_set(), timeout=1.0)
                 continue
             try:
-                event = client.get(timeout=_POLL)
+                event = get(_POLL)
             except queue.Empty:
                 continue
             except ClientClosed:  # closed, or a replay's end: no more events

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pumpsync._delivery import Delivery
+from pumpsync._logsource import label_threads
 from pumpsync._gaps import GapLedger, GapListener, GapReport, Outcome
 from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
@@ -108,6 +109,8 @@ class GapRecovery:
         subscriptions: Callable[[], list[Subscription]],
         on_gap: GapListener | None = None,
     ) -> None:
+        """``subscriptions``: the registry's snapshot (runtime subscribe/unsubscribe; takes no lock);
+        ``on_gap``: where each gap notice goes (called with no lock held)."""
         self.config = config
         self.source = source
         self._delivery = delivery
@@ -128,6 +131,7 @@ class GapRecovery:
         self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
         self._watch = threading.Thread(target=self._watch_holds, name="pumpsync-backfill-deadline", daemon=True)
+        label_threads(stats.provider, self._thread, self._watch)  # their log lines name the source
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -153,11 +157,6 @@ class GapRecovery:
 
     def recoverable(self, channel: str) -> bool:
         return self.source.recoverable(channel)
-
-    def detach(self) -> None:
-        """The client is closed: drop the references back to it (its registry, its listener)."""
-        self._subscriptions = list
-        self.ledger.detach()
 
     # ------------------------------------------------------------------ what the owner reads
     @property

@@ -1,47 +1,32 @@
-"""Several sources, one stream: ``Client(sources=[Source(...), ...])``.
+"""Several sources, one stream: ``Client(sources=[Source(...), ...])``: what each source is.
 
-Each source is a complete single-provider client of its own (connections, heartbeats, backoff,
-gap recovery, typed errors, counters) whose delivery shares one :class:`~pumpsync._delivery.Merge`
-with the others: one queue, one de-duplication window, one race. A source that fails for good
-is reported on the queue as :class:`~pumpsync.errors.SourceFailed` and the others go on; when
-every source has failed, :class:`~pumpsync.errors.AllSourcesFailed` (fatal) ends the stream.
+:func:`plan_sources` turns the sources and the client's options into one config per source,
+their names and the race between them; the client builds one engine (``_engine.py``) per
+source over one :class:`~pumpsync._delivery.Merge`: one queue, one de-duplication window, one
+race. A source that fails for good is reported on the queue as
+:class:`~pumpsync.errors.SourceFailed` and the others go on; when every source has failed,
+:class:`~pumpsync.errors.AllSourcesFailed` (fatal) ends the stream (``Client._source_failed``).
+This module knows nothing of the client (no import of it: no cycle).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from pumpsync._delivery import Merge, SeenSet
-from pumpsync._gaps import GapReport
-from pumpsync._hooks import Hooks
 from pumpsync._race import DEFAULT_WINDOW, RaceTracker
 from pumpsync._ranges import check_ranges
-from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats
 from pumpsync._text import WarningGate
-from pumpsync.client import Client
 from pumpsync.config import ClientConfig, make_config
-from pumpsync.errors import (
-    AllSourcesFailed,
-    ClientClosed,
-    ConfigurationError,
-    EndOfStream,
-    PumpsyncError,
-    SourceFailed,
-    UsageError,
-)
-from pumpsync.events import KINDS, Event
+from pumpsync.errors import AllSourcesFailed, ClientClosed, ConfigurationError, EndOfStream, PumpsyncError
+from pumpsync.events import KINDS
 from pumpsync.providers import provider_spec
-from pumpsync.providers.base import Subscription
-from pumpsync.providers.spec import Transport
 
 log = logging.getLogger("pumpsync")
 
@@ -93,14 +78,14 @@ def source_names(sources: Sequence[Source]) -> list[str]:
     return names
 
 
-def _one_client_per_host(members: Mapping[str, Client]) -> None:
+def _one_client_per_host(configs: Mapping[str, ClientConfig]) -> None:
     """Refuse two sources that would each open a socket to a host whose spec allows one per process."""
     seen: dict[tuple[str, str], str] = {}
-    for name, member in members.items():
-        spec = member.config.spec
+    for name, config in configs.items():
+        spec = config.spec
         if not spec.one_client_per_host:
             continue
-        for url in member.config.urls:
+        for url in config.urls:
             host = (spec.name, (urlsplit(url).hostname or "").lower())
             other = seen.setdefault(host, name)
             if other != name:
@@ -170,104 +155,107 @@ def _preferences(prefer: Mapping[str, str] | None, names: Sequence[str]) -> dict
     return out
 
 
-@dataclass
-class Member:
-    """What a source's client needs to know of the whole: its name and index, where to deliver,
-    and whom to tell when it fails for good."""
+@dataclass(frozen=True)
+class Plan:
+    """What the client builds its engines from: each source's config by name (in order), the
+    race between them (None: one source), ``prefer`` by source index, and the queue's sizes."""
 
-    name: str
-    index: int
-    merge: Merge
-    failed: Callable[[Member, PumpsyncError], None]
-    hooks: Hooks | None = None  # the multi-source client's callbacks, told of each source's connections
+    configs: dict[str, ClientConfig]
+    race: RaceTracker | None
+    prefer: dict[str, int]
+    queue_size: int
+    dedup_size: int
 
 
-class MultiClient(Client):
-    """The client behind ``Client(sources=[...])``: see :class:`pumpsync.Client`.
+def single_source(config: ClientConfig) -> Plan:
+    """One provider: one engine named after it, no race."""
+    return Plan({config.provider: config}, None, {}, config.queue_size, config.dedup_size)
 
-    ``get()``, iteration, ``queue``, ``stats()``, ``ready`` and ``close()`` work as with one
-    provider. ``members`` maps each source's name to its own client (``subscribe()``,
-    ``status()`` and the like go there); ``race`` is the race between them.
-    """
 
-    def __init__(
-        self,
-        provider: str | None = None,
-        *,
-        sources: Sequence[Source],
-        race_window: float | None = None,
-        prefer: Mapping[str, str] | None = None,
-        **options: Any,
-    ) -> None:
-        self._hooks = Hooks.pop(options)
-        defaults = {name: value for name, value in options.items() if value is not None}
-        if provider is not None:
-            raise ConfigurationError("sources", "give either a provider or sources, not both")
-        if not sources:
-            raise ConfigurationError("sources", "give at least one Source")
-        for source in sources:
-            if not isinstance(source, Source):
-                raise ConfigurationError("sources", f"expected pumpsync.Source objects, got {type(source).__name__}")
-        check_ranges(defaults)  # before the queue and the de-duplication tables are sized by them
-        if race_window is not None and (
-            isinstance(race_window, bool) or not isinstance(race_window, (int, float)) or not 0 < race_window < 1e6
-        ):
-            raise ConfigurationError("race_window", f"{race_window!r} is not a positive number of seconds")
-        names = source_names(sources)
-        # The sources that need a key and have none of their own: the client's key (api_key=,
-        # PUMPSYNC_API_KEY) is the one such source's, never the others'.
-        lacking = [s for s in sources if provider_spec(s.provider).key_required and not _own_key(s)]
-        shared_key: dict[str, Any] = {n: defaults.pop(n) for n in ("api_key", "api_key_file") if n in defaults}
-        if shared_key and len(lacking) > 1:
-            raise ConfigurationError(
-                "api_key",
-                f"a key given to Client() goes to the one source that needs a key, and {len(lacking)} lack one: "
-                "give each Source its own api_key",
-            )
-        queue_size = defaults.get("queue_size") or _DEFAULT_QUEUE_SIZE
-        dedup_size = defaults.get("dedup_size") or _DEFAULT_DEDUP_SIZE
-        self.race: RaceTracker | None = RaceTracker(names, window=race_window or DEFAULT_WINDOW)
-        self._merge = Merge(queue_size, max(dedup_size, 2 * queue_size), self.race, _preferences(prefer, names))
-        self._conflict_gate = WarningGate()
-        self.queue = self._merge.queue
-        self._names = names
-        self._capacity = queue_size
-        members: dict[str, Client] = {}
-        for index, (source, name) in enumerate(zip(sources, names, strict=True)):
-            given = {**defaults, "queue_size": queue_size, "dedup_size": dedup_size}
-            owner = lacking == [source]
-            if owner:
-                given.update(shared_key)
-            config = source_config(source, given, key_owner=owner)
-            place = Member(name, index, self._merge, self._source_failed, self._hooks)
-            members[name] = Client._member(config, place)
-        self._members = members
-        _one_client_per_host(members)
-        for name, member in members.items():
-            if member._takers is not None:
-                raise ConfigurationError(
-                    "sources", f"source {name}: its transport acknowledges what you took, which one stream of "
-                    "several sources cannot tell it: use it as a client of its own",
-                )  # fmt: skip
-        self._takers = None
-        self.config = next(iter(members.values())).config  # the first source's, for code that wants one
-        self._lifecycle = threading.Lock()
-        self._state = "new"
-        self._failed: dict[str, PumpsyncError] = {}
-        self.error: PumpsyncError | None = None
+def plan_sources(
+    sources: Sequence[Source],
+    race_window: float | None,
+    prefer: Mapping[str, str] | None,
+    options: dict[str, Any],
+) -> Plan:
+    """Several sources: each one's config (the client's ``options`` as every source's defaults,
+    under its own), checked; raises ConfigurationError naming what is wrong."""
+    defaults = {name: value for name, value in options.items() if value is not None}
+    if not sources:
+        raise ConfigurationError("sources", "give at least one Source")
+    for source in sources:
+        if not isinstance(source, Source):
+            raise ConfigurationError("sources", f"expected pumpsync.Source objects, got {type(source).__name__}")
+    check_ranges(defaults)  # before the queue and the de-duplication tables are sized by them
+    if race_window is not None and (
+        isinstance(race_window, bool) or not isinstance(race_window, (int, float)) or not 0 < race_window < 1e6
+    ):
+        raise ConfigurationError("race_window", f"{race_window!r} is not a positive number of seconds")
+    names = source_names(sources)
+    # The sources that need a key and have none of their own: the client's key (api_key=,
+    # PUMPSYNC_API_KEY) is the one such source's, never the others'.
+    lacking = [s for s in sources if provider_spec(s.provider).key_required and not _own_key(s)]
+    shared_key: dict[str, Any] = {n: defaults.pop(n) for n in ("api_key", "api_key_file") if n in defaults}
+    if shared_key and len(lacking) > 1:
+        raise ConfigurationError(
+            "api_key",
+            f"a key given to Client() goes to the one source that needs a key, and {len(lacking)} lack one: "
+            "give each Source its own api_key",
+        )
+    queue_size = defaults.get("queue_size") or _DEFAULT_QUEUE_SIZE
+    dedup_size = defaults.get("dedup_size") or _DEFAULT_DEDUP_SIZE
+    configs: dict[str, ClientConfig] = {}
+    for source, name in zip(sources, names, strict=True):
+        given = {**defaults, "queue_size": queue_size, "dedup_size": dedup_size}
+        owner = lacking == [source]
+        if owner:
+            given.update(shared_key)
+        configs[name] = source_config(source, given, key_owner=owner)
+    _one_client_per_host(configs)
+    race = RaceTracker(names, window=race_window or DEFAULT_WINDOW)
+    return Plan(configs, race, _preferences(prefer, names), queue_size, dedup_size)
 
-    def get(self, timeout: float | None = None) -> Event:
-        self._warn_conflicts()
-        return super().get(timeout)
 
-    def _warn_conflicts(self) -> None:
-        """Warn (once a minute per field and pair) about copies that disagreed; on the consumer's
-        thread, with no lock held (the race only records them)."""
-        race = self.race
-        if race is None:
-            return
-        for kind, field_name, first, second in race.take_unreported():
-            held = self._conflict_gate.allow(f"{field_name}:{first}:{second}")
+def summed_stats(label: str, capacity: int, members: Sequence[ClientStats]) -> ClientStats:
+    """Every source's counters summed (a copy; the connection entries are the live ones)."""
+    connections = [c for stats in members for c in stats.connections]
+    total = ClientStats(label, capacity, connections)
+    for stats in members:
+        total.duplicates += stats.duplicates
+        total.dropped += stats.dropped
+        total.held += stats.held
+        total.events.update(stats.events)
+        total.backfill_requests += stats.backfill_requests
+        total.backfill_events += stats.backfill_events
+        total.backfill_failures += stats.backfill_failures
+        total.rejected.update(stats.rejected)
+        total.notices.update(stats.notices)
+        total.implausible.update(stats.implausible)
+        total.thread_failures.update(stats.thread_failures)
+        total.started_at = min(total.started_at, stats.started_at)
+    return total
+
+
+def outcome_of(failed: Mapping[str, PumpsyncError], sources: int) -> PumpsyncError | None:
+    """The stream's end once every one of ``sources`` has failed (``failed``), else None."""
+    if len(failed) != sources:
+        return None
+    if all(isinstance(e, ClientClosed) for e in failed.values()):
+        return EndOfStream("every source has ended")  # replays, all at their end: no failure
+    return AllSourcesFailed("every source failed: " + "; ".join(f"{n}: {e}" for n, e in failed.items()), dict(failed))
+
+
+class ConflictWarnings:
+    """Warn (once a minute per field and pair) about copies that disagreed; on the consumer's
+    thread, with no lock held (the race only records them)."""
+
+    def __init__(self, race: RaceTracker) -> None:
+        self._race = race
+        self._gate = WarningGate()
+
+    def warn(self) -> None:
+        for kind, field_name, first, second in self._race.take_unreported():
+            held = self._gate.allow(f"{field_name}:{first}:{second}")
             if held is not None:
                 log.warning(
                     "sources disagree: %s's %s %s differs from %s's (first, delivered)%s",
@@ -275,151 +263,17 @@ class MultiClient(Client):
                     f" ({held} more of these in the last minute, not logged)" if held else "",
                 )  # fmt: skip
 
-    @property
-    def conflicts_replaced(self) -> int:
-        """Queued copies the preferred source's disagreeing copy replaced (``prefer``)."""
-        return self._merge.replaced
 
-    def __repr__(self) -> str:
-        return f"<pumpsync.Client sources={'+'.join(self._names)} {self._state}>"
-
-    @property
-    def members(self) -> dict[str, Client]:
-        return dict(self._members)
-
-    def source_keys(self) -> list[ApiKey]:
-        """Every source's key (for log redaction)."""
-        return [m.config.api_key for m in self._members.values() if m.config.api_key is not None]
-
-    @property
-    def failed_sources(self) -> dict[str, PumpsyncError]:
-        """The sources that failed for good, with their errors."""
-        with self._lifecycle:
-            return dict(self._failed)
-
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> MultiClient:
-        self._mark_running()
-        for member in self._members.values():
-            member.start()
-        if self._hooks is not None:
-            self._hooks.start(self)
-        return self
-
-    def close(self, timeout: float = 5.0) -> None:
-        state = self._mark_closed()
-        if state == "closed":
-            return
-        deadline = time.monotonic() + timeout
-        for member in self._members.values():
-            member.close(max(0.0, deadline - time.monotonic()))
-        if self.race is not None and state != "new":
-            self.race.finish()  # the stream has ended: decide what is still open
-        self._merge.seen = SeenSet(1)  # the members let go of it too: free the tables at once
-        self._merge.queue.put(ClientClosed("the client was closed"))
-        if self._hooks is not None and not self._hooks.stop(max(0.0, deadline - time.monotonic())):
-            log.warning("close(): the hooks' thread is still running (a callback has not returned)")
-
-    def _source_failed(self, member: Member, error: PumpsyncError) -> None:
-        """A source failed for good (its own client has stopped): tell the consumer, go on with
-        the others, and end the stream only when none is left. Safe from any thread."""
-        with self._lifecycle:
-            if member.name in self._failed or self.error is not None:
-                return
-            self._failed[member.name] = error
-            every = len(self._failed) == len(self._members)
-            if every and all(isinstance(e, ClientClosed) for e in self._failed.values()):
-                self.error = EndOfStream("every source has ended")  # replays, all at their end: no failure
-            elif every:
-                self.error = AllSourcesFailed(
-                    "every source failed: " + "; ".join(f"{n}: {e}" for n, e in self._failed.items()),
-                    dict(self._failed),
-                )
-        # Printed once: by the CLI (as the item it reads), not also as a log line (see setup_logging).
-        log.error(
-            "source %s failed: %s%s", member.name, error, "" if every else "; the other sources go on",
-            extra={"pumpsync_fatal": True},
-        )  # fmt: skip
-        self._merge.queue.put(SourceFailed(member.name, error))
-        if self.error is not None and every:
-            self._merge.queue.put(self.error)
-
-    # ------------------------------------------------------------------ per-source operations
-    def subscriptions(self) -> list[Subscription]:
-        return [sub for member in self._members.values() for sub in member.subscriptions()]
-
-    def subscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
-        raise UsageError("several sources: subscribe on one of them, client.members[name].subscribe(...)")
-
-    def unsubscribe(self, channel: str, filters: Mapping[str, Any] | None = None) -> None:
-        raise UsageError("several sources: unsubscribe on one of them, client.members[name].unsubscribe(...)")
-
-    def status(self, timeout: float = 5.0) -> dict[str, Any]:
-        raise UsageError("several sources: ask one of them, client.members[name].status()")
-
-    # ------------------------------------------------------------------ health
-    def _alive(self) -> list[Client]:
-        failed = self.failed_sources
-        return [m for name, m in self._members.items() if name not in failed]
-
-    @property
-    def supervisor_alive(self) -> bool:
-        """Every source still running has its supervisor (a failed one has stopped for good)."""
-        alive = self._alive()
-        return bool(alive) and all(m.supervisor_alive for m in alive)
-
-    @property
-    def transports(self) -> tuple[Transport, ...]:
-        return tuple(t for m in self._members.values() for t in m.transports)
-
-    @property
-    def connected(self) -> bool:
-        return any(m.connected for m in self._members.values())
-
-    @property
-    def ready(self) -> bool:
-        """At least one source has a healthy connection (degraded is still ready)."""
-        return any(m.ready for m in self._members.values())
-
-    def gaps(self) -> list[GapReport]:
-        """Every source's gaps of late, oldest first (each report names its provider)."""
-        return sorted((gap for m in self._members.values() for gap in m.gaps()), key=lambda gap: gap.opened_at)
-
-    def stats(self) -> dict[str, Any]:
-        sources = {name: m.raw_stats.snapshot() for name, m in self._members.items()}
-        total = self.raw_stats
-        snapshot = total.snapshot()
-        snapshot["sources"] = sources
-        snapshot["failed"] = {name: str(error) for name, error in self.failed_sources.items()}
-        snapshot["race"] = self.race.snapshot() if self.race is not None else None
-        snapshot["conflicts_replaced"] = self._merge.replaced
-        snapshot["queue_depth"] = self.queue.qsize()
-        snapshot["queue_capacity"] = self._capacity
-        if self._hooks is not None:
-            snapshot["hooks"] = self._hooks.snapshot()
-        return snapshot
-
-    @property
-    def raw_stats(self) -> ClientStats:
-        """Every source's counters summed (a copy; the connection entries are the live ones)."""
-        members = list(self._members.values())
-        connections = [c for m in members for c in m.raw_stats.connections]
-        total = ClientStats("+".join(self._names), self._capacity, connections)
-        for member in members:
-            stats = member.raw_stats
-            total.duplicates += stats.duplicates
-            total.dropped += stats.dropped
-            total.held += stats.held
-            total.events.update(stats.events)
-            total.backfill_requests += stats.backfill_requests
-            total.backfill_events += stats.backfill_events
-            total.backfill_failures += stats.backfill_failures
-            total.rejected.update(stats.rejected)
-            total.notices.update(stats.notices)
-            total.implausible.update(stats.implausible)
-            total.thread_failures.update(stats.thread_failures)
-            total.started_at = min(total.started_at, stats.started_at)
-        return total
-
-
-__all__ = ["CLIENT_WIDE", "Member", "MultiClient", "Source", "provider_key_env", "source_config", "source_names"]
+__all__ = [
+    "CLIENT_WIDE",
+    "ConflictWarnings",
+    "Plan",
+    "Source",
+    "outcome_of",
+    "plan_sources",
+    "provider_key_env",
+    "single_source",
+    "source_config",
+    "source_names",
+    "summed_stats",
+]

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from pumpsync._backoff import Backoff
 from pumpsync._connection import Connection, Outcome
+from pumpsync._logsource import label_threads
 from pumpsync._stats import ConnectionStats
 from pumpsync._threads import join_thread
 from pumpsync.config import ClientConfig
@@ -48,9 +49,10 @@ class Supervisor:
     """Lock order (docs/architecture.md): ``_cond`` is a leaf. The loop decides under it and acts
     (pings, aborts, hello timeouts, failures: anything that sends or calls out) after releasing it.
 
-    ``watched``: the other threads of the client, by kind, with a liveness test; one that ends
-    while the client runs is reported to ``thread_failed`` (which counts it and fails the client).
-    The supervisor's own unexpected end is reported there too."""
+    ``watched``: the other threads of the source, by kind, with a liveness test; one that ends
+    while it runs is reported to ``thread_failed`` (which counts it and fails the source).
+    The supervisor's own unexpected end is reported there too. ``fail`` and ``thread_failed`` are
+    the owner's callbacks (weak: ``pumpsync._threads.upward``), called with no lock held."""
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Supervisor:
         fail: Callable[[PumpsyncError], None],
         watched: list[tuple[str, Callable[[], bool]]] | None = None,
         thread_failed: Callable[[str, str], None] | None = None,
+        label: str = "",
     ) -> None:
         self.config = config
         self.connections = connections
@@ -70,9 +73,15 @@ class Supervisor:
         self._stopping = False
         self._slots: list[_Slot] = []
         self._first_deadline: float | None = None  # until a first connection opens
-        self._thread = threading.Thread(target=self._run, name="pumpsync-supervisor", daemon=True)
+        self._label = label or config.provider
+        self._thread = threading.Thread(name="pumpsync-supervisor", daemon=True)  # replaced by start()
 
-    def start(self) -> None:
+    def start(self, keepalive: object = None) -> None:
+        """Start the thread. ``keepalive``: what the thread keeps alive while it runs (the client: a
+        running client whose user dropped every reference goes on, as a thread would; the reference
+        goes with the thread, so a closed client is freed at once)."""
+        self._thread = threading.Thread(target=self._run, args=(keepalive,), name="pumpsync-supervisor", daemon=True)
+        label_threads(self._label, self._thread)  # its log lines name the source
         now = time.monotonic()
         if math.isfinite(self.config.first_connect_timeout):
             self._first_deadline = now + self.config.first_connect_timeout
@@ -90,12 +99,6 @@ class Supervisor:
 
     def join(self, timeout: float) -> bool:
         return join_thread(self._thread, timeout)
-
-    def detach(self) -> None:
-        """The client is closed: drop the references back to it (its ``fail``, ``thread_failed``)."""
-        self._fail = _ignore
-        self._thread_failed = _ignore_thread
-        self._watched = []
 
     @property
     def alive(self) -> bool:
@@ -150,7 +153,7 @@ class Supervisor:
         return None
 
     # ------------------------------------------------------------------ the loop
-    def _run(self) -> None:
+    def _run(self, keepalive: object) -> None:
         try:
             self._loop()
         except BaseException as exc:  # a bug of ours: never a silent end (the client fails loudly)
@@ -289,10 +292,6 @@ def _hello_timeout(conn: Connection, dialect: Dialect) -> None:
     if dialect.awaiting_hello:  # nothing to go on without it (a node that never answers logsSubscribe)
         log.warning("connection %d: no answer to the subscription; reconnecting", conn.index)
         conn.abort("hello_timeout")
-
-
-def _ignore(error: PumpsyncError) -> None:
-    return None
 
 
 def _ignore_thread(kind: str, detail: str) -> None:

@@ -14,7 +14,7 @@ import click
 
 from pumpsync._keys import choose_api_key
 from pumpsync._secrets import ApiKey, RedactingFilter
-from pumpsync._sources import MultiClient, Source
+from pumpsync._sources import Source
 from pumpsync.client import Client
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers import DEFAULT_PROVIDER, provider_spec, with_history
@@ -263,7 +263,7 @@ def make_client(params: dict[str, Any]) -> Client:
         if "sources" in kwargs:  # each source's key is its own (see Client)
             setup_logging(params["verbose"])
             client = Client(**kwargs)
-            if isinstance(client, MultiClient):
+            if len(client.members) > 1:
                 setup_logging(params["verbose"], None, *client.source_keys())
             return client
         required = provider_spec(kwargs["provider"]).key_required

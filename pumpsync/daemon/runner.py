@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pumpsync._early import take_early_hup
 from pumpsync._secrets import ApiKey, RedactingFilter, redact, safe_url
-from pumpsync._sources import MultiClient, Source
+from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client
 from pumpsync.daemon.config import DEMO_KEY, DaemonConfig
@@ -137,7 +137,7 @@ class Daemon:
             log.info("%s has no history to resume from: starting from now", options["provider"])
             del options["since"]
             self.client = client = Client(**options)
-        if isinstance(client, MultiClient):  # several sources, several keys: keep every one out of the logs
+        if len(client.members) > 1:  # several sources, several keys: keep every one out of the logs
             for handler in logging.getLogger().handlers:
                 for key in client.source_keys():
                     handler.addFilter(RedactingFilter(key))

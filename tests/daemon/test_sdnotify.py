@@ -161,7 +161,7 @@ def test_the_watchdog_judges_the_supervisor_on_the_monotonic_clock(monkeypatch: 
         wait_until(lambda: conn.state == "backoff" and conn.next_attempt_at, what="a scheduled retry")
         conn.next_attempt_at = conn.state_since = 0.0  # the wall-clock stamps now say "decades overdue"
         assert health.machinery_problem(client, dispatcher, [], None) is None
-        with client._supervisor._cond:  # the supervisor's loop cannot run while we hold its lock
+        with client.members["openpump"]._supervisor._cond:  # its loop cannot run while we hold its lock
             problem = wait_until(lambda: health.machinery_problem(client, dispatcher, [], None), what="stuck")
         assert problem.startswith("connection 0: the supervisor has not looked at it for")
         wait_until(lambda: health.machinery_problem(client, dispatcher, [], None) is None, what="sound again")

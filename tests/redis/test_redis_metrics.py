@@ -64,7 +64,7 @@ def test_consumer_metrics(redis_server: RedisServer, redis_db: Any, kind: str) -
     url = f"{redis_server.url}?stream=m:events&since=0&batch=2"
     if kind == "client":
         reader: Any = pumpsync.connect("redis", url=url, group="g", consumer="c1")
-        sources = [conn.transport for conn in reader._connections]
+        sources = list(reader.transports)
     else:
         reader = RedisReader(url, group="g", consumer="c1").start()
         sources = [reader]
