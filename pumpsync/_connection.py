@@ -17,8 +17,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from pumpsync._backoff import retry_after
-from pumpsync._logsource import label_threads
 from pumpsync._framing import FrameTooLarge, ProtocolError, close_code, close_reason
+from pumpsync._logsource import label_threads
 from pumpsync._secrets import redact, safe_url
 from pumpsync._stats import ConnectionStats
 from pumpsync._threads import join_thread

@@ -5,30 +5,24 @@ event is dropped to make room (a trading consumer wants the newest data), the dr
 and — for providers with history — its position is remembered so that gap recovery can fetch it
 again. Errors are never dropped.
 
-While gap recovery runs, live events are *held* (de-duplicated only when they go out, after the
-history): a history event that is also held is skipped, and its held (live) copy follows the
-backfill — unless the history goes on to a later slot that was not held (the live stream missed
-it: another drop meanwhile); then the held copies skipped so far go out first, so that slot order
-holds. The held events are bounded too: past ``queue_size`` they are let go, the live stream is
-*deferred* (dropped uncounted), and the recovery fetches again from the oldest history event it
-skipped for a held copy still owed, until it has caught up (see ``_recovery.py``).
+While gap recovery runs, live events are *held* by the recovery's hold (``_hold.py``: it owns
+them; the delivery gives them to it, and hands them on atomically with the hold's end): they are
+de-duplicated only when they go out, after the history.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import queue
 import threading
-import time
 import weakref
 from array import array
 from bisect import bisect_left
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
 from pumpsync._handoff import HandOffQueue
+from pumpsync._hold import Hold
 from pumpsync._race import RaceTracker
 from pumpsync._stats import DELAY_FUTURE_TOLERANCE, DELAY_PAST_LIMIT, ClientStats
 from pumpsync.errors import PumpsyncError
@@ -193,23 +187,9 @@ class Delivery:
         self._seen = merge.seen
         self._lock = merge.lock
         self._race = merge.race
-        # While a gap is being recovered, live events wait here so that the gap comes first.
-        self._holds = 0
-        # When the hold in force began (monotonic); None: no hold, or it was released at its deadline
-        # (live events go on until the next hold()). The recovery's deadline watch reads it.
-        self.hold_since: float | None = None
-        self.deferred = 0  # live events let go while deferring (the history is to bring them back)
-        self._held: deque[Event] = deque()
-        self._held_ids: dict[tuple[Any, ...], Event] = {}  # identity -> the first held copy
-        # History events skipped for their held copy, by slot: that copy is owed before any later
-        # slot goes out. If the held events are let go, the recovery fetches again from the oldest.
-        self._owed: list[tuple[int, int, Event, Position]] = []  # (slot, tie-break, held copy, history's position)
-        self._owed_ids: set[tuple[Any, ...]] = set()
-        self._owed_seq = itertools.count()
-        self._sent_early: set[int] = set()  # id() of held copies that went out in the history's place
-        self.refetch_from: dict[str, Position] = {}
-        self._deferring = False  # the held events overflowed: live events are let go until caught up
-        self.deferrals = 0  # how often that happened (a recovery round compares it before and after)
+        # The gap recovery's hold (attached by it; None: no recovery). While it is in force live
+        # events wait there, so that the gap comes first.
+        self._hold: Hold | None = None
         self.last_slot: dict[str, int] = {}  # channel -> highest slot delivered
         self._newest_slot = -1  # the newest slot delivered, and its event's signature (stream-wide history)
         self._newest_signature: str | None = None
@@ -227,7 +207,8 @@ class Delivery:
         """Hand on the live events of one read, in order, under one acquisition of the lock,
         and wake the consumer once."""
         with self._lock:
-            if self._race is None and self.hold_since is None and self.label is None:
+            hold = self._hold
+            if self._race is None and (hold is None or hold.since is None) and self.label is None:
                 self._put_live(events if isinstance(events, list) else list(events))
             else:
                 accept = self._accept
@@ -289,8 +270,9 @@ class Delivery:
             identity = event.identity
             if identity is not None:
                 conflict = race.observe(identity, event.kind, self.source, event.received_at, event)
-        if self.hold_since is not None:
-            self._hold(event)
+        hold = self._hold
+        if hold is not None and hold.since is not None:
+            hold.take(event)
             return True
         identity = event.identity
         if identity is not None and not self._seen.add(identity):
@@ -301,59 +283,23 @@ class Delivery:
         self._put(event)
         return True
 
-    def _hold(self, event: Event) -> None:
-        if self._deferring:
-            self.deferred += 1
-            return  # the recovery's next round fetches it from history
-        held = self._held
-        if len(held) >= self.capacity:  # bounded: let them all go, history will bring them in order
-            self.deferred += len(held) + 1
-            self.stats.held -= len(held)
-            held.clear()
-            self._held_ids.clear()
-            self._sent_early.clear()
-            for _slot, _seq, live, position in self._owed:
-                channel = live.channel
-                if channel is not None:
-                    low = self.refetch_from.get(channel)
-                    if low is None or position < low:
-                        self.refetch_from[channel] = position
-            self._clear_owed()
-            self._deferring = True
-            self.deferrals += 1
-            return
-        held.append(event)
-        identity = event.identity
-        if identity is not None:
-            self._held_ids.setdefault(identity, event)
-        self.stats.held += 1
-
     # -- gap recovery
-    def hold(self) -> None:
-        """Keep live events back until :meth:`end_hold` (a recovery is starting)."""
-        with self._lock:
-            if self.hold_since is None:
-                self.hold_since = time.monotonic()
-            self._holds += 1
-
-    @property
-    def holding(self) -> bool:
-        """Live events are being held now (a hold in force, not released at its deadline)."""
-        return self.hold_since is not None
+    def attach_hold(self, hold: Hold) -> None:
+        """The gap recovery's hold: live events go to it while it is in force."""
+        self._hold = hold
 
     def expire_hold(self, since: float) -> int:
         """The hold that began at ``since`` passed its deadline: hand the held events on now and
         let live events go on until the next :meth:`hold` (the recovery goes on in the background;
         what it brings later arrives after them). How many were held; -1 if that hold is over."""
+        assert self._hold is not None
         with self._lock:
-            if self.hold_since != since or not self._holds:
+            held = self._hold.expire(since)
+            if held is None:
                 return -1
-            self.hold_since = None
-            self._deferring = False
-            held = len(self._held)
-            self._flush_held()
+            self._flush(held)
         self.queue.wake()
-        return held
+        return len(held)
 
     def end_hold(self, deferrals: int | None = None) -> bool:
         """End one hold and hand on the held events (de-duplicated) once no hold is left; True.
@@ -361,16 +307,12 @@ class Delivery:
         With ``deferrals`` (the count when the caller's last round began): if live events were
         let go since, keep holding, stop deferring, and return False: the caller fetches again
         from where its history ended (the held events from now on complete that answer)."""
+        assert self._hold is not None
         with self._lock:
-            if deferrals is not None and self.deferrals != deferrals:
-                self._deferring = False
+            held = self._hold.end(deferrals)
+            if held is None:
                 return False
-            if self._holds:
-                self._holds -= 1
-            if not self._holds:
-                self.hold_since = None
-                self._deferring = False
-                self._flush_held()
+            self._flush(held)
         self.queue.wake()
         return True
 
@@ -386,34 +328,20 @@ class Delivery:
         """How many events the queue takes before it would drop one."""
         return self.capacity - self.queue.qsize()
 
-    def owed(self) -> int:
-        """Held copies whose history copy was skipped: a later slot puts them before itself."""
-        return len(self._owed)
-
     def release_backfill(self, events: Iterable[Event]) -> int:
         """Queue recovered events (the caller orders them and paces them to :meth:`room`); how many were new."""
         new = 0
+        hold = self._hold
         with self._lock:
             seen = self._seen
-            held_ids = self._held_ids
-            owed = self._owed
             for event in events:
-                identity = event.identity
-                slot = event.slot
-                if identity is not None and (held_ids or self._owed_ids):
-                    live = held_ids.pop(identity, None) if held_ids else None
-                    if live is not None or identity in self._owed_ids:  # held: that copy follows
-                        self.stats.duplicates += 1
-                        if live is not None and slot is not None:
-                            heapq.heappush(owed, (slot, next(self._owed_seq), live, Position(slot, event.signature)))
-                            self._owed_ids.add(identity)
-                        elif live is not None:  # no slot to order by: it goes out here
-                            self._send_early(live)
+                if hold is not None:
+                    skip, early = hold.for_history(event)
+                    for live in early:  # held copies owed before this slot
+                        self._put_once(live)
+                    if skip:
                         continue
-                if owed and slot is not None and owed[0][0] < slot:
-                    # A later slot the live stream missed: the held copies of earlier slots go first.
-                    while owed and owed[0][0] < slot:
-                        self._send_early(heapq.heappop(owed)[2])
+                identity = event.identity
                 if identity is not None and not seen.add(identity):
                     self.stats.duplicates += 1
                     continue
@@ -423,58 +351,31 @@ class Delivery:
         self.queue.wake()
         return new
 
-    def take_refetch(self) -> dict[str, Position]:
-        """Where the recovery must fetch again because held events it skipped were let go."""
-        with self._lock:
-            refetch, self.refetch_from = self.refetch_from, {}
-        return refetch
-
-    def _send_early(self, live: Event) -> None:
-        """Put a held copy now, in the history's slot order; the flush skips it."""
-        identity = live.identity
-        if identity is not None:
-            self._owed_ids.discard(identity)
-        self._sent_early.add(id(live))  # it stays in the held deque, so its id() is not reused
+    def _put_once(self, event: Event) -> bool:
+        """Queue ``event`` unless its identity went out already (counted as a duplicate)."""
+        identity = event.identity
         if identity is None or self._seen.add(identity):
-            self._put(live)
-        else:
-            self.stats.duplicates += 1
-
-    def _clear_owed(self) -> None:
-        self._owed.clear()
-        self._owed_ids.clear()
-
-    def _flush_held(self) -> None:
-        flushed = 0
-        seen = self._seen
-        sent_early = self._sent_early
-        while self._held:
-            event = self._held.popleft()
-            self.stats.held -= 1
-            if sent_early and id(event) in sent_early:
-                continue  # already delivered in the history's place
-            identity = event.identity
-            if identity is not None and not seen.add(identity):
-                self.stats.duplicates += 1
-                continue
             self._put(event)
-            flushed += 1
-            if not flushed % _WAKE_EVERY:
-                self.queue.wake()
-        self._held_ids.clear()
-        sent_early.clear()
-        self._clear_owed()
+            return True
+        self.stats.duplicates += 1
+        return False
+
+    def _flush(self, held: list[Event]) -> None:
+        """Hand on the events a hold kept, de-duplicated (under the lock)."""
+        flushed = 0
+        for event in held:
+            if self._put_once(event):
+                flushed += 1
+                if not flushed % _WAKE_EVERY:
+                    self.queue.wake()
 
     def free(self) -> None:
         """The client is closed: give back the de-duplication tables (megabytes) at once, and leave the merge."""
         with self._lock:
             self.merge.members[:] = [ref for ref in self.merge.members if ref() not in (self, None)]
             self._seen = SeenSet(1)
-            self.stats.held -= len(self._held)
-            self._held.clear()
-            self._held_ids.clear()
-            self._sent_early.clear()
-            self._clear_owed()
+            if self._hold is not None:
+                self._hold.free()
 
     def fail(self, error: PumpsyncError) -> None:
         """Queue an error for the consumer; errors bypass the capacity bound."""

@@ -2,7 +2,7 @@
 
 A gap opens when a session starts after an outage (from the newest position delivered), when
 ``since`` is given (the first session), and when the queue overflowed (from the oldest event
-dropped). Live events are held meanwhile (``Delivery.hold``). Once every channel of the new
+dropped). Live events are held meanwhile (the recovery's :class:`~pumpsync._hold.Hold`). Once every channel of the new
 session is acknowledged, the recovery thread fetches the history page by page and releases each
 page only when the queue has room for it, so that a gap of any size costs a page of memory and
 every event arrives once, whatever the consumer's pace. If the held live events outgrow their
@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pumpsync._delivery import Delivery
-from pumpsync._logsource import label_threads
 from pumpsync._gaps import GapLedger, GapListener, GapReport, Outcome
+from pumpsync._hold import Hold
+from pumpsync._logsource import label_threads
 from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
 from pumpsync._threads import join_thread
@@ -114,6 +115,9 @@ class GapRecovery:
         self.config = config
         self.source = source
         self._delivery = delivery
+        # The live events held while a gap is fetched: the recovery's own (``_hold.py``).
+        self.hold = Hold(delivery.capacity, stats, delivery.merge.lock)
+        delivery.attach_hold(self.hold)
         self._stats = stats
         self._subscriptions = subscriptions  # the live registry (runtime subscribe/unsubscribe)
         self._cond = threading.Condition()
@@ -162,7 +166,7 @@ class GapRecovery:
     @property
     def settled(self) -> bool:
         """No hold in force and no gap still being recovered (``Client.ready`` says so)."""
-        return not self._delivery.holding and not self.ledger.pending
+        return not self.hold.active and not self.ledger.pending
 
     def gaps(self) -> list[GapReport]:
         """The gaps of late, oldest first."""
@@ -173,7 +177,7 @@ class GapRecovery:
         events let go while held (``deferred``: for the history to bring back)."""
         counts = self.ledger.counts()
         return {key: counts.get(key, 0) for key in ("pending", "recovered", "partial", "lost", "released")} | {
-            "deferred": self._delivery.deferred
+            "deferred": self.hold.deferred
         }
 
     # ------------------------------------------------------------------ reports from connection threads
@@ -203,7 +207,7 @@ class GapRecovery:
         # Live events wait until the gap is back (at most gap_deadline); the fetch starts once every
         # channel is live again (acknowledged), so that its answer reaches past the moment the stream resumed.
         if not held:
-            self._delivery.hold()
+            self.hold.begin()
         awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
         start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
         self._pending.append(_Pending(gap, awaiting, start_by, index, ident))
@@ -285,7 +289,7 @@ class GapRecovery:
     def _watch_once(self) -> None:
         deadline = self.config.gap_deadline
         while not self._stop.is_set():
-            since = self._delivery.hold_since
+            since = self.hold.since
             now = time.monotonic()
             if since is None or now < since + deadline:
                 wait = 0.25 if since is None else min(0.25, since + deadline - now)
@@ -367,7 +371,7 @@ class GapRecovery:
             return
         overflow = self._overflow_gap()
         if overflow is not None:
-            self._delivery.hold()
+            self.hold.begin()
             self._current = self._open(overflow)
             self._recover(overflow, self._current, held=True, attempts=0)
 
@@ -406,9 +410,9 @@ class GapRecovery:
             ident = self._open(gap)
             report = self.ledger.update(ident, attempts=attempts)
             assert report is not None
-        base = _Counts(report, self._stats.backfill_events, self._lost_so_far(), self._delivery.deferred)
+        base = _Counts(report, self._stats.backfill_events, self._lost_so_far(), self.hold.deferred)
         while True:
-            deferrals = self._delivery.deferrals
+            deferrals = self.hold.deferrals
             newest: dict[str, Position] = {}
             try:
                 fetched, new = self._round(Gap(positions, gap.filters), newest, edges)
@@ -450,7 +454,7 @@ class GapRecovery:
 
     def _progress(self, ident: int, newest: dict[str, Position], base: _Counts, reason: str) -> GapReport | None:
         """Bring the report up to date: its range so far, and this attempt's counts on top of ``base``'s."""
-        lost, deferred = self._lost_so_far(), self._delivery.deferred
+        lost, deferred = self._lost_so_far(), self.hold.deferred
         report = self.ledger.get(ident)  # only this thread brings a report up to date: read, then write
         if report is None:
             return None
@@ -495,7 +499,7 @@ class GapRecovery:
 
     def _refetch_into(self, positions: dict[str, Position]) -> bool:
         """Move ``positions`` back to where held events that were let go had been skipped; True if any."""
-        refetch = self._delivery.take_refetch()
+        refetch = self.hold.take_refetch()
         for channel, position in refetch.items():
             key = STREAM if self.source.stream_wide else channel
             if key in positions and position < positions[key]:
@@ -518,7 +522,7 @@ class GapRecovery:
                 streams.append(_events(source.fetch({channel: gap.filters.get(channel, {})}, position, stop)))
         fetched = new = 0
         batch: list[Event] = []
-        deferrals = self._delivery.deferrals
+        deferrals = self.hold.deferrals
         try:
             for event in heapq.merge(*streams, key=_slot_key):
                 batch.append(event)
@@ -526,7 +530,7 @@ class GapRecovery:
                     new += self._release(batch, newest, edges, source.stream_wide)
                     fetched += len(batch)
                     batch = []
-                    if self._delivery.deferrals != deferrals:
+                    if self.hold.deferrals != deferrals:
                         break  # held events were let go: start over from where they were skipped
         finally:
             if batch and not self._stop.is_set():
@@ -561,7 +565,7 @@ class GapRecovery:
                 edge[1].add(event.identity)
         delivery = self._delivery
         # Held copies owed before a later slot may go out with this batch: room for them too.
-        wanted = min(len(fresh) + delivery.owed(), delivery.capacity)
+        wanted = min(len(fresh) + self.hold.owed(), delivery.capacity)
         while delivery.room() < wanted:
             if self._stop.wait(_IDLE):
                 raise _Stopped

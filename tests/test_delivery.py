@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pumpsync._delivery import Delivery, SeenSet
+from pumpsync._hold import Hold
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync.config import make_config, rest_base
 from pumpsync.events import Event
@@ -81,11 +82,19 @@ def ev(slot: int, sig: str, backfill: bool = False) -> Event:
     return Event("new_token", "anaxer", f"M-{sig}", sig, slot, None, 0, 0, backfill, {}, "creations")
 
 
+def _with_hold(stats: ClientStats, delivery: Delivery) -> Hold:
+    """The hold a gap recovery attaches to its delivery, begun (a recovery has begun)."""
+    hold = Hold(delivery.capacity, stats, delivery.merge.lock)
+    delivery.attach_hold(hold)
+    hold.begin()
+    return hold
+
+
 def _holding() -> tuple[ClientStats, Delivery]:
     """A Delivery of 100 events, holding live events (a recovery has begun)."""
     stats = ClientStats("anaxer", 100, [ConnectionStats(0)])
     delivery = Delivery(stats, 100, 1000)
-    delivery.hold()
+    _with_hold(stats, delivery)
     return stats, delivery
 
 
@@ -132,15 +141,15 @@ def test_held_copies_go_out_before_a_later_slot_the_live_stream_missed() -> None
 def test_held_events_past_the_bound_are_deferred_and_the_round_is_repeated() -> None:
     stats = ClientStats("anaxer", 3, [ConnectionStats(0)])
     delivery = Delivery(stats, 3, 100)
-    delivery.hold()
-    mark = delivery.deferrals
+    hold = _with_hold(stats, delivery)
+    mark = hold.deferrals
     for i in range(5):  # three held, then the bound: all let go, the rest deferred
         delivery.deliver(Event("new_token", "anaxer", "M", f"S{i}", i, None, 0, 0, False, {}, "creations"))
     assert stats.held == 0 and delivery.queue.qsize() == 0
     assert not delivery.end_hold(mark)  # fetch again: still holding
     delivery.deliver(Event("new_token", "anaxer", "M", "S5", 5, None, 0, 0, False, {}, "creations"))
     assert stats.held == 1
-    assert delivery.end_hold(delivery.deferrals)
+    assert delivery.end_hold(hold.deferrals)
     assert delivery.queue.get_nowait().signature == "S5"
 
 

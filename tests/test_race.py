@@ -204,6 +204,7 @@ def test_metric_families_export_every_source_kind_and_pair() -> None:
 
 def test_deliveries_of_several_sources_share_one_queue_and_feed_the_race() -> None:
     from pumpsync._delivery import Delivery, Merge
+    from pumpsync._hold import Hold
     from pumpsync._stats import ClientStats, ConnectionStats
     from pumpsync.events import Event
 
@@ -217,7 +218,9 @@ def test_deliveries_of_several_sources_share_one_queue_and_feed_the_race() -> No
 
     assert first.deliver(token("openpump", "m1", 10))
     assert not second.deliver(token("anaxer", "m1", 25))  # the same launch: once
-    second.hold()  # anaxer recovers a gap: only its own live events wait
+    hold = Hold(3, stats[1], merge.lock)
+    second.attach_hold(hold)
+    hold.begin()  # anaxer recovers a gap: only its own live events wait
     assert second.deliver(token("anaxer", "m2", 30))
     assert first.deliver(token("openpump", "m3", 40))
     assert [merge.queue.get_nowait().mint for _ in range(2)] == ["m1", "m3"]

@@ -204,12 +204,12 @@ def test_no_error_ends_the_recovery_thread_and_every_gap_gets_an_outcome() -> No
     recovery.start()
     try:
         recovery.session_opened(0, resumed=False)  # the ``since`` gap: held until fetched
-        assert delivery.holding
+        assert recovery.hold.active
         recovery.channel_live(0, "trades")
         wait_until(lambda: recovery.gaps()[0].outcome != "pending", what="the first gap's outcome")
         (report,) = recovery.gaps()
         assert report.outcome == "lost" and report.attempts == 5 and "ZeroDivisionError" in report.reason
-        assert not delivery.holding and stats.backfill_failures == 5 and source.fetches == 5
+        assert not recovery.hold.active and stats.backfill_failures == 5 and source.fetches == 5
         # A second gap; this time the source breaks outside the fetch (when the retry is restricted).
         event = Event("trade", "solana", "M", "S", 10, None, 0, 0, False, {}, channel="trades")
         delivery.deliver(event)
@@ -265,12 +265,12 @@ def test_a_gap_carried_to_the_next_session_keeps_the_live_events_behind_it() -> 
         recovery.session_opened(0, resumed=False)  # the ``since`` gap, waiting for "trades" to be live
         delivery.deliver(Event("trade", "solana", "M", "NEW", 9, None, 0, 0, False, {}, channel="trades"))
         recovery.session_ended(0)  # before "trades" was live: the gap is carried
-        assert delivery.holding and delivery.queue.empty()
+        assert recovery.hold.active and delivery.queue.empty()
         recovery.session_opened(0, resumed=True)
         recovery.channel_live(0, "trades")
         wait_until(lambda: delivery.queue.qsize() == 2, what="the gap's event and the held one")
         assert [delivery.queue.get_nowait().signature for _ in range(2)] == ["OLD", "NEW"]
-        wait_until(lambda: not delivery.holding, what="the one hold ended by the fetch")
+        wait_until(lambda: not recovery.hold.active, what="the one hold ended by the fetch")
     finally:
         recovery.stop()
         assert recovery.join(5)
