@@ -17,11 +17,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from pumpsync._text import WarningGate
+from pumpsync.providers.spec import Position
 
 log = logging.getLogger("pumpsync.backfill")
 
@@ -63,6 +64,49 @@ class GapReport:
 # ``(report) -> None``: the owner's hook for gap notices (released, closed). Called from the
 # recovery's threads with no lock held; what it raises is logged and ignored.
 GapListener = Callable[[GapReport], None]
+
+
+# The key of a stream-wide source's one position (it serves every channel at once).
+STREAM = "*"
+
+
+@dataclass(frozen=True)
+class Gap:
+    """What a client must fetch again: per channel (``STREAM`` for a stream-wide source), the
+    position to start from (inclusive), and each channel's filters."""
+
+    positions: Mapping[str, Position]
+    filters: Mapping[str, Mapping[str, Any]]
+
+    def merge(self, other: Gap) -> Gap:
+        """The union of two gaps: per key, the earlier position."""
+        positions = dict(self.positions)
+        for key, position in other.positions.items():
+            if key not in positions or position < positions[key]:
+                positions[key] = position
+        return Gap(positions, {**other.filters, **self.filters})
+
+    def describe(self) -> str:
+        return ", ".join(f"{key} since slot {p.slot}" for key, p in self.positions.items())
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A report and the counters when an attempt began: the attempt's share is the difference."""
+
+    report: GapReport
+    events: int  # the delivery's backfill_events
+    lost: int  # the source's lost()
+    deferred: int  # the delivery's deferred
+
+
+@dataclass
+class Pending:
+    gap: Gap
+    awaiting: set[str]  # channels whose acknowledgement the fetch waits for
+    start_by: float  # monotonic: fetch anyway by then (a server that never acknowledges)
+    index: int | None  # the connection whose session opened the gap (None: not tied to one)
+    ident: int  # its report
 
 
 class GapLedger:
@@ -186,4 +230,4 @@ class GapLedger:
             log.warning("gap listener failed: %s", type(exc).__name__)
 
 
-__all__ = ["OUTCOMES", "GapLedger", "GapListener", "GapReport", "Outcome"]
+__all__ = ["OUTCOMES", "STREAM", "Counts", "Gap", "GapLedger", "GapListener", "GapReport", "Outcome", "Pending"]

@@ -22,11 +22,13 @@ method is called by the delivery with it held. The read-only properties read one
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pumpsync._stats import ClientStats
@@ -188,4 +190,24 @@ class Hold:
         return out
 
 
-__all__ = ["Hold"]
+def watch_deadline(
+    hold: Hold,
+    deadline: float,
+    stop: threading.Event,
+    expire: Callable[[float], int],
+    release: Callable[[Callable[[], int], float], None],
+) -> None:
+    """Until ``stop``: a hold in force for ``deadline`` seconds is released, no hold waits longer.
+    ``expire(since)`` hands the held events on (the delivery's); ``release(expire_it, deadline)``
+    does it and marks the pending gaps released (the recovery's ledger)."""
+    while not stop.is_set():
+        since = hold.since
+        now = time.monotonic()
+        if since is None or now < since + deadline:
+            wait = 0.25 if since is None else min(0.25, since + deadline - now)
+            stop.wait(max(0.01, wait))
+            continue
+        release(functools.partial(expire, since), deadline)
+
+
+__all__ = ["Hold", "watch_deadline"]

@@ -23,20 +23,18 @@ lock; never the other way round, and no call out (the ``on_gap`` listener) with 
 
 from __future__ import annotations
 
-import functools
-import heapq
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from pumpsync._delivery import Delivery
-from pumpsync._gaps import GapLedger, GapListener, GapReport, Outcome
-from pumpsync._hold import Hold
+from pumpsync._gaps import STREAM, Counts, Gap, GapLedger, GapListener, GapReport, Outcome, Pending
+from pumpsync._hold import Hold, watch_deadline
 from pumpsync._logsource import label_threads
+from pumpsync._pages import IDLE, Pager, Stopped, slot_key
 from pumpsync._secrets import redact
 from pumpsync._stats import ClientStats
 from pumpsync._threads import join_thread
@@ -47,55 +45,9 @@ from pumpsync.providers.spec import HistoryError, HistorySource, Position
 
 log = logging.getLogger("pumpsync.backfill")
 
-# The key of a stream-wide source's one position (it serves every channel at once).
-STREAM = "*"
 _CHUNK = 1000  # events released at a time (at most; fewer for a small queue)
-_IDLE = 0.05  # seconds between looks at the queue's room, and at overflow, when there is nothing else to do
 _ATTEMPTS = 5  # fetches of one gap (the first and its retries) before it is reported lost
 _REFETCH_BACKLOG = 10_000  # single items waiting to be fetched again; past it they are counted lost
-
-
-class _Stopped(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class Gap:
-    """What a client must fetch again: per channel (``STREAM`` for a stream-wide source), the
-    position to start from (inclusive), and each channel's filters."""
-
-    positions: Mapping[str, Position]
-    filters: Mapping[str, Mapping[str, Any]]
-
-    def merge(self, other: Gap) -> Gap:
-        """The union of two gaps: per key, the earlier position."""
-        positions = dict(self.positions)
-        for key, position in other.positions.items():
-            if key not in positions or position < positions[key]:
-                positions[key] = position
-        return Gap(positions, {**other.filters, **self.filters})
-
-    def describe(self) -> str:
-        return ", ".join(f"{key} since slot {p.slot}" for key, p in self.positions.items())
-
-
-@dataclass(frozen=True)
-class _Counts:
-    """A report and the counters when an attempt began: the attempt's share is the difference."""
-
-    report: GapReport
-    events: int  # the delivery's backfill_events
-    lost: int  # the source's lost()
-    deferred: int  # the delivery's deferred
-
-
-@dataclass
-class _Pending:
-    gap: Gap
-    awaiting: set[str]  # channels whose acknowledgement the fetch waits for
-    start_by: float  # monotonic: fetch anyway by then (a server that never acknowledges)
-    index: int | None  # the connection whose session opened the gap (None: not tied to one)
-    ident: int  # its report
 
 
 class GapRecovery:
@@ -123,7 +75,7 @@ class GapRecovery:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._since_pending = config.since is not None
-        self._pending: list[_Pending] = []  # guarded by _cond
+        self._pending: list[Pending] = []  # guarded by _cond
         # A session ended before its gap was fetched: the next one takes it (and its report).
         self._carried: tuple[Gap, int] | None = None
         # (when, gap, report, attempts so far): only touched by the recovery thread
@@ -132,7 +84,8 @@ class GapRecovery:
         self._refetches: dict[tuple[str, int | None], None] = {}
         self.ledger = GapLedger(config.provider, on_gap, source=stats.provider)  # stats.provider: the source's name
         self._current: int | None = None  # the report of the gap the recovery thread is on (its own)
-        self._chunk = max(1, min(_CHUNK, config.queue_size // 2))
+        chunk = max(1, min(_CHUNK, config.queue_size // 2))
+        self._pager = Pager(source, delivery, self.hold, stats, self._stop, chunk)
         self._thread = threading.Thread(target=self._run, name="pumpsync-backfill", daemon=True)
         self._watch = threading.Thread(target=self._watch_holds, name="pumpsync-backfill-deadline", daemon=True)
         label_threads(stats.provider, self._thread, self._watch)  # their log lines name the source
@@ -210,7 +163,7 @@ class GapRecovery:
             self.hold.begin()
         awaiting = set(gap.filters) if self.source.stream_wide else set(gap.positions)
         start_by = time.monotonic() + max(10.0, 2 * self.config.backoff_max)
-        self._pending.append(_Pending(gap, awaiting, start_by, index, ident))
+        self._pending.append(Pending(gap, awaiting, start_by, index, ident))
         self._cond.notify_all()
 
     def channel_live(self, index: int, channel: str) -> None:
@@ -278,24 +231,14 @@ class GapRecovery:
     # ------------------------------------------------------------------ the deadline watch
     def _watch_holds(self) -> None:
         """Release a hold that outlived ``gap_deadline`` (the recovery thread may be waiting on the history)."""
+        expire = self._delivery.expire_hold
         while not self._stop.is_set():
             try:
-                self._watch_once()
+                watch_deadline(self.hold, self.config.gap_deadline, self._stop, expire, self.ledger.release)
             except Exception as exc:  # never a dead thread (there is nothing here to fail; still)
                 self.ledger.count("recovery_errors")
                 self.ledger.warn("crash", f"gap deadline watch: unexpected {type(exc).__name__}; going on")
                 self._stop.wait(0.25)
-
-    def _watch_once(self) -> None:
-        deadline = self.config.gap_deadline
-        while not self._stop.is_set():
-            since = self.hold.since
-            now = time.monotonic()
-            if since is None or now < since + deadline:
-                wait = 0.25 if since is None else min(0.25, since + deadline - now)
-                self._stop.wait(max(0.01, wait))
-                continue
-            self.ledger.release(functools.partial(self._delivery.expire_hold, since), deadline)
 
     # ------------------------------------------------------------------ what a gap is
     def _gap(self, resumed: bool) -> Gap | None:
@@ -334,7 +277,7 @@ class GapRecovery:
         while not self._stop.is_set():
             try:
                 self._step()
-            except _Stopped:
+            except Stopped:
                 return
             except Exception as exc:  # never a dead thread: counted, logged, the gap reported, on with the next
                 self._stats.backfill_failures += 1
@@ -343,7 +286,7 @@ class GapRecovery:
                 current, self._current = self._current, None
                 if current is not None:  # (a hold it had taken is released by the deadline watch)
                     self.ledger.close(current, "lost", f"unexpected {type(exc).__name__}")
-                self._stop.wait(_IDLE)
+                self._stop.wait(IDLE)
 
     def _step(self) -> None:
         self._current = None
@@ -375,7 +318,7 @@ class GapRecovery:
             self._current = self._open(overflow)
             self._recover(overflow, self._current, held=True, attempts=0)
 
-    def _next_ready(self) -> _Pending | None:
+    def _next_ready(self) -> Pending | None:
         """The next gap whose channels are all live (or that waited long enough), else None after a short wait."""
         with self._cond:
             now = time.monotonic()
@@ -386,7 +329,7 @@ class GapRecovery:
             if self._refetches:
                 return None
             wake = min([p.start_by for p in self._pending] + [r[0] for r in self._retries] + [now + 1.0])
-            self._cond.wait(max(0.0, min(wake - now, _IDLE if self._delivery.dropped_from else 1.0)))
+            self._cond.wait(max(0.0, min(wake - now, IDLE if self._delivery.dropped_from else 1.0)))
         return None
 
     def _overflow_gap(self) -> Gap | None:
@@ -410,19 +353,19 @@ class GapRecovery:
             ident = self._open(gap)
             report = self.ledger.update(ident, attempts=attempts)
             assert report is not None
-        base = _Counts(report, self._stats.backfill_events, self._lost_so_far(), self.hold.deferred)
+        base = Counts(report, self._stats.backfill_events, self._lost_so_far(), self.hold.deferred)
         while True:
             deferrals = self.hold.deferrals
             newest: dict[str, Position] = {}
             try:
-                fetched, new = self._round(Gap(positions, gap.filters), newest, edges)
-            except _Stopped:
+                fetched, new = self._pager.round(Gap(positions, gap.filters), newest, edges)
+            except Stopped:
                 raise
             except Exception as exc:  # HistoryError, or anything a hostile answer caused: the same path
                 positions.update(newest)  # what did arrive was released
                 self._refetch_into(positions)
                 if self._stop.is_set():
-                    raise _Stopped from None
+                    raise Stopped from None
                 self._stats.backfill_failures += 1
                 problem = str(exc) if isinstance(exc, HistoryError) else f"unexpected {type(exc).__name__}"
                 report = self._progress(ident, newest, base, problem)
@@ -452,7 +395,7 @@ class GapRecovery:
                 edges.clear()
             log.info("backfill: live events outgrew the hold; fetching on from %s", Gap(positions, {}).describe())
 
-    def _progress(self, ident: int, newest: dict[str, Position], base: _Counts, reason: str) -> GapReport | None:
+    def _progress(self, ident: int, newest: dict[str, Position], base: Counts, reason: str) -> GapReport | None:
         """Bring the report up to date: its range so far, and this attempt's counts on top of ``base``'s."""
         lost, deferred = self._lost_so_far(), self.hold.deferred
         report = self.ledger.get(ident)  # only this thread brings a report up to date: read, then write
@@ -483,17 +426,17 @@ class GapRecovery:
             events: list[Event] = list(fetch(key, slot, channels, self._stop))
         except Exception as exc:  # HistoryError, or a hostile answer: this item only
             if self._stop.is_set():
-                raise _Stopped from None
+                raise Stopped from None
             self._stats.backfill_failures += 1
             problem = str(exc) if isinstance(exc, HistoryError) else f"unexpected {type(exc).__name__}"
             self.ledger.warn(
                 "refetch", f"refetch of one item at slot {slot} failed: {self._safe(problem)}; its events lost"
             )
             return
-        events.sort(key=_slot_key)
+        events.sort(key=slot_key)
         while self._delivery.room() < len(events):
-            if self._stop.wait(_IDLE):
-                raise _Stopped
+            if self._stop.wait(IDLE):
+                raise Stopped
         new = self._delivery.release_backfill(events)
         log.info("refetched one item at slot %s: %d events, %d new", slot, len(events), new)
 
@@ -505,81 +448,5 @@ class GapRecovery:
             if key in positions and position < positions[key]:
                 positions[key] = position
         return bool(refetch)
-
-    def _round(self, gap: Gap, newest: dict[str, Position], edges: dict[str, tuple[int, set[Any]]]) -> tuple[int, int]:
-        """One pass over the history from ``gap``'s positions, noting in ``newest`` the newest
-        position released per key; (events fetched, new ones). A HistoryError comes after the
-        events fetched before it were released."""
-        source = self.source
-        stop = self._stop
-        if source.stream_wide:
-            self._stats.backfill_requests += 1
-            streams = [_events(source.fetch(gap.filters, gap.positions[STREAM], stop))]
-        else:
-            streams = []
-            for channel, position in gap.positions.items():
-                self._stats.backfill_requests += 1
-                streams.append(_events(source.fetch({channel: gap.filters.get(channel, {})}, position, stop)))
-        fetched = new = 0
-        batch: list[Event] = []
-        deferrals = self.hold.deferrals
-        try:
-            for event in heapq.merge(*streams, key=_slot_key):
-                batch.append(event)
-                if len(batch) >= self._chunk:
-                    new += self._release(batch, newest, edges, source.stream_wide)
-                    fetched += len(batch)
-                    batch = []
-                    if self.hold.deferrals != deferrals:
-                        break  # held events were let go: start over from where they were skipped
-        finally:
-            if batch and not self._stop.is_set():
-                new += self._release(batch, newest, edges, source.stream_wide)
-                fetched += len(batch)
-        return fetched, new
-
-    def _release(
-        self,
-        batch: list[Event],
-        newest: dict[str, Position],
-        edges: dict[str, tuple[int, set[Any]]],
-        stream_wide: bool,
-    ) -> int:
-        """Queue ``batch`` once the consumer has made room for it (never by dropping older events)."""
-        fresh: list[Event] = []
-        for event in batch:
-            slot = event.slot
-            key = STREAM if stream_wide else event.channel
-            if slot is None or key is None:
-                fresh.append(event)
-                continue
-            edge = edges.get(key)
-            if edge is not None and slot == edge[0] and event.identity in edge[1]:
-                self._stats.duplicates += 1  # released in the last round
-                continue
-            fresh.append(event)
-            if edge is None or slot > edge[0]:
-                edges[key] = (slot, {event.identity})
-                newest[key] = Position(slot, event.signature)
-            elif slot == edge[0]:
-                edge[1].add(event.identity)
-        delivery = self._delivery
-        # Held copies owed before a later slot may go out with this batch: room for them too.
-        wanted = min(len(fresh) + self.hold.owed(), delivery.capacity)
-        while delivery.room() < wanted:
-            if self._stop.wait(_IDLE):
-                raise _Stopped
-        return delivery.release_backfill(fresh)
-
-
-def _events(pages: Iterable[list[Event]]) -> Iterator[Event]:
-    """A source's pages as one stream of events in slot order (each page sorted; pages follow on)."""
-    for page in pages:
-        yield from sorted(page, key=_slot_key)
-
-
-def _slot_key(event: Event) -> int:
-    return event.slot if event.slot is not None else -1
-
 
 __all__ = ["STREAM", "Gap", "GapListener", "GapRecovery", "GapReport"]
