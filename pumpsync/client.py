@@ -158,7 +158,8 @@ class Client:
         on_disconnect: Callable[[DisconnectInfo], Any] | None = None,
         on_gap: Callable[[GapReport], Any] | None = None,
     ) -> None:
-        # Every option by name, before any other local exists (opts: the option groups replace this).
+        # Over 60 lines only for the parameter list above (one line per option: the option groups
+        # replace it). Every option by name, taken before any other local exists.
         options = {key: value for key, value in locals().items() if key not in _NOT_OPTIONS}
         self._hooks = Hooks.pop(options)
         if sources is None:

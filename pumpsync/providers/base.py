@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pumpsync.errors import (
     SubscriptionRejected,
 )
 from pumpsync.events import UNKNOWN, Event
+from pumpsync.providers._guards import SURROGATE, depth_exceeds, has_lone_surrogate
 from pumpsync.providers.spec import Outgoing
 
 log = logging.getLogger("pumpsync")
@@ -169,9 +169,6 @@ MALFORMED_REASONS = (
 # Real frames nest 4 levels deep at most. Deeper ones are refused before anyone downstream
 # (a renderer, a sink, json.dumps) recurses into them.
 MAX_DEPTH = 32
-# A lone surrogate (from a JSON "\ud800" escape) is no Unicode character: UTF-8 cannot encode it,
-# so it would crash whatever writes the event out (stdout, SQLite, a webhook).
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _fast_loads: Callable[[bytes], Any] | None
 try:  # an optional speed-up (pip install 'pumpsync[fast]'); the stdlib decides whatever it refuses
@@ -339,7 +336,7 @@ class Dialect(ABC):
             text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         except UnicodeDecodeError:
             return Malformed("invalid_utf8")
-        if type(payload) is str and _SURROGATE.search(text):  # bytes never decode to one; a str may hold one
+        if type(payload) is str and SURROGATE.search(text):  # bytes never decode to one; a str may hold one
             return Malformed("invalid_utf8")
         try:
             value = json.loads(text)
@@ -347,9 +344,9 @@ class Dialect(ABC):
             return Malformed("not_json")
         if not isinstance(value, dict):
             return Malformed("not_object")
-        if brackets > MAX_DEPTH and _depth_exceeds(value, MAX_DEPTH):
+        if brackets > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
             return Malformed("too_deep")
-        if escaped and _has_lone_surrogate(value):
+        if escaped and has_lone_surrogate(value):
             return Malformed("invalid_utf8")
         obj: dict[str, Any] = value
         return obj
@@ -396,33 +393,6 @@ def _guarded(receive: Callable[[Any, bytes | str, int], list[Output]]) -> Any:
     guarded.__name__ = receive.__name__
     guarded.__qualname__ = getattr(receive, "__qualname__", receive.__name__)
     return guarded
-
-
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether containers nest more than ``limit`` deep (iterative: no recursion on hostile input)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 # ---------------------------------------------------------------- building events fast
