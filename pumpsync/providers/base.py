@@ -27,8 +27,8 @@ from pumpsync.errors import (
     SubscriptionRejected,
 )
 from pumpsync.events import UNKNOWN, Event
+from pumpsync.providers._frames import Outgoing
 from pumpsync.providers._guards import SURROGATE, depth_exceeds, has_lone_surrogate
-from pumpsync.providers.spec import Outgoing
 
 log = logging.getLogger("pumpsync")
 _RAISED = WarningGate()

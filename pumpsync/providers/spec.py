@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from pumpsync.providers._frames import Outgoing
+
 if TYPE_CHECKING:
     import threading
 
@@ -25,9 +27,7 @@ if TYPE_CHECKING:
 # "none"    nothing to send; staleness is still watched where ``stale`` is true.
 Heartbeat = Literal["app", "ws_ping", "server", "none"]
 AuthForm = Literal["query", "header", "none"]
-# A frame a dialect hands over to send: ``str`` goes as a text frame, ``bytes`` as a binary frame
-# (a transport whose protocol has messages of its own, gRPC, sends bytes as one message).
-Outgoing = str | bytes
+# ``Outgoing = str | bytes``: what a dialect sends (``pumpsync/providers/_frames.py``, re-exported here).
 # Which data frames a dialect reads: a frame of another kind is counted malformed (``binary`` /
 # ``text``) and still handed to the dialect, which decides (JSON in a binary frame reads fine).
 FrameKind = Literal["text", "binary", "any"]
