@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ class Connection:
         self._foreign_opcode = {"text": OP_BINARY, "binary": OP_TEXT}.get(spec.frames)
         self._foreign_reason = "binary" if spec.frames == "text" else "text"
         self._pings = spec.heartbeat in ("app", "ws_ping")  # "server"/"none": we send no heartbeat
-        self.transport: Transport = (spec.transport or WebSocketTransport)(config, index)
+        self.transport: Transport = _with_send((spec.transport or WebSocketTransport)(config, index))
         bind = getattr(self.transport, "bind_queue", None)
         if bind is not None:  # a source that can outrun any consumer (a file) waits for the queue instead
             bind(delivery.queue)
@@ -451,3 +452,18 @@ class Connection:
             rate_limited=status == 429 or (policy is not None and policy.rate_limited),
             retry_after=retry_after(headers.get("retry-after") or headers.get("Retry-After"), 0.0) or None,
         )
+
+
+def _with_send(transport: Transport) -> Transport:
+    """A transport written before ``send(str | bytes)`` (it has ``send_text`` only): still served
+    for one release, with a DeprecationWarning (see CHANGELOG)."""
+    if callable(getattr(transport, "send", None)) or not callable(getattr(transport, "send_text", None)):
+        return transport
+    warnings.warn(
+        f"{type(transport).__name__}.send_text() is deprecated: implement send(data: str | bytes) (Transport)",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    send_text = transport.send_text  # type: ignore[attr-defined]
+    transport.send = lambda data: send_text(data if isinstance(data, str) else data.decode())  # type: ignore[method-assign]
+    return transport

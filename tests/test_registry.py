@@ -253,3 +253,24 @@ def test_every_provider_option_is_an_explicit_keyword_of_client_and_connect() ->
         parameters = inspect.signature(function).parameters
         assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         assert _provider_options() <= set(parameters)
+
+
+class _OldTransport(_LinesTransport):
+    """A transport written before ``send(str | bytes)``: ``send_text`` only."""
+
+    send = None  # type: ignore[assignment]
+
+    def send_text(self, text: str) -> bool:
+        self.sent = text
+        return True
+
+
+def test_a_transport_with_send_text_only_still_works_with_a_deprecation_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(PROVIDERS, "openpump", dataclasses.replace(openpump.SPEC, transport=_OldTransport))
+    with pytest.warns(DeprecationWarning, match="send_text"):
+        client = Client("openpump", api_key="k", url="ws://127.0.0.1:9/never-opened")
+    (transport,) = client.transports
+    assert transport.send("hello") and transport.sent == "hello"  # type: ignore[attr-defined]
+    client.close()
