@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from hardening_support import OP_TEXT, RawWs, RawWsServer
 
-from pumpsync import Client, ClientClosed, SubscriptionRejected, UsageError
-from tests.conftest import drain, wait_until
+from pumpsync import Client, ClientClosed, Source, SubscriptionRejected, UsageError
+from tests.conftest import FAST, drain, wait_until
 
 
 def test_close_before_start_wakes_a_waiting_consumer_with_client_closed() -> None:
@@ -153,3 +153,16 @@ def test_a_closed_client_is_freed_at_once_with_its_sockets(sim, no_cyclic_gc) ->
             del client
             assert freed() is None, "the closed client is still referenced (a reference cycle)"
         wait_until(lambda b=baseline: _open_fds() <= b, what="descriptors back to where they were")
+
+
+def test_a_closed_client_of_several_sources_is_freed_without_the_cyclic_collector(sim: Any, no_cyclic_gc: None) -> None:
+    """Issue 24: one source or several, close() is one call and leaves no reference cycle."""
+    sources = [Source(provider, api_key="k", url=sim.url(provider)) for provider in ("openpump", "anaxer")]
+    client = Client(sources=sources, on_connect=lambda info: None, **FAST).start()
+    wait_until(lambda c=client: all(m.connected for m in c.members.values()), what="both sources connected")
+    engines = [weakref.ref(engine) for engine in client.members.values()]
+    client.close()
+    freed = weakref.ref(client)
+    del client
+    assert freed() is None, "the closed client is still referenced (a reference cycle)"
+    assert all(engine() is None for engine in engines), "an engine outlived its client"
