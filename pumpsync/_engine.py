@@ -73,9 +73,7 @@ class Engine:
         spec = config.spec
         connection_stats = [ConnectionStats(i) for i in range(config.connections)]
         self._stats = ClientStats(name, config.queue_size, connection_stats)
-        self._delivery = Delivery(
-            self._stats, config.queue_size, merge.seen.size, merge, index, config.provider, label
-        )
+        self._delivery = Delivery(self._stats, config.queue_size, merge.seen.size, merge, index, config.provider, label)
         self._registry = Registry(config.channels, spec.dialect.merge, spec.dialect.remove)
         self._notice_gate = WarningGate()
         dialect_options = {option: getattr(config, option) for option in spec.dialect.config_options}

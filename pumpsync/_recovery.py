@@ -449,4 +449,5 @@ class GapRecovery:
                 positions[key] = position
         return bool(refetch)
 
+
 __all__ = ["STREAM", "Gap", "GapListener", "GapRecovery", "GapReport"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +25,14 @@ from pumpsync._ranges import check_ranges
 from pumpsync._stats import ClientStats
 from pumpsync._text import WarningGate
 from pumpsync.config import ClientConfig, make_config
-from pumpsync.errors import AllSourcesFailed, ClientClosed, ConfigurationError, EndOfStream, PumpsyncError
+from pumpsync.errors import (
+    AllSourcesFailed,
+    ClientClosed,
+    ConfigurationError,
+    EndOfStream,
+    PumpsyncError,
+    SourceFailed,
+)
 from pumpsync.events import KINDS
 from pumpsync.providers import provider_spec
 
@@ -236,13 +244,46 @@ def summed_stats(label: str, capacity: int, members: Sequence[ClientStats]) -> C
     return total
 
 
-def outcome_of(failed: Mapping[str, PumpsyncError], sources: int) -> PumpsyncError | None:
-    """The stream's end once every one of ``sources`` has failed (``failed``), else None."""
-    if len(failed) != sources:
-        return None
-    if all(isinstance(e, ClientClosed) for e in failed.values()):
-        return EndOfStream("every source has ended")  # replays, all at their end: no failure
-    return AllSourcesFailed("every source failed: " + "; ".join(f"{n}: {e}" for n, e in failed.items()), dict(failed))
+class Failures:
+    """What the sources' failures for good mean for the stream. One source: its failure is the
+    stream's fatal error. Several: each is a ``SourceFailed`` item and the others go on; when none
+    is left, ``AllSourcesFailed`` (or ``EndOfStream``: every one a replay at its end) ends it.
+    Thread-safe; the lock is a leaf (the caller queues the items after it)."""
+
+    def __init__(self, sources: int, several: bool) -> None:
+        self._sources = sources
+        self._several = several
+        self._lock = threading.Lock()
+        self._failed: dict[str, PumpsyncError] = {}  # several sources only
+        self.error: PumpsyncError | None = None  # the stream's end, once decided
+
+    def failed(self) -> dict[str, PumpsyncError]:
+        with self._lock:
+            return dict(self._failed)
+
+    def record(self, name: str, error: PumpsyncError) -> list[PumpsyncError]:
+        """Source ``name`` failed with ``error``: the items to queue for the consumer (none if it
+        was known already or the stream has ended)."""
+        with self._lock:
+            if self.error is not None or name in self._failed:
+                return []
+            if not self._several:
+                self.error = error
+                return [error]
+            self._failed[name] = error
+            if len(self._failed) == self._sources:
+                failed = self._failed
+                if all(isinstance(e, ClientClosed) for e in failed.values()):
+                    self.error = EndOfStream("every source has ended")  # replays, all at their end: no failure
+                else:
+                    detail = "; ".join(f"{n}: {e}" for n, e in failed.items())
+                    self.error = AllSourcesFailed("every source failed: " + detail, dict(failed))
+        # Printed once: by the CLI (as the item it reads), not also as a log line (see setup_logging).
+        log.error(
+            "source %s failed: %s%s", name, error, "" if self.error else "; the other sources go on",
+            extra={"pumpsync_fatal": True},
+        )  # fmt: skip
+        return [SourceFailed(name, error)] + ([self.error] if self.error is not None else [])
 
 
 class ConflictWarnings:
@@ -267,9 +308,9 @@ class ConflictWarnings:
 __all__ = [
     "CLIENT_WIDE",
     "ConflictWarnings",
+    "Failures",
     "Plan",
     "Source",
-    "outcome_of",
     "plan_sources",
     "provider_key_env",
     "single_source",

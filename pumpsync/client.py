@@ -28,7 +28,7 @@ from pumpsync._handoff import HandOffQueue
 from pumpsync._hooks import ConnectInfo, DisconnectInfo, Hooks
 from pumpsync._race import RaceTracker
 from pumpsync._secrets import ApiKey
-from pumpsync._sources import ConflictWarnings, Source, outcome_of, plan_sources, single_source, summed_stats
+from pumpsync._sources import ConflictWarnings, Failures, Source, plan_sources, single_source, summed_stats
 from pumpsync._stats import ClientStats
 from pumpsync._threads import upward
 from pumpsync.config import ChannelSpec, ClientConfig, make_config
@@ -36,7 +36,6 @@ from pumpsync.errors import (
     ClientClosed,
     ConfigurationError,
     PumpsyncError,
-    SourceFailed,
     SubscriptionRejected,
     UsageError,
 )
@@ -108,7 +107,6 @@ class Client:
     ``prefer={"trade": "solana"}`` lets that source's disagreeing copy replace the one queued, if the
     consumer has not taken it yet. See docs/multi-source.md.
     """
-
 
     def __init__(
         self,
@@ -190,9 +188,9 @@ class Client:
                     )  # fmt: skip
         self._takers = None if self._several else self._engine().takers
         self.config: ClientConfig = next(iter(plan.configs.values()))  # the first source's with several
-        self._lifecycle = threading.Lock()  # a leaf: guards _state, error and _failed
+        self._lifecycle = threading.Lock()  # a leaf: guards _state
         self._state = "new"
-        self._failed: dict[str, PumpsyncError] = {}
+        self._failures = Failures(len(self._engines), self._several)
         self.error: PumpsyncError | None = None
 
     def __repr__(self) -> str:
@@ -264,30 +262,13 @@ class Client:
         self.close()
 
     def _source_failed(self, name: str, error: PumpsyncError) -> None:
-        """A source failed for good (its engine has stopped). One source: that is the stream's
-        fatal error. Several: tell the consumer, go on with the others, and end the stream only
-        when none is left. Safe from any thread; the lock is a leaf (the queue is told after it)."""
-        with self._lifecycle:
-            if not self._several:
-                if self.error is not None:
-                    return
-                self.error = error
-            elif name in self._failed or self.error is not None:
-                return
-            else:
-                self._failed[name] = error
-                self.error = outcome_of(self._failed, len(self._engines))
-        if not self._several:
-            self.queue.put(error)
-            return
-        # Printed once: by the CLI (as the item it reads), not also as a log line (see setup_logging).
-        log.error(
-            "source %s failed: %s%s", name, error, "" if self.error else "; the other sources go on",
-            extra={"pumpsync_fatal": True},
-        )  # fmt: skip
-        self.queue.put(SourceFailed(name, error))
-        if self.error is not None:
-            self.queue.put(self.error)
+        """A source failed for good (its engine has stopped): what that means for the stream is
+        the failures' verdict (``_sources.Failures``); the consumer hears of it. Safe from any thread."""
+        items = self._failures.record(name, error)
+        if items:
+            self.error = self._failures.error  # before the items: a consumer that sees one sees it
+        for item in items:
+            self.queue.put(item)
 
     # ------------------------------------------------------------------ consuming
     def get(self, timeout: float | None = None) -> Event:
@@ -475,8 +456,7 @@ class Client:
     def failed_sources(self) -> dict[str, PumpsyncError]:
         """The sources that failed for good while others go on (several sources only; one
         provider that fails ends the stream: see ``error``)."""
-        with self._lifecycle:
-            return dict(self._failed)
+        return self._failures.failed()
 
     @property
     def conflicts_replaced(self) -> int:
@@ -553,8 +533,6 @@ def connect(
         raise ConfigurationError("sources", "give either a provider or sources, not both")
     given = {key: value for key, value in options.items() if value is not None}
     return Client(**given).start()
-
-
 
 
 __all__ = ["Client", "EventQueue", "connect"]
