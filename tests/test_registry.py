@@ -209,22 +209,32 @@ class _LinesTransport:
         pass
 
 
+@pytest.mark.parametrize("frames_kind", ["text", "binary"])
 def test_a_provider_transport_feeds_the_same_session_loop(
-    tmp_path: Path, make_client: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, make_client: Any, monkeypatch: pytest.MonkeyPatch, frames_kind: str
 ) -> None:
+    """A transport of another kind, with a dialect that reads text frames, or says it reads binary
+    ones (``SPEC.frames``): then each text frame is counted malformed (``text``) and still read."""
     frames = [
         {"type": "buy", "mint": "M", "signature": f"S{i}", "solAmount": 1.0, "tokenAmount": 10.0} for i in range(5)
     ]
     path = tmp_path / "frames.jsonl"
     path.write_text("\n".join(json.dumps(f) for f in frames) + "\n")
     spec = dataclasses.replace(
-        openpump.SPEC, name="lines", url_schemes=("file",), heartbeat="none", transport=_LinesTransport
+        openpump.SPEC,
+        name="lines",
+        url_schemes=("file",),
+        heartbeat="none",
+        transport=_LinesTransport,
+        frames=frames_kind,  # type: ignore[arg-type]
     )
     monkeypatch.setitem(PROVIDERS, "lines", spec)
     client = make_client("lines", f"file://localhost{path}", max_retries=1).start()
     events = drain(client, 5)
     assert [e.signature for e in events] == [f"S{i}" for i in range(5)]
-    assert client.stats()["connections"][0]["frames"] == 5
+    connection = client.stats()["connections"][0]
+    assert connection["frames"] == 5
+    assert connection["malformed"] == ({"text": 5} if frames_kind == "binary" else {})
 
 
 def test_daemon_check_shows_urls_as_scheme_and_host_only(tmp_path: Path) -> None:
