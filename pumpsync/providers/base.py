@@ -158,7 +158,8 @@ MALFORMED_REASONS = (
     "not_json",
     "invalid_utf8",
     "not_object",
-    "binary",
+    "binary",  # a binary frame to a dialect that reads text ones (SPEC.frames): counted, still read
+    "text",  # a text frame to a dialect that reads binary ones
     "unknown_type",
     "invalid_fields",
     "oversized",
