@@ -21,7 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from pumpsync._race import CONFLICT_FIELDS, RaceTracker
-from pumpsync._stats import IMPLAUSIBLE_REASONS, THREAD_KINDS, Histogram
+from pumpsync._stats import IMPLAUSIBLE_REASONS, THREAD_KINDS, ClientStats, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import KINDS, UNKNOWN
@@ -204,7 +204,10 @@ class PumpsyncCollector:
             for reason, n in _bounded(member.history_stats()).items():
                 history.add_metric([member.raw_stats.provider, reason], n)
         yield history
+        yield from self._client_breakdowns(stats, p)
 
+    def _client_breakdowns(self, stats: ClientStats, p: list[str]) -> Iterator[Metric]:
+        """The client's labelled families: events by kind, the delay histogram, and the counts by reason."""
         events = CounterMetricFamily(
             "pumpsync_events", "Events delivered (first copies), by kind.", labels=["provider", "kind"]
         )
