@@ -67,3 +67,12 @@ def test_a_client_streams_without_the_tooling_installed() -> None:
     kind, loaded = json.loads(ran.stdout)
     assert kind in KINDS, kind
     assert _tooling(loaded) == []
+
+
+def test_the_simulator_without_the_tools_extra_names_it() -> None:
+    """A library user's own tests that import the simulator on a library-only install."""
+    ran = _run("import sys\nsys.modules['websockets'] = None\nimport pumpsync.simulator\n")
+    assert ran.returncode == 1
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: pumpsync.simulator needs the tools extra"), last
+    assert last.endswith("pip install 'pumpsync[tools]'"), last
