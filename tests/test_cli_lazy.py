@@ -5,6 +5,7 @@ unimportable (``sys.modules[name] = None``), the way a fresh machine without it 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -37,20 +38,30 @@ def test_without_the_optional_extras_every_help_is_the_real_help() -> None:
         assert helped.stdout.startswith(f"Usage: pumpsync {name} [OPTIONS]") and "--help" in helped.stdout
 
 
-def test_a_missing_dependency_is_listed_then_named_in_one_line_when_run() -> None:
-    listed = pumpsync(["--help"], ("websockets",))
+def test_a_missing_extra_is_listed_then_named_in_one_line_with_its_install_line() -> None:
+    """The library's install (``pip install pumpsync``) has neither the simulator's websockets nor
+    ``top``'s rich: each command that needs them says which extra to install."""
+    listed = pumpsync(["--help"], ("websockets", "rich"))
     assert listed.returncode == 0 and listed.stderr == ""
     assert "Traceback" not in listed.stdout
     for name in _COMMANDS:
         assert f"  {name} " in listed.stdout
-    assert "demo      (cannot load here: run it to see why)" in listed.stdout
+    assert "demo      (needs pip install 'pumpsync[tools]')" in listed.stdout
+    assert "top       (needs pip install 'pumpsync[tools]')" in listed.stdout
     assert "stream    Stream events" in listed.stdout  # the commands that load show their own help
-    for args in (["demo"], ["demo", "--help"], ["simulate", "--port", "1"]):
-        ran = pumpsync(args, ("websockets",))
-        assert ran.returncode == 1 and ran.stdout == ""
+    cases = {  # the words that name it, the package it misses (the demo: whichever it imports first)
+        ("demo",): ("pumpsync demo", "websockets|rich"),
+        ("demo", "--help"): ("pumpsync demo", "websockets|rich"),
+        ("simulate", "--port", "1"): ("pumpsync simulate", "websockets"),
+        ("top", "--provider", "openpump"): ("pumpsync top", "rich"),
+        ("daemon", "--demo"): ("pumpsync daemon --demo", "websockets"),
+    }
+    for args, (what, package) in cases.items():
+        ran = pumpsync(list(args), ("websockets", "rich"))
+        assert ran.returncode == 1 and ran.stdout == "", ran.stderr
         (line,) = ran.stderr.splitlines()
-        assert line.startswith(f"Error: pumpsync {args[0]} cannot load: pumpsync.")
-        assert "no module named 'websockets" in line
+        said = rf"Error: {what} needs the tools extra \(no module named '({package})'\): "
+        assert re.fullmatch(said + re.escape("pip install 'pumpsync[tools]'"), line), line
 
 
 @pytest.mark.parametrize("name", ["demo", "simulate"])

@@ -17,6 +17,9 @@ else:
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+EXTRAS = PROJECT["optional-dependencies"]
+# What a user runs: the library, the tooling (simulator, demo, top), Redis Streams.
+RUNTIME = [*PROJECT["dependencies"], *EXTRAS["tools"], *EXTRAS["redis"]]
 
 
 def _dist(requirement: str) -> str:
@@ -80,7 +83,7 @@ def test_an_undeclared_import_is_found(tmp_path: Path) -> None:
 
 def test_the_minimum_constraints_pin_the_declared_minimums() -> None:
     minimums: dict[str, str] = {}
-    for requirement in [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["redis"]]:
+    for requirement in RUNTIME:
         found = re.search(r">=\s*([\w.]+)", requirement)
         assert found, f"no declared minimum: {requirement}"
         minimums[_normal(_dist(requirement))] = found.group(1)
@@ -100,6 +103,14 @@ def test_the_minimum_constraints_pin_the_declared_minimums() -> None:
 
 def test_every_runtime_dependency_has_a_tested_upper_end() -> None:
     """Ranges, not open ends: the newest-versions CI run tests the top of each."""
-    for requirement in [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["redis"]]:
+    for requirement in RUNTIME:
         if "python_version" not in requirement:  # tomli: a backport, only below 3.11
             assert "<" in requirement, requirement
+
+
+def test_the_library_needs_no_tooling_and_the_tests_have_all_of_it() -> None:
+    """``pip install pumpsync`` is the library: the simulator's and ``top``'s packages come with the tools
+    extra; the test extra repeats every tools requirement as written (the suite runs the simulator)."""
+    base = {_normal(_dist(r)) for r in PROJECT["dependencies"]}
+    assert base.isdisjoint({"websockets", "rich"}), base
+    assert set(EXTRAS["tools"]) <= set(EXTRAS["test"])

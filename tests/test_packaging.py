@@ -1,5 +1,6 @@
 """Packaging ready to publish (issue 28): `python -m build` and `twine check --strict` clean, and
-the wheel installs into a fresh virtualenv and runs the demo there, away from the source tree."""
+the wheel installs into a fresh virtualenv, away from the source tree: alone (the library), its demo
+says which extra it needs; with the tools extra, it runs the demo."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def test_build_twine_check_and_the_wheel_runs_the_demo_in_a_fresh_venv(tmp_path:
     assert installed.returncode == 0, installed.stderr[-3000:]
     where = _run(python, "-c", "import pumpsync; print(pumpsync.__file__, pumpsync.__version__)", cwd=tmp_path)
     assert where.returncode == 0 and str(fresh) in where.stdout, where.stdout + where.stderr
+    # The wheel alone is the library: the demo names the extra it needs, in one line.
+    hint = _run(fresh / "bin" / "pumpsync", "demo", cwd=tmp_path, timeout=120)
+    assert hint.returncode == 1 and hint.stdout == "", hint.stderr
+    assert len(hint.stderr.splitlines()) == 1 and "pip install 'pumpsync[tools]'" in hint.stderr, hint.stderr
+    tools = _run(python, "-m", "pip", "install", "-q", f"pumpsync[tools] @ {wheel.as_uri()}", cwd=tmp_path)
+    assert tools.returncode == 0, tools.stderr[-3000:]
     demo = _run(fresh / "bin" / "pumpsync", "demo", "--plain", "--duration", "3", "--metrics-addr", "off",
                 cwd=tmp_path, timeout=120)  # fmt: skip
     assert demo.returncode == 0, demo.stderr

@@ -20,7 +20,8 @@ import pytest
 from rich.console import Console
 
 import pumpsync
-from pumpsync.cli.top import CURVE_TOKENS, TRADE_WINDOW, TopModel, bar, render, sparkline
+from pumpsync.cli._top_model import CURVE_TOKENS, TRADE_WINDOW, TopModel, bar, sparkline
+from pumpsync.cli._top_screen import render
 from pumpsync.events import Event
 from pumpsync.simulator import Simulator
 

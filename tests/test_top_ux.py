@@ -13,7 +13,8 @@ from pathlib import Path
 from rich.console import Console
 
 import pumpsync
-from pumpsync.cli.top import NO_TRADES_AFTER, TopModel, render
+from pumpsync.cli._top_model import NO_TRADES_AFTER, TopModel
+from pumpsync.cli._top_screen import render
 from pumpsync.simulator import Simulator
 from tests.test_top import ROOT, Tmux, _command, event, tmux  # noqa: F401 - the fixture
 

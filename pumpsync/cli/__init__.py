@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pumpsync._importcheck import describe
+from pumpsync._importcheck import describe, install_hint, missing_extra
 from pumpsync._version import __version__
 
 # name -> "module:attribute" of a click.Command
@@ -26,21 +26,21 @@ _COMMANDS = {
 
 
 class _Unavailable(click.Command):
-    """Stands in for a command whose module cannot be imported here (a missing or broken
-    dependency): listed like the others, so ``pumpsync --help`` works; says why, in one line,
-    when run (``--help`` included, since its options are unknown)."""
+    """Stands in for a command whose module cannot be imported here (an extra that is not installed,
+    a missing or broken dependency): listed like the others, so ``pumpsync --help`` works; says why,
+    in one line, when run (``--help`` included, since its options are unknown)."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str, problem: str, short_help: str = "(cannot load here: run it to see why)") -> None:
         super().__init__(
             name,
-            short_help="(cannot load here: run it to see why)",
+            short_help=short_help,
             add_help_option=False,
             context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
         )
-        self.reason = reason
+        self.problem = problem  # the whole line, after "Error: "
 
     def invoke(self, ctx: click.Context) -> Any:
-        raise click.ClickException(f"pumpsync {self.name} cannot load: {self.reason}")
+        raise click.ClickException(self.problem)
 
 
 class _LazyGroup(click.Group):
@@ -55,7 +55,11 @@ class _LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:  # anything a broken dependency raises at import
-            return _Unavailable(cmd_name, describe(module_name, exc))
+            missing = missing_extra(exc)
+            if missing is not None:
+                hint = install_hint(f"pumpsync {cmd_name}", *missing)
+                return _Unavailable(cmd_name, hint, f"(needs pip install 'pumpsync[{missing[0]}]')")
+            return _Unavailable(cmd_name, f"pumpsync {cmd_name} cannot load: {describe(module_name, exc)}")
         command: click.Command = getattr(module, attr)
         return command
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from pumpsync._importcheck import install_hint, missing_extra
 from pumpsync._secrets import ApiKey, RedactingFilter
 from pumpsync._sources import Source
 from pumpsync.cli._options import client_kwargs, client_options, configuration_error
@@ -87,9 +88,22 @@ def daemon(config_path: str | None, check: bool, **params: Any) -> None:
         _validate_client(config, key)
         build_sinks(config.sinks)  # a bad sink option is a usage error too, not a failed start
         _check_state_dir(config)
+        if config.demo:
+            _need_simulator()
     except ConfigurationError as exc:
         raise configuration_error(exc) from None
     sys.exit(Daemon(config, key).run())
+
+
+def _need_simulator() -> None:
+    """--demo runs the simulator, which the tools extra brings: without it, one line saying so."""
+    try:
+        import pumpsync.simulator  # noqa: F401
+    except ModuleNotFoundError as exc:
+        missing = missing_extra(exc)
+        if missing is None:
+            raise
+        raise click.ClickException(install_hint("pumpsync daemon --demo", *missing)) from None
 
 
 def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:

@@ -21,7 +21,7 @@ from pumpsync.client import Client
 from pumpsync.errors import ConfigurationError, PumpsyncError
 from pumpsync.events import Event
 from pumpsync.providers import PROVIDERS
-from pumpsync.simulator.simulator import SERVERS
+from pumpsync.simulator.simulator import SERVERS, Simulator
 
 if TYPE_CHECKING:
     from pumpsync.daemon.sinks.base import Sink
@@ -92,25 +92,12 @@ def demo(
 
     On a terminal it is the live view of `pumpsync top`; piped (or with --plain), one line per event.
     """
-    from pumpsync.simulator import Simulator
-
     setup_logging(verbose)
     recorder = _recorder(record) if record else None
     seed = seed if seed is not None else int(time.time())
     providers = tuple(_DEMO_PROVIDERS) if race else (provider,)
     with Simulator(providers=providers, port=0, rate=rate, seed=seed) as sim:
-        if race:
-            for name, (delay, loss) in zip(providers, itertools.cycle(_RACE_FEEDS)):
-                sim.set_feed(name, delay=delay, loss=loss)
-                click.echo(
-                    f"pumpsync demo: simulated {name} at {sim.url(name)}, {delay[0] * 1000:.0f}-{delay[1] * 1000:.0f}"
-                    f" ms late, {loss:.0%} lost",
-                    err=True,
-                )
-            client = Client(sources=[Source(name, api_key="demo", url=sim.url(name), channels=_channels(name))
-                                     for name in providers])  # fmt: skip
-        else:
-            client = Client(provider, api_key="demo", url=sim.url(provider), channels=_channels(provider))  # type: ignore[arg-type]
+        client = _client(sim, providers, race)
         metrics = _serve_metrics(client, metrics_addr)
         if race:
             click.echo(f"pumpsync demo: one market, {len(providers)} sources (seed {seed})", err=True)
@@ -135,6 +122,28 @@ def demo(
             if recorder is not None:
                 recorder.close(time.monotonic() + 10.0)
                 recorder.join(10.0)
+    _report(client, shown, recorder, record)
+
+
+def _client(sim: Simulator, providers: tuple[str, ...], race: bool) -> Client:
+    """The demo's client of the simulator: one source, or (``--race``) every provider, each fed late and thinned."""
+    if not race:
+        (provider,) = providers
+        return Client(provider, api_key="demo", url=sim.url(provider), channels=_channels(provider))  # type: ignore[arg-type]
+    for name, (delay, loss) in zip(providers, itertools.cycle(_RACE_FEEDS)):
+        sim.set_feed(name, delay=delay, loss=loss)
+        click.echo(
+            f"pumpsync demo: simulated {name} at {sim.url(name)}, {delay[0] * 1000:.0f}-{delay[1] * 1000:.0f}"
+            f" ms late, {loss:.0%} lost",
+            err=True,
+        )
+    return Client(
+        sources=[Source(name, api_key="demo", url=sim.url(name), channels=_channels(name)) for name in providers]
+    )
+
+
+def _report(client: Client, shown: int, recorder: Sink | None, record: str | None) -> None:
+    """The closing lines: what was shown, suppressed, dropped, recorded, and who won the race."""
     stats = client.stats()
     click.echo(
         f"pumpsync demo: {shown} events shown, {stats['duplicates']} duplicates suppressed, {stats['dropped']} dropped",

@@ -21,7 +21,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from pumpsync._race import CONFLICT_FIELDS, RaceTracker
-from pumpsync._stats import IMPLAUSIBLE_REASONS, THREAD_KINDS, Histogram
+from pumpsync._stats import IMPLAUSIBLE_REASONS, THREAD_KINDS, ClientStats, Histogram
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import KINDS, UNKNOWN
@@ -119,6 +119,16 @@ def _with_zeros(known: Iterable[Any], counts: Mapping[Any, int]) -> list[tuple[A
     return sorted((key, counts.get(key, 0)) for key in set(known) | set(counts))
 
 
+def _by_label(
+    name: str, doc: str, provider: list[str], label: str, counts: Iterable[tuple[str, int]]
+) -> CounterMetricFamily:
+    """A counter family of one provider's counts by ``label`` (the known values included, at zero)."""
+    family = CounterMetricFamily(name, doc, labels=["provider", label])
+    for value, n in counts:
+        family.add_metric([*provider, value], n)
+    return family
+
+
 def _buckets(hist: Histogram) -> tuple[list[tuple[str, float]], float]:
     # The +Inf bucket doubles as _count, so count and buckets always agree even mid-update.
     return [(le, float(n)) for le, n in hist.cumulative()], hist.sum
@@ -204,54 +214,38 @@ class PumpsyncCollector:
             for reason, n in _bounded(member.history_stats()).items():
                 history.add_metric([member.raw_stats.provider, reason], n)
         yield history
+        yield from self._client_breakdowns(stats, p)
 
-        events = CounterMetricFamily(
-            "pumpsync_events", "Events delivered (first copies), by kind.", labels=["provider", "kind"]
-        )
-        for kind, n in _with_zeros(KINDS, _copy(stats.events)):
-            events.add_metric([*p, kind], n)
-        yield events
-
+    def _client_breakdowns(self, stats: ClientStats, p: list[str]) -> Iterator[Metric]:
+        """The client's labelled families: events by kind, the delay histogram, and the counts by reason."""
+        yield _by_label(
+            "pumpsync_events", "Events delivered (first copies), by kind.",
+            p, "kind", _with_zeros(KINDS, _copy(stats.events)),
+        )  # fmt: skip
         delay = HistogramMetricFamily(
             "pumpsync_event_delay_seconds", "Provider timestamp to local receipt, live events.", labels=["provider"]
         )
         buckets, total = _buckets(stats.delay)
         delay.add_metric(p, buckets, total)
         yield delay
-
-        implausible = CounterMetricFamily(
+        yield _by_label(
             "pumpsync_implausible_timestamps",
             "Live events whose provider timestamp was implausible (kept out of the delay histogram), by reason.",
-            labels=["provider", "reason"],
-        )
-        for reason, n in _with_zeros(IMPLAUSIBLE_REASONS, _copy(stats.implausible)):
-            implausible.add_metric([*p, reason], n)
-        yield implausible
-
-        threads = CounterMetricFamily(
+            p, "reason", _with_zeros(IMPLAUSIBLE_REASONS, _copy(stats.implausible)),
+        )  # fmt: skip
+        yield _by_label(
             "pumpsync_thread_failures",
             "Unexpected ends of the client's threads (each fails the client, or restarts a session), by kind.",
-            labels=["provider", "thread"],
-        )
-        for kind, n in _with_zeros(THREAD_KINDS, _copy(stats.thread_failures)):
-            threads.add_metric([*p, kind], n)
-        yield threads
-
-        rejected = CounterMetricFamily(
-            "pumpsync_subscription_rejections", "Channels the provider refused.", labels=["provider", "channel"]
-        )
-        counts = _bounded(stats.rejected)
-        for channel, n in _with_zeros(self._channels, counts):
-            rejected.add_metric([*p, channel], n)
-        yield rejected
-
-        notices = CounterMetricFamily(
-            "pumpsync_provider_notices", "Non-fatal error reports from the provider, by code.",
-            labels=["provider", "reason"],
+            p, "thread", _with_zeros(THREAD_KINDS, _copy(stats.thread_failures)),
         )  # fmt: skip
-        for code, n in _bounded(stats.notices).items():
-            notices.add_metric([*p, code], n)
-        yield notices
+        yield _by_label(
+            "pumpsync_subscription_rejections", "Channels the provider refused.",
+            p, "channel", _with_zeros(self._channels, _bounded(stats.rejected)),
+        )  # fmt: skip
+        yield _by_label(
+            "pumpsync_provider_notices", "Non-fatal error reports from the provider, by code.",
+            p, "reason", _bounded(stats.notices).items(),
+        )  # fmt: skip
 
     def _connection_metrics(self) -> Iterator[Metric]:
         conn_labels = ["provider", "connection"]

@@ -93,6 +93,13 @@ names, amounts, curve state). Slots (about 2.5 per second) and timestamps follow
 wall clock.
 """
 
+try:  # the tools extra's server: a library-only install says which extra, not only which module
+    import websockets  # noqa: F401
+except ModuleNotFoundError as exc:
+    raise ModuleNotFoundError(
+        f"pumpsync.simulator needs the tools extra ({exc}): pip install 'pumpsync[tools]'", name=exc.name
+    ) from None
+
 from pumpsync.simulator.connection import ConnectionInfo, SubscriptionInfo
 from pumpsync.simulator.faults import MALFORMED_KINDS
 from pumpsync.simulator.market import Graduation, Launch, MarketEvent, Trade

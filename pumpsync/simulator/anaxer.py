@@ -55,7 +55,7 @@ class AnaxerServer(ProviderServer):
         self.pong_timeout = pong_timeout
         self.history: History[tuple[AnaxerRecord, str]] = History(history_limit)  # (record, document JSON)
         self.rest_failures: list[RestFailure] = []
-        self.rest = RestApi(self, current_slot)
+        self.rest = RestApi(self.keys, self.history, self.rest_failures, current_slot)
         self._plans: dict[int, AnaxerPlan] = {}
 
     # -- admission -------------------------------------------------------------------------

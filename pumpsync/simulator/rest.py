@@ -11,7 +11,7 @@ import binascii
 import http
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from websockets.datastructures import Headers
@@ -19,10 +19,10 @@ from websockets.http11 import Request, Response
 
 from pumpsync.simulator import filters as flt
 from pumpsync.simulator.faults import RestFailure, dumps
+from pumpsync.simulator.history import History
+from pumpsync.simulator.plans import KeyTable
+from pumpsync.simulator.records import AnaxerRecord
 from pumpsync.simulator.server import request_key
-
-if TYPE_CHECKING:
-    from pumpsync.simulator.anaxer import AnaxerServer
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -131,17 +131,27 @@ def query_filters(query: dict[str, str]) -> dict[str, Any]:
 
 
 class RestApi:
-    def __init__(self, server: AnaxerServer, current_slot: Callable[[], int]) -> None:
-        self._server = server
+    """The REST side of the Anaxer server, given the server's own keys, history and injected failures
+    (the same objects, shared: the server appends, the API reads)."""
+
+    def __init__(
+        self,
+        keys: KeyTable,
+        history: History[tuple[AnaxerRecord, str]],
+        failures: list[RestFailure],
+        current_slot: Callable[[], int],
+    ) -> None:
+        self._keys = keys
+        self._history = history
+        self._failures = failures
         self.current_slot = current_slot
 
     def handle(self, request: Request) -> Response:
-        server = self._server
-        if server.rest_failures:
-            failure: RestFailure = server.rest_failures.pop(0)
+        if self._failures:
+            failure = self._failures.pop(0)
             retry = failure.retry_after if failure.status == 429 else None
             return error_response(failure.status, "Injected failure", retry)
-        plan = server.keys.anaxer(request_key(request, "key"))
+        plan = self._keys.anaxer(request_key(request, "key"))
         if plan is None:
             return error_response(401, "Invalid or missing API key")
         if plan.rate_limited:
@@ -185,7 +195,7 @@ class RestApi:
         texts: list[str] = []
         slots: list[int] = []
         next_cursor: str | None = None
-        for index, (rec, text) in self._server.history.since(start):
+        for index, (rec, text) in self._history.since(start):
             if rec.channel != channel or (since is not None and rec.slot < since):
                 continue
             ts = rec.payload.get("timestamp") or 0

@@ -1,5 +1,7 @@
 """The ``Simulator`` facade: one asyncio loop in one background thread, a thread-safe,
-synchronous control surface for tests, benchmarks and the ``simulate`` command."""
+synchronous control surface for tests, benchmarks and the ``simulate`` command (its fault
+controls: :mod:`pumpsync.simulator._controls`, :mod:`pumpsync.simulator._solana_controls`;
+its providers: :mod:`pumpsync.simulator._registry`)."""
 
 from __future__ import annotations
 
@@ -10,115 +12,28 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from websockets.exceptions import ProtocolError
-from websockets.frames import Close
-
+from pumpsync.simulator._controls import CALL_TIMEOUT, FaultControls
+from pumpsync.simulator._registry import PROVIDERS, SERVERS, ServerContext, chosen_providers
+from pumpsync.simulator._solana_controls import SolanaControls
 from pumpsync.simulator.anaxer import FORM_MODES, AnaxerServer, FormMode
 from pumpsync.simulator.blast import Blaster
 from pumpsync.simulator.connection import ConnectionInfo
-from pumpsync.simulator.faults import MALFORMED_KINDS, MalformedKind, Reject, RestFailure
 from pumpsync.simulator.market import EventKind, Market, MarketEvent
 from pumpsync.simulator.openpump import OpenPumpServer
 from pumpsync.simulator.plans import KeyTable
-from pumpsync.simulator.pumpportal import BAN_SECONDS, BONK_SHARE, MISLABELLED_SHARE, PumpPortalServer
+from pumpsync.simulator.pumpportal import PumpPortalServer
 from pumpsync.simulator.server import ProviderServer
-from pumpsync.simulator.solana import (
-    INJECT_KINDS,
-    NEXT_FAULTS,
-    OVERSIZED_DEFAULT,
-    InjectKind,
-    LayoutName,
-    NextFault,
-    SolanaServer,
-    history_record,
-    matches_channel,
-)
+from pumpsync.simulator.solana import SolanaServer, history_record, matches_channel
 
+__all__ = ["CALL_TIMEOUT", "PROVIDERS", "SERVERS", "FeedProfile", "Simulator"]
 
-@dataclass(frozen=True)
-class ServerContext:
-    """What a simulated provider's server is built from."""
-
-    host: str
-    port: int  # 0: a free port
-    keys: KeyTable
-    enrich_delay: float
-    history_limit: int | None
-    current_slot: Callable[[], int]
-    # Provider-specific simulator options (``anaxer_form=...``), as given to ``Simulator(...)``.
-    options: Mapping[str, Any] = field(default_factory=dict)
-    seed: int = 1  # the simulator's seed, for servers with random draws of their own
-
-
-@dataclass(frozen=True)
-class SimulatedProvider:
-    """One line of the simulator's registry."""
-
-    server: Callable[[ServerContext], ProviderServer]
-    path: str = "/v1/stream"  # the stream's path on the server
-    rest: bool = False  # also serves the provider's REST history on the same port (``rest_url``)
-    options: tuple[str, ...] = ()  # the Simulator(...) keyword options this server reads
-
-
-def _openpump(ctx: ServerContext) -> ProviderServer:
-    return OpenPumpServer(ctx.host, ctx.port, ctx.keys, ctx.enrich_delay, ctx.history_limit)
-
-
-def _pumpportal(ctx: ServerContext) -> ProviderServer:
-    return PumpPortalServer(
-        ctx.host,
-        ctx.port,
-        ctx.keys,
-        ctx.seed,
-        ctx.options.get("pumpportal_ban_seconds", BAN_SECONDS),
-        ctx.options.get("pumpportal_bonk_share", BONK_SHARE),
-        ctx.options.get("pumpportal_mislabelled_share", MISLABELLED_SHARE),
-        ctx.history_limit,
-    )
-
-
-def _solana(ctx: ServerContext) -> ProviderServer:
-    return SolanaServer(ctx.host, ctx.port, ctx.keys, ctx.current_slot, ctx.history_limit)
-
-
-def _anaxer(ctx: ServerContext) -> ProviderServer:
-    return AnaxerServer(
-        ctx.host,
-        ctx.port,
-        ctx.keys,
-        ctx.options.get("anaxer_form", "auto"),
-        ctx.options.get("anaxer_ping_interval", 30.0),
-        ctx.options.get("anaxer_pong_timeout", 10.0),
-        ctx.current_slot,
-        ctx.history_limit,
-    )
-
-
-# The simulator's registry: one line per simulated provider (the same names as pumpsync.providers).
-SERVERS: dict[str, SimulatedProvider] = {
-    "openpump": SimulatedProvider(_openpump),
-    "anaxer": SimulatedProvider(
-        _anaxer, rest=True, options=("anaxer_form", "anaxer_ping_interval", "anaxer_pong_timeout")
-    ),
-    "pumpportal": SimulatedProvider(
-        _pumpportal,
-        path="/api/data",
-        options=("pumpportal_ban_seconds", "pumpportal_bonk_share", "pumpportal_mislabelled_share"),
-    ),
-    "solana": SimulatedProvider(_solana, path="/", rest=True),  # rest_url: HTTP JSON-RPC (POST)
-}
-PROVIDERS = tuple(SERVERS)
-# "both": the two providers the simulator first served (the default of ``pumpsync simulate``).
-_BOTH = ("openpump", "anaxer")
-CALL_TIMEOUT = 10.0
 _MAX_BURST_SECONDS = 1.0  # after a loop hiccup, catch up at most this much market time
 
 log = logging.getLogger("pumpsync.simulator")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -137,18 +52,7 @@ class FeedProfile:
             raise ValueError("delay must be (low, high) with 0 <= low <= high, loss in [0, 1)")
 
 
-def _providers(value: str | Iterable[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        names = _BOTH if value == "both" else PROVIDERS if value == "all" else (value,)
-    else:
-        names = tuple(value)
-    unknown = [p for p in names if p not in PROVIDERS]
-    if not names or unknown:
-        raise ValueError(f"providers must be a non-empty subset of {PROVIDERS}, got {value!r}")
-    return tuple(p for p in PROVIDERS if p in names)
-
-
-class Simulator:
+class Simulator(FaultControls, SolanaControls):
     """Local provider servers (any of ``SERVERS``) fed by a deterministic market model.
 
     See the package docstring for keys, record shapes and fault injection.
@@ -174,7 +78,7 @@ class Simulator:
             raise ValueError("rate and enrich_delay must be >= 0, anaxer_pong_timeout > 0")
         if anaxer_form not in FORM_MODES:
             raise ValueError(f"anaxer_form must be one of {FORM_MODES}, got {anaxer_form!r}")
-        self.providers = _providers(providers)
+        self.providers = chosen_providers(providers)
         self.host = host
         self.rate = float(rate)
         self.seed = seed
@@ -288,24 +192,6 @@ class Simulator:
             if cancel is not None:
                 cancel()
         await asyncio.gather(*(s.stop(1001, "going away") for s in self._servers.values()))
-
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = CALL_TIMEOUT) -> T:
-        loop = self._loop
-        if loop is None or self._thread is None or loop.is_closed():
-            coro.close()
-            raise RuntimeError("simulator is not running; call start() or use it in a with block")
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
-
-    # -- addresses -------------------------------------------------------------------------
-
-    def _server(self, provider: str) -> ProviderServer:
-        try:
-            return self._servers[provider]
-        except KeyError:
-            raise ValueError(f"provider {provider!r} is not simulated (have {self.providers})") from None
-
-    def _targets(self, provider: str | None) -> list[ProviderServer]:
-        return list(self._servers.values()) if provider is None else [self._server(provider)]
 
     def port(self, provider: str) -> int:
         return self._server(provider).port
@@ -501,172 +387,3 @@ class Simulator:
             raise ValueError("count must be >= 0 and rate None or > 0")
         servers = self._targets(provider)
         return self._call(self._blaster.blast(servers, count, rate, stamp), timeout)
-
-    # -- faults ----------------------------------------------------------------------------
-
-    def _fanout(self, provider: str | None, action: Callable[[ProviderServer], Any]) -> int:
-        async def run() -> int:
-            total = 0
-            for server in self._targets(provider):
-                result = action(server)
-                total += int(await result if asyncio.iscoroutine(result) else result or 0)
-            return total
-
-        return self._call(run())
-
-    def drop(self, provider: str | None = None, index: int | None = None) -> int:
-        """Abort connections: no close frame, the TCP connection just ends."""
-        return self._fanout(provider, lambda s: s.drop(index))
-
-    def close(self, code: int, reason: str = "", provider: str | None = None, index: int | None = None) -> int:
-        try:
-            Close(code, reason).check()
-        except ProtocolError:
-            raise ValueError(f"{code} cannot be sent in a close frame") from None
-        return self._fanout(provider, lambda s: s.close(code, reason, index))
-
-    def stall(self, provider: str | None = None, index: int | None = None) -> int:
-        """Half-open: send nothing to these connections and read nothing from them."""
-        return self._fanout(provider, lambda s: s.stall(index, True))
-
-    def unstall(self, provider: str | None = None, index: int | None = None) -> int:
-        return self._fanout(provider, lambda s: s.stall(index, False))
-
-    def ignore_pings(self, ignore: bool = True, provider: str | None = None) -> None:
-        def apply(server: ProviderServer) -> int:
-            server.ignore_pings = ignore
-            return 0
-
-        self._fanout(provider, apply)
-
-    def send_malformed(
-        self,
-        kind: MalformedKind,
-        provider: str | None = None,
-        index: int | None = None,
-        size: int = 2 * 1024 * 1024,
-    ) -> int:
-        if kind not in MALFORMED_KINDS:
-            raise ValueError(f"kind must be one of {MALFORMED_KINDS}, got {kind!r}")
-        return self._fanout(provider, lambda s: s.send_malformed(kind, index, size))
-
-    def restart(self, provider: str | None = None, downtime: float = 0.0) -> None:
-        """Drop every connection, stop listening, wait ``downtime``, listen again on the same
-        port. Returns once listening again; the market keeps running meanwhile."""
-
-        async def run() -> None:
-            await asyncio.gather(*(s.restart(downtime) for s in self._targets(provider)))
-
-        self._call(run(), CALL_TIMEOUT + downtime)
-
-    def reject_next(
-        self, n: int, provider: str | None = None, status: int = 503, close_code: int | None = None
-    ) -> None:
-        """Refuse the next ``n`` connection attempts (per provider): an HTTP ``status`` answer
-        to the upgrade, or, with ``close_code``, accept and close at once."""
-        reject = Reject(status, close_code)
-
-        def apply(server: ProviderServer) -> int:
-            server.rejects.extend([reject] * n)
-            return 0
-
-        self._fanout(provider, apply)
-
-    def rest_fail_next(self, n: int, status: int = 429, retry_after: float = 1.0, provider: str = "anaxer") -> None:
-        """The next ``n`` Anaxer REST requests (Solana: HTTP JSON-RPC history calls) fail with
-        ``status`` (429 with Retry-After)."""
-        server = self._server(provider)
-        if not isinstance(server, (AnaxerServer, SolanaServer)):
-            raise ValueError(f"{provider} has no HTTP API")
-
-        async def run() -> None:
-            server.rest_failures.extend([RestFailure(status, retry_after)] * n)
-
-        self._call(run())
-
-    # -- Solana node faults ------------------------------------------------------------------
-
-    def _solana(self) -> SolanaServer:
-        server = self._server("solana")
-        assert isinstance(server, SolanaServer)
-        return server
-
-    def solana_layout(self, layout: LayoutName) -> None:
-        """Event layout of every transaction from now on: ``current`` (free-sources.md),
-        ``extended`` (fields appended: the next program upgrade) or ``legacy`` (the shorter
-        April 2025 layouts)."""
-        server = self._solana()
-
-        async def run() -> None:
-            server.set_layout(layout)
-
-        self._call(run())
-
-    def solana_next(self, fault: NextFault, n: int = 1, size: int = OVERSIZED_DEFAULT) -> None:
-        """Alter the next ``n`` market transactions: ``truncated`` (logs cut at 10 kB with a
-        ``Log truncated`` line, no ``Program data`` line left; getTransaction's inner
-        instructions still carry the events) or ``oversized`` (about ``size`` bytes of extra
-        log lines after the events: frames over 1 MiB)."""
-        if fault not in NEXT_FAULTS or n < 0:
-            raise ValueError(f"fault must be one of {NEXT_FAULTS} and n >= 0")
-        server = self._solana()
-
-        async def run() -> None:
-            server.fault_next(fault, n, size)
-
-        self._call(run())
-
-    def solana_inject(self, kind: InjectKind, n: int = 1) -> list[str]:
-        """Stream ``n`` extra transactions now (not market events); returns their signatures.
-        ``failed``: a buy whose transaction failed (err set, its Program data line still in
-        the logs); ``unknown_event``: an event with a discriminator outside the feed's table;
-        ``undecodable``: Program data lines that are not base64 / shorter than a discriminator.
-        They are in the history (getSignaturesForAddress / getTransaction) like any other."""
-        if kind not in INJECT_KINDS or n < 0:
-            raise ValueError(f"kind must be one of {INJECT_KINDS} and n >= 0")
-        server = self._solana()
-
-        async def run() -> list[str]:
-            return server.inject(kind, n)
-
-        return self._call(run())
-
-    def solana_mute_subscribe(self, mute: bool = True) -> None:
-        """A node that never answers ``logsSubscribe`` (no reply, no notifications)."""
-        server = self._solana()
-
-        async def run() -> None:
-            server.mute_subscribe = mute
-
-        self._call(run())
-
-    def solana_subscribe_errors(self, n: int, code: int = 429, message: str = "Too many requests") -> None:
-        """Answer the next ``n`` ``logsSubscribe`` requests with this JSON-RPC error object
-        (e.g. a rate limit, or -32401 for a node that refuses a key over JSON-RPC)."""
-        server = self._solana()
-
-        async def run() -> None:
-            server.subscribe_errors.extend([(code, message)] * n)
-
-        self._call(run())
-
-    def solana_idle_timeout(self, seconds: float | None) -> None:
-        """Close (1001 "idle timeout") connections whose client sent nothing, not even a
-        WebSocket ping, for ``seconds``; None (the default) never does."""
-        if seconds is not None and seconds <= 0:
-            raise ValueError("seconds must be > 0 or None")
-        server = self._solana()
-
-        async def run() -> None:
-            server.idle_timeout = seconds
-
-        self._call(run())
-
-    def solana_subscribe_requests(self) -> int:
-        """``logsSubscribe`` requests the node received, answered or not."""
-        server = self._solana()
-
-        async def run() -> int:
-            return server.subscribe_requests
-
-        return self._call(run())

@@ -11,7 +11,8 @@ from pathlib import Path
 from mkthelpers import T0, launch, trade
 from rich.console import Console
 
-from pumpsync.cli.top import TopModel, render
+from pumpsync.cli._top_model import TopModel
+from pumpsync.cli._top_screen import render
 from pumpsync.events import Event
 from pumpsync.market import Market
 

@@ -18,8 +18,9 @@ from pumpsync import Client
 from pumpsync._secrets import ApiKey
 from pumpsync.errors import ConfigurationError, PlanError, SubscriptionRejected
 from pumpsync.events import Event
+from pumpsync.providers._pumpportal_wire import ACK_KEYS, UNFUNDED
 from pumpsync.providers.base import Dropped, Fatal, Malformed, Notice, Output, Rejected, Subscribed, Subscription
-from pumpsync.providers.pumpportal import ACK_KEYS, UNFUNDED, PumpPortal
+from pumpsync.providers.pumpportal import PumpPortal
 from pumpsync.simulator.plans import UNFUNDED_KEY
 
 T0 = 1_764_000_000_000

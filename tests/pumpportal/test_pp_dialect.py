@@ -12,19 +12,18 @@ from test_dialects import json_parser  # noqa: F401 - every test with orjson and
 from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync.errors import ConfigurationError, PlanError, SubscriptionRejected
 from pumpsync.events import Event
-from pumpsync.providers.base import Dropped, Fatal, Malformed, Notice, Output, Rejected, Reply, Subscribed, Subscription
-from pumpsync.providers.pumpportal import (
+from pumpsync.providers._pumpportal_wire import (
     ACK_KEYS,
     ACK_MIGRATIONS,
     ACK_NEW_TOKENS,
     MESSAGES_PER_WINDOW,
-    SPEC,
     UNFUNDED,
-    PumpPortal,
     check_filters,
     merge,
     remove,
 )
+from pumpsync.providers.base import Dropped, Fatal, Malformed, Notice, Output, Rejected, Reply, Subscribed, Subscription
+from pumpsync.providers.pumpportal import SPEC, PumpPortal
 
 T0 = 1_764_000_000_000
 KEY = ApiKey("pp-secret-key-123")
