@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from pumpsync._backoff import retry_after
+from pumpsync._feed_session import FeedPort, serve_feed
 from pumpsync._framing import FrameTooLarge, ProtocolError, close_code, close_reason
 from pumpsync._secrets import redact, safe_url
 from pumpsync._stats import ConnectionStats
@@ -45,6 +46,7 @@ from pumpsync.providers.spec import (
     OP_PONG,
     OP_TEXT,
     ConnectFailed,
+    EventFeed,
     Transport,
     TransportClosed,
     UpgradeRefused,
@@ -107,7 +109,11 @@ class Connection:
         spec = config.spec
         self._ws_ping = spec.heartbeat == "ws_ping"
         self._pings = spec.heartbeat in ("app", "ws_ping")  # "server"/"none": we send no heartbeat
-        self.transport: Transport = (spec.transport or WebSocketTransport)(config, index)
+        # A source of events (spec.feed) runs a feed session instead (pumpsync/_feed_session.py).
+        self.feed: EventFeed | None = None if spec.feed is None else spec.feed(config, index)
+        self.transport: Transport = (
+            (spec.transport or WebSocketTransport)(config, index) if self.feed is None else FeedPort(self.feed)
+        )
         bind = getattr(self.transport, "bind_queue", None)
         if bind is not None:  # a source that can outrun any consumer (a file) waits for the queue instead
             bind(delivery.queue)
@@ -249,6 +255,10 @@ class Connection:
         self.stats.set_state("closed")
 
     def _session(self) -> Outcome:
+        if self.feed is not None:
+            self._abort_reason = None
+            self.hello = None
+            return serve_feed(self, self.feed, self._owner.subscriptions(), Outcome)
         config = self.config
         with self._lock:
             previous = self.dialect
@@ -276,6 +286,11 @@ class Connection:
         return self._serve(dialect)
 
     def _serve(self, dialect: Dialect) -> Outcome:
+        self._opened()
+        self.with_dialect(lambda d: d.on_open())
+        return self._read(dialect)
+
+    def _opened(self) -> None:
         self.sessions += 1
         now = time.monotonic()
         self.opened_at = self.last_rx = self.last_data = now
@@ -286,8 +301,6 @@ class Connection:
         self.stats.set_state("open")
         log.info("connection %d: open", self.index)
         self._owner.session_opened(self)
-        self.with_dialect(lambda d: d.on_open())
-        return self._read(dialect)
 
     def _read(self, dialect: Dialect) -> Outcome:
         transport = self.transport

@@ -258,9 +258,12 @@ class Client:
             Connection(i, config, dialect_factory, self._delivery, connection_stats[i], self._hub)
             for i in range(config.connections)
         ]
-        # Transports that want to know what the consumer took (the redis source commits on it).
-        takers = [getattr(conn.transport, "taken", None) for conn in self._connections]
-        self._takers: list[Callable[[Event | None], None] | None] | None = takers if any(takers) else None
+        # Feeds told of each event the consumer is done with (EventFeed.consumed: redis commits on it).
+        takers: list[Callable[[Event], None] | None] = [
+            c.feed.consumed if c.feed is not None and c.feed.acknowledges else None for c in self._connections
+        ]
+        self._takers = takers if any(takers) else None
+        self._in_hand: Event | None = None  # the event get() handed over last, of such a feed
         self._recovery = (
             GapRecovery(
                 config,
@@ -321,6 +324,7 @@ class Client:
             self._detach()
             return
         deadline = time.monotonic() + timeout
+        self._consumed()  # closing: the consumer is done with the event in hand
         self._supervisor.stop()
         for conn in self._connections:
             conn.stop()
@@ -388,9 +392,7 @@ class Client:
             raise UsageError(NOT_STARTED)
         takers = self._takers
         if takers is not None:  # asking for the next event: the consumer is done with the one in hand
-            for taken in takers:
-                if taken is not None:
-                    taken(None)
+            self._consumed()
         if self._state == "closed":  # what is left, then ClientClosed: never a wait on a closed client
             try:
                 item = self.queue.get_nowait()
@@ -402,11 +404,16 @@ class Client:
             if item.fatal or isinstance(item, ClientClosed):
                 self.queue.put(item)  # keep it there for the next reader
             raise item
-        if takers is not None:
-            taken = takers[item.connection]
-            if taken is not None:
-                taken(item)
+        if takers is not None and takers[item.connection] is not None:
+            self._in_hand = item
         return item
+
+    def _consumed(self) -> None:
+        """Tell the feed of the event in hand that the consumer is done with it (on the consumer's thread)."""
+        event, self._in_hand = self._in_hand, None
+        consumed = None if event is None or self._takers is None else self._takers[event.connection]
+        if event is not None and consumed is not None:
+            consumed(event)
 
     def __iter__(self) -> Iterator[Event]:
         """Events until :meth:`close`; raises fatal errors. A refused channel is logged as a warning
