@@ -77,16 +77,18 @@ def _read(conn: FeedHost[R], feed: EventFeed, Outcome: Callable[..., R]) -> R:
             detail = redact(str(exc), conn.config.api_key)
             return Outcome(conn._abort_reason or "dropped", detail=detail, opened=True)
         now = time.monotonic()
-        conn.last_rx = now  # any answer, "nothing new" too, proves the feed alive
+        wall = time.time()
+        # Any answer, "nothing new" too, proves the feed alive (as a pong does a socket: the last
+        # frame's time stays the source's last sign of life).
+        conn.last_rx = now
+        stats.last_frame_at = wall
         if seen is not None:
             total: int = getattr(feed, "received_bytes", seen)
             stats.bytes += total - seen
             seen = total
         if not outputs:
             continue
-        wall = time.time()
         conn.last_data = now
-        stats.last_frame_at = wall
         stats.frames += len(outputs)  # one item read: an event, or what stood for one
         try:
             for out in outputs:
