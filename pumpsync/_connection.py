@@ -18,6 +18,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from pumpsync._backoff import retry_after
+from pumpsync._feed_session import FeedPort, serve_feed
 from pumpsync._framing import FrameTooLarge, ProtocolError, close_code, close_reason
 from pumpsync._logsource import label_threads
 from pumpsync._secrets import redact, safe_url
@@ -47,6 +48,7 @@ from pumpsync.providers.spec import (
     OP_PONG,
     OP_TEXT,
     ConnectFailed,
+    EventFeed,
     Outgoing,
     Transport,
     TransportClosed,
@@ -115,7 +117,13 @@ class Connection:
         self._foreign_opcode = {"text": OP_BINARY, "binary": OP_TEXT}.get(spec.frames)
         self._foreign_reason = "binary" if spec.frames == "text" else "text"
         self._pings = spec.heartbeat in ("app", "ws_ping")  # "server"/"none": we send no heartbeat
-        self.transport: Transport = _with_send((spec.transport or WebSocketTransport)(config, index))
+        # A source of events (spec.feed) runs a feed session instead (pumpsync/_feed_session.py).
+        self.feed: EventFeed | None = None if spec.feed is None else spec.feed(config, index)
+        self.transport: Transport
+        if self.feed is None:
+            self.transport = _with_send((spec.transport or WebSocketTransport)(config, index))
+        else:
+            self.transport = FeedPort(self.feed)
         bind = getattr(self.transport, "bind_queue", None)
         if bind is not None:  # a source that can outrun any consumer (a file) waits for the queue instead
             bind(delivery.queue)
@@ -258,6 +266,10 @@ class Connection:
         self.stats.set_state("closed")
 
     def _session(self) -> Outcome:
+        if self.feed is not None:
+            self._abort_reason = None
+            self.hello = None
+            return serve_feed(self, self.feed, self._reports.subscriptions(), Outcome)
         config = self.config
         with self._lock:
             previous = self.dialect
@@ -285,6 +297,11 @@ class Connection:
         return self._serve(dialect)
 
     def _serve(self, dialect: Dialect) -> Outcome:
+        self._opened()
+        self.with_dialect(lambda d: d.on_open())
+        return self._read(dialect)
+
+    def _opened(self) -> None:
         self.sessions += 1
         now = time.monotonic()
         self.opened_at = self.last_rx = self.last_data = now
@@ -295,8 +312,6 @@ class Connection:
         self.stats.set_state("open")
         log.info("connection %d: open", self.index)
         self._reports.opened(self)
-        self.with_dialect(lambda d: d.on_open())
-        return self._read(dialect)
 
     def _read(self, dialect: Dialect) -> Outcome:
         """Read the session until it ends (the hot loop).

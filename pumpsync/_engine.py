@@ -85,9 +85,11 @@ class Engine:
             Connection(i, config, dialect_factory, self._delivery, connection_stats[i], reports, name)
             for i in range(config.connections)
         ]
-        # Transports that want to know what the consumer took (the redis source commits on it).
-        takers = [getattr(conn.transport, "taken", None) for conn in self._connections]
-        self.takers: list[Callable[[Event | None], None] | None] | None = takers if any(takers) else None
+        # Feeds told of each event the consumer is done with (EventFeed.consumed: redis commits on it).
+        takers: list[Callable[[Event], None] | None] = [
+            c.feed.consumed if c.feed is not None and c.feed.acknowledges else None for c in self._connections
+        ]
+        self.takers: list[Callable[[Event], None] | None] | None = takers if any(takers) else None
         self._recovery: GapRecovery | None = None
         if spec.history is not None:
             on_gap = None if hooks is None else functools.partial(hooks.notify, "on_gap")

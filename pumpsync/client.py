@@ -187,6 +187,7 @@ class Client:
                         "several sources cannot tell it: use it as a client of its own",
                     )  # fmt: skip
         self._takers = None if self._several else self._engine().takers
+        self._in_hand: Event | None = None  # the event get() handed over last, of a feed that acknowledges
         self.config: ClientConfig = next(iter(plan.configs.values()))  # the first source's with several
         self._lifecycle = threading.Lock()  # a leaf: guards _state
         self._state = "new"
@@ -234,6 +235,7 @@ class Client:
             self._merge.queue.put(ClientClosed("the client was closed"))
             return
         deadline = time.monotonic() + timeout
+        self._consumed()  # closing: the consumer is done with the event in hand
         for engine in engines:  # all at once: they end in parallel
             engine.stop()
         stragglers: list[str] = []
@@ -283,9 +285,7 @@ class Client:
             self._conflicts.warn()
         takers = self._takers
         if takers is not None:  # asking for the next event: the consumer is done with the one in hand
-            for taken in takers:
-                if taken is not None:
-                    taken(None)
+            self._consumed()
         if self._state == "closed":  # what is left, then ClientClosed: never a wait on a closed client
             try:
                 item = self.queue.get_nowait()
@@ -297,11 +297,16 @@ class Client:
             if item.fatal or isinstance(item, ClientClosed):
                 self.queue.put(item)  # keep it there for the next reader
             raise item
-        if takers is not None:
-            taken = takers[item.connection]
-            if taken is not None:
-                taken(item)
+        if takers is not None and takers[item.connection] is not None:
+            self._in_hand = item
         return item
+
+    def _consumed(self) -> None:
+        """Tell the feed of the event in hand that the consumer is done with it (on the consumer's thread)."""
+        event, self._in_hand = self._in_hand, None
+        consumed = None if event is None or self._takers is None else self._takers[event.connection]
+        if event is not None and consumed is not None:
+            consumed(event)
 
     def __iter__(self) -> Iterator[Event]:
         """Events until :meth:`close`; raises fatal errors. A refused channel is logged as a warning

@@ -11,9 +11,9 @@ URLs: ``file:PATH`` (JSON Lines: one ``Event.to_dict()`` per line, as ``pumpsync
 name is read as SQLite too. ``since``: a slot, or an epoch time in milliseconds (any value
 of at least 10^12): events before it are skipped.
 
-``Recording`` reads, ``Pacer`` paces; ``ReplayTransport`` and the ``Replay`` dialect plug them
-into a client's session loop like any other source (``SPEC``). The events are the recorded ones
-but for ``connection``, which is the replaying client's (0).
+``Recording`` reads, ``Pacer`` paces; ``ReplayFeed`` hands their events to a client's connection
+as an event feed (``SPEC.feed``). The events are the recorded ones but for ``connection``, which
+is the replaying client's (0).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -32,8 +32,8 @@ from pumpsync._bounds import event_from_record
 from pumpsync._secrets import ApiKey
 from pumpsync.errors import ConfigurationError, EndOfStream, ProviderRefused
 from pumpsync.events import Event
-from pumpsync.providers.base import ClosePolicy, Dialect, Fatal, Handshake, Malformed, Output, Pong
-from pumpsync.providers.spec import OP_TEXT, ConnectFailed, Outgoing, ProviderSpec, TransportClosed
+from pumpsync.providers.base import ClosePolicy, Dialect, Fatal, Handshake, Malformed, Output, Subscription
+from pumpsync.providers.spec import ConnectFailed, ProviderSpec, TransportClosed
 
 if TYPE_CHECKING:
     from pumpsync.config import ClientConfig
@@ -225,29 +225,28 @@ def replay(
         yield event
 
 
-# ---------------------------------------------------------------- the provider: a transport and a dialect
+# ---------------------------------------------------------------- the provider: an event feed
 
-_END = b'{"pumpsync_replay":"end"}'  # the transport's last frame: the dialect ends the stream
-_PING = '{"pumpsync_replay":"ping"}'  # heartbeats keep a paced replay's quiet stretches from looking stale
-_PONG = b'{"pumpsync_replay":"pong"}'
-_ERROR = "error"  # {"pumpsync_replay": "error", "message": ...}: the recording cannot be read, for good
 _BATCH = 1000  # events per read at most
-_MAX_WAIT = 0.5  # a read returns within this (the transport contract: close() stays prompt)
+_MAX_WAIT = 0.5  # a read returns within this (the feed contract: close() stays prompt)
 
 
 class _Depth(Protocol):
     def qsize(self) -> int: ...
 
 
-class ReplayTransport:
-    """A recording as a connection's pipe: one text frame per event (its ``to_dict()``), each
-    when it is due, never more than half the client's queue ahead of the consumer."""
+class ReplayFeed:
+    """A recording as a connection's event feed: each event when it is due, never more than half
+    the client's queue ahead of the consumer; the end of the recording ends the stream
+    (``EndOfStream``), and a file that is not a recording (any more) ends it with ``ProviderRefused``."""
+
+    acknowledges: ClassVar[bool] = False  # a recording has no position to commit
 
     def __init__(self, config: ClientConfig, index: int) -> None:
         self.config = config
-        self._wake = threading.Event()  # a ping to answer, or abort
+        self.index = index
+        self._wake = threading.Event()  # abort
         self._stopped = False
-        self._pong_due = False
         self._queue: _Depth | None = None
         self._high_water = max(1, config.queue_size // 2)
         self._events: Iterator[Event] | None = None
@@ -259,87 +258,71 @@ class ReplayTransport:
     def bind_queue(self, queue: _Depth) -> None:
         self._queue = queue
 
-    def open(self, url: str, headers: Mapping[str, str]) -> None:
+    def open(self, subscriptions: list[Subscription]) -> None:
         """Start at the recording's beginning (a new session replays it again)."""
         self._stopped = False
         self._wake.clear()
         try:
-            recording = Recording(Source.parse(url), self.config.since)
+            recording = Recording(Source.parse(self.config.url_of(self.index)), self.config.since)
         except ConfigurationError as exc:  # the file is gone: maybe for a moment, retried
             raise ConnectFailed(str(exc).split(": ", 1)[-1]) from None
         try:
             recording.check()
             self._events, self._error = iter(recording), None
-        except ConfigurationError as exc:  # not a recording: retrying cannot help, the dialect ends the stream
+        except ConfigurationError as exc:  # not a recording: retrying cannot help, the first read ends the stream
             self._events, self._error = iter(()), str(exc)
         speed = self.config.speed
         self._pacer = Pacer(1.0 if speed is None else speed)
         self._next, self._ended = None, False
 
-    def read(self) -> tuple[int, Iterable[tuple[int, bytes]]]:
+    def read(self) -> list[Output]:
         deadline = time.monotonic() + _MAX_WAIT
-        frames: list[tuple[int, bytes]] = []
-        if self._pong_due:
-            self._pong_due = False
-            frames.append((OP_TEXT, _PONG))
+        out: list[Output] = []
         # The events of one read reach the queue together: no more than it has room for below half.
         room = _BATCH if self._queue is None else min(_BATCH, self._high_water - self._queue.qsize())
-        while len(frames) < max(room, 1):
+        while len(out) < max(room, 1):
             if self._stopped:
                 raise TransportClosed("replay stopped")
             if self._ended:
-                if not frames:
-                    self._wake.wait(max(0.0, deadline - time.monotonic()))  # the client is closing
-                    self._wake.clear()
+                if not out:
+                    self._pause(deadline - time.monotonic())  # the client is closing
                 break
             if room <= 0:  # let the consumer catch up
-                if not frames:
-                    self._wake.wait(0.01)  # polled: the queue has no "drained" signal to wait on
-                    self._wake.clear()
+                if not out:
+                    self._pause(0.01)  # polled: the queue has no "drained" signal to wait on
                 break
             try:
                 event = self._next if self._next is not None else next(self._events or iter(()), None)
             except ConfigurationError as exc:  # unreadable halfway through
                 self._error, event = str(exc), None
             self._next = None
-            if self._error is not None:
+            if self._error is not None or event is None:
                 self._ended = True
-                frames.append((OP_TEXT, json.dumps({"pumpsync_replay": _ERROR, "message": self._error}).encode()))
-                break
-            if event is None:
-                self._ended = True
-                frames.append((OP_TEXT, _END))
+                out.append(Fatal(self._end()))
                 break
             wait = self._pacer.due(event) - self._pacer.clock()
             if wait > 0:
                 self._next = event
-                if frames or time.monotonic() + wait > deadline:
-                    if not frames:
-                        self._wake.wait(max(0.0, deadline - time.monotonic()))
-                        self._wake.clear()
+                if out or time.monotonic() + wait > deadline:
+                    if not out:
+                        self._pause(deadline - time.monotonic())
                     break
-                self._wake.wait(wait)
-                self._wake.clear()
+                self._pause(wait)
                 continue
-            frames.append((OP_TEXT, json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()))
-        return sum(len(payload) for _, payload in frames), frames
+            out.append(event._replace(connection=self.index))  # counted against this client's connection
+        return out
 
-    def send(self, data: Outgoing) -> bool:
-        if self._stopped:
-            return False
-        if data == _PING:
-            self._pong_due = True
-            self._wake.set()
-        return True
+    def _end(self) -> EndOfStream | ProviderRefused:
+        if self._error is not None:
+            return ProviderRefused(self._error, provider="replay", error_code="not_a_recording")
+        return EndOfStream("the recording has ended")
 
-    def send_ping(self, payload: bytes = b"") -> bool:
-        return False
+    def _pause(self, seconds: float) -> None:
+        self._wake.wait(max(0.0, seconds))
+        self._wake.clear()
 
-    def send_pong(self, payload: bytes) -> None:
+    def consumed(self, event: Event) -> None:
         return None
-
-    def close(self, code: int) -> None:
-        self.abort()
 
     def abort(self) -> None:
         self._stopped = True
@@ -350,7 +333,8 @@ class ReplayTransport:
 
 
 class Replay(Dialect):
-    """Recorded events back as events: each frame is one ``Event.to_dict()``."""
+    """A recorded event as an event: one ``Event.to_dict()`` in (the provider's events come from
+    :class:`ReplayFeed`, already decoded; this is its spec's dialect, and a decoder for tests)."""
 
     provider = "replay"
     default_url = "file:events.jsonl"
@@ -359,26 +343,15 @@ class Replay(Dialect):
     def handshake(self, url: str, key: ApiKey | None, auth: str) -> Handshake:
         return Handshake(url, {})
 
-    def ping(self) -> Outgoing | None:
-        return _PING
-
     def receive(self, payload: bytes | str, received_at: int) -> list[Output]:
-        raw = payload.encode() if isinstance(payload, str) else payload
-        if raw == _PONG:
-            return [Pong()]
-        if raw == _END:
-            return [Fatal(EndOfStream("the recording has ended"))]
         obj = self.parse(payload)
         if isinstance(obj, Malformed):
             return [obj]
-        if obj.get("pumpsync_replay") == _ERROR:
-            message = str(obj.get("message"))
-            return [Fatal(ProviderRefused(message, provider="replay", error_code="not_a_recording"))]
         try:
             event = event_from_record(obj)
         except (TypeError, ValueError):
             return self.unknown(obj, received_at, "invalid_fields")
-        return [event._replace(connection=self.connection)]  # counted against this client's connection
+        return [event._replace(connection=self.connection)]
 
 
 def _check(config: ClientConfig) -> None:
@@ -399,14 +372,14 @@ SPEC = ProviderSpec(
     auth_forms=("none",),
     default_auth="none",
     key_required=False,
-    heartbeat="app",
+    heartbeat="none",  # every read returns within half a second: the feed is alive
     max_connections=1,
     max_connections_reason="a recording is read once",
     options={"speed": 1.0},
     capabilities=frozenset({"since"}),
     check=_check,
-    transport=ReplayTransport,
+    feed=ReplayFeed,
 )
 
 
-__all__ = ["SPEC", "Pacer", "Recording", "Replay", "ReplayTransport", "Source", "replay"]
+__all__ = ["SPEC", "Pacer", "Recording", "Replay", "ReplayFeed", "Source", "replay"]

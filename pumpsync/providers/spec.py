@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pumpsync.providers._frames import Outgoing
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from pumpsync.config import ClientConfig
     from pumpsync.events import Event
-    from pumpsync.providers.base import Dialect
+    from pumpsync.providers.base import Dialect, Output, Subscription
 
 # How a connection proves it is alive:
 # "app"     the dialect's own ping message (``Dialect.ping()``), answered by a ``Pong`` output;
@@ -115,7 +115,8 @@ class Transport(Protocol):
     (``open``/``read``/``send*``/``close``/``shutdown``); ``abort`` and the sends may come from
     any thread. ``open``'s headers are the handshake's (for gRPC: the call's metadata). The
     WebSocket transport (``pumpsync/_transport.py``) is the default; a provider with another
-    source (a gRPC stream, a Redis stream, a file) supplies its own via ``ProviderSpec.transport``.
+    protocol (gRPC, Redis, a file) supplies its own via ``ProviderSpec.transport`` (a source of
+    events, not frames, is an :class:`EventFeed` instead).
     A transport class with metrics of its own may add a class method ``metrics_collector(transports)``
     (see ``pumpsync.metrics.extra_collectors``).
     """
@@ -151,6 +152,48 @@ class Transport(Protocol):
 
 # ``(config, connection index) -> Transport``: one per connection slot, built when the client is.
 TransportFactory = Callable[["ClientConfig", int], Transport]
+
+
+# ---------------------------------------------------------------- the event-feed seam
+class EventFeed(Protocol):
+    """A source that hands over events, not frames (a recording, a Redis stream): one per
+    connection slot, built by ``ProviderSpec.feed`` when the client is and kept across its
+    sessions. The connection thread runs a feed session (``pumpsync/_feed_session.py``) instead of
+    transport + dialect: ``open``, then ``read`` until it raises or an output ends the session,
+    then ``shutdown``. Heartbeats and staleness come from the spec as for every provider: every
+    ``read`` that returns proves the feed alive.
+
+    Optional, looked up with getattr: ``bind_queue(queue)`` (the client's queue, whose ``qsize()``
+    a feed that can outrun any consumer waits on), ``received_bytes`` (a running total, counted as
+    the connection's bytes), a class method ``metrics_collector(feeds)`` (as for transports).
+    """
+
+    # True: ``consumed`` commits what the consumer is done with (redis positions and acks); a client
+    # of several sources cannot tell which source an event came from, so such a feed is refused there.
+    acknowledges: ClassVar[bool]
+
+    def open(self, subscriptions: list[Subscription]) -> None:
+        """Start a session. Raises ``ConnectFailed`` (retried with backoff) or a ``PumpsyncError``
+        subclass that retrying cannot fix (a refused password: the client fails with it)."""
+
+    def read(self) -> list[Output]:
+        """Wait at most about half a second (so that close() is prompt): the events and control
+        outputs (``Fatal``, ``Malformed``, ``Notice``, ``Hello``...) since the last read, in order;
+        ``[]`` means nothing yet. Raises ``TransportClosed`` when the feed ends or drops."""
+
+    def consumed(self, event: Event) -> None:
+        """On the consumer's thread: it is done with ``event``, which ``get()``/iteration handed
+        over (it asked for the next event, or closed the client). Never raises."""
+
+    def abort(self) -> None:
+        """From any thread: make a blocked ``open``/``read`` return now (``read`` then raises)."""
+
+    def shutdown(self) -> None:
+        """The session is over (the feed may be opened again); never raises."""
+
+
+# ``(config, connection index) -> EventFeed``: one per connection slot, built when the client is.
+FeedFactory = Callable[["ClientConfig", int], EventFeed]
 
 
 @dataclass(frozen=True)
@@ -193,8 +236,11 @@ class ProviderSpec:
     capabilities: frozenset[str] = frozenset()  # e.g. {"status"}: ``Client.status()`` works
     # Provider-specific validation after the generic checks; raise ConfigurationError naming the option.
     check: Callable[[ClientConfig], None] | None = None
-    # None: WebSocket (pumpsync/_transport.py). Else builds each connection slot's transport (Redis, a file...).
+    # None: WebSocket (pumpsync/_transport.py). Else builds each connection slot's transport (a protocol of frames).
     transport: TransportFactory | None = None
+    # A source of events, not frames (a recording, a Redis stream): builds each connection slot's
+    # EventFeed, read by a feed session instead of transport + dialect (``transport`` is then unused).
+    feed: FeedFactory | None = None
     # The channels ``pumpsync demo`` subscribes to (None: ``default_channels``).
     demo_channels: tuple[str, ...] | None = None
     # The reasons of the dialect's ``Dropped`` outputs (frames left out on purpose), exported at 0
@@ -226,6 +272,8 @@ __all__ = [
     "OP_TEXT",
     "AuthForm",
     "ConnectFailed",
+    "EventFeed",
+    "FeedFactory",
     "FrameKind",
     "Heartbeat",
     "HistoryError",

@@ -9,7 +9,7 @@ A sink is described by a mapping (a ``[[sinks]]`` table of the config file) or a
 ``sqlite:PATH``                  SQLite database (WAL), one row per event, no duplicates
 ``webhook:URL``                  POST JSON arrays of events to URL
 ``callable:MODULE:FUNCTION``     call FUNCTION(event) for each event
-``redis://HOST:PORT/DB``         append to a Redis Stream (``pumpsync[redis]``; see ``sinks/redis.py``)
+``redis://HOST:PORT/DB``         append to a Redis Stream (``pumpsync[redis]``; see ``providers/redis/sink.py``)
 ``candles:PATH``                 the market view's closed OHLCV candles (SQLite if .db, else JSON Lines)
 ===============================  =========================================================
 """
