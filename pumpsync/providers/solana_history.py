@@ -14,7 +14,6 @@ rate-limit errors are retried after the server's ``Retry-After`` or an exponenti
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -31,8 +30,8 @@ from pumpsync._backoff import retry_after
 from pumpsync._secrets import redact
 from pumpsync._text import log_safe
 from pumpsync.events import Event
-from pumpsync.providers._borsh import EVENT_CPI_TAG, b58decode
 from pumpsync.providers._history_http import read_json
+from pumpsync.providers._solana_tx import INNER, TRUNCATED, decode_transaction, instructions_of
 from pumpsync.providers.base import Malformed, Output, opt_slot, opt_str
 from pumpsync.providers.openpump import with_query
 from pumpsync.providers.solana import (
@@ -40,12 +39,10 @@ from pumpsync.providers.solana import (
     LOG_TRUNCATED,
     MAX_GAP_TRANSACTIONS,
     PROGRAM_ID,
-    PROGRAMS,
     PUMPSWAP_PROGRAM_ID,
     Filter,
     commitment_of,
     compile_filters,
-    decode_logs,
     http_url,
 )
 from pumpsync.providers.spec import HistoryError, Position
@@ -365,64 +362,19 @@ class SolanaHistory:
             return []
         slot = opt_slot(tx.get("slot")) if slot is None else slot
         logs = meta.get("logMessages")
+        logs = [line for line in logs if isinstance(line, str)] if isinstance(logs, list) else None
         out: list[Output] = []
-        truncated = isinstance(logs, list) and decode_logs(logs, signature, slot, received_at, 0, True, filters, out)
-        if truncated or not isinstance(logs, list):
-            recovered = self._from_inner_instructions(tx, meta, signature, slot, received_at, filters)
-            if recovered is not None:
-                self._count(RECOVERED_TRUNCATED)
-                return recovered
+        instructions = instructions_of(tx, out) or []
+        source = decode_transaction(logs, instructions, signature, slot, received_at, 0, True, filters, out)
+        if source == INNER:
+            self._count(RECOVERED_TRUNCATED)
+        elif source == TRUNCATED:
             self._count(LOST_TRUNCATED)
         events: list[Event] = []
         for item in out:
             if type(item) is Event:
                 events.append(item)
             elif isinstance(item, Malformed) and item.reason != LOG_TRUNCATED:
-                self._count(item.reason)
-        return events
-
-    def _from_inner_instructions(
-        self,
-        tx: Mapping[str, Any],
-        meta: Mapping[str, Any],
-        signature: str,
-        slot: int | None,
-        received_at: int,
-        filters: Mapping[str, Filter],
-    ) -> list[Event] | None:
-        groups = meta.get("innerInstructions")
-        transaction = tx.get("transaction")
-        message = transaction.get("message") if isinstance(transaction, dict) else None
-        if not isinstance(groups, list) or not isinstance(message, dict):
-            return None
-        keys = _account_keys(message, meta)
-        # Each event CPI as the log line it would have been, in order, under its program: decoded
-        # exactly as the live logs are (a v3 buy's two parts joined, PumpSwap pools mapped to mints).
-        logs: list[str] = []
-        for group in groups:
-            instructions = group.get("instructions") if isinstance(group, dict) else None
-            for ins in instructions if isinstance(instructions, list) else ():
-                program = _program_of(ins, keys) if isinstance(ins, dict) else None
-                if program not in PROGRAMS:
-                    continue
-                data = ins.get("data")
-                if not isinstance(data, str):
-                    continue
-                try:
-                    raw = b58decode(data)
-                except ValueError:
-                    self._count("undecodable")
-                    continue
-                if raw[:8] == EVENT_CPI_TAG:
-                    text = base64.b64encode(raw[8:]).decode()
-                    logs += [f"Program {program} invoke [1]", f"Program data: {text}", f"Program {program} success"]
-        out: list[Output] = []
-        decode_logs(logs, signature, slot, received_at, 0, True, filters, out)
-        events: list[Event] = []
-        for item in out:
-            if type(item) is Event:
-                events.append(item)
-            elif isinstance(item, Malformed):
                 self._count(item.reason)
         return events
 
@@ -505,31 +457,6 @@ class SolanaHistory:
 def _first(url: Any) -> str:
     """The client's URL (the first one, where a client is given several nodes)."""
     return url if isinstance(url, str) else str(next(iter(url)))
-
-
-def _account_keys(message: Mapping[str, Any], meta: Mapping[str, Any]) -> list[str]:
-    """The transaction's accounts in index order: the message's, then those loaded from lookup tables."""
-    keys: list[str] = []
-    listed = message.get("accountKeys")
-    for key in listed if isinstance(listed, list) else ():  # typed before use: anything else has no keys
-        pubkey = key.get("pubkey") if isinstance(key, dict) else key
-        keys.append(pubkey if isinstance(pubkey, str) else "")
-    loaded = meta.get("loadedAddresses")
-    if isinstance(loaded, dict):
-        for part in ("writable", "readonly"):
-            addresses = loaded.get(part)
-            keys.extend(k for k in (addresses if isinstance(addresses, list) else ()) if isinstance(k, str))
-    return keys
-
-
-def _program_of(ins: Mapping[str, Any], keys: list[str]) -> str | None:
-    program = ins.get("programId")  # jsonParsed encoding
-    if isinstance(program, str):
-        return program
-    index = ins.get("programIdIndex")  # json encoding
-    if type(index) is int and 0 <= index < len(keys):
-        return keys[index]
-    return None
 
 
 def make_history(config: ClientConfig) -> SolanaHistory:
