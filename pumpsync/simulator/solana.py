@@ -38,17 +38,15 @@ from websockets.datastructures import Headers
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
+from pumpsync.simulator._solana_calls import Recipe, RecipeKind
 from pumpsync.simulator._solana_encode import LAYOUTS, LayoutName, b58decode, derived_key
 from pumpsync.simulator._solana_tx import (
-    PUMP,
-    PUMP_AMM,
-    Recipe,
-    RecipeKind,
     fault_signature,
     render,
     transaction_result,
     value_text,
 )
+from pumpsync.simulator._solana_values import PUMP, PUMP_AMM
 from pumpsync.simulator.connection import Conn, Subscription
 from pumpsync.simulator.faults import MalformedKind, RestFailure, dumps
 from pumpsync.simulator.history import History
