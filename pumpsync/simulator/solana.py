@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import http
 import json
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
@@ -209,6 +209,7 @@ class SolanaServer(ProviderServer):
         self.mute_subscribe = False
         self.subscribe_errors: deque[tuple[int, str]] = deque()  # answers for the next logsSubscribe requests
         self.subscribe_requests = 0  # logsSubscribe requests seen (answered or not)
+        self.rpc_calls: Counter[str] = Counter()  # HTTP JSON-RPC calls by method (others: "other")
         self._next_faults: deque[tuple[NextFault, int]] = deque()
         self._tokens: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # mint -> (creator, mayhem)
         self._plans: dict[int, SolanaPlan] = {}
@@ -387,6 +388,7 @@ class SolanaServer(ProviderServer):
             "getVersion": lambda p: {"solana-core": "2.2.7", "feature-set": 3294202862},
         }
         handler = handlers.get(msg["method"])
+        self.rpc_calls[msg["method"] if handler is not None else "other"] += 1
         if handler is None:
             return _error(-32601, "Method not found", rid)
         try:

@@ -206,6 +206,23 @@ def test_gaps_recovered_exactly_once_in_order(make_client: Callable[..., Client]
     assert any(e.backfill for e in got)
 
 
+def test_a_gap_lists_each_program_once_up_to_one_slot(make_client: Callable[..., Client], sim: Simulator) -> None:
+    """Both programs busy during the gap (curve and PumpSwap trades): one getSlot (the cut), then one
+    listing of each program (and the rest of the last slot seen), never repeated rounds."""
+    client = solana(make_client, sim)
+    market = list(sim.emit(6)) + sim.emit(2, kind="graduation")
+    take(client, len(expected(market)))
+    before = sim.solana_rpc_calls()
+    sim.drop("solana")
+    gap = sim.emit(20)  # while the client reconnects
+    sim.wait_for_connections("solana", 1, subscribed=True)
+    assert any(item.kind == "trade" and item.venue == "pumpswap" for item in gap)
+    wait_until(lambda: any(g.outcome != "pending" for g in client.gaps()), what="the gap's outcome")
+    calls = {m: n - before.get(m, 0) for m, n in sim.solana_rpc_calls().items()}
+    assert calls["getSlot"] == 1
+    assert calls["getSignaturesForAddress"] <= 3  # the program, the rest of its last slot, PumpSwap
+
+
 def test_rate_limited_and_muted_subscriptions_retry(make_client: Callable[..., Client], sim: Simulator) -> None:
     sim.solana_subscribe_errors(1, 429, "Too many requests")
     client = solana(make_client, sim)
