@@ -290,69 +290,81 @@ def normalize(
     name = decoded.event
     # Quote fields are absent in older layouts (SOL, by then) and unknown when the tail drifted.
     quote = fields.get("quote_mint", None if decoded.drift is not None else SYSTEM_PROGRAM)
-    sol_quoted = quote == SYSTEM_PROGRAM
     if name == "TradeEvent" or name == "PostCompleteBuyEvent":
-        buy = name == "PostCompleteBuyEvent" or fields["is_buy"]
-        sol = _sol(fields.get("sol_amount", fields.get("quote_in")), sol_quoted)
-        tokens = fields.get("token_amount", fields.get("base_out", 0)) / TOKEN_UNITS
-        price = None
-        if sol_quoted:
-            virtual_sol = fields.get("virtual_sol_reserves")
-            virtual_tokens = fields.get("virtual_token_reserves")
-            if virtual_sol is not None and virtual_tokens:  # the curve's price after this trade
-                price = (virtual_sol / LAMPORTS_PER_SOL) / (virtual_tokens / TOKEN_UNITS)
-            else:
-                price = _price(sol, tokens)
-        return _trade(common, buy, sol, tokens, fields["user"], price, fields.get("creator"), CURVE)
+        return _curve_trade(common, name, fields, quote == SYSTEM_PROGRAM)
     if name == "BuyEvent" or name == "SellEvent":
-        buy = name == "BuyEvent"
-        # What the user paid (buy, fees included) or received (sell, fees taken): their side of it.
-        amount = fields["user_quote_amount_in"] if buy else fields["user_quote_amount_out"]
-        tokens = (fields["base_amount_out"] if buy else fields["base_amount_in"]) / TOKEN_UNITS
-        sol_quoted = quote is None or quote == SYSTEM_PROGRAM or quote == WSOL_MINT
-        sol = _sol(amount, sol_quoted)
-        # Price from the pool's effective reserves (the quote vault plus the signed virtual quote
-        # reserves of v2 pools), as the event reports them (before the trade: PumpSwap's convention).
-        base = fields["pool_base_token_reserves"]
-        effective = fields["pool_quote_token_reserves"] + fields.get("virtual_quote_reserves", 0)
-        price = (effective / LAMPORTS_PER_SOL) / (base / TOKEN_UNITS) if sol_quoted and base and effective > 0 else None
-        return _trade(common, buy, sol, tokens, fields["user"], price, fields.get("coin_creator"), PUMPSWAP)
+        return _pool_trade(common, name == "BuyEvent", fields, quote)
     if name == "CreateEvent":
-        # A holder-reward coin's CreateEvent names a pump.fun-controlled address as ``creator``; the
-        # developer users mean is its ``user`` (raw keeps both).
-        holder_reward = fields.get("is_holder_reward") is True
-        virtual_sol = fields.get("virtual_sol_reserves")
-        virtual_tokens = fields.get("virtual_token_reserves")
-        if virtual_sol is None and "timestamp" in fields and decoded.drift is None:
-            # A layout before the reserves were in the event: every curve then began at the constants.
-            virtual_sol, virtual_tokens = INITIAL_VIRTUAL_SOL_RESERVES, INITIAL_VIRTUAL_TOKEN_RESERVES
-            raw["reserves_from"] = "program_constants"
-        vsol = _sol(virtual_sol, sol_quoted)
-        vtokens = virtual_tokens / TOKEN_UNITS if type(virtual_tokens) is int and vsol is not None else None
-        return Event(
-            NEW_TOKEN,
-            "solana",
-            *common,
-            "creations",
-            name=fields.get("name"),
-            symbol=fields.get("symbol"),
-            creator=(fields.get("user") if holder_reward else fields.get("creator")) or fields.get("user"),
-            uri=fields.get("uri"),
-            price_sol=_price(vsol, vtokens),
-            virtual_sol_reserves=vsol,
-            virtual_token_reserves=vtokens,
-            pool="pump",
-        )
+        return _launch(common, decoded, quote == SYSTEM_PROGRAM)
     # CompleteEvent: the curve is full (graduation); CompletePumpAmmMigrationEvent: its pool is live
     # (migration). Two kinds, because a mint has one of each and users act on either.
-    liquidity = fields.get("sol_amount")
     return Event(
         MIGRATION if name == "CompletePumpAmmMigrationEvent" else GRADUATION,
         "solana",
         *common,
         "graduations",
         trader=fields.get("user"),
-        liquidity_sol=_sol(liquidity, sol_quoted),
+        liquidity_sol=_sol(fields.get("sol_amount"), quote == SYSTEM_PROGRAM),
+    )
+
+
+def _curve_trade(common: _Common, name: str, fields: dict[str, Any], sol_quoted: bool) -> Event:
+    """A TradeEvent (or a PostCompleteBuyEvent without its trade): the bonding curve's trade."""
+    buy = name == "PostCompleteBuyEvent" or fields["is_buy"]
+    sol = _sol(fields.get("sol_amount", fields.get("quote_in")), sol_quoted)
+    tokens = fields.get("token_amount", fields.get("base_out", 0)) / TOKEN_UNITS
+    price = None
+    if sol_quoted:
+        virtual_sol = fields.get("virtual_sol_reserves")
+        virtual_tokens = fields.get("virtual_token_reserves")
+        if virtual_sol is not None and virtual_tokens:  # the curve's price after this trade
+            price = (virtual_sol / LAMPORTS_PER_SOL) / (virtual_tokens / TOKEN_UNITS)
+        else:
+            price = _price(sol, tokens)
+    return _trade(common, buy, sol, tokens, fields["user"], price, fields.get("creator"), CURVE)
+
+
+def _pool_trade(common: _Common, buy: bool, fields: dict[str, Any], quote: str | None) -> Event:
+    """A PumpSwap Buy/SellEvent (``common`` carries the mint, from the pool)."""
+    # What the user paid (buy, fees included) or received (sell, fees taken): their side of it.
+    amount = fields["user_quote_amount_in"] if buy else fields["user_quote_amount_out"]
+    tokens = (fields["base_amount_out"] if buy else fields["base_amount_in"]) / TOKEN_UNITS
+    sol_quoted = quote is None or quote == SYSTEM_PROGRAM or quote == WSOL_MINT
+    sol = _sol(amount, sol_quoted)
+    # Price from the pool's effective reserves (the quote vault plus the signed virtual quote
+    # reserves of v2 pools), as the event reports them (before the trade: PumpSwap's convention).
+    base = fields["pool_base_token_reserves"]
+    effective = fields["pool_quote_token_reserves"] + fields.get("virtual_quote_reserves", 0)
+    price = (effective / LAMPORTS_PER_SOL) / (base / TOKEN_UNITS) if sol_quoted and base and effective > 0 else None
+    return _trade(common, buy, sol, tokens, fields["user"], price, fields.get("coin_creator"), PUMPSWAP)
+
+
+def _launch(common: _Common, decoded: Decoded, sol_quoted: bool) -> Event:
+    fields, raw = decoded.fields, common[7]
+    # A holder-reward coin's CreateEvent names a pump.fun-controlled address as ``creator``; the
+    # developer users mean is its ``user`` (raw keeps both).
+    holder_reward = fields.get("is_holder_reward") is True
+    virtual_sol = fields.get("virtual_sol_reserves")
+    virtual_tokens = fields.get("virtual_token_reserves")
+    if virtual_sol is None and "timestamp" in fields and decoded.drift is None:
+        # A layout before the reserves were in the event: every curve then began at the constants.
+        virtual_sol, virtual_tokens = INITIAL_VIRTUAL_SOL_RESERVES, INITIAL_VIRTUAL_TOKEN_RESERVES
+        raw["reserves_from"] = "program_constants"
+    vsol = _sol(virtual_sol, sol_quoted)
+    vtokens = virtual_tokens / TOKEN_UNITS if type(virtual_tokens) is int and vsol is not None else None
+    return Event(
+        NEW_TOKEN,
+        "solana",
+        *common,
+        "creations",
+        name=fields.get("name"),
+        symbol=fields.get("symbol"),
+        creator=(fields.get("user") if holder_reward else fields.get("creator")) or fields.get("user"),
+        uri=fields.get("uri"),
+        price_sol=_price(vsol, vtokens),
+        virtual_sol_reserves=vsol,
+        virtual_token_reserves=vtokens,
+        pool="pump",
     )
 
 

@@ -73,6 +73,7 @@ def http_bytes(status: int, body: bytes, headers: list[tuple[str, str]] | None =
 
 
 def rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
+    # (long only because it defines the connection class: its methods are short)
     class RpcConnection(ServerConnection):
         """Answers HTTP POST (JSON-RPC) itself and hands everything else to websockets, whose
         handshake parser accepts GET only. Also lets the node ignore protocol pings."""
