@@ -107,6 +107,7 @@ class _Run(NamedTuple):
     pubkeys: tuple[int, ...]
     bools: tuple[int, ...]
     wides: tuple[int, ...] = ()  # i128
+    bps: tuple[int, ...] = ()  # basis points: at most 10,000
 
 
 class _String(NamedTuple):
@@ -134,6 +135,7 @@ def _run(fields: Sequence[Field]) -> _Run:
         tuple(i for i, kind in enumerate(kinds) if kind == "pubkey"),
         tuple(i for i, kind in enumerate(kinds) if kind == "bool"),
         tuple(i for i, kind in enumerate(kinds) if kind == "i128"),
+        tuple(i for i, (name, _) in enumerate(fields) if _is_bps(name)),
     )
 
 
@@ -208,8 +210,8 @@ def _convert(run: _Run, values: list[Any], count: int, base: int) -> None:
     for i in run.wides:
         if i < count:
             values[i] = int.from_bytes(values[i], "little", signed=True)
-    for i, name in enumerate(run.names[:count]):
-        if _is_bps(name) and values[i] > BPS_MAX:
+    for i in run.bps:
+        if i < count and values[i] > BPS_MAX:
             raise Undecodable(IMPLAUSIBLE_BPS, base + i)
 
 

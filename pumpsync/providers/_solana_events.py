@@ -7,18 +7,16 @@ Sans-I/O and shared by every on-chain source: the live ``logsNotification`` dial
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import compress, repeat
 from typing import Any
 
-from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TRADE, Event
-from pumpsync.providers._borsh import DRIFT_REASONS, PUMP, PUMP_AMM, Decoded, decode_program_data
+from pumpsync.providers._borsh import PUMP, PUMP_AMM, Decoded, decode_program_data
+from pumpsync.providers._decode_drift import DRIFT
 from pumpsync.providers._pumpswap_pools import FROM_MIGRATION, POOLS, WSOL_MINT, PoolBook
 from pumpsync.providers.base import Dropped, Malformed, Output
 
@@ -73,6 +71,9 @@ _CHANNEL_OF = {
 }
 _FEE_PAYOUTS = frozenset({"SweepBondingCurveFeeEvent", "SweepPoolFeeEvent"})
 _MULTI_HOP = "multi_hop_swap"
+_MULTI_HOP_LINE = "Program log: Instruction: MultiHopSwap"
+_MARKS = (_DATA, "Log truncated")
+_NOT_A_PROGRAM = frozenset({"log: ", "data:", "retur"})
 
 
 # ---------------------------------------------------------------- filters
@@ -139,93 +140,6 @@ def compile_filter(channel: str, filters: Mapping[str, Any]) -> Filter:
 
 def compile_filters(subscriptions: Mapping[str, Mapping[str, Any]]) -> dict[str, Filter]:
     return {channel: compile_filter(channel, filters) for channel, filters in subscriptions.items()}
-
-
-# ---------------------------------------------------------------- layout drift
-
-log = logging.getLogger("pumpsync.solana")
-_DRIFT_EVENTS = (
-    "CreateEvent",
-    "TradeEvent",
-    "CompleteEvent",
-    "CompletePumpAmmMigrationEvent",
-    "PostCompleteBuyEvent",
-    "SweepBondingCurveFeeEvent",
-    "BuyEvent",
-    "SellEvent",
-    "CreatePoolEvent",
-    "SweepPoolFeeEvent",
-)
-_WARN_EVERY_S = 3600.0
-
-
-class DecodeDrift:
-    """Events whose layout did not fit (or was longer than the newest known): counted by (event,
-    reason) for ``pumpsync_decode_drift_total``, and one warning per event kind and hour. Process-wide:
-    the program is the same for every connection. Never calls out while holding its lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str], int] = {}
-        self._warned: dict[str, float] = {}
-
-    def note(self, event: str, reason: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            key = (event, reason)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            last = self._warned.get(event)
-            warn = last is None or now - last >= _WARN_EVERY_S
-            if warn:
-                self._warned[event] = now
-        if warn:
-            log.warning(
-                "the pump.fun program's %s no longer fits the layout pumpsync %s knows (%s): delivered with "
-                "the fields that are certain; the program has changed, a newer pumpsync may know it",
-                event,
-                __version__,
-                reason,
-            )
-
-    def counts(self) -> dict[tuple[str, str], int]:
-        """Every known (event, reason), at 0 where none was seen (a snapshot)."""
-        with self._lock:
-            seen = dict(self._counts)
-        out = {(event, reason): 0 for event in _DRIFT_EVENTS for reason in DRIFT_REASONS}
-        out.update(seen)
-        return out
-
-
-DRIFT = DecodeDrift()
-
-
-class DecodeDriftCollector:
-    """``pumpsync_decode_drift_total{event, reason}``: events of the on-chain programs whose layout did
-    not fit (delivered with what is certain) or was longer than the newest known; every label at 0.
-    And ``pumpsync_pumpswap_pools_total{how}``: the pool book's learnings, look-alikes, evictions."""
-
-    def describe(self) -> list[Any]:
-        return []
-
-    def collect(self) -> Any:
-        from prometheus_client.core import CounterMetricFamily
-
-        family = CounterMetricFamily(
-            "pumpsync_decode_drift",
-            "On-chain events whose layout did not fit the one this pumpsync knows, by event and reason",
-            labels=["event", "reason"],
-        )
-        for (event, reason), n in sorted(DRIFT.counts().items()):
-            family.add_metric([event, reason], n)
-        yield family
-        pools = CounterMetricFamily(
-            "pumpsync_pumpswap_pools",
-            "PumpSwap pools learned (by how), look-alikes (not a graduation's pool), evictions from the bounded book",
-            labels=["how"],
-        )
-        for how, n in sorted(POOLS.counts().items()):
-            pools.add_metric([how], n)
-        yield pools
 
 
 # ---------------------------------------------------------------- events
@@ -405,37 +319,29 @@ def decode_logs(
     """Append the events of one successful transaction's log lines (and ``Malformed`` reasons) to
     ``out``; only lines the pump program or PumpSwap wrote count. Return whether the log was truncated."""
     pools = POOLS if pools is None else pools
-    stack: list[str] = []  # the programs being invoked: a "Program data:" line belongs to the innermost
     decoded_events: list[tuple[Decoded, Event]] = []
-    multi_hop = False
     truncated = False
-    for line in logs:
-        if type(line) is not str:
-            continue
-        if line.startswith(_DATA):
-            program = PROGRAMS.get(stack[-1]) if stack else PUMP
-            if program is None:
-                continue  # another program's event (a wrapper, an aggregator)
-            decoded = decode_program_data(line[len(_DATA) :], program)
-            if decoded is None:
-                out.append(UNMAPPED)
-            elif isinstance(decoded, str):
-                out.append(Malformed(decoded))
-            else:
-                if decoded.drift is not None:
-                    DRIFT.note(decoded.event, decoded.drift)
-                _collect(decoded, signature, slot, received_at, connection, backfill, pools, decoded_events, out)
-        elif line.startswith(_LOG):
-            if line == "Program log: Instruction: MultiHopSwap":
-                multi_hop = True
-        elif line.startswith("Program "):
-            if line.endswith("]") and " invoke [" in line:
-                stack.append(line[8 : line.find(" ", 8)])
-            elif stack and (line.endswith(" success") or " failed" in line):
-                stack.pop()
-        elif line.startswith("Log truncated"):
+    # One C-speed pass picks the lines that matter (events, the cut); the program that wrote an event
+    # is found by walking back from it (_writer), not by tracking every line of every program.
+    for i in _marked(logs):
+        line = logs[i]
+        if line[0] == "L":  # "Log truncated": what follows is lost
             truncated = True
             break
+        writer = _writer(logs, i)
+        program = PROGRAMS.get(writer) if writer is not None else PUMP
+        if program is None:
+            continue  # another program's event (a wrapper, an aggregator)
+        decoded = decode_program_data(line[14:], program)  # after "Program data: "
+        if decoded is None:
+            out.append(UNMAPPED)
+        elif isinstance(decoded, str):
+            out.append(Malformed(decoded))
+        else:
+            if decoded.drift is not None:
+                DRIFT.note(decoded.event, decoded.drift)
+            _collect(decoded, signature, slot, received_at, connection, backfill, pools, decoded_events, out)
+    multi_hop = bool(decoded_events) and _MULTI_HOP_LINE in logs
     for decoded, event in decoded_events:
         if multi_hop or decoded.fields.get("ix_name") == _MULTI_HOP:
             event = event._replace(raw={**event.raw, "multi_hop": True})  # one hop of a multi-hop swap
@@ -450,6 +356,32 @@ def decode_logs(
     if truncated:
         out.append(Malformed(LOG_TRUNCATED))
     return truncated
+
+
+def _marked(logs: list[Any]) -> list[int]:
+    """Indices of the event and cut lines: one pass of C calls (a list of only strings, as a node sends)."""
+    try:
+        return list(compress(range(len(logs)), map(str.startswith, logs, repeat(_MARKS))))
+    except TypeError:  # not a string somewhere: typed line by line
+        return [i for i, line in enumerate(logs) if type(line) is str and line.startswith(_MARKS)]
+
+
+def _writer(logs: list[Any], index: int) -> str | None:
+    """The program whose invocation is open at ``logs[index]`` (the innermost), or ``None`` at the top
+    level: walking back, each ``success``/``failed`` line closes one invocation whose ``invoke`` line
+    is skipped; the first ``invoke`` not closed is the writer's."""
+    closed = 0
+    for j in range(index - 1, -1, -1):
+        line = logs[j]
+        if type(line) is not str or not line.startswith("Program ") or line[8:13] in _NOT_A_PROGRAM:
+            continue  # "Program log:", "Program data:", "Program return:" (no program id has a colon)
+        if line[-1] == "]" and " invoke [" in line:
+            if not closed:
+                return line[8 : line.find(" ", 8)]
+            closed -= 1
+        elif line.endswith(" success") or " failed" in line:
+            closed += 1
+    return None
 
 
 def _collect(

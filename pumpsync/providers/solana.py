@@ -30,11 +30,11 @@ from pumpsync.providers._borsh import (
     decode_event,
     decode_program_data,
 )
+from pumpsync.providers._decode_drift import DRIFT, DecodeDriftCollector
 from pumpsync.providers._pumpswap_pools import POOLS, Pool, PoolBook
 from pumpsync.providers._solana_events import (
     CHANNELS,
     CURVE,
-    DRIFT,
     FAILED_TX,
     FEE_PAYOUT,
     FILTERS,
@@ -49,7 +49,6 @@ from pumpsync.providers._solana_events import (
     UNKNOWN_POOL,
     UNKNOWN_SUBSCRIPTION,
     UNMAPPED,
-    DecodeDriftCollector,
     Filter,
     compile_filter,
     compile_filters,
@@ -114,6 +113,7 @@ class Solana(Dialect):
     default_url = DEFAULT_URL
     channels = CHANNELS
     config_options = ("commitment",)
+    string_bracket = b" invoke ["  # every invocation's log line: "Program <id> invoke [1]"
     close_policies: ClassVar[dict[int, ClosePolicy]] = {
         1000: ClosePolicy("normal closure"),
         1001: ClosePolicy("node going away"),
