@@ -144,6 +144,8 @@ def running_ws_node() -> Iterator[WsNode]:
             yield ws
         finally:
             ws.stop()
+
+
 AMM = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"
 
 
