@@ -225,6 +225,9 @@ class Dialect(ABC):
     diffs: ClassVar[bool] = False
     # ClientConfig fields the constructor takes as keyword arguments (provider-only options).
     config_options: ClassVar[tuple[str, ...]] = ()
+    # Text with one bracket that only a JSON string can hold (Solana's "Program X invoke [1]" log lines):
+    # parse() does not count it as nesting (outside a string it is invalid JSON: no parser gets past it).
+    string_bracket: ClassVar[bytes | None] = None
 
     @staticmethod
     def merge(old: Subscription | None, new: Subscription) -> Subscription:
@@ -309,10 +312,11 @@ class Dialect(ABC):
         # <= MAX_DEPTH brackets nothing nests too deep, and orjson refuses lone surrogates and invalid
         # UTF-8 itself, so the guards in _parse_slowly could find nothing (whatever orjson refuses,
         # NaN included, goes there). Only shallow frames: some versions crash on hostile nesting.
+        in_strings = payload.count(self.string_bracket) if self.string_bracket and type(payload) is bytes else 0
         if (
             _fast_loads is not None
             and type(payload) is bytes
-            and payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH
+            and payload.count(b"[") + payload.count(b"{") - in_strings <= MAX_DEPTH
         ):
             try:
                 value = _fast_loads(payload)

@@ -14,7 +14,6 @@ rate-limit errors are retried after the server's ``Retry-After`` or an exponenti
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -31,8 +30,8 @@ from pumpsync._backoff import retry_after
 from pumpsync._secrets import redact
 from pumpsync._text import log_safe
 from pumpsync.events import Event
-from pumpsync.providers._borsh import EVENT_CPI_TAG, b58decode
 from pumpsync.providers._history_http import read_json
+from pumpsync.providers._solana_tx import INNER, TRUNCATED, decode_transaction, instructions_of
 from pumpsync.providers.base import Malformed, Output, opt_slot, opt_str
 from pumpsync.providers.openpump import with_query
 from pumpsync.providers.solana import (
@@ -40,12 +39,10 @@ from pumpsync.providers.solana import (
     LOG_TRUNCATED,
     MAX_GAP_TRANSACTIONS,
     PROGRAM_ID,
-    PROGRAMS,
     PUMPSWAP_PROGRAM_ID,
     Filter,
     commitment_of,
     compile_filters,
-    decode_logs,
     http_url,
 )
 from pumpsync.providers.spec import HistoryError, Position
@@ -61,7 +58,6 @@ _CHUNK = 64  # transactions per page handed to the gap recovery
 _ATTEMPTS = 8  # per call, for 429 / 5xx / network errors / rate-limit errors
 _NOT_FOUND_ATTEMPTS = 3  # a confirmed signature's transaction may take a moment to be served
 _COUNT_PAGES = 100  # beyond the ceiling, signature pages read only to count the loss
-_CUT_ROUNDS = 8  # listings again of both programs for one consistent cut (each brings what came meanwhile)
 _MAX_PAGES = 10_000  # a node that pages forever (an ``until`` it does not know and no slot bound) must not keep us
 _REQUEST_TIMEOUT = (5.0, 30.0)
 _SIGNATURE_MAX = 128  # a base58 signature is 87-88 characters
@@ -75,10 +71,11 @@ LOST_TRUNCATED = "log_truncated"  # cut log and no inner instructions to recover
 RECOVERED_TRUNCATED = "truncated_recovered"
 FAILED_TX = "failed_tx"
 UNREADABLE_TX = "unreadable_tx"  # a getTransaction answer of a shape nothing could be read from (lost)
-NO_CUT = "no_cut"  # gaps whose programs' lists never reached one moment (the newest may misorder)
+NO_CUT = "no_cut"  # gaps listed without a cut (getSlot failed): the newest may misorder across the programs
+AFTER_CUT = "after_cut"  # PumpSwap transactions newer than the cut: the live stream's (not a loss)
 NO_PROGRESS = "no_progress"  # signature pages that brought nothing new (a cursor that does not advance)
 LOSS_REASONS = (LOST_CEILING, LOST_UNAVAILABLE, LOST_TRUNCATED, UNREADABLE_TX)
-STAT_REASONS = (*LOSS_REASONS, RECOVERED_TRUNCATED, FAILED_TX, NO_PROGRESS, NO_CUT)
+STAT_REASONS = (*LOSS_REASONS, RECOVERED_TRUNCATED, FAILED_TX, NO_PROGRESS, NO_CUT, AFTER_CUT)
 
 
 @dataclass
@@ -90,7 +87,7 @@ class _Listing:
     until: str | None  # the signature the gap starts after (the pump program's), if known
     seen: set[str] = field(default_factory=set)  # a node that ignores ``before`` answers a page again
     found: list[tuple[str, int]] = field(default_factory=list)
-    newest: str | None = None  # the newest signature answered (``until`` of the next listing)
+    cut: int | None = None  # the newest slot listed: what came after is the live stream's
 
 
 class SolanaHistory:
@@ -116,8 +113,10 @@ class SolanaHistory:
         self.url = url
         self._key = key
         commitment = commitment_of(config)
-        # Neither history call accepts "processed": the nearest they serve.
+        # Neither history call accepts "processed": the nearest they serve. The cut's slot is read at
+        # the live stream's commitment (what it had delivered by then).
         self.commitment = "confirmed" if commitment == "processed" else commitment
+        self.live_commitment = commitment
         ceiling = max_transactions or getattr(config, "max_gap_transactions", None)
         self.max_transactions = ceiling or MAX_GAP_TRANSACTIONS
         self.concurrency = max(1, concurrency or getattr(config, "history_concurrency", None) or CONCURRENCY)
@@ -148,10 +147,11 @@ class SolanaHistory:
         filters = compile_filters({ch: f for ch, f in channels.items() if self.recoverable(ch)})
         if not filters:
             return
-        programs = [PROGRAM_ID, PUMPSWAP_PROGRAM_ID] if "trades" in filters else [PROGRAM_ID]  # PumpSwap: trades
-        listings = [self._listing(program, since, stop) for program in programs]
-        if len(listings) > 1:
-            self._cut(listings, stop)
+        listings = [self._listing(PROGRAM_ID, since, stop, self._cut_slot(stop) if "trades" in filters else None)]
+        if "trades" in filters:  # PumpSwap's trades: its list up to the same moment
+            first = listings[0]
+            cut = max([first.cut, *(slot for _, slot in first.found[:1])]) if first.cut is not None else None
+            listings.append(self._listing(PUMPSWAP_PROGRAM_ID, since, stop, cut))
         missed = list(reversed(listings[0].found))  # oldest first: the order they happened in
         if len(listings) > 1:
             seen = {signature for signature, _ in missed}
@@ -199,9 +199,9 @@ class SolanaHistory:
         PumpSwap's list is bounded by the slot alone."""
         return self._listing(program, since, stop).found
 
-    def _listing(self, program: str, since: Position, stop: threading.Event) -> _Listing:
+    def _listing(self, program: str, since: Position, stop: threading.Event, cut: int | None = None) -> _Listing:
         until = since.signature if program == PROGRAM_ID else None
-        listing = _Listing(program, since.slot, until)
+        listing = _Listing(program, since.slot, until, cut=cut)
         beyond = self._list(listing, until, None, stop)
         if until:
             # ``until`` ends the list at that signature, but its slot may hold transactions before it
@@ -211,31 +211,17 @@ class SolanaHistory:
         self._beyond(beyond)
         return listing
 
-    def _cut(self, listings: list[_Listing], stop: threading.Event) -> None:
-        """List each program again for what came while the others were listed, until a round brings
-        nothing: then every list reaches the same moment. Without this, PumpSwap's list (taken after
-        the pump program's) held transactions newer than pump ones the first list never saw; those
-        were released first and the pump ones came with a later gap, after newer live events (out
-        of order), or never (the next gap started past them)."""
-        for _ in range(_CUT_ROUNDS):
-            moved = False
-            for listing in listings:
-                newer = _Listing(listing.program, listing.since_slot, listing.until, set(listing.seen))
-                until = listing.newest or listing.until
-                self._beyond(self._list(newer, until, None, stop, newer_than=listing))
-                if newer.found or newer.newest:
-                    moved = True
-                    listing.found[:0] = newer.found
-                    listing.seen |= newer.seen
-                    listing.newest = newer.newest or listing.newest
-            if not moved:
-                return
-        self._count(NO_CUT)
-        log.warning(
-            "solana gap: the programs' histories kept moving over %d listings: the newest transactions of "
-            "this gap may come out of order across the two programs",
-            _CUT_ROUNDS,
-        )
+    def _cut_slot(self, stop: threading.Event) -> int | None:
+        """The moment both programs are listed up to: the node's slot, read after the live stream is
+        back and before the first listing. The pump program's list (taken first) reaches at least
+        that slot; PumpSwap's (taken after it) is cut there, since what came later came live. A node
+        that answers no slot: no cut, counted and warned (the newest may then come out of order); one
+        that refuses the call: a ``HistoryError``, as for any call of the gap."""
+        slot = opt_slot(self.call("getSlot", [{"commitment": self.live_commitment}], stop))
+        if slot is None:
+            self._count(NO_CUT)
+            log.warning("solana gap: the node did not tell its slot: PumpSwap's transactions are listed without a cut")
+        return slot
 
     def _beyond(self, beyond: int) -> None:
         if beyond:
@@ -246,19 +232,11 @@ class SolanaHistory:
                 self.max_transactions,
             )
 
-    def _list(
-        self,
-        listing: _Listing,
-        until: str | None,
-        before: str | None,
-        stop: threading.Event,
-        newer_than: _Listing | None = None,
-    ) -> int:
+    def _list(self, listing: _Listing, until: str | None, before: str | None, stop: threading.Event) -> int:
         """Page back from ``before`` (else the newest) to ``until`` or the listing's slot, adding to
-        it what it has not seen; how many were beyond the ceiling. ``newer_than``: only what came
-        after that listing's newest (its first answer already seen ends the list)."""
+        it what it has not seen up to its cut; how many were beyond the ceiling."""
         program, since_slot, found, seen = listing.program, listing.since_slot, listing.found, listing.seen
-        room = self.max_transactions - (len(newer_than.found) if newer_than is not None else 0)
+        room, cut, after_cut = self.max_transactions, listing.cut, 0
         rest_of_slot = before is not None  # the second list: an answer seen before is the node ignoring ``before``
         beyond = 0
         for page_number in range(_MAX_PAGES):
@@ -281,19 +259,16 @@ class SolanaHistory:
                 if signature is None or slot is None or len(signature) > _SIGNATURE_MAX:
                     raise HistoryError("getSignaturesForAddress answered an item without signature or slot")
                 if signature in seen:
-                    if newer_than is not None:  # newest first: the rest was listed before
-                        done = True
-                        break
                     continue  # answered before: not a transaction more
                 seen.add(signature)
-                if listing.newest is None:
-                    listing.newest = signature
                 fresh += 1
                 before = signature
                 if slot < since_slot:  # older than the gap (also the bound when no signature is known)
                     done = True
                     break
-                if item.get("err") is not None:
+                if listing.program != PROGRAM_ID and cut is not None and slot > cut:
+                    after_cut += 1  # newer than the moment the lists reach: the live stream has it
+                elif item.get("err") is not None:
                     self._count(FAILED_TX)
                 elif len(found) < room:
                     found.append((signature, slot))
@@ -311,6 +286,8 @@ class SolanaHistory:
                 break
             if done:
                 break
+        if after_cut:
+            self._count(AFTER_CUT, after_cut)
         return beyond
 
     # -- one transaction
@@ -365,64 +342,19 @@ class SolanaHistory:
             return []
         slot = opt_slot(tx.get("slot")) if slot is None else slot
         logs = meta.get("logMessages")
+        logs = [line for line in logs if isinstance(line, str)] if isinstance(logs, list) else None
         out: list[Output] = []
-        truncated = isinstance(logs, list) and decode_logs(logs, signature, slot, received_at, 0, True, filters, out)
-        if truncated or not isinstance(logs, list):
-            recovered = self._from_inner_instructions(tx, meta, signature, slot, received_at, filters)
-            if recovered is not None:
-                self._count(RECOVERED_TRUNCATED)
-                return recovered
+        instructions = instructions_of(tx, out) or []
+        source = decode_transaction(logs, instructions, signature, slot, received_at, 0, True, filters, out)
+        if source == INNER:
+            self._count(RECOVERED_TRUNCATED)
+        elif source == TRUNCATED:
             self._count(LOST_TRUNCATED)
         events: list[Event] = []
         for item in out:
             if type(item) is Event:
                 events.append(item)
             elif isinstance(item, Malformed) and item.reason != LOG_TRUNCATED:
-                self._count(item.reason)
-        return events
-
-    def _from_inner_instructions(
-        self,
-        tx: Mapping[str, Any],
-        meta: Mapping[str, Any],
-        signature: str,
-        slot: int | None,
-        received_at: int,
-        filters: Mapping[str, Filter],
-    ) -> list[Event] | None:
-        groups = meta.get("innerInstructions")
-        transaction = tx.get("transaction")
-        message = transaction.get("message") if isinstance(transaction, dict) else None
-        if not isinstance(groups, list) or not isinstance(message, dict):
-            return None
-        keys = _account_keys(message, meta)
-        # Each event CPI as the log line it would have been, in order, under its program: decoded
-        # exactly as the live logs are (a v3 buy's two parts joined, PumpSwap pools mapped to mints).
-        logs: list[str] = []
-        for group in groups:
-            instructions = group.get("instructions") if isinstance(group, dict) else None
-            for ins in instructions if isinstance(instructions, list) else ():
-                program = _program_of(ins, keys) if isinstance(ins, dict) else None
-                if program not in PROGRAMS:
-                    continue
-                data = ins.get("data")
-                if not isinstance(data, str):
-                    continue
-                try:
-                    raw = b58decode(data)
-                except ValueError:
-                    self._count("undecodable")
-                    continue
-                if raw[:8] == EVENT_CPI_TAG:
-                    text = base64.b64encode(raw[8:]).decode()
-                    logs += [f"Program {program} invoke [1]", f"Program data: {text}", f"Program {program} success"]
-        out: list[Output] = []
-        decode_logs(logs, signature, slot, received_at, 0, True, filters, out)
-        events: list[Event] = []
-        for item in out:
-            if type(item) is Event:
-                events.append(item)
-            elif isinstance(item, Malformed):
                 self._count(item.reason)
         return events
 
@@ -505,31 +437,6 @@ class SolanaHistory:
 def _first(url: Any) -> str:
     """The client's URL (the first one, where a client is given several nodes)."""
     return url if isinstance(url, str) else str(next(iter(url)))
-
-
-def _account_keys(message: Mapping[str, Any], meta: Mapping[str, Any]) -> list[str]:
-    """The transaction's accounts in index order: the message's, then those loaded from lookup tables."""
-    keys: list[str] = []
-    listed = message.get("accountKeys")
-    for key in listed if isinstance(listed, list) else ():  # typed before use: anything else has no keys
-        pubkey = key.get("pubkey") if isinstance(key, dict) else key
-        keys.append(pubkey if isinstance(pubkey, str) else "")
-    loaded = meta.get("loadedAddresses")
-    if isinstance(loaded, dict):
-        for part in ("writable", "readonly"):
-            addresses = loaded.get(part)
-            keys.extend(k for k in (addresses if isinstance(addresses, list) else ()) if isinstance(k, str))
-    return keys
-
-
-def _program_of(ins: Mapping[str, Any], keys: list[str]) -> str | None:
-    program = ins.get("programId")  # jsonParsed encoding
-    if isinstance(program, str):
-        return program
-    index = ins.get("programIdIndex")  # json encoding
-    if type(index) is int and 0 <= index < len(keys):
-        return keys[index]
-    return None
 
 
 def make_history(config: ClientConfig) -> SolanaHistory:

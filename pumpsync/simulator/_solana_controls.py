@@ -93,6 +93,15 @@ class SolanaControls(LoopHost):
 
         self._call(run())
 
+    def solana_rpc_calls(self) -> dict[str, int]:
+        """The node's HTTP JSON-RPC calls so far, by method."""
+        server = self._solana()
+
+        async def run() -> dict[str, int]:
+            return dict(server.rpc_calls)
+
+        return self._call(run())
+
     def solana_subscribe_requests(self) -> int:
         """``logsSubscribe`` requests the node received, answered or not."""
         server = self._solana()

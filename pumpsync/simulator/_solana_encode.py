@@ -27,8 +27,10 @@ __all__ = [
     "layout_fields",
 ]
 
-LayoutName = Literal["current", "legacy", "extended"]
-LAYOUTS: tuple[LayoutName, ...] = ("current", "legacy", "extended")
+# current: October 2026; may2026: before the 2026-09/10 appendices (the captured mainnet lines);
+# legacy: before the 2025-2026 upgrades; extended: a next upgrade's longer events.
+LayoutName = Literal["current", "may2026", "legacy", "extended"]
+LAYOUTS: tuple[LayoutName, ...] = ("current", "may2026", "legacy", "extended")
 
 # Anchor's emit_cpi! tag: the self-CPI's instruction data is this, then the event.
 CPI_EVENT_TAG = bytes.fromhex("e445a52e51cb9a1d")
@@ -71,6 +73,10 @@ CURRENT: dict[str, tuple[Field, ...]] = {
         ("is_cashback_enabled", "bool"),
         ("quote_mint", "pubkey"),
         ("virtual_quote_reserves", "u64"),
+        # 2026-09-15 create_v2 (holder-reward coins), 2026-10-08 (coins quoted in a pump coin)
+        ("creator_fee_bps", "u64"),
+        ("is_holder_reward", "bool"),
+        ("depth", "u8"),
     ),
     "TradeEvent": (
         ("mint", "pubkey"),
@@ -105,6 +111,47 @@ CURRENT: dict[str, tuple[Field, ...]] = {
         ("quote_amount", "u64"),
         ("virtual_quote_reserves", "u64"),
         ("real_quote_reserves", "u64"),
+        ("holder_rewards_bps", "u64"),  # 2026-09-15
+        ("holder_rewards", "u64"),
+        ("creator_fee_unclaimed", "u64"),  # 2026-10-08 (trade v3)
+    ),
+    # 2026-10-08: the part of a curve-completing v3 buy the future pool filled (224 bytes; the
+    # offsets of shared/reference/onchain-2026.md section 1).
+    "PostCompleteBuyEvent": (
+        ("user", "pubkey"),
+        ("mint", "pubkey"),
+        ("bonding_curve", "pubkey"),
+        ("quote_mint", "pubkey"),
+        ("timestamp", "i64"),
+        *(
+            (name, "u64")
+            for name in [
+                "base_out",
+                "quote_in",
+                "fee_basis_points",
+                "fee",
+                "creator_fee_basis_points",
+                "creator_fee",
+                "buyback_fee",
+                "pool_base_reserves_before",
+                "pool_quote_reserves_before",
+                "pool_base_reserves_after",
+                "pool_quote_reserves_after",
+            ]
+        ),
+    ),
+    # Fee payouts (sweeps): 145 and 177 bytes.
+    "SweepBondingCurveFeeEvent": (
+        ("timestamp", "i64"),
+        *((name, "pubkey") for name in ("mint", "bonding_curve", "quote_mint", "recipient")),
+        ("amount", "u64"),
+        ("bucket", "u8"),
+    ),
+    "SweepPoolFeeEvent": (
+        ("timestamp", "i64"),
+        *((name, "pubkey") for name in ("pool", "base_mint", "quote_mint", "recipient", "payer")),
+        ("amount", "u64"),
+        ("bucket", "u8"),
     ),
     "CompleteEvent": (
         ("user", "pubkey"),
@@ -204,10 +251,10 @@ LEGACY_LENGTH = {"CreateEvent": 8, "TradeEvent": 10, "CompleteEvent": 4, "Comple
 
 # Fields a next upgrade appends (values default to zero).
 EXTENSION: dict[str, tuple[Field, ...]] = {
-    "CreateEvent": (("holder_rewards_enabled", "bool"), ("holder_rewards_bps", "u64")),
-    "TradeEvent": (("holder_rewards_bps", "u64"), ("holder_rewards", "u64")),
-    "CompleteEvent": (("holder_rewards_vault", "pubkey"),),
-    "CompletePumpAmmMigrationEvent": (("holder_rewards", "u64"),),
+    "CreateEvent": (("next_flag", "bool"), ("next_bps", "u64")),
+    "TradeEvent": (("next_bps", "u64"), ("next_amount", "u64")),
+    "CompleteEvent": (("next_vault", "pubkey"),),
+    "CompletePumpAmmMigrationEvent": (("next_amount", "u64"),),
 }
 
 
@@ -216,8 +263,14 @@ def discriminator(name: str) -> bytes:
     return hashlib.sha256(f"event:{name}".encode()).digest()[:8]
 
 
+# Fields the 2026-09-15 and 2026-10-08 upgrades appended (the May 2026 layout ends before them).
+OCTOBER_2026 = {"CreateEvent": 3, "TradeEvent": 3}
+
+
 def layout_fields(name: str, layout: LayoutName = "current") -> tuple[Field, ...]:
     fields = CURRENT[name]
+    if layout == "may2026":
+        return fields[: len(fields) - OCTOBER_2026.get(name, 0)]
     if layout == "legacy":
         return fields[: LEGACY_LENGTH.get(name, len(fields))]
     if layout == "extended":

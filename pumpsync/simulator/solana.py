@@ -25,9 +25,8 @@ signature is the market ``Graduation``'s.
 from __future__ import annotations
 
 import asyncio
-import http
 import json
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
@@ -35,156 +34,42 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
-from pumpsync.simulator._solana_encode import LAYOUTS, LayoutName, b58decode, derived_key
+from pumpsync.simulator._solana_calls import Recipe, RecipeKind
+from pumpsync.simulator._solana_encode import LAYOUTS, LayoutName, derived_key
+from pumpsync.simulator._solana_http import (
+    NodeHistory,
+    RpcError,
+    http_bytes,
+    is_pubkey,
+    path_key,
+    rpc_connection_class,
+    rpc_error,
+)
 from pumpsync.simulator._solana_tx import (
-    PUMP,
-    PUMP_AMM,
-    Recipe,
-    RecipeKind,
     fault_signature,
     render,
-    transaction_result,
     value_text,
 )
+from pumpsync.simulator._solana_values import PUMP
 from pumpsync.simulator.connection import Conn, Subscription
 from pumpsync.simulator.faults import MalformedKind, RestFailure, dumps
-from pumpsync.simulator.history import History
 from pumpsync.simulator.market import Curve, Graduation, Launch, MarketEvent, Trade
 from pumpsync.simulator.plans import KeyTable, SolanaPlan
 from pumpsync.simulator.server import ProviderServer, json_response, now_ms, request_key
 
 COMMITMENTS = ("processed", "confirmed", "finalized")
 SUBSCRIPTION_BASE = 24040
-MAX_SIGNATURES = 1000
-MAX_BODY = 1 << 20
 HISTORY_METHODS = frozenset({"getSignaturesForAddress", "getTransaction"})
 INVALID_KEY_MESSAGE = "invalid api key provided"
 RATE_LIMIT_MESSAGE = "Too many requests for a specific RPC call, contact your app developer or support@rpcpool.com."
-VERSION_MESSAGE = (
-    "Transaction version (0) is not supported by the requesting client. Please try the request again with the "
-    'following configuration parameter: "maxSupportedTransactionVersion": 0'
-)
 
 NextFault = Literal["truncated", "oversized"]
 NEXT_FAULTS: tuple[NextFault, ...] = ("truncated", "oversized")
 InjectKind = Literal["failed", "unknown_event", "undecodable"]
 INJECT_KINDS: tuple[InjectKind, ...] = ("failed", "unknown_event", "undecodable")
 OVERSIZED_DEFAULT = 3 * (1 << 19)  # 1.5 MiB of log lines
-
-
-class RpcError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _error(code: int, message: str, rid: Any) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": rid}
-
-
-def _invalid_param() -> RpcError:
-    return RpcError(-32602, "Invalid param: Invalid")
-
-
-def _is_pubkey(value: Any) -> bool:
-    try:
-        return isinstance(value, str) and len(b58decode(value)) == 32
-    except ValueError:
-        return False
-
-
-def _is_signature(value: Any) -> bool:
-    try:
-        return isinstance(value, str) and len(b58decode(value)) == 64
-    except ValueError:
-        return False
-
-
-def path_key(path: str) -> str | None:
-    """A key given as the URL's one path segment (``wss://host/KEY``)."""
-    segment = urlsplit(path).path.strip("/")
-    return unquote(segment) if segment and "/" not in segment else None
-
-
-def http_bytes(status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> bytes:
-    """A whole HTTP/1.1 response (the connection closes after it)."""
-    head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}", "Content-Type: application/json"]
-    head += [f"Content-Length: {len(body)}", "Connection: close"]
-    head += [f"{k}: {v}" for k, v in headers or []]
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-def _rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
-    class RpcConnection(ServerConnection):
-        """Answers HTTP POST (JSON-RPC) itself and hands everything else to websockets, whose
-        handshake parser accepts GET only. Also lets the node ignore protocol pings."""
-
-        node: ClassVar[SolanaServer] = server
-        _http: bytearray | None = None
-        _answered = False
-        last_rx = 0.0  # loop time of the client's last bytes (pings count): the idle timer
-
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
-            send_frame = self.protocol.send_frame
-
-            def maybe_send(frame: Frame) -> None:
-                if frame.opcode is Opcode.PONG and self.node.ignore_pings:
-                    return
-                send_frame(frame)
-
-            # websockets answers pings inside its protocol object; this is the only seam.
-            setattr(self.protocol, "send_frame", maybe_send)  # noqa: B010
-
-        def data_received(self, data: bytes) -> None:
-            self.last_rx = self.loop.time()
-            if self._http is None and self.request is None and data[:5] == b"POST ":
-                self._http = bytearray()
-            if self._http is None:
-                super().data_received(data)
-                return
-            if not self._answered:
-                self._http += data
-                self._answer_post()
-
-        def _answer_post(self) -> None:
-            buf = self._http
-            assert buf is not None
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > 65536:
-                    self._reply(http_bytes(431, b"{}"))
-                return
-            lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            try:
-                length = int(headers.get("content-length", ""))
-            except ValueError:
-                self._reply(http_bytes(411, b"{}"))
-                return
-            if length > MAX_BODY:
-                self._reply(http_bytes(413, b"{}"))
-                return
-            if len(buf) - end - 4 < length:
-                return
-            body = bytes(buf[end + 4 : end + 4 + length])
-            parts = lines[0].split(" ")
-            path = parts[1] if len(parts) > 1 else "/"
-            self._reply(self.node.http_post(path, headers, body))
-
-        def _reply(self, response: bytes) -> None:
-            self._answered = True
-            self.transport.write(response)
-            self.transport.close()
-
-    return RpcConnection
 
 
 class SolanaServer(ProviderServer):
@@ -204,13 +89,13 @@ class SolanaServer(ProviderServer):
         super().__init__(host, port, keys)
         self.current_slot = current_slot
         # Recipes, not texts: rendering is deterministic, and a long run keeps 100k of them.
-        self.history: History[Recipe] = History(history_limit)
-        self._positions: dict[str, int] = {}  # signature -> absolute history position
+        self.history = NodeHistory(history_limit)  # Recipes, not texts: a long run keeps 100k of them
         self.rest_failures: deque[RestFailure] = deque()
         self.layout: LayoutName = "current"
         self.mute_subscribe = False
         self.subscribe_errors: deque[tuple[int, str]] = deque()  # answers for the next logsSubscribe requests
         self.subscribe_requests = 0  # logsSubscribe requests seen (answered or not)
+        self.rpc_calls: Counter[str] = Counter()  # HTTP JSON-RPC calls by method (others: "other")
         self._next_faults: deque[tuple[NextFault, int]] = deque()
         self._tokens: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # mint -> (creator, mayhem)
         self._plans: dict[int, SolanaPlan] = {}
@@ -221,7 +106,7 @@ class SolanaServer(ProviderServer):
     # -- admission -------------------------------------------------------------------------
 
     def connection_class(self) -> type[ServerConnection]:
-        return _rpc_connection_class(self)
+        return rpc_connection_class(self)
 
     def _key(self, request: Request) -> str | None:
         return request_key(request, self.key_param) or path_key(request.path)
@@ -231,9 +116,9 @@ class SolanaServer(ProviderServer):
             return ws.respond(404, "Not found\n")
         plan = self.keys.solana(self._key(request))
         if plan is None:
-            return json_response(401, _error(-32401, INVALID_KEY_MESSAGE, None))
+            return json_response(401, rpc_error(-32401, INVALID_KEY_MESSAGE, None))
         if plan.rate_limited:
-            return json_response(429, _error(429, RATE_LIMIT_MESSAGE, None), [("Retry-After", "1")])
+            return json_response(429, rpc_error(429, RATE_LIMIT_MESSAGE, None), [("Retry-After", "1")])
         return None
 
     async def admit(self, ws: ServerConnection, key: str | None) -> Conn | None:
@@ -269,18 +154,18 @@ class SolanaServer(ProviderServer):
         try:
             msg = json.loads(message)
         except ValueError:
-            conn.send(dumps(_error(-32700, "Parse error", None)))
+            conn.send(dumps(rpc_error(-32700, "Parse error", None)))
             return
         replies = [r for r in (self._ws_call(conn, m) for m in (msg if isinstance(msg, list) else [msg])) if r]
         if isinstance(msg, list) and not msg:
-            replies = [_error(-32600, "Invalid request", None)]
+            replies = [rpc_error(-32600, "Invalid request", None)]
         if replies:
             conn.send(dumps(replies if isinstance(msg, list) else replies[0]))
 
     def _ws_call(self, conn: Conn, msg: Any) -> dict[str, Any] | None:
         rid = msg.get("id") if isinstance(msg, dict) else None
         if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0" or not isinstance(msg.get("method"), str):
-            return _error(-32600, "Invalid request", rid)
+            return rpc_error(-32600, "Invalid request", rid)
         method, params = msg["method"], msg.get("params", [])
         try:
             if method == "logsSubscribe":
@@ -303,7 +188,7 @@ class SolanaServer(ProviderServer):
                 return {"jsonrpc": "2.0", "result": self._next_sub, "id": rid}
             raise RpcError(-32601, "Method not found")
         except RpcError as exc:
-            return _error(exc.code, exc.message, rid)
+            return rpc_error(exc.code, exc.message, rid)
 
     def _subscribe(self, conn: Conn, params: Any) -> int:
         if not isinstance(params, list) or not 1 <= len(params) <= 2:
@@ -314,7 +199,7 @@ class SolanaServer(ProviderServer):
         elif isinstance(flt, dict) and set(flt) == {"mentions"} and isinstance(flt["mentions"], list):
             if len(flt["mentions"]) != 1:
                 raise RpcError(-32602, "Invalid Request: Only 1 address supported")
-            if not _is_pubkey(flt["mentions"][0]):
+            if not is_pubkey(flt["mentions"][0]):
                 raise RpcError(-32602, "Invalid Request: Invalid pubkey provided")
             mentions = flt["mentions"][0]
         else:
@@ -341,7 +226,7 @@ class SolanaServer(ProviderServer):
         if urlsplit(request.path).path.rstrip("/") == "/health":
             headers = Headers([("Content-Type", "text/plain"), ("Content-Length", "2"), ("Connection", "close")])
             return Response(200, "OK", headers, b"ok")
-        return json_response(405, _error(-32600, "Use POST for JSON-RPC requests", None))
+        return json_response(405, rpc_error(-32600, "Use POST for JSON-RPC requests", None))
 
     def http_post(self, path: str, headers: dict[str, str], body: bytes) -> bytes:
         """One HTTP JSON-RPC exchange (runs on the simulator's loop); the raw response."""
@@ -351,22 +236,22 @@ class SolanaServer(ProviderServer):
         key = bearer or next((v for k, _, v in (p.partition("=") for p in query.split("&")) if k == self.key_param), "")
         plan = self.keys.solana(unquote(key) or path_key(path))
         if plan is None:
-            return self._http_json(401, _error(-32401, INVALID_KEY_MESSAGE, None))
+            return self._http_json(401, rpc_error(-32401, INVALID_KEY_MESSAGE, None))
         if plan.rate_limited:
-            return self._http_json(429, _error(429, RATE_LIMIT_MESSAGE, None), [("Retry-After", "1")])
+            return self._http_json(429, rpc_error(429, RATE_LIMIT_MESSAGE, None), [("Retry-After", "1")])
         try:
             msg = json.loads(body)
         except ValueError:
-            return self._http_json(200, _error(-32700, "Parse error", None))
+            return self._http_json(200, rpc_error(-32700, "Parse error", None))
         calls = msg if isinstance(msg, list) else [msg]
         if self.rest_failures and any(isinstance(c, dict) and c.get("method") in HISTORY_METHODS for c in calls):
             failure = self.rest_failures.popleft()
             extra = [("Retry-After", f"{failure.retry_after:g}")] if failure.status == 429 else []
             message = RATE_LIMIT_MESSAGE if failure.status == 429 else "Injected failure"
             rid = calls[0].get("id") if calls and isinstance(calls[0], dict) else None
-            return self._http_json(failure.status, _error(failure.status, message, rid), extra)
+            return self._http_json(failure.status, rpc_error(failure.status, message, rid), extra)
         if not calls:
-            return self._http_json(200, _error(-32600, "Invalid request", None))
+            return self._http_json(200, rpc_error(-32600, "Invalid request", None))
         replies = [self._http_call(c) for c in calls]
         return self._http_json(200, replies if isinstance(msg, list) else replies[0])
 
@@ -377,94 +262,25 @@ class SolanaServer(ProviderServer):
     def _http_call(self, msg: Any) -> dict[str, Any]:
         rid = msg.get("id") if isinstance(msg, dict) else None
         if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0" or not isinstance(msg.get("method"), str):
-            return _error(-32600, "Invalid request", rid)
+            return rpc_error(-32600, "Invalid request", rid)
         params = msg.get("params", [])
         if not isinstance(params, list):
-            return _error(-32602, "Invalid params", rid)
+            return rpc_error(-32602, "Invalid params", rid)
         handlers: dict[str, Callable[[list[Any]], Any]] = {
-            "getSignaturesForAddress": self._signatures,
-            "getTransaction": self._transaction,
+            "getSignaturesForAddress": self.history.signatures,
+            "getTransaction": self.history.transaction,
             "getSlot": lambda p: self.current_slot(),
             "getHealth": lambda p: "ok",
             "getVersion": lambda p: {"solana-core": "2.2.7", "feature-set": 3294202862},
         }
         handler = handlers.get(msg["method"])
+        self.rpc_calls[msg["method"] if handler is not None else "other"] += 1
         if handler is None:
-            return _error(-32601, "Method not found", rid)
+            return rpc_error(-32601, "Method not found", rid)
         try:
             return {"jsonrpc": "2.0", "result": handler(params), "id": rid}
         except RpcError as exc:
-            return _error(exc.code, exc.message, rid)
-
-    @staticmethod
-    def _config(params: list[Any], index: int) -> dict[str, Any]:
-        config = params[index] if len(params) > index else {}
-        if isinstance(config, str):  # the deprecated form: the encoding alone
-            config = {"encoding": config}
-        if not isinstance(config, dict):
-            raise RpcError(-32602, "Invalid params: invalid config")
-        if config.get("commitment") == "processed":
-            raise RpcError(-32602, "Method does not support commitment below `confirmed`")
-        return config
-
-    def _position(self, signature: str) -> int | None:
-        pos = self._positions.get(signature)
-        return pos if pos is not None and pos >= self.history.base else None
-
-    def _signatures(self, params: list[Any]) -> list[dict[str, Any]]:
-        if not params or not _is_pubkey(params[0]):
-            raise _invalid_param()
-        config = self._config(params, 1)
-        limit = config.get("limit", MAX_SIGNATURES)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_SIGNATURES:
-            raise RpcError(-32602, f"Invalid limit; max {MAX_SIGNATURES}")
-        before, until = config.get("before"), config.get("until")
-        for sig in (before, until):
-            if sig is not None and not _is_signature(sig):
-                raise _invalid_param()
-        program = params[0]
-        if program not in (PUMP, PUMP_AMM):
-            return []
-        items = self.history.items
-        end = len(items)
-        if before is not None:
-            pos = self._position(before)
-            if pos is None:
-                return []
-            end = pos - self.history.base
-        stop = self._position(until) if until is not None else None
-        out: list[dict[str, Any]] = []
-        for offset in range(end - 1, -1, -1):
-            if len(out) == limit or (stop is not None and offset + self.history.base <= stop):
-                break
-            recipe = items[offset]
-            if program not in recipe.programs:
-                continue  # another program's transaction (a PumpSwap trade mentions only PumpSwap)
-            out.append(
-                {
-                    "signature": recipe.signature,
-                    "slot": recipe.slot,
-                    "err": recipe.err,
-                    "memo": None,
-                    "blockTime": recipe.block_time,
-                    "confirmationStatus": "finalized",
-                }
-            )
-        return out
-
-    def _transaction(self, params: list[Any]) -> dict[str, Any] | None:
-        if not params or not _is_signature(params[0]):
-            raise _invalid_param()
-        config = self._config(params, 1)
-        if config.get("encoding", "json") != "json":
-            raise RpcError(-32602, "Invalid params: the simulated node serves encoding json only")
-        if config.get("maxSupportedTransactionVersion") is None:
-            raise RpcError(-32015, VERSION_MESSAGE)
-        pos = self._position(params[0])
-        if pos is None:
-            return None
-        recipe = self.history.items[pos - self.history.base]
-        return transaction_result(recipe, render(recipe))
+            return rpc_error(exc.code, exc.message, rid)
 
     # -- market feed ------------------------------------------------------------------------
 
@@ -527,10 +343,6 @@ class SolanaServer(ProviderServer):
         rendered = render(recipe)
         value = value_text(recipe, rendered)
         self.history.append(recipe)
-        self._positions[recipe.signature] = self.history.total - 1
-        if len(self._positions) > 2 * len(self.history) + 1024:
-            base = self.history.base
-            self._positions = {s: p for s, p in self._positions.items() if p >= base}
         for conn in list(self.conns.values()):
             for text in self._notifications(conn, recipe.slot, value, recipe.programs):
                 conn.send(text)
@@ -612,7 +424,7 @@ class SolanaServer(ProviderServer):
         raise ValueError(f"unknown malformed kind {kind!r}")
 
     def stored(self) -> list[Recipe]:
-        return list(self.history)
+        return list(self.history.items)
 
 
 def history_record(recipe: Recipe) -> dict[str, Any]:

@@ -37,13 +37,21 @@ CAPTURED_TRADE = "vdt/007mYe6rDUVGkFAyRzCsYxVgJvZmb/09juzXRcgA2DNBRiFAnxI6m7AAAA
 TABLE = {
     "CreateEvent": "name:s symbol:s uri:s mint:k bonding_curve:k user:k creator:k timestamp:q "
     "virtual_token_reserves:Q virtual_sol_reserves:Q real_token_reserves:Q token_total_supply:Q token_program:k "
-    "is_mayhem_mode:? is_cashback_enabled:? quote_mint:k virtual_quote_reserves:Q",
+    "is_mayhem_mode:? is_cashback_enabled:? quote_mint:k virtual_quote_reserves:Q "
+    "creator_fee_bps:Q is_holder_reward:? depth:B",
     "TradeEvent": "mint:k sol_amount:Q token_amount:Q is_buy:? user:k timestamp:q virtual_sol_reserves:Q "
     "virtual_token_reserves:Q real_sol_reserves:Q real_token_reserves:Q fee_recipient:k fee_basis_points:Q fee:Q "
     "creator:k creator_fee_basis_points:Q creator_fee:Q track_volume:? total_unclaimed_tokens:Q "
     "total_claimed_tokens:Q current_sol_volume:Q last_update_timestamp:q ix_name:s mayhem_mode:? "
     "cashback_fee_basis_points:Q cashback:Q buyback_fee_basis_points:Q buyback_fee:Q shareholders:v quote_mint:k "
-    "quote_amount:Q virtual_quote_reserves:Q real_quote_reserves:Q",
+    "quote_amount:Q virtual_quote_reserves:Q real_quote_reserves:Q holder_rewards_bps:Q holder_rewards:Q "
+    "creator_fee_unclaimed:Q",
+    # shared/reference/onchain-2026.md section 1 (offsets as listed there)
+    "PostCompleteBuyEvent": "user:k mint:k bonding_curve:k quote_mint:k timestamp:q base_out:Q quote_in:Q "
+    "fee_basis_points:Q fee:Q creator_fee_basis_points:Q creator_fee:Q buyback_fee:Q pool_base_before:Q "
+    "pool_quote_before:Q pool_base_after:Q pool_quote_after:Q",
+    "SweepBondingCurveFeeEvent": "timestamp:q mint:k bonding_curve:k quote_mint:k recipient:k amount:Q bucket:B",
+    "SweepPoolFeeEvent": "timestamp:q pool:k base_mint:k quote_mint:k recipient:k payer:k amount:Q bucket:B",
     "CompleteEvent": "user:k mint:k bonding_curve:k timestamp:q quote_mint:k",
     "CompletePumpAmmMigrationEvent": "user:k mint:k mint_amount:Q sol_amount:Q pool_migration_fee:Q "
     "bonding_curve:k timestamp:q pool:k quote_mint:k",
@@ -53,7 +61,11 @@ DISCRIMINATORS = {
     "bddb7fd34ee661ee": "TradeEvent",
     "5f72619cd42e9808": "CompleteEvent",
     "bde95db95c94ea94": "CompletePumpAmmMigrationEvent",
+    "6fb06d8b316cd5fb": "PostCompleteBuyEvent",
+    "742b4dbd117a482b": "SweepBondingCurveFeeEvent",
+    "82a42461e48287a5": "SweepPoolFeeEvent",
 }
+SIZES = {"PostCompleteBuyEvent": 224, "SweepBondingCurveFeeEvent": 145, "SweepPoolFeeEvent": 177}
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
@@ -155,7 +167,7 @@ def test_encoder_reproduces_the_captured_mainnet_lines(line: str) -> None:
     if name == "TradeEvent":
         assert fields["shareholders"] == 0
         fields["shareholders"] = ()
-    assert encode_event(name, fields) == data
+    assert encode_event(name, fields, "may2026") == data  # the layout of their day (May 2026)
     for hex_disc, event in DISCRIMINATORS.items():
         assert hashlib.sha256(f"event:{event}".encode()).digest()[:8].hex() == hex_disc
 
@@ -220,15 +232,50 @@ def test_graduation_complete_in_the_buy_then_a_migration_transaction(sol: Simula
         got = notifications(ws, len({e.signature for e in events}))
     by_sig = {n["result"]["value"]["signature"]: n["result"]["value"]["logs"] for n in got}
     assert list(by_sig)[-2:] == [buy.signature, grad.signature]  # the migration comes later
-    names = [decode(d)[0] for d in program_data(by_sig[buy.signature])]
-    assert names == ["TradeEvent", "CompleteEvent"]
-    complete = decode(program_data(by_sig[buy.signature])[1])[1]
+    datas = program_data(by_sig[buy.signature])
+    names = [decode(d)[0] for d in datas]
+    complete = decode(datas[1])[1]
     assert (complete["mint"], complete["user"]) == (grad.mint, buy.trader)
+    if buy.side == "buy":  # buy_v3 (2026-10-08): the curve's part, the graduation, the pool's part
+        assert names[:3] == ["TradeEvent", "CompleteEvent", "PostCompleteBuyEvent"]
+        (_, trade, _), (_, post, used) = decode(datas[0]), decode(datas[2])
+        assert used == len(datas[2]) == 8 + SIZES["PostCompleteBuyEvent"] and trade["ix_name"] == "buy_v3"
+        assert (post["user"], post["mint"]) == (buy.trader, buy.mint)
+        assert trade["sol_amount"] + post["quote_in"] == buy.sol_lamports
+        assert trade["token_amount"] + post["base_out"] == buy.token_raw
+    else:
+        assert names[:2] == ["TradeEvent", "CompleteEvent"]
     migrate_logs = by_sig[grad.signature]
     assert "Program log: Instruction: Migrate" in migrate_logs
     name, migration, _ = decode(program_data(migrate_logs)[0])
     assert name == "CompletePumpAmmMigrationEvent" and migration["mint"] == grad.mint
     assert [r["signature"] for r in sol.history("solana", "graduations")] == [buy.signature, grad.signature]
+
+
+def test_fee_sweeps_and_holder_reward_coins(sol: Simulator) -> None:
+    """Sweeps (fee payouts) ride along one transaction in five, as their own instruction; one coin in
+    six is a holder-reward coin (a pump.fun address as ``creator``, the developer as ``user``)."""
+    ws, _ = subscribe(sol)
+    with ws:
+        events = sol.emit(80)
+        got = notifications(
+            ws, len({e.signature for e in events if not (isinstance(e, Trade) and e.venue == "pumpswap")})
+        )
+    sweeps, creates = [], []
+    for n in got:
+        for data in program_data(n["result"]["value"]["logs"]):
+            name, fields, used = decode(data)
+            if name in SIZES:
+                assert used == len(data) == 8 + SIZES[name]
+            if name == "SweepBondingCurveFeeEvent":
+                sweeps.append(fields)
+            elif name == "CreateEvent":
+                creates.append(fields)
+    assert sweeps and all(f["bucket"] in (0, 1) and f["amount"] > 0 for f in sweeps)
+    launches = {e.token.mint: e.token for e in events if isinstance(e, Launch)}
+    rewarded = [f for f in creates if f["is_holder_reward"]]
+    assert rewarded and all(f["user"] == launches[f["mint"]].creator != f["creator"] for f in rewarded)
+    assert all(f["creator"] == f["user"] for f in creates if not f["is_holder_reward"])
 
 
 # -- history over HTTP ----------------------------------------------------------------------
@@ -498,7 +545,7 @@ def test_blast_solana_frames(sol: Simulator) -> None:
     assert all(isinstance(f["simSentNs"], int) and f["params"]["subscription"] == sub for f in frames)
     for frame in frames[:64]:
         assert len(b58decode(frame["params"]["result"]["value"]["signature"])) == 64
-        data = program_data(frame["params"]["result"]["value"]["logs"])[-1]
+        data = program_data(frame["params"]["result"]["value"]["logs"])[0]  # (a fee sweep may follow)
         name, fields, used = decode(data)
         assert name == "TradeEvent" and fields["sol_amount"] > 0 and used == len(data)
     assert sol.history("solana") == []

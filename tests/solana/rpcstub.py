@@ -1,7 +1,7 @@
 """A tiny Solana HTTP JSON-RPC node for the history tests: a real socket on 127.0.0.1.
 
-It serves ``getSignaturesForAddress`` (newest first, ``limit``/``before``/``until``) and
-``getTransaction`` from what a test puts in it, records every call, and can answer with HTTP
+It serves ``getSignaturesForAddress`` (newest first, ``limit``/``before``/``until``),
+``getTransaction`` and ``getSlot`` from what a test puts in it, records every call, and can answer with HTTP
 errors or JSON-RPC errors on demand.
 """
 
@@ -61,6 +61,8 @@ class Node:
                 if len(out) == options.get("limit", 1000):
                     break
             return out
+        if method == "getSlot":  # the newest slot it holds (what a node has seen by now)
+            return max((slot for _, slot, _, _ in self.history), default=0)
         if method == "getTransaction":
             for signature, _, _, tx in self.history:
                 if signature == params[0]:

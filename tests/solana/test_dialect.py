@@ -404,3 +404,15 @@ def test_awaiting_the_first_subscription_only() -> None:
     answered.unsubscribe("trades")
     answered.subscribe(Subscription("trades"))  # a runtime re-subscription: never a reason to reconnect
     assert answered.awaiting_subscription and not answered.awaiting_hello
+
+
+def test_invoke_brackets_in_log_lines_are_not_nesting_but_cannot_hide_nesting() -> None:
+    """Every invocation's log line ("Program X invoke [1]") holds a bracket inside a string: parse()
+    does not count those (so a real notification takes the one-call path), yet a frame that puts the
+    same text outside strings to hide deep nesting is still refused (nothing parses past it)."""
+    dialect = Solana(0, [Subscription("trades")])
+    lines = [f"Program {PROGRAM_ID} invoke [1]"] * 200
+    note = {"jsonrpc": "2.0", "method": "logsNotification", "params": {"subscription": 1, "result": {"value": lines}}}
+    assert dialect.parse(json.dumps(note).encode()) == note
+    for hostile in (b"[" * 5000 + b" invoke [" * 5000, b'{"a":' * 3000 + b" invoke [" * 6000):
+        assert isinstance(dialect.parse(hostile), Malformed)

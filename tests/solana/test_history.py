@@ -103,8 +103,8 @@ def test_the_real_transaction(node: Node) -> None:
     same(events, live_events(real_tx()["meta"]["logMessages"]))  # exactly what the live stream gives
     # The program's back to "older", the rest of its slot before it, then PumpSwap's (for trades).
     params, rest, amm, *again = node.methods("getSignaturesForAddress")
-    # then each program again for what came meanwhile (nothing here: one round): the cut is one moment
-    assert [(p[0], p[1].get("until")) for p in again] == [(PROGRAM_ID, SIGNATURE), (PUMPSWAP_PROGRAM_ID, None)]
+    # one listing each, cut at the slot read before them (getSlot): no round again
+    assert again == [] and node.methods("getSlot") == [[{"commitment": "confirmed"}]]
     assert params[0] == PROGRAM_ID and params[1]["until"] == "older" and params[1]["commitment"] == "confirmed"
     assert rest[0] == PROGRAM_ID and rest[1]["before"] == "older" and "until" not in rest[1]
     assert amm[0] == PUMPSWAP_PROGRAM_ID and "until" not in amm[1]  # bounded by the slot: not its signature
@@ -176,8 +176,8 @@ def test_pages_until_the_last_signature_oldest_first(node: Node) -> None:
     # sig3 shares sig4's slot: fetched too (the recovery skips it as a duplicate if it was delivered)
     assert [e.signature for e in events] == ["sig3"] + [f"sig{i}" for i in range(5, 30)]
     pages = [p for p in node.methods("getSignaturesForAddress") if p[0] == PROGRAM_ID]
-    # 7 + 7 + 7 + 4 back to sig4, then the rest of its slot, then the cut's round: anything newer than sig29
-    assert len(pages) == 6 and pages[5][1]["until"] == "sig29" and "before" not in pages[5][1]
+    # 7 + 7 + 7 + 4 back to sig4, then the rest of its slot; no round again (the cut is a slot read first)
+    assert len(pages) == 5
     assert all(p[1]["until"] == "sig4" and p[1]["limit"] == 7 for p in pages[:4])
     assert [p[1].get("before") for p in pages[:5]] == [None, "sig23", "sig16", "sig9", "sig4"]
     assert "until" not in pages[4][1]
@@ -215,8 +215,8 @@ def test_filters_apply_to_history(node: Node) -> None:
     assert fetch_all(history(node), Position(1), {"trades": {"minSol": 3}}) == []
     assert [e.kind for e in fetch_all(history(node), Position(1), {"trades": {"side": "buy"}})] == [TRADE]
     assert fetch_all(history(node), Position(1), {"prices": {}}) == []  # nothing recoverable: no call
-    # each trades fetch: the program and PumpSwap, then both again (the cut's round: nothing came meanwhile)
-    assert len(node.methods("getSignaturesForAddress")) == 8
+    # each trades fetch: the slot (the cut), then the program and PumpSwap once each
+    assert len(node.methods("getSignaturesForAddress")) == 4 and len(node.methods("getSlot")) == 2
 
 
 def test_http_429_and_rate_limit_errors_are_retried(node: Node) -> None:

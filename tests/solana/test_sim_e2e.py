@@ -6,6 +6,7 @@ were written apart and share no code: agreement here is evidence, not a tautolog
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +68,10 @@ def check(event: Event, market: Any) -> None:
     elif market.kind == "trade":
         assert (event.mint, event.trader, event.side) == (market.mint, market.trader, market.side)
         assert event.venue == "curve"
-        assert event.raw["sol_amount"] == market.sol_lamports and event.raw["token_amount"] == market.token_raw
+        # A curve-completing buy_v3: the TradeEvent's part and the PostCompleteBuyEvent's add up to the trade.
+        post = event.raw.get("post_complete_buy", {"quote_in": 0, "base_out": 0})
+        assert event.raw["sol_amount"] + post["quote_in"] == market.sol_lamports
+        assert event.raw["token_amount"] + post["base_out"] == market.token_raw
         assert event.sol_amount == market.sol_lamports / 1e9 and event.token_amount == market.token_raw / 1e6
         assert event.raw["virtual_sol_reserves"] == market.curve.virtual_sol
         assert event.raw["virtual_token_reserves"] == market.curve.virtual_tokens
@@ -87,6 +91,43 @@ def test_the_market_decodes_exactly(make_client: Callable[..., Client], sim: Sim
     migrations = [e for e in events if e.kind == MIGRATION and e.raw["event"] == "CompletePumpAmmMigrationEvent"]
     graduations = sum(1 for item in market if item.kind == "graduation")
     assert len(completes) == len(migrations) == graduations >= 2 and all(e.liquidity_sol for e in migrations)
+    # every graduation came with a buy_v3 whose second part the pool filled: joined, none left apart
+    joined = [e for e in events if e.kind == "trade" and "post_complete_buy" in e.raw]
+    assert len(joined) == sum(1 for e in completes if by_key[(e.signature, "trade")].side == "buy") >= 1
+    assert all(e.raw["ix_name"] == "buy_v3" for e in joined)
+
+
+def test_the_october_2026_events_end_to_end(make_client: Callable[..., Client], sim: Simulator) -> None:
+    """Holder-reward coins (their developer as the creator), fee payouts (sweeps) counted apart,
+    and the same through gap recovery's getTransaction (live and history agree)."""
+    client = solana(make_client, sim)
+    market = sim.emit(120) + sim.emit(2, kind="graduation")
+    events = take(client, len(expected(market)))
+    launches = {e.mint: e for e in events if e.kind == "new_token"}
+    rewarded = [e for e in launches.values() if e.raw["is_holder_reward"]]
+    assert rewarded and all(e.creator == e.raw["user"] != e.raw["creator"] for e in rewarded)
+    for item in market:
+        if item.kind == "launch" and item.token.mint in launches:
+            assert launches[item.token.mint].creator == item.token.creator  # the developer, either way
+    trades = [e for e in events if e.kind == "trade" and e.venue == "curve" and e.mint in {m.mint for m in rewarded}]
+    assert trades and all(e.raw["holder_rewards_bps"] == 10 for e in trades)
+    filtered = client.stats()["connections"][0]["filtered"]
+    assert filtered.get("fee_payout", 0) >= 1  # sweeps: neither trades nor unknown
+    assert not client.stats()["connections"][0]["malformed"]
+    # the history path decodes the very same transactions to the same events
+    from pumpsync.providers.solana_history import SolanaHistory
+
+    history = SolanaHistory(client.config)
+    try:
+        stop = threading.Event()
+        for event in events:
+            again = history.refetch(
+                event.signature, event.slot, {c: {} for c in ("creations", "trades", "graduations")}, stop
+            )
+            match = [e for e in again if e.kind == event.kind]
+            assert match and match[0].sol_amount == event.sol_amount and match[0].creator == event.creator
+    finally:
+        history.close()
 
 
 @pytest.mark.parametrize("layout", ["extended", "legacy"])
@@ -163,6 +204,23 @@ def test_gaps_recovered_exactly_once_in_order(make_client: Callable[..., Client]
         (e.slot, e.kind, e.venue, e.backfill, (e.signature or "")[:6]) for e in got
     ]
     assert any(e.backfill for e in got)
+
+
+def test_a_gap_lists_each_program_once_up_to_one_slot(make_client: Callable[..., Client], sim: Simulator) -> None:
+    """Both programs busy during the gap (curve and PumpSwap trades): one getSlot (the cut), then one
+    listing of each program (and the rest of the last slot seen), never repeated rounds."""
+    client = solana(make_client, sim)
+    market = list(sim.emit(6)) + sim.emit(2, kind="graduation")
+    take(client, len(expected(market)))
+    before = sim.solana_rpc_calls()
+    sim.drop("solana")
+    gap = sim.emit(20)  # while the client reconnects
+    sim.wait_for_connections("solana", 1, subscribed=True)
+    assert any(item.kind == "trade" and item.venue == "pumpswap" for item in gap)
+    wait_until(lambda: any(g.outcome != "pending" for g in client.gaps()), what="the gap's outcome")
+    calls = {m: n - before.get(m, 0) for m, n in sim.solana_rpc_calls().items()}
+    assert calls["getSlot"] == 1
+    assert calls["getSignaturesForAddress"] <= 3  # the program, the rest of its last slot, PumpSwap
 
 
 def test_rate_limited_and_muted_subscriptions_retry(make_client: Callable[..., Client], sim: Simulator) -> None:
