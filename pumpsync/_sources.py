@@ -39,6 +39,7 @@ from pumpsync.errors import (
     UsageError,
 )
 from pumpsync.events import KINDS, Event
+from pumpsync.options import Limits, upgrade_mixed
 from pumpsync.providers import provider_spec
 from pumpsync.providers.base import Subscription
 from pumpsync.providers.spec import Transport
@@ -47,8 +48,8 @@ log = logging.getLogger("pumpsync")
 
 # Options of the one queue all sources share: given to Client(...), never to a Source.
 CLIENT_WIDE = ("queue_size", "dedup_size")
-_DEFAULT_QUEUE_SIZE: int = ClientConfig.__dataclass_fields__["queue_size"].default  # type: ignore[assignment]
-_DEFAULT_DEDUP_SIZE: int = ClientConfig.__dataclass_fields__["dedup_size"].default  # type: ignore[assignment]
+_DEFAULT_QUEUE_SIZE: int = Limits().queue_size
+_DEFAULT_DEDUP_SIZE: int = Limits().dedup_size
 
 
 class Source:
@@ -200,6 +201,8 @@ class MultiClient(Client):
         **options: Any,
     ) -> None:
         self._hooks = Hooks.pop(options)
+        options = upgrade_mixed(options)  # the option groups (and the old keywords, warned) as flat options
+        race_window, prefer = options.pop("race_window", race_window), options.pop("prefer", prefer)
         defaults = {name: value for name, value in options.items() if value is not None}
         if provider is not None:
             raise ConfigurationError("sources", "give either a provider or sources, not both")

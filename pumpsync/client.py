@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pumpsync._connection import Connection, Outcome, Owner
 from pumpsync._delivery import Delivery, Item
@@ -37,6 +37,17 @@ from pumpsync.errors import (
     UsageError,
 )
 from pumpsync.events import Event
+from pumpsync.options import (
+    History,
+    LegacyOptions,
+    Limits,
+    Network,
+    ProviderOptions,
+    Race,
+    Retries,
+    Timeouts,
+    upgrade,
+)
 from pumpsync.providers import DEFAULT_PROVIDER, ProviderName
 from pumpsync.providers.base import (
     Dialect,
@@ -49,9 +60,11 @@ from pumpsync.providers.base import (
     Subscribed,
     Subscription,
 )
-from pumpsync.providers.spec import AuthForm, Transport
+from pumpsync.providers.spec import Transport
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from 3.11
+
     from pumpsync._race import RaceTracker
     from pumpsync._sources import Member, Source
 
@@ -129,89 +142,44 @@ class Client:
         self,
         provider: ProviderName = DEFAULT_PROVIDER,
         *,
-        sources: Sequence[Source] | None = None,
-        race_window: float | None = None,
-        prefer: Mapping[str, str] | None = None,
+        url: str | Sequence[str] | None = None,
         api_key: str | ApiKey | None = None,
         api_key_file: str | os.PathLike[str] | None = None,
         channels: ChannelSpec | None = None,
-        url: str | Sequence[str] | None = None,
-        connections: int | None = None,
-        auth: AuthForm | None = None,
-        ping_interval: float | None = None,
-        pong_timeout: float | None = None,
-        stale_timeout: float | None = None,
-        backoff_initial: float | None = None,
-        backoff_max: float | None = None,
-        limited_backoff: float | None = None,
-        healthy_after: float | None = None,
-        queue_size: int | None = None,
-        connect_timeout: float | None = None,
-        hello_timeout: float | None = None,
-        max_retries: int | None = None,
-        first_connect_timeout: float | None = None,
+        sources: Sequence[Source] | None = None,
+        # Option groups (pumpsync.options; None: every default), and the provider's own options:
+        timeouts: Timeouts | None = None,
+        retries: Retries | None = None,
+        limits: Limits | None = None,
+        network: Network | None = None,
+        history: History | None = None,
+        race: Race | None = None,
+        options: ProviderOptions | None = None,
         raise_rejections: bool | None = None,
-        rest_url: str | None = None,
-        since: int | None = None,
-        backfill: bool | None = None,
-        gap_deadline: float | None = None,
-        dedup_size: int | None = None,
-        max_frame_size: int | None = None,
-        ca_bundle: str | None = None,
-        proxy: str | None = None,
-        # Options only some providers take (see each provider's SPEC.options):
-        commitment: Literal["processed", "confirmed", "finalized"] | None = None,  # solana
-        max_gap_transactions: int | None = None,  # solana: transactions one gap may fetch
-        silent_trades_after: float | None = None,  # pumpportal: a silent trade channel is reported
-        group: str | None = None,  # redis: a consumer group
-        consumer: str | None = None,  # redis: this member's name in the group
-        name: str | None = None,  # redis: save the reader's position under this name
-        speed: float | None = None,  # replay: the recorded pace times this
         # Callbacks, run on one thread of their own (see pumpsync._hooks and the README):
         on_event: Callable[[Event], Any] | None = None,
         on_connect: Callable[[ConnectInfo], Any] | None = None,
         on_disconnect: Callable[[DisconnectInfo], Any] | None = None,
         on_gap: Callable[[GapReport], Any] | None = None,
+        **deprecated: Unpack[LegacyOptions],  # the flat keywords before the groups (pumpsync.options.RENAMED)
     ) -> None:
         self._hooks = Hooks.pop(
             {"on_event": on_event, "on_connect": on_connect, "on_disconnect": on_disconnect, "on_gap": on_gap}
         )
+        given = upgrade(
+            {"timeouts": timeouts, "retries": retries, "limits": limits, "network": network, "history": history,
+             "race": race, "options": options},
+            deprecated,
+        )  # fmt: skip
+        race_window, prefer = given.pop("race_window", None), given.pop("prefer", None)
         self.config: ClientConfig = make_config(
             provider,
             api_key=api_key,
             api_key_file=api_key_file,
             channels=channels,
             url=url,
-            auth=auth,
-            connections=connections,
-            ping_interval=ping_interval,
-            pong_timeout=pong_timeout,
-            stale_timeout=stale_timeout,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            limited_backoff=limited_backoff,
-            healthy_after=healthy_after,
-            queue_size=queue_size,
-            connect_timeout=connect_timeout,
-            hello_timeout=hello_timeout,
-            max_retries=max_retries,
-            first_connect_timeout=first_connect_timeout,
             raise_rejections=raise_rejections,
-            rest_url=rest_url,
-            since=since,
-            backfill=backfill,
-            gap_deadline=gap_deadline,
-            dedup_size=dedup_size,
-            max_frame_size=max_frame_size,
-            ca_bundle=ca_bundle,
-            proxy=proxy,
-            commitment=commitment,
-            max_gap_transactions=max_gap_transactions,
-            silent_trades_after=silent_trades_after,
-            group=group,
-            consumer=consumer,
-            name=name,
-            speed=speed,
+            **given,
         )
         if race_window is not None or prefer is not None:  # Client.__new__ made a MultiClient with sources
             raise ConfigurationError("race_window" if prefer is None else "prefer", "only with several sources")
@@ -769,60 +737,35 @@ def _status_request(dialect: Dialect) -> list[str]:
 def connect(
     provider: ProviderName | None = None,
     *,
-    sources: Sequence[Source] | None = None,
-    race_window: float | None = None,
-    prefer: Mapping[str, str] | None = None,
+    url: str | Sequence[str] | None = None,
     api_key: str | ApiKey | None = None,
     api_key_file: str | os.PathLike[str] | None = None,
     channels: ChannelSpec | None = None,
-    url: str | Sequence[str] | None = None,
-    connections: int | None = None,
-    auth: AuthForm | None = None,
-    ping_interval: float | None = None,
-    pong_timeout: float | None = None,
-    stale_timeout: float | None = None,
-    backoff_initial: float | None = None,
-    backoff_max: float | None = None,
-    limited_backoff: float | None = None,
-    healthy_after: float | None = None,
-    queue_size: int | None = None,
-    connect_timeout: float | None = None,
-    hello_timeout: float | None = None,
-    max_retries: int | None = None,
-    first_connect_timeout: float | None = None,
+    sources: Sequence[Source] | None = None,
+    timeouts: Timeouts | None = None,
+    retries: Retries | None = None,
+    limits: Limits | None = None,
+    network: Network | None = None,
+    history: History | None = None,
+    race: Race | None = None,
+    options: ProviderOptions | None = None,
     raise_rejections: bool | None = None,
-    rest_url: str | None = None,
-    since: int | None = None,
-    backfill: bool | None = None,
-    gap_deadline: float | None = None,
-    dedup_size: int | None = None,
-    max_frame_size: int | None = None,
-    ca_bundle: str | None = None,
-    proxy: str | None = None,
-    # Options only some providers take (see each provider's SPEC.options):
-    commitment: Literal["processed", "confirmed", "finalized"] | None = None,  # solana
-    max_gap_transactions: int | None = None,  # solana: transactions one gap may fetch
-    silent_trades_after: float | None = None,  # pumpportal: a silent trade channel is reported
-    group: str | None = None,  # redis: a consumer group
-    consumer: str | None = None,  # redis: this member's name in the group
-    name: str | None = None,  # redis: save the reader's position under this name
-    speed: float | None = None,  # replay: the recorded pace times this
     on_event: Callable[[Event], Any] | None = None,
     on_connect: Callable[[ConnectInfo], Any] | None = None,
     on_disconnect: Callable[[DisconnectInfo], Any] | None = None,
     on_gap: Callable[[GapReport], Any] | None = None,
+    **deprecated: Unpack[LegacyOptions],
 ) -> Client:
     """Start a :class:`Client` with these options (see :class:`Client`); use it as a context
     manager and iterate over it. ``provider`` defaults to OpenPump unless ``sources`` are given."""
-    options = {key: value for key, value in locals().items() if key != "provider"}
+    given = {key: value for key, value in locals().items() if key not in ("provider", "deprecated")}
+    given.update(deprecated)  # Client warns, at the caller's line (the first outside pumpsync)
     if sources is None:
-        options.pop("sources")
-        options.pop("race_window")
-        options.pop("prefer")
-        return Client(provider or DEFAULT_PROVIDER, **options).start()
+        given.pop("sources")
+        return Client(provider or DEFAULT_PROVIDER, **given).start()
     if provider is not None:
         raise ConfigurationError("sources", "give either a provider or sources, not both")
-    given = {key: value for key, value in options.items() if value is not None}
+    given = {key: value for key, value in given.items() if value is not None}
     return Client(**given).start()
 
 

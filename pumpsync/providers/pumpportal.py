@@ -49,7 +49,7 @@ from pumpsync.providers.openpump import with_query
 from pumpsync.providers.spec import ProviderSpec
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 PROVIDER = "pumpportal"
 NEW_TOKENS = "new_tokens"

@@ -66,7 +66,7 @@ from pumpsync.providers.base import ClosePolicy, Dialect, Handshake, Malformed, 
 from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed, UpgradeRefused
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 log = logging.getLogger("pumpsync.redis")
 

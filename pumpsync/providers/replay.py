@@ -36,7 +36,7 @@ from pumpsync.providers.base import ClosePolicy, Dialect, Fatal, Handshake, Malf
 from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 log = logging.getLogger("pumpsync.replay")
 

@@ -54,7 +54,7 @@ from pumpsync.providers.openpump import with_query
 from pumpsync.providers.spec import HistorySource, ProviderSpec
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 PROGRAM_ID = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P"
 PUMPSWAP_PROGRAM_ID = "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA"  # the AMM a graduated coin trades on
