@@ -24,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 PROVIDERS = tuple(SPECS)
 
+
 def parse_channel(value: str) -> tuple[str, dict[str, Any]]:
     """``NAME`` or ``NAME:{json filters}``."""
     name, sep, raw = value.partition(":")
