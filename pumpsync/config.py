@@ -101,7 +101,10 @@ def make_config(
     ``options=``) and flat names (``stale_timeout=``: the CLI's, the daemon file's, a merge's), a group's
     fields set over the flat ones. ``None`` means "the default" (the provider's where it has one)."""
     spec = provider_spec(provider)
+    # (``options`` may be flatten()'s mark already: the class whose fields the flat ones are)
     groups = {name: options.pop(name) for name in (*GROUPS, "options") if name in options}
+    if isinstance(groups.get("options"), type):
+        options["options"] = groups.pop("options")
     given = {**options, **flatten(groups)}
     cls = given.pop("options", None)
     if cls is not None and cls is not spec.options_class:

@@ -256,6 +256,17 @@ def grouped(flat: Mapping[str, Any], options_class: type[ProviderOptions] | None
     return out
 
 
+def _suggest(name: str) -> str:
+    """``; did you mean ...?`` in the new spelling where the likeliest is an old keyword."""
+    hint = did_you_mean(name, [*RENAMED, *GROUPS, "options"])
+    meant = hint.partition("'")[2].rpartition("'")[0]
+    if meant in RENAMED:
+        group, field_ = RENAMED[meant]
+        kind = OPTION_CLASSES[meant] if group == "options" else GROUPS[group].__name__
+        return f"; did you mean {group}=pumpsync.{kind}({field_}=...)?"
+    return hint or " (see pumpsync.options)"
+
+
 def _outside() -> int:
     """The stacklevel of the first caller outside pumpsync (a warning names the user's line)."""
     frame, level = sys._getframe(2), 2
@@ -271,13 +282,12 @@ def upgrade(groups: Mapping[str, Any], legacy: Mapping[str, Any]) -> dict[str, A
     flat = flatten(groups)
     for name, value in legacy.items():
         if name not in RENAMED:
-            known = [*RENAMED, *GROUPS, "options"]
-            raise ConfigurationError(name, f"no such option{did_you_mean(name, known) or ' (see pumpsync.options)'}")
+            raise ConfigurationError(name, f"no such option{_suggest(name)}")
         if value is None:
             continue
         group, field_ = RENAMED[name]
         where = f"{OPTION_CLASSES[name]}({field_}=...)" if group == "options" else f"{GROUPS[group].__name__}"
-        new = f"options={where}" if group == "options" else f"{group}=pumpsync.{where}({field_}=...)"
+        new = f"options=pumpsync.{where}" if group == "options" else f"{group}=pumpsync.{where}({field_}=...)"
         warnings.warn(f"{name}= is deprecated: use {new}", DeprecationWarning, stacklevel=_outside())
         if name in flat and group != "options":
             raise ConfigurationError(name, f"given twice: as {name}= and in {group}=")

@@ -22,12 +22,14 @@ import json
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpsync._bounds import is_address
 from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import ConfigurationError, PlanError, SubscriptionRejected
 from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event, EventKind
+from pumpsync.options import ProviderOptions, option
 from pumpsync.providers.base import (
     ClosePolicy,
     Dialect,
@@ -591,6 +593,17 @@ class PumpPortal(Dialect):
         return redact(text[:_MAX_TEXT], self._key)
 
 
+@dataclass(frozen=True)
+class PumpPortalOptions(ProviderOptions):
+    """PumpPortal's own options (``options=pumpsync.PumpPortalOptions(...)``)."""
+
+    silent_trades_after: float = option(
+        SILENT_TRADES_AFTER,
+        "Seconds an acknowledged trade channel may stay silent while launches flow before it is reported.",
+        check="seconds",
+    )
+
+
 SPEC = ProviderSpec(
     name=PROVIDER,
     summary="PumpPortal's data API: free launches and migrations; trades with a funded key",
@@ -612,7 +625,7 @@ SPEC = ProviderSpec(
         "every subscription shares the one socket"
     ),
     history=None,
-    options={"silent_trades_after": SILENT_TRADES_AFTER},
+    options=PumpPortalOptions,
     check=check_config,
     filter_reasons=(OTHER_POOL, UNSUBSCRIBED),
     trades_hint=(
