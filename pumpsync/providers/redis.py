@@ -62,6 +62,7 @@ from pumpsync._threads import join_thread
 from pumpsync.errors import AuthenticationError as RefusedKey
 from pumpsync.errors import ClientClosed, ConfigurationError, ConnectionLost, PumpsyncError
 from pumpsync.events import Event
+from pumpsync.options import ProviderOptions, option
 from pumpsync.providers.base import ClosePolicy, Dialect, Handshake, Malformed, Output, opt_str
 from pumpsync.providers.spec import OP_TEXT, ConnectFailed, ProviderSpec, TransportClosed, UpgradeRefused
 
@@ -776,6 +777,15 @@ def _entry_key(fields: Mapping[str, str], payload: str) -> tuple[str | None, ...
     return _key(*(opt_str(data.get(name)) for name in ("kind", "signature", "mint")))
 
 
+@dataclass(frozen=True)
+class RedisOptions(ProviderOptions):
+    """The redis source's own options (``options=pumpsync.RedisOptions(...)``; the rest go in the URL)."""
+
+    group: str | None = option(None, "Consumer group: the members share the stream's entries.", check="text")
+    consumer: str | None = option(None, "This member's name in the consumer group.", check="text")
+    name: str | None = option(None, "Save the reader's position under this name (to resume).", check="text")
+
+
 SPEC = ProviderSpec(
     name="redis",
     summary="redis: a Redis Stream that pumpsync daemons' redis sink fills (pumpsync[redis]; options in the URL)",
@@ -788,7 +798,7 @@ SPEC = ProviderSpec(
     heartbeat="none",  # every read is answered (at least "nothing new") within half a second
     max_connections=1,
     max_connections_reason="one reader per client: run more clients, or a group, to share the work",
-    options={"group": None, "consumer": None, "name": None},
+    options=RedisOptions,
     transport=RedisTransport,
 )
 

@@ -22,12 +22,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pumpsync._secrets import ApiKey
 from pumpsync._version import __version__
 from pumpsync.errors import ConfigurationError
 from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TRADE, Event
+from pumpsync.options import ProviderOptions, option
 from pumpsync.providers._borsh import DRIFT_REASONS, PUMP, PUMP_AMM, Decoded, decode_program_data
 from pumpsync.providers.base import (
     AuthenticationError,
@@ -815,6 +816,16 @@ def _history(config: ClientConfig) -> HistorySource:
     return make_history(config)
 
 
+@dataclass(frozen=True)
+class SolanaOptions(ProviderOptions):
+    """Solana's own options (``options=pumpsync.SolanaOptions(...)``)."""
+
+    commitment: Literal["processed", "confirmed", "finalized"] = option(
+        DEFAULT_COMMITMENT, "Commitment level of the logs subscription.", choices=COMMITMENTS
+    )
+    max_gap_transactions: int = option(MAX_GAP_TRANSACTIONS, "Transactions one gap recovery may fetch.", check="count")
+
+
 SPEC = ProviderSpec(
     name="solana",
     summary="Solana: the pump.fun program's events from any RPC node (logsSubscribe, no key); getTransaction history",
@@ -833,7 +844,7 @@ SPEC = ProviderSpec(
     filter_reasons=(UNMAPPED.reason, FEE_PAYOUT.reason, OTHER_POOL.reason, UNKNOWN_POOL.reason),
     metrics=DecodeDriftCollector,
     malformed_reasons=REASONS,
-    options={"commitment": DEFAULT_COMMITMENT, "max_gap_transactions": MAX_GAP_TRANSACTIONS},
+    options=SolanaOptions,
     check=check_config,
 )
 
