@@ -299,3 +299,17 @@ def test_mypy_checks_the_typed_example_and_refuses_typos_in_either_spelling(tmp_
     assert not [line for line in errors if "typed_bot.py" in line or "old_fine.py" in line], done.stdout
     for word in ('"queue_szie"', "openpmp", '"ping_interval"', '"stael"', '"queue_size"', "'final'"):
         assert any(word in line for line in errors), (word, done.stdout)
+
+
+def test_the_daemon_builds_its_client_without_a_warning(tmp_path: Path) -> None:
+    """The file's flat keys are not deprecated: the daemon hands Client the groups they make."""
+    from pumpsync.daemon.config import client_keywords
+
+    path = tmp_path / "daemon.toml"
+    path.write_text(f'provider = "solana"\nurl = "{NOWHERE}"\nstale_timeout = 20\ncommitment = "processed"\n')
+    config = build_config(load_file(path), {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        client = pumpsync.Client(**client_keywords({**config.client, "since": 5}))
+    client.close()
+    assert client.config.stale_timeout == 20.0 and client.config.commitment == "processed" and client.config.since == 5

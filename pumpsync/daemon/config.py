@@ -56,7 +56,7 @@ from pumpsync._text import did_you_mean
 from pumpsync.config import make_config
 from pumpsync.errors import ConfigurationError
 from pumpsync.metrics import parse_addr
-from pumpsync.options import GROUPS, declared, flat_name
+from pumpsync.options import GROUPS, declared, flat_name, grouped
 from pumpsync.providers import DEFAULT_PROVIDER, PROVIDERS, provider_spec
 
 if sys.version_info >= (3, 11):
@@ -377,6 +377,14 @@ def build_config(file: Mapping[str, Any], explicit: Mapping[str, Any]) -> Daemon
         resume=bool(merged.get("resume", True)),
         state_dir=merged.get("state_dir"),
     )
+
+
+def client_keywords(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The daemon's flat client options (file, flags, resume position) as ``Client`` keywords: the
+    option groups and the provider's options class (the flat keywords are deprecated in the API)."""
+    provider = options.get("provider")
+    own = provider_spec(provider).options_class if isinstance(provider, str) and not options.get("sources") else None
+    return grouped(options, own)
 
 
 def resolve_key(
