@@ -79,7 +79,7 @@ def test_client_and_connect_take_about_a_dozen_keywords() -> None:
     for function in (pumpsync.Client.__init__, pumpsync.connect):
         parameters = [p for p in inspect.signature(function).parameters.values() if p.name != "self"]
         named = [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        assert len(named) == 18, named  # was 41
+        assert len(named) == 18, named  # was 42 (provider and 41 keywords)
         for group in (*GROUPS, "options"):
             assert group in named
 

@@ -251,6 +251,8 @@ class _Flat(Generic[T]):
         self.group, self.field = RENAMED[name]
 
     def __get__(self, config: ClientConfig | None, owner: type | None = None) -> T:
+        if config is None:  # on the class: the descriptor itself (as a property is)
+            return cast(T, self)
         return cast(T, getattr(getattr(config, self.group), self.field, None))
 
 
