@@ -109,24 +109,7 @@ def make_config(
     cls = given.pop("options", None)
     if cls is not None and cls is not spec.options_class:
         raise ConfigurationError("options", f"{cls.__name__} are not {provider}'s{_their_options(spec)}")
-    own = {flat_name(f): f.name for f in declared(spec.options_class)}
-    changes: dict[str, dict[str, Any]] = {}
-    mine: dict[str, Any] = {}
-    for name, value in given.items():
-        if name in own:
-            if value is not None:
-                mine[own[name]] = value
-        elif name in _provider_options():
-            if value is not None:
-                takers = sorted(p for p, s in PROVIDERS.items() if name in _flat_names(s))
-                raise ConfigurationError(name, f"{provider} does not take this option (only {', '.join(takers)})")
-        elif name in RENAMED and RENAMED[name][0] in _GROUP_FIELDS:
-            if value is not None:
-                group, field_ = RENAMED[name]
-                changes.setdefault(group, {})[field_] = value
-        else:
-            known = [*_GROUP_FIELDS_FLAT, *own, *GROUPS]
-            raise ConfigurationError(name, f"no such option{did_you_mean(name, known)}")
+    changes, mine = _sort(spec, given)
     urls = _urls(url, spec)
     network = changes.setdefault("network", {})
     network.setdefault("auth", spec.default_auth)
@@ -157,9 +140,42 @@ def make_config(
         **built,
     )
     _validate_numbers(config)
+    _check_reachable(config, spec)
+    if spec.check is not None:
+        spec.check(config)
+    return config
+
+
+def _sort(spec: ProviderSpec, given: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Flat options as (group -> field -> value, the provider's own field -> value), the unset
+    (None) left out; another provider's option, or none at all, is a ConfigurationError."""
+    own = {flat_name(f): f.name for f in declared(spec.options_class)}
+    changes: dict[str, dict[str, Any]] = {}
+    mine: dict[str, Any] = {}
+    for name, value in given.items():
+        if name in own:
+            if value is not None:
+                mine[own[name]] = value
+        elif name in _provider_options():
+            if value is not None:
+                takers = sorted(p for p, s in PROVIDERS.items() if name in _flat_names(s))
+                raise ConfigurationError(name, f"{spec.name} does not take this option (only {', '.join(takers)})")
+        elif name in RENAMED and RENAMED[name][0] in _GROUP_FIELDS:
+            if value is not None:
+                group, field_ = RENAMED[name]
+                changes.setdefault(group, {})[field_] = value
+        else:
+            known = [*_GROUP_FIELDS_FLAT, *own, *GROUPS]
+            raise ConfigurationError(name, f"no such option{did_you_mean(name, known)}")
+    return changes, mine
+
+
+def _check_reachable(config: ClientConfig, spec: ProviderSpec) -> None:
+    """The connection limit, the REST base, the proxy and the CA file; a key about to cross the
+    network in clear text is warned about."""
     if spec.max_connections is not None and config.connections > spec.max_connections:
         why = f": {spec.max_connections_reason}" if spec.max_connections_reason else ""
-        raise ConfigurationError("connections", f"{provider} allows at most {spec.max_connections}{why}")
+        raise ConfigurationError("connections", f"{spec.name} allows at most {spec.max_connections}{why}")
     if config.rest_url is not None:
         _check_url("rest_url", config.rest_url, ("http", "https"))
     recovers = spec.history is not None and config.backfill
@@ -168,13 +184,10 @@ def make_config(
     if config.ca_bundle is not None and not Path(config.ca_bundle).is_file():
         raise ConfigurationError("ca_bundle", f"{config.ca_bundle!r} is not a readable file")
     if config.api_key is not None:
-        for each in urls:
+        for each in config.urls:
             warn_plaintext(each)
         if recovers:
             warn_plaintext(rest_base(config))  # gap recovery sends the key in an Authorization header
-    if spec.check is not None:
-        spec.check(config)
-    return config
 
 
 # The groups a ClientConfig holds (Race is the several-sources client's), and their flat names.
