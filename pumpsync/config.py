@@ -107,7 +107,8 @@ def make_config(
         options["options"] = groups.pop("options")
     given = {**options, **flatten(groups)}
     cls = given.pop("options", None)
-    if cls is not None and cls is not spec.options_class:
+    set_ = [name for name in (flat_name(f) for f in declared(cls)) if given.get(name) is not None] if cls else []
+    if cls is not None and cls is not spec.options_class and not set_:  # else the option set is named below
         raise ConfigurationError("options", f"{cls.__name__} are not {provider}'s{_their_options(spec)}")
     changes, mine = _sort(spec, given)
     urls = _urls(url, spec)

@@ -240,7 +240,10 @@ def make_client(params: dict[str, Any]) -> Client:
         kwargs = client_kwargs(params)
         if "sources" in kwargs:  # each source's key is its own (see Client)
             setup_logging(params["verbose"])
-            client = Client(**grouped(kwargs))
+            takers = {
+                SPECS[p].options_class for name in kwargs if name in _PROVIDER_FLAGS for p in _PROVIDER_FLAGS[name][1]
+            }
+            client = Client(**grouped(kwargs, takers.pop() if len(takers) == 1 else None))  # several: refused
             if isinstance(client, MultiClient):
                 setup_logging(params["verbose"], None, *client.source_keys())
             return client
