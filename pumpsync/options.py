@@ -228,7 +228,7 @@ def flatten(groups: Mapping[str, Any]) -> dict[str, Any]:
         kind = GROUPS[keyword]
         if not isinstance(group, kind):
             raise ConfigurationError(keyword, f"{group!r} is not a pumpsync.{kind.__name__}")
-        paths = {field_: flat for flat, (g, field_) in RENAMED.items() if g == keyword}
+        paths = {field_: old for old, (g, field_) in RENAMED.items() if g == keyword}
         flat.update((paths[name], value) for name, value in set_fields(group))
     return flat
 
@@ -289,7 +289,7 @@ def upgrade(groups: Mapping[str, Any], legacy: Mapping[str, Any]) -> dict[str, A
         where = f"{OPTION_CLASSES[name]}({field_}=...)" if group == "options" else f"{GROUPS[group].__name__}"
         new = f"options=pumpsync.{where}" if group == "options" else f"{group}=pumpsync.{where}({field_}=...)"
         warnings.warn(f"{name}= is deprecated: use {new}", DeprecationWarning, stacklevel=_outside())
-        if name in flat and group != "options":
+        if name in flat:
             raise ConfigurationError(name, f"given twice: as {name}= and in {group}=")
         flat[name] = value
     return flat
