@@ -147,6 +147,8 @@ def test_the_provider_options_are_typed_and_refused_by_another_provider() -> Non
     assert make_config("openpump", api_key="k").commitment is None  # another provider's: None
     with pytest.raises(ConfigurationError, match="commitment: 'final' is not one of processed, confirmed, finalized"):
         make_config("solana", options=pumpsync.SolanaOptions(commitment="final"))  # type: ignore[arg-type]
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigurationError, match="commitment: given twice"):
+        _client("solana", commitment="processed", options=pumpsync.SolanaOptions(commitment="finalized"))
 
 
 def test_flat_options_still_build_a_config_for_the_internal_callers() -> None:
