@@ -20,9 +20,9 @@ def main(url: str = "ws://127.0.0.1:8766/v1/stream", count: int = 5) -> None:
         api_key="any-key",
         url=url,
         channels={"creations": {}, "trades": {"minSol": 0.1}},
-        queue_size=10_000,
-        ping_interval=30.0,
-        first_connect_timeout=10.0,
+        timeouts=pumpsync.Timeouts(ping_interval=30.0, first_connect=10.0),
+        retries=pumpsync.Retries(backoff_max=10.0),
+        limits=pumpsync.Limits(queue_size=10_000),
     )
     with client:
         for seen, event in enumerate(client, start=1):

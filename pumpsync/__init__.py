@@ -34,6 +34,11 @@ from pumpsync.errors import (
 )
 from pumpsync.events import KINDS, Event, EventKind
 from pumpsync.market import Market
+from pumpsync.options import History, Limits, Network, ProviderOptions, Race, Retries, Timeouts
+from pumpsync.providers.pumpportal import PumpPortalOptions
+from pumpsync.providers.redis import RedisOptions
+from pumpsync.providers.replay import ReplayOptions
+from pumpsync.providers.solana import SolanaOptions
 from pumpsync.views import Graduation, Launch, Migration, Price, TokenEnriched, Trade, TypedEvent, Unknown
 
 __all__ = [
@@ -52,18 +57,29 @@ __all__ = [
     "EventQueue",
     "GapReport",
     "Graduation",
+    "History",
     "Launch",
+    "Limits",
     "Market",
     "Migration",
+    "Network",
     "PlanError",
     "Price",
+    "ProviderOptions",
     "ProviderRefused",
+    "PumpPortalOptions",
     "PumpsyncError",
+    "Race",
+    "RedisOptions",
+    "ReplayOptions",
     "RequestTimeout",
+    "Retries",
+    "SolanaOptions",
     "Source",
     "SourceFailed",
     "SubscriptionRejected",
     "ThreadFailed",
+    "Timeouts",
     "TokenEnriched",
     "Trade",
     "TypedEvent",

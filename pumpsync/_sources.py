@@ -34,14 +34,15 @@ from pumpsync.errors import (
     SourceFailed,
 )
 from pumpsync.events import KINDS
+from pumpsync.options import Limits
 from pumpsync.providers import provider_spec
 
 log = logging.getLogger("pumpsync")
 
 # Options of the one queue all sources share: given to Client(...), never to a Source.
 CLIENT_WIDE = ("queue_size", "dedup_size")
-_DEFAULT_QUEUE_SIZE: int = ClientConfig.__dataclass_fields__["queue_size"].default  # type: ignore[assignment]
-_DEFAULT_DEDUP_SIZE: int = ClientConfig.__dataclass_fields__["dedup_size"].default  # type: ignore[assignment]
+_DEFAULT_QUEUE_SIZE: int = Limits().queue_size
+_DEFAULT_DEDUP_SIZE: int = Limits().dedup_size
 
 
 class Source:

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pumpsync._delivery import Item, Merge, SeenSet
 from pumpsync._engine import Engine
@@ -40,13 +40,26 @@ from pumpsync.errors import (
     UsageError,
 )
 from pumpsync.events import Event
+from pumpsync.options import (
+    History,
+    LegacyOptions,
+    Limits,
+    Network,
+    ProviderOptions,
+    Race,
+    Retries,
+    Timeouts,
+    upgrade,
+)
 from pumpsync.providers import DEFAULT_PROVIDER, ProviderName
 from pumpsync.providers.base import Subscription
-from pumpsync.providers.spec import AuthForm, Transport
+from pumpsync.providers.spec import Transport
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from 3.11
 
 log = logging.getLogger("pumpsync")
 NOT_STARTED = "the client was never started: call client.start() first, or use `with client:` (connect() starts it)"
-_NOT_OPTIONS = ("self", "provider", "sources", "race_window", "prefer")
 
 # The consumer's queue: ``queue.SimpleQueue``'s methods; items are events and, rarely, errors.
 EventQueue = HandOffQueue[Item]
@@ -112,62 +125,47 @@ class Client:
         self,
         provider: ProviderName = DEFAULT_PROVIDER,
         *,
-        sources: Sequence[Source] | None = None,
-        race_window: float | None = None,
-        prefer: Mapping[str, str] | None = None,
+        url: str | Sequence[str] | None = None,
         api_key: str | ApiKey | None = None,
         api_key_file: str | os.PathLike[str] | None = None,
         channels: ChannelSpec | None = None,
-        url: str | Sequence[str] | None = None,
-        connections: int | None = None,
-        auth: AuthForm | None = None,
-        ping_interval: float | None = None,
-        pong_timeout: float | None = None,
-        stale_timeout: float | None = None,
-        backoff_initial: float | None = None,
-        backoff_max: float | None = None,
-        limited_backoff: float | None = None,
-        healthy_after: float | None = None,
-        queue_size: int | None = None,
-        connect_timeout: float | None = None,
-        hello_timeout: float | None = None,
-        max_retries: int | None = None,
-        first_connect_timeout: float | None = None,
+        sources: Sequence[Source] | None = None,
+        # Option groups (pumpsync.options; None: every default), and the provider's own options:
+        timeouts: Timeouts | None = None,
+        retries: Retries | None = None,
+        limits: Limits | None = None,
+        network: Network | None = None,
+        history: History | None = None,
+        race: Race | None = None,
+        options: ProviderOptions | None = None,
         raise_rejections: bool | None = None,
-        rest_url: str | None = None,
-        since: int | None = None,
-        backfill: bool | None = None,
-        gap_deadline: float | None = None,
-        dedup_size: int | None = None,
-        max_frame_size: int | None = None,
-        ca_bundle: str | None = None,
-        proxy: str | None = None,
-        # Options only some providers take (see each provider's SPEC.options):
-        commitment: Literal["processed", "confirmed", "finalized"] | None = None,  # solana
-        max_gap_transactions: int | None = None,  # solana: transactions one gap may fetch
-        silent_trades_after: float | None = None,  # pumpportal: a silent trade channel is reported
-        group: str | None = None,  # redis: a consumer group
-        consumer: str | None = None,  # redis: this member's name in the group
-        name: str | None = None,  # redis: save the reader's position under this name
-        speed: float | None = None,  # replay: the recorded pace times this
         # Callbacks, run on one thread of their own (see pumpsync._hooks and the README):
         on_event: Callable[[Event], Any] | None = None,
         on_connect: Callable[[ConnectInfo], Any] | None = None,
         on_disconnect: Callable[[DisconnectInfo], Any] | None = None,
         on_gap: Callable[[GapReport], Any] | None = None,
+        **deprecated: Unpack[LegacyOptions],  # the flat keywords before the groups (pumpsync.options.RENAMED)
     ) -> None:
-        # Over 60 lines only for the parameter list above (one line per option: the option groups
-        # replace it). Every option by name, taken before any other local exists.
-        options = {key: value for key, value in locals().items() if key not in _NOT_OPTIONS}
-        self._hooks = Hooks.pop(options)
+        # Over 60 lines for the parameter list above (one line per group) and the checks of several sources.
+        self._hooks = Hooks.pop(
+            {"on_event": on_event, "on_connect": on_connect, "on_disconnect": on_disconnect, "on_gap": on_gap}
+        )
+        given = upgrade(
+            {"timeouts": timeouts, "retries": retries, "limits": limits, "network": network, "history": history,
+             "race": race, "options": options},
+            deprecated,
+        )  # fmt: skip
+        race_window, prefer = given.pop("race_window", None), given.pop("prefer", None)
+        options_ = {"url": url, "api_key": api_key, "api_key_file": api_key_file, "channels": channels,
+                    "raise_rejections": raise_rejections, **given}  # fmt: skip
         if sources is None:
             if race_window is not None or prefer is not None:
                 raise ConfigurationError("race_window" if prefer is None else "prefer", "only with several sources")
-            plan = single_source(make_config(provider, **options))
+            plan = single_source(make_config(provider, **options_))
         else:
             if provider != DEFAULT_PROVIDER:
                 raise ConfigurationError("sources", "give either a provider or sources, not both")
-            plan = plan_sources(sources, race_window, prefer, options)
+            plan = plan_sources(sources, race_window, prefer, options_)
         self.race: RaceTracker | None = plan.race  # several sources: the race between them
         self._merge = Merge(plan.queue_size, max(plan.dedup_size, 2 * plan.queue_size), plan.race, plan.prefer)
         self.queue: EventQueue = self._merge.queue
@@ -483,60 +481,35 @@ def _summed(counts: Iterable[Mapping[str, int]]) -> Counter[str]:
 def connect(
     provider: ProviderName | None = None,
     *,
-    sources: Sequence[Source] | None = None,
-    race_window: float | None = None,
-    prefer: Mapping[str, str] | None = None,
+    url: str | Sequence[str] | None = None,
     api_key: str | ApiKey | None = None,
     api_key_file: str | os.PathLike[str] | None = None,
     channels: ChannelSpec | None = None,
-    url: str | Sequence[str] | None = None,
-    connections: int | None = None,
-    auth: AuthForm | None = None,
-    ping_interval: float | None = None,
-    pong_timeout: float | None = None,
-    stale_timeout: float | None = None,
-    backoff_initial: float | None = None,
-    backoff_max: float | None = None,
-    limited_backoff: float | None = None,
-    healthy_after: float | None = None,
-    queue_size: int | None = None,
-    connect_timeout: float | None = None,
-    hello_timeout: float | None = None,
-    max_retries: int | None = None,
-    first_connect_timeout: float | None = None,
+    sources: Sequence[Source] | None = None,
+    timeouts: Timeouts | None = None,
+    retries: Retries | None = None,
+    limits: Limits | None = None,
+    network: Network | None = None,
+    history: History | None = None,
+    race: Race | None = None,
+    options: ProviderOptions | None = None,
     raise_rejections: bool | None = None,
-    rest_url: str | None = None,
-    since: int | None = None,
-    backfill: bool | None = None,
-    gap_deadline: float | None = None,
-    dedup_size: int | None = None,
-    max_frame_size: int | None = None,
-    ca_bundle: str | None = None,
-    proxy: str | None = None,
-    # Options only some providers take (see each provider's SPEC.options):
-    commitment: Literal["processed", "confirmed", "finalized"] | None = None,  # solana
-    max_gap_transactions: int | None = None,  # solana: transactions one gap may fetch
-    silent_trades_after: float | None = None,  # pumpportal: a silent trade channel is reported
-    group: str | None = None,  # redis: a consumer group
-    consumer: str | None = None,  # redis: this member's name in the group
-    name: str | None = None,  # redis: save the reader's position under this name
-    speed: float | None = None,  # replay: the recorded pace times this
     on_event: Callable[[Event], Any] | None = None,
     on_connect: Callable[[ConnectInfo], Any] | None = None,
     on_disconnect: Callable[[DisconnectInfo], Any] | None = None,
     on_gap: Callable[[GapReport], Any] | None = None,
+    **deprecated: Unpack[LegacyOptions],
 ) -> Client:
     """Start a :class:`Client` with these options (see :class:`Client`); use it as a context
     manager and iterate over it. ``provider`` defaults to OpenPump unless ``sources`` are given."""
-    options = {key: value for key, value in locals().items() if key != "provider"}
+    given = {key: value for key, value in locals().items() if key not in ("provider", "deprecated")}
+    given.update(deprecated)  # Client warns, at the caller's line (the first outside pumpsync)
     if sources is None:
-        options.pop("sources")
-        options.pop("race_window")
-        options.pop("prefer")
-        return Client(provider or DEFAULT_PROVIDER, **options).start()
+        given.pop("sources")
+        return Client(provider or DEFAULT_PROVIDER, **given).start()
     if provider is not None:
         raise ConfigurationError("sources", "give either a provider or sources, not both")
-    given = {key: value for key, value in options.items() if value is not None}
+    given = {key: value for key, value in given.items() if value is not None}
     return Client(**given).start()
 
 

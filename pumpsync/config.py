@@ -9,20 +9,21 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from pumpsync._filters import check_filters
 from pumpsync._keys import API_KEY_ENV, choose_api_key
-from pumpsync._ranges import check_ranges
-from pumpsync._secrets import ApiKey, redact, remember_url, safe_url
+from pumpsync._ranges import RANGES, check_range
+from pumpsync._secrets import ApiKey, redact, safe_url
 from pumpsync._text import did_you_mean
 from pumpsync.errors import ConfigurationError
+from pumpsync.options import GROUPS, RENAMED, declared, flat_name, flatten
 from pumpsync.providers import PROVIDERS, provider_spec, with_history
 from pumpsync.providers.base import Subscription
-from pumpsync.providers.spec import ProviderSpec
+from pumpsync.providers.spec import ClientConfig, ProviderSpec, rest_base
 
 # Proxy schemes that both websocket-client (stream) and requests (REST) understand, and the port each
 # assumes when the URL names none (requests' defaults, so that both libraries go to the same place).
@@ -31,103 +32,6 @@ PROXY_PORTS = {"http": 80, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "soc
 log = logging.getLogger("pumpsync")
 
 ChannelSpec = Mapping[str, Mapping[str, Any] | None] | Iterable[str | tuple[str, Mapping[str, Any] | None]]
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    """Every option of a client. Build it with :func:`make_config`, which validates."""
-
-    provider: str
-    api_key: ApiKey | None = field(repr=False)  # None only for a provider that needs no key
-    url: str  # the first of ``urls``
-    channels: tuple[Subscription, ...] = ()
-    connections: int = 1
-    ping_interval: float = 30.0  # OpenPump's document: a ping every 30 s
-    pong_timeout: float = 10.0
-    stale_timeout: float = 60.0  # nothing at all received for this long: the socket is dead
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    limited_backoff: float = 15.0  # floor after a rate-limit / connection-limit close (Anaxer 4002/4003)
-    healthy_after: float = 10.0  # a connection open this long resets the backoff
-    queue_size: int = 100_000
-    connect_timeout: float = 10.0
-    hello_timeout: float = 2.0  # Anaxer: no v1 "connected" frame by then means the document form
-    max_retries: int | None = None  # consecutive failed attempts before ConnectionLost; None = forever
-    # No connection has ever opened this long after start(): ConnectionLost (a typo'd URL ends); inf = forever.
-    first_connect_timeout: float = 60.0
-    auth: str = "query"  # "query" or "header"
-    rest_url: str | None = None
-    since: int | None = None
-    backfill: bool = True
-    # Seconds live events may be held while a gap is recovered; then they go on, and the gap is
-    # fetched in the background and reported (Client.gaps()).
-    gap_deadline: float = 30.0
-    dedup_size: int = 200_000
-    max_frame_size: int = 1024 * 1024
-    ca_bundle: str | None = None
-    proxy: str | None = None
-    # Options only some providers take (their SPEC.options); None: the provider's default.
-    group: str | None = None  # redis: share the stream's entries among a consumer group
-    consumer: str | None = None  # redis: this member's name in the group
-    name: str | None = None  # redis: save the reader's position under this name
-    raise_rejections: bool = False  # iteration: raise SubscriptionRejected (default: log a warning, go on)
-    speed: float | None = None  # replay: the recorded pace times this (0: as fast as the consumer takes them)
-    # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
-    urls: tuple[str, ...] = ()
-    # PumpPortal: seconds an acknowledged trade channel may stay silent while launches flow before
-    # it is reported (the look of an unfunded key); None: the provider's default.
-    silent_trades_after: float | None = None
-    # Provider-only options (ProviderSpec.options): None here, the provider's default after make_config.
-    commitment: str | None = None  # solana: processed / confirmed / finalized
-    max_gap_transactions: int | None = None  # solana: transactions one gap recovery may fetch at most
-
-    def __post_init__(self) -> None:
-        if not self.urls:
-            object.__setattr__(self, "urls", (self.url,))
-        remember_url(*self.urls)  # a key in a URL's path or query never reaches a log record
-
-    @property
-    def channel_names(self) -> list[str]:
-        """The subscribed channels' names, in order."""
-        return [sub.channel for sub in self.channels]
-
-    @property
-    def spec(self) -> ProviderSpec:
-        """The provider's :class:`~pumpsync.providers.spec.ProviderSpec` (what the core knows of it)."""
-        return provider_spec(self.provider)
-
-    def url_of(self, connection: int) -> str:
-        """The stream URL connection ``connection`` uses."""
-        return self.urls[connection % len(self.urls)]
-
-    def __repr__(self) -> str:
-        # The dataclass repr, with URLs scrubbed: a proxy URL may carry a password, a stream URL a key
-        # (in its query or its path: those show as scheme and host only).
-        shown = ", ".join(f"{f.name}={_shown(f.name, getattr(self, f.name))!r}" for f in fields(self) if f.repr)
-        return redact(f"ClientConfig({shown})", self.api_key)
-
-
-def _shown(name: str, value: Any) -> Any:
-    if name in ("url", "rest_url") and isinstance(value, str):
-        return safe_url(value)
-    if name == "urls":
-        return tuple(safe_url(url) for url in value)
-    return value
-
-
-_POSITIVE_FLOATS = (
-    "backoff_initial",  # 0 would make every reconnect delay 0: a busy loop while the server is down
-    "ping_interval",
-    "pong_timeout",
-    "stale_timeout",
-    "backoff_max",
-    "connect_timeout",
-    "hello_timeout",
-    "healthy_after",
-    "gap_deadline",
-)
-_NON_NEGATIVE_FLOATS = ("limited_backoff",)
-_POSITIVE_INTS = ("connections", "queue_size", "dedup_size", "max_frame_size")
 
 
 def resolve_api_key(
@@ -190,39 +94,89 @@ def make_config(
     api_key_file: str | os.PathLike[str] | None = None,
     channels: ChannelSpec | None = None,
     url: str | Sequence[str] | None = None,
-    auth: str | None = None,
+    raise_rejections: bool | None = None,
     **options: Any,
 ) -> ClientConfig:
-    """Validate keyword options into a :class:`ClientConfig`. ``None`` means "the default"."""
+    """Validate options into a :class:`ClientConfig`: groups (``timeouts=Timeouts(...)``, the provider's
+    ``options=``) and flat names (``stale_timeout=``: the CLI's, the daemon file's, a merge's), a group's
+    fields set over the flat ones. ``None`` means "the default" (the provider's where it has one)."""
     spec = provider_spec(provider)
-    allowed = {f.name for f in fields(ClientConfig)} - {"provider", "api_key", "url", "urls", "channels", "auth"}
-    for name, value in options.items():
-        if name not in allowed:
-            raise ConfigurationError(name, "no such option")
-        if value is not None and name not in spec.options and name in _provider_options():
-            takers = sorted(p for p, s in PROVIDERS.items() if name in s.options)
-            raise ConfigurationError(name, f"{provider} does not take this option (only {', '.join(takers)})")
+    # (``options`` may be flatten()'s mark already: the class whose fields the flat ones are)
+    groups = {name: options.pop(name) for name in (*GROUPS, "options") if name in options}
+    if isinstance(groups.get("options"), type):
+        options["options"] = groups.pop("options")
+    given = {**options, **flatten(groups)}
+    cls = given.pop("options", None)
+    set_ = [name for name in (flat_name(f) for f in declared(cls)) if given.get(name) is not None] if cls else []
+    if cls is not None and cls is not spec.options_class and not set_:  # else the option set is named below
+        raise ConfigurationError("options", f"{cls.__name__} are not {provider}'s{_their_options(spec)}")
+    changes, mine = _sort(spec, given)
     urls = _urls(url, spec)
-    if auth is None:
-        auth = spec.default_auth
-    if auth not in spec.auth_forms:
+    network = changes.setdefault("network", {})
+    network.setdefault("auth", spec.default_auth)
+    if network["auth"] not in spec.auth_forms:
+        auth = network["auth"]
         raise ConfigurationError("auth", f"{auth!r} is not {' or '.join(repr(form) for form in spec.auth_forms)}")
-    defaults: dict[str, Any] = {"max_frame_size": spec.max_frame_size, **spec.options}
-    if options.get("connections") is None and len(urls) > 1:
-        defaults["connections"] = len(urls)  # one connection per node
+    limits = changes.setdefault("limits", {})
+    limits.setdefault("max_frame_size", spec.max_frame_size)
+    limits.setdefault("connections", len(urls))  # one connection per node
+    built = {group: kind(**changes.get(group, {})) for group, kind in _GROUP_FIELDS.items()}
+    for name, group in built.items():
+        _check_group(group, name)
+    try:
+        provider_options = spec.options_class(**mine)
+    except TypeError as exc:  # a value the class refuses
+        raise ConfigurationError("options", str(exc)) from None
+    _check_group(provider_options, "options")
+    if raise_rejections is not None and not isinstance(raise_rejections, bool):
+        raise ConfigurationError("raise_rejections", f"{raise_rejections!r} is not true or false")
     config = ClientConfig(
         provider=provider,
         api_key=resolve_api_key(api_key, api_key_file, required=spec.key_required),
         url=urls[0],
         urls=urls,
         channels=parse_channels(provider, channels),
-        auth=auth,
+        raise_rejections=bool(raise_rejections),
+        options=provider_options,
+        **built,
     )
-    config = replace(config, **{**defaults, **{k: v for k, v in options.items() if v is not None}})
     _validate_numbers(config)
+    _check_reachable(config, spec)
+    if spec.check is not None:
+        spec.check(config)
+    return config
+
+
+def _sort(spec: ProviderSpec, given: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Flat options as (group -> field -> value, the provider's own field -> value), the unset
+    (None) left out; another provider's option, or none at all, is a ConfigurationError."""
+    own = {flat_name(f): f.name for f in declared(spec.options_class)}
+    changes: dict[str, dict[str, Any]] = {}
+    mine: dict[str, Any] = {}
+    for name, value in given.items():
+        if name in own:
+            if value is not None:
+                mine[own[name]] = value
+        elif name in _provider_options():
+            if value is not None:
+                takers = sorted(p for p, s in PROVIDERS.items() if name in _flat_names(s))
+                raise ConfigurationError(name, f"{spec.name} does not take this option (only {', '.join(takers)})")
+        elif name in RENAMED and RENAMED[name][0] in _GROUP_FIELDS:
+            if value is not None:
+                group, field_ = RENAMED[name]
+                changes.setdefault(group, {})[field_] = value
+        else:
+            known = [*_GROUP_FIELDS_FLAT, *own, *GROUPS]
+            raise ConfigurationError(name, f"no such option{did_you_mean(name, known)}")
+    return changes, mine
+
+
+def _check_reachable(config: ClientConfig, spec: ProviderSpec) -> None:
+    """The connection limit, the REST base, the proxy and the CA file; a key about to cross the
+    network in clear text is warned about."""
     if spec.max_connections is not None and config.connections > spec.max_connections:
         why = f": {spec.max_connections_reason}" if spec.max_connections_reason else ""
-        raise ConfigurationError("connections", f"{provider} allows at most {spec.max_connections}{why}")
+        raise ConfigurationError("connections", f"{spec.name} allows at most {spec.max_connections}{why}")
     if config.rest_url is not None:
         _check_url("rest_url", config.rest_url, ("http", "https"))
     recovers = spec.history is not None and config.backfill
@@ -231,18 +185,70 @@ def make_config(
     if config.ca_bundle is not None and not Path(config.ca_bundle).is_file():
         raise ConfigurationError("ca_bundle", f"{config.ca_bundle!r} is not a readable file")
     if config.api_key is not None:
-        for each in urls:
+        for each in config.urls:
             warn_plaintext(each)
         if recovers:
             warn_plaintext(rest_base(config))  # gap recovery sends the key in an Authorization header
-    if spec.check is not None:
-        spec.check(config)
-    return config
+
+
+# The groups a ClientConfig holds (Race is the several-sources client's), and their flat names.
+_GROUP_FIELDS = {name: kind for name, kind in GROUPS.items() if name != "race"}
+_GROUP_FIELDS_FLAT = [name for name, (group, _) in RENAMED.items() if group in _GROUP_FIELDS]
+
+
+def _flat_names(spec: ProviderSpec) -> set[str]:
+    return {flat_name(f) for f in declared(spec.options_class)}
 
 
 def _provider_options() -> set[str]:
-    """Options that only some providers take (each a ClientConfig field defaulting to None)."""
-    return {name for spec in PROVIDERS.values() for name in spec.options}
+    """Options that only some providers take (their ``ProviderSpec.options`` classes' fields)."""
+    return {name for spec in PROVIDERS.values() for name in _flat_names(spec)}
+
+
+def _their_options(spec: ProviderSpec) -> str:
+    cls = spec.options_class
+    return f" (it takes {cls.__name__})" if declared(cls) else " (it takes none)"
+
+
+def _check_group(group: Any, where: str) -> None:
+    """Each field's value against its declared ``check`` (pumpsync.options), naming its flat name."""
+    for each in fields(group):
+        value, check, name = getattr(group, each.name), each.metadata.get("check", "any"), flat_name(each)
+        if value is None and check in ("count|None", "slot", "text", "url"):
+            continue
+        problem = _problem(check, value)
+        if problem:
+            raise ConfigurationError(name, problem)
+        choices = each.metadata.get("choices") or ()
+        if choices and value not in choices and name != "auth":  # auth: the provider's forms, checked above
+            hint = did_you_mean(value, choices)
+            raise ConfigurationError(name, f"{value!r} is not one of {', '.join(choices)}{hint}")
+        if isinstance(value, int) and not isinstance(value, bool) and name in RANGES:
+            check_range(name, value)
+
+
+def _problem(check: str, value: Any) -> str:
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if check in ("seconds", "seconds>=0"):
+        if not number or not math.isfinite(value):
+            return f"{value!r} is not a number of seconds"
+        if value < 0 or (value == 0 and check == "seconds"):
+            return "must be positive" if check == "seconds" else "must be >= 0"
+    elif check == "seconds|inf":
+        if not number or not value > 0:
+            return "must be a positive number of seconds (inf: wait forever)"
+    elif check in ("count", "count|None"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return f"{value!r} is not a positive whole number"
+    elif check == "slot":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return "must be a slot number >= 0"
+    elif check == "bool":
+        if not isinstance(value, bool):
+            return f"{value!r} is not true or false"
+    elif check in ("text", "url") and (not isinstance(value, str) or "\x00" in value):
+        return f"{value!r} is not a string"
+    return ""
 
 
 def _urls(url: str | Sequence[str] | None, spec: ProviderSpec) -> tuple[str, ...]:
@@ -317,44 +323,17 @@ def warn_plaintext(url: str) -> None:
 
 
 def _validate_numbers(config: ClientConfig) -> None:
-    for name in _POSITIVE_FLOATS + _NON_NEGATIVE_FLOATS:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigurationError(name, f"{value!r} is not a number of seconds")
-        if value < 0 or (value == 0 and name in _POSITIVE_FLOATS):
-            raise ConfigurationError(name, f"must be {'positive' if name in _POSITIVE_FLOATS else '>= 0'}")
-    for name in _POSITIVE_INTS:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(name, f"{value!r} is not a positive whole number")
-    # Memory is sized from these at construction: an absurd value is refused here, not a MemoryError later.
-    check_ranges({name: getattr(config, name) for name in ("queue_size", "dedup_size", "max_frame_size")})
+    """What no single field's check says: how fields relate, and what the provider allows."""
     if config.backoff_initial > config.backoff_max:
         raise ConfigurationError("backoff_initial", "must not exceed backoff_max")
     if config.pong_timeout >= config.stale_timeout:
         raise ConfigurationError("pong_timeout", "must be shorter than stale_timeout")
-    first = config.first_connect_timeout
-    if isinstance(first, bool) or not isinstance(first, (int, float)) or not first > 0:
-        raise ConfigurationError("first_connect_timeout", "must be a positive number of seconds (inf: wait forever)")
-    if config.max_retries is not None and (isinstance(config.max_retries, bool) or config.max_retries < 1):
-        raise ConfigurationError("max_retries", "must be a positive whole number or None")
-    if config.since is not None and (isinstance(config.since, bool) or config.since < 0):
-        raise ConfigurationError("since", "must be a slot number >= 0")
     if config.since is not None and config.spec.history is None and "since" not in config.spec.capabilities:
         others = with_history()
         verb = "has" if len(others) == 1 else "have"
         raise ConfigurationError(
             "since", f"{config.provider} has no history to start from (only {', '.join(others)} {verb})"
         )
-
-
-def rest_base(config: ClientConfig) -> str:
-    """The REST base for gap recovery: ``rest_url``, else the stream URL's host (ws->http, wss->https)."""
-    if config.rest_url:
-        return config.rest_url.rstrip("/")
-    parts = urlsplit(config.url)
-    scheme = "https" if parts.scheme == "wss" else "http"
-    return f"{scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 __all__ = [

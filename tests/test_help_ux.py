@@ -3,6 +3,7 @@ provider-only options say whose they are, `--commitment` a choice, every provide
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_channel_help_lists_every_channel_and_provider_options_say_whose() -> No
     for spec in PROVIDERS.values():
         for channel in spec.channels:
             assert channel in channel_help
-    for option, spec in ((o, s) for s in PROVIDERS.values() for o in s.options):
+    for option, spec in ((f.name, s) for s in PROVIDERS.values() for f in dataclasses.fields(s.options_class)):
         assert (params[option].help or "").startswith(f"{spec.name} only: ")
     commitment = params["commitment"].type
     assert isinstance(commitment, click.Choice) and set(commitment.choices) == {"processed", "confirmed", "finalized"}

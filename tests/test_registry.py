@@ -62,10 +62,9 @@ def test_client_and_connect_show_their_options() -> None:
     client_params = inspect.signature(Client).parameters
     connect_params = inspect.signature(connect).parameters
     assert list(client_params) == list(connect_params)
-    common = {f.name for f in dataclasses.fields(ClientConfig)} - {"provider", "urls"}
-    provider_only = {name for spec in PROVIDERS.values() for name in spec.options}
-    assert common - provider_only <= set(client_params)
-    assert client_params["queue_size"].kind is inspect.Parameter.KEYWORD_ONLY
+    groups = {f.name for f in dataclasses.fields(ClientConfig)} - {"provider", "urls", "api_key"}
+    assert groups <= set(client_params)
+    assert client_params["timeouts"].kind is inspect.Parameter.KEYWORD_ONLY
     assert get_args(client_params["provider"].annotation) == get_args(ProviderName) or "ProviderName" in str(
         client_params["provider"].annotation
     )
@@ -125,8 +124,8 @@ def extra_provider(monkeypatch: pytest.MonkeyPatch) -> Any:
     """A test-only registry entry: a free OpenPump-like source, one connection at most."""
 
     def check(config: ClientConfig) -> None:
-        if config.hello_timeout > 5:
-            raise ConfigurationError("hello_timeout", "at most 5 for this provider")
+        if config.options.burst > 5:  # type: ignore[attr-defined]
+            raise ConfigurationError("burst", "at most 5 for this provider")
 
     spec = dataclasses.replace(
         openpump.SPEC,
@@ -136,7 +135,7 @@ def extra_provider(monkeypatch: pytest.MonkeyPatch) -> Any:
         default_auth="none",
         max_connections=1,
         max_connections_reason="the operator bans clients with more",
-        options={"hello_timeout": 3.0},
+        options={"burst": 3.0},
         max_frame_size=4 * 1024 * 1024,
         check=check,
     )
@@ -148,13 +147,13 @@ def extra_provider(monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_a_spec_drives_key_options_limits_and_checks(extra_provider: Any) -> None:
     config = make_config("freebie")
     assert config.api_key is None and config.auth == "none"
-    assert config.hello_timeout == 3.0 and config.max_frame_size == 4 * 1024 * 1024
+    assert config.options.burst == 3.0 and config.max_frame_size == 4 * 1024 * 1024  # type: ignore[attr-defined]
     with pytest.raises(ConfigurationError, match="operator bans clients with more"):
         make_config("freebie", connections=2)
     with pytest.raises(ConfigurationError, match="openpump does not take this option"):
-        make_config("openpump", api_key="k", hello_timeout=1.0)
+        make_config("openpump", api_key="k", burst=1.0)
     with pytest.raises(ConfigurationError, match="at most 5"):
-        make_config("freebie", hello_timeout=6.0)
+        make_config("freebie", burst=6.0)
     with pytest.raises(ConfigurationError, match="auth"):
         make_config("freebie", auth="header")
 
@@ -253,16 +252,22 @@ def test_daemon_check_shows_urls_as_scheme_and_host_only(tmp_path: Path) -> None
     assert shown["client"]["url"] == ["wss://node.example", "wss://b.example"]
 
 
-def test_every_provider_option_is_an_explicit_keyword_of_client_and_connect() -> None:
-    """IDEs and mypy see every option by name: no catch-all ``**options`` that would take a typo."""
+def test_every_provider_option_is_a_typed_field_of_its_class() -> None:
+    """IDEs and mypy see every option by name: a provider's own in its ProviderSpec.options class,
+    the old flat keywords only through ``**deprecated: Unpack[LegacyOptions]`` (a typed dict, no catch-all)."""
     import inspect
 
-    from pumpsync.config import _provider_options
+    from pumpsync.options import RENAMED, ProviderOptions
 
     for function in (pumpsync.Client.__init__, pumpsync.connect):
         parameters = inspect.signature(function).parameters
-        assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-        assert _provider_options() <= set(parameters)
+        catch_all = [p for p in parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+        assert [str(p.annotation) for p in catch_all] == ["Unpack[LegacyOptions]"]
+        assert "options" in parameters
+    for spec in PROVIDERS.values():
+        assert issubclass(spec.options_class, ProviderOptions)
+        for each in dataclasses.fields(spec.options_class):
+            assert RENAMED[each.name] == ("options", each.name)  # each one's old flat keyword still works
 
 
 class _OldTransport(_LinesTransport):

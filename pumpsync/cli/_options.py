@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,24 +16,13 @@ from pumpsync._secrets import ApiKey, RedactingFilter
 from pumpsync._sources import Source
 from pumpsync.client import Client
 from pumpsync.errors import ConfigurationError
-from pumpsync.providers import DEFAULT_PROVIDER, provider_spec, with_history
+from pumpsync.options import GROUPS, declared, flat_name, grouped
+from pumpsync.providers import DEFAULT_PROVIDER, provider_spec
 from pumpsync.providers import PROVIDERS as SPECS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 PROVIDERS = tuple(SPECS)
-
-# (flag, python name, type, help) for the timing and sizing options of a client.
-TUNING = [
-    ("--ping-interval", float, "Seconds between heartbeat pings [30]."),
-    ("--pong-timeout", float, "Seconds to wait for a pong before the socket counts as dead [10]."),
-    ("--stale-timeout", float, "Seconds of silence after which a socket counts as dead [60]."),
-    ("--backoff-initial", float, "First reconnect delay ceiling, seconds [0.5]."),
-    ("--backoff-max", float, "Largest reconnect delay, seconds [30]."),
-    ("--queue-size", int, "Events the queue holds before the oldest are dropped [100000]."),
-    ("--max-retries", int, "Consecutive failed reconnects before giving up [never]."),
-    ("--first-connect-timeout", float, "Seconds to wait for the first connection before giving up [60]."),
-]
 
 
 def parse_channel(value: str) -> tuple[str, dict[str, Any]]:
@@ -55,39 +43,49 @@ def parse_channel(value: str) -> tuple[str, dict[str, Any]]:
 
 
 _CHANNELLED = {name: spec for name, spec in SPECS.items() if spec.channels}
-_HISTORY = "/".join(name.capitalize() if name.islower() else name for name in with_history()) or "History"
 _AUTH_FORMS = tuple(dict.fromkeys(form for spec in SPECS.values() for form in spec.auth_forms))
 
 
-# Options only some providers take (``ProviderSpec.options``): one flag each, typed by the default,
-# or a choice where Client's annotation is a Literal (``commitment``).
-_PROVIDER_OPTIONS: dict[str, tuple[Any, list[str]]] = {}
-_CLIENT_PARAMETERS = inspect.signature(Client.__init__).parameters
+# The option groups' flags, made from their declarations (pumpsync.options): the flag is the
+# field's flat name (``--stale-timeout``), its help and default the declaration's. Race has none
+# (``prefer`` is a mapping: the daemon's file and the API set it).
+_CHECK_TYPES: dict[str, Any] = {"seconds": float, "seconds>=0": float, "seconds|inf": float, "count": int,
+                                "count|None": int, "slot": int}  # fmt: skip
 
 
-def _option_type(option: str, default: Any) -> Any:
-    annotation = str(getattr(_CLIENT_PARAMETERS.get(option), "annotation", ""))  # a string (postponed annotations)
-    literal = re.match(r"Literal\[(.*?)\]", annotation)
-    if literal:
-        return click.Choice(re.findall(r"[\"']([^\"']+)[\"']", literal.group(1)))
-    return type(default) if isinstance(default, (int, float, str)) and not isinstance(default, bool) else str
+def _flag(each: dataclasses.Field[Any], takers: list[str] | None = None) -> Callable[[F], F]:
+    """The click option of one declared field (a provider's: ``takers`` are the providers taking it)."""
+    name = flat_name(each)
+    check, choices, default = each.metadata.get("check", "any"), each.metadata.get("choices"), each.default
+    help_text = str(each.metadata.get("help") or name.replace("_", " ").capitalize())
+    if takers is not None:
+        help_text = f"{'/'.join(takers)} only: {help_text[0].lower()}{help_text[1:]}"
+    if default is not None and default is not dataclasses.MISSING and "[" not in help_text:
+        shown = "on" if default is True else f"{default:g}" if isinstance(default, float) else str(default)
+        help_text = f"{help_text.rstrip('.')} [{shown}]."
+    if check == "bool":
+        return click.option(f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}", name, default=None,
+                            help=help_text)  # fmt: skip
+    if name == "auth":  # the forms the providers have, not every one declared
+        kind: Any = click.Choice(_AUTH_FORMS)
+    elif choices:
+        kind = click.Choice(choices)
+    elif check in _CHECK_TYPES:
+        kind = _CHECK_TYPES[check]
+    elif isinstance(default, (int, float)) and not isinstance(default, bool):
+        kind = type(default)  # a provider option declared by its default
+    else:
+        kind = click.Path(dir_okay=False) if name == "ca_bundle" else str
+    return click.option("--" + name.replace("_", "-"), name, type=kind, default=None, help=help_text)
 
 
+_GROUP_FLAGS = [each for group, kind in GROUPS.items() if group != "race" for each in declared(kind)]
+# A provider option's flag: one per flat name, said to be whose.
+_PROVIDER_FLAGS: dict[str, tuple[dataclasses.Field[Any], list[str]]] = {}
 for _name, _spec in SPECS.items():
-    for _option, _default in _spec.options.items():
-        _PROVIDER_OPTIONS.setdefault(_option, (_option_type(_option, _default), []))[1].append(_name)
+    for _field in declared(_spec.options_class):
+        _PROVIDER_FLAGS.setdefault(flat_name(_field), (_field, []))[1].append(_name)
 
-# What each provider-only option does (the flag's help says whose it is and its default).
-_PROVIDER_OPTION_HELP = {
-    "commitment": "solana commitment level of the logs subscription",
-    "max_gap_transactions": "transactions one gap recovery may fetch",
-    "silent_trades_after": "seconds an acknowledged trade channel may stay silent while launches flow before it is "
-    "reported",
-    "group": "consumer group: the members share the stream's entries",
-    "consumer": "this member's name in the consumer group",
-    "name": "save the reader's position under this name (resume after a restart)",
-    "speed": "the recorded pace times this (0: as fast as possible)",
-}
 # One line per provider: whether it needs a key (the full summaries: `pumpsync --help`).
 PROVIDER_HELP = (
     "Needs a key: " + ", ".join(name for name, spec in SPECS.items() if spec.key_required)
@@ -98,13 +96,6 @@ PROVIDER_HELP = (
 
 def client_options(func: F) -> F:
     """The options that make a :class:`pumpsync.Client`."""
-    for option, (kind, takers) in reversed(_PROVIDER_OPTIONS.items()):
-        default = SPECS[takers[0]].options[option]
-        what = _PROVIDER_OPTION_HELP.get(option, option.replace("_", " ").capitalize())
-        help_text = f"{'/'.join(takers)} only: {what}" + ("." if default is None else f" [{default}].")
-        func = click.option("--" + option.replace("_", "-"), option, type=kind, default=None, help=help_text)(func)
-    for flag, kind, help_text in reversed(TUNING):
-        func = click.option(flag, type=kind, default=None, help=help_text)(func)
     decorators = [
         click.option(
             "--provider",
@@ -146,12 +137,8 @@ def client_options(func: F) -> F:
             )
             + "].",
         ),
-        click.option("--connections", type=int, default=None, help="Redundant connections, de-duplicated [1]."),
-        click.option("--since", type=int, default=None, help=f"{_HISTORY}: start with history from this slot."),
-        click.option("--rest-url", default=None, help=f"{_HISTORY} REST base for gap recovery [the stream's host]."),
-        click.option("--auth", type=click.Choice(_AUTH_FORMS), default=None, help="Where the key goes."),
-        click.option("--ca-bundle", type=click.Path(dir_okay=False), default=None, help="CA file for wss://."),
-        click.option("--proxy", default=None, help="http:// or socks5:// proxy for the stream and REST."),
+        *(_flag(each) for each in _GROUP_FLAGS),
+        *(_flag(each, takers) for each, takers in _PROVIDER_FLAGS.values()),
         click.option("-v", "--verbose", count=True, help="-v info, -vv debug (logs go to stderr)."),
     ]
     for decorator in reversed(decorators):
@@ -159,16 +146,7 @@ def client_options(func: F) -> F:
     return func
 
 
-_OPTION_NAMES = {flag.lstrip("-").replace("-", "_") for flag, _, _ in TUNING} | {
-    "url",
-    "connections",
-    "since",
-    "rest_url",
-    "auth",
-    "ca_bundle",
-    "proxy",
-    *_PROVIDER_OPTIONS,
-}
+_OPTION_NAMES = {"url", *(flat_name(each) for each in _GROUP_FLAGS), *_PROVIDER_FLAGS}
 
 
 def parse_source(value: str) -> Source:
@@ -262,14 +240,17 @@ def make_client(params: dict[str, Any]) -> Client:
         kwargs = client_kwargs(params)
         if "sources" in kwargs:  # each source's key is its own (see Client)
             setup_logging(params["verbose"])
-            client = Client(**kwargs)
+            takers = {
+                SPECS[p].options_class for name in kwargs if name in _PROVIDER_FLAGS for p in _PROVIDER_FLAGS[name][1]
+            }
+            client = Client(**grouped(kwargs, takers.pop() if len(takers) == 1 else None))  # several: refused
             if len(client.members) > 1:
                 setup_logging(params["verbose"], None, *client.source_keys())
             return client
         required = provider_spec(kwargs["provider"]).key_required
         key = choose_api_key(kwargs.get("api_key"), kwargs.get("api_key_file"), required=required)  # flags > env
         setup_logging(params["verbose"], key)
-        return Client(**{**kwargs, "api_key": key})
+        return Client(**grouped({**kwargs, "api_key": key}, provider_spec(kwargs["provider"]).options_class))
     except ConfigurationError as exc:
         raise configuration_error(exc, sources=bool(params.get("sources"))) from None
 

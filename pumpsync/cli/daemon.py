@@ -23,6 +23,7 @@ from pumpsync.daemon.config import (
     LOG_LEVELS,
     DaemonConfig,
     build_config,
+    client_keywords,
     load_file,
     resolve_key,
 )
@@ -116,7 +117,7 @@ def _validate_client(config: DaemonConfig, key: ApiKey | str | None) -> None:
         elif key is not None:
             options["api_key"] = key
         try:
-            Client(**options).close()
+            Client(**client_keywords(options)).close()
         except (TypeError, AttributeError) as exc:  # a value of a type the file check let through: one line, exit 2
             raise ConfigurationError("sources", f"a value has the wrong type ({exc})") from None
         return

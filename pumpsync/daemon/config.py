@@ -44,10 +44,8 @@ import difflib
 import math
 import os
 import sys
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from pumpsync._keys import choose_api_key
@@ -55,10 +53,11 @@ from pumpsync._ranges import check_range, check_ranges
 from pumpsync._secrets import ApiKey, safe_url
 from pumpsync._sources import Source
 from pumpsync._text import did_you_mean
-from pumpsync.config import ClientConfig, make_config
+from pumpsync.config import make_config
 from pumpsync.errors import ConfigurationError
 from pumpsync.metrics import parse_addr
-from pumpsync.providers import DEFAULT_PROVIDER, provider_spec
+from pumpsync.options import GROUPS, declared, flat_name, grouped
+from pumpsync.providers import DEFAULT_PROVIDER, PROVIDERS, provider_spec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,10 +71,16 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_SECONDS = 1_000_000.0  # about 11.6 days: beyond it, a timer's wait overflows or means "never"
 DEMO_KEY = "pumpsync-demo-key"  # anything works against the simulator; unlike "demo" it never appears in log text
 
-# Client options the file may set: every ClientConfig field but the key; several sources.
-CLIENT_KEYS = frozenset(f.name for f in fields(ClientConfig)) - {"api_key"} | {"sources", "race_window"}
-# What one [[sources]] table may set.
-SOURCE_KEYS = frozenset(f.name for f in fields(ClientConfig)) - {"api_key", "urls"} | {"name", "api_key_file"}
+# Client options the file may set, from their declarations (pumpsync.options): each group field by
+# its flat name (``stale_timeout``) or in its group's table (``[timeouts] stale``); every provider's
+# own options (by name, or in an ``[options]`` table); the plain ones; several sources.
+_OPTIONS = {flat_name(f) for kind in GROUPS.values() for f in declared(kind)}
+_PROVIDER_OPTIONS = {flat_name(f) for spec in PROVIDERS.values() for f in declared(spec.options_class)}
+CLIENT_KEYS = frozenset(
+    {"provider", "url", "urls", "channels", "raise_rejections", "sources", *_OPTIONS, *_PROVIDER_OPTIONS}
+)
+# What one [[sources]] table may set (race_window and prefer are the whole client's).
+SOURCE_KEYS = CLIENT_KEYS - {"urls", "sources", "race_window", "prefer"} | {"name", "api_key_file"}
 _PER_PROVIDER = ("provider", "url", "urls", "channels", "since", "rest_url", "auth")
 # Daemon options and their types (ints are accepted where floats are expected).
 DAEMON_KEYS: dict[str, type] = {
@@ -167,16 +172,21 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigurationError(
             "api_key", "is not read from the config file: use api_key_file or a systemd credential named api_key"
         )
+    data = _flat_tables(data)
     for key, value in data.items():
         if key in DAEMON_KEYS:
             data[key] = _typed(key, value, DAEMON_KEYS[key])
         elif key == "channels":
             _check_channels(value)
+        elif key == "prefer":
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ConfigurationError(key, f"must be a table of event kind = source name, got {value!r}"[:200])
         elif key in CLIENT_KEYS:
             data[key] = _typed(key, value, _client_types().get(key, object))
             _check_value(key, data[key])
         else:
-            raise ConfigurationError(key, f"unknown key in {path}{did_you_mean(key, [*DAEMON_KEYS, *CLIENT_KEYS])}")
+            known = [*DAEMON_KEYS, *CLIENT_KEYS, *GROUPS]
+            raise ConfigurationError(key, f"unknown key in {path}{did_you_mean(key, known)}")
     for i, sink in enumerate(data.get("sinks", [])):
         if not isinstance(sink, dict):
             raise ConfigurationError(f"sinks[{i}]", "must be a table ([[sinks]])")
@@ -200,6 +210,7 @@ def _source(i: int, table: Any) -> Source:
         raise ConfigurationError(where, f"must be a table ([[sources]]), got {type(table).__name__}")
     if "api_key" in table:
         raise ConfigurationError(f"{where}.api_key", "is not read from the config file: use api_key_file")
+    table = _flat_tables(table, f"{where}.")
     for key in sorted(set(table) - SOURCE_KEYS):
         close = difflib.get_close_matches(key, sorted(SOURCE_KEYS), n=1)
         raise ConfigurationError(f"{where}.{key}", "unknown key" + (f" (did you mean {close[0]}?)" if close else ""))
@@ -275,15 +286,47 @@ def _typed(key: str, value: Any, expected: type | tuple[type, ...]) -> Any:
     return value
 
 
+# The TOML type of each declared check (pumpsync.options).
+_CHECK_TYPES: dict[str, tuple[type, ...]] = {
+    "seconds": (float,), "seconds>=0": (float,), "seconds|inf": (float,), "count": (int,), "count|None": (int,),
+    "slot": (int,), "bool": (bool,), "text": (str,), "url": (str,),
+}  # fmt: skip
+
+
 def _client_types() -> dict[str, tuple[type, ...]]:
-    """The Python types each client option takes, from ClientConfig's annotations (None left out)."""
-    types_: dict[str, tuple[type, ...]] = {}
-    for name, hint in typing.get_type_hints(ClientConfig).items():
-        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        plain = tuple(t for t in options if isinstance(t, type) and t is not type(None))
-        if plain and all(t in (bool, int, float, str) for t in plain):
-            types_[name] = plain
+    """The TOML types each client option takes, from the declarations (a provider option declared by
+    its default only: that default's type)."""
+    types_: dict[str, tuple[type, ...]] = {"raise_rejections": (bool,), "provider": (str,), "url": (str,)}
+    for kind in [*GROUPS.values(), *(spec.options_class for spec in PROVIDERS.values())]:
+        for each in declared(kind):
+            check, default = each.metadata.get("check", "any"), each.default
+            if check in _CHECK_TYPES:
+                types_[flat_name(each)] = _CHECK_TYPES[check]
+            elif isinstance(default, (bool, int, float, str)):
+                types_[flat_name(each)] = (type(default),)
     return types_
+
+
+def _flat_tables(table: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Group tables (``[timeouts] stale = 20``, ``[options] commitment = ...``) as flat keys
+    (``stale_timeout = 20``); a key given both ways, or a field the group lacks, is an error."""
+    out = {key: value for key, value in table.items() if key not in (*GROUPS, "options")}
+    for group in [key for key in table if key in (*GROUPS, "options")]:
+        values = table[group]
+        if not isinstance(values, dict):
+            raise ConfigurationError(f"{where}{group}", f"must be a table ([{group}]), got {values!r}"[:200])
+        names = (
+            {f.name: f.name for spec in PROVIDERS.values() for f in declared(spec.options_class)}
+            if group == "options"
+            else {f.name: flat_name(f) for f in declared(GROUPS[group])}
+        )
+        for key, value in values.items():
+            if key not in names:
+                raise ConfigurationError(f"{where}{group}.{key}", f"unknown key{did_you_mean(key, names)}")
+            if names[key] in out:
+                raise ConfigurationError(f"{where}{names[key]}", f"given twice: as {names[key]} and in [{group}]")
+            out[names[key]] = value
+    return out
 
 
 def _check_channels(value: Any, name: str = "channels") -> None:
@@ -305,6 +348,7 @@ def build_config(file: Mapping[str, Any], explicit: Mapping[str, Any]) -> Daemon
     else:
         client.pop("sources", None)
         client.pop("race_window", None)
+        client.pop("prefer", None)
         client.setdefault("provider", "openpump")
     level = str(merged.get("log_level", "info")).lower()
     if level not in LOG_LEVELS:
@@ -333,6 +377,14 @@ def build_config(file: Mapping[str, Any], explicit: Mapping[str, Any]) -> Daemon
         resume=bool(merged.get("resume", True)),
         state_dir=merged.get("state_dir"),
     )
+
+
+def client_keywords(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The daemon's flat client options (file, flags, resume position) as ``Client`` keywords: the
+    option groups and the provider's options class (the flat keywords are deprecated in the API)."""
+    provider = options.get("provider")
+    own = provider_spec(provider).options_class if isinstance(provider, str) and not options.get("sources") else None
+    return grouped(options, own)
 
 
 def resolve_key(

@@ -28,7 +28,7 @@ from pumpsync._secrets import ApiKey, RedactingFilter, redact, safe_url
 from pumpsync._sources import Source
 from pumpsync._version import __version__
 from pumpsync.client import Client
-from pumpsync.daemon.config import DEMO_KEY, DaemonConfig
+from pumpsync.daemon.config import DEMO_KEY, DaemonConfig, client_keywords
 from pumpsync.daemon.dispatch import Dispatcher
 from pumpsync.daemon.health import machinery_problem, summary
 from pumpsync.daemon.sdnotify import Notifier
@@ -130,13 +130,13 @@ class Daemon:
         if not config.sources:  # the sinks' stored positions are one provider's slots
             self._resume(options, state_dir)
         try:
-            self.client = client = Client(**options)
+            self.client = client = Client(**client_keywords(options))
         except ConfigurationError as exc:
             if exc.option != "since" or "since" in config.client or config.sources:
                 raise
             log.info("%s has no history to resume from: starting from now", options["provider"])
             del options["since"]
-            self.client = client = Client(**options)
+            self.client = client = Client(**client_keywords(options))
         if len(client.members) > 1:  # several sources, several keys: keep every one out of the logs
             for handler in logging.getLogger().handlers:
                 for key in client.source_keys():

@@ -14,11 +14,13 @@ from pumpsync.providers import anaxer, openpump, pumpportal, redis, replay, sola
 from pumpsync.providers.anaxer import Anaxer
 from pumpsync.providers.base import Dialect
 from pumpsync.providers.openpump import OpenPump
-from pumpsync.providers.spec import ProviderSpec
+from pumpsync.providers.spec import REGISTRY, ProviderSpec
 
-# The registry: add one line for a new provider (and its name to ProviderName below).
-PROVIDERS: dict[str, ProviderSpec] = {
-    spec.name: spec
+# The registry: add one line for a new provider (and its name to ProviderName below). The dict is
+# spec.REGISTRY, where a ClientConfig finds its provider's spec.
+PROVIDERS: dict[str, ProviderSpec] = REGISTRY
+PROVIDERS.update(
+    (spec.name, spec)
     for spec in (
         openpump.SPEC,
         anaxer.SPEC,
@@ -27,7 +29,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         replay.SPEC,
         solana.SPEC,
     )
-}
+)
 # The names as a type, so that IDEs complete them and mypy refuses a typo (kept equal to PROVIDERS by a test).
 ProviderName = Literal["openpump", "anaxer", "pumpportal", "redis", "replay", "solana"]
 DEFAULT_PROVIDER: ProviderName = "openpump"

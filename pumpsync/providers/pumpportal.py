@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import ConfigurationError, PlanError, SubscriptionRejected
 from pumpsync.events import MIGRATION, NEW_TOKEN, TRADE, Event, EventKind
+from pumpsync.options import ProviderOptions, option
 from pumpsync.providers import _pumpportal_wire as wire
 from pumpsync.providers._pumpportal_wire import (
     ACCOUNT_TRADES,
@@ -60,7 +62,7 @@ from pumpsync.providers.openpump import with_query
 from pumpsync.providers.spec import Outgoing, ProviderSpec
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 _BANNED = ClosePolicy(
     "refused by PumpPortal, probably a ban (the operator bans clients with more than one connection for an hour)",
@@ -428,6 +430,17 @@ class PumpPortal(Dialect):
         return redact(text[: wire.MAX_TEXT], self._key)
 
 
+@dataclass(frozen=True)
+class PumpPortalOptions(ProviderOptions):
+    """PumpPortal's own options (``options=pumpsync.PumpPortalOptions(...)``)."""
+
+    silent_trades_after: float = option(
+        wire.SILENT_TRADES_AFTER,
+        "Seconds an acknowledged trade channel may stay silent while launches flow before it is reported.",
+        check="seconds",
+    )
+
+
 SPEC = ProviderSpec(
     name=PROVIDER,
     summary="PumpPortal's data API: free launches and migrations; trades with a funded key",
@@ -449,7 +462,7 @@ SPEC = ProviderSpec(
         "every subscription shares the one socket"
     ),
     history=None,
-    options={"silent_trades_after": wire.SILENT_TRADES_AFTER},
+    options=PumpPortalOptions,
     check=check_config,
     filter_reasons=(wire.OTHER_POOL, wire.UNSUBSCRIBED),
     trades_hint=(

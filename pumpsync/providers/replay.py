@@ -32,11 +32,12 @@ from pumpsync._bounds import event_from_record
 from pumpsync._secrets import ApiKey
 from pumpsync.errors import ConfigurationError, EndOfStream, ProviderRefused
 from pumpsync.events import Event
+from pumpsync.options import ProviderOptions, option
 from pumpsync.providers.base import ClosePolicy, Dialect, Fatal, Handshake, Malformed, Output, Subscription
 from pumpsync.providers.spec import ConnectFailed, ProviderSpec, TransportClosed
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 log = logging.getLogger("pumpsync.replay")
 
@@ -363,6 +364,13 @@ def _check(config: ClientConfig) -> None:
     Recording(Source.parse(config.url)).check()
 
 
+@dataclass(frozen=True)
+class ReplayOptions(ProviderOptions):
+    """Replay's own options (``options=pumpsync.ReplayOptions(...)``)."""
+
+    speed: float = option(1.0, "The recorded pace times this (0: as fast as the consumer takes the events).")
+
+
 SPEC = ProviderSpec(
     name="replay",
     summary="replay: recorded events (the JSONL / SQLite sinks' files) at the recorded pace, for backtesting",
@@ -375,7 +383,7 @@ SPEC = ProviderSpec(
     heartbeat="none",  # every read returns within half a second: the feed is alive
     max_connections=1,
     max_connections_reason="a recording is read once",
-    options={"speed": 1.0},
+    options=ReplayOptions,
     capabilities=frozenset({"since"}),
     check=_check,
     feed=ReplayFeed,

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pumpsync._secrets import ApiKey
 from pumpsync.errors import ConfigurationError
+from pumpsync.options import ProviderOptions, option
 
 # The decoder (re-exported: other on-chain sources import it from here; see _solana_tx.py).
 from pumpsync.providers._borsh import (
@@ -80,7 +82,7 @@ from pumpsync.providers.openpump import with_query
 from pumpsync.providers.spec import HistorySource, Outgoing, ProviderSpec
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 DEFAULT_URL = "wss://api.mainnet-beta.solana.com"
 COMMITMENTS = ("processed", "confirmed", "finalized")
@@ -351,6 +353,16 @@ def _history(config: ClientConfig) -> HistorySource:
     return make_history(config)
 
 
+@dataclass(frozen=True)
+class SolanaOptions(ProviderOptions):
+    """Solana's own options (``options=pumpsync.SolanaOptions(...)``)."""
+
+    commitment: Literal["processed", "confirmed", "finalized"] = option(
+        DEFAULT_COMMITMENT, "Commitment level of the logs subscription.", choices=COMMITMENTS
+    )
+    max_gap_transactions: int = option(MAX_GAP_TRANSACTIONS, "Transactions one gap recovery may fetch.", check="count")
+
+
 SPEC = ProviderSpec(
     name="solana",
     summary="Solana: the pump.fun program's events from any RPC node (logsSubscribe, no key); getTransaction history",
@@ -369,7 +381,7 @@ SPEC = ProviderSpec(
     filter_reasons=(UNMAPPED.reason, FEE_PAYOUT.reason, OTHER_POOL.reason, UNKNOWN_POOL.reason),
     metrics=DecodeDriftCollector,
     malformed_reasons=REASONS,
-    options={"commitment": DEFAULT_COMMITMENT, "max_gap_transactions": MAX_GAP_TRANSACTIONS},
+    options=SolanaOptions,
     check=check_config,
 )
 

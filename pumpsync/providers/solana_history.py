@@ -48,7 +48,7 @@ from pumpsync.providers.solana import (
 from pumpsync.providers.spec import HistoryError, Position
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 log = logging.getLogger("pumpsync.history.solana")
 

@@ -8,15 +8,28 @@ spec; they never test a provider's name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from dataclasses import dataclass, field, fields, make_dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, cast
+from urllib.parse import urlsplit
 
+from pumpsync._secrets import ApiKey, redact, remember_url, safe_url
+from pumpsync.errors import ConfigurationError
+from pumpsync.options import (
+    RENAMED,
+    History,
+    Limits,
+    Network,
+    ProviderOptions,
+    Retries,
+    Timeouts,
+    option,
+)
 from pumpsync.providers._frames import Outgoing
+from pumpsync.providers.base import Subscription
 
 if TYPE_CHECKING:
     import threading
 
-    from pumpsync.config import ClientConfig
     from pumpsync.events import Event
     from pumpsync.providers.base import Dialect, Output, Subscription
 
@@ -229,10 +242,11 @@ class ProviderSpec:
     one_client_per_host: bool = False
     # Builds the history source for gap recovery (None: the provider has no history).
     history: Callable[[ClientConfig], HistorySource] | None = None
-    # Options only this provider takes (e.g. ``commitment``), with their defaults. Each is a
-    # ClientConfig field defaulting to None; setting one for a provider that does not list it is a
-    # ConfigurationError, and None becomes the default given here.
-    options: Mapping[str, Any] = field(default_factory=dict)
+    # The options only this provider takes (e.g. Solana's ``commitment``): a frozen ProviderOptions
+    # dataclass of ``pumpsync.options.option`` fields, declared in the provider's module; the user
+    # passes an instance as ``options=``, the CLI and the daemon's file get a flag / key per field.
+    # (A mapping of name -> default is the older form, made into such a class.)
+    options: type[ProviderOptions] | Mapping[str, Any] = ProviderOptions
     capabilities: frozenset[str] = frozenset()  # e.g. {"status"}: ``Client.status()`` works
     # Provider-specific validation after the generic checks; raise ConfigurationError naming the option.
     check: Callable[[ClientConfig], None] | None = None
@@ -262,6 +276,179 @@ class ProviderSpec:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]
         if unknown or self.default_auth not in self.auth_forms:
             raise ValueError(f"inconsistent ProviderSpec {self.name!r}")
+        if isinstance(self.options, Mapping):  # the older form: name -> default
+            made = make_dataclass(
+                f"{self.name.capitalize()}Options",
+                [(name, Any, option(default, name.replace("_", " "))) for name, default in self.options.items()],
+                bases=(ProviderOptions,),
+                frozen=True,
+            )
+            object.__setattr__(self, "options", made)
+
+    @property
+    def options_class(self) -> type[ProviderOptions]:
+        """The class of this provider's own options (``ProviderOptions`` itself: none)."""
+        return cast("type[ProviderOptions]", self.options)
+
+
+# The registry (filled by ``pumpsync.providers``): here, so that a config finds its provider's spec
+# without importing the providers package (which imports this module).
+REGISTRY: dict[str, ProviderSpec] = {}
+
+T = TypeVar("T")
+
+
+class _Flat(Generic[T]):
+    """A read-only flat name of a grouped option (``config.stale_timeout`` is ``config.timeouts.stale``),
+    its path taken from :data:`pumpsync.options.RENAMED`: the code that reads the flat names goes on."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.group, self.field = RENAMED[name]
+
+    def __get__(self, config: ClientConfig | None, owner: type | None = None) -> T:
+        if config is None:  # on the class: the descriptor itself (as a property is)
+            return cast(T, self)
+        return cast(T, getattr(getattr(config, self.group), self.field, None))
+
+
+_PLAIN = ("provider", "api_key", "url", "channels", "urls", "raise_rejections")
+_GROUPS = {"timeouts": Timeouts, "retries": Retries, "limits": Limits, "network": Network, "history": History}
+
+
+@dataclass(frozen=True, init=False)
+class ClientConfig:
+    """Every option of a client for one provider, in groups. Build it with
+    :func:`pumpsync.config.make_config`, which validates; the flat names (``config.stale_timeout``)
+    read the groups."""
+
+    provider: str
+    api_key: ApiKey | None = field(repr=False)  # None only for a provider that needs no key
+    url: str  # the first of ``urls``
+    channels: tuple[Subscription, ...]
+    # Every stream URL; connection i uses urls[i % len(urls)] (one connection per node by default).
+    urls: tuple[str, ...]
+    raise_rejections: bool  # iteration: raise SubscriptionRejected (default: log a warning, go on)
+    timeouts: Timeouts
+    retries: Retries
+    limits: Limits  # connections and max_frame_size resolved (never None here)
+    network: Network  # auth resolved
+    history: History
+    options: ProviderOptions  # the provider's own (its ProviderSpec.options class)
+
+    def __init__(
+        self,
+        provider: str,
+        api_key: ApiKey | None,
+        url: str,
+        channels: tuple[Subscription, ...] = (),
+        urls: tuple[str, ...] = (),
+        raise_rejections: bool = False,
+        timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen: one shared default is safe
+        retries: Retries = Retries(),  # noqa: B008
+        limits: Limits = Limits(),  # noqa: B008
+        network: Network = Network(),  # noqa: B008
+        history: History = History(),  # noqa: B008
+        options: ProviderOptions | None = None,
+        **flat: Any,
+    ) -> None:
+        groups: dict[str, Any] = {"timeouts": timeouts, "retries": retries, "limits": limits, "network": network,
+                                  "history": history, "options": options}  # fmt: skip
+        if options is None:
+            spec = REGISTRY.get(provider)
+            groups["options"] = spec.options_class() if spec is not None else ProviderOptions()
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in flat.items():  # the flat names (tests, code written before the groups)
+            if name not in RENAMED:
+                raise TypeError(f"ClientConfig() got an unexpected keyword argument {name!r}")
+            group, field_ = RENAMED[name]
+            changes.setdefault(group, {})[field_] = value
+        for group, values in changes.items():
+            groups[group] = replace(groups[group], **values)
+        limits, network = groups["limits"], groups["network"]
+        if limits.connections is None or limits.max_frame_size is None:
+            groups["limits"] = replace(limits, connections=limits.connections or 1,
+                                       max_frame_size=limits.max_frame_size or 1024 * 1024)  # fmt: skip
+        if network.auth is None:
+            groups["network"] = replace(network, auth="query")
+        plain = {"provider": provider, "api_key": api_key, "url": url, "channels": tuple(channels),
+                 "urls": tuple(urls) or (url,), "raise_rejections": raise_rejections}  # fmt: skip
+        for name, value in {**plain, **groups}.items():
+            object.__setattr__(self, name, value)
+        remember_url(*self.urls)  # a key in a URL's path or query never reaches a log record
+
+    # The flat names, read-only (see pumpsync.options.RENAMED): internal code reads these.
+    connect_timeout = _Flat[float]()
+    hello_timeout = _Flat[float]()
+    ping_interval = _Flat[float]()
+    pong_timeout = _Flat[float]()
+    stale_timeout = _Flat[float]()
+    first_connect_timeout = _Flat[float]()
+    backoff_initial = _Flat[float]()
+    backoff_max = _Flat[float]()
+    limited_backoff = _Flat[float]()
+    healthy_after = _Flat[float]()
+    max_retries = _Flat[int | None]()
+    connections = _Flat[int]()
+    queue_size = _Flat[int]()
+    dedup_size = _Flat[int]()
+    max_frame_size = _Flat[int]()
+    auth = _Flat[str]()
+    proxy = _Flat[str | None]()
+    ca_bundle = _Flat[str | None]()
+    since = _Flat[int | None]()
+    backfill = _Flat[bool]()
+    rest_url = _Flat[str | None]()
+    gap_deadline = _Flat[float]()
+    # A provider's own options, None for another provider (read the provider's class in new code).
+    commitment = _Flat[str | None]()
+    max_gap_transactions = _Flat[int | None]()
+    silent_trades_after = _Flat[float | None]()
+    group = _Flat[str | None]()
+    consumer = _Flat[str | None]()
+    name = _Flat[str | None]()
+    speed = _Flat[float | None]()
+
+    @property
+    def channel_names(self) -> list[str]:
+        """The subscribed channels' names, in order."""
+        return [sub.channel for sub in self.channels]
+
+    @property
+    def spec(self) -> ProviderSpec:
+        """The provider's :class:`ProviderSpec` (what the core knows of it)."""
+        try:
+            return REGISTRY[self.provider]
+        except KeyError:
+            raise ConfigurationError("provider", f"{self.provider!r} is not one of {', '.join(REGISTRY)}") from None
+
+    def url_of(self, connection: int) -> str:
+        """The stream URL connection ``connection`` uses."""
+        return self.urls[connection % len(self.urls)]
+
+    def __repr__(self) -> str:
+        # URLs scrubbed: a proxy URL may carry a password, a stream URL a key (in its query or its
+        # path: those show as scheme and host only).
+        shown = ", ".join(f"{f.name}={_shown(getattr(self, f.name))!r}" for f in fields(self) if f.repr)
+        return redact(f"ClientConfig({shown})", self.api_key)
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str) and "://" in value:
+        return safe_url(value)
+    if isinstance(value, tuple) and all(isinstance(each, str) for each in value):
+        return tuple(_shown(each) for each in value)
+    if isinstance(value, History) and value.rest_url:
+        return replace(value, rest_url=safe_url(value.rest_url))
+    return value
+
+
+def rest_base(config: ClientConfig) -> str:
+    """The REST base for gap recovery: ``rest_url``, else the stream URL's host (ws->http, wss->https)."""
+    if config.rest_url:
+        return config.rest_url.rstrip("/")
+    parts = urlsplit(config.url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return f"{scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 __all__ = [
@@ -270,7 +457,9 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "REGISTRY",
     "AuthForm",
+    "ClientConfig",
     "ConnectFailed",
     "EventFeed",
     "FeedFactory",
@@ -285,4 +474,5 @@ __all__ = [
     "TransportClosed",
     "TransportFactory",
     "UpgradeRefused",
+    "rest_base",
 ]

@@ -359,7 +359,7 @@ def test_spec() -> None:
     assert SPEC.channels == SPEC.default_channels == ("creations", "trades", "graduations")
     assert SPEC.key_required is False and SPEC.heartbeat == "ws_ping"
     assert SPEC.max_frame_size == 32 * 1024 * 1024
-    assert SPEC.options["commitment"] == "confirmed"
+    assert SPEC.options_class().commitment == "confirmed"  # type: ignore[attr-defined]
     assert set(SPEC.filters["trades"]) >= {"mints", "wallets", "minSol", "side"}
     assert SPEC.history is not None
 

@@ -21,6 +21,7 @@ from pumpsync.providers.redis.source import (
     RedisConsumerCollector,
     RedisDialect,
     RedisFeed,
+    RedisOptions,
     event_from_entry,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "RedisConsumerCollector",
     "RedisDialect",
     "RedisFeed",
+    "RedisOptions",
     "RedisReader",
     "StreamCursor",
     "event_from_entry",

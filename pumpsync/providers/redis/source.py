@@ -45,19 +45,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pumpsync._bounds import event_from_record
 from pumpsync._secrets import ApiKey, redact
 from pumpsync.errors import AuthenticationError as RefusedKey
 from pumpsync.events import Event
+from pumpsync.options import ProviderOptions, option
 from pumpsync.providers.base import ClosePolicy, Dialect, Handshake, Malformed, Output, Subscription
 from pumpsync.providers.redis._common import DEFAULT_URL, SCHEMES
 from pumpsync.providers.redis._cursor import OPTIONS, Entry, ReaderOptions, StreamCursor
 from pumpsync.providers.spec import ConnectFailed, ProviderSpec, TransportClosed
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 log = logging.getLogger("pumpsync.redis")
 
@@ -290,6 +292,15 @@ def event_from_entry(fields: Mapping[str, str]) -> Event:
     return Event.from_dict(json.loads(fields["event"]))
 
 
+@dataclass(frozen=True)
+class RedisOptions(ProviderOptions):
+    """The redis source's own options (``options=pumpsync.RedisOptions(...)``; the rest go in the URL)."""
+
+    group: str | None = option(None, "Consumer group: the members share the stream's entries.", check="text")
+    consumer: str | None = option(None, "This member's name in the consumer group.", check="text")
+    name: str | None = option(None, "Save the reader's position under this name (to resume).", check="text")
+
+
 SPEC = ProviderSpec(
     name="redis",
     summary="redis: a Redis Stream that pumpsync daemons' redis sink fills (pumpsync[redis]; options in the URL)",
@@ -302,7 +313,7 @@ SPEC = ProviderSpec(
     heartbeat="none",  # every read is answered (at least "nothing new") within half a second
     max_connections=1,
     max_connections_reason="one reader per client: run more clients, or a group, to share the work",
-    options={"group": None, "consumer": None, "name": None},
+    options=RedisOptions,
     feed=RedisFeed,
 )
 
