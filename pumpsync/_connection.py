@@ -107,6 +107,7 @@ class Connection:
         spec = config.spec
         self._ws_ping = spec.heartbeat == "ws_ping"
         self._pings = spec.heartbeat in ("app", "ws_ping")  # "server"/"none": we send no heartbeat
+        self._binary_ok = spec.frames != "text"  # binary frames are the dialect's data (gRPC; SEAM.md 3)
         self.transport: Transport = (spec.transport or WebSocketTransport)(config, index)
         bind = getattr(self.transport, "bind_queue", None)
         if bind is not None:  # a source that can outrun any consumer (a file) waits for the queue instead
@@ -121,7 +122,7 @@ class Connection:
         # (docs/architecture.md): Client._registry_lock -> this -> the transport's write lock; nothing
         # is sent and no owner or user code runs while it is held.
         self._lock = threading.Lock()
-        self._outbox: deque[str] = deque()  # frames in the order the dialect made them
+        self._outbox: deque[str | bytes] = deque()  # frames in the order the dialect made them
         self._flushing = False  # one thread at a time sends the outbox, so frames keep that order
         self.dialect: Dialect | None = None
         self.sessions = 0
@@ -164,9 +165,9 @@ class Connection:
         """The thread runs, or has not been started yet (the supervisor reports one that ended early)."""
         return self._thread.is_alive() or self._thread.ident is None or self._stopping
 
-    def send(self, text: str) -> bool:
+    def send(self, text: str | bytes) -> bool:
         """Thread-safe send; False if there is no open session."""
-        return self.transport.send_text(text)
+        return self.transport.send_text(text)  # type: ignore[arg-type]  # bytes: gRPC (SEAM.md 2, engine's rename)
 
     def send_ping(self) -> bool:
         """The heartbeat: the dialect's ping message, or a WebSocket ping frame (``ws_ping``)."""
@@ -314,7 +315,7 @@ class Connection:
                 for opcode, payload in frames:
                     if opcode == OP_TEXT or opcode == OP_BINARY:
                         stats.frames += 1
-                        if opcode == OP_BINARY:
+                        if opcode == OP_BINARY and not self._binary_ok:
                             stats.malformed["binary"] += 1
                         with lock:
                             outputs = dialect.receive(payload, received_at)

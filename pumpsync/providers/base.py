@@ -37,9 +37,9 @@ _RAISED = WarningGate()
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A frame to send back at once (a pong to the server's ping)."""
+    """A frame to send back at once (a pong to the server's ping); bytes: a binary (gRPC) message."""
 
-    text: str
+    text: str | bytes
 
 
 @dataclass(frozen=True, slots=True)

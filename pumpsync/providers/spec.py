@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 # "server"  the server pings us (the dialect answers with ``Reply``); we only watch for staleness;
 # "none"    nothing to send; staleness is still watched where ``stale`` is true.
 Heartbeat = Literal["app", "ws_ping", "server", "none"]
+# What a dialect hands the transport to send (SEAM.md 1): text frames, or binary (gRPC) messages.
+Outgoing = str | bytes
 AuthForm = Literal["query", "header", "none"]
 
 
@@ -201,6 +203,8 @@ class ProviderSpec:
     # Builds a prometheus collector of metrics the provider keeps process-wide (solana: layout drift);
     # registered once per registry whatever the number of members using the provider.
     metrics: Callable[[], Any] | None = None
+    # Which data frames the dialect takes (SEAM.md 3): a gRPC source's messages are binary.
+    frames: Literal["text", "binary", "any"] = "text"
 
     def __post_init__(self) -> None:
         unknown = [ch for ch in (*self.default_channels, *(self.demo_channels or ())) if ch not in self.channels]
@@ -215,6 +219,7 @@ __all__ = [
     "OP_PONG",
     "OP_TEXT",
     "AuthForm",
+    "Outgoing",
     "ConnectFailed",
     "Heartbeat",
     "HistoryError",

@@ -85,6 +85,20 @@ def _solana(ctx: ServerContext) -> ProviderServer:
     return SolanaServer(ctx.host, ctx.port, ctx.keys, ctx.current_slot, ctx.history_limit)
 
 
+def _geyser(ctx: ServerContext) -> ProviderServer:
+    from pumpsync.simulator.geyser import GeyserServer  # grpcio: the geyser extra
+
+    return GeyserServer(
+        ctx.host,
+        ctx.port,
+        ctx.keys,
+        ctx.current_slot,
+        ctx.history_limit,
+        ctx.options.get("geyser_ping_interval", 10.0),
+        ctx.options.get("geyser_replay_slots", 150),
+    )
+
+
 def _anaxer(ctx: ServerContext) -> ProviderServer:
     return AnaxerServer(
         ctx.host,
@@ -110,6 +124,8 @@ SERVERS: dict[str, SimulatedProvider] = {
         options=("pumpportal_ban_seconds", "pumpportal_bonk_share", "pumpportal_mislabelled_share"),
     ),
     "solana": SimulatedProvider(_solana, path="/", rest=True),  # rest_url: HTTP JSON-RPC (POST)
+    # gRPC on a port of its own (the server's stream_url); rest_url: the node's HTTP JSON-RPC history
+    "geyser": SimulatedProvider(_geyser, path="", rest=True, options=("geyser_ping_interval", "geyser_replay_slots")),
 }
 PROVIDERS = tuple(SERVERS)
 # "both": the two providers the simulator first served (the default of ``pumpsync simulate``).
@@ -311,6 +327,9 @@ class Simulator:
         return self._server(provider).port
 
     def url(self, provider: str) -> str:
+        stream_url = getattr(self._server(provider), "stream_url", None)  # a server whose stream is not WebSocket
+        if stream_url is not None:
+            return str(stream_url())
         return f"ws://{self.host}:{self.port(provider)}{SERVERS[provider].path}"
 
     def rest_url(self, provider: str = "anaxer") -> str:

@@ -1,0 +1,67 @@
+"""``geyser`` (alias ``yellowstone``): Yellowstone gRPC, the stream Triton, Helius LaserStream,
+QuickNode, Chainstack and others serve. See ``dialect.py`` for the protocol, ``_proto.py`` for the
+codec, ``_transport.py`` for grpcio, ``_history.py`` for gaps beyond the server's replay window."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pumpsync.errors import ConfigurationError
+from pumpsync.providers.geyser._counts import GeyserCollector
+from pumpsync.providers.geyser._transport import DEFAULT_RECEIVE_LIMIT, INSTALL, GrpcTransport, target_of
+from pumpsync.providers.geyser.dialect import DEFAULT_URL, FILTER_REASONS, MALFORMED, Geyser
+from pumpsync.providers.solana import CHANNELS, DEFAULT_COMMITMENT, FILTERS, REASONS, UNMAPPED, check_config
+from pumpsync.providers.spec import HistorySource, ProviderSpec, Transport
+
+if TYPE_CHECKING:
+    from pumpsync.config import ClientConfig
+
+
+def _check(config: ClientConfig) -> None:
+    check_config(config)  # the commitment, the channels' filters (the Solana source's)
+    for url in config.urls:
+        try:
+            target_of(url)
+        except ValueError as exc:
+            raise ConfigurationError("url", str(exc)) from None
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        raise ConfigurationError("provider", INSTALL) from None
+
+
+def _transport(config: ClientConfig, index: int) -> Transport:
+    return GrpcTransport(config, index)
+
+
+def _history(config: ClientConfig) -> HistorySource:
+    from pumpsync.providers.geyser._history import make_history
+
+    return make_history(config)
+
+
+SPEC = ProviderSpec(
+    name="geyser",
+    summary="Yellowstone gRPC (Geyser): pump.fun and PumpSwap transactions as the validator sees them; x-token",
+    dialect=Geyser,
+    default_url=DEFAULT_URL,
+    url_schemes=("https", "grpcs", "http", "grpc"),
+    channels=CHANNELS,
+    default_channels=CHANNELS,
+    filters=FILTERS,
+    auth_forms=("header", "none"),
+    default_auth="header",
+    key_required=False,  # a self-hosted server may take no token
+    heartbeat="server",  # the server pings (every 10-15 s); each ping is answered
+    max_frame_size=DEFAULT_RECEIVE_LIMIT,  # grpcio's receive limit (max_frame_size=)
+    history=_history,
+    options={"commitment": DEFAULT_COMMITMENT},
+    check=_check,
+    transport=_transport,
+    filter_reasons=(*FILTER_REASONS, UNMAPPED.reason, "fee_payout", "other_pool", "unknown_pool"),
+    malformed_reasons=(*MALFORMED, *REASONS, "text_frame"),
+    metrics=GeyserCollector,
+    frames="binary",
+)
+
+__all__ = ["SPEC", "Geyser", "GrpcTransport"]

@@ -1,0 +1,80 @@
+"""One Geyser transaction's events, through the Solana source's decoder (one decoder for both).
+
+The instructions are given in execution order (a top-level instruction, then its inner ones), the
+account indices resolved against the message's keys followed by the lookup-table accounts (loaded
+writable, then readonly): the event CPIs (``e445a52e51cb9a1d`` + discriminator) carry every event
+even where the log was cut.
+
+``decode_transaction`` is the ``chain`` branch's (see CHAIN_API.md). Until it is merged, the same
+decoder is reached through ``decode_logs``: the event CPIs rendered as the log lines they would have
+been, as ``solana_history`` does (no second decoder either way; this fallback goes once chain lands).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pumpsync.providers import solana
+from pumpsync.providers._borsh import EVENT_CPI_TAG, b58encode
+from pumpsync.providers.base import Output
+from pumpsync.providers.geyser._proto import Transaction
+from pumpsync.providers.solana import PROGRAMS, Filter, decode_logs
+
+_DECODE_TRANSACTION: Callable[..., str] | None = getattr(solana, "decode_transaction", None)
+_INSTRUCTION: Callable[..., Any] | None = getattr(solana, "Instruction", None)
+
+
+def _instructions(tx: Transaction, keys: list[str]) -> list[tuple[str, tuple[str, ...], bytes]]:
+    """Every instruction in execution order as (program, accounts, data); an index past the
+    accounts names no program (counted by the decoder as not ours)."""
+    count = len(keys)
+    inner = {index: group for index, group in tx.inner}
+    out: list[tuple[str, tuple[str, ...], bytes]] = []
+
+    def add(program_index: int, accounts: bytes, data: bytes) -> None:
+        program = keys[program_index] if program_index < count else ""
+        out.append((program, tuple(keys[i] if i < count else "" for i in accounts), data))
+
+    for index, top in enumerate(tx.instructions):
+        add(*top)
+        for ins in inner.pop(index, ()):
+            add(*ins)
+    for _, group in sorted(inner.items()):  # groups whose top-level instruction the message lacks
+        for ins in group:
+            add(*ins)
+    return out
+
+
+def transaction_events(
+    tx: Transaction,
+    signature: str,
+    received_at: int,
+    connection: int,
+    filters: Mapping[str, Filter],
+    out: list[Output],
+) -> None:
+    """Append the events of one successful transaction (and the decoder's reasons) to ``out``."""
+    keys = [b58encode(key) for key in tx.keys]
+    instructions = _instructions(tx, keys)
+    if _DECODE_TRANSACTION is not None and _INSTRUCTION is not None:
+        items = [_INSTRUCTION(program, accounts, data) for program, accounts, data in instructions]
+        _DECODE_TRANSACTION(tx.logs, items, signature, tx.slot, received_at, connection, False, filters, out)
+        return
+    logs: Sequence[str] | None = tx.logs
+    if logs is not None and not any(line.startswith("Log truncated") for line in logs[-3:]):
+        decode_logs(list(logs), signature, tx.slot, received_at, connection, False, filters, out)
+        return
+    lines: list[str] = []
+    for program, _, data in instructions:
+        if program in PROGRAMS and data[:8] == EVENT_CPI_TAG:
+            text = base64.b64encode(data[8:]).decode()
+            lines += [f"Program {program} invoke [1]", f"Program data: {text}", f"Program {program} success"]
+    if not lines and logs is not None:  # cut, and nothing to recover it from: the logs' part, counted
+        decode_logs(list(logs), signature, tx.slot, received_at, connection, False, filters, out)
+        return
+    decode_logs(lines, signature, tx.slot, received_at, connection, False, filters, out)
+
+
+__all__ = ["transaction_events"]
