@@ -230,7 +230,7 @@ class GeyserServer(SolanaServer):
                 if request.ping is not None and not request.filters:
                     stream.pongs += 1
                     stream.out.put(pong_update(request.ping))
-        except Exception:  # noqa: BLE001 - the call ended (cancelled) or the request was garbage
+        except Exception:
             return
 
     def _set_filters(self, stream: _Stream, programs: list[str], commitment: int, from_slot: int | None) -> None:

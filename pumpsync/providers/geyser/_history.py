@@ -76,6 +76,7 @@ class GeyserHistory:
     def __init__(self, config: ClientConfig) -> None:
         self._book = book_for(config)
         self._rpc: SolanaHistory | None = None
+        self._lost_since: int | None = None  # the gap reported lost (without rpc), for its retries
         if config.rest_url:
             from pumpsync.providers.solana_history import SolanaHistory
 
@@ -90,12 +91,14 @@ class GeyserHistory:
         self, channels: Mapping[str, Mapping[str, Any]], since: Position, stop: threading.Event
     ) -> Iterator[list[Event]]:
         beyond = self._book.beyond()
-        if beyond is None:
+        if beyond is None and since.slot != self._lost_since:
             return  # the server's replay brought the gap back (de-duplicated by the dialect)
         where = f"first available: {beyond}" if beyond else "the server did not say where it begins"
         if self._rpc is None:
-            self._book.filled()  # reported once, with this gap
-            COUNTS.add("gaps_lost")
+            if since.slot != self._lost_since:
+                self._book.filled()  # this gap's (its retries raise again: it stays lost)
+                self._lost_since = since.slot
+                COUNTS.add("gaps_lost")
             raise HistoryError(
                 f"the geyser server's replay no longer reaches slot {since.slot} ({where}) and no rest_url "
                 "(an RPC node) is set to fetch the rest from: the gap is lost"

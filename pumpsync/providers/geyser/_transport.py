@@ -147,7 +147,7 @@ class GrpcTransport:
             details = exc.details() if callable(getattr(exc, "details", None)) else None
             value = code.value[0] if code is not None else 2  # UNKNOWN
             end = (value, scrub(redact(str(details or code or "no details"), self._key))[:300])
-        except Exception as exc:  # noqa: BLE001 - the thread must report, whatever happened
+        except Exception as exc:
             end = (2, redact(f"the gRPC reader failed: {type(exc).__name__}", self._key))
         if replay_refused(*end)[0] or oversized(*end):
             self._book.refused(replay_refused(*end)[1])  # the gap's history must come from RPC (or is lost)
