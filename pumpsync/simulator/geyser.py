@@ -96,7 +96,7 @@ class GeyserServer(SolanaServer):
 
         server = grpc.server(ThreadPoolExecutor(max_workers=self.max_streams, thread_name_prefix="sim-geyser"))
         handler = grpc.method_handlers_generic_handler(
-            "geyser.Geyser", {"Subscribe": grpc.stream_stream_rpc_method_handler(self._subscribe)}
+            "geyser.Geyser", {"Subscribe": grpc.stream_stream_rpc_method_handler(self._grpc_subscribe)}
         )
         server.add_generic_rpc_handlers((handler,))
         self.grpc_port = server.add_insecure_port(f"{self.host}:{self.grpc_port}")
@@ -174,7 +174,7 @@ class GeyserServer(SolanaServer):
                     stream.out.put(update)
 
     # -- the Subscribe call (grpc threads)
-    def _subscribe(self, requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+    def _grpc_subscribe(self, requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
         import grpc
 
         with self._lock:
@@ -216,7 +216,7 @@ class GeyserServer(SolanaServer):
             if isinstance(item, tuple):
                 code, details = item
                 context.abort(getattr(grpc.StatusCode, code), details)
-            if not stream.silent:
+            if not stream.silent and isinstance(item, bytes):
                 yield item
 
     def _read_requests(self, stream: _Stream, requests: Iterator[bytes]) -> None:

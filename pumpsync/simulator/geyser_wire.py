@@ -32,7 +32,7 @@ def write(parts: list[Part]) -> bytes:
     """A message from its parts; a nested list is a sub-message, a bool/int a varint."""
     out = bytearray()
     for number, value in parts:
-        if isinstance(value, bool) or isinstance(value, int):
+        if isinstance(value, (bool, int)):
             out += _uvarint(number * 8) + _uvarint(int(value))
             continue
         if isinstance(value, list):

@@ -96,7 +96,7 @@ def test_exactly_once_across_20_resets_with_replay() -> None:
 
 def test_reset_beyond_replay_window_filled_from_rpc_history() -> None:
     before = COUNTS.snapshot()
-    with Simulator(["geyser"], rate=40, geyser_ping_interval=0.5, geyser_replay_slots=2) as sim:
+    with Simulator(["geyser"], rate=40, geyser_ping_interval=0.5, geyser_replay_slots=2) as sim:  # noqa: SIM117
         with Client("geyser", **sim.client_options("geyser"), **FAST) as client:
             got = Collector(client)
             wait_until(lambda: len(got.snapshot()) >= 5, what="first events")
@@ -132,7 +132,7 @@ def _bare_call(port: int, answer_pings: bool, seconds: float) -> tuple[Any, int]
         sent = 0
         while True:
             with outgoing:
-                outgoing.wait_for(lambda: len(requests) > sent or done.is_set(), timeout=0.5)
+                outgoing.wait_for(lambda s=sent: len(requests) > s or done.is_set(), timeout=0.5)
                 if done.is_set():
                     return
                 pending = requests[sent:]

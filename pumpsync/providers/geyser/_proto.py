@@ -269,7 +269,11 @@ def _transaction(body: memoryview) -> Transaction:
                 if len(top) >= MAX_INNER:
                     raise ProtoError("too_many_instructions")
                 top.append(_instruction(_message(value)))
-    failed, logs, inner, writable, readonly = False, None, [], [], []
+    failed: bool = False
+    logs: list[str] | None = None
+    inner: list[tuple[int, list[InnerInstruction]]] = []
+    writable: list[bytes] = []
+    readonly: list[bytes] = []
     if meta is not None:
         failed, logs, inner, writable, readonly = _meta(meta)
     keys += writable

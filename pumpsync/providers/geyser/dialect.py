@@ -179,7 +179,7 @@ class Geyser(Dialect):
             return self._slot(update)
         if type(update) is proto.Ping:
             COUNTS.add("pings")
-            return [Reply(proto.ping_request(self._ping_id()))]  # type: ignore[arg-type]  # bytes (SEAM.md 1)
+            return [Reply(proto.ping_request(self._ping_id()))]
         if type(update) is proto.Pong:
             if update.id == self._subscribe_ping:
                 self._subscribe_ping = None
@@ -208,9 +208,9 @@ class Geyser(Dialect):
         transaction_events(tx, b58encode(tx.signature), received_at, self.connection, self.filters, out)
         out = [item._replace(provider=PROVIDER) if type(item) is Event else item for item in out]
         if self.commitment == "processed":
-            held = [item for item in out if type(item) is Event]
+            held = [item for item in out if isinstance(item, Event)]
             if held:
-                self._held.setdefault(slot, []).extend(held)  # type: ignore[arg-type]
+                self._held.setdefault(slot, []).extend(held)
                 out = [item for item in out if type(item) is not Event]
             return out + self._release(self.newest_seen - _HOLD_SLOTS)
         if any(type(item) is Event for item in out):
