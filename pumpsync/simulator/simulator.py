@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import random
@@ -62,6 +63,12 @@ class SimulatedProvider:
     path: str = "/v1/stream"  # the stream's path on the server
     rest: bool = False  # also serves the provider's REST history on the same port (``rest_url``)
     options: tuple[str, ...] = ()  # the Simulator(...) keyword options this server reads
+    needs: str | None = None  # a module of an optional extra the server runs on (grpc: pumpsync[geyser])
+
+    @property
+    def available(self) -> bool:
+        """The server can run here (its extra is installed)."""
+        return self.needs is None or importlib.util.find_spec(self.needs) is not None
 
 
 def _openpump(ctx: ServerContext) -> ProviderServer:
@@ -125,7 +132,9 @@ SERVERS: dict[str, SimulatedProvider] = {
     ),
     "solana": SimulatedProvider(_solana, path="/", rest=True),  # rest_url: HTTP JSON-RPC (POST)
     # gRPC on a port of its own (the server's stream_url); rest_url: the node's HTTP JSON-RPC history
-    "geyser": SimulatedProvider(_geyser, path="", rest=True, options=("geyser_ping_interval", "geyser_replay_slots")),
+    "geyser": SimulatedProvider(
+        _geyser, path="", rest=True, options=("geyser_ping_interval", "geyser_replay_slots"), needs="grpc"
+    ),
 }
 PROVIDERS = tuple(SERVERS)
 # "both": the two providers the simulator first served (the default of ``pumpsync simulate``).
