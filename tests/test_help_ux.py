@@ -64,5 +64,6 @@ def test_the_package_description_and_the_contrib_config_name_every_provider() ->
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     contrib = (ROOT / "contrib" / "systemd" / "pumpsync.toml").read_text()
     for name in PROVIDERS:
-        assert name in project["description"].lower().replace("solana rpc", "solana").replace(" streams", "").replace("geyser grpc", "geyser")
+        description = project["description"].lower().replace("geyser grpc", "geyser")
+        assert name in description.replace("solana rpc", "solana").replace(" streams", "")
         assert name in contrib

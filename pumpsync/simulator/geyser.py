@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from pumpsync.providers.geyser._grpc import import_grpc
 from pumpsync.simulator._solana_tx import PROGRAM_IDS, Recipe, render
 from pumpsync.simulator.geyser_wire import (
     ping_update,
@@ -92,7 +93,7 @@ class GeyserServer(SolanaServer):
         self._start_grpc()
 
     def _start_grpc(self) -> None:
-        import grpc
+        grpc = import_grpc()  # its tracers must not print the clients' tokens either
 
         server = grpc.server(ThreadPoolExecutor(max_workers=self.max_streams, thread_name_prefix="sim-geyser"))
         handler = grpc.method_handlers_generic_handler(
@@ -184,7 +185,7 @@ class GeyserServer(SolanaServer):
             context.abort(getattr(grpc.StatusCode, reject[0]), reject[1])
         token = dict(context.invocation_metadata()).get("x-token")
         if self.keys.solana(token) is None:
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid x-token")
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"invalid x-token {token}")  # echoed: a hostile server
         with self._lock:
             stream = _Stream(self._next)
             self._next += 1

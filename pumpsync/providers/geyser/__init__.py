@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from pumpsync.errors import ConfigurationError
 from pumpsync.providers.geyser._counts import GeyserCollector
-from pumpsync.providers.geyser._transport import DEFAULT_RECEIVE_LIMIT, INSTALL, GrpcTransport, target_of
+from pumpsync.providers.geyser._grpc import import_grpc, tracing_unsafe
+from pumpsync.providers.geyser._transport import DEFAULT_RECEIVE_LIMIT, GrpcTransport, target_of
 from pumpsync.providers.geyser.dialect import DEFAULT_URL, FILTER_REASONS, MALFORMED, Geyser
 from pumpsync.providers.solana import CHANNELS, DEFAULT_COMMITMENT, FILTERS, REASONS, UNMAPPED, check_config
 from pumpsync.providers.spec import HistorySource, ProviderSpec, Transport
@@ -25,9 +26,13 @@ def _check(config: ClientConfig) -> None:
         except ValueError as exc:
             raise ConfigurationError("url", str(exc)) from None
     try:
-        import grpc  # noqa: F401
-    except ImportError:
-        raise ConfigurationError("provider", INSTALL) from None
+        import_grpc()
+    except ImportError as exc:
+        raise ConfigurationError("provider", str(exc)) from None
+    if config.api_key and tracing_unsafe():
+        raise ConfigurationError(
+            "api_key", "GRPC_TRACE is set and grpcio is loaded: its tracers would print the x-token; unset GRPC_TRACE"
+        )
 
 
 def _transport(config: ClientConfig, index: int) -> Transport:

@@ -4,8 +4,8 @@ Raw bytes both ways (the codec is ``_proto``); the request stream is fed from a 
 a reader thread turns the blocking response iterator into ``read()``'s half-second waits. When
 the call ends, its status reaches the dialect as one last frame (``status_frame``): the dialect
 decides what it means (a refused key, a rate limit, a replay window passed). Error texts are
-redacted of the key before anything else sees them; grpcio never logs call metadata (checked with
-GRPC_VERBOSITY=debug GRPC_TRACE=all: the ``x-token`` value does not appear).
+redacted of the key before anything else sees them; grpcio is imported without its metadata
+tracers (``_grpc``), and its Python loggers are scrubbed like every other.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pumpsync._secrets import redact, scrub
+from pumpsync.providers.geyser._grpc import import_grpc
 from pumpsync.providers.geyser._history import book_for
 from pumpsync.providers.geyser._status import OK, oversized, replay_refused, status_frame
 from pumpsync.providers.spec import OP_BINARY, ConnectFailed, TransportClosed
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from pumpsync.config import ClientConfig
 
 METHOD = "/geyser.Geyser/Subscribe"
-INSTALL = "the geyser provider needs grpcio: pip install 'pumpsync[geyser]'"
 DEFAULT_RECEIVE_LIMIT = 64 * 1024 * 1024  # grpcio's own 4 MiB is less than real blocks of transactions
 _READ_TICK = 0.5
 _BATCH = 256  # messages handed over per read at most
@@ -33,15 +33,6 @@ _QUEUED = 4096  # messages the reader thread may be ahead of the session loop (t
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _END = object()
 _NOTHING: tuple[tuple[int, bytes], ...] = ()
-
-
-def grpc_module() -> Any:
-    """grpcio, or a one-line ``ImportError`` naming the install command."""
-    try:
-        import grpc
-    except ImportError:
-        raise ImportError(INSTALL) from None
-    return grpc
 
 
 def target_of(url: str) -> tuple[str, bool]:
@@ -62,7 +53,7 @@ class GrpcTransport:
     def __init__(self, config: ClientConfig, index: int) -> None:
         self.config = config
         self.index = index
-        self._grpc = grpc_module()
+        self._grpc = import_grpc()
         self._key = config.api_key
         self.receive_limit = config.max_frame_size or DEFAULT_RECEIVE_LIMIT  # the spec's default: 64 MiB
         self._book = book_for(config)
@@ -227,4 +218,4 @@ class GrpcTransport:
         return f"<GrpcTransport connection={self.index} open={self._open}>"
 
 
-__all__ = ["DEFAULT_RECEIVE_LIMIT", "INSTALL", "METHOD", "GrpcTransport", "grpc_module", "target_of"]
+__all__ = ["DEFAULT_RECEIVE_LIMIT", "METHOD", "GrpcTransport", "target_of"]
