@@ -1,7 +1,8 @@
 """A gRPC call's end as one frame for the dialect, and what Yellowstone's statuses mean.
 
-The frame starts with a zero byte: a protobuf message never does (field number 0 is invalid), so
-no ``SubscribeUpdate`` can be taken for it. Then the status code (one byte) and its redacted text.
+The frame starts with a zero byte: a valid protobuf message never does (field number 0 is invalid).
+Then the status code (one byte) and its redacted text. A server message that does start with a zero
+byte is handed on by the transport as ``FORGED`` (code 255): one malformed message, never a status.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT = 0, 1, 2, 3
 PERMISSION_DENIED, RESOURCE_EXHAUSTED, OUT_OF_RANGE = 7, 8, 11
 INTERNAL, UNAVAILABLE, UNAUTHENTICATED = 13, 14, 16
 _MARK = b"\x00"
+NOT_A_STATUS = 0xFF
+FORGED = _MARK + bytes([NOT_A_STATUS])  # what a server message beginning with a zero byte becomes
 # yellowstone-grpc-geyser/src/grpc.rs (0c3f357): Status::out_of_range("broadcast from {from_slot} is
 # not available, last available: {slot}") where slot is the oldest the replay still has;
 # Status::internal("from_slot is not supported") where the server keeps no replay.
@@ -19,7 +22,7 @@ _FIRST_AVAILABLE = re.compile(r"last available: (\d{1,20})")
 
 
 def status_frame(code: int, details: str) -> bytes:
-    return _MARK + bytes([code & 0xFF]) + details.encode("utf-8", "replace")[:1024]
+    return _MARK + bytes([min(code, 0xFE)]) + details.encode("utf-8", "replace")[:1024]
 
 
 def read_status(frame: bytes) -> tuple[int, str] | None:

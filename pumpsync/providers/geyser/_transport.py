@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pumpsync._secrets import redact, scrub
 from pumpsync.providers.geyser._grpc import import_grpc
 from pumpsync.providers.geyser._history import book_for
-from pumpsync.providers.geyser._status import OK, oversized, replay_refused, status_frame
+from pumpsync.providers.geyser._status import FORGED, OK, oversized, replay_refused, status_frame
 from pumpsync.providers.spec import OP_BINARY, ConnectFailed, TransportClosed
 
 if TYPE_CHECKING:
@@ -160,8 +160,8 @@ class GrpcTransport:
                 self._ended = f"gRPC status {code}: {details}"
                 frames.append((OP_BINARY, status_frame(code, details)))
                 return size + 1, frames
-            frames.append((OP_BINARY, item))
             size += len(item)
+            frames.append((OP_BINARY, FORGED if item[:1] == b"\x00" else item))  # never taken for a status
             if len(frames) >= _BATCH:
                 return size, frames
             try:

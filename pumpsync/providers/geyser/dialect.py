@@ -168,7 +168,7 @@ class Geyser(Dialect):
             return [Malformed("text_frame")]
         ended = status.read_status(payload)
         if ended is not None:
-            return self._ended(*ended)
+            return [Malformed("field_zero")] if ended[0] == status.NOT_A_STATUS else self._ended(*ended)
         try:
             update = proto.decode_update(payload)
         except proto.ProtoError as exc:
