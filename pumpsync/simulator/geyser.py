@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pumpsync.providers.geyser._grpc import import_grpc
-from pumpsync.simulator._solana_tx import PROGRAM_IDS, Recipe, render
+from pumpsync.simulator._solana_tx import render
 from pumpsync.simulator.geyser_wire import (
     ping_update,
     pong_update,
@@ -123,17 +123,18 @@ class GeyserServer(SolanaServer):
         self._start_grpc()
 
     # -- the market
-    def _stream(self, recipe: Recipe) -> None:
+    def _stream(self, recipe: Any) -> None:  # a Recipe (its module moves in the chain branch)
         super()._stream(recipe)  # the node's history (getTransaction) and its WebSocket subscribers
         if recipe.kind in ("unknown_event", "undecodable"):
             return
         rendered = render(recipe)
         keys = rendered.keys
-        # Accounts after the programs travel as lookup-table addresses, as a v0 transaction's would.
+        # The last accounts (up to 4, none an invoked program) travel as lookup-table addresses, as a
+        # v0 transaction's would: the client must append them before it resolves any index.
+        invoked = {ins["programIdIndex"] for ins in rendered.instructions}
+        invoked |= {ins["programIdIndex"] for group in rendered.inner for ins in group["instructions"]}
         movable = 0
-        for key in reversed(keys):
-            if key in PROGRAM_IDS or movable >= 4:
-                break
+        while movable < 4 and len(keys) - 1 - movable > 0 and len(keys) - 1 - movable not in invoked:
             movable += 1
         update = transaction_update(
             recipe.signature,

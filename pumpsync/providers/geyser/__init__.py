@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pumpsync.errors import ConfigurationError
+from pumpsync.providers import solana
 from pumpsync.providers.geyser._counts import GeyserCollector
 from pumpsync.providers.geyser._grpc import import_grpc, tracing_unsafe
 from pumpsync.providers.geyser._transport import DEFAULT_RECEIVE_LIMIT, GrpcTransport, target_of
 from pumpsync.providers.geyser.dialect import DEFAULT_URL, FILTER_REASONS, MALFORMED, Geyser
-from pumpsync.providers.solana import CHANNELS, DEFAULT_COMMITMENT, FILTERS, REASONS, UNMAPPED, check_config
+from pumpsync.providers.solana import CHANNELS, DEFAULT_COMMITMENT, FILTERS, check_config
 from pumpsync.providers.spec import HistorySource, ProviderSpec, Transport
 
 if TYPE_CHECKING:
@@ -63,8 +64,8 @@ SPEC = ProviderSpec(
     options={"commitment": DEFAULT_COMMITMENT},
     check=_check,
     transport=_transport,
-    filter_reasons=(*FILTER_REASONS, UNMAPPED.reason, "fee_payout", "other_pool", "unknown_pool"),
-    malformed_reasons=(*MALFORMED, *REASONS, "text_frame"),
+    filter_reasons=(*FILTER_REASONS, *solana.SPEC.filter_reasons),  # the decoder's are the Solana source's
+    malformed_reasons=(*MALFORMED, *solana.SPEC.malformed_reasons, "text_frame"),
     metrics=GeyserCollector,
     frames="binary",
 )

@@ -142,22 +142,24 @@ class Geyser(Dialect):
         self._next_ping = (self._next_ping + 1) & 0x7FFFFFFF
         return self._next_ping
 
-    def on_open(self) -> list[str]:
+    # Outputs to send are bytes (SEAM.md 1): ``list[Any]`` fits the base class before and after the
+    # contract's ``list[Outgoing]``.
+    def on_open(self) -> list[Any]:
         if self.resuming:
             COUNTS.add("replays")
         request = proto.subscribe_request(_PROGRAMS, self.commitment, from_slot=self.from_slot)
         self._subscribe_ping = self._ping_id()
-        return [request, proto.ping_request(self._subscribe_ping)]  # type: ignore[list-item]  # bytes (SEAM.md 1)
+        return [request, proto.ping_request(self._subscribe_ping)]
 
-    def subscribe(self, sub: Subscription) -> list[str]:
+    def subscribe(self, sub: Subscription) -> list[Any]:
         self.filters[sub.channel] = compile_filter(sub.channel, sub.filters)
         self.subscriptions[sub.channel] = sub
         if not self._live:
             return []  # the session's pong will say it is live
         self._subscribe_ping = self._ping_id()
-        return [proto.ping_request(self._subscribe_ping)]  # type: ignore[list-item]
+        return [proto.ping_request(self._subscribe_ping)]
 
-    def unsubscribe(self, channel: str) -> list[str]:
+    def unsubscribe(self, channel: str) -> list[Any]:
         self.subscriptions.pop(channel, None)
         self.filters.pop(channel, None)
         return []
