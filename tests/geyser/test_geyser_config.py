@@ -46,3 +46,9 @@ def test_the_geyser_metrics_are_exported_at_zero_from_the_first_scrape() -> None
     body = generate_latest(registry).decode()
     for name in NAMES:
         assert f"pumpsync_geyser_{name}_total " in body
+
+
+def test_a_proxy_is_refused_not_ignored() -> None:
+    pytest.importorskip("grpc")
+    with pytest.raises(ConfigurationError, match="proxy"):
+        make_config("geyser", url="https://grpc.example.com", proxy="http://127.0.0.1:3128")

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 def _check(config: ClientConfig) -> None:
     check_config(config)  # the commitment, the channels' filters (the Solana source's)
+    if config.proxy:  # grpcio would take its own $https_proxy; an explicit proxy it cannot honour is refused
+        raise ConfigurationError("proxy", "the geyser provider (gRPC) does not go through a proxy")
     for url in config.urls:
         try:
             target_of(url)
