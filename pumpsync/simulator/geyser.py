@@ -31,6 +31,7 @@ from pumpsync.simulator.geyser_wire import (
     slot_update,
     transaction_update,
 )
+from pumpsync.simulator.connection import ConnectionInfo, SubscriptionInfo
 from pumpsync.simulator.plans import KeyTable
 from pumpsync.simulator.solana import SolanaServer
 
@@ -249,10 +250,42 @@ class GeyserServer(SolanaServer):
                         stream.out.put(update)
             stream.live = True
 
-    # -- inspection and faults (any thread)
+    # -- inspection and faults (any thread); the Simulator's generic ones act on the gRPC streams
     def streams(self) -> list[_Stream]:
         with self._lock:
             return list(self._streams.values())
+
+    def snapshots(self) -> list[ConnectionInfo]:
+        return [
+            ConnectionInfo(
+                self.name,
+                stream.index,
+                None,
+                [SubscriptionInfo(None, "transactions", {"account_include": list(stream.programs)})]
+                if stream.live
+                else [],
+                0,
+                stream.pongs,
+                stream.requests,
+                "pro",
+                ("127.0.0.1", 0),
+                stream.silent,
+                stream.live,
+            )
+            for stream in self.streams()
+        ]
+
+    def drop(self, index: int | None) -> int:
+        return self.fault("reset", index)
+
+    async def close(self, code: int, reason: str, index: int | None) -> int:
+        return self.fault("unavailable", index)
+
+    def stall(self, index: int | None, stalled: bool) -> int:
+        streams = [s for s in self.streams() if index is None or s.index == index]
+        for stream in streams:
+            stream.silent = stalled
+        return len(streams)
 
     def fault(self, kind: str, index: int | None = None, size: int = 0) -> int:
         """``reset`` (the stream ends as an RST_STREAM does), ``unavailable``, ``exhausted``
