@@ -24,6 +24,7 @@ from typing import Any
 
 from pumpsync.providers.geyser._grpc import import_grpc
 from pumpsync.simulator._solana_tx import render
+from pumpsync.simulator.connection import ConnectionInfo, SubscriptionInfo
 from pumpsync.simulator.geyser_wire import (
     ping_update,
     pong_update,
@@ -31,7 +32,6 @@ from pumpsync.simulator.geyser_wire import (
     slot_update,
     transaction_update,
 )
-from pumpsync.simulator.connection import ConnectionInfo, SubscriptionInfo
 from pumpsync.simulator.plans import KeyTable
 from pumpsync.simulator.solana import SolanaServer
 
