@@ -118,41 +118,28 @@ class Request:
     ping: int | None = None
 
 
+def _take_varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, i
+
+
 def _read(data: bytes) -> list[tuple[int, int | bytes]]:
     out: list[tuple[int, int | bytes]] = []
     i = 0
     while i < len(data):
-        key = 0
-        shift = 0
-        while True:
-            b = data[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            shift += 7
-            if b < 0x80:
-                break
+        key, i = _take_varint(data, i)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            value = 0
-            shift = 0
-            while True:
-                b = data[i]
-                i += 1
-                value |= (b & 0x7F) << shift
-                shift += 7
-                if b < 0x80:
-                    break
+            value, i = _take_varint(data, i)
             out.append((number, value))
         elif wire == 2:
-            size = 0
-            shift = 0
-            while True:
-                b = data[i]
-                i += 1
-                size |= (b & 0x7F) << shift
-                shift += 7
-                if b < 0x80:
-                    break
+            size, i = _take_varint(data, i)
             out.append((number, data[i : i + size]))
             i += size
         else:
