@@ -123,3 +123,26 @@ def test_a_dead_slot_drops_what_it_carried_at_processed() -> None:
     kept.receive(update, 0)
     released = kept.receive(wire.slot_update(50, 0), 0)
     assert [o.kind for o in released] == ["new_token"] or "new_token" in [getattr(o, "kind", None) for o in released]
+
+
+def test_events_held_at_processed_when_a_session_ends_are_delivered_by_the_replay() -> None:
+    from pumpsync.simulator._solana_tx import Recipe, render
+    from pumpsync.simulator.market import Market
+
+    market = Market(5)
+    events = []
+    while not events:
+        events = list(market.step("launch"))
+    launch = events[0]
+    recipe = Recipe("launch", launch.signature, 70, 0, launch=launch)
+    rendered = render(recipe)
+    update = wire.transaction_update(
+        recipe.signature, 70, rendered.keys, rendered.instructions, rendered.inner, rendered.logs, False
+    )
+    first = _dialect("processed")
+    first.receive(update, 0)  # held: its slot has no status yet, and then the session ends
+    second = _dialect("processed")
+    second.resume(first)
+    second.receive(update, 0)  # the replay brings it again: not a duplicate, it was never delivered
+    released = second.receive(wire.slot_update(70, 0), 0)
+    assert "new_token" in [getattr(o, "kind", None) for o in released]

@@ -106,6 +106,8 @@ class Geyser(Dialect):
         self.last_slot: int | None = None  # the newest slot whose events were delivered
         self.newest_seen = 0  # the newest slot any update named
         self.resuming = False
+        self._replay_upto = -1  # resuming: the newest slot the last session saw (what comes again up to it)
+        self._replayed: set[int] = set()  # slots of this session's replay overlap, counted once each
         self.refused_from: int | None = None  # the from_slot the last session's server refused
         self.first_available: int | None = None
         self.after_refusal = False  # this session starts at the first slot a refusing server named
@@ -123,7 +125,10 @@ class Geyser(Dialect):
         if not isinstance(previous, Geyser):
             return
         self._seen = previous._seen
+        for slot in previous._held:  # held, never delivered (processed): they must count as new when replayed
+            self._seen.pop(slot, None)
         self.newest_seen = previous.newest_seen
+        self._replay_upto = previous.newest_seen
         self.last_slot = previous.last_slot
         resume_at = self.last_slot if self.last_slot is not None else previous.from_slot
         if previous.oversized:
@@ -195,13 +200,14 @@ class Geyser(Dialect):
         self.newest_seen = max(self.newest_seen, slot)
         if tx.failed:
             return [FAILED]
+        if self.resuming and slot <= self._replay_upto and slot not in self._replayed:
+            self._replayed.add(slot)  # a slot of the overlap the server sent again
+            COUNTS.add("replayed_slots")
         seen = self._seen.get(slot)
         if seen is not None and tx.signature in seen:
             COUNTS.add("replayed_transactions")
             return [REPLAYED]
         if seen is None:
-            if self._seen and slot <= next(reversed(self._seen)) and self.resuming:
-                COUNTS.add("replayed_slots")  # a slot of the overlap the server sent again
             seen = self._seen[slot] = set()
             while len(self._seen) > _SEEN_SLOTS:
                 self._seen.popitem(last=False)
