@@ -91,6 +91,7 @@ def test_exactly_once_across_20_resets_with_replay() -> None:
             _exactly_once(got.snapshot())
     after = COUNTS.snapshot()
     assert after["replays"] - before["replays"] >= 20
+    assert after["replayed_slots"] > before["replayed_slots"]  # the overlap came again, and was recognised
     assert after["replays_refused"] == before["replays_refused"]
 
 
