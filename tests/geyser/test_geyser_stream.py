@@ -69,6 +69,7 @@ def test_events_flow_with_pings_answered() -> None:
             wait_until(lambda: len(got.snapshot()) >= 20, what="events")
             wait_until(lambda: server.streams() and server.streams()[0].requests >= 4, what="ping answers")
             assert {e.provider for e in got.snapshot()} == {"geyser"}
+            wait_until(lambda: client.ready, what="ready (every channel acknowledged by the pong)")
             assert client.stats()["connections"][0]["malformed"] == {}
 
 
