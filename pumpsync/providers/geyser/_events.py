@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pumpsync.providers import solana
-from pumpsync.providers._borsh import EVENT_CPI_TAG, b58encode
+from pumpsync.providers._borsh import EVENT_CPI_TAG, b58decode, b58encode
 from pumpsync.providers.base import Output
 from pumpsync.providers.geyser._proto import Transaction
 from pumpsync.providers.solana import PROGRAMS, Filter, decode_logs
@@ -26,16 +26,35 @@ _DECODE_TRANSACTION: Callable[..., str] | None = getattr(solana, "decode_transac
 _INSTRUCTION: Callable[..., Any] | None = getattr(solana, "Instruction", None)
 
 
-def _instructions(tx: Transaction, keys: list[str]) -> list[tuple[str, tuple[str, ...], bytes]]:
-    """Every instruction in execution order as (program, accounts, data); an index past the
-    accounts names no program (counted by the decoder as not ours)."""
+# The programs whose instructions the decoder reads, by their raw 32 bytes: only those instructions'
+# accounts are turned into base58 (the costliest step per transaction otherwise).
+_RAW_PROGRAMS = {b58decode(program): program for program in PROGRAMS}
+_KEYS_MEMO: dict[bytes, str] = {}
+_KEYS_MEMO_MAX = 16_384  # common accounts (fee recipients, authorities, mints being traded) repeat
+
+
+def _b58(raw: bytes) -> str:
+    text = _KEYS_MEMO.get(raw)
+    if text is None:
+        if len(_KEYS_MEMO) >= _KEYS_MEMO_MAX:
+            _KEYS_MEMO.clear()  # bounded; rebuilt from the next transactions
+        text = _KEYS_MEMO[raw] = b58encode(raw)
+    return text
+
+
+def _instructions(tx: Transaction) -> list[tuple[str, tuple[str, ...], bytes]]:
+    """The pump.fun and PumpSwap instructions in execution order (a top-level instruction, then its
+    inner ones) as (program, accounts, data); the indices resolve against the message's accounts
+    followed by the lookup-table ones (``Transaction.keys``); one past them names no account ("")."""
+    keys = tx.keys
     count = len(keys)
     inner = {index: group for index, group in tx.inner}
     out: list[tuple[str, tuple[str, ...], bytes]] = []
 
     def add(program_index: int, accounts: bytes, data: bytes) -> None:
-        program = keys[program_index] if program_index < count else ""
-        out.append((program, tuple(keys[i] if i < count else "" for i in accounts), data))
+        program = _RAW_PROGRAMS.get(keys[program_index]) if program_index < count else None
+        if program is not None:
+            out.append((program, tuple(_b58(keys[i]) if i < count else "" for i in accounts), data))
 
     for index, top in enumerate(tx.instructions):
         add(*top)
@@ -56,8 +75,7 @@ def transaction_events(
     out: list[Output],
 ) -> None:
     """Append the events of one successful transaction (and the decoder's reasons) to ``out``."""
-    keys = [b58encode(key) for key in tx.keys]
-    instructions = _instructions(tx, keys)
+    instructions = _instructions(tx)
     if _DECODE_TRANSACTION is not None and _INSTRUCTION is not None:
         items = [_INSTRUCTION(program, accounts, data) for program, accounts, data in instructions]
         _DECODE_TRANSACTION(tx.logs, items, signature, tx.slot, received_at, connection, False, filters, out)
@@ -68,7 +86,7 @@ def transaction_events(
         return
     lines: list[str] = []
     for program, _, data in instructions:
-        if program in PROGRAMS and data[:8] == EVENT_CPI_TAG:
+        if data[:8] == EVENT_CPI_TAG:
             text = base64.b64encode(data[8:]).decode()
             lines += [f"Program {program} invoke [1]", f"Program data: {text}", f"Program {program} success"]
     if not lines and logs is not None:  # cut, and nothing to recover it from: the logs' part, counted
