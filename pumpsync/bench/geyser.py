@@ -42,9 +42,8 @@ def _updates() -> list[tuple[bytes, bytes]]:
             else:
                 continue
             rendered = render(recipe)
-            update = transaction_update(
-                recipe.signature, recipe.slot, rendered.keys, rendered.instructions, rendered.inner, rendered.logs, False
-            )
+            parts = (rendered.keys, rendered.instructions, rendered.inner, rendered.logs)
+            update = transaction_update(recipe.signature, recipe.slot, *parts, False)
             out.append((update, b58decode(recipe.signature)))
     return out[:_DISTINCT]
 
@@ -69,7 +68,7 @@ def serve(port_file: str, count: int) -> None:
         try:
             for _ in requests:
                 pass
-        except Exception:  # noqa: BLE001 - the client went away: nothing to report in a bench server
+        except Exception:
             return
 
     def subscribe(requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
@@ -143,7 +142,8 @@ def run(count: int = 20_000) -> dict[str, Any]:
     for name in ("bare", "pumpsync"):
         with tempfile.TemporaryDirectory() as tmp:
             port_file = Path(tmp) / "port"
-            proc = subprocess.Popen([sys.executable, "-m", "pumpsync.bench.geyser", "serve", str(port_file), str(count)])
+            serve_args = ["-m", "pumpsync.bench.geyser", "serve", str(port_file), str(count)]
+            proc = subprocess.Popen([sys.executable, *serve_args])
             try:
                 deadline = time.monotonic() + 120
                 while not port_file.exists() or not port_file.read_text():
