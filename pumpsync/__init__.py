@@ -35,6 +35,7 @@ from pumpsync.errors import (
 from pumpsync.events import KINDS, Event, EventKind
 from pumpsync.market import Market
 from pumpsync.options import History, Limits, Network, ProviderOptions, Race, Retries, Timeouts
+from pumpsync.providers.geyser import GeyserOptions
 from pumpsync.providers.pumpportal import PumpPortalOptions
 from pumpsync.providers.redis import RedisOptions
 from pumpsync.providers.replay import ReplayOptions
@@ -56,6 +57,7 @@ __all__ = [
     "EventKind",
     "EventQueue",
     "GapReport",
+    "GeyserOptions",
     "Graduation",
     "History",
     "Launch",

@@ -74,6 +74,8 @@ def _expected(provider: str, client: Client) -> set[str]:
         }
     if provider == "solana":  # one logsSubscribe serves every channel
         return {"logs"} if client.subscriptions() else set()
+    if provider == "geyser":  # one transactions filter serves every channel
+        return {"transactions"} if client.subscriptions() else set()
     return {s.channel for s in client.subscriptions()}
 
 

@@ -26,8 +26,8 @@ from pumpsync.simulator.simulator import SERVERS, Simulator
 if TYPE_CHECKING:
     from pumpsync.daemon.sinks.base import Sink
 
-# Providers with both a client module and a simulated server.
-_DEMO_PROVIDERS = [name for name in PROVIDERS if name in SERVERS]
+# Providers with both a client module and a simulated server that can run here (its extra installed).
+_DEMO_PROVIDERS = [name for name in PROVIDERS if name in SERVERS and SERVERS[name].available]
 # --race: how late and lossy each simulated provider is, by position (delay range in s, loss).
 # Overlapping ranges, so that no source always wins.
 _RACE_FEEDS = [((0.02, 0.15), 0.03), ((0.05, 0.12), 0.01), ((0.0, 0.3), 0.08), ((0.1, 0.2), 0.02)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pumpsync.errors import ConfigurationError
-from pumpsync.providers import anaxer, openpump, pumpportal, redis, replay, solana
+from pumpsync.providers import anaxer, geyser, openpump, pumpportal, redis, replay, solana
 from pumpsync.providers.anaxer import Anaxer
 from pumpsync.providers.base import Dialect
 from pumpsync.providers.openpump import OpenPump
@@ -28,10 +28,13 @@ PROVIDERS.update(
         redis.SPEC,
         replay.SPEC,
         solana.SPEC,
+        geyser.SPEC,
     )
 )
+# Other names users know a provider by.
+ALIASES = {"yellowstone": "geyser"}
 # The names as a type, so that IDEs complete them and mypy refuses a typo (kept equal to PROVIDERS by a test).
-ProviderName = Literal["openpump", "anaxer", "pumpportal", "redis", "replay", "solana"]
+ProviderName = Literal["openpump", "anaxer", "pumpportal", "redis", "replay", "solana", "geyser"]
 DEFAULT_PROVIDER: ProviderName = "openpump"
 
 # Kept for code written against the old table: provider name -> dialect class.
@@ -41,7 +44,7 @@ DIALECTS: dict[str, type[Dialect]] = {name: spec.dialect for name, spec in PROVI
 def provider_spec(provider: str) -> ProviderSpec:
     """The spec of ``provider``; a ConfigurationError naming the known ones otherwise."""
     try:
-        return PROVIDERS[provider]
+        return PROVIDERS[ALIASES.get(provider, provider)]
     except (KeyError, TypeError):
         raise ConfigurationError("provider", f"{provider!r} is not one of {', '.join(sorted(PROVIDERS))}") from None
 

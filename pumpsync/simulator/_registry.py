@@ -3,6 +3,7 @@ and the context each provider's server is built from."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,12 @@ class SimulatedProvider:
     path: str = "/v1/stream"  # the stream's path on the server
     rest: bool = False  # also serves the provider's REST history on the same port (``rest_url``)
     options: tuple[str, ...] = ()  # the Simulator(...) keyword options this server reads
+    needs: str | None = None  # a module of an optional extra the server runs on (grpc: pumpsync[geyser])
+
+    @property
+    def available(self) -> bool:
+        """The server can run here (its extra is installed)."""
+        return self.needs is None or importlib.util.find_spec(self.needs) is not None
 
 
 def _openpump(ctx: ServerContext) -> ProviderServer:
@@ -59,6 +66,20 @@ def _pumpportal(ctx: ServerContext) -> ProviderServer:
 
 def _solana(ctx: ServerContext) -> ProviderServer:
     return SolanaServer(ctx.host, ctx.port, ctx.keys, ctx.current_slot, ctx.history_limit)
+
+
+def _geyser(ctx: ServerContext) -> ProviderServer:
+    from pumpsync.simulator.geyser import GeyserServer  # grpcio: the geyser extra
+
+    return GeyserServer(
+        ctx.host,
+        ctx.port,
+        ctx.keys,
+        ctx.current_slot,
+        ctx.history_limit,
+        ctx.options.get("geyser_ping_interval", 10.0),
+        ctx.options.get("geyser_replay_slots", 150),
+    )
 
 
 def _anaxer(ctx: ServerContext) -> ProviderServer:
@@ -86,6 +107,10 @@ SERVERS: dict[str, SimulatedProvider] = {
         options=("pumpportal_ban_seconds", "pumpportal_bonk_share", "pumpportal_mislabelled_share"),
     ),
     "solana": SimulatedProvider(_solana, path="/", rest=True),  # rest_url: HTTP JSON-RPC (POST)
+    # gRPC on a port of its own (the server's stream_url); rest_url: the node's HTTP JSON-RPC history
+    "geyser": SimulatedProvider(
+        _geyser, path="", rest=True, options=("geyser_ping_interval", "geyser_replay_slots"), needs="grpc"
+    ),
 }
 PROVIDERS = tuple(SERVERS)
 # "both": the two providers the simulator first served (the default of ``pumpsync simulate``).

@@ -197,6 +197,9 @@ class Simulator(FaultControls, SolanaControls):
         return self._server(provider).port
 
     def url(self, provider: str) -> str:
+        stream_url = getattr(self._server(provider), "stream_url", None)  # a server whose stream is not WebSocket
+        if stream_url is not None:
+            return str(stream_url())
         return f"ws://{self.host}:{self.port(provider)}{SERVERS[provider].path}"
 
     def rest_url(self, provider: str = "anaxer") -> str:
