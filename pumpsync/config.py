@@ -101,6 +101,7 @@ def make_config(
     ``options=``) and flat names (``stale_timeout=``: the CLI's, the daemon file's, a merge's), a group's
     fields set over the flat ones. ``None`` means "the default" (the provider's where it has one)."""
     spec = provider_spec(provider)
+    provider = spec.name  # an alias (yellowstone) is its provider
     # (``options`` may be flatten()'s mark already: the class whose fields the flat ones are)
     groups = {name: options.pop(name) for name in (*GROUPS, "options") if name in options}
     if isinstance(groups.get("options"), type):

@@ -18,7 +18,6 @@ from pumpsync.providers.base import Output
 from pumpsync.providers.geyser._proto import Transaction
 from pumpsync.providers.solana import PROGRAMS, Filter, Instruction, decode_transaction
 
-
 # The programs whose instructions the decoder reads, by their raw 32 bytes: only those instructions'
 # accounts are turned into base58 (the costliest step per transaction otherwise).
 _RAW_PROGRAMS = {b58decode(program): program for program in PROGRAMS}
