@@ -82,29 +82,31 @@ class Client:
     (the last item), or :class:`ClientClosed` once :meth:`close` has run. :meth:`get` and
     iteration raise those for you.
 
-    Options (``None`` takes the default, the provider's where it has one):
+    Options (``None`` takes the default, the provider's where it has one), grouped as in
+    :mod:`pumpsync.options`:
 
-    - ``provider``: ``"openpump"``, ``"anaxer"``, ``"pumpportal"``, ``"solana"``, ``"redis"``, ``"replay"``.
+    - ``provider``: ``"openpump"``, ``"anaxer"``, ``"pumpportal"``, ``"solana"``, ``"geyser"``
+      (alias ``"yellowstone"``), ``"redis"``, ``"replay"``.
     - ``api_key`` / ``api_key_file``: the key (else ``$PUMPSYNC_API_KEY``, ``$PUMPSYNC_API_KEY_FILE``,
       the systemd credential ``api_key``); providers that need none take none.
     - ``channels``: ``{"name": {filters}}`` or a list of names (providers with channels).
-    - ``url``: the stream URL; a list for one connection per URL. ``connections``: redundant
-      connections [1], each event delivered once.
-    - ``auth``: where the key goes (``"query"``, ``"header"``...). ``ca_bundle``, ``proxy``
-      (``http://``, ``socks5://``), ``max_frame_size``.
-    - ``ping_interval`` [30], ``pong_timeout`` [10], ``stale_timeout`` [60]: heartbeats, and the
-      silence after which a socket counts as dead. ``backoff_initial`` [0.5], ``backoff_max``
-      [30], ``limited_backoff``, ``healthy_after``: reconnect delays. ``connect_timeout``,
-      ``hello_timeout``, ``first_connect_timeout`` [60], ``max_retries`` [never].
-    - ``queue_size`` [100000]: events held before the oldest are dropped (counted). ``dedup_size``.
+    - ``url``: the stream URL; a list for one connection per URL.
+    - ``timeouts=Timeouts(...)``: heartbeats (``ping_interval``, ``pong``), the silence after which a
+      socket counts as dead (``stale``), ``connect``, ``hello``, ``first_connect``.
+    - ``retries=Retries(...)``: reconnect delays (``backoff_initial``, ``backoff_max``,
+      ``limited_backoff``, ``healthy_after``) and ``limit`` [never give up].
+    - ``limits=Limits(...)``: ``connections`` (redundant, each event delivered once), ``queue_size``
+      (events held before the oldest are dropped, counted), ``dedup_size``, ``max_frame_size``.
+    - ``network=Network(...)``: ``auth`` (where the key goes), ``ca_bundle``, ``proxy``.
+    - ``history=History(...)``: gap recovery (``rest_url``, ``since``, ``backfill``, ``gap_deadline``).
+    - ``options=``: the provider's own (``SolanaOptions``, ``GeyserOptions``, ``PumpPortalOptions``,
+      ``RedisOptions``, ``ReplayOptions``; another provider refuses them).
     - ``raise_rejections``: iteration raises :class:`SubscriptionRejected` instead of logging it.
-    - ``rest_url``, ``since`` (start with history from this slot), ``backfill``: gap recovery
-      (providers with history).
-    - Only some providers' (their ``SPEC.options``; another provider refuses them): ``commitment``,
-      ``max_gap_transactions`` (solana), ``silent_trades_after`` (pumpportal), ``group``,
-      ``consumer``, ``name`` (redis), ``speed`` (replay).
     - ``on_event(Event)``, ``on_connect(ConnectInfo)``, ``on_disconnect(DisconnectInfo)``,
       ``on_gap(GapReport)``: callbacks (an exception in one is logged and counted, never fatal).
+
+    The flat keywords of earlier releases (``stale_timeout=``...) still work for one release, with a
+    DeprecationWarning naming the new spelling (``pumpsync.options.RENAMED``).
 
     The README's option table has the details of each.
 
@@ -114,11 +116,11 @@ class Client:
     given to ``Client`` are every source's defaults (``queue_size`` and ``dedup_size`` are the
     one queue's). A source that fails for good arrives as a :class:`SourceFailed` item and the
     others go on; :class:`AllSourcesFailed` (fatal) ends the stream when none is left.
-    ``race`` measures the race between the sources (``race.summary()``); ``race_window`` is how
-    long, in seconds, after an event's first copy the others count as copies of it [10]. Copies that
-    disagree (amounts, slot, creator) are counted per field and source pair and warned about;
-    ``prefer={"trade": "solana"}`` lets that source's disagreeing copy replace the one queued, if the
-    consumer has not taken it yet. See docs/multi-source.md.
+    ``client.race`` measures the race between the sources (``race.summary()``); ``race=Race(window=...)``
+    is how long, in seconds, after an event's first copy the others count as copies of it [10]. Copies
+    that disagree (amounts, slot, creator) are counted per field and source pair and warned about;
+    ``Race(prefer={"trade": "solana"})`` lets that source's disagreeing copy replace the one queued, if
+    the consumer has not taken it yet. See docs/multi-source.md.
     """
 
     def __init__(
