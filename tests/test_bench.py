@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 import pumpsync.cli.bench as bench_cli
-from pumpsync.bench import QUICK, Plan, benchmark
 from pumpsync.cli import cli
+from pumpsync_bench import QUICK, Plan, benchmark
 
 
 def test_bench_runs_end_to_end() -> None:

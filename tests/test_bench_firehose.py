@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import websocket
 
-from pumpsync.bench import Plan, Result
-from pumpsync.bench.clients import Feed
-from pumpsync.bench.firehose import Dialect, Firehose, Template, build, capture, frame
-from pumpsync.bench.report import ratios, summarize, targets, verdict_lines, verdicts
-from pumpsync.bench.runner import Runs
 from pumpsync.simulator import Simulator
 from pumpsync.simulator.blast import trade_pool
+from pumpsync_bench import Plan, Result
+from pumpsync_bench.clients import Feed
+from pumpsync_bench.firehose import Dialect, Firehose, Template, build, capture, frame
+from pumpsync_bench.report import ratios, summarize, targets, verdict_lines, verdicts
+from pumpsync_bench.runner import Runs
 
 # ---------------------------------------------------------------- judging runs (no timing)
 

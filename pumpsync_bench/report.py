@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from pumpsync.bench.clients import CLIENTS, ITERATOR, NULL, PRODUCT
-from pumpsync.bench.runner import Plan, Runs
+from pumpsync_bench.clients import CLIENTS, ITERATOR, NULL, PRODUCT
+from pumpsync_bench.runner import Plan, Runs
 
 Summary = dict[str, dict[str, dict[str, float]]]  # workload -> client -> figure -> median
 MB = 1024 * 1024

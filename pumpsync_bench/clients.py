@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import websocket
 
-from pumpsync.bench.probe import Recorder
 from pumpsync.client import Client, connect
 from pumpsync.events import Event
+from pumpsync_bench.probe import Recorder
 
 STAMP = "simSentNs"
 API_KEY = "bench"  # any key but the simulator's designated unfunded ones: PumpPortal trades stream for it
