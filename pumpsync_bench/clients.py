@@ -205,6 +205,38 @@ class PumpsyncIterator(BenchClient):
             self._client.close()
 
 
+class PumpsyncMarket(BenchClient):
+    """The iterator with :class:`pumpsync.Market` applying every event (issue #27, item 5): this
+    client's CPU per event minus the iterator's, same run, is what the market view costs."""
+
+    key = "pumpsync-market"
+    label = "pumpsync iterator + Market.update"
+
+    _client: Client | None = None
+
+    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
+        from pumpsync.market import Market
+
+        market = Market()
+        update = market.update
+        unstamped = None if feed.stamped else 0
+        with connect(**feed.client_options()) as stream:
+            self._client = stream
+            for event in stream:
+                update(event)
+                stamp = event.raw.get(STAMP, unstamped)
+                if stamp is not None and record(stamp):
+                    break
+        stats = stream.stats()
+        counts = market.stats()
+        return {"dropped": stats["dropped"], "duplicates": stats["duplicates"], "market_applied": counts["applied"],
+                "market_bad": counts["bad"]}  # fmt: skip
+
+    def abort(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
 class WsRecv(BenchClient):
     """websocket-client with default options: ``recv()`` + ``json.loads`` on one thread."""
 
@@ -467,8 +499,19 @@ class NullClient(BenchClient):
 
 CLIENTS: dict[str, type[BenchClient]] = {
     cls.key: cls
-    for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets, Picows, HandOffFloor, NullClient)
+    for cls in (
+        PumpsyncQueue,
+        PumpsyncIterator,
+        PumpsyncMarket,
+        WsRecv,
+        WsApp,
+        Websockets,
+        Picows,
+        HandOffFloor,
+        NullClient,
+    )
 }
 PRODUCT = PumpsyncQueue.key
 ITERATOR = PumpsyncIterator.key
+MARKET = PumpsyncMarket.key  # the bulk workload only: the market view's cost over the iterator
 NULL = NullClient.key  # the capacity run's client: on firehose workloads only, never a baseline

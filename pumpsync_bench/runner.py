@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from pumpsync_bench.clients import CLIENTS, NULL, PRODUCT, Feed
+from pumpsync_bench.clients import CLIENTS, MARKET, NULL, PRODUCT, Feed
 from pumpsync_bench.scrape import Scraper, free_addr
 from pumpsync_bench.server import BenchError, SimulatorProcess
 
@@ -85,7 +85,7 @@ class Plan:
         """The clients of ``workload``; a firehose workload's capacity run (the null client) first."""
         if workload.key == "fanout":  # pumpsync's own hop; its baseline is pumpsync's direct connection
             return (PRODUCT,) if PRODUCT in self.clients else ()
-        clients = tuple(c for c in self.clients if c != NULL)
+        clients = tuple(c for c in self.clients if c != NULL and (c != MARKET or workload.key == "bulk"))
         if workload.provider != "openpump" and self.feed_clients is not None:
             clients = tuple(c for c in clients if c in self.feed_clients)
         return (NULL, *clients) if workload.firehose and clients else clients
