@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from pumpsync.events import TRADE, Event
+from pumpsync.providers.anaxer import _trade as anaxer_trade
 from pumpsync.providers.base import opt_int, opt_num, opt_str, ratio
 from pumpsync.providers.openpump import OpenPump
 
@@ -46,3 +47,14 @@ def test_the_positional_event_is_the_keyword_one() -> None:
                  token_amount=5070588.0, trader="T", price_sol=0.5 / 5070588)  # fmt: skip
     assert type(event) is Event and len(event) == len(Event._fields)
     assert event == want and repr(event) == repr(want) and event._asdict() == want._asdict()
+
+
+def test_anaxers_positional_trade_is_the_keyword_one() -> None:
+    """Anaxer builds its trades the same way (a venue from the swap's source, or none)."""
+    for source, venue in (("pumpswap", "pumpswap"), ("pumpfun", "curve"), ("raydium", None), (None, None)):
+        record = {"signature": "S", "mint": "M", "side": "buy", "solAmount": 1.5, "tokenAmount": 3.0, "wallet": "W",
+                  "timestamp": 1700000000000, "source": source}  # fmt: skip
+        event = anaxer_trade(record, 9, 11, 2, True)
+        want = Event(TRADE, "anaxer", "M", "S", 9, 1700000000000, 11, 2, True, record, "trades", side="buy",
+                     sol_amount=1.5, token_amount=3.0, trader="W", price_sol=0.5, venue=venue)  # fmt: skip
+        assert type(event) is Event and len(event) == len(Event._fields) and repr(event) == repr(want)
