@@ -256,7 +256,7 @@ class Delivery:
             if identity is not None and not seen_add(identity):
                 duplicates += 1
                 continue
-            if event.kind is not kind or event.connection != connection:
+            if event.kind != kind or event.connection != connection:
                 if run:
                     self._count_run(kind, connection, run)
                 kind, connection, run = event.kind, event.connection, 0
