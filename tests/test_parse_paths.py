@@ -41,3 +41,16 @@ def _captured() -> list[bytes]:
 def test_the_fast_path_agrees_with_the_standard_library(payload: bytes) -> None:
     dialect = OpenPump(0, [])
     assert repr(dialect.parse(payload)) == repr(dialect._parse_slowly(payload))
+
+
+def test_without_orjson_one_line_says_what_is_slower_and_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(base, "_fast_loads", None)  # as where no orjson wheel installs
+    monkeypatch.setattr(base, "_slow_json_told", False)
+    dialect = OpenPump(0, [])
+    with caplog.at_level("WARNING", logger="pumpsync"):
+        for _ in range(3):
+            assert dialect.parse(b'{"type":"buy"}') == {"type": "buy"}  # the pure-Python path still parses
+    (record,) = [r for r in caplog.records if "orjson" in r.getMessage()]
+    assert "slower" in record.getMessage() and "pip install orjson" in record.getMessage()

@@ -177,6 +177,11 @@ try:  # an optional speed-up (pip install 'pumpsync[fast]'); the stdlib decides 
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
+_SLOW_JSON = (
+    "orjson is not installed (no wheel for this platform?): frames are parsed by the standard library's json, "
+    "about 4x slower on the reader thread; pip install orjson"
+)
+_slow_json_told = False  # said once per process, at the first frame parsed without orjson
 
 # ---------------------------------------------------------------- close-code policy
 
@@ -331,6 +336,8 @@ class Dialect(ABC):
 
     def _parse_slowly(self, payload: bytes | str) -> dict[str, Any] | Malformed:
         """:meth:`parse` for whatever orjson did not take: the stdlib's verdict, then the guards."""
+        if _fast_loads is None and not _slow_json_told:
+            _tell_slow_json()
         # Cheap tests on the text first: almost no frame needs the walks below.
         if isinstance(payload, bytes):
             brackets = payload.count(b"[") + payload.count(b"{")
@@ -373,6 +380,12 @@ class Dialect(ABC):
             obj,
         )
         return [Malformed(reason), event]
+
+
+def _tell_slow_json() -> None:
+    global _slow_json_told
+    _slow_json_told = True
+    log.warning(_SLOW_JSON)
 
 
 def _guarded(receive: Callable[[Any, bytes | str, int], list[Output]]) -> Any:
