@@ -190,51 +190,43 @@ class PumpsyncIterator(BenchClient):
     _client: Client | None = None
 
     def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
-        unstamped = None if feed.stamped else 0
         with connect(**feed.client_options()) as stream:
             self._client = stream
-            for event in stream:
-                stamp = event.raw.get(STAMP, unstamped)
-                if stamp is not None and record(stamp):
-                    break
+            extra = self.consume(stream, record, None if feed.stamped else 0)
         stats = stream.stats()
-        return {"dropped": stats["dropped"], "duplicates": stats["duplicates"]}
+        return {"dropped": stats["dropped"], "duplicates": stats["duplicates"], **extra}
+
+    def consume(self, stream: Client, record: Recorder, unstamped: int | None) -> dict[str, Any]:
+        for event in stream:
+            stamp = event.raw.get(STAMP, unstamped)
+            if stamp is not None and record(stamp):
+                break
+        return {}
 
     def abort(self) -> None:
         if self._client is not None:
             self._client.close()
 
 
-class PumpsyncMarket(BenchClient):
+class PumpsyncMarket(PumpsyncIterator):
     """The iterator with :class:`pumpsync.Market` applying every event (issue #27, item 5): this
     client's CPU per event minus the iterator's, same run, is what the market view costs."""
 
     key = "pumpsync-market"
     label = "pumpsync iterator + Market.update"
 
-    _client: Client | None = None
-
-    def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
+    def consume(self, stream: Client, record: Recorder, unstamped: int | None) -> dict[str, Any]:
         from pumpsync.market import Market
 
         market = Market()
         update = market.update
-        unstamped = None if feed.stamped else 0
-        with connect(**feed.client_options()) as stream:
-            self._client = stream
-            for event in stream:
-                update(event)
-                stamp = event.raw.get(STAMP, unstamped)
-                if stamp is not None and record(stamp):
-                    break
-        stats = stream.stats()
+        for event in stream:
+            update(event)
+            stamp = event.raw.get(STAMP, unstamped)
+            if stamp is not None and record(stamp):
+                break
         counts = market.stats()
-        return {"dropped": stats["dropped"], "duplicates": stats["duplicates"], "market_applied": counts["applied"],
-                "market_bad": counts["bad"]}  # fmt: skip
-
-    def abort(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        return {"market_applied": counts["applied"], "market_bad": counts["bad"]}
 
 
 class WsRecv(BenchClient):
