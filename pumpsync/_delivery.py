@@ -226,19 +226,24 @@ class Delivery:
             return
         seen_add = self._seen.add
         stats = self.stats
-        kinds = stats.events
-        connections = stats.connections
         delay = stats.delay
         buckets, counts = delay.buckets, delay.counts
         observed, total, duplicates = 0, 0.0, 0
-        append = q.append
+        # Kinds and connections are counted by runs (a read's events are one connection's, and in
+        # bulk all trades): one dictionary update per run, not per event.
+        kind, connection, run = None, -1, 0
+        fresh: list[Event] = []
+        keep = fresh.append
         for event in events:
             identity = event.identity
             if identity is not None and not seen_add(identity):
                 duplicates += 1
                 continue
-            kinds[event.kind] += 1
-            connections[event.connection].first_deliveries += 1
+            if event.kind != kind or event.connection != connection:
+                if run:
+                    self._count_run(kind, connection, run)
+                kind, connection, run = event.kind, event.connection, 0
+            run += 1
             slot = event.slot
             if slot is not None:
                 channel = event.channel
@@ -250,18 +255,24 @@ class Delivery:
             if timestamp is not None and not event.backfill:
                 seconds = (event.received_at - timestamp) / 1000.0
                 if -DELAY_FUTURE_TOLERANCE <= seconds <= DELAY_PAST_LIMIT:  # Histogram.observe, inline
-                    seconds = max(0.0, seconds)
-                    counts[bisect_left(buckets, seconds)] += 1
+                    counts[bisect_left(buckets, seconds if seconds > 0.0 else 0.0)] += 1
                     observed += 1
-                    total += seconds
+                    total += seconds if seconds > 0.0 else 0.0
                 else:
                     stats.observe_delay(seconds)  # implausible: counted by reason
-            append(event)  # last: a consumer that holds the event and reads stats() finds it counted
+            keep(event)
+        if run:
+            self._count_run(kind, connection, run)
         if observed:
             delay.count += observed
             delay.sum += total
         if duplicates:
             stats.duplicates += duplicates
+        q.extend(fresh)  # last: a consumer that holds an event and reads stats() finds it counted
+
+    def _count_run(self, kind: str | None, connection: int, run: int) -> None:
+        self.stats.events[kind or ""] += run
+        self.stats.connections[connection].first_deliveries += run
 
     def _accept(self, event: Event) -> bool:
         race = self._race

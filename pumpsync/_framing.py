@@ -57,34 +57,37 @@ class FrameDecoder:
                 b0 = buf[pos]
                 b1 = buf[pos + 1]
                 length = b1 & 0x7F
-                header = 2
                 if length == 126:
                     if end - pos < 4:
                         break
                     length = buf[pos + 2] << 8 | buf[pos + 3]  # no slice, no call: most frames are 126-65535 bytes
-                    header = 4
+                    start = pos + 4
                 elif length == 127:
                     if end - pos < 10:
                         break
                     length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                    header = 10
+                    start = pos + 10
+                else:
+                    start = pos + 2
                 if b1 & 0x80 or b0 & 0x70:  # one test for the common case, then which rule
                     if b1 & 0x80:
                         raise ProtocolError("the server masked a frame")
                     raise ProtocolError("reserved bits set without an extension")
+                stop = start + length
+                if (b0 == 0x81 or b0 == 0x82) and not self._fragments:  # FIN + text/binary, no message open
+                    if length > max_size:
+                        raise FrameTooLarge(length, max_size)
+                    if stop > end:
+                        break
+                    pos = stop
+                    yield b0 & 0x0F, buf[start:stop]  # the common case: one frame, one message
+                    continue
                 if length > max_size or self._fragment_size + length > max_size:
                     raise FrameTooLarge(self._fragment_size + length, max_size)
-                start = pos + header
-                stop = start + length
                 if stop > end:
                     break
                 pos = stop
-                opcode = b0 & 0x0F
-                payload = buf[start:stop]
-                if (b0 == 0x81 or b0 == 0x82) and not self._fragments:  # FIN + text/binary
-                    yield opcode, payload  # the common case: one frame, one message
-                    continue
-                message = self._assemble(opcode, bool(b0 & 0x80), payload)
+                message = self._assemble(b0 & 0x0F, bool(b0 & 0x80), buf[start:stop])
                 if message is not None:
                     yield message
         finally:

@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -60,6 +60,10 @@ class HandOffQueue(Generic[T]):
     def append(self, item: T) -> None:
         """Queue ``item`` without waking anyone: call :meth:`wake` after the batch."""
         self._items.append(item)
+
+    def extend(self, items: Iterable[T]) -> None:
+        """Queue ``items`` in order without waking anyone: call :meth:`wake` after the batch."""
+        self._items.extend(items)
 
     def wake(self) -> None:
         """Wake a waiting consumer, if there is one (after :meth:`append`)."""

@@ -14,20 +14,20 @@ import pytest
 from click.testing import CliRunner
 
 import pumpsync.cli.bench as bench_cli
-from pumpsync.bench import QUICK, Plan, benchmark
 from pumpsync.cli import cli
+from pumpsync_bench import QUICK, Plan, benchmark
 
 
 def test_bench_runs_end_to_end() -> None:
-    clients = ("pumpsync", "websockets", "floor")
+    clients = ("pumpsync", "pumpsync-iter", "pumpsync-market", "websockets", "floor")
     plan = Plan(events=300, soak_events=400, seconds=0.3, realistic_seconds=0.3, repeat=1, clients=clients,
                 workloads=("bulk", "paced", "realistic", "soak"))  # fmt: skip
     result = benchmark(plan)
 
-    for workload in plan.workloads:
-        for client in plan.clients:
-            (run,) = result.runs.results[workload][client]
-            assert "error" not in run, (workload, client, run)
+    for workload in plan.build():
+        for client in plan.clients_for(workload):
+            (run,) = result.runs.results[workload.key][client]
+            assert "error" not in run, (workload.key, client, run)
             assert run["received"] == run["expected"]
     assert result.runs.results["paced"]["pumpsync"][0]["latency_us"].keys() == {"p50", "p99", "p99_9", "max"}
     assert result.runs.results["bulk"]["pumpsync"][0]["metrics"]["on"]  # the product runs with metrics on
@@ -37,7 +37,11 @@ def test_bench_runs_end_to_end() -> None:
     assert "Targets (product *):" in text
     doc = json.loads(json.dumps(result.to_json()))
     assert doc["summary"]["soak"]["pumpsync"]["runs"] == 1
-    assert len(doc["targets"]) == 15  # #26: bulk and Solana for Client+get and the iterator, then the rest
+    assert len(doc["targets"]) == 16  # #26: bulk and Solana for Client+get and the iterator, #27's market, the rest
+    (market,) = result.runs.results["bulk"]["pumpsync-market"]  # #27 item 5: the market view applied every event
+    assert market["market_applied"] == 300 and market["market_bad"] == 0
+    assert "pumpsync-market" not in result.runs.results["paced"]  # bulk only
+    assert any("market view" in t["text"] for t in doc["targets"])  # judged only where the capacity run vouches
     (null_run,) = result.runs.results["bulk"]["null"]  # the capacity run, on the firehose workloads only
     assert null_run["received"] == 300 and "null" not in result.runs.results["paced"]
     assert result.runs.results["bulk"]["pumpsync"][0]["server"]["send_rate"] > 0

@@ -15,13 +15,22 @@ from typing import Any
 import pytest
 import websocket
 
-from pumpsync.bench import Plan, Result
-from pumpsync.bench.clients import Feed
-from pumpsync.bench.firehose import Dialect, Firehose, Template, build, capture, frame
-from pumpsync.bench.report import ratios, summarize, targets, verdict_lines, verdicts
-from pumpsync.bench.runner import Runs
 from pumpsync.simulator import Simulator
 from pumpsync.simulator.blast import trade_pool
+from pumpsync_bench import Plan, Result
+from pumpsync_bench.clients import Feed
+from pumpsync_bench.firehose import Dialect, Firehose, Template, build, capture, frame
+from pumpsync_bench.report import (
+    MARKET_US_PER_EVENT,
+    Target,
+    market_cost,
+    ratios,
+    summarize,
+    targets,
+    verdict_lines,
+    verdicts,
+)
+from pumpsync_bench.runner import Runs
 
 # ---------------------------------------------------------------- judging runs (no timing)
 
@@ -79,6 +88,27 @@ def test_capacity_below_twice_the_fastest_client_cannot_judge() -> None:
 
     missing = summarize(_runs({"pumpsync": [_run(200_000)]}))  # no capacity run at all: no judgement either
     assert not verdicts(missing)["bulk"].judged
+
+
+def test_the_market_views_cost_is_its_clients_cpu_over_the_iterators() -> None:
+    """#27 item 5: the market client runs in bulk only; its cost is a difference of two same-run medians."""
+    plan = Plan(clients=("pumpsync", "pumpsync-iter", "pumpsync-market", "websockets"))
+    by_key = {w.key: w for w in plan.build()}
+    assert "pumpsync-market" in plan.clients_for(by_key["bulk"])
+    for key in ("paced", "realistic", "soak", "pumpportal", "solana"):
+        assert "pumpsync-market" not in plan.clients_for(by_key[key])
+
+    def market(cpu: float) -> Target:
+        summary = summarize(_runs({"null": [_run(5e6)], "pumpsync-iter": [_run(100_000, cpu=6.0)] * 3,
+                                   "pumpsync-market": [_run(80_000, cpu=cpu)] * 3}))  # fmt: skip
+        assert market_cost(summary) == pytest.approx(cpu - 6.0)
+        return next(t for t in targets(summary) if "market view" in t.text)
+
+    assert market(9.0).met is True and market(9.0).value == "3.00 us"
+    assert market(6.0 + MARKET_US_PER_EVENT + 1).met is False
+    assert "pumpsync-market" not in ratios(plan, summarize(_runs({"pumpsync": [_run(1.0)]})))  # not a baseline
+    nothing = summarize(_runs({"null": [_run(5e6)], "pumpsync-market": [_run(80_000)]}))
+    assert market_cost(nothing) is None  # no iterator in the run: not judged
 
 
 def test_report_shape_with_a_cannot_judge_workload() -> None:

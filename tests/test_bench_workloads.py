@@ -11,10 +11,10 @@ import os
 
 import pytest
 
-import pumpsync.bench.fanout as fanout
-from pumpsync.bench import Plan, benchmark
-from pumpsync.bench.clients import CLIENTS
+import pumpsync_bench.fanout as fanout
 from pumpsync.simulator.simulator import SERVERS
+from pumpsync_bench import Plan, benchmark
+from pumpsync_bench.clients import CLIENTS
 
 FEEDS = ("pumpportal", "solana")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pumpsync._delivery import Delivery
 from pumpsync._stats import ClientStats, ConnectionStats
-from pumpsync.events import TRADE, Event
+from pumpsync.events import NEW_TOKEN, TRADE, Event
 
 
 def _trade(n: int, *, slot: int | None = None, timestamp: int | None = 1_000, received_at: int = 1_500,
@@ -25,7 +25,12 @@ def _batches() -> list[list[Event]]:
     c = [_trade(n, slot=100 + n, channel="trades", connection=1) for n in range(90, 120)]
     d = [_trade(200, timestamp=10_000_000), _trade(201, timestamp=-5_000_000), _trade(202, timestamp=None)]
     e = [_trade(300 + n, received_at=1_000 + 700 * n) for n in range(20)]  # delays across the buckets
-    return [a, b, c, d, e, [], [_trade(0)]]
+    # kinds and connections change inside one batch (counted by runs on the batch path)
+    f = [_trade(400 + n, connection=n % 3 // 2) for n in range(12)]
+    f[3:3] = [
+        Event(NEW_TOKEN, "openpump", f"new{n}", f"launch{n}", None, 1_000, 1_200, n % 2, False, {}) for n in range(3)
+    ]
+    return [a, b, c, d, e, f, [], [_trade(0)]]
 
 
 def _state(delivery: Delivery) -> dict[str, Any]:
@@ -66,6 +71,7 @@ def test_batch_path_matches_event_by_event() -> None:
             assert got["dropped"] > 0
         else:
             assert got["duplicates"] == 11 and got["implausible"] == {"future": 1, "past": 1}
+            assert got["snapshot"]["events"] == {"trade": 155, "new_token": 3}
 
 
 def test_batch_path_takes_any_iterable() -> None:

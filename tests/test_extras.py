@@ -61,7 +61,7 @@ def undeclared(tests: Path, declared: set[str]) -> dict[str, set[str]]:
     a helper module of the tests, nor declared."""
     local = {p.stem for p in tests.rglob("*.py")} | {p.name for p in tests.rglob("*") if p.is_dir()} | {tests.name}
     stdlib = set(sys.stdlib_module_names) | {"tomllib"}  # 3.11's; 3.10 imports the declared tomli instead
-    allowed = declared | stdlib | local | {"pumpsync"}
+    allowed = declared | stdlib | local | {"pumpsync", "pumpsync_bench"}  # the distribution's own packages
     found = {}
     for path in sorted(tests.rglob("*.py")):
         extra = _imports(path) - allowed

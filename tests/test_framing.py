@@ -67,6 +67,7 @@ def test_too_large_single_and_fragmented() -> None:
         bytes([0x80 | 0x40 | OP_TEXT, 1]) + b"x",  # RSV1 without an extension
         frame(0, b"x"),  # continuation of nothing
         frame(OP_TEXT, b"a", fin=False) + frame(OP_TEXT, b"b"),  # new message inside a fragmented one
+        frame(OP_TEXT, b"", fin=False) + frame(OP_TEXT, b"b"),  # ... whose first fragment was empty
         frame(OP_PING, b"x", fin=False),
         frame(0x3, b""),  # reserved opcode
     ],

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import pumpsync
+import pumpsync_bench
 from pumpsync._importcheck import describe
 
 if sys.version_info >= (3, 11):
@@ -26,10 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _modules() -> list[str]:
-    names = ["pumpsync"]
-    for info in pkgutil.walk_packages(pumpsync.__path__, "pumpsync."):
-        if info.name != "pumpsync.__main__":  # runs the CLI when imported
-            names.append(info.name)
+    names = []
+    for package in (pumpsync, pumpsync_bench):
+        names.append(package.__name__)
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if info.name != "pumpsync.__main__":  # runs the CLI when imported
+                names.append(info.name)
     return sorted(names)
 
 
@@ -55,7 +58,7 @@ MODULES = _modules()
 
 
 def test_the_walk_finds_the_whole_package() -> None:
-    for expected in ("pumpsync.simulator.solana", "pumpsync.cli.demo", "pumpsync.daemon.runner", "pumpsync.bench"):
+    for expected in ("pumpsync.simulator.solana", "pumpsync.cli.demo", "pumpsync.daemon.runner", "pumpsync_bench"):
         assert expected in MODULES
 
 

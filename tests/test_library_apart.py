@@ -15,7 +15,7 @@ from pumpsync.simulator import Simulator
 # Packages of the tools extra, the command line's and the metrics' (loaded when asked for, never by the
 # import), and pumpsync's own tooling.
 TOOLING = ("click", "websockets", "rich", "prometheus_client")
-OWN_TOOLING = ("pumpsync.simulator", "pumpsync.cli", "pumpsync.daemon", "pumpsync.metrics", "pumpsync.bench")
+OWN_TOOLING = ("pumpsync.simulator", "pumpsync.cli", "pumpsync.daemon", "pumpsync.metrics", "pumpsync_bench")
 BENCH = "pumpsync_bench"  # the benchmark's package, outside the library
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pumpsync.bench import CLIENTS, QUICK, QUICK_NOTE, WORKLOADS, BenchError, Plan, benchmark
+from pumpsync_bench import CLIENTS, QUICK, QUICK_NOTE, WORKLOADS, BenchError, Plan, benchmark
 
 _WORKLOADS = WORKLOADS
 

@@ -83,6 +83,7 @@ _SUBSCRIPTION_FATAL = frozenset(
 _PONG = json.dumps({"type": "pong"})
 _PING = json.dumps({"type": "ping"})
 _AFTER_TRADE = event_defaults_after("price_sol")
+_new_tuple = tuple.__new__
 # A swap's ``source`` as the event's ``venue`` (other sources: not told), as ready-made tails.
 _VENUES = {"pumpfun": "curve", "pump": "curve", "pumpswap": "pumpswap", "pump_amm": "pumpswap", "pump-amm": "pumpswap"}
 _AFTER_TRADE_AT = {
@@ -367,7 +368,7 @@ def _trade(record: dict[str, Any], slot: int, received_at: int, connection: int,
     )
     source = record.get("source")
     tail = _AFTER_TRADE_AT.get(source, _AFTER_TRADE) if type(source) is str else _AFTER_TRADE
-    return Event._make(head + tail)  # positional: half the cost of keyword arguments
+    return _new_tuple(Event, head + tail)  # positional, without _make's call and check: a third of keywords' cost
 
 
 def _token(

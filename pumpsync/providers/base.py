@@ -176,6 +176,11 @@ try:  # an optional speed-up (pip install 'pumpsync[fast]'); the stdlib decides 
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
+_SLOW_JSON = (
+    "orjson is not installed (no wheel for this platform?): frames are parsed by the standard library's json, "
+    "about 4x slower on the reader thread; pip install orjson"
+)
+_slow_json_told = False  # said once per process, at the first frame parsed without orjson
 
 # ---------------------------------------------------------------- close-code policy
 
@@ -312,11 +317,16 @@ class Dialect(ABC):
         # <= MAX_DEPTH brackets nothing nests too deep, and orjson refuses lone surrogates and invalid
         # UTF-8 itself, so the guards in _parse_slowly could find nothing (whatever orjson refuses,
         # NaN included, goes there). Only shallow frames: some versions crash on hostile nesting.
+        # A flat frame (no "{" after the first byte, no "[": most trades) is told by two memchr scans,
+        # half the cost of counting. Brackets inside strings (Solana's "invoke [n]") are not nesting.
         in_strings = payload.count(self.string_bracket) if self.string_bracket and type(payload) is bytes else 0
         if (
             _fast_loads is not None
             and type(payload) is bytes
-            and payload.count(b"[") + payload.count(b"{") - in_strings <= MAX_DEPTH
+            and (
+                (payload.find(b"{", 1) < 0 and payload.find(b"[") < 0)
+                or payload.count(b"[") + payload.count(b"{") - in_strings <= MAX_DEPTH
+            )
         ):
             try:
                 value = _fast_loads(payload)
@@ -329,6 +339,8 @@ class Dialect(ABC):
 
     def _parse_slowly(self, payload: bytes | str) -> dict[str, Any] | Malformed:
         """:meth:`parse` for whatever orjson did not take: the stdlib's verdict, then the guards."""
+        if _fast_loads is None and not _slow_json_told:
+            _tell_slow_json()
         # Cheap tests on the text first: almost no frame needs the walks below.
         if isinstance(payload, bytes):
             brackets = payload.count(b"[") + payload.count(b"{")
@@ -371,6 +383,12 @@ class Dialect(ABC):
             obj,
         )
         return [Malformed(reason), event]
+
+
+def _tell_slow_json() -> None:
+    global _slow_json_told
+    _slow_json_told = True
+    log.warning(_SLOW_JSON)
 
 
 def _guarded(receive: Callable[[Any, bytes | str, int], list[Output]]) -> Any:

@@ -55,6 +55,7 @@ from pumpsync.providers.base import (
     Reply,
     Subscribed,
     Subscription,
+    event_defaults_after,
     opt_str,
     ratio,
 )
@@ -63,6 +64,16 @@ from pumpsync.providers.spec import Outgoing, ProviderSpec
 
 if TYPE_CHECKING:
     from pumpsync.providers.spec import ClientConfig
+
+_INF = float("inf")
+# A trade's event positionally: the fields up to price_sol, then the class's defaults around market_cap_sol and venue.
+_AFTER_PRICE = event_defaults_after("price_sol")
+_MARKET_CAP_AT = Event._fields.index("market_cap_sol") - Event._fields.index("price_sol") - 1
+_VENUE_AT = Event._fields.index("venue") - Event._fields.index("price_sol") - 1
+_UP_TO_MARKET_CAP = _AFTER_PRICE[:_MARKET_CAP_AT]
+_UP_TO_VENUE = _AFTER_PRICE[_MARKET_CAP_AT + 1 : _VENUE_AT]
+_AFTER_VENUE = _AFTER_PRICE[_VENUE_AT + 1 :]
+_new_tuple = tuple.__new__
 
 _BANNED = ClosePolicy(
     "refused by PumpPortal, probably a ban (the operator bans clients with more than one connection for an hour)",
@@ -221,33 +232,37 @@ class PumpPortal(Dialect):
         return out
 
     def _trade(self, obj: dict[str, Any], side: str, received_at: int) -> list[Output]:
-        mint, signature = wire.read_address(obj.get("mint")), wire.read_signature(obj.get("signature"))
-        trader = wire.read_address(obj.get("traderPublicKey"))
-        amounts = wire.read_amounts(obj, wire.TRADE_AMOUNTS)
-        if mint is None or signature is None or amounts is None:
+        get = obj.get
+        mint, signature = wire.read_address(get("mint")), wire.read_signature(get("signature"))
+        trader = wire.read_address(get("traderPublicKey"))
+        sol, tokens, market_cap = get("solAmount"), get("tokenAmount"), get("marketCapSol")
+        # read_amounts' common case inline (three finite floats >= 0: the bulk path); anything else goes through it
+        if not (
+            type(sol) is float
+            and type(tokens) is float
+            and type(market_cap) is float
+            and 0.0 <= sol < _INF
+            and 0.0 <= tokens < _INF
+            and 0.0 <= market_cap < _INF
+        ):
+            amounts = wire.read_amounts(obj, wire.TRADE_AMOUNTS)
+            if amounts is None:
+                return self.unknown(obj, received_at, "invalid_fields")
+            sol, tokens, market_cap = amounts
+        if mint is None or signature is None:
             return self.unknown(obj, received_at, "invalid_fields")
-        sol, tokens, market_cap = amounts
         channel = self._trade_channel(mint, trader)
         if channel is None:
             return [Dropped(wire.UNSUBSCRIBED)]
-        self._watch.pop(channel, None)  # it delivers: not the paywall
-        return [
-            self._event(
-                TRADE,
-                obj,
-                mint,
-                signature,
-                received_at,
-                channel,
-                side=side,
-                sol_amount=sol,
-                token_amount=tokens,
-                trader=trader,
-                price_sol=ratio(sol, tokens),
-                market_cap_sol=market_cap,
-                venue=wire.VENUES.get(pool) if isinstance(pool := obj.get("pool", wire.PUMP_POOL), str) else None,
-            )
-        ]
+        if self._watch:
+            self._watch.pop(channel, None)  # it delivers: not the paywall
+        pool = get("pool", wire.PUMP_POOL)
+        price = sol / tokens if sol is not None and tokens else None  # ratio(), inline
+        # positional (a third of keywords' cost), no slot and no timestamp: PumpPortal's frames carry neither
+        head = (TRADE, PROVIDER, mint, signature, None, None, received_at, self.connection, False, obj, channel, side,
+                sol, tokens, trader, price if price is None or price - price == 0.0 else None)  # fmt: skip
+        venue = wire.VENUES.get(pool) if type(pool) is str else None
+        return [_new_tuple(Event, head + _UP_TO_MARKET_CAP + (market_cap,) + _UP_TO_VENUE + (venue,) + _AFTER_VENUE)]
 
     def _trade_channel(self, mint: str, trader: str | None) -> str | None:
         """Which subscribed trade channel a trade belongs to (by mint first, then by wallet)."""

@@ -6,10 +6,10 @@ import pytest
 
 pytest.importorskip("grpc")
 
-from pumpsync.bench.geyser import _stream, run
 from pumpsync.events import Event
 from pumpsync.providers.base import Subscription
 from pumpsync.providers.geyser.dialect import Geyser
+from pumpsync_bench.geyser import _stream, run
 
 
 def test_both_clients_receive_the_whole_stream() -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any
 
-from pumpsync.bench.clients import CLIENTS, ITERATOR, NULL, PRODUCT
-from pumpsync.bench.runner import Plan, Runs
+from pumpsync_bench.clients import CLIENTS, ITERATOR, MARKET, NULL, PRODUCT
+from pumpsync_bench.runner import Plan, Runs
 
 Summary = dict[str, dict[str, dict[str, float]]]  # workload -> client -> figure -> median
 MB = 1024 * 1024
@@ -242,7 +242,7 @@ def ratios(plan: Plan, summary: Summary) -> dict[str, dict[str, float | None]]:
     return {
         baseline: {label: _ratio(summary, workload, name, baseline) for label, workload, name in RATIOS}
         for baseline in plan.clients
-        if baseline not in (PRODUCT, NULL)
+        if baseline not in (PRODUCT, NULL, MARKET)  # the market client is pumpsync plus work: no baseline
     }
 
 
@@ -306,6 +306,19 @@ class Target:
     met: bool | None  # None: not measured in this run
 
 
+# #27 item 5: what the market view may cost per event at the bulk rate, in CPU: the market client's
+# figure minus the iterator's in the same run (the stream's own cost cancels out).
+MARKET_US_PER_EVENT = 5.0
+
+
+def market_cost(summary: Summary) -> float | None:
+    """The market view's CPU per event in bulk: ``pumpsync-market`` minus ``pumpsync-iter``, same run."""
+    summary = judged(summary)
+    with_market = _get(summary, "bulk", MARKET, "cpu_us_per_event")
+    alone = _get(summary, "bulk", ITERATOR, "cpu_us_per_event")
+    return None if with_market is None or alone is None else with_market - alone
+
+
 # #26's targets for the product and for the iterator: (text, workload, figure, baseline or None
 # for the client's own figure, the test, the format).
 CLIENT_TARGETS: tuple[tuple[str, str, str, str | None, Callable[[float], bool], str], ...] = (
@@ -340,6 +353,14 @@ def targets(summary: Summary) -> list[Target]:
         for text, workload, name, baseline, ok, fmt in CLIENT_TARGETS:
             value = _ratio(summary, workload, name, baseline, client) if baseline else get(workload, name, client)
             out.append(check(text.format(who), value, ok, fmt))
+    out.append(
+        check(
+            f"bulk: the market view <= {MARKET_US_PER_EVENT:g} us per event (#27; over the iterator)",
+            market_cost(summary),
+            lambda v: v <= MARKET_US_PER_EVENT,
+            "{:.2f} us",
+        )
+    )
     bare_max = get("paced", "max", "ws-recv")
     out += [
         check(

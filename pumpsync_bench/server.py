@@ -1,4 +1,4 @@
-"""The simulator in a process of its own: ``python -m pumpsync.bench.server SEED``.
+"""The simulator in a process of its own: ``python -m pumpsync_bench.server SEED``.
 
 It serves every provider a workload reads (OpenPump, PumpPortal, and Solana where the simulator
 has it), prints ``{"urls": {provider: url}, "mints": [...]}`` (the mints of the blast's trades,
@@ -7,7 +7,7 @@ stdin: ``idle`` (wait until no client is connected), ``ready`` (wait for ``n`` s
 of ``provider``), ``blast`` (send ``count`` stamped trades to ``provider``'s clients at
 ``rate``/s, or as fast as possible), ``stop``. End of stdin (the orchestrator went away) stops it too.
 
-The same process runs the firehose (:mod:`pumpsync.bench.firehose`, its ``urls`` under ``firehose``):
+The same process runs the firehose (:mod:`pumpsync_bench.firehose`, its ``urls`` under ``firehose``):
 ``fh_prepare`` (build a ``count`` blast of ``provider``'s frames, before any clock starts), ``fh_ready``
 (wait for ``n`` streaming clients), ``fh_blast`` (send it; frames, bytes, wall and CPU seconds, send rate).
 """
@@ -23,9 +23,9 @@ import tempfile
 import time
 from typing import IO, Any
 
-from pumpsync.bench.clients import Feed
-from pumpsync.bench.firehose import Firehose, capture
-from pumpsync.bench.probe import cpu_seconds
+from pumpsync_bench.clients import Feed
+from pumpsync_bench.firehose import Firehose, capture
+from pumpsync_bench.probe import cpu_seconds
 
 PROVIDER = "openpump"  # the default workloads' provider
 PROVIDERS = ("openpump", "pumpportal", "solana")  # those the simulator has are served
@@ -123,7 +123,7 @@ class SimulatorProcess:
     def __init__(self, seed: int = 1, start_timeout: float = 30.0) -> None:
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pumpsync.bench.server", str(seed)],
+            [sys.executable, "-m", "pumpsync_bench.server", str(seed)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

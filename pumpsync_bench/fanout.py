@@ -32,9 +32,9 @@ from statistics import median
 from types import TracebackType
 from typing import IO, Any
 
-from pumpsync.bench.clients import API_KEY, PRODUCT, Feed
-from pumpsync.bench.probe import percentiles
-from pumpsync.bench.runner import (
+from pumpsync_bench.clients import API_KEY, PRODUCT, Feed
+from pumpsync_bench.probe import percentiles
+from pumpsync_bench.runner import (
     SETTLE,
     STARTUP,
     Plan,
@@ -46,8 +46,8 @@ from pumpsync.bench.runner import (
     worker_command,
     worker_spec,
 )
-from pumpsync.bench.scrape import free_addr
-from pumpsync.bench.server import BenchError, SimulatorProcess
+from pumpsync_bench.scrape import free_addr
+from pumpsync_bench.server import BenchError, SimulatorProcess
 
 MAXLEN = 2_000_000  # the stream's retention: above one repetition's entries, so that none is trimmed mid-read
 

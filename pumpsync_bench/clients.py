@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 import websocket
 
-from pumpsync.bench.probe import Recorder
 from pumpsync.client import Client, connect
 from pumpsync.events import Event
+from pumpsync_bench.probe import Recorder
 
 STAMP = "simSentNs"
 API_KEY = "bench"  # any key but the simulator's designated unfunded ones: PumpPortal trades stream for it
@@ -190,19 +190,43 @@ class PumpsyncIterator(BenchClient):
     _client: Client | None = None
 
     def run(self, feed: Feed, record: Recorder) -> dict[str, Any]:
-        unstamped = None if feed.stamped else 0
         with connect(**feed.client_options()) as stream:
             self._client = stream
-            for event in stream:
-                stamp = event.raw.get(STAMP, unstamped)
-                if stamp is not None and record(stamp):
-                    break
+            extra = self.consume(stream, record, None if feed.stamped else 0)
         stats = stream.stats()
-        return {"dropped": stats["dropped"], "duplicates": stats["duplicates"]}
+        return {"dropped": stats["dropped"], "duplicates": stats["duplicates"], **extra}
+
+    def consume(self, stream: Client, record: Recorder, unstamped: int | None) -> dict[str, Any]:
+        for event in stream:
+            stamp = event.raw.get(STAMP, unstamped)
+            if stamp is not None and record(stamp):
+                break
+        return {}
 
     def abort(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+class PumpsyncMarket(PumpsyncIterator):
+    """The iterator with :class:`pumpsync.Market` applying every event (issue #27, item 5): this
+    client's CPU per event minus the iterator's, same run, is what the market view costs."""
+
+    key = "pumpsync-market"
+    label = "pumpsync iterator + Market.update"
+
+    def consume(self, stream: Client, record: Recorder, unstamped: int | None) -> dict[str, Any]:
+        from pumpsync.market import Market
+
+        market = Market()
+        update = market.update
+        for event in stream:
+            update(event)
+            stamp = event.raw.get(STAMP, unstamped)
+            if stamp is not None and record(stamp):
+                break
+        counts = market.stats()
+        return {"market_applied": counts["applied"], "market_bad": counts["bad"]}
 
 
 class WsRecv(BenchClient):
@@ -467,8 +491,19 @@ class NullClient(BenchClient):
 
 CLIENTS: dict[str, type[BenchClient]] = {
     cls.key: cls
-    for cls in (PumpsyncQueue, PumpsyncIterator, WsRecv, WsApp, Websockets, Picows, HandOffFloor, NullClient)
+    for cls in (
+        PumpsyncQueue,
+        PumpsyncIterator,
+        PumpsyncMarket,
+        WsRecv,
+        WsApp,
+        Websockets,
+        Picows,
+        HandOffFloor,
+        NullClient,
+    )
 }
 PRODUCT = PumpsyncQueue.key
 ITERATOR = PumpsyncIterator.key
+MARKET = PumpsyncMarket.key  # the bulk workload only: the market view's cost over the iterator
 NULL = NullClient.key  # the capacity run's client: on firehose workloads only, never a baseline

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from pumpsync.bench.clients import CLIENTS, NULL, PRODUCT, Feed
-from pumpsync.bench.scrape import Scraper, free_addr
-from pumpsync.bench.server import BenchError, SimulatorProcess
+from pumpsync_bench.clients import CLIENTS, MARKET, NULL, PRODUCT, Feed
+from pumpsync_bench.scrape import Scraper, free_addr
+from pumpsync_bench.server import BenchError, SimulatorProcess
 
 SETTLE = 0.1  # after the connection is up, so that the consumer is in its loop when the first frame comes
 STARTUP = 30.0  # seconds for a worker to connect
@@ -85,7 +85,7 @@ class Plan:
         """The clients of ``workload``; a firehose workload's capacity run (the null client) first."""
         if workload.key == "fanout":  # pumpsync's own hop; its baseline is pumpsync's direct connection
             return (PRODUCT,) if PRODUCT in self.clients else ()
-        clients = tuple(c for c in self.clients if c != NULL)
+        clients = tuple(c for c in self.clients if c != NULL and (c != MARKET or workload.key == "bulk"))
         if workload.provider != "openpump" and self.feed_clients is not None:
             clients = tuple(c for c in clients if c in self.feed_clients)
         return (NULL, *clients) if workload.firehose and clients else clients
@@ -106,7 +106,7 @@ Progress = Callable[[str], None]
 
 
 def run_plan(plan: Plan, progress: Progress | None = None) -> Runs:
-    from pumpsync.bench import fanout
+    from pumpsync_bench import fanout
 
     say = progress or (lambda _text: None)
     runs = Runs()
@@ -143,7 +143,7 @@ def feed_of(sim: SimulatorProcess, workload: Workload) -> Feed:
 
 
 def worker_command(spec: dict[str, Any]) -> list[str]:
-    return [sys.executable, "-m", "pumpsync.bench.worker", json.dumps(spec)]
+    return [sys.executable, "-m", "pumpsync_bench.worker", json.dumps(spec)]
 
 
 def worker_spec(client: str, feed: Feed, workload: Workload, count: int | None = None) -> dict[str, Any]:

@@ -1,11 +1,11 @@
 """The geyser workload: decoded events/s and CPU per event through ``pumpsync`` (provider ``geyser``)
 against a bare grpcio loop that only parses each ``SubscribeUpdate`` (the floor any Python client pays).
 
-A server process of its own (``python -m pumpsync.bench.geyser serve PORTFILE COUNT``) streams
+A server process of its own (``python -m pumpsync_bench.geyser serve PORTFILE COUNT``) streams
 ``COUNT`` real-shaped pump.fun transactions (rendered by the simulator, each with its own signature)
 as fast as grpcio takes them; each client runs in this process and is timed from its first message
 to its last, CPU by ``time.process_time`` (every thread of this process: grpcio's included).
-Run: ``python -m pumpsync.bench.geyser run [COUNT]`` (prints one JSON object). Not part of the test
+Run: ``python -m pumpsync_bench.geyser run [COUNT]`` (prints one JSON object). Not part of the test
 suite's timing: a test only checks that both clients receive everything.
 """
 
@@ -143,7 +143,7 @@ def run(count: int = 20_000) -> dict[str, Any]:
     for name in ("bare", "pumpsync"):
         with tempfile.TemporaryDirectory() as tmp:
             port_file = Path(tmp) / "port"
-            serve_args = ["-m", "pumpsync.bench.geyser", "serve", str(port_file), str(count)]
+            serve_args = ["-m", "pumpsync_bench.geyser", "serve", str(port_file), str(count)]
             proc = subprocess.Popen([sys.executable, *serve_args])
             try:
                 deadline = time.monotonic() + 120

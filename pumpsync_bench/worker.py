@@ -1,4 +1,4 @@
-"""A measured client's process: ``python -m pumpsync.bench.worker SPEC``.
+"""A measured client's process: ``python -m pumpsync_bench.worker SPEC``.
 
 ``SPEC`` is a JSON object: ``client`` (a key of ``CLIENTS``), ``feed`` (a :class:`Feed`'s fields:
 ``provider``, ``url``, ``keys``), ``count`` (events to
@@ -16,8 +16,8 @@ import sys
 import traceback
 from typing import Any
 
-from pumpsync.bench.clients import CLIENTS, Feed
-from pumpsync.bench.probe import Recorder, Watchdog
+from pumpsync_bench.clients import CLIENTS, Feed
+from pumpsync_bench.probe import Recorder, Watchdog
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """``pumpsync bench``: pumpsync against the clients people would pick instead, on your machine.
 
-The simulator runs in a process of its own (:mod:`pumpsync.bench.server`); every measured
-run starts a fresh client process (:mod:`pumpsync.bench.worker`) that reports one JSON
+The simulator runs in a process of its own (:mod:`pumpsync_bench.server`); every measured
+run starts a fresh client process (:mod:`pumpsync_bench.worker`) that reports one JSON
 object. Workloads: bulk (as fast as possible), paced (latency), realistic (CPU at a busy
 Pump.fun rate), soak (memory and threads), pumpportal and solana (bulk through those providers'
-frames), fanout (the Redis hop, :mod:`pumpsync.bench.fanout`). Each figure is the median of
+frames), fanout (the Redis hop, :mod:`pumpsync_bench.fanout`). Each figure is the median of
 ``repeat`` runs.
 """
 
@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pumpsync.bench import machine
-from pumpsync.bench.clients import CLIENTS, PRODUCT
-from pumpsync.bench.report import (
+from pumpsync_bench import machine
+from pumpsync_bench.clients import CLIENTS, PRODUCT
+from pumpsync_bench.report import (
     Summary,
     fanout_lines,
     ratio_lines,
@@ -28,8 +28,8 @@ from pumpsync.bench.report import (
     verdict_lines,
     verdicts,
 )
-from pumpsync.bench.runner import WORKLOADS, Plan, Progress, Runs, run_plan
-from pumpsync.bench.server import BenchError
+from pumpsync_bench.runner import WORKLOADS, Plan, Progress, Runs, run_plan
+from pumpsync_bench.server import BenchError
 
 # --quick: the PumpPortal and Solana workloads with three clients (product, the asyncio library, the
 # ceiling); no fan-out (a redis-server, a daemon and ten consumer processes: about 15 s on its own).
