@@ -13,7 +13,7 @@ class it is given (this module imports nothing of ``_connection.py``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pumpsync._secrets import redact
@@ -115,7 +115,8 @@ class FeedPort:
     """A feed connection's ``transport``: what the connection's lifecycle calls reach (``abort``,
     ``shutdown``, the client's ``bind_queue``), so that they need no branch. It carries no frames:
     the feed session reads the feed itself (``open``/``read`` are never called), and sends are
-    refused. A feed class's ``metrics_collector`` is found through it (``client.transports``)."""
+    refused. A feed class's ``metrics_collector`` is found through its ``feed`` attribute
+    (``pumpsync.metrics.extra_collectors`` unwraps it)."""
 
     def __init__(self, feed: EventFeed) -> None:
         self.feed = feed
@@ -148,25 +149,6 @@ class FeedPort:
         bind = getattr(self.feed, "bind_queue", None)
         if bind is not None:  # a source that can outrun any consumer (a file) waits for the queue instead
             bind(queue)
-
-    @classmethod
-    def metrics_collector(cls, ports: Sequence[object]) -> Any:
-        """The collectors of the feeds' classes (``pumpsync.metrics.extra_collectors``), as one."""
-        from pumpsync.metrics import extra_collectors
-
-        return _Collectors(extra_collectors(getattr(port, "feed", port) for port in ports))
-
-
-class _Collectors:
-    def __init__(self, collectors: Sequence[Any]) -> None:
-        self.collectors = list(collectors)
-
-    def describe(self) -> Iterable[Any]:
-        return []
-
-    def collect(self) -> Iterable[Any]:
-        for collector in self.collectors:
-            yield from collector.collect()
 
 
 __all__ = ["FeedPort", "serve_feed"]

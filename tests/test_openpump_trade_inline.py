@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from pumpsync.events import TRADE, Event
-from pumpsync.providers.anaxer import _trade as anaxer_trade
+from pumpsync.providers._anaxer_records import _trade as anaxer_trade
 from pumpsync.providers.base import opt_int, opt_num, opt_str, ratio
 from pumpsync.providers.openpump import OpenPump
 

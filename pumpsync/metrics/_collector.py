@@ -403,9 +403,12 @@ def race_families(race: RaceTracker) -> Iterator[Metric]:
 def extra_collectors(sources: Iterable[object]) -> list[Collector]:
     """The collectors that sinks and transports bring along: a class with metrics of its own has a
     ``metrics_collector(sources)`` class method; it is called once, with all its instances, so that
-    each metric family appears once whatever the number of sinks or connections."""
+    each metric family appears once whatever the number of sinks or connections. A transport that only
+    carries a feed (``pumpsync._feed_session.FeedPort``) stands for its ``feed``."""
     groups: dict[Any, list[object]] = {}
     for source in sources:
+        if not hasattr(type(source), "metrics_collector"):
+            source = getattr(source, "feed", source)
         hook = getattr(type(source), "metrics_collector", None)
         if callable(hook):
             groups.setdefault(hook, []).append(source)

@@ -19,8 +19,8 @@ import requests
 from pumpsync._backoff import retry_after
 from pumpsync._secrets import redact, safe_url
 from pumpsync.events import Event
+from pumpsync.providers._anaxer_records import normalize
 from pumpsync.providers._history_http import read_json
-from pumpsync.providers.anaxer import normalize
 from pumpsync.providers.spec import ClientConfig, HistoryError, Position, rest_base
 
 log = logging.getLogger("pumpsync.backfill")

@@ -57,6 +57,13 @@ from pumpsync.providers._solana_events import (
     decode_logs,
     normalize,
 )
+from pumpsync.providers._solana_rpc import (
+    COMMITMENTS,
+    DEFAULT_COMMITMENT,
+    MAX_GAP_TRANSACTIONS,
+    commitment_of,
+    http_url,
+)
 from pumpsync.providers._solana_tx import INNER, LOGS, TRUNCATED, Instruction, decode_transaction
 from pumpsync.providers.base import (
     AuthenticationError,
@@ -85,12 +92,6 @@ if TYPE_CHECKING:
     from pumpsync.providers.spec import ClientConfig
 
 DEFAULT_URL = "wss://api.mainnet-beta.solana.com"
-COMMITMENTS = ("processed", "confirmed", "finalized")
-# confirmed: voted on by a supermajority, so practically never rolled back (processed shows events of
-# forks that are then dropped: trades that never happened), yet ~13 s ahead of finalized; and it is
-# the lowest commitment getSignaturesForAddress / getTransaction accept, so live and history agree.
-DEFAULT_COMMITMENT = "confirmed"
-MAX_GAP_TRANSACTIONS = 2000  # getTransaction calls one gap may make (beyond: counted as lost)
 
 # JSON-RPC error codes (standard, and those Solana nodes and RPC providers use).
 _RATE_LIMIT_CODES = frozenset({429, -32429, -32005})
@@ -100,14 +101,6 @@ _REFUSAL_WORDS = re.compile(r"\b(?:not allowed|not supported|not available|disab
 
 
 # ---------------------------------------------------------------- the dialect
-
-
-def commitment_of(config: Any) -> str:
-    """The client's ``commitment`` option (a generic provider option), checked."""
-    value = getattr(config, "commitment", None) or DEFAULT_COMMITMENT
-    if value not in COMMITMENTS:
-        raise ConfigurationError("commitment", f"{value!r} is not one of {', '.join(COMMITMENTS)}")
-    return str(value)
 
 
 class Solana(Dialect):
@@ -336,15 +329,6 @@ def check_config(config: ClientConfig) -> None:
     ceiling = getattr(config, "max_gap_transactions", None)
     if ceiling is not None and (isinstance(ceiling, bool) or not isinstance(ceiling, int) or ceiling < 1):
         raise ConfigurationError("max_gap_transactions", f"{ceiling!r} is not a positive whole number")
-
-
-def http_url(ws_url: str) -> str:
-    """The node's HTTP JSON-RPC URL: the same host (and path, and key), ``wss`` -> ``https``."""
-    if ws_url.startswith("wss://"):
-        return "https://" + ws_url[len("wss://") :]
-    if ws_url.startswith("ws://"):
-        return "http://" + ws_url[len("ws://") :]
-    return ws_url
 
 
 def _history(config: ClientConfig) -> HistorySource:

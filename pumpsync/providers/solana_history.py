@@ -31,20 +31,18 @@ from pumpsync._secrets import redact
 from pumpsync._text import log_safe
 from pumpsync.events import Event
 from pumpsync.providers._history_http import read_json
-from pumpsync.providers._solana_tx import INNER, TRUNCATED, decode_transaction, instructions_of
-from pumpsync.providers.base import Malformed, Output, opt_slot, opt_str
-from pumpsync.providers.openpump import with_query
-from pumpsync.providers.solana import (
+from pumpsync.providers._solana_events import (
     CHANNELS,
     LOG_TRUNCATED,
-    MAX_GAP_TRANSACTIONS,
     PROGRAM_ID,
     PUMPSWAP_PROGRAM_ID,
     Filter,
-    commitment_of,
     compile_filters,
-    http_url,
 )
+from pumpsync.providers._solana_rpc import MAX_GAP_TRANSACTIONS, commitment_of, http_url
+from pumpsync.providers._solana_tx import INNER, TRUNCATED, decode_transaction, instructions_of
+from pumpsync.providers.base import Malformed, Output, opt_slot, opt_str
+from pumpsync.providers.openpump import with_query
 from pumpsync.providers.spec import HistoryError, Position
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ serve both on one host), its errors, and the history calls (``getSignaturesForAd
 from __future__ import annotations
 
 import http
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import ServerConnection
@@ -17,9 +17,6 @@ from pumpsync.simulator._solana_encode import b58decode
 from pumpsync.simulator._solana_tx import render, transaction_result
 from pumpsync.simulator._solana_values import PUMP, PUMP_AMM
 from pumpsync.simulator.history import History
-
-if TYPE_CHECKING:
-    from pumpsync.simulator.solana import SolanaServer
 
 MAX_SIGNATURES = 1000
 MAX_BODY = 1 << 20
@@ -72,13 +69,45 @@ def http_bytes(status: int, body: bytes, headers: list[tuple[str, str]] | None =
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
+class RpcNode(Protocol):
+    """What a connection uses of its node (``pumpsync.simulator.solana.SolanaServer``)."""
+
+    ignore_pings: bool
+
+    def http_post(self, path: str, headers: dict[str, str], body: bytes) -> bytes: ...
+
+
+def post_response(buf: bytearray, node: RpcNode) -> bytes | None:
+    """The whole HTTP response to the POST request in ``buf`` (the node's answer, or an HTTP error),
+    or None while the request is still incomplete."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return http_bytes(431, b"{}") if len(buf) > 65536 else None
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    try:
+        length = int(headers.get("content-length", ""))
+    except ValueError:
+        return http_bytes(411, b"{}")
+    if length > MAX_BODY:
+        return http_bytes(413, b"{}")
+    if len(buf) - end - 4 < length:
+        return None
+    body = bytes(buf[end + 4 : end + 4 + length])
+    parts = lines[0].split(" ")
+    return node.http_post(parts[1] if len(parts) > 1 else "/", headers, body)
+
+
+def rpc_connection_class(server: RpcNode) -> type[ServerConnection]:
     # (long only because it defines the connection class: its methods are short)
     class RpcConnection(ServerConnection):
         """Answers HTTP POST (JSON-RPC) itself and hands everything else to websockets, whose
         handshake parser accepts GET only. Also lets the node ignore protocol pings."""
 
-        node: ClassVar[SolanaServer] = server
+        node: ClassVar[RpcNode] = server
         _http: bytearray | None = None
         _answered = False
         last_rx = 0.0  # loop time of the client's last bytes (pings count): the idle timer
@@ -107,32 +136,10 @@ def rpc_connection_class(server: SolanaServer) -> type[ServerConnection]:
                 self._answer_post()
 
         def _answer_post(self) -> None:
-            buf = self._http
-            assert buf is not None
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > 65536:
-                    self._reply(http_bytes(431, b"{}"))
-                return
-            lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            try:
-                length = int(headers.get("content-length", ""))
-            except ValueError:
-                self._reply(http_bytes(411, b"{}"))
-                return
-            if length > MAX_BODY:
-                self._reply(http_bytes(413, b"{}"))
-                return
-            if len(buf) - end - 4 < length:
-                return
-            body = bytes(buf[end + 4 : end + 4 + length])
-            parts = lines[0].split(" ")
-            path = parts[1] if len(parts) > 1 else "/"
-            self._reply(self.node.http_post(path, headers, body))
+            assert self._http is not None
+            response = post_response(self._http, self.node)
+            if response is not None:
+                self._reply(response)
 
         def _reply(self, response: bytes) -> None:
             self._answered = True

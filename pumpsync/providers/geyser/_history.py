@@ -21,9 +21,9 @@ from pumpsync.providers.solana import CHANNELS
 from pumpsync.providers.spec import HistoryError, Position
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
     from pumpsync.events import Event
     from pumpsync.providers.solana_history import SolanaHistory
+    from pumpsync.providers.spec import ClientConfig
 
 
 class ReplayBook:

@@ -23,7 +23,7 @@ from pumpsync.providers.geyser._status import FORGED, OK, oversized, replay_refu
 from pumpsync.providers.spec import OP_BINARY, ConnectFailed, TransportClosed
 
 if TYPE_CHECKING:
-    from pumpsync.config import ClientConfig
+    from pumpsync.providers.spec import ClientConfig
 
 METHOD = "/geyser.Geyser/Subscribe"
 DEFAULT_RECEIVE_LIMIT = 64 * 1024 * 1024  # grpcio's own 4 MiB is less than real blocks of transactions
