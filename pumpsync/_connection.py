@@ -314,11 +314,10 @@ class Connection:
         self._reports.opened(self)
 
     def _read(self, dialect: Dialect) -> Outcome:
-        """Read the session until it ends (the hot loop).
-
-        Over 60 lines on purpose: every frame of the stream passes here, so the loop binds what it
-        uses to locals once and handles each opcode inline; a call per frame and per output to a
-        helper costs measurably at bulk rates (``pumpsync bench``)."""
+        """Read the session until it ends (the hot loop)."""
+        # why long: every frame of the stream passes here, so the loop binds what it uses to locals
+        # once and handles each opcode inline; a call per frame and per output to a helper costs
+        # measurably at bulk rates (``pumpsync bench``).
         transport = self.transport
         read = transport.read
         stats = self.stats

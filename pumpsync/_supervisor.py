@@ -215,11 +215,10 @@ class Supervisor:
 
     def _tend(self, conn: Connection, slot: _Slot, now: float, actions: list[Callable[[], object]]) -> float:
         """Decide what is due for one connection (``actions``, run after the lock is released);
-        return when it next needs attention.
-
-        Over 60 lines on purpose: the checks are one precedence list (retry, not open, stale, no
-        data, pong overdue, ping due, hello overdue, healthy) read top to bottom under one lock
-        hold; split up, the order that makes the verdict right would be spread over helpers."""
+        return when it next needs attention."""
+        # why long: the checks are one precedence list (retry, not open, stale, no data, pong overdue,
+        # ping due, hello overdue, healthy) read top to bottom under one lock hold; split up, the order
+        # that makes the verdict right would be spread over helpers.
         if slot.retry_at is not None:
             _judge(conn.stats, False, now)
             if now < slot.retry_at:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from pumpsync._consumer import Consumer
 from pumpsync._delivery import Item, Merge, SeenSet
 from pumpsync._engine import Engine
 from pumpsync._gaps import GapReport
@@ -148,7 +148,7 @@ class Client:
         on_gap: Callable[[GapReport], Any] | None = None,
         **deprecated: Unpack[LegacyOptions],  # the flat keywords before the groups (pumpsync.options.RENAMED)
     ) -> None:
-        # Over 60 lines for the parameter list above (one line per group) and the checks of several sources.
+        # why long: the parameter list above (one line per group) and the checks of several sources.
         self._hooks = Hooks.pop(
             {"on_event": on_event, "on_connect": on_connect, "on_disconnect": on_disconnect, "on_gap": on_gap}
         )
@@ -173,7 +173,6 @@ class Client:
         self.queue: EventQueue = self._merge.queue
         self._capacity = plan.queue_size
         self._several = sources is not None
-        self._conflicts = ConflictWarnings(plan.race) if plan.race is not None else None
         failed = upward(self._source_failed)
         self._engines: dict[str, Engine] = {
             name: Engine(config, name, self._merge, index, failed, self._hooks, name if self._several else None)
@@ -186,8 +185,8 @@ class Client:
                         "sources", f"source {name}: its transport acknowledges what you took, which one stream of "
                         "several sources cannot tell it: use it as a client of its own",
                     )  # fmt: skip
-        self._takers = None if self._several else self._engine().takers
-        self._in_hand: Event | None = None  # the event get() handed over last, of a feed that acknowledges
+        conflicts = ConflictWarnings(plan.race) if plan.race is not None else None
+        self._consumer = Consumer(self.queue, None if self._several else self._engine().takers, conflicts)
         self.config: ClientConfig = next(iter(plan.configs.values()))  # the first source's with several
         self._lifecycle = threading.Lock()  # a leaf: guards _state
         self._state = "new"
@@ -235,7 +234,7 @@ class Client:
             self._merge.queue.put(ClientClosed("the client was closed"))
             return
         deadline = time.monotonic() + timeout
-        self._consumed()  # closing: the consumer is done with the event in hand
+        self._consumer.consumed()  # closing: the consumer is done with the event in hand
         for engine in engines:  # all at once: they end in parallel
             engine.stop()
         stragglers: list[str] = []
@@ -281,32 +280,7 @@ class Client:
         """
         if self._state == "new":
             raise UsageError(NOT_STARTED)
-        if self._conflicts is not None:
-            self._conflicts.warn()
-        takers = self._takers
-        if takers is not None:  # asking for the next event: the consumer is done with the one in hand
-            self._consumed()
-        if self._state == "closed":  # what is left, then ClientClosed: never a wait on a closed client
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                raise ClientClosed("the client was closed") from None
-        else:
-            item = self.queue.get(timeout=timeout)
-        if isinstance(item, PumpsyncError):
-            if item.fatal or isinstance(item, ClientClosed):
-                self.queue.put(item)  # keep it there for the next reader
-            raise item
-        if takers is not None and takers[item.connection] is not None:
-            self._in_hand = item
-        return item
-
-    def _consumed(self) -> None:
-        """Tell the feed of the event in hand that the consumer is done with it (on the consumer's thread)."""
-        event, self._in_hand = self._in_hand, None
-        consumed = None if event is None or self._takers is None else self._takers[event.connection]
-        if event is not None and consumed is not None:
-            consumed(event)
+        return self._consumer.get(timeout, closed=self._state == "closed")
 
     def __iter__(self) -> Iterator[Event]:
         """Events until :meth:`close`; raises fatal errors. A refused channel is logged as a warning

@@ -20,9 +20,7 @@ are declared once, in the private bases): the flat ``Event`` stays what the clie
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Literal
-
-from pumpsync.events import Event
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -152,7 +150,15 @@ VIEWS: dict[str, type[TypedEvent]] = {
 _FIELDS = {view: tuple(f.name for f in fields(view) if f.name != "kind") for view in VIEWS.values()}
 
 
-def view_of(event: Event) -> TypedEvent:
+class _Flat(Protocol):
+    """What :func:`view_of` reads of a :class:`~pumpsync.Event` (its kind; the rest by name): so that
+    this module needs nothing of ``pumpsync.events``, which imports it (``Event.as_typed``)."""
+
+    @property
+    def kind(self) -> str: ...
+
+
+def view_of(event: _Flat) -> TypedEvent:
     """``event`` as its kind's view (:meth:`Event.as_typed`); an unexpected kind is an ``Unknown``."""
     view = VIEWS.get(event.kind, Unknown)
     return view(**{name: getattr(event, name) for name in _FIELDS[view]})
