@@ -14,6 +14,9 @@ held (the live stream missed it: another drop meanwhile); then the held copies s
 out first (:meth:`Hold.for_history`), so that slot order holds. Past ``capacity`` held events
 they are all let go, the live stream is deferred (dropped, counted) and the recovery fetches
 again from the oldest history event it skipped for a held copy still owed, until it has caught up.
+A live frame fetched again (its log cut, its PumpSwap pool not known yet) while a hold is in
+force is held too, in its slot's place (:meth:`Hold.take_late`); the recovery fetches those
+before it ends a hold.
 
 Locking: the hold has no lock of its own; it is guarded by the delivery's lock (the merge's, one
 for every source). :meth:`begin` and :meth:`take_refetch` take that lock themselves; every other
