@@ -362,6 +362,17 @@ class Delivery:
         self.queue.wake()
         return new
 
+    def release_refetched(self, events: list[Event]) -> int:
+        """Queue the events of a live frame fetched again (the caller orders them); while a hold
+        is in force they are held with the frame's live neighbours instead (``Hold.take_late``).
+        How many were new or held."""
+        hold = self._hold
+        if hold is not None:
+            with self._lock:
+                if hold.since is not None:
+                    return sum(hold.take_late(event) for event in events)
+        return self.release_backfill(events)
+
     def _put_once(self, event: Event) -> bool:
         """Queue ``event`` unless its identity went out already (counted as a duplicate)."""
         identity = event.identity

@@ -14,6 +14,9 @@ held (the live stream missed it: another drop meanwhile); then the held copies s
 out first (:meth:`Hold.for_history`), so that slot order holds. Past ``capacity`` held events
 they are all let go, the live stream is deferred (dropped, counted) and the recovery fetches
 again from the oldest history event it skipped for a held copy still owed, until it has caught up.
+A live frame fetched again (its log cut, its PumpSwap pool not known yet) while a hold is in
+force is held too, in its slot's place (:meth:`Hold.take_late`); the recovery fetches those
+before it ends a hold.
 
 Locking: the hold has no lock of its own; it is guarded by the delivery's lock (the merge's, one
 for every source). :meth:`begin` and :meth:`take_refetch` take that lock themselves; every other
@@ -111,6 +114,27 @@ class Hold:
         if identity is not None:
             self._held_ids.setdefault(identity, event)
         self._stats.held += 1
+
+    def take_late(self, event: Event) -> bool:
+        """An event of a live frame fetched again (its log cut, its pool unknown) while the hold is
+        in force: held in its slot's place, since the live events held after its frame are newer
+        (queued at once, it went out after them, or before the gap). False: a copy is held already."""
+        identity = event.identity
+        if identity is not None and (identity in self._held_ids or identity in self._owed_ids):
+            return False
+        held = self._held
+        if self._deferring or len(held) >= self.capacity:
+            self.take(event)  # the same bound and deferral as any live event: the history brings it
+            return True
+        index, slot = len(held), event.slot
+        if slot is not None:
+            while index and (newer := held[index - 1].slot) is not None and newer > slot:
+                index -= 1
+        held.insert(index, event)
+        if identity is not None:
+            self._held_ids.setdefault(identity, event)
+        self._stats.held += 1
+        return True
 
     def expire(self, since: float) -> list[Event] | None:
         """The hold that began at ``since`` passed its deadline: it ends now (live events go on

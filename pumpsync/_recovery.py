@@ -48,6 +48,7 @@ log = logging.getLogger("pumpsync.backfill")
 _CHUNK = 1000  # events released at a time (at most; fewer for a small queue)
 _ATTEMPTS = 5  # fetches of one gap (the first and its retries) before it is reported lost
 _REFETCH_BACKLOG = 10_000  # single items waiting to be fetched again; past it they are counted lost
+_REFETCH_PASSES = 8  # looks for items asked for again before a hold ends (each fetches what came meanwhile)
 
 
 class GapRecovery:
@@ -295,10 +296,7 @@ class GapRecovery:
             self._current = pending.ident
             self._recover(pending.gap, pending.ident, held=True, attempts=0)
             return
-        with self._cond:
-            refetches, self._refetches = list(self._refetches), {}
-        for key, slot in refetches:
-            self._refetch_one(key, slot)
+        self._refetch_pending()
         now = time.monotonic()
         due = [r for r in self._retries if r[0] <= now]
         if due:
@@ -385,7 +383,7 @@ class GapRecovery:
                 log.info("backfill: %d events, %d new", fetched, new)
             report = self._progress(ident, newest, base, "")
             positions.update(newest)
-            if not held or self._delivery.end_hold(deferrals):
+            if not held or self._end_hold(deferrals):
                 lost, recovered = (report.lost, report.recovered) if report is not None else (0, 0)
                 self.ledger.close(ident, "recovered" if not lost else "partial" if recovered else "lost")
                 return
@@ -414,6 +412,24 @@ class GapRecovery:
     def _safe(self, problem: object) -> str:
         return redact(str(problem), self.config.api_key)[:300]
 
+    def _refetch_pending(self) -> None:
+        with self._cond:
+            refetches, self._refetches = list(self._refetches), {}
+        for key, slot in refetches:
+            self._refetch_one(key, slot)
+
+    def _end_hold(self, deferrals: int) -> bool:
+        """``end_hold``, once the items asked for again while it held are fetched: their frames came
+        among the held events, so their events are held in place too (after the hold they went out
+        behind newer events). Asked for meanwhile: fetched too; the last look and the end under
+        ``_cond``, so that none slips in between (bounded: a flood goes on after the hold, late)."""
+        for _ in range(_REFETCH_PASSES):
+            self._refetch_pending()
+            with self._cond:
+                if not self._refetches:
+                    return self._delivery.end_hold(deferrals)
+        return self._delivery.end_hold(deferrals)
+
     def _refetch_one(self, key: str, slot: int | None) -> None:
         """One item's events again (``source.refetch``), released like a backfill page."""
         channels = {sub.channel: dict(sub.filters) for sub in self._subscriptions()}
@@ -437,7 +453,7 @@ class GapRecovery:
         while self._delivery.room() < len(events):
             if self._stop.wait(IDLE):
                 raise Stopped
-        new = self._delivery.release_backfill(events)
+        new = self._delivery.release_refetched(events)  # held in place while a hold is in force
         log.info("refetched one item at slot %s: %d events, %d new", slot, len(events), new)
 
     def _refetch_into(self, positions: dict[str, Position]) -> bool:

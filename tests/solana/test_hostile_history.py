@@ -17,6 +17,7 @@ from pumpsync._recovery import _REFETCH_BACKLOG, GapRecovery
 from pumpsync._secrets import ApiKey
 from pumpsync._stats import ClientStats
 from pumpsync.config import ClientConfig, make_config
+from pumpsync.events import NEW_TOKEN, TRADE
 from pumpsync.providers.base import Subscription
 from pumpsync.providers.solana import CHANNELS, PROGRAM_ID
 from pumpsync.providers.solana_history import SolanaHistory
@@ -24,6 +25,7 @@ from pumpsync.providers.spec import Position
 from tests.conftest import wait_until
 from tests.solana.rpcstub import Node, WsNode, running_node, running_ws_node, take
 from tests.solana.test_client_e2e import trade_logs
+from tests.solana.test_history import SIGNATURE, _truncated, real_tx
 
 Hostile = Callable[[str, list[Any]], "tuple[int, dict[str, str], bytes] | None"]
 
@@ -254,3 +256,33 @@ def test_both_programs_are_listed_up_to_one_moment() -> None:
             "getSignaturesForAddress",
         ]
         assert source.stats()["no_cut"] == 0 and source.stats()["after_cut"] == 1
+
+
+def test_an_item_fetched_again_while_a_gap_holds_keeps_its_place_among_the_held_events(
+    make_client: Callable[..., Client], node: WsNode
+) -> None:
+    """A live frame that must be fetched again (its log cut; a PumpSwap trade whose pool is not
+    known yet: the migration is in the gap) while a gap holds the live stream: its events were
+    queued after the hold had let out newer held events (or before the gap's older ones), out of
+    slot order (the Solana chaos test's flake). Now they are held in their slot's place. The node
+    keeps the gap's getTransaction until the cut frame and a newer one are held."""
+    asked, gate = threading.Event(), threading.Event()
+
+    def slow_gap(method: str, params: list[Any]) -> tuple[int, dict[str, str], bytes] | None:
+        if method == "getTransaction" and params[0] == "B":
+            asked.set()
+            gate.wait(10)
+        return None  # the honest answer
+
+    node.history.hostile = slow_gap
+    client = open_gap(make_client, node)  # A (slot 20) seen live, B (21) in the gap
+    wait_until(asked.is_set, what="the gap's getTransaction")
+    node.push(SIGNATURE, 22, _truncated(real_tx())["meta"]["logMessages"])  # the create; the buy is cut
+    node.history.history[-1] = (SIGNATURE, 22, None, real_tx())  # getTransaction: the whole transaction
+    node.push("L", 23, trade_logs())
+    wait_until(lambda: client.raw_stats.held == 2, what="the cut frame's create and L held")
+    gate.set()
+    got = [(e.signature, e.kind, e.slot) for e in take(client, 4)]
+    assert got == [("B", TRADE, 21), (SIGNATURE, NEW_TOKEN, 22), (SIGNATURE, TRADE, 22), ("L", TRADE, 23)]
+    wait_until(lambda: client.ready, what="ready once the gap is settled")
+    assert client.queue.empty()
