@@ -168,8 +168,22 @@ class CandleSet:
         """Add a trade to the candle of every interval (for a market that hands over no candles)."""
         start = t_ms - t_ms % _LENGTHS[0]
         if start == self._hot_start:
-            for bar in self._hot:
-                bar.add(key, price, lamports, buy)
+            for bar in self._hot:  # _Bar.add, inline: this runs for most trades
+                if key >= bar.close_key:
+                    bar.close_key = key
+                    bar.close = price
+                elif key < bar.open_key:
+                    bar.open_key = key
+                    bar.open = price
+                if price > bar.high:
+                    bar.high = price
+                elif price < bar.low:
+                    bar.low = price
+                bar.volume += lamports
+                if buy:
+                    bar.buys += 1
+                else:
+                    bar.sells += 1
             return
         self.add_each(t_ms, key, price, lamports, buy)
 

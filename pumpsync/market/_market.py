@@ -113,21 +113,23 @@ class Market:
         self._clock = 0  # newest event time seen, ms: the market's "now"
         self._open: dict[str, dict[str, int]] = {name: {} for name in INTERVALS}  # interval -> mint -> start
         self._closed: deque[Candle] = deque()
-        self._counts = dict.fromkeys(("events", "applied", "duplicates", "ignored", "bad", "evicted"), 0)
-        self._counts["candles_dropped"] = 0
+        self._applied = 0  # an attribute, not in _counts: counted for almost every event; events is the sum
+        self._counts = dict.fromkeys(("duplicates", "ignored", "bad", "evicted", "candles_dropped"), 0)
 
     # -- the writer ------------------------------------------------------------------------
 
     def update(self, event: Event) -> bool:
         """Apply one event; False if it changed nothing (a duplicate, another kind, or bad: counted)."""
         with self._lock:
-            self._counts["events"] += 1
             try:
                 applied = self._apply_trade(event) if event.kind == TRADE else self._apply(event)
             except (ValueError, TypeError, AttributeError):
                 self._counts["bad"] += 1
                 return False
-            self._counts["applied" if applied else "ignored"] += 1
+            if applied:
+                self._applied += 1
+            else:
+                self._counts["ignored"] += 1
             return applied
 
     def feed(self, events: Iterable[Event]) -> int:
@@ -352,7 +354,9 @@ class Market:
         """Counters: events, applied, duplicates, ignored (other kinds), bad (skipped), evicted,
         candles_dropped (closed candles nobody took in time), tracked (mints now)."""
         with self._lock:
-            return {**self._counts, "tracked": len(self._tokens)}
+            counts = self._counts
+            events = self._applied + counts["ignored"] + counts["bad"]
+            return {"events": events, "applied": self._applied, **counts, "tracked": len(self._tokens)}
 
     def __len__(self) -> int:
         return len(self._tokens)
