@@ -12,6 +12,7 @@ libraries that want a continuous axis expect.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -83,12 +84,17 @@ class _Bar:
         self.revision = -1  # -1: never closed
 
     def add(self, key: OrderKey, price: float, lamports: int, buy: bool) -> None:
-        if key < self.open_key:
-            self.open_key, self.open = key, price
+        # open_key <= close_key always: a key at or past the close cannot be before the open
         if key >= self.close_key:
-            self.close_key, self.close = key, price
-        self.high = max(self.high, price)
-        self.low = min(self.low, price)
+            self.close_key = key
+            self.close = price
+        elif key < self.open_key:
+            self.open_key = key
+            self.open = price
+        if price > self.high:  # low <= high: a new high is no new low
+            self.high = price
+        elif price < self.low:
+            self.low = price
         self.volume += lamports
         if buy:
             self.buys += 1
@@ -112,8 +118,9 @@ class CandleSeries:
         self.length = INTERVALS[interval]
         self.bars: dict[int, _Bar] = {}
 
-    def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> tuple[int, bool]:
-        """Add a trade; returns (candle start, whether that candle had already closed)."""
+    def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> tuple[int, _Bar]:
+        """Add a trade; returns the candle's start and bar (``bar.revision >= 0``: it had already closed).
+        The bar of a trade older than every kept one is pruned at once: returned, but no longer kept."""
         start = t_ms - t_ms % self.length
         bars = self.bars
         bar = bars.get(start)
@@ -124,13 +131,71 @@ class CandleSeries:
                 for old in sorted(bars)[: len(bars) - keep]:
                     del bars[old]
         bar.add(key, price, lamports, buy)
-        return start, bar.revision >= 0
+        return start, bar
 
     def list(self, mint: str, clock_ms: int) -> list[Candle]:
         return [
             self.bars[s].freeze(mint, self.interval, s, s + self.length <= clock_ms, revised=False)
             for s in sorted(self.bars)[-KEEP[self.interval] :]
         ]
+
+
+# The intervals nest (each length divides the next), so a trade in the same shortest interval as the
+# previous one is in the same interval of every length: CandleSet's fast path relies on it.
+_LENGTHS = sorted(INTERVALS.values())
+assert all(longer % shorter == 0 for shorter, longer in itertools.pairwise(_LENGTHS))
+
+
+class CandleSet:
+    """One mint's candles of every interval (``series``: interval -> :class:`CandleSeries`).
+
+    It keeps the bars of the last trade's shortest interval at hand: a trade in the same second (the
+    common case: a busy mint trades many times a second) updates them without a look-up or a prune,
+    exactly as :meth:`CandleSeries.add` would, since they are the bars it would find.
+    """
+
+    __slots__ = ("_hot", "_hot_start", "series")
+
+    def __init__(self) -> None:
+        self.series = {name: CandleSeries(name) for name in INTERVALS}
+        self._hot_start: int | None = None  # start of the shortest interval whose bars _hot holds
+        self._hot: tuple[_Bar, ...] = ()
+
+    def __getitem__(self, interval: str) -> CandleSeries:
+        return self.series[interval]
+
+    def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> None:
+        """Add a trade to the candle of every interval (for a market that hands over no candles)."""
+        start = t_ms - t_ms % _LENGTHS[0]
+        if start == self._hot_start:
+            for bar in self._hot:  # _Bar.add, inline: this runs for most trades
+                if key >= bar.close_key:
+                    bar.close_key = key
+                    bar.close = price
+                elif key < bar.open_key:
+                    bar.open_key = key
+                    bar.open = price
+                if price > bar.high:
+                    bar.high = price
+                elif price < bar.low:
+                    bar.low = price
+                bar.volume += lamports
+                if buy:
+                    bar.buys += 1
+                else:
+                    bar.sells += 1
+            return
+        self.add_each(t_ms, key, price, lamports, buy)
+
+    def add_each(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> list[tuple[str, int, _Bar]]:
+        """Add a trade through every series; returns (interval, start, bar) of each, for the hand-over."""
+        out = [(name, *series.add(t_ms, key, price, lamports, buy)) for name, series in self.series.items()]
+        # at hand only if every bar is still kept (a very late trade's is pruned at once)
+        if all(self.series[name].bars.get(start) is bar for name, start, bar in out):
+            self._hot_start, self._hot = t_ms - t_ms % _LENGTHS[0], tuple(bar for _, _, bar in out)
+        else:
+            self._hot_start, self._hot = None, ()
+        return out
 
 
 def fill_gaps(candles: Iterable[Candle], until_ms: int | None = None) -> list[Candle]:

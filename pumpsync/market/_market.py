@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TOKEN_ENRICHED, TRADE, Event
-from pumpsync.market._candles import INTERVALS, LAMPORTS, Candle, fill_gaps
+from pumpsync.market._candles import INTERVALS, Candle, fill_gaps
 from pumpsync.market._token import TokenState, event_ms
 from pumpsync.market._view import TokenView
 
@@ -113,21 +113,23 @@ class Market:
         self._clock = 0  # newest event time seen, ms: the market's "now"
         self._open: dict[str, dict[str, int]] = {name: {} for name in INTERVALS}  # interval -> mint -> start
         self._closed: deque[Candle] = deque()
-        self._counts = dict.fromkeys(("events", "applied", "duplicates", "ignored", "bad", "evicted"), 0)
-        self._counts["candles_dropped"] = 0
+        self._applied = 0  # an attribute, not in _counts: counted for almost every event; events is the sum
+        self._counts = dict.fromkeys(("duplicates", "ignored", "bad", "evicted", "candles_dropped"), 0)
 
     # -- the writer ------------------------------------------------------------------------
 
     def update(self, event: Event) -> bool:
         """Apply one event; False if it changed nothing (a duplicate, another kind, or bad: counted)."""
         with self._lock:
-            self._counts["events"] += 1
             try:
-                applied = self._apply(event)
+                applied = self._apply_trade(event) if event.kind == TRADE else self._apply(event)
             except (ValueError, TypeError, AttributeError):
                 self._counts["bad"] += 1
                 return False
-            self._counts["applied" if applied else "ignored"] += 1
+            if applied:
+                self._applied += 1
+            else:
+                self._counts["ignored"] += 1
             return applied
 
     def feed(self, events: Iterable[Event]) -> int:
@@ -139,6 +141,36 @@ class Market:
         for event in events:
             self.update(event)
             yield event
+
+    def _apply_trade(self, event: Event) -> bool:
+        """A trade, the common case, checked by exact types (what every dialect gives) and applied; any
+        other trade (a new mint, a first creator, a missing signature, int or zero amounts, bad input)
+        goes through :meth:`_apply`, which checks everything."""
+        mint, side, sol, tokens = event.mint, event.side, event.sol_amount, event.token_amount
+        t_ms = event.received_at if event.timestamp is None else event.timestamp
+        slot, trader, creator = event.slot, event.trader, event.creator
+        state = self._tokens.get(mint) if type(mint) is str else None
+        if (
+            state is None
+            or (side != "buy" and side != "sell")
+            or type(sol) is not float
+            or type(tokens) is not float
+            or not 0.0 < sol < math.inf
+            or not 0.0 < tokens < math.inf
+            or type(t_ms) is not int
+            or type(event.signature) is not str
+            or (slot is not None and type(slot) is not int)
+            or (trader is not None and type(trader) is not str)
+            or (creator is not None and (type(creator) is not str or (creator and state.creator is None)))
+        ):
+            return self._apply(event)
+        if not state.remember(event.identity):
+            self._counts["duplicates"] += 1
+            return False
+        if t_ms > self._clock:
+            self._advance(t_ms)
+        self._trade(state, event, t_ms, side == "buy", sol, tokens)
+        return True
 
     def _apply(self, event: Event) -> bool:
         kind, mint = event.kind, event.mint
@@ -174,7 +206,7 @@ class Market:
         if kind == TRADE:
             if event.creator and state.creator is None:  # sources that name the creator with each trade
                 state.token_info(event, self.first_slots)
-            self._trade(state, event, sol, tokens)
+            self._trade(state, event, t_ms, event.side == "buy", sol, tokens)
         elif kind in (NEW_TOKEN, TOKEN_ENRICHED):
             state.token_info(event, self.first_slots)
             if kind == NEW_TOKEN and event.initial_buy_tokens and event.creator and event.signature:
@@ -194,24 +226,21 @@ class Market:
             token_amount=tokens, trader=launch.creator, price_sol=sol / tokens if sol and tokens else None,
         )  # fmt: skip
         if state.remember(trade.identity):
-            self._trade(state, trade, sol, tokens)
+            self._trade(state, trade, event_ms(trade), True, sol, tokens)
 
-    def _trade(self, state: TokenState, event: Event, sol: float, tokens: float) -> None:
-        t_ms, key, price = state.trade(event, sol, tokens, self.first_slots)
+    def _trade(self, state: TokenState, event: Event, t_ms: int, buy: bool, sol: float, tokens: float) -> None:
+        key, price, lamports = state.trade(event, t_ms, buy, sol, tokens, self.first_slots)
         self._tokens.move_to_end(state.mint)
-        buy = event.side == "buy"
-        lamports = round(sol * LAMPORTS)
         if price is None:  # counted, but no price to chart
             return
-        for name, series in state.candles.items():
-            start, was_closed = series.add(t_ms, key, price, lamports, buy)
-            if not self._queue_max:
-                continue
-            bar = series.bars[start]
-            if was_closed:  # a late trade changed a closed candle: hand over its revision
+        if not self._queue_max:
+            state.candles.add(t_ms, key, price, lamports, buy)
+            return
+        for name, start, bar in state.candles.add_each(t_ms, key, price, lamports, buy):
+            if bar.revision >= 0:  # a late trade changed a closed candle: hand over its revision
                 bar.revision += 1
                 self._hand_over(bar.freeze(state.mint, name, start, True))
-            elif start + series.length <= self._clock:  # late into an interval already past: closed at once
+            elif start + INTERVALS[name] <= self._clock:  # late into an interval already past: closed at once
                 bar.revision = 0
                 self._hand_over(bar.freeze(state.mint, name, start, True))
             else:
@@ -325,7 +354,9 @@ class Market:
         """Counters: events, applied, duplicates, ignored (other kinds), bad (skipped), evicted,
         candles_dropped (closed candles nobody took in time), tracked (mints now)."""
         with self._lock:
-            return {**self._counts, "tracked": len(self._tokens)}
+            counts = self._counts
+            events = self._applied + counts["ignored"] + counts["bad"]
+            return {"events": events, "applied": self._applied, **counts, "tracked": len(self._tokens)}
 
     def __len__(self) -> int:
         return len(self._tokens)

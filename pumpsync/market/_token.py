@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from pumpsync.events import Event
-from pumpsync.market._candles import INTERVALS, LAMPORTS, CandleSeries, OrderKey
+from pumpsync.market._candles import LAMPORTS, CandleSet, OrderKey
 from pumpsync.market._view import DevSell, Launch, TokenView, Window
 
 SUPPLY = 1_000_000_000.0  # pump.fun mints 1 B tokens (6 decimals)
@@ -38,7 +38,6 @@ class TokenState:
         "creator",
         "dev_buy",
         "dev_sells",
-        "first_key",
         "graduated_ms",
         "last_key",
         "launch",
@@ -54,10 +53,11 @@ class TokenState:
         "progress_hint",
         "pumpswap",
         "seen",
+        "seen_head",
+        "seen_order",
         "sells",
         "slot_buyers",
         "symbol",
-        "traders",
         "venue",
         "volume",
     )  # fmt: skip
@@ -72,14 +72,15 @@ class TokenState:
         self.dev_sells: dict[OrderKey, DevSell] = {}
         # Trades seen before the creator was known (a backfilled launch): replayed for the developer figures.
         self.pending: list[tuple[str, OrderKey, str | None, int | None, bool, float, float, str | None]] | None = []
-        self.balances: dict[str, int] = {}
-        self.traders: set[str] = set()
-        self.seen: dict[Any, None] = {}  # identities applied, oldest first, at most max_seen
+        self.balances: dict[str, int] = {}  # raw tokens, every trader seen (0: sold out)
+        # identities applied, at most max_seen: the set, and the order to forget them in (from seen_head on)
+        self.seen: set[Any] = set()
+        self.seen_order: list[Any] = []
+        self.seen_head = 0
         self.max_seen = max_seen
         self.buys = self.sells = self.pumpswap = 0
         self.volume = 0  # lamports
         self.net_curve = 0  # raw tokens bought minus sold on the curve
-        self.first_key: OrderKey | None = None
         self.last_key: OrderKey | None = None
         self.price_key: OrderKey | None = None  # of the newest trade with a price
         self.price: float | None = None
@@ -89,7 +90,7 @@ class TokenState:
         self.migrated_ms: int | None = None
         self.liquidity: float | None = None
         self.slot_buyers: dict[int, set[str]] = {}  # the lowest slots with buys
-        self.candles = {name: CandleSeries(name) for name in INTERVALS}
+        self.candles = CandleSet()
 
     # -- writer ----------------------------------------------------------------------------
 
@@ -97,11 +98,21 @@ class TokenState:
         """False if this identity was applied already."""
         if identity is None:
             return True
-        if identity in self.seen:
+        seen = self.seen
+        if identity in seen:
             return False
-        self.seen[identity] = None
-        if len(self.seen) > self.max_seen:
-            del self.seen[next(iter(self.seen))]
+        seen.add(identity)
+        order = self.seen_order
+        order.append(identity)
+        if len(seen) > self.max_seen:  # forget the oldest: O(1), where a dict's first key is O(deleted)
+            head = self.seen_head
+            seen.discard(order[head])
+            order[head] = None
+            head += 1
+            if head >= self.max_seen:  # the forgotten part is as long as the rest: drop it
+                del order[:head]
+                head = 0
+            self.seen_head = head
         return True
 
     def token_info(self, event: Event, first_slots: int) -> None:
@@ -130,52 +141,54 @@ class TokenState:
         if event.liquidity_sol is not None:
             self.liquidity = float(event.liquidity_sol)
 
-    def trade(self, event: Event, sol: float, tokens: float, first_slots: int) -> tuple[int, OrderKey, float | None]:
-        """Apply a checked trade; returns (event ms, order key, price) for the candles."""
-        key = order_key(event)
-        buy = event.side == "buy"
+    def trade(
+        self, event: Event, t_ms: int, buy: bool, sol: float, tokens: float, first_slots: int
+    ) -> tuple[OrderKey, float | None, int]:
+        """Apply a checked trade at ``t_ms`` (its event time); returns (order key, price, lamports) for the candles."""
+        slot, sig, trader, venue = event.slot, event.signature, event.trader, event.venue
+        key = (t_ms, slot or 0, sig or "")
         raw = round(tokens * UNIT)
-        venue = getattr(event, "venue", None)
+        lamports = round(sol * LAMPORTS)
         price = event.price_sol
-        if not isinstance(price, float | int) or not 0 < price < math.inf:
+        if not (type(price) is float and 0.0 < price < math.inf) and (  # the common case first: a float in range
+            not isinstance(price, float | int) or not 0 < price < math.inf
+        ):
             price = sol / tokens if sol > 0 and tokens > 0 else None  # None: no price (a zero trade)
-        trader = event.trader
-        if trader is not None:
-            self.traders.add(trader)
-            balance = self.balances.get(trader, 0) + (raw if buy else -raw)
-            if balance:
-                self.balances[trader] = balance
-            else:
-                self.balances.pop(trader, None)
+        if trader is not None:  # every trader has a balance, 0 once sold out: unique traders and holders in one
+            balances = self.balances
+            balances[trader] = balances.get(trader, 0) + (raw if buy else -raw)
         if buy:
             self.buys += 1
         else:
             self.sells += 1
-        self.volume += round(sol * LAMPORTS)
+        self.volume += lamports
         if venue == PUMPSWAP:
             self.pumpswap += 1
         else:
             self.net_curve += raw if buy else -raw
-        if self.first_key is None or key < self.first_key:
-            self.first_key = key
-        if self.last_key is None or key >= self.last_key:
+        last = self.last_key
+        if last is None or key >= last:
             self.last_key, self.venue = key, venue
-        if price is not None and (self.price_key is None or key >= self.price_key):
-            self.price_key, self.price = key, price
-        if trader is not None and trader == self.creator:
-            self._dev_trade(key, event.signature, event.slot, buy, sol, tokens, venue)
-        elif self.pending is not None and self.creator is None and trader is not None:
-            self.pending.append((trader, key, event.signature, event.slot, buy, sol, tokens, venue))
-            if len(self.pending) > MAX_PENDING:
-                self.pending = None  # too late a launch to tell: dev sells before it stay unknown
-        if buy and trader is not None and event.slot is not None:
-            slots = self.slot_buyers
-            if event.slot in slots:
-                slots[event.slot].add(trader)
-            elif len(slots) <= first_slots or event.slot < max(slots):  # else: not among the lowest slots
-                slots[event.slot] = {trader}
-                self._trim_slots(first_slots)
-        return key[0], key, price
+        if price is not None:
+            last = self.price_key
+            if last is None or key >= last:
+                self.price_key, self.price = key, price
+        if trader is not None:
+            creator = self.creator
+            if trader == creator:
+                self._dev_trade(key, sig, slot, buy, sol, tokens, venue)
+            elif creator is None and self.pending is not None:
+                self.pending.append((trader, key, sig, slot, buy, sol, tokens, venue))
+                if len(self.pending) > MAX_PENDING:
+                    self.pending = None  # too late a launch to tell: dev sells before it stay unknown
+            if buy and slot is not None:
+                slots = self.slot_buyers
+                if slot in slots:
+                    slots[slot].add(trader)
+                elif len(slots) <= first_slots or slot < max(slots):  # else: not among the lowest slots
+                    slots[slot] = {trader}
+                    self._trim_slots(first_slots)
+        return key, price, lamports
 
     def _dev_trade(
         self, key: OrderKey, sig: str | None, slot: int | None, buy: bool, sol: float, tokens: float, venue: str | None
@@ -247,7 +260,7 @@ class TokenState:
             migrated=self.migrated_ms is not None, migrated_ms=self.migrated_ms, liquidity_sol=self.liquidity,
             venue=self.venue, w1m=self._window(60, clock, sol_usd), w5m=self._window(300, clock, sol_usd),
             w1h=self._window(3600, clock, sol_usd), trades=self.buys + self.sells, buys=self.buys, sells=self.sells,
-            volume_sol=self.volume / LAMPORTS, pumpswap_trades=self.pumpswap, unique_traders=len(self.traders),
+            volume_sol=self.volume / LAMPORTS, pumpswap_trades=self.pumpswap, unique_traders=len(self.balances),
             holders=len(positive), top10_share=top10, dev_tokens=dev_tokens,
             dev_share=None if dev_tokens is None else dev_tokens / SUPPLY * 100.0,
             dev_sells=tuple(self.dev_sells[k] for k in sorted(self.dev_sells)),
