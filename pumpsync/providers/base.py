@@ -318,14 +318,17 @@ class Dialect(ABC):
         # UTF-8 itself, so the guards in _parse_slowly could find nothing (whatever orjson refuses,
         # NaN included, goes there). Only shallow frames: some versions crash on hostile nesting.
         # A flat frame (no "{" after the first byte, no "[": most trades) is told by two memchr scans,
-        # half the cost of counting. Brackets inside strings (Solana's "invoke [n]") are not nesting.
-        in_strings = payload.count(self.string_bracket) if self.string_bracket and type(payload) is bytes else 0
+        # half the cost of counting. Brackets inside strings (Solana's "invoke [n]") are not nesting:
+        # counted only where the flat check failed and the dialect names such a bracket.
         if (
             _fast_loads is not None
             and type(payload) is bytes
             and (
                 (payload.find(b"{", 1) < 0 and payload.find(b"[") < 0)
-                or payload.count(b"[") + payload.count(b"{") - in_strings <= MAX_DEPTH
+                or payload.count(b"[")
+                + payload.count(b"{")
+                - (payload.count(self.string_bracket) if self.string_bracket else 0)
+                <= MAX_DEPTH
             )
         ):
             try:

@@ -34,19 +34,19 @@ def _b58(raw: bytes) -> str:
     return text
 
 
-def _instructions(tx: Transaction) -> list[tuple[str, tuple[str, ...], bytes]]:
+def _instructions(tx: Transaction) -> list[Instruction]:
     """The pump.fun and PumpSwap instructions in execution order (a top-level instruction, then its
     inner ones) as (program, accounts, data); the indices resolve against the message's accounts
     followed by the lookup-table ones (``Transaction.keys``); one past them names no account ("")."""
     keys = tx.keys
     count = len(keys)
     inner = {index: group for index, group in tx.inner}
-    out: list[tuple[str, tuple[str, ...], bytes]] = []
+    out: list[Instruction] = []
 
     def add(program_index: int, accounts: bytes, data: bytes) -> None:
         program = _RAW_PROGRAMS.get(keys[program_index]) if program_index < count else None
         if program is not None:
-            out.append((program, tuple(_b58(keys[i]) if i < count else "" for i in accounts), data))
+            out.append(Instruction(program, tuple(_b58(keys[i]) if i < count else "" for i in accounts), data))
 
     for index, top in enumerate(tx.instructions):
         add(*top)
@@ -67,8 +67,7 @@ def transaction_events(
     out: list[Output],
 ) -> None:
     """Append the events of one successful transaction (and the decoder's reasons) to ``out``."""
-    items = [Instruction(program, accounts, data) for program, accounts, data in _instructions(tx)]
-    decode_transaction(tx.logs, items, signature, tx.slot, received_at, connection, False, filters, out)
+    decode_transaction(tx.logs, _instructions(tx), signature, tx.slot, received_at, connection, False, filters, out)
 
 
 __all__ = ["transaction_events"]
