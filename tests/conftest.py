@@ -6,6 +6,7 @@ import faulthandler
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -126,6 +127,17 @@ def sim() -> Iterator[Any]:
 
     with Simulator(providers=("openpump", "anaxer"), port=0, rate=0, seed=7, enrich_delay=0.05) as simulator:
         yield simulator
+
+
+@pytest.fixture
+def cpu_load() -> Iterator[None]:
+    """A busy-loop process on the side (the machine is shared: one is enough to starve a thread)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def drain(client: Client, n: int, timeout: float = 10.0) -> list[Any]:

@@ -14,11 +14,8 @@ acceptance run is 20 runs of 30 s: ``PUMPSYNC_CHURN_SECONDS=30``).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -77,17 +74,6 @@ def _expected(provider: str, client: Client) -> set[str]:
     if provider == "geyser":  # one transactions filter serves every channel
         return {"transactions"} if client.subscriptions() else set()
     return {s.channel for s in client.subscriptions()}
-
-
-@pytest.fixture
-def cpu_load() -> Iterator[None]:
-    """A busy-loop process on the side (the machine is shared: one is enough to starve a thread)."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        yield
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 @pytest.mark.parametrize("provider", _runtime_providers())
