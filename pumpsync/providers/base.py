@@ -317,18 +317,14 @@ class Dialect(ABC):
         # <= MAX_DEPTH brackets nothing nests too deep, and orjson refuses lone surrogates and invalid
         # UTF-8 itself, so the guards in _parse_slowly could find nothing (whatever orjson refuses,
         # NaN included, goes there). Only shallow frames: some versions crash on hostile nesting.
-        # A flat frame (no "{" after the first byte, no "[": most trades) is told by two memchr scans,
-        # half the cost of counting. Brackets inside strings (Solana's "invoke [n]") are not nesting:
-        # counted only where the flat check failed and the dialect names such a bracket.
+        # A flat frame (no "{" after the first byte, no "[": most trades) costs two memchr scans; only
+        # the others count brackets (less those inside strings, like Solana's "invoke [n]").
         if (
             _fast_loads is not None
             and type(payload) is bytes
             and (
                 (payload.find(b"{", 1) < 0 and payload.find(b"[") < 0)
-                or payload.count(b"[")
-                + payload.count(b"{")
-                - (payload.count(self.string_bracket) if self.string_bracket else 0)
-                <= MAX_DEPTH
+                or payload.count(b"[") + payload.count(b"{") - self._string_brackets(payload) <= MAX_DEPTH
             )
         ):
             try:
@@ -339,6 +335,9 @@ class Dialect(ABC):
                 if type(value) is dict:
                     return value
         return self._parse_slowly(payload)
+
+    def _string_brackets(self, payload: bytes) -> int:
+        return payload.count(self.string_bracket) if self.string_bracket else 0
 
     def _parse_slowly(self, payload: bytes | str) -> dict[str, Any] | Malformed:
         """:meth:`parse` for whatever orjson did not take: the stdlib's verdict, then the guards."""
