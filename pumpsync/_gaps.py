@@ -150,7 +150,7 @@ class GapLedger:
             self._counts[what] += 1
 
     # -- writing
-    def open(self, since_slot: int) -> int:
+    def open(self, since_slot: int | None) -> int:
         with self._lock:
             self._next += 1
             ident = self._next
@@ -182,12 +182,13 @@ class GapLedger:
             report = replace(report, outcome=outcome, closed_at=time.time(), reason=reason or report.reason)
             self._reports[ident] = report
             self._counts[outcome] += 1
+        where = "before the first event" if report.since_slot is None else f"from slot {report.since_slot}"
         if outcome == "recovered":
-            log.info("gap from slot %d recovered: %d events", report.since_slot, report.recovered)
+            log.info("gap %s recovered: %d events", where, report.recovered)
         else:
             self.warn(
                 f"gap_{outcome}",
-                f"gap from slot {report.since_slot} {outcome}: {report.recovered} events recovered, "
+                f"gap {where} {outcome}: {report.recovered} events recovered, "
                 f"{report.lost} counted lost, {report.deferred} live events let go for it"
                 + (f" ({reason})" if reason else ""),
             )

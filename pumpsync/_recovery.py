@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pumpsync._baseline import Baseline
 from pumpsync._delivery import Delivery
 from pumpsync._gaps import STREAM, Counts, Gap, GapLedger, GapListener, GapReport, Outcome, Pending
 from pumpsync._hold import Hold, watch_deadline
@@ -84,6 +85,7 @@ class GapRecovery:
         # Guarded by _cond: single items to fetch again, in order (a dict: a flood of them costs O(1) each).
         self._refetches: dict[tuple[str, int | None], None] = {}
         self.ledger = GapLedger(config.provider, on_gap, source=stats.provider)  # stats.provider: the source's name
+        self._baseline = Baseline(source)  # where the stream went live: for an outage before any event
         self._current: int | None = None  # the report of the gap the recovery thread is on (its own)
         chunk = max(1, min(_CHUNK, config.queue_size // 2))
         self._pager = Pager(source, delivery, self.hold, stats, self._stop, chunk)
@@ -170,6 +172,8 @@ class GapRecovery:
     def channel_live(self, index: int, channel: str) -> None:
         """A channel of connection ``index`` was acknowledged (or refused)."""
         with self._cond:
+            if self._baseline.went_live():  # the first time: the recovery thread asks where the chain is
+                self._cond.notify_all()
             for pending in self._pending:
                 if pending.index == index:
                     pending.awaiting.discard(channel)
@@ -222,7 +226,8 @@ class GapRecovery:
         return counts
 
     def _open(self, gap: Gap) -> int:
-        return self.ledger.open(min(gap.positions.values()).slot)
+        slot = min(gap.positions.values()).slot
+        return self.ledger.open(slot if slot >= 0 else None)  # (UNKNOWN: told once resolved)
 
     def _lost_so_far(self) -> int:
         """What the history source has counted lost (its optional ``lost()``), to take a gap's share."""
@@ -252,7 +257,7 @@ class GapRecovery:
         if not resumed:
             return None
         if stream_wide:
-            newest = self._delivery.newest
+            newest = self._delivery.newest or self._baseline.start()
             return None if newest is None else Gap({STREAM: newest}, subs)
         # A quiet channel has seen nothing of late: anything of it before the newest slot seen on
         # any channel was delivered live, so start there.
@@ -261,8 +266,9 @@ class GapRecovery:
         positions: dict[str, Position] = {}
         for channel in subs:
             slot = last.get(channel, newest_slot)
-            if slot is not None:
-                positions[channel] = Position(slot)
+            begin = Position(slot) if slot is not None else self._baseline.start()
+            if begin is not None:
+                positions[channel] = begin
         return Gap(positions, subs)
 
     def _restrict(self, gap: Gap) -> Gap:
@@ -291,6 +297,8 @@ class GapRecovery:
 
     def _step(self) -> None:
         self._current = None
+        if self._baseline.wanted:
+            self._baseline.look_up(self._stop)
         pending = self._next_ready()
         if pending is not None:
             self._current = pending.ident
@@ -341,6 +349,10 @@ class GapRecovery:
     def _recover(self, gap: Gap, ident: int, held: bool, attempts: int) -> None:
         """Fetch ``gap`` and release it, round after round until caught up; ends the hold it was
         given (``held``), whatever happens; reports the outcome, or schedules a retry."""
+        resolved = self._resolve(gap, ident, held)
+        if resolved is None:
+            return
+        gap = resolved
         positions = dict(gap.positions)
         # Per key, the identities released at its newest slot: the next round starts at that slot
         # (inclusive), and by then they may have left the de-duplication window.
@@ -392,6 +404,18 @@ class GapRecovery:
             if self._refetch_into(positions):
                 edges.clear()
             log.info("backfill: live events outgrew the hold; fetching on from %s", Gap(positions, {}).describe())
+
+    def _resolve(self, gap: Gap, ident: int, held: bool) -> Gap | None:
+        """``gap`` with a position wherever it began before any event (the baseline's); None if
+        there is none: then it is reported lost, and the hold it was given ends."""
+        resolved, why = self._baseline.resolve(gap)
+        if resolved is None:
+            self.ledger.close(ident, "lost", self._safe(why))
+            if held:
+                self._delivery.end_hold()
+        elif resolved is not gap:
+            self.ledger.update(ident, since_slot=min(p.slot for p in resolved.positions.values()))
+        return resolved
 
     def _progress(self, ident: int, newest: dict[str, Position], base: Counts, reason: str) -> GapReport | None:
         """Bring the report up to date: its range so far, and this attempt's counts on top of ``base``'s."""

@@ -209,6 +209,11 @@ class SolanaHistory:
         self._beyond(beyond)
         return listing
 
+    def head(self, stop: threading.Event) -> Position | None:
+        """Where the chain is now, at the live stream's commitment (a gap before any event starts there)."""
+        slot = opt_slot(self.call("getSlot", [{"commitment": self.live_commitment}], stop))
+        return None if slot is None else Position(slot)
+
     def _cut_slot(self, stop: threading.Event) -> int | None:
         """The moment both programs are listed up to: the node's slot, read after the live stream is
         back and before the first listing. The pump program's list (taken first) reaches at least

@@ -175,3 +175,29 @@ def test_a_load_balancer_cuts_a_silent_client_not_one_that_answers_pings() -> No
             stream = server.streams()[0]
             wait_until(lambda: stream.requests >= 15, what="15 requests (ping answers)")  # ~3 s > 1.5 s idle
             assert client.stats()["connections"][0]["connects"] == 1  # never cut
+
+
+@pytest.mark.parametrize("rpc", [True, False], ids=["with-rpc", "without-rpc"])
+def test_an_outage_before_the_first_event(rpc: bool) -> None:
+    """Nothing delivered yet (a quiet stream): with an RPC node, the gap is fetched from where the
+    chain was when the stream went live; without one, it is reported lost, with the reason."""
+    with Simulator(["geyser"], rate=0, geyser_ping_interval=0.5) as sim:
+        options = sim.client_options("geyser") if rpc else {"url": sim.url("geyser")}
+        with Client("geyser", **options, **FAST) as client:
+            got = Collector(client)
+            wait_until(lambda: client.ready, what="ready")
+            restart = threading.Thread(target=sim.restart, args=("geyser", 1.5))
+            restart.start()
+            try:
+                wait_until(lambda: not sim.connections("geyser"), what="the stream down")
+                market = sim.emit(3, kind="trade")
+            finally:
+                restart.join(30)
+            if rpc:
+                signatures = {m.signature for m in market}
+                wait_until(lambda: signatures <= got.signatures(), timeout=20, what="the outage's trades")
+                _exactly_once(got.snapshot())
+                wait_until(lambda: client.gaps() and client.gaps()[-1].outcome == "recovered", what="recovered")
+            else:
+                wait_until(lambda: client.gaps() and client.gaps()[-1].outcome == "lost", what="reported lost")
+                assert "no rest_url" in client.gaps()[-1].reason

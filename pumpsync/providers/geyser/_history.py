@@ -77,6 +77,7 @@ class GeyserHistory:
         self._book = book_for(config)
         self._rpc: SolanaHistory | None = None
         self._lost_since: int | None = None  # the gap reported lost (without rpc), for its retries
+        self._head: int | None = None  # the RPC node's slot when the stream went live (``head``)
         if config.rest_url:
             from pumpsync.providers.solana_history import SolanaHistory
 
@@ -87,11 +88,25 @@ class GeyserHistory:
     def recoverable(self, channel: str) -> bool:
         return channel in CHANNELS
 
+    def head(self, stop: threading.Event) -> Position | None:
+        """Where the chain is now, for a gap before the first event: the RPC node's slot. Such a
+        gap is the RPC's to fetch (the replay resumes only where an event or a slot update was
+        seen). Without a node it is reported lost: the replay may still have brought it back."""
+        if self._rpc is None:
+            raise HistoryError(
+                "no rest_url (an RPC node) is set to tell it; the server's replay may have brought it back"
+            )
+        position = self._rpc.head(stop)
+        if position is not None:
+            self._head = position.slot
+        return position
+
     def fetch(
         self, channels: Mapping[str, Mapping[str, Any]], since: Position, stop: threading.Event
     ) -> Iterator[list[Event]]:
         beyond = self._book.beyond()
-        if beyond is None and since.slot != self._lost_since:
+        from_head = self._head is not None and since.slot <= self._head  # begun before any event
+        if beyond is None and since.slot != self._lost_since and not from_head:
             return  # the server's replay brought the gap back (de-duplicated by the dialect)
         where = f"first available: {beyond}" if beyond else "the server did not say where it begins"
         if self._rpc is None:

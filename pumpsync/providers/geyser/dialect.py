@@ -131,6 +131,8 @@ class Geyser(Dialect):
         self._replay_upto = previous.newest_seen
         self.last_slot = previous.last_slot
         resume_at = self.last_slot if self.last_slot is not None else previous.from_slot
+        if resume_at is None and previous.newest_seen:  # no event yet: from the newest slot any update named
+            resume_at = previous.newest_seen
         if previous.oversized:
             resume_at = None  # the same message would come again: live, the gap is the history's
         elif previous.refused_from is not None:
