@@ -86,7 +86,9 @@ class HistorySource(Protocol):
     # ``refetch(key, slot, channels, stop) -> list[Event]``: one item again (answers the dialect's
     # ``Refetch`` output); ``stats() -> Mapping[str, int]``: the source's own counts (losses by
     # reason, rate limits), shown in ``Client.stats()["history"]`` and the metrics; ``lost() -> int``:
-    # the items it has counted lost so far (each gap's report takes its share).
+    # the items it has counted lost so far (each gap's report takes its share); ``head(stop) ->
+    # Position | None``: where the chain is now, asked once when the stream first goes live (the
+    # start of a gap before any event; without it such a gap is reported lost, ``_baseline.py``).
     # Everything a history server answers is typed and bounded before use (answers read at most
     # ``_history_http.MAX_ANSWER_BYTES``); one unreadable item is counted and skipped, never the gap.
 
