@@ -86,6 +86,14 @@ def test_too_many_account_keys_is_refused() -> None:
     assert out == [Malformed("too_many_keys")]
 
 
+def test_a_slot_past_a_signed_64_bit_integer_is_refused() -> None:
+    """uint64 on the wire; none that large is real, and SQLite (the daemon's sink) cannot store it."""
+    assert _dialect().receive(wire.slot_update(2**63, 1), 0) == [Malformed("slot_range")]
+    info = [(1, b"\x02" * 64), (3, [(2, [(2, b"\x01" * 32)])])]
+    assert _dialect().receive(wire.write([(4, [(1, info), (2, 2**64 - 1)])]), 0) == [Malformed("slot_range")]
+    assert not any(isinstance(o, Malformed) for o in _dialect().receive(wire.slot_update(2**63 - 1, 1), 0))
+
+
 def test_statuses() -> None:
     assert isinstance(_dialect().receive(status_frame(16, "bad token"), 0)[0], Fatal)
     limited = _dialect().receive(status_frame(8, "too many requests"), 0)[0]

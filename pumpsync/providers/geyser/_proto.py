@@ -203,6 +203,9 @@ def _message(value: int | memoryview) -> memoryview:
     return value
 
 
+_SLOT_MAX = 2**63 - 1
+
+
 def _int(value: int | memoryview) -> int:
     if isinstance(value, memoryview):
         raise ProtoError("wire_type")
@@ -233,13 +236,22 @@ def decode_update(data: bytes) -> Update:
     return Other(field)
 
 
+def _slot_value(value: int | memoryview) -> int:
+    """A slot: a uint64 on the wire, but none past a signed 64-bit integer is real (and every store,
+    SQLite's included, refuses it)."""
+    slot = _int(value)
+    if slot > _SLOT_MAX:
+        raise ProtoError("slot_range")
+    return slot
+
+
 def _slot(body: memoryview) -> Slot:
     slot, status, parent = 0, 0, None
     for field, _, value in _fields(body):
         if field == 1:
-            slot = _int(value)
+            slot = _slot_value(value)
         elif field == 2:
-            parent = _int(value)
+            parent = _slot_value(value)
         elif field == 3:
             status = _int(value)
     return Slot(slot, status, parent)
@@ -252,7 +264,7 @@ def _transaction(body: memoryview) -> Transaction:
         if field == 1:
             info = _message(value)
         elif field == 2:
-            slot = _int(value)
+            slot = _slot_value(value)
     if info is None:
         raise ProtoError("no_transaction")
     signature = b""

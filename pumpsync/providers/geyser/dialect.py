@@ -74,6 +74,7 @@ MALFORMED = (
     "too_many_inner",
     "too_many_instructions",
     "invalid_utf8",
+    "slot_range",
 )
 _PROGRAMS = (PROGRAM_ID, PUMPSWAP_PROGRAM_ID)
 _SEEN_SLOTS = 256  # slots whose signatures are kept to recognise a replay's overlap (the Rust client: 250)
