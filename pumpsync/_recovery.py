@@ -172,7 +172,7 @@ class GapRecovery:
     def channel_live(self, index: int, channel: str) -> None:
         """A channel of connection ``index`` was acknowledged (or refused)."""
         with self._cond:
-            if self._baseline.went_live():  # the first time: the recovery thread asks where the chain is
+            if self.config.backfill and self._baseline.went_live():  # the first time: where is the chain?
                 self._cond.notify_all()
             for pending in self._pending:
                 if pending.index == index:
