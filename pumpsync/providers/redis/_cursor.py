@@ -269,20 +269,35 @@ class StreamCursor:
         XREAD from our position would wait silently until the clock passes it, so we re-read the
         stream from its start: nothing lost, what we had read before is delivered again (at least
         once; a Client drops the identities it has seen). Counted (``rewinds``) and warned."""
+        # Our position is read after ``newest``: entries added and read in between (another member,
+        # or our own reader) would look "behind". So the newest ID is read again after the position:
+        # it only ever grows, unless the data set really went back.
         if self.group:
             behind = [g for g in self.redis.xinfo_groups(self.options.stream)
                       if g["name"] == self.group and _id(str(g["last-delivered-id"])) > _id(newest)]  # fmt: skip
             if not behind:
                 return
             position = str(behind[0]["last-delivered-id"])
+            if not self._still_behind(position):
+                return
             self.redis.xgroup_setid(self.options.stream, self.group, "0")
         else:
             if self._last is None or _id(self._last) <= _id(newest):
                 return
-            position, self._last = self._last, "0-0"
+            position = self._last
+            if not self._still_behind(position):
+                return
+            self._last = "0-0"
         self.rewinds += 1
         log.warning("redis stream %s went back: its newest ID %s is behind our position %s (Redis restarted with "
                     "older data?); reading it again from its start", self.options.stream, newest, position)  # fmt: skip
+
+    def _still_behind(self, position: str) -> bool:
+        try:
+            newest = str(self.redis.xinfo_stream(self.options.stream)["last-generated-id"])
+        except self.errors:
+            return True  # the stream is gone meanwhile: it went back
+        return _id(position) > _id(newest)
 
     def close(self) -> None:
         self.redis.close()
