@@ -198,33 +198,45 @@ def _plausible_key(raw: bytes) -> bool:
     return raw == _ZERO_KEY or raw.count(0) < 6
 
 
+# The keys decoded so far, all plausible (pubkey()'s memo holds any key): a hit needs no check.
+_KEYS: dict[bytes, str] = {}
+
+
 def _convert(run: _Run, values: list[Any], base: int) -> list[Any]:
-    """Pubkeys to base58, bools to bool, i128 to int, in place, for the values there are (a short
-    event's run may end early); basis points checked. ``base``: the run's first field's index."""
-    count = len(values)
-    memo = _MEMO
+    """Pubkeys to base58, bools to bool, i128 to int, in place; basis points checked. ``base``: the
+    run's first field's index in its layout."""
+    keys = _KEYS
     for i in run.pubkeys:
-        if i < count:
-            raw = values[i]
-            text = memo.get(raw)
-            if text is None or (raw.count(0) > 5 and raw != _ZERO_KEY):  # the memo holds any key: checked
-                if not _plausible_key(raw):
-                    raise Undecodable(IMPLAUSIBLE_PUBKEY, base + i)
-                text = pubkey(raw)
-            values[i] = text
+        raw = values[i]
+        text = keys.get(raw)
+        if text is None:
+            if not _plausible_key(raw):
+                raise Undecodable(IMPLAUSIBLE_PUBKEY, base + i)
+            if len(keys) >= _MEMO_LIMIT:
+                keys.clear()  # bounded, as pubkey()'s
+            text = keys[raw] = pubkey(raw)
+        values[i] = text
     for i in run.bools:
-        if i < count:
-            flag = values[i]
-            if flag > 1:
-                raise Undecodable(IMPLAUSIBLE_BOOL, base + i)
-            values[i] = flag == 1
+        flag = values[i]
+        if flag > 1:
+            raise Undecodable(IMPLAUSIBLE_BOOL, base + i)
+        values[i] = flag == 1
     for i in run.wides:
-        if i < count:
-            values[i] = int.from_bytes(values[i], "little", signed=True)
+        values[i] = int.from_bytes(values[i], "little", signed=True)
     for i in run.bps:
-        if i < count and values[i] > BPS_MAX:
+        if values[i] > BPS_MAX:
             raise Undecodable(IMPLAUSIBLE_BPS, base + i)
     return values
+
+
+def _head(run: _Run, count: int) -> _Run:
+    """The run's first ``count`` fields (a short, older event ends inside it)."""
+    return run._replace(
+        pubkeys=tuple(i for i in run.pubkeys if i < count),
+        bools=tuple(i for i in run.bools if i < count),
+        wides=tuple(i for i in run.wides if i < count),
+        bps=tuple(i for i in run.bps if i < count),
+    )
 
 
 def _read(steps: tuple[_Step, ...], data: bytes, offset: int, values: list[Any]) -> int:
@@ -246,7 +258,7 @@ def _read(steps: tuple[_Step, ...], data: bytes, offset: int, values: list[Any])
                     break
                 some.append(single.unpack_from(data, offset)[0])
                 offset += single.size
-            values += _convert(step, some, len(values))
+            values += _convert(_head(step, len(some)), some, len(values))
             if offset != size:
                 raise Undecodable(PARTIAL_FIELD, len(values))
             return offset

@@ -153,6 +153,14 @@ def _price(sol: float | None, tokens: float | None) -> float | None:
 _Common = tuple[str | None, str | None, int | None, int | None, int, int, bool, dict[str, Any]]
 
 
+# A trade built positionally (Event(...) with keywords costs twice as much on the reader's path):
+# every field at its default, then the common ones (Event's first ten) and the trade's by position.
+_BLANK = [Event._field_defaults.get(name) for name in Event._fields]
+_CHANNEL, _SIDE, _SOL, _TOKENS, _TRADER, _PRICE, _CREATOR, _VENUE = map(
+    Event._fields.index, ("channel", "side", "sol_amount", "token_amount", "trader", "price_sol", "creator", "venue")
+)
+
+
 def _trade(
     common: _Common,
     buy: bool,
@@ -163,19 +171,13 @@ def _trade(
     creator: str | None,
     venue: str,
 ) -> Event:
-    return Event(
-        TRADE,
-        "solana",
-        *common,
-        "trades",
-        side="buy" if buy else "sell",
-        sol_amount=sol,
-        token_amount=tokens,
-        trader=trader,
-        price_sol=price,
-        creator=creator,
-        venue=venue,
-    )
+    values = _BLANK.copy()
+    values[:10] = (TRADE, "solana", *common)
+    values[_CHANNEL] = "trades"
+    values[_SIDE] = "buy" if buy else "sell"
+    values[_SOL], values[_TOKENS], values[_TRADER], values[_PRICE] = sol, tokens, trader, price
+    values[_CREATOR], values[_VENUE] = creator, venue
+    return Event._make(values)
 
 
 def normalize(

@@ -114,7 +114,7 @@ def test_shuffled_and_cut_real_logs_agree_with_the_reference() -> None:
     for _ in range(300):
         logs = list(rng.choice(corpus))
         if rng.random() < 0.5:
-            logs = logs[: rng.randrange(len(logs) + 1)] + ["Log truncated"]
+            logs = [*logs[: rng.randrange(len(logs) + 1)], "Log truncated"]
         extra = rng.choice(["Program log: hello", "Program data: QUJD", "", "Program ", "Program X consumed 1 of 2"])
         logs.insert(rng.randrange(len(logs) + 1), extra)
         assert scan(logs) == _scan_lines(logs) == reference(logs)
