@@ -286,9 +286,9 @@ def _read(steps: tuple[_Step, ...], data: bytes, offset: int, values: list[Any])
             offset += 4
             items = []
             for _ in range(length):
-                got = _convert(item, list(item.whole.unpack_from(data, offset)), len(values))
+                one = _convert(item, list(item.whole.unpack_from(data, offset)), len(values))
                 offset += item.whole.size
-                items.append(dict(zip(item.names, got, strict=True)))
+                items.append(dict(zip(item.names, one, strict=True)))
             values.append(items)
     return offset
 

@@ -222,9 +222,12 @@ def normalize(
 
 def _curve_trade(common: _Common, name: str, fields: dict[str, Any], sol_quoted: bool) -> Event:
     """A TradeEvent (or a PostCompleteBuyEvent without its trade): the bonding curve's trade."""
-    buy = name == "PostCompleteBuyEvent" or fields["is_buy"]
-    sol = _sol(fields.get("sol_amount", fields.get("quote_in")), sol_quoted)
-    tokens = fields.get("token_amount", fields.get("base_out", 0)) / TOKEN_UNITS
+    if name == "TradeEvent":
+        buy, lamports, units = fields["is_buy"], fields["sol_amount"], fields["token_amount"]
+    else:
+        buy, lamports, units = True, fields.get("quote_in"), fields.get("base_out", 0)
+    sol = lamports / LAMPORTS_PER_SOL if sol_quoted and type(lamports) is int else None
+    tokens = units / TOKEN_UNITS
     price = None
     if sol_quoted:
         virtual_sol = fields.get("virtual_sol_reserves")
