@@ -274,8 +274,11 @@ def _read(steps: tuple[_Step, ...], data: bytes, offset: int, values: list[Any])
                 text = data[offset + 4 : offset + 4 + length].decode("utf-8")
             except UnicodeDecodeError:
                 raise Undecodable(IMPLAUSIBLE_STRING, len(values)) from None
-            if step.name == "ix_name" and not _identifier(text):
-                raise Undecodable(IMPLAUSIBLE_STRING, len(values))
+            if step.name == "ix_name" and text not in _NAMES:
+                if not _identifier(text):
+                    raise Undecodable(IMPLAUSIBLE_STRING, len(values))
+                if len(_NAMES) < MAX_NAMES:  # a handful in practice (buy, sell, buy_exact_sol_in...)
+                    _NAMES.add(text)
             values.append(text)
             offset += 4 + length
         else:
@@ -291,6 +294,10 @@ def _read(steps: tuple[_Step, ...], data: bytes, offset: int, values: list[Any])
                 items.append(dict(zip(item.names, one, strict=True)))
             values.append(items)
     return offset
+
+
+_NAMES: set[str] = set()  # instruction names seen, each an identifier
+MAX_NAMES = 256
 
 
 def _identifier(text: str) -> bool:
