@@ -12,6 +12,7 @@ the bench's CPU per event minus it.
 from __future__ import annotations
 
 import gc
+import json
 import statistics
 import sys
 import time
@@ -22,7 +23,7 @@ from pumpsync._framing import FrameDecoder
 from pumpsync._stats import ClientStats, ConnectionStats
 from pumpsync.events import Event
 from pumpsync.providers import dialect_class
-from pumpsync.providers.base import Subscription
+from pumpsync.providers.base import Reply, Subscription
 from pumpsync_bench.clients import Feed
 from pumpsync_bench.firehose import build, capture
 
@@ -48,13 +49,18 @@ def measure(provider: str, data: bytes, mints: tuple[str, ...] = (), rounds: int
     """Microseconds of CPU per event for each stage (medians of ``rounds``), and the events made."""
     reads = [data[i : i + READ] for i in range(0, len(data), READ)]
     subs = [Subscription("token_trades", {"keys": list(mints)})] if provider == "pumpportal" else []
+    if provider == "solana":
+        subs = [Subscription(channel) for channel in ("creations", "trades", "graduations")]
     clock = time.process_time
     spent: dict[str, list[float]] = {stage: [] for stage in STAGES}
     events = 0
     for _ in range(rounds):
         gc.collect()
         decoder = FrameDecoder(1 << 24)
-        receive = dialect_class(provider)(0, subs).receive
+        dialect = dialect_class(provider)(0, subs)
+        if provider == "solana":
+            _subscribe(dialect, data)
+        receive = dialect.receive
         delivery = Delivery(ClientStats(provider, 1 << 30, [ConnectionStats(0)]), 1 << 30, 400_000)
         get = delivery.queue.get
         received_at = int(time.time() * 1000)
@@ -78,6 +84,19 @@ def measure(provider: str, data: bytes, mints: tuple[str, ...] = (), rounds: int
             spent[stage].append(total)
     per_event = {stage: 1e6 * statistics.median(values) / max(1, events) for stage, values in spent.items()}
     return {"provider": provider, "events": events, "us_per_event": per_event, "total": sum(per_event.values())}
+
+
+def _subscribe(dialect: Any, data: bytes) -> None:
+    """A Solana dialect answered as a node would: its logsSubscribe (the id the frames carry) and
+    PumpSwap's, so that the frames are its subscription's notifications, not an unknown one's."""
+    first = next(iter(FrameDecoder(1 << 24).feed(data[: 1 << 20])))[1]
+    sub_id = json.loads(first)["params"]["subscription"]
+    requests = [json.loads(frame) for frame in dialect.on_open()]
+    while requests:
+        request = requests.pop(0)
+        answer = sub_id if request["method"] == "logsSubscribe" and request["id"] == 1 else 1_000 + request["id"]
+        reply = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": answer})
+        requests += [json.loads(out.text) for out in dialect.receive(reply, 0) if isinstance(out, Reply)]
 
 
 def line(result: dict[str, Any]) -> str:

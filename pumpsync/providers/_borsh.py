@@ -108,6 +108,7 @@ class _Run(NamedTuple):
     bools: tuple[int, ...]
     wides: tuple[int, ...] = ()  # i128
     bps: tuple[int, ...] = ()  # basis points: at most 10,000
+    converted: bool = True  # any of the above: the values need converting or checking
 
 
 class _String(NamedTuple):
@@ -128,14 +129,19 @@ def _run(fields: Sequence[Field]) -> _Run:
         if not isinstance(kind, str) or kind not in _FIXED:
             raise ValueError(f"not a fixed-size field type: {kind!r}")
     codes = [_FIXED[kind] for kind in kinds if isinstance(kind, str)]
+    pubkeys = tuple(i for i, kind in enumerate(kinds) if kind == "pubkey")
+    bools = tuple(i for i, kind in enumerate(kinds) if kind == "bool")
+    wides = tuple(i for i, kind in enumerate(kinds) if kind == "i128")
+    bps = tuple(i for i, (name, _) in enumerate(fields) if _is_bps(name))
     return _Run(
         struct.Struct("<" + "".join(codes)),
         tuple(name for name, _ in fields),
         tuple(struct.Struct("<" + code) for code in codes),
-        tuple(i for i, kind in enumerate(kinds) if kind == "pubkey"),
-        tuple(i for i, kind in enumerate(kinds) if kind == "bool"),
-        tuple(i for i, kind in enumerate(kinds) if kind == "i128"),
-        tuple(i for i, (name, _) in enumerate(fields) if _is_bps(name)),
+        pubkeys,
+        bools,
+        wides,
+        bps,
+        bool(pubkeys or bools or wides or bps),
     )
 
 
@@ -192,86 +198,106 @@ def _plausible_key(raw: bytes) -> bool:
     return raw == _ZERO_KEY or raw.count(0) < 6
 
 
-def _convert(run: _Run, values: list[Any], count: int, base: int) -> None:
-    """Pubkeys to base58, bools to bool, i128 to int, in place, for the first ``count`` values;
-    basis points checked. ``base`` is the index of the run's first field in its layout."""
+# The keys decoded so far, all plausible (pubkey()'s memo holds any key): a hit needs no check.
+_KEYS: dict[bytes, str] = {}
+
+
+def _convert(run: _Run, values: list[Any], base: int) -> list[Any]:
+    """Pubkeys to base58, bools to bool, i128 to int, in place; basis points checked. ``base``: the
+    run's first field's index in its layout."""
+    keys = _KEYS
     for i in run.pubkeys:
-        if i < count:
-            raw = values[i]
+        raw = values[i]
+        text = keys.get(raw)
+        if text is None:
             if not _plausible_key(raw):
                 raise Undecodable(IMPLAUSIBLE_PUBKEY, base + i)
-            values[i] = pubkey(raw)
+            if len(keys) >= _MEMO_LIMIT:
+                keys.clear()  # bounded, as pubkey()'s
+            text = keys[raw] = pubkey(raw)
+        values[i] = text
     for i in run.bools:
-        if i < count:
-            flag = values[i]
-            if flag > 1:
-                raise Undecodable(IMPLAUSIBLE_BOOL, base + i)
-            values[i] = flag == 1
+        flag = values[i]
+        if flag > 1:
+            raise Undecodable(IMPLAUSIBLE_BOOL, base + i)
+        values[i] = flag == 1
     for i in run.wides:
-        if i < count:
-            values[i] = int.from_bytes(values[i], "little", signed=True)
+        values[i] = int.from_bytes(values[i], "little", signed=True)
     for i in run.bps:
-        if i < count and values[i] > BPS_MAX:
+        if values[i] > BPS_MAX:
             raise Undecodable(IMPLAUSIBLE_BPS, base + i)
+    return values
 
 
-def _read(steps: tuple[_Step, ...], data: bytes, offset: int, out: dict[str, Any]) -> tuple[int, int]:
-    """Decode into ``out`` as far as whole fields go; return how many fields were read and where
-    the last one ended. An event that ends inside a field (not between two) raises ``partial_field``."""
+def _head(run: _Run, count: int) -> _Run:
+    """The run's first ``count`` fields (a short, older event ends inside it)."""
+    return run._replace(
+        pubkeys=tuple(i for i in run.pubkeys if i < count),
+        bools=tuple(i for i in run.bools if i < count),
+        wides=tuple(i for i in run.wides if i < count),
+        bps=tuple(i for i in run.bps if i < count),
+    )
+
+
+def _read(steps: tuple[_Step, ...], data: bytes, offset: int, values: list[Any]) -> int:
+    """Append the fields' values to ``values`` in layout order, as far as whole fields go; return
+    where the last one ended. An event that ends inside a field (not between two) raises ``partial_field``."""
     size = len(data)
-    read = 0
     for step in steps:
         if type(step) is _Run:
-            if offset + step.whole.size <= size:
-                values = list(step.whole.unpack_from(data, offset))
-                offset += step.whole.size
-                _convert(step, values, len(values), read)
-                out.update(zip(step.names, values, strict=True))
-                read += len(values)
+            whole = step.whole
+            if offset + whole.size <= size:
+                got = whole.unpack_from(data, offset)
+                offset += whole.size
+                values += _convert(step, list(got), len(values)) if step.converted else got
                 continue
             # A shorter (older) event ends inside this run: the fields that fit, one by one.
-            values = []
+            some = []
             for single in step.singles:
                 if offset + single.size > size:
                     break
-                values.append(single.unpack_from(data, offset)[0])
+                some.append(single.unpack_from(data, offset)[0])
                 offset += single.size
-            _convert(step, values, len(values), read)
-            out.update(zip(step.names, values, strict=False))
+            values += _convert(_head(step, len(some)), some, len(values))
             if offset != size:
-                raise Undecodable(PARTIAL_FIELD, read + len(values))
-            return read + len(values), offset
+                raise Undecodable(PARTIAL_FIELD, len(values))
+            return offset
         if offset == size:
-            return read, offset
+            return offset
         if offset + 4 > size:
-            raise Undecodable(PARTIAL_FIELD, read)
+            raise Undecodable(PARTIAL_FIELD, len(values))
         (length,) = _U32.unpack_from(data, offset)
         if type(step) is _String:
             if offset + 4 + length > size:
-                raise Undecodable(IMPLAUSIBLE_STRING, read)
+                raise Undecodable(IMPLAUSIBLE_STRING, len(values))
             try:
                 text = data[offset + 4 : offset + 4 + length].decode("utf-8")
             except UnicodeDecodeError:
-                raise Undecodable(IMPLAUSIBLE_STRING, read) from None
-            if step.name == "ix_name" and not _identifier(text):
-                raise Undecodable(IMPLAUSIBLE_STRING, read)
-            out[step.name] = text
+                raise Undecodable(IMPLAUSIBLE_STRING, len(values)) from None
+            if step.name == "ix_name" and text not in _NAMES:
+                if not _identifier(text):
+                    raise Undecodable(IMPLAUSIBLE_STRING, len(values))
+                if len(_NAMES) < MAX_NAMES:  # a handful in practice (buy, sell, buy_exact_sol_in...)
+                    _NAMES.add(text)
+            values.append(text)
             offset += 4 + length
         else:
             assert type(step) is _Vec
             item = step.item
             if offset + 4 + length * item.whole.size > size:
-                raise Undecodable(PARTIAL_FIELD, read)
+                raise Undecodable(PARTIAL_FIELD, len(values))
             offset += 4
             items = []
             for _ in range(length):
-                values = list(item.whole.unpack_from(data, offset))
+                one = _convert(item, list(item.whole.unpack_from(data, offset)), len(values))
                 offset += item.whole.size
-                _convert(item, values, len(values), read)
-                items.append(dict(zip(item.names, values, strict=True)))
-            out[step.name] = items
-        read += 1
-    return read, offset
+                items.append(dict(zip(item.names, one, strict=True)))
+            values.append(items)
+    return offset
+
+
+_NAMES: set[str] = set()  # instruction names seen, each an identifier
+MAX_NAMES = 256
 
 
 def _identifier(text: str) -> bool:
@@ -301,6 +327,7 @@ class _Compiled(NamedTuple):
     required: int
     relied: int
     names: tuple[str, ...]
+    relied_steps: tuple[_Step, ...]  # the relied-on fields only: re-read when the tail drifted
 
 
 _PLANS: dict[str, dict[bytes, _Compiled]] = {PUMP: {}, PUMP_AMM: {}}
@@ -314,6 +341,7 @@ for _layout in LAYOUTS:
         _layout.required,
         _layout.relied or len(_layout.fields),
         tuple(name for name, _ in _layout.fields),
+        compile_layout(_layout.fields[: _layout.relied or len(_layout.fields)]),
     )
 
 
@@ -327,24 +355,27 @@ def decode_event(data: bytes, program: str = PUMP) -> Decoded | str | None:
         if len(data) < 8:
             return UNDECODABLE  # not even a discriminator
         return None if data[:8] in _IGNORED[program] else UNKNOWN_EVENT
-    fields: dict[str, Any] = {}
+    values: list[Any] = []
     drift = None
     try:
-        read, end = _read(plan.steps, data, 8, fields)
-        if end < len(data):
+        if _read(plan.steps, data, 8, values) < len(data):
             drift = LONGER_THAN_KNOWN
     except Undecodable as exc:
         if exc.index < plan.relied:
             return UNDECODABLE
+        # The tail does not fit: only the relied-on fields, each certain (whole runs are converted
+        # at once, so the failed run's leading fields are read again on their own).
         drift = exc.reason
-        read = plan.relied
-        for name in plan.names[plan.relied :]:
-            fields.pop(name, None)
+        values = []
+        try:
+            _read(plan.relied_steps, data, 8, values)
+        except Undecodable:
+            return UNDECODABLE  # a relied-on field is implausible too
     except struct.error:
         return UNDECODABLE
-    if read < plan.required:
+    if len(values) < plan.required:
         return UNDECODABLE
-    return Decoded(plan.name, fields, drift)
+    return Decoded(plan.name, dict(zip(plan.names, values)), drift)  # noqa: B905 (a short event: fewer values)
 
 
 if sys.version_info >= (3, 11):

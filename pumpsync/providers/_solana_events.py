@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from itertools import compress, repeat
 from typing import Any
 
 from pumpsync.errors import ConfigurationError
@@ -18,6 +17,7 @@ from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TRADE, Event
 from pumpsync.providers._borsh import PUMP, PUMP_AMM, Decoded, decode_program_data
 from pumpsync.providers._decode_drift import DRIFT
 from pumpsync.providers._pumpswap_pools import FROM_MIGRATION, POOLS, WSOL_MINT, PoolBook
+from pumpsync.providers._solana_logs import scan
 from pumpsync.providers.base import Dropped, Malformed, Output
 
 PROGRAM_ID = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P"
@@ -60,8 +60,6 @@ PUMPSWAP = "pumpswap"
 INITIAL_VIRTUAL_TOKEN_RESERVES = 1_073_000_000_000_000
 INITIAL_VIRTUAL_SOL_RESERVES = 30_000_000_000
 
-_DATA = "Program data: "
-_LOG = "Program log: "
 _CHANNEL_OF = {
     "CreateEvent": "creations",
     "TradeEvent": "trades",
@@ -72,8 +70,6 @@ _CHANNEL_OF = {
 _FEE_PAYOUTS = frozenset({"SweepBondingCurveFeeEvent", "SweepPoolFeeEvent"})
 _MULTI_HOP = "multi_hop_swap"
 _MULTI_HOP_LINE = "Program log: Instruction: MultiHopSwap"
-_MARKS = (_DATA, "Log truncated")
-_NOT_A_PROGRAM = frozenset({"log: ", "data:", "retur"})
 
 
 # ---------------------------------------------------------------- filters
@@ -157,6 +153,14 @@ def _price(sol: float | None, tokens: float | None) -> float | None:
 _Common = tuple[str | None, str | None, int | None, int | None, int, int, bool, dict[str, Any]]
 
 
+# A trade built positionally (Event(...) with keywords costs twice as much on the reader's path):
+# every field at its default, then the common ones (Event's first ten) and the trade's by position.
+_BLANK = [Event._field_defaults.get(name) for name in Event._fields]
+_CHANNEL, _SIDE, _SOL, _TOKENS, _TRADER, _PRICE, _CREATOR, _VENUE = map(
+    Event._fields.index, ("channel", "side", "sol_amount", "token_amount", "trader", "price_sol", "creator", "venue")
+)
+
+
 def _trade(
     common: _Common,
     buy: bool,
@@ -167,19 +171,13 @@ def _trade(
     creator: str | None,
     venue: str,
 ) -> Event:
-    return Event(
-        TRADE,
-        "solana",
-        *common,
-        "trades",
-        side="buy" if buy else "sell",
-        sol_amount=sol,
-        token_amount=tokens,
-        trader=trader,
-        price_sol=price,
-        creator=creator,
-        venue=venue,
-    )
+    values = _BLANK.copy()
+    values[:10] = (TRADE, "solana", *common)
+    values[_CHANNEL] = "trades"
+    values[_SIDE] = "buy" if buy else "sell"
+    values[_SOL], values[_TOKENS], values[_TRADER], values[_PRICE] = sol, tokens, trader, price
+    values[_CREATOR], values[_VENUE] = creator, venue
+    return Event._make(values)
 
 
 def normalize(
@@ -224,9 +222,12 @@ def normalize(
 
 def _curve_trade(common: _Common, name: str, fields: dict[str, Any], sol_quoted: bool) -> Event:
     """A TradeEvent (or a PostCompleteBuyEvent without its trade): the bonding curve's trade."""
-    buy = name == "PostCompleteBuyEvent" or fields["is_buy"]
-    sol = _sol(fields.get("sol_amount", fields.get("quote_in")), sol_quoted)
-    tokens = fields.get("token_amount", fields.get("base_out", 0)) / TOKEN_UNITS
+    if name == "TradeEvent":
+        buy, lamports, units = fields["is_buy"], fields["sol_amount"], fields["token_amount"]
+    else:
+        buy, lamports, units = True, fields.get("quote_in"), fields.get("base_out", 0)
+    sol = lamports / LAMPORTS_PER_SOL if sol_quoted and type(lamports) is int else None
+    tokens = units / TOKEN_UNITS
     price = None
     if sol_quoted:
         virtual_sol = fields.get("virtual_sol_reserves")
@@ -320,19 +321,14 @@ def decode_logs(
     ``out``; only lines the pump program or PumpSwap wrote count. Return whether the log was truncated."""
     pools = POOLS if pools is None else pools
     decoded_events: list[tuple[Decoded, Event]] = []
-    truncated = False
-    # One C-speed pass picks the lines that matter (events, the cut); the program that wrote an event
-    # is found by walking back from it (_writer), not by tracking every line of every program.
-    for i in _marked(logs):
-        line = logs[i]
-        if line[0] == "L":  # "Log truncated": what follows is lost
-            truncated = True
-            break
-        writer = _writer(logs, i)
+    # The lines that matter (events, the cut) found at C speed, each with the program that wrote it
+    # (walking back from it, not tracking every line of every program): _solana_logs.
+    lines, truncated = scan(logs)
+    for data, writer in lines:
         program = PROGRAMS.get(writer) if writer is not None else PUMP
         if program is None:
             continue  # another program's event (a wrapper, an aggregator)
-        decoded = decode_program_data(line[14:], program)  # after "Program data: "
+        decoded = decode_program_data(data, program)
         if decoded is None:
             out.append(UNMAPPED)
         elif isinstance(decoded, str):
@@ -356,32 +352,6 @@ def decode_logs(
     if truncated:
         out.append(Malformed(LOG_TRUNCATED))
     return truncated
-
-
-def _marked(logs: list[Any]) -> list[int]:
-    """Indices of the event and cut lines: one pass of C calls (a list of only strings, as a node sends)."""
-    try:
-        return list(compress(range(len(logs)), map(str.startswith, logs, repeat(_MARKS))))
-    except TypeError:  # not a string somewhere: typed line by line
-        return [i for i, line in enumerate(logs) if type(line) is str and line.startswith(_MARKS)]
-
-
-def _writer(logs: list[Any], index: int) -> str | None:
-    """The program whose invocation is open at ``logs[index]`` (the innermost), or ``None`` at the top
-    level: walking back, each ``success``/``failed`` line closes one invocation whose ``invoke`` line
-    is skipped; the first ``invoke`` not closed is the writer's."""
-    closed = 0
-    for j in range(index - 1, -1, -1):
-        line = logs[j]
-        if type(line) is not str or not line.startswith("Program ") or line[8:13] in _NOT_A_PROGRAM:
-            continue  # "Program log:", "Program data:", "Program return:" (no program id has a colon)
-        if line[-1] == "]" and " invoke [" in line:
-            if not closed:
-                return line[8 : line.find(" ", 8)]
-            closed -= 1
-        elif line.endswith(" success") or " failed" in line:
-            closed += 1
-    return None
 
 
 def _collect(

@@ -246,6 +246,20 @@ def test_hostile_lengths_stop_cleanly() -> None:
     assert list(decoded.fields) == list(TRADE)[:21] and decoded.fields["timestamp"] == 1785327618
 
 
+def test_a_drifted_field_in_a_fixed_run_keeps_every_relied_field() -> None:
+    """A CreateEvent whose checked tail (is_mayhem_mode, past the relied-on reserves) is implausible
+    sits in the same fixed-size run as the mint and the reserves: those are still certain and kept."""
+    create = bytearray(base64.b64decode(captured()[0]))
+    mayhem = 8 + 4 + 14 + 4 + 3 + 4 + 64 + 4 * 32 + 8 + 4 * 8 + 32  # after the strings, keys, amounts, program
+    assert create[mayhem : mayhem + 2] == b"\x00\x01"
+    create[mayhem] = 7
+    decoded = decode_event(bytes(create))
+    assert isinstance(decoded, Decoded) and decoded.drift == "implausible_bool"
+    assert decoded.fields == {k: CREATE[k] for k in list(CREATE)[:10]}
+    create[8 + 4 + 14 + 4 + 3 + 4 + 64 + 1 : 8 + 4 + 14 + 4 + 3 + 4 + 64 + 9] = bytes(8)  # the mint: implausible
+    assert decode_event(bytes(create)) == "undecodable"  # a relied-on field broken too: no event
+
+
 def test_shareholders_vector() -> None:
     trade = base64.b64decode(captured()[1])
     offset = trade.index(b"buy_exact_sol_in") + 16 + 1 + 32

@@ -278,6 +278,23 @@ def test_other_pools_only_on_request_and_unknown_pools_counted() -> None:
     assert run(invoked(PUMPSWAP_PROGRAM_ID, stranger), pools=pools) == [Dropped("unknown_pool")]
 
 
+def test_a_pool_trade_whose_fee_tail_drifted_keeps_its_pool_and_amounts() -> None:
+    """The coin creator's fee basis points sit in one fixed-size run with the pool, the user and the
+    amounts: implausible there (past the relied-on fields), the trade still comes, with those."""
+    pools = PoolBook()
+    mint, pool = key(0x70), key(0x71)
+    graduation = invoked(PROGRAM_ID, line("CompletePumpAmmMigrationEvent", migration(mint, pool)))
+    run(graduation, pools=pools)
+    sell = amm_trade("SellEvent", pool, key(0x41), 1_000_000, 90_000_000)
+    bps = 8 + 13 * 8 + 7 * 32  # coin_creator_fee_basis_points: after the amounts and the seven keys
+    assert sell[bps : bps + 8] == struct.pack("<Q", 30)
+    drifted = sell[:bps] + struct.pack("<Q", 10_001) + sell[bps + 8 :]
+    (trade,) = events(run(invoked(PUMPSWAP_PROGRAM_ID, line("SellEvent", drifted)), pools=pools))
+    assert trade.raw["decode_drift"] == "implausible_bps" and "coin_creator_fee_basis_points" not in trade.raw
+    assert (trade.mint, trade.trader, trade.token_amount) == (b58(mint), b58(key(0x41)), 1.0)
+    assert trade.raw["pool"] == b58(pool)
+
+
 def test_the_pool_book_is_bounded() -> None:
     pools = PoolBook(limit=3)
     for n in range(10):
