@@ -42,6 +42,7 @@ from pumpsync.daemon.state import (
     sink_targets,
     source_identity,
 )
+from pumpsync.daemon.watch import ThreadWatch
 from pumpsync.errors import AllSourcesFailed, ConfigurationError, EndOfStream, ProviderRefused, PumpsyncError
 from pumpsync.metrics import MetricsServer, client_ready, start_metrics_server
 from pumpsync.providers import provider_spec
@@ -83,6 +84,7 @@ class Daemon:
         self._lock: StateLock | None = None  # the state directory, held for the whole run
         self._save_failing_since: float | None = None  # monotonic; the last warning about it
         self._stuck: set[str] = set()  # sinks reported stuck in a write
+        self.threads = ThreadWatch(self._on_thread_failure)  # the daemon's own threads (see pumpsync.daemon.watch)
 
     # ------------------------------------------------------------------ public
     def run(self) -> int:
@@ -122,7 +124,7 @@ class Daemon:
         self.sinks = build_sinks(config.sinks)
         for sink in self.sinks:
             try:
-                sink.start()
+                sink.start(self.threads.reporter("sink", f"sink {sink.name}"))
             except Exception as exc:
                 raise RuntimeError(f"sink {sink.name} ({sink.describe()}): {exc}") from None
         if self._key is not None or not config.sources:
@@ -143,10 +145,12 @@ class Daemon:
                     handler.addFilter(RedactingFilter(key))
         if config.metrics_addr.lower() not in ("off", "none", ""):
             try:
-                self.metrics = start_metrics_server(client, config.metrics_addr, self.sinks)
+                self.metrics = start_metrics_server(client, config.metrics_addr, self.sinks, self.threads)
             except OSError as exc:
                 raise OSError(f"cannot serve metrics on {config.metrics_addr}: {exc.strerror or exc}") from None
-        self.dispatcher = Dispatcher(client.queue, self.sinks, self._on_fatal)
+        self.dispatcher = Dispatcher(
+            client.queue, self.sinks, self._on_fatal, self.threads.reporter("dispatcher", "dispatcher")
+        )
         self.dispatcher.start()
         client.start()
         members = client.members.values()
@@ -238,6 +242,9 @@ class Daemon:
             self._fatal = error
         self._wake.set()
 
+    def _on_thread_failure(self, what: str) -> None:
+        self._on_fatal(PumpsyncError(what))  # logged and counted by the watch
+
     # ------------------------------------------------------------------ the main loop
     def _loop(self) -> None:
         next_status = 0.0
@@ -246,10 +253,8 @@ class Daemon:
         interval = self.notifier.watchdog_interval
         withheld: str | None = None
         while self._signal is None and self._fatal is None:
-            dead = self._dead_thread()
-            if dead is not None:  # a bug of ours: exit non-zero so that Restart=on-failure steps in
-                log.error("%s; stopping", dead)
-                self._fatal = PumpsyncError(dead)
+            self._notice_dead_threads()  # a bug of ours: exit non-zero so that Restart=on-failure steps in
+            if self._fatal is not None:
                 break
             if self._hup:
                 self._hup = False
@@ -289,13 +294,15 @@ class Daemon:
             elif not sink.stuck and sink.name in self._stuck:
                 self._stuck.discard(sink.name)
 
-    def _dead_thread(self) -> str | None:
-        if self.dispatcher is not None and not self.dispatcher.alive:
-            return "the dispatcher thread ended unexpectedly"
+    def _notice_dead_threads(self) -> None:
+        """A thread that ended without reporting it (the watch counts each thread once)."""
+        if self.dispatcher is not None and self.dispatcher.ended_unexpectedly:
+            self.threads.failed("dispatcher", "dispatcher", None)
         for sink in self.sinks:
             if not sink.alive:
-                return f"the thread of sink {sink.name} ended unexpectedly"
-        return None
+                self.threads.failed("sink", f"sink {sink.name}", None)
+        if self.metrics is not None and not self.metrics.alive:
+            self.threads.failed("metrics", "metrics server", None)
 
     def _summary(self) -> str:
         assert self.client is not None
