@@ -23,7 +23,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from pumpsync._early import take_early_hup
+from pumpsync._early import take_early_hup, take_early_stop
 from pumpsync._secrets import ApiKey, RedactingFilter, redact, safe_url
 from pumpsync._sources import Source
 from pumpsync._version import __version__
@@ -77,6 +77,8 @@ class Daemon:
         self._fatal: PumpsyncError | None = None
         self._signal: int | None = None  # the signal that asked us to stop
         self._hup = False
+        self._sinks_opening = False  # from here on a SIGHUP reopens; before, there is nothing to reopen
+        self._hup_unopened = False  # a SIGHUP came before: logged once the logging is ours
         self._shutting_down = False
         self._ready = False
         self._ready_sent = False
@@ -90,6 +92,9 @@ class Daemon:
     def run(self) -> int:
         """Run until a signal or a fatal error; the exit status."""
         self._install_signals()
+        if self._signal is not None:
+            log.info("%s during start-up: exiting", signal.Signals(self._signal).name)
+            return EXIT_OK
         try:
             self._start()
         except Exception as exc:  # any start-up failure is reported in one line, then we clean up
@@ -122,6 +127,9 @@ class Daemon:
             self._lock = StateLock(state_dir)
             self._lock.acquire()
         self.sinks = build_sinks(config.sinks)
+        self._sinks_opening = True  # a SIGHUP from now on asks for a reopen (harmless for a sink opened after it)
+        if self._hup_unopened:
+            log.info("SIGHUP during start-up, before the sinks were open: nothing to reopen")
         for sink in self.sinks:
             try:
                 sink.start(self.threads.reporter("sink", f"sink {sink.name}"))
@@ -224,8 +232,9 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)  # first: its default action ends the process
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop_signal)
-        if take_early_hup():  # came during start-up (see pumpsync._early): do what it asked once running
-            self._hup = True
+        if take_early_hup():  # came during start-up (see pumpsync._early): no sink is open yet
+            self._hup_unopened = True
+        self._signal = take_early_stop()  # (its SystemExit was swallowed on the way: stop all the same)
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only plain assignments here: the main thread may hold any lock when a signal lands.
@@ -235,7 +244,10 @@ class Daemon:
         self._signal = signum
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
-        self._hup = True
+        if self._sinks_opening:
+            self._hup = True
+        else:
+            self._hup_unopened = True
 
     def _on_fatal(self, error: PumpsyncError) -> None:
         if self._fatal is None:
