@@ -132,7 +132,7 @@ class Connection:
         self._reports = reports
         self._go = threading.Event()
         self._stopping = False
-        self._abort_reason: str | None = None
+        self.abort_reason: str | None = None
         # Guards the dialect and the outbox between the reader and other threads. Lock order
         # (docs/architecture.md): this -> the dialect's frames (pure) -> nothing; the registry's lock is
         # never held with it. Nothing is sent and no owner or user code runs while it is held.
@@ -162,7 +162,7 @@ class Connection:
 
     def abort(self, reason: str) -> None:
         """End the current session at once (stale socket, fatal error, close)."""
-        self._abort_reason = reason
+        self.abort_reason = reason
         self.transport.abort()
 
     def stop(self) -> None:
@@ -267,7 +267,7 @@ class Connection:
 
     def _session(self) -> Outcome:
         if self.feed is not None:
-            self._abort_reason = None
+            self.abort_reason = None
             self.hello = None
             return serve_feed(self, self.feed, self._reports.subscriptions(), Outcome)
         config = self.config
@@ -281,7 +281,7 @@ class Connection:
                 dialect.resume(previous)  # what the last session learned (Anaxer: the wire form)
         url = config.url_of(self.index)
         handshake = dialect.handshake(url, config.api_key, config.auth)
-        self._abort_reason = None
+        self.abort_reason = None
         self.hello = None
         self.stats.attempts += 1
         self.stats.set_state("connecting")
@@ -291,17 +291,17 @@ class Connection:
         except UpgradeRefused as exc:
             return self._http_refusal(exc.status, exc.headers)
         except ConnectFailed as exc:
-            return Outcome(self._abort_reason or "connect_failed", detail=redact(exc.detail, config.api_key))
-        if self._abort_reason is not None:  # close() came while we were connecting
-            return Outcome(self._abort_reason)
+            return Outcome(self.abort_reason or "connect_failed", detail=redact(exc.detail, config.api_key))
+        if self.abort_reason is not None:  # close() came while we were connecting
+            return Outcome(self.abort_reason)
         return self._serve(dialect)
 
     def _serve(self, dialect: Dialect) -> Outcome:
-        self._opened()
+        self.mark_open()
         self.with_dialect(lambda d: d.on_open())
         return self._read(dialect)
 
-    def _opened(self) -> None:
+    def mark_open(self) -> None:
         self.sessions += 1
         now = time.monotonic()
         self.opened_at = self.last_rx = self.last_data = now
@@ -324,13 +324,13 @@ class Connection:
         lock = self._lock
         events: list[Event] = []
         while True:
-            if self._abort_reason is not None:
-                return Outcome(self._abort_reason, opened=True)
+            if self.abort_reason is not None:
+                return Outcome(self.abort_reason, opened=True)
             try:
                 size, frames = read()
             except TransportClosed as exc:
                 detail = redact(str(exc), self.config.api_key)
-                return Outcome(self._abort_reason or "dropped", detail=detail, opened=True)
+                return Outcome(self.abort_reason or "dropped", detail=detail, opened=True)
             if not size:
                 continue
             wall = time.time()
@@ -358,8 +358,8 @@ class Connection:
                                 events.append(out)
                             else:
                                 if events:  # what came before a control message goes first
-                                    self._hand_on(events, wall)
-                                ended = self._control(out)
+                                    self.hand_on(events, wall)
+                                ended = self.handle_control(out)
                                 if ended is not None:
                                     return ended
                     elif opcode == OP_CLOSE:
@@ -385,9 +385,9 @@ class Connection:
                 # the block returns its Outcome (whose error, if any, is queued after them); only a
                 # control message, which may queue something at once, hands them on first.
                 if events:
-                    self._hand_on(events, wall)
+                    self.hand_on(events, wall)
 
-    def _hand_on(self, events: list[Event], wall: float) -> None:
+    def hand_on(self, events: list[Event], wall: float) -> None:
         self.stats.last_event_at = wall
         self._delivery.deliver_all(events)
         events.clear()
@@ -401,7 +401,7 @@ class Connection:
             self.stats.last_rtt = rtt
             self.ping_sent_at = None
 
-    def _control(self, out: Output) -> Outcome | None:
+    def handle_control(self, out: Output) -> Outcome | None:
         """A non-event output: the connection's own ones here, the rest to the owner (once).
         An Outcome ends the session."""
         if isinstance(out, Malformed):

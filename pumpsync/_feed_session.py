@@ -37,11 +37,11 @@ class FeedHost(Protocol[R_co]):
     stats: ConnectionStats
     last_rx: float  # monotonic, read by the supervisor: the feed answered
     last_data: float  # monotonic: an item arrived
-    _abort_reason: str | None  # set from any thread: end the session
+    abort_reason: str | None  # set from any thread: end the session
 
-    def _opened(self) -> None: ...  # the session is open: the bookkeeping, and the owner told
-    def _hand_on(self, events: list[Event], wall: float) -> None: ...  # to the delivery, together
-    def _control(self, out: Output) -> R_co | None: ...  # a control output; an Outcome ends the session
+    def mark_open(self) -> None: ...  # the session is open: the bookkeeping, and the owner told
+    def hand_on(self, events: list[Event], wall: float) -> None: ...  # to the delivery, together
+    def handle_control(self, out: Output) -> R_co | None: ...  # a control output; an Outcome ends the session
 
 
 def serve_feed(conn: FeedHost[R], feed: EventFeed, subscriptions: list[Subscription], Outcome: Callable[..., R]) -> R:
@@ -53,13 +53,13 @@ def serve_feed(conn: FeedHost[R], feed: EventFeed, subscriptions: list[Subscript
     try:
         feed.open(subscriptions)
     except ConnectFailed as exc:
-        return Outcome(conn._abort_reason or "connect_failed", detail=redact(exc.detail, key))
+        return Outcome(conn.abort_reason or "connect_failed", detail=redact(exc.detail, key))
     except PumpsyncError as exc:  # retrying cannot fix it (a refused password): the client fails with it
         refusal = exc if isinstance(exc, (ProviderRefused, EndOfStream)) else _refused(exc, conn.config.provider)
         return Outcome("refused", detail=redact(str(exc), key), refusal=refusal)
-    if conn._abort_reason is not None:  # close() came while we were opening
-        return Outcome(conn._abort_reason)
-    conn._opened()
+    if conn.abort_reason is not None:  # close() came while we were opening
+        return Outcome(conn.abort_reason)
+    conn.mark_open()
     return _read(conn, feed, Outcome)
 
 
@@ -69,13 +69,13 @@ def _read(conn: FeedHost[R], feed: EventFeed, Outcome: Callable[..., R]) -> R:
     seen: int | None = getattr(feed, "received_bytes", None)  # optional: a running total of the feed's
     events: list[Event] = []
     while True:
-        if conn._abort_reason is not None:
-            return Outcome(conn._abort_reason, opened=True)
+        if conn.abort_reason is not None:
+            return Outcome(conn.abort_reason, opened=True)
         try:
             outputs = read()
         except TransportClosed as exc:
             detail = redact(str(exc), conn.config.api_key)
-            return Outcome(conn._abort_reason or "dropped", detail=detail, opened=True)
+            return Outcome(conn.abort_reason or "dropped", detail=detail, opened=True)
         now = time.monotonic()
         wall = time.time()
         # Any answer, "nothing new" too, proves the feed alive (as a pong does a socket: the last
@@ -96,13 +96,13 @@ def _read(conn: FeedHost[R], feed: EventFeed, Outcome: Callable[..., R]) -> R:
                     events.append(out)
                     continue
                 if events:  # what came before a control output goes first
-                    conn._hand_on(events, wall)
-                ended = conn._control(out)
+                    conn.hand_on(events, wall)
+                ended = conn.handle_control(out)
                 if ended is not None:
                     return ended
         finally:
             if events:  # a read's events go on together, before any way out returns its Outcome
-                conn._hand_on(events, wall)
+                conn.hand_on(events, wall)
 
 
 def _refused(error: PumpsyncError, provider: str) -> ProviderRefused:

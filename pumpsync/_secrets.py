@@ -199,21 +199,33 @@ def install_log_redaction() -> None:
 
     A ``logging.Filter`` on named loggers does not do: a logger's filters skip records of its
     children (a filter on ``urllib3`` never sees ``urllib3.connectionpool``'s), and handlers
-    attached at the root by the user (``logging.basicConfig``) are not ours to filter. The record
-    factory is the one point every record passes through (``Logger.makeRecord``); ours wraps the
-    one installed before it. A program that later installs its own factory without chaining it
-    turns this off: that is its choice."""
+    attached at the root by the user (``logging.basicConfig``) are not ours to filter. Two points
+    every record passes: the record factory (ours wraps the one installed before it) and
+    ``Logger.makeRecord``, which calls the factory. A program that installs its own factory
+    without chaining ours (``logging.setLogRecordFactory(its_own)``) would turn the first off: so
+    ``Logger.makeRecord`` scrubs too, unless our factory is the outermost one (it has scrubbed)."""
     previous = logging.getLogRecordFactory()
-    if getattr(previous, "pumpsync_redacting", False):
+    if not getattr(previous, "pumpsync_redacting", False):
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _scrub_record(record)
+            return record
+
+        factory.pumpsync_redacting = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(factory)
+    make_record = logging.Logger.makeRecord
+    if getattr(make_record, "pumpsync_redacting", False):
         return
 
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        _scrub_record(record)
+    def make_scrubbed_record(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(self, *args, **kwargs)
+        if not getattr(logging.getLogRecordFactory(), "pumpsync_redacting", False):
+            _scrub_record(record)  # a factory that does not chain ours replaced it
         return record
 
-    factory.pumpsync_redacting = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
+    make_scrubbed_record.pumpsync_redacting = True  # type: ignore[attr-defined]
+    logging.Logger.makeRecord = make_scrubbed_record  # type: ignore[method-assign]
 
 
 install_log_redaction()

@@ -72,10 +72,10 @@ refuses the key or the plan, 1 otherwise."""
 @click.option("--check", is_flag=True, help="Print the effective configuration (without the key) and exit.")
 def daemon(config_path: str | None, check: bool, **params: Any) -> None:
     """Run as a service: stream to sinks, serve Prometheus metrics, speak sd_notify."""
-    from pumpsync._early import hold_sighup
+    from pumpsync._early import hold_signals
     from pumpsync.daemon.runner import Daemon
 
-    hold_sighup()  # before reading the config: a SIGHUP must not end a daemon that is starting
+    hold_signals()  # before reading the config: a SIGHUP must not end a daemon that is starting
     ctx = click.get_current_context()
     try:
         file = load_file(config_path) if config_path else {}

@@ -30,8 +30,10 @@ class Dispatcher:
         source: HandOffQueue[Item],
         sinks: Sequence[Sink],
         on_fatal: Callable[[PumpsyncError], None],
+        on_death: Callable[[BaseException | None], None] | None = None,
     ) -> None:
         self._source = source
+        self._on_death = on_death  # told what ended the thread unexpectedly (None: it re-raises)
         self._sinks = list(sinks)
         self._on_fatal = on_fatal
         self._stop = threading.Event()
@@ -54,7 +56,21 @@ class Dispatcher:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def ended_unexpectedly(self) -> bool:
+        """The thread has ended though nobody stopped it and the client's stream has not ended."""
+        stopped = self.closed.is_set() or self._stop.is_set()
+        return self._thread.ident is not None and not self.alive and not stopped
+
     def _run(self) -> None:
+        try:
+            self._dispatch()
+        except BaseException as exc:
+            if self._on_death is None:
+                raise
+            self._on_death(exc)
+
+    def _dispatch(self) -> None:
         get = self._source.get
         sinks = self._sinks
         while not self._stop.is_set():

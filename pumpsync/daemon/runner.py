@@ -23,7 +23,7 @@ import time
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from pumpsync._early import take_early_hup
+from pumpsync._early import take_early_hup, take_early_stop
 from pumpsync._secrets import ApiKey, RedactingFilter, redact, safe_url
 from pumpsync._sources import Source
 from pumpsync._version import __version__
@@ -42,6 +42,7 @@ from pumpsync.daemon.state import (
     sink_targets,
     source_identity,
 )
+from pumpsync.daemon.watch import ThreadWatch
 from pumpsync.errors import AllSourcesFailed, ConfigurationError, EndOfStream, ProviderRefused, PumpsyncError
 from pumpsync.metrics import MetricsServer, client_ready, start_metrics_server
 from pumpsync.providers import provider_spec
@@ -76,6 +77,8 @@ class Daemon:
         self._fatal: PumpsyncError | None = None
         self._signal: int | None = None  # the signal that asked us to stop
         self._hup = False
+        self._sinks_opening = False  # from here on a SIGHUP reopens; before, there is nothing to reopen
+        self._hup_unopened = False  # a SIGHUP came before: logged once the logging is ours
         self._shutting_down = False
         self._ready = False
         self._ready_sent = False
@@ -83,11 +86,15 @@ class Daemon:
         self._lock: StateLock | None = None  # the state directory, held for the whole run
         self._save_failing_since: float | None = None  # monotonic; the last warning about it
         self._stuck: set[str] = set()  # sinks reported stuck in a write
+        self.threads = ThreadWatch(self._on_thread_failure)  # the daemon's own threads (see pumpsync.daemon.watch)
 
     # ------------------------------------------------------------------ public
     def run(self) -> int:
         """Run until a signal or a fatal error; the exit status."""
         self._install_signals()
+        if self._signal is not None:
+            log.info("%s during start-up: exiting", signal.Signals(self._signal).name)
+            return EXIT_OK
         try:
             self._start()
         except Exception as exc:  # any start-up failure is reported in one line, then we clean up
@@ -120,9 +127,12 @@ class Daemon:
             self._lock = StateLock(state_dir)
             self._lock.acquire()
         self.sinks = build_sinks(config.sinks)
+        self._sinks_opening = True  # a SIGHUP from now on asks for a reopen (harmless for a sink opened after it)
+        if self._hup_unopened:
+            log.info("SIGHUP during start-up, before the sinks were open: nothing to reopen")
         for sink in self.sinks:
             try:
-                sink.start()
+                sink.start(self.threads.reporter("sink", f"sink {sink.name}"))
             except Exception as exc:
                 raise RuntimeError(f"sink {sink.name} ({sink.describe()}): {exc}") from None
         if self._key is not None or not config.sources:
@@ -143,10 +153,12 @@ class Daemon:
                     handler.addFilter(RedactingFilter(key))
         if config.metrics_addr.lower() not in ("off", "none", ""):
             try:
-                self.metrics = start_metrics_server(client, config.metrics_addr, self.sinks)
+                self.metrics = start_metrics_server(client, config.metrics_addr, self.sinks, self.threads)
             except OSError as exc:
                 raise OSError(f"cannot serve metrics on {config.metrics_addr}: {exc.strerror or exc}") from None
-        self.dispatcher = Dispatcher(client.queue, self.sinks, self._on_fatal)
+        self.dispatcher = Dispatcher(
+            client.queue, self.sinks, self._on_fatal, self.threads.reporter("dispatcher", "dispatcher")
+        )
         self.dispatcher.start()
         client.start()
         members = client.members.values()
@@ -220,8 +232,9 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)  # first: its default action ends the process
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_stop_signal)
-        if take_early_hup():  # came during start-up (see pumpsync._early): do what it asked once running
-            self._hup = True
+        if take_early_hup():  # came during start-up (see pumpsync._early): no sink is open yet
+            self._hup_unopened = True
+        self._signal = take_early_stop()  # (its SystemExit was swallowed on the way: stop all the same)
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only plain assignments here: the main thread may hold any lock when a signal lands.
@@ -231,12 +244,18 @@ class Daemon:
         self._signal = signum
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
-        self._hup = True
+        if self._sinks_opening:
+            self._hup = True
+        else:
+            self._hup_unopened = True
 
     def _on_fatal(self, error: PumpsyncError) -> None:
         if self._fatal is None:
             self._fatal = error
         self._wake.set()
+
+    def _on_thread_failure(self, what: str) -> None:
+        self._on_fatal(PumpsyncError(what))  # logged and counted by the watch
 
     # ------------------------------------------------------------------ the main loop
     def _loop(self) -> None:
@@ -246,10 +265,8 @@ class Daemon:
         interval = self.notifier.watchdog_interval
         withheld: str | None = None
         while self._signal is None and self._fatal is None:
-            dead = self._dead_thread()
-            if dead is not None:  # a bug of ours: exit non-zero so that Restart=on-failure steps in
-                log.error("%s; stopping", dead)
-                self._fatal = PumpsyncError(dead)
+            self._notice_dead_threads()  # a bug of ours: exit non-zero so that Restart=on-failure steps in
+            if self._fatal is not None:
                 break
             if self._hup:
                 self._hup = False
@@ -289,13 +306,15 @@ class Daemon:
             elif not sink.stuck and sink.name in self._stuck:
                 self._stuck.discard(sink.name)
 
-    def _dead_thread(self) -> str | None:
-        if self.dispatcher is not None and not self.dispatcher.alive:
-            return "the dispatcher thread ended unexpectedly"
+    def _notice_dead_threads(self) -> None:
+        """A thread that ended without reporting it (the watch counts each thread once)."""
+        if self.dispatcher is not None and self.dispatcher.ended_unexpectedly:
+            self.threads.failed("dispatcher", "dispatcher", None)
         for sink in self.sinks:
             if not sink.alive:
-                return f"the thread of sink {sink.name} ended unexpectedly"
-        return None
+                self.threads.failed("sink", f"sink {sink.name}", None)
+        if self.metrics is not None and not self.metrics.alive:
+            self.threads.failed("metrics", "metrics server", None)
 
     def _summary(self) -> str:
         assert self.client is not None

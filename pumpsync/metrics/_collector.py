@@ -415,11 +415,15 @@ def extra_collectors(sources: Iterable[object]) -> list[Collector]:
     return [hook(members) for hook, members in groups.items()]
 
 
-def make_registry(client: Client, sinks: Sequence[SinkStats] | None = None) -> CollectorRegistry:
+def make_registry(
+    client: Client, sinks: Sequence[SinkStats] | None = None, collectors: Sequence[Collector] = ()
+) -> CollectorRegistry:
     """A dedicated registry: the pumpsync collector, the sinks' and transports' own collectors
-    (:func:`extra_collectors`) and process metrics (``pumpsync_process_*``)."""
+    (:func:`extra_collectors`), ``collectors`` (the daemon's) and process metrics (``pumpsync_process_*``)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PumpsyncCollector(client, sinks))
+    for own in collectors:
+        registry.register(own)
     for collector in extra_collectors([*(sinks or ()), *client.transports]):
         registry.register(collector)
     for factory in dict.fromkeys(_spec_metrics(m.config.provider) for m in client.members.values()):

@@ -7,12 +7,13 @@ import logging
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 
 from pumpsync.metrics._collector import SinkStats, make_registry
@@ -27,6 +28,15 @@ DEFAULT_ADDR = "127.0.0.1:9108"
 # The listen backlog. socketserver's default of 5 made the kernel drop the SYNs of a burst of
 # scrapers (200 at once: 5-11 % waited out their 20 s timeout); the kernel caps this at somaxconn.
 _BACKLOG = 1024
+
+
+class Watch(Protocol):
+    """The daemon's watch over its own threads (``pumpsync.daemon.watch.ThreadWatch``)."""
+
+    def problem(self) -> str | None: ...
+    def reporter(self, kind: str, name: str) -> Callable[[BaseException | None], None]: ...
+    def collect(self) -> Iterable[Metric]: ...
+    def describe(self) -> Iterable[Metric]: ...
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
@@ -50,10 +60,12 @@ class _Server(ThreadingHTTPServer):
         registry: CollectorRegistry,
         client: Client,
         sinks: Sequence[SinkStats] = (),
+        watch: Watch | None = None,
     ) -> None:
         self.address_family = family
         self.registry = registry
         self.client = client
+        self.watch = watch  # a dead thread of the daemon's makes it not ready
         self.sinks = list(sinks)  # a sink that cannot write (a stuck pipe) makes the daemon not ready
         super().__init__(addr, _Handler)
 
@@ -98,11 +110,14 @@ class _Handler(BaseHTTPRequestHandler):
             status, body, content_type = 200, b"ok\n", "text/plain; charset=utf-8"
         elif path == "/readyz":
             failing = [sink.name for sink in self.server.sinks if not sink.healthy]
-            ready = client_ready(self.server.client) and not failing
+            dead = self.server.watch.problem() if self.server.watch is not None else None
+            ready = client_ready(self.server.client) and not failing and dead is None
             status = 200 if ready else 503
             body = b"ready\n" if ready else b"no healthy connection\n"
             if failing:
                 body = f"sinks failing: {', '.join(failing)}\n".encode()
+            if dead is not None:
+                body = f"{dead}\n".encode()
             content_type = "text/plain; charset=utf-8"
         elif path == "/":
             status, content_type = 200, "text/plain; charset=utf-8"
@@ -131,10 +146,22 @@ class MetricsServer:
         address = server.server_address
         self.host: str = str(address[0])
         self.port: int = int(address[1])
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="pumpsync-metrics", daemon=True
-        )
+        self._closing = False
+        watch = server.watch
+        self._on_death = watch.reporter("metrics", "metrics server") if watch is not None else None
+        self._thread = threading.Thread(target=self._serve, name="pumpsync-metrics", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self._server.serve_forever(poll_interval=0.5)
+        except BaseException as exc:
+            if self._on_death is None:
+                raise
+            self._on_death(exc)
+        else:
+            if self._on_death is not None and not self._closing:
+                self._on_death(None)
 
     @property
     def url(self) -> str:
@@ -146,6 +173,7 @@ class MetricsServer:
         return self._thread.is_alive()
 
     def close(self, timeout: float = 5.0) -> None:
+        self._closing = True
         if self._thread.is_alive():
             self._server.shutdown()
             self._thread.join(timeout)
@@ -159,16 +187,20 @@ class MetricsServer:
 
 
 def start_metrics_server(
-    client: Client, addr: str = DEFAULT_ADDR, sinks: Sequence[SinkStats] | None = None
+    client: Client, addr: str = DEFAULT_ADDR, sinks: Sequence[SinkStats] | None = None, watch: Watch | None = None
 ) -> MetricsServer:
-    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` for ``client`` on ``addr`` (port 0: a free port)."""
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` for ``client`` on ``addr`` (port 0: a free port).
+
+    ``watch`` (the daemon's): its metrics are served, a dead thread it knows of makes ``/readyz``
+    answer 503, and the server's own thread reports its unexpected end to it."""
     host, port = parse_addr(addr)
     family = socket.AF_INET
     if host:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family = infos[0][0]
         host = str(infos[0][4][0])
-    server = _Server((host, port), family, make_registry(client, sinks), client, sinks or ())
+    registry = make_registry(client, sinks, [watch] if watch is not None else [])
+    server = _Server((host, port), family, registry, client, sinks or (), watch)
     return MetricsServer(server)
 
 

@@ -124,3 +124,65 @@ def test_the_sink_error_and_stream_vv_show_no_password_or_path_key(tmp_path: Pat
     )  # fmt: skip
     assert "127.0.0.1" in run.stderr, run.stderr
     assert leaked(run.stdout + run.stderr) == [], run.stderr
+
+
+FACTORY_KEY = "factoryKEY9z8y7x6w5v4"
+
+FACTORY_SCRIPT = """
+import logging, socket, sys, threading
+log_file, key, port = sys.argv[1:]
+logging.basicConfig(level=logging.DEBUG, filename=log_file, format="%(name)s %(levelname)s %(message)s")
+import pumpsync, websocket
+
+# The user's own record factory, installed after pumpsync's, that does not chain it.
+logging.setLogRecordFactory(lambda *args, **kwargs: logging.LogRecord(*args, **kwargs))
+websocket.enableTrace(True)  # websocket-client prints the request line, the query key in it, at DEBUG
+
+listener = socket.create_server(("127.0.0.1", int(port)))
+
+
+def refuse() -> None:  # a server that reads the upgrade request and refuses it
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 500 Oops\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n")
+
+
+threading.Thread(target=refuse, daemon=True).start()
+url = f"ws://127.0.0.1:{port}/v1/stream"
+client = pumpsync.Client("openpump", url=url, api_key=key, max_retries=2, backoff_initial=0.01, backoff_max=0.02)
+with client:
+    try:
+        while True:
+            client.get(timeout=30)
+    except pumpsync.PumpsyncError as exc:
+        logging.getLogger("user").error("the client failed: %s", exc)
+# Each dependency's logger named in the standards, as each would write the URL (a child logger:
+# its parent's filters never see it), and a traceback.
+for name in ("urllib3.connectionpool", "websocket", "grpc._channel", "redis.connection", "pumpsync.connection"):
+    logger = logging.getLogger(name)
+    logger.debug("connect %s?api_key=%s", url, key)
+    try:
+        raise ConnectionError(f"failed: {url}?api_key={key}")
+    except ConnectionError:
+        logger.exception("with a traceback")
+"""
+
+
+def test_a_users_record_factory_that_does_not_chain_ours_leaks_no_key(tmp_path: Path) -> None:
+    """The finding: redaction was pumpsync's record factory, so a user's ``setLogRecordFactory``
+    that does not chain it turned it off. ``Logger.makeRecord`` scrubs too now."""
+    script, log_file = tmp_path / "user.py", tmp_path / "debug.log"
+    script.write_text(FACTORY_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script), str(log_file), FACTORY_KEY, str(free_port())],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    log = log_file.read_text()
+    assert "GET /v1/stream?api_key=*** HTTP/1.1" in log  # websocket-client's trace, at DEBUG
+    assert "user ERROR the client failed" in log and "Traceback" in log
+    assert "redis.connection DEBUG connect" in log
+    assert FACTORY_KEY not in log, textwrap.shorten(log, 3000)
+    assert FACTORY_KEY not in run.stdout + run.stderr, run.stderr[-3000:]

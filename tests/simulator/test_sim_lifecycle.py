@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -11,22 +12,27 @@ import pytest
 from simhelpers import ax_connect, op_connect, recv_json
 
 from pumpsync.simulator import Simulator
+from pumpsync.simulator._registry import PROVIDERS as SIMULATED
 
 SimFactory = Callable[..., Simulator]
 
 
-def _free_port_pair() -> int:
+def _free_port_run(count: int) -> int:
+    """A port P with P .. P+count-1 all free now: a simulator with an explicit port binds one per provider."""
     for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return int(port)
-    raise RuntimeError("no free port pair")
+        with contextlib.ExitStack() as held:  # all held at once, so none of them is counted twice
+            first = held.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port + count > 65536:
+                continue
+            try:
+                for offset in range(1, count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no run of {count} free ports")
 
 
 def test_start_stop_without_with_leaves_no_thread() -> None:
@@ -59,8 +65,9 @@ def test_start_stop_without_with_leaves_no_thread() -> None:
 
 
 def test_urls_and_explicit_port_pair() -> None:
-    port = _free_port_pair()
+    port = _free_port_run(len(SIMULATED))  # every provider's server, one port each
     with Simulator(port=port, rate=0) as sim:
+        assert [sim.port(p) for p in SIMULATED] == list(range(port, port + len(SIMULATED)))
         assert sim.port("openpump") == port and sim.port("anaxer") == port + 1
         assert sim.url("openpump") == f"ws://127.0.0.1:{port}/v1/stream"
         assert sim.url("anaxer") == f"ws://127.0.0.1:{port + 1}/v1/stream"
@@ -128,7 +135,7 @@ def test_rate_drives_the_market_clock(make_sim: SimFactory) -> None:
 
 
 def test_start_failure_releases_what_started() -> None:
-    port = _free_port_pair()
+    port = _free_port_run(len(SIMULATED))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port + 1))  # anaxer's port is busy
         taken.listen()

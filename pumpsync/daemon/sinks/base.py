@@ -106,6 +106,7 @@ class Sink(ABC):
         self._dropped = 0
         self._healthy = True
         self._last_warning = 0.0
+        self._on_death: Callable[[BaseException | None], None] | None = None
         self._thread = threading.Thread(target=self._run, name=f"pumpsync-sink-{name}", daemon=True)
 
     # ------------------------------------------------------------------ counters (pumpsync.metrics.SinkStats)
@@ -177,8 +178,10 @@ class Sink(ABC):
         return self.kind
 
     # ------------------------------------------------------------------ control
-    def start(self) -> None:
+    def start(self, on_death: Callable[[BaseException | None], None] | None = None) -> None:
+        """Open, and start the writer thread; ``on_death`` is told what ended it unexpectedly."""
         self.open()
+        self._on_death = on_death
         self._thread.start()
 
     def offer(self, event: Event) -> bool:
@@ -228,6 +231,14 @@ class Sink(ABC):
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
         try:
+            self._write_until_closed()
+        except BaseException as exc:  # a bug (not an Exception: a write's failures are caught in _deliver)
+            if self._on_death is None:
+                raise
+            self._on_death(exc)
+
+    def _write_until_closed(self) -> None:
+        try:
             while True:
                 batch, reopen = self._take()
                 if reopen:
@@ -238,6 +249,7 @@ class Sink(ABC):
                     self._deliver(batch)
         finally:
             with self._cond:
+                self._closing = True  # also after a bug: what is offered from now on is counted as dropped
                 self._dropped += len(self._buf)  # left over at the shutdown deadline
                 self._buf.clear()
             self._guarded(self.close_resources, "close")
@@ -290,6 +302,9 @@ class Sink(ABC):
                     self._healthy = True
                     return
             self._count(0, len(batch), ())
+        except BaseException:
+            self._count(0, len(batch), ())  # a bug ends the thread: the batch is lost, and counted
+            raise
         finally:
             self._writing_since = None
             with self._cond:
