@@ -101,6 +101,24 @@ class _Bar:
         else:
             self.sells += 1
 
+    def merge(self, other: _Bar) -> None:
+        """Add the trades of ``other``, each later than every trade in this bar: the bar ``add`` gives for
+        them one by one (a sum, a min and a max; first and last by key, a tie in key going to the
+        earlier arrival for the open, to the later for the close)."""
+        if other.close_key >= self.close_key:
+            self.close_key = other.close_key
+            self.close = other.close
+        if other.open_key < self.open_key:
+            self.open_key = other.open_key
+            self.open = other.open
+        if other.high > self.high:
+            self.high = other.high
+        if other.low < self.low:
+            self.low = other.low
+        self.volume += other.volume
+        self.buys += other.buys
+        self.sells += other.sells
+
     def freeze(self, mint: str, interval: str, start: int, closed: bool, revised: bool = True) -> Candle:
         return Candle(
             mint, interval, start, self.open, self.high, self.low, self.close, self.volume / LAMPORTS,
@@ -151,17 +169,24 @@ class CandleSet:
 
     It keeps the bars of the last trade's shortest interval at hand: a trade in the same second (the
     common case: a busy mint trades many times a second) updates them without a look-up or a prune,
-    exactly as :meth:`CandleSeries.add` would, since they are the bars it would find.
+    exactly as :meth:`CandleSeries.add` would, since they are the bars it would find. When that
+    second's bar is new and the longer intervals' bars holding it exist already, a trade updates the
+    second's bar only: the longer ones are owed that bar, merged into them (:meth:`_Bar.merge`, the
+    same bars) when a trade of another second comes or a reader takes a series (``[interval]``, under
+    the market's lock, as every reader). The first second of a new minute is added to every bar.
     """
 
-    __slots__ = ("_hot", "_hot_start", "series")
+    __slots__ = ("_hot", "_hot_start", "_owed", "series")
 
     def __init__(self) -> None:
         self.series = {name: CandleSeries(name) for name in INTERVALS}
         self._hot_start: int | None = None  # start of the shortest interval whose bars _hot holds
-        self._hot: tuple[_Bar, ...] = ()
+        self._hot: tuple[_Bar, ...] = ()  # its bar of every interval, or of the shortest only when _owed
+        self._owed = False  # the longer intervals' bars lack the trades of _hot's one bar
 
     def __getitem__(self, interval: str) -> CandleSeries:
+        if self._owed:
+            self._settle()
         return self.series[interval]
 
     def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> None:
@@ -185,10 +210,36 @@ class CandleSet:
                 else:
                     bar.sells += 1
             return
-        self.add_each(t_ms, key, price, lamports, buy)
+        if self._owed:
+            self._settle()
+        shortest, *longer = self.series.values()
+        if start in shortest.bars or any(t_ms - t_ms % s.length not in s.bars for s in longer):
+            self.add_each(t_ms, key, price, lamports, buy)
+            return
+        bar = shortest.add(t_ms, key, price, lamports, buy)[1]
+        if shortest.bars.get(start) is bar:
+            self._hot_start, self._hot, self._owed = start, (bar,), True
+        else:  # pruned at once (older than every kept second): the longer bars now, nothing at hand
+            for series in longer:
+                series.add(t_ms, key, price, lamports, buy)
+            self._hot_start, self._hot = None, ()
+
+    def _settle(self) -> None:
+        """Merge the owed second into the longer intervals' bars (kept: nothing else added since)."""
+        start, (bar,) = self._hot_start, self._hot
+        assert start is not None
+        shortest, *longer = self.series.values()
+        hot = [bar]
+        for series in longer:
+            into = series.bars[start - start % series.length]
+            into.merge(bar)
+            hot.append(into)
+        self._hot, self._owed = tuple(hot), False  # every bar at hand again, for the rest of the second
 
     def add_each(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> list[tuple[str, int, _Bar]]:
         """Add a trade through every series; returns (interval, start, bar) of each, for the hand-over."""
+        if self._owed:
+            self._settle()
         out = [(name, *series.add(t_ms, key, price, lamports, buy)) for name, series in self.series.items()]
         # at hand only if every bar is still kept (a very late trade's is pruned at once)
         if all(self.series[name].bars.get(start) is bar for name, start, bar in out):

@@ -26,6 +26,13 @@ def event_ms(event: Event) -> int:
     return event.timestamp if event.timestamp is not None else event.received_at
 
 
+def trade_identity(event: Event) -> tuple[str, Any, Any] | None:
+    """A trade's identity among its mint's trades: ``Event.identity`` without the kind and the mint, the
+    same for every trade of one mint (None: no signature, never a duplicate)."""
+    sig = event.signature
+    return None if sig is None else (sig, event.side, event.trader)
+
+
 def order_key(event: Event) -> OrderKey:
     return (event_ms(event), event.slot or 0, event.signature or "")
 
@@ -95,25 +102,28 @@ class TokenState:
     # -- writer ----------------------------------------------------------------------------
 
     def remember(self, identity: Any) -> bool:
-        """False if this identity was applied already."""
+        """False if this identity (:func:`trade_identity`) was applied already."""
         if identity is None:
             return True
         seen = self.seen
         if identity in seen:
             return False
         seen.add(identity)
-        order = self.seen_order
-        order.append(identity)
-        if len(seen) > self.max_seen:  # forget the oldest: O(1), where a dict's first key is O(deleted)
-            head = self.seen_head
-            seen.discard(order[head])
-            order[head] = None
-            head += 1
-            if head >= self.max_seen:  # the forgotten part is as long as the rest: drop it
-                del order[:head]
-                head = 0
-            self.seen_head = head
+        self.seen_order.append(identity)
+        if len(seen) > self.max_seen:
+            self.forget_oldest()
         return True
+
+    def forget_oldest(self) -> None:
+        """Forget the oldest identity: O(1), where a dict's first key is O(deleted)."""
+        order, head = self.seen_order, self.seen_head
+        self.seen.discard(order[head])
+        order[head] = None
+        head += 1
+        if head >= self.max_seen:  # the forgotten part is as long as the rest: drop it
+            del order[:head]
+            head = 0
+        self.seen_head = head
 
     def token_info(self, event: Event, first_slots: int) -> None:
         self.name = self.name or event.name
@@ -174,21 +184,29 @@ class TokenState:
             if last is None or key >= last:
                 self.price_key, self.price = key, price
         if trader is not None:
-            creator = self.creator
-            if trader == creator:
-                self._dev_trade(key, sig, slot, buy, sol, tokens, venue)
-            elif creator is None and self.pending is not None:
-                self.pending.append((trader, key, sig, slot, buy, sol, tokens, venue))
-                if len(self.pending) > MAX_PENDING:
-                    self.pending = None  # too late a launch to tell: dev sells before it stay unknown
-            if buy and slot is not None:
-                slots = self.slot_buyers
-                if slot in slots:
-                    slots[slot].add(trader)
-                elif len(slots) <= first_slots or slot < max(slots):  # else: not among the lowest slots
-                    slots[slot] = {trader}
-                    self._trim_slots(first_slots)
+            self.parties(key, sig, slot, trader, buy, sol, tokens, venue, first_slots)
         return key, price, lamports
+
+    def parties(
+        self, key: OrderKey, sig: str | None, slot: int | None, trader: str, buy: bool, sol: float, tokens: float,
+        venue: str | None, first_slots: int,
+    ) -> None:
+        """The developer's trades, the trades kept until the developer is known, the first slots' buyers:
+        for most trades none applies (the market's fast path calls this only when one may)."""
+        creator = self.creator
+        if trader == creator:
+            self._dev_trade(key, sig, slot, buy, sol, tokens, venue)
+        elif creator is None and self.pending is not None:
+            self.pending.append((trader, key, sig, slot, buy, sol, tokens, venue))
+            if len(self.pending) > MAX_PENDING:
+                self.pending = None  # too late a launch to tell: dev sells before it stay unknown
+        if buy and slot is not None:
+            slots = self.slot_buyers
+            if slot in slots:
+                slots[slot].add(trader)
+            elif len(slots) <= first_slots or slot < max(slots):  # else: not among the lowest slots
+                slots[slot] = {trader}
+                self._trim_slots(first_slots)
 
     def _dev_trade(
         self, key: OrderKey, sig: str | None, slot: int | None, buy: bool, sol: float, tokens: float, venue: str | None
