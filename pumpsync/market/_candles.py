@@ -102,8 +102,8 @@ class _Bar:
             self.sells += 1
 
     def merge(self, other: _Bar) -> None:
-        """Add the trades of ``other``, each later than every trade in this bar: the bar ``add`` gives for
-        them one by one (a sum, a min and a max; first and last by key, a tie in key going to the
+        """Add the trades of ``other``, each come after every trade in this bar: the bar ``add`` gives
+        for them one by one (sums, a min and a max; first and last by key, a tie in key going to the
         earlier arrival for the open, to the later for the close)."""
         if other.close_key >= self.close_key:
             self.close_key = other.close_key
@@ -161,91 +161,70 @@ class CandleSeries:
 # The intervals nest (each length divides the next), so a trade in the same shortest interval as the
 # previous one is in the same interval of every length: CandleSet's fast path relies on it.
 _LENGTHS = sorted(INTERVALS.values())
+SHORTEST = _LENGTHS[0]  # ms
 assert all(longer % shorter == 0 for shorter, longer in itertools.pairwise(_LENGTHS))
 
 
 class CandleSet:
     """One mint's candles of every interval (``series``: interval -> :class:`CandleSeries`).
 
-    It keeps the bars of the last trade's shortest interval at hand: a trade in the same second (the
-    common case: a busy mint trades many times a second) updates them without a look-up or a prune,
-    exactly as :meth:`CandleSeries.add` would, since they are the bars it would find. When that
-    second's bar is new and the longer intervals' bars holding it exist already, a trade updates the
-    second's bar only: the longer ones are owed that bar, merged into them (:meth:`_Bar.merge`, the
-    same bars) when a trade of another second comes or a reader takes a series (``[interval]``, under
-    the market's lock, as every reader). The first second of a new minute is added to every bar.
+    It keeps the bar of the last trade's shortest interval at hand (``hot``, from ``hot_start``): a
+    trade in the same second (the common case: a busy mint trades many times a second) updates that bar
+    alone, without a look-up or a prune (the market's fast path does it inline). The longer intervals'
+    bars holding it (``_longer``, also at hand) are owed what it gained since ``_base``: merged into them
+    (:meth:`_Bar.merge`: the bars one-by-one adds give) when a trade of another second comes or a reader
+    takes a series (``[interval]``, under the market's lock as every reader). A trade of another second
+    goes through :meth:`add_each`, every series, as before.
     """
 
-    __slots__ = ("_hot", "_hot_start", "_owed", "series")
+    __slots__ = ("_base", "_longer", "hot", "hot_start", "series")
 
     def __init__(self) -> None:
         self.series = {name: CandleSeries(name) for name in INTERVALS}
-        self._hot_start: int | None = None  # start of the shortest interval whose bars _hot holds
-        self._hot: tuple[_Bar, ...] = ()  # its bar of every interval, or of the shortest only when _owed
-        self._owed = False  # the longer intervals' bars lack the trades of _hot's one bar
+        self.hot_start: int | None = None  # start of the shortest interval of hot
+        self.hot: _Bar | None = None
+        self._longer: tuple[_Bar, ...] = ()  # the longer intervals' bars holding hot's interval
+        self._base = (0, 0, 0)  # hot's volume, buys, sells when _longer last had all of it
 
     def __getitem__(self, interval: str) -> CandleSeries:
-        if self._owed:
+        if self.hot is not None:
             self._settle()
         return self.series[interval]
 
     def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> None:
         """Add a trade to the candle of every interval (for a market that hands over no candles)."""
-        start = t_ms - t_ms % _LENGTHS[0]
-        if start == self._hot_start:
-            for bar in self._hot:  # _Bar.add, inline: this runs for most trades
-                if key >= bar.close_key:
-                    bar.close_key = key
-                    bar.close = price
-                elif key < bar.open_key:
-                    bar.open_key = key
-                    bar.open = price
-                if price > bar.high:
-                    bar.high = price
-                elif price < bar.low:
-                    bar.low = price
-                bar.volume += lamports
-                if buy:
-                    bar.buys += 1
-                else:
-                    bar.sells += 1
-            return
-        if self._owed:
-            self._settle()
-        shortest, *longer = self.series.values()
-        if start in shortest.bars or any(t_ms - t_ms % s.length not in s.bars for s in longer):
+        if self.hot is not None and t_ms - t_ms % SHORTEST == self.hot_start:
+            self.hot.add(key, price, lamports, buy)
+        else:
             self.add_each(t_ms, key, price, lamports, buy)
-            return
-        bar = shortest.add(t_ms, key, price, lamports, buy)[1]
-        if shortest.bars.get(start) is bar:
-            self._hot_start, self._hot, self._owed = start, (bar,), True
-        else:  # pruned at once (older than every kept second): the longer bars now, nothing at hand
-            for series in longer:
-                series.add(t_ms, key, price, lamports, buy)
-            self._hot_start, self._hot = None, ()
 
     def _settle(self) -> None:
-        """Merge the owed second into the longer intervals' bars (kept: nothing else added since)."""
-        start, (bar,) = self._hot_start, self._hot
-        assert start is not None
-        shortest, *longer = self.series.values()
-        hot = [bar]
-        for series in longer:
-            into = series.bars[start - start % series.length]
-            into.merge(bar)
-            hot.append(into)
-        self._hot, self._owed = tuple(hot), False  # every bar at hand again, for the rest of the second
+        """Give the longer intervals' bars what the bar at hand gained since the last time: the open, close,
+        high and low again (the same trades again change none of them), the sums' difference."""
+        bar = self.hot
+        assert bar is not None
+        volume, buys, sells = self._base
+        if bar.buys == buys and bar.sells == sells:
+            return
+        extra = _Bar(bar.open_key, bar.open)
+        extra.close_key, extra.close, extra.high, extra.low = bar.close_key, bar.close, bar.high, bar.low
+        extra.volume, extra.buys, extra.sells = bar.volume - volume, bar.buys - buys, bar.sells - sells
+        for into in self._longer:
+            into.merge(extra)
+        self._base = (bar.volume, bar.buys, bar.sells)
 
     def add_each(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> list[tuple[str, int, _Bar]]:
         """Add a trade through every series; returns (interval, start, bar) of each, for the hand-over."""
-        if self._owed:
+        if self.hot is not None:
             self._settle()
         out = [(name, *series.add(t_ms, key, price, lamports, buy)) for name, series in self.series.items()]
         # at hand only if every bar is still kept (a very late trade's is pruned at once)
         if all(self.series[name].bars.get(start) is bar for name, start, bar in out):
-            self._hot_start, self._hot = t_ms - t_ms % _LENGTHS[0], tuple(bar for _, _, bar in out)
+            hot = out[0][2]
+            self.hot_start, self.hot, self._longer = out[0][1], hot, tuple(bar for _, _, bar in out[1:])
+            self._base = (hot.volume, hot.buys, hot.sells)
         else:
-            self._hot_start, self._hot = None, ()
+            self.hot_start, self.hot, self._longer = None, None, ()
         return out
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TOKEN_ENRICHED, TRADE, Event
-from pumpsync.market._candles import INTERVALS, LAMPORTS, Candle, OrderKey, fill_gaps
+from pumpsync.market._candles import INTERVALS, LAMPORTS, SHORTEST, Candle, OrderKey, fill_gaps
 from pumpsync.market._token import PUMPSWAP, UNIT, TokenState, event_ms, trade_identity
 from pumpsync.market._view import TokenView
 
@@ -178,9 +178,10 @@ class Market:
         if len(seen) == before:
             self._counts["duplicates"] += 1
             return False
-        state.seen_order.append(identity)
-        if before >= state.max_seen:
-            state.forget_oldest()
+        order = state.seen_order
+        order.append(identity)
+        if before >= state.max_seen:  # forget the oldest
+            seen.discard(order.popleft())
         if t_ms > self._clock:
             self._advance(t_ms)
         buy = side == "buy"  # TokenState.trade, for a trade with a price
@@ -208,15 +209,36 @@ class Market:
             last_priced = state.price_key
             if last_priced is not last and (last_priced is None or key >= last_priced):
                 state.price_key, state.price = key, price
+        dev = state.creator  # parties: nothing to do for most trades
         if trader is not None and (
-            (buy and slot is not None) or trader == state.creator or (state.creator is None and state.pending is not None)
+            (buy and slot is not None) or trader == dev or (dev is None and state.pending is not None)
         ):
             state.parties(key, sig, slot, trader, buy, sol, tokens, venue, self.first_slots)
-        self._tokens.move_to_end(mint)  # Market._trade
-        if self._queue_max:
-            self._candles(state, t_ms, key, price, lamports, buy)
+        self._tokens.move_to_end(state.mint)  # Market._trade
+        candles = state.candles
+        if t_ms - t_ms % SHORTEST != candles.hot_start or self._queue_max:
+            if self._queue_max:
+                self._candles(state, t_ms, key, price, lamports, buy)
+            else:
+                candles.add(t_ms, key, price, lamports, buy)
+            return True
+        bar = candles.hot  # the bar of this second, at hand: _Bar.add, inline
+        assert bar is not None
+        if key >= bar.close_key:
+            bar.close_key = key
+            bar.close = price
+        elif key < bar.open_key:
+            bar.open_key = key
+            bar.open = price
+        if price > bar.high:
+            bar.high = price
+        elif price < bar.low:
+            bar.low = price
+        bar.volume += lamports
+        if buy:
+            bar.buys += 1
         else:
-            state.candles.add(t_ms, key, price, lamports, buy)
+            bar.sells += 1
         return True
 
     def _apply(self, event: Event) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from typing import Any
 
 from pumpsync.events import Event
@@ -60,7 +61,6 @@ class TokenState:
         "progress_hint",
         "pumpswap",
         "seen",
-        "seen_head",
         "seen_order",
         "sells",
         "slot_buyers",
@@ -80,10 +80,9 @@ class TokenState:
         # Trades seen before the creator was known (a backfilled launch): replayed for the developer figures.
         self.pending: list[tuple[str, OrderKey, str | None, int | None, bool, float, float, str | None]] | None = []
         self.balances: dict[str, int] = {}  # raw tokens, every trader seen (0: sold out)
-        # identities applied, at most max_seen: the set, and the order to forget them in (from seen_head on)
+        # identities applied, at most max_seen: the set, and the order to forget them in
         self.seen: set[Any] = set()
-        self.seen_order: list[Any] = []
-        self.seen_head = 0
+        self.seen_order: deque[Any] = deque()
         self.max_seen = max_seen
         self.buys = self.sells = self.pumpswap = 0
         self.volume = 0  # lamports
@@ -110,20 +109,9 @@ class TokenState:
             return False
         seen.add(identity)
         self.seen_order.append(identity)
-        if len(seen) > self.max_seen:
-            self.forget_oldest()
+        if len(seen) > self.max_seen:  # forget the oldest: O(1)
+            seen.discard(self.seen_order.popleft())
         return True
-
-    def forget_oldest(self) -> None:
-        """Forget the oldest identity: O(1), where a dict's first key is O(deleted)."""
-        order, head = self.seen_order, self.seen_head
-        self.seen.discard(order[head])
-        order[head] = None
-        head += 1
-        if head >= self.max_seen:  # the forgotten part is as long as the rest: drop it
-            del order[:head]
-            head = 0
-        self.seen_head = head
 
     def token_info(self, event: Event, first_slots: int) -> None:
         self.name = self.name or event.name
@@ -188,8 +176,16 @@ class TokenState:
         return key, price, lamports
 
     def parties(
-        self, key: OrderKey, sig: str | None, slot: int | None, trader: str, buy: bool, sol: float, tokens: float,
-        venue: str | None, first_slots: int,
+        self,
+        key: OrderKey,
+        sig: str | None,
+        slot: int | None,
+        trader: str,
+        buy: bool,
+        sol: float,
+        tokens: float,
+        venue: str | None,
+        first_slots: int,
     ) -> None:
         """The developer's trades, the trades kept until the developer is known, the first slots' buyers:
         for most trades none applies (the market's fast path calls this only when one may)."""
