@@ -24,6 +24,15 @@ SolUsd = float | Callable[[], float | None] | None
 MAX_TOKENS = 10_000
 MAX_SEEN_PER_TOKEN = 100_000  # trade identities remembered per mint for de-duplication
 _INF = math.inf
+# the fast path reads a trade's fields by position (Event's positional order is kept: see events.py)
+if Event._fields[2:7] != ("mint", "signature", "slot", "timestamp", "received_at") or Event._fields[11:16] != (
+    "side",
+    "sol_amount",
+    "token_amount",
+    "trader",
+    "price_sol",
+):  # pragma: no cover
+    raise ImportError("pumpsync.market: Event's fields moved; the market's fast path reads them by position")
 _SORTS = {
     "last_trade": lambda v: v.last_trade_ms or 0,
     "age": lambda v: -(v.age_s if v.age_s is not None else math.inf),
@@ -149,11 +158,11 @@ class Market:
         any other trade (a new mint, a first creator, a missing signature, int or zero amounts, no price,
         bad input) goes through :meth:`_apply`, which checks everything. Rare parts (the developer, the
         first slots, the bars of a new second, the candle hand-over) go through the general methods."""
-        mint, side, sol, tokens, price = event.mint, event.side, event.sol_amount, event.token_amount, event.price_sol
-        t_ms = event.timestamp
+        mint, sig, slot, t_ms, received_at = event[2:7]  # slices: fewer steps than one attribute each
+        side, sol, tokens, trader, price = event[11:16]
         if t_ms is None:
-            t_ms = event.received_at
-        sig, slot, trader, creator = event.signature, event.slot, event.trader, event.creator
+            t_ms = received_at
+        creator = event.creator
         state = self._tokens.get(mint) if type(mint) is str else None
         if (
             state is None
@@ -186,8 +195,8 @@ class Market:
             self._advance(t_ms)
         buy = side == "buy"  # TokenState.trade, for a trade with a price
         key = (t_ms, slot or 0, sig)
-        raw = round(tokens * UNIT)
-        lamports = round(sol * LAMPORTS)
+        raw = (tokens * UNIT).__round__()  # round(), without its look-up of __round__
+        lamports = (sol * LAMPORTS).__round__()
         venue = event.venue
         if trader is not None:
             balances = state.balances
