@@ -101,6 +101,24 @@ class _Bar:
         else:
             self.sells += 1
 
+    def merge(self, other: _Bar) -> None:
+        """Add the trades of ``other``, each come after every trade in this bar: the bar ``add`` gives
+        for them one by one (sums, a min and a max; first and last by key, a tie in key going to the
+        earlier arrival for the open, to the later for the close)."""
+        if other.close_key >= self.close_key:
+            self.close_key = other.close_key
+            self.close = other.close
+        if other.open_key < self.open_key:
+            self.open_key = other.open_key
+            self.open = other.open
+        if other.high > self.high:
+            self.high = other.high
+        if other.low < self.low:
+            self.low = other.low
+        self.volume += other.volume
+        self.buys += other.buys
+        self.sells += other.sells
+
     def freeze(self, mint: str, interval: str, start: int, closed: bool, revised: bool = True) -> Candle:
         return Candle(
             mint, interval, start, self.open, self.high, self.low, self.close, self.volume / LAMPORTS,
@@ -143,58 +161,70 @@ class CandleSeries:
 # The intervals nest (each length divides the next), so a trade in the same shortest interval as the
 # previous one is in the same interval of every length: CandleSet's fast path relies on it.
 _LENGTHS = sorted(INTERVALS.values())
+SHORTEST = _LENGTHS[0]  # ms
 assert all(longer % shorter == 0 for shorter, longer in itertools.pairwise(_LENGTHS))
 
 
 class CandleSet:
     """One mint's candles of every interval (``series``: interval -> :class:`CandleSeries`).
 
-    It keeps the bars of the last trade's shortest interval at hand: a trade in the same second (the
-    common case: a busy mint trades many times a second) updates them without a look-up or a prune,
-    exactly as :meth:`CandleSeries.add` would, since they are the bars it would find.
+    It keeps the bar of the last trade's shortest interval at hand (``hot``, from ``hot_start``): a
+    trade in the same second (the common case: a busy mint trades many times a second) updates that bar
+    alone, without a look-up or a prune (the market's fast path does it inline). The longer intervals'
+    bars holding it (``_longer``, also at hand) are owed what it gained since ``_base``: merged into them
+    (:meth:`_Bar.merge`: the bars one-by-one adds give) when a trade of another second comes or a reader
+    takes a series (``[interval]``, under the market's lock as every reader). A trade of another second
+    goes through :meth:`add_each`, every series, as before.
     """
 
-    __slots__ = ("_hot", "_hot_start", "series")
+    __slots__ = ("_base", "_longer", "hot", "hot_start", "series")
 
     def __init__(self) -> None:
         self.series = {name: CandleSeries(name) for name in INTERVALS}
-        self._hot_start: int | None = None  # start of the shortest interval whose bars _hot holds
-        self._hot: tuple[_Bar, ...] = ()
+        self.hot_start: int | None = None  # start of the shortest interval of hot
+        self.hot: _Bar | None = None
+        self._longer: tuple[_Bar, ...] = ()  # the longer intervals' bars holding hot's interval
+        self._base = (0, 0, 0)  # hot's volume, buys, sells when _longer last had all of it
 
     def __getitem__(self, interval: str) -> CandleSeries:
+        if self.hot is not None:
+            self._settle()
         return self.series[interval]
 
     def add(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> None:
         """Add a trade to the candle of every interval (for a market that hands over no candles)."""
-        start = t_ms - t_ms % _LENGTHS[0]
-        if start == self._hot_start:
-            for bar in self._hot:  # _Bar.add, inline: this runs for most trades
-                if key >= bar.close_key:
-                    bar.close_key = key
-                    bar.close = price
-                elif key < bar.open_key:
-                    bar.open_key = key
-                    bar.open = price
-                if price > bar.high:
-                    bar.high = price
-                elif price < bar.low:
-                    bar.low = price
-                bar.volume += lamports
-                if buy:
-                    bar.buys += 1
-                else:
-                    bar.sells += 1
+        if self.hot is not None and t_ms - t_ms % SHORTEST == self.hot_start:
+            self.hot.add(key, price, lamports, buy)
+        else:
+            self.add_each(t_ms, key, price, lamports, buy)
+
+    def _settle(self) -> None:
+        """Give the longer intervals' bars what the bar at hand gained since the last time: the open, close,
+        high and low again (the same trades again change none of them), the sums' difference."""
+        bar = self.hot
+        assert bar is not None
+        volume, buys, sells = self._base
+        if bar.buys == buys and bar.sells == sells:
             return
-        self.add_each(t_ms, key, price, lamports, buy)
+        extra = _Bar(bar.open_key, bar.open)
+        extra.close_key, extra.close, extra.high, extra.low = bar.close_key, bar.close, bar.high, bar.low
+        extra.volume, extra.buys, extra.sells = bar.volume - volume, bar.buys - buys, bar.sells - sells
+        for into in self._longer:
+            into.merge(extra)
+        self._base = (bar.volume, bar.buys, bar.sells)
 
     def add_each(self, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> list[tuple[str, int, _Bar]]:
         """Add a trade through every series; returns (interval, start, bar) of each, for the hand-over."""
+        if self.hot is not None:
+            self._settle()
         out = [(name, *series.add(t_ms, key, price, lamports, buy)) for name, series in self.series.items()]
         # at hand only if every bar is still kept (a very late trade's is pruned at once)
         if all(self.series[name].bars.get(start) is bar for name, start, bar in out):
-            self._hot_start, self._hot = t_ms - t_ms % _LENGTHS[0], tuple(bar for _, _, bar in out)
+            hot = out[0][2]
+            self.hot_start, self.hot, self._longer = out[0][1], hot, tuple(bar for _, _, bar in out[1:])
+            self._base = (hot.volume, hot.buys, hot.sells)
         else:
-            self._hot_start, self._hot = None, ()
+            self.hot_start, self.hot, self._longer = None, None, ()
         return out
 
 

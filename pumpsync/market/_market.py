@@ -16,13 +16,23 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pumpsync.events import GRADUATION, MIGRATION, NEW_TOKEN, TOKEN_ENRICHED, TRADE, Event
-from pumpsync.market._candles import INTERVALS, Candle, fill_gaps
-from pumpsync.market._token import TokenState, event_ms
+from pumpsync.market._candles import INTERVALS, LAMPORTS, SHORTEST, Candle, OrderKey, fill_gaps
+from pumpsync.market._token import PUMPSWAP, UNIT, TokenState, event_ms, trade_identity
 from pumpsync.market._view import TokenView
 
 SolUsd = float | Callable[[], float | None] | None
 MAX_TOKENS = 10_000
 MAX_SEEN_PER_TOKEN = 100_000  # trade identities remembered per mint for de-duplication
+_INF = math.inf
+# the fast path reads a trade's fields by position (Event's positional order is kept: see events.py)
+if Event._fields[2:7] != ("mint", "signature", "slot", "timestamp", "received_at") or Event._fields[11:16] != (
+    "side",
+    "sol_amount",
+    "token_amount",
+    "trader",
+    "price_sol",
+):  # pragma: no cover
+    raise ImportError("pumpsync.market: Event's fields moved; the market's fast path reads them by position")
 _SORTS = {
     "last_trade": lambda v: v.last_trade_ms or 0,
     "age": lambda v: -(v.age_s if v.age_s is not None else math.inf),
@@ -120,17 +130,20 @@ class Market:
 
     def update(self, event: Event) -> bool:
         """Apply one event; False if it changed nothing (a duplicate, another kind, or bad: counted)."""
-        with self._lock:
-            try:
-                applied = self._apply_trade(event) if event.kind == TRADE else self._apply(event)
-            except (ValueError, TypeError, AttributeError):
-                self._counts["bad"] += 1
-                return False
+        lock = self._lock
+        lock.acquire()  # not ``with``: its look-ups of __enter__ and __exit__ cost a third of a trade's checks
+        try:
+            applied = self._apply_trade(event) if event.kind == TRADE else self._apply(event)
             if applied:
                 self._applied += 1
             else:
                 self._counts["ignored"] += 1
             return applied
+        except (ValueError, TypeError, AttributeError):
+            self._counts["bad"] += 1
+            return False
+        finally:
+            lock.release()
 
     def feed(self, events: Iterable[Event]) -> int:
         """Apply every event of ``events`` (a list, a recording, a client); returns how many changed something."""
@@ -142,34 +155,102 @@ class Market:
             self.update(event)
             yield event
 
-    def _apply_trade(self, event: Event) -> bool:
-        """A trade, the common case, checked by exact types (what every dialect gives) and applied; any
-        other trade (a new mint, a first creator, a missing signature, int or zero amounts, bad input)
-        goes through :meth:`_apply`, which checks everything."""
-        mint, side, sol, tokens = event.mint, event.side, event.sol_amount, event.token_amount
-        t_ms = event.received_at if event.timestamp is None else event.timestamp
-        slot, trader, creator = event.slot, event.trader, event.creator
+    def _apply_trade(self, event: Event) -> bool:  # why long: the hot path, inline (calls cost here)
+        """A trade, the common case, checked by exact types (what every dialect gives) and applied here,
+        the same steps as :meth:`_apply`, :meth:`TokenState.trade` and :meth:`_trade` without their calls;
+        any other trade (a new mint, a first creator, a missing signature, int or zero amounts, no price,
+        bad input) goes through :meth:`_apply`, which checks everything. Rare parts (the developer, the
+        first slots, the bars of a new second, the candle hand-over) go through the general methods."""
+        mint, sig, slot, t_ms, received_at = event[2:7]  # slices: fewer steps than one attribute each
+        side, sol, tokens, trader, price = event[11:16]
+        if t_ms is None:
+            t_ms = received_at
+        creator = event.creator
         state = self._tokens.get(mint) if type(mint) is str else None
         if (
             state is None
             or (side != "buy" and side != "sell")
             or type(sol) is not float
             or type(tokens) is not float
-            or not 0.0 < sol < math.inf
-            or not 0.0 < tokens < math.inf
+            or type(price) is not float
+            or not 0.0 < sol < _INF
+            or not 0.0 < tokens < _INF
+            or not 0.0 < price < _INF
             or type(t_ms) is not int
-            or type(event.signature) is not str
+            or type(sig) is not str
             or (slot is not None and type(slot) is not int)
             or (trader is not None and type(trader) is not str)
             or (creator is not None and (type(creator) is not str or (creator and state.creator is None)))
         ):
             return self._apply(event)
-        if not state.remember(event.identity):
+        seen = state.seen  # TokenState.remember
+        before = len(seen)
+        identity = (sig, side, trader)  # trade_identity(event)
+        seen.add(identity)
+        if len(seen) == before:
             self._counts["duplicates"] += 1
             return False
+        order = state.seen_order
+        order.append(identity)
+        if before >= state.max_seen:  # forget the oldest
+            seen.discard(order.popleft())
         if t_ms > self._clock:
             self._advance(t_ms)
-        self._trade(state, event, t_ms, side == "buy", sol, tokens)
+        buy = side == "buy"  # TokenState.trade, for a trade with a price
+        key = (t_ms, slot or 0, sig)
+        raw = (tokens * UNIT).__round__()  # round(), without its look-up of __round__
+        lamports = (sol * LAMPORTS).__round__()
+        venue = event.venue
+        if trader is not None:
+            balances = state.balances
+            balances[trader] = balances.get(trader, 0) + (raw if buy else -raw)
+        if buy:
+            state.buys += 1
+        else:
+            state.sells += 1
+        state.volume += lamports
+        if venue == PUMPSWAP:
+            state.pumpswap += 1
+        else:
+            state.net_curve += raw if buy else -raw
+        last = state.last_key
+        if last is None or key >= last:  # newest of all: newest with a price too (price_key <= last_key)
+            state.last_key = state.price_key = key
+            state.venue, state.price = venue, price
+        else:
+            last_priced = state.price_key
+            if last_priced is not last and (last_priced is None or key >= last_priced):
+                state.price_key, state.price = key, price
+        dev = state.creator  # parties: nothing to do for most trades
+        if trader is not None and (
+            (buy and slot is not None) or trader == dev or (dev is None and state.pending is not None)
+        ):
+            state.parties(key, sig, slot, trader, buy, sol, tokens, venue, self.first_slots)
+        self._tokens.move_to_end(state.mint)  # Market._trade
+        candles = state.candles
+        if t_ms - t_ms % SHORTEST != candles.hot_start or self._queue_max:
+            if self._queue_max:
+                self._candles(state, t_ms, key, price, lamports, buy)
+            else:
+                candles.add(t_ms, key, price, lamports, buy)
+            return True
+        bar = candles.hot  # the bar of this second, at hand: _Bar.add, inline
+        assert bar is not None
+        if key >= bar.close_key:
+            bar.close_key = key
+            bar.close = price
+        elif key < bar.open_key:
+            bar.open_key = key
+            bar.open = price
+        if price > bar.high:
+            bar.high = price
+        elif price < bar.low:
+            bar.low = price
+        bar.volume += lamports
+        if buy:
+            bar.buys += 1
+        else:
+            bar.sells += 1
         return True
 
     def _apply(self, event: Event) -> bool:
@@ -199,7 +280,7 @@ class Market:
         if state is None:
             state = self._tokens[mint] = TokenState(mint, MAX_SEEN_PER_TOKEN)
             self._evict()
-        if kind == TRADE and not state.remember(event.identity):
+        if kind == TRADE and not state.remember(trade_identity(event)):
             self._counts["duplicates"] += 1
             return False
         self._advance(t_ms)
@@ -225,7 +306,7 @@ class Market:
             launch.received_at, launch.connection, launch.backfill, {}, side="buy", sol_amount=sol,
             token_amount=tokens, trader=launch.creator, price_sol=sol / tokens if sol and tokens else None,
         )  # fmt: skip
-        if state.remember(trade.identity):
+        if state.remember(trade_identity(trade)):
             self._trade(state, trade, event_ms(trade), True, sol, tokens)
 
     def _trade(self, state: TokenState, event: Event, t_ms: int, buy: bool, sol: float, tokens: float) -> None:
@@ -235,7 +316,11 @@ class Market:
             return
         if not self._queue_max:
             state.candles.add(t_ms, key, price, lamports, buy)
-            return
+        else:
+            self._candles(state, t_ms, key, price, lamports, buy)
+
+    def _candles(self, state: TokenState, t_ms: int, key: OrderKey, price: float, lamports: int, buy: bool) -> None:
+        """A trade into its candles, when they are handed over: a closed one changed is handed over again."""
         for name, start, bar in state.candles.add_each(t_ms, key, price, lamports, buy):
             if bar.revision >= 0:  # a late trade changed a closed candle: hand over its revision
                 bar.revision += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from typing import Any
 
 from pumpsync.events import Event
@@ -24,6 +25,13 @@ MAX_PENDING = 256  # per mint; a launch later than this many trades is not waite
 
 def event_ms(event: Event) -> int:
     return event.timestamp if event.timestamp is not None else event.received_at
+
+
+def trade_identity(event: Event) -> tuple[str, Any, Any] | None:
+    """A trade's identity among its mint's trades: ``Event.identity`` without the kind and the mint, the
+    same for every trade of one mint (None: no signature, never a duplicate)."""
+    sig = event.signature
+    return None if sig is None else (sig, event.side, event.trader)
 
 
 def order_key(event: Event) -> OrderKey:
@@ -53,7 +61,6 @@ class TokenState:
         "progress_hint",
         "pumpswap",
         "seen",
-        "seen_head",
         "seen_order",
         "sells",
         "slot_buyers",
@@ -73,10 +80,9 @@ class TokenState:
         # Trades seen before the creator was known (a backfilled launch): replayed for the developer figures.
         self.pending: list[tuple[str, OrderKey, str | None, int | None, bool, float, float, str | None]] | None = []
         self.balances: dict[str, int] = {}  # raw tokens, every trader seen (0: sold out)
-        # identities applied, at most max_seen: the set, and the order to forget them in (from seen_head on)
+        # identities applied, at most max_seen: the set, and the order to forget them in
         self.seen: set[Any] = set()
-        self.seen_order: list[Any] = []
-        self.seen_head = 0
+        self.seen_order: deque[Any] = deque()
         self.max_seen = max_seen
         self.buys = self.sells = self.pumpswap = 0
         self.volume = 0  # lamports
@@ -95,24 +101,16 @@ class TokenState:
     # -- writer ----------------------------------------------------------------------------
 
     def remember(self, identity: Any) -> bool:
-        """False if this identity was applied already."""
+        """False if this identity (:func:`trade_identity`) was applied already."""
         if identity is None:
             return True
         seen = self.seen
         if identity in seen:
             return False
         seen.add(identity)
-        order = self.seen_order
-        order.append(identity)
-        if len(seen) > self.max_seen:  # forget the oldest: O(1), where a dict's first key is O(deleted)
-            head = self.seen_head
-            seen.discard(order[head])
-            order[head] = None
-            head += 1
-            if head >= self.max_seen:  # the forgotten part is as long as the rest: drop it
-                del order[:head]
-                head = 0
-            self.seen_head = head
+        self.seen_order.append(identity)
+        if len(seen) > self.max_seen:  # forget the oldest: O(1)
+            seen.discard(self.seen_order.popleft())
         return True
 
     def token_info(self, event: Event, first_slots: int) -> None:
@@ -174,21 +172,37 @@ class TokenState:
             if last is None or key >= last:
                 self.price_key, self.price = key, price
         if trader is not None:
-            creator = self.creator
-            if trader == creator:
-                self._dev_trade(key, sig, slot, buy, sol, tokens, venue)
-            elif creator is None and self.pending is not None:
-                self.pending.append((trader, key, sig, slot, buy, sol, tokens, venue))
-                if len(self.pending) > MAX_PENDING:
-                    self.pending = None  # too late a launch to tell: dev sells before it stay unknown
-            if buy and slot is not None:
-                slots = self.slot_buyers
-                if slot in slots:
-                    slots[slot].add(trader)
-                elif len(slots) <= first_slots or slot < max(slots):  # else: not among the lowest slots
-                    slots[slot] = {trader}
-                    self._trim_slots(first_slots)
+            self.parties(key, sig, slot, trader, buy, sol, tokens, venue, first_slots)
         return key, price, lamports
+
+    def parties(
+        self,
+        key: OrderKey,
+        sig: str | None,
+        slot: int | None,
+        trader: str,
+        buy: bool,
+        sol: float,
+        tokens: float,
+        venue: str | None,
+        first_slots: int,
+    ) -> None:
+        """The developer's trades, the trades kept until the developer is known, the first slots' buyers:
+        for most trades none applies (the market's fast path calls this only when one may)."""
+        creator = self.creator
+        if trader == creator:
+            self._dev_trade(key, sig, slot, buy, sol, tokens, venue)
+        elif creator is None and self.pending is not None:
+            self.pending.append((trader, key, sig, slot, buy, sol, tokens, venue))
+            if len(self.pending) > MAX_PENDING:
+                self.pending = None  # too late a launch to tell: dev sells before it stay unknown
+        if buy and slot is not None:
+            slots = self.slot_buyers
+            if slot in slots:
+                slots[slot].add(trader)
+            elif len(slots) <= first_slots or slot < max(slots):  # else: not among the lowest slots
+                slots[slot] = {trader}
+                self._trim_slots(first_slots)
 
     def _dev_trade(
         self, key: OrderKey, sig: str | None, slot: int | None, buy: bool, sol: float, tokens: float, venue: str | None

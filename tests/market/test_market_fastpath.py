@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mkthelpers import T0, trade
+from mkthelpers import DEV, MINT, T0, launch, trade
 from mktstream import random_stream
 
 from pumpsync.events import Event
@@ -118,3 +118,50 @@ def test_candles_equal_candles_computed_from_scratch(seed: int, monkeypatch: pyt
             for c in market.candles(mint, interval)
         ]
         assert got == _from_scratch(unique, interval), interval
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("options", [{}, {"candle_queue": 300, "max_tokens": 2}], ids=["plain", "queue-evict"])
+def test_reads_between_trades_give_the_general_paths_figures(
+    seed: int, options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader in the middle of a second (the longer candles then take what they are owed, and the
+    trades after it too), and mints first seen without a creator (a token_enriched before the launch:
+    their trades are kept for the developer's figures on the fast path too)."""
+    stream = random_stream(seed, 3_000, mints=3)
+    mints = sorted({e.mint for e in stream if isinstance(e.mint, str) and e.mint})
+    first = [Event("token_enriched", "test", m, None, None, T0, T0, 0, False, {}, name="N") for m in mints]
+    events = first + stream
+    fast, general = Market(**options), _General(**options)
+    fast_out, general_out = [], []
+    with monkeypatch.context() as patch:
+        patch.setattr(CandleSet, "add", lambda self, *trade: self.add_each(*trade) and None)
+        for i, event in enumerate(events):
+            general_out.append(general.update(event))
+            if i % 7 == 0 and isinstance(event.mint, str) and event.mint:
+                general_out.append((general.token(event.mint), general.candles(event.mint, ("1m", "5m")[i % 2])))
+    for i, event in enumerate(events):
+        fast_out.append(fast.update(event))
+        if i % 7 == 0 and isinstance(event.mint, str) and event.mint:
+            fast_out.append((fast.token(event.mint), fast.candles(event.mint, ("1m", "5m")[i % 2])))
+    assert fast_out == general_out
+    assert _figures(fast, set(mints)) == _figures(general, set(mints))
+    if not options:  # (evicted mints forget theirs)
+        assert any(v and v.dev_sells for v in (fast.token(m) for m in mints))  # developer trades found late
+
+
+def test_trades_before_the_creator_is_known_count_for_the_developer_on_the_fast_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A mint first seen without a creator (a token_enriched), then slot-less trades (nothing but the
+    pending list makes them reach the developer's figures), then the launch naming the creator."""
+    enriched = Event("token_enriched", "test", MINT, None, None, T0, T0, 0, False, {}, name="N")
+    trades = [trade(DEV, "buy", 5e7, 1.5, slot=None, ms=T0 + 1, sig="d1")]
+    trades += [trade(f"W{i}", "buy", 1e6, 0.03, slot=None, ms=T0 + 2 + i, sig=f"w{i}") for i in range(5)]
+    trades += [trade(DEV, "sell", 2e7, 0.7, slot=None, ms=T0 + 9, sig="d2")]
+    events = [enriched, *trades, launch(ms=T0)]
+    fast, general = _both(events, monkeypatch)
+    assert fast == general
+    view = fast[3]
+    assert view.launch.dev_buy_tokens == 5e7 and [s.signature for s in view.dev_sells] == ["d2"]
+    assert view.dev_tokens == 3e7
