@@ -48,11 +48,6 @@ class Baseline:
             return True
 
     @property
-    def live(self) -> bool:
-        with self._lock:
-            return self._live_at is not None
-
-    @property
     def wanted(self) -> bool:
         """Live, and the source not asked yet."""
         with self._lock:

@@ -260,16 +260,12 @@ class GapRecovery:
             newest = self._delivery.newest or self._baseline.start()
             return None if newest is None else Gap({STREAM: newest}, subs)
         # A quiet channel has seen nothing of late: anything of it before the newest slot seen on
-        # any channel was delivered live, so start there.
+        # any channel was delivered live, so start there (no channel has seen anything: the baseline).
         last = dict(self._delivery.last_slot)
         newest_slot = max(last.values(), default=None)
-        positions: dict[str, Position] = {}
-        for channel in subs:
-            slot = last.get(channel, newest_slot)
-            begin = Position(slot) if slot is not None else self._baseline.start()
-            if begin is not None:
-                positions[channel] = begin
-        return Gap(positions, subs)
+        quiet = Position(newest_slot) if newest_slot is not None else self._baseline.start()
+        positions = {ch: Position(last[ch]) if ch in last else quiet for ch in subs}
+        return Gap({ch: p for ch, p in positions.items() if p is not None}, subs)
 
     def _restrict(self, gap: Gap) -> Gap:
         """Only what is subscribed now and recoverable."""

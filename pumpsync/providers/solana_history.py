@@ -220,7 +220,8 @@ class SolanaHistory:
         that slot; PumpSwap's (taken after it) is cut there, since what came later came live. A node
         that answers no slot: no cut, counted and warned (the newest may then come out of order); one
         that refuses the call: a ``HistoryError``, as for any call of the gap."""
-        slot = opt_slot(self.call("getSlot", [{"commitment": self.live_commitment}], stop))
+        head = self.head(stop)
+        slot = None if head is None else head.slot
         if slot is None:
             self._count(NO_CUT)
             log.warning("solana gap: the node did not tell its slot: PumpSwap's transactions are listed without a cut")
