@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from pumpsync import Client
@@ -73,3 +74,40 @@ def test_anaxer_reports_an_outage_before_the_first_event_lost(
     sim.wait_for_connections("anaxer", 1, subscribed=True)
     assert {e.signature for e in _events(client, len(market))} == {item.signature for item in market}
     wait_until(lambda: client.gaps()[-1].outcome == "recovered", timeout=10, what="the second gap recovered")
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """A history node that refuses every call (403), getSlot included."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_node_that_refuses_the_current_slot_makes_such_a_gap_lost_with_the_reason(
+    make_client: Callable[..., Client],
+) -> None:
+    """The history node refuses getSlot when the stream goes live: the outage before the first event
+    cannot be placed, so it is reported lost with the node's answer, never recovered from a made-up slot."""
+    node = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=node.serve_forever, daemon=True).start()
+    try:
+        with Simulator(providers=("solana",), rate=0, seed=31) as sim:
+            rest_url = f"http://127.0.0.1:{node.server_address[1]}"
+            client = make_client("solana", sim.url("solana"), api_key=None, rest_url=rest_url)
+            client.start()
+            sim.wait_for_connections("solana", 1, subscribed=True)
+            _outage(sim, "solana", lambda: sim.emit(2, kind="trade"))
+            sim.wait_for_connections("solana", 1, subscribed=True)
+            wait_until(lambda: client.gaps() and client.gaps()[-1].outcome == "lost", timeout=15, what="lost")
+            report = client.gaps()[-1]
+            assert report.since_slot is None and "HTTP 403" in report.reason
+            assert client.history_stats()["gaps_lost"] == 1
+    finally:
+        node.shutdown()
+        node.server_close()
