@@ -52,3 +52,25 @@ def test_a_proxy_is_refused_not_ignored() -> None:
     pytest.importorskip("grpc")
     with pytest.raises(ConfigurationError, match="proxy"):
         make_config("geyser", url="https://grpc.example.com", proxy="http://127.0.0.1:3128")
+
+
+def test_a_replay_book_forgotten_while_its_lock_is_held_does_not_deadlock() -> None:
+    """A config's finalizer runs wherever the garbage collector does, also inside ``book_for``'s
+    critical section on the thread holding the books' lock (seen in CI: a 120 s hang, ended only by
+    pytest-timeout's alarm). Forgetting a book must not take that lock."""
+    import importlib
+    import threading
+
+    _history = importlib.import_module("pumpsync.providers.geyser._history")  # the package has a _history()
+
+    done = threading.Event()
+
+    def collect_inside_book_for() -> None:
+        with _history._BOOKS_LOCK:
+            _history._forget(-1)  # what the collector does there
+        done.set()
+
+    worker = threading.Thread(target=collect_inside_book_for, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert done.is_set(), "forgetting a book while its lock is held deadlocked the thread"

@@ -64,8 +64,10 @@ def book_for(config: ClientConfig) -> ReplayBook:
 
 
 def _forget(key: int) -> None:
-    with _BOOKS_LOCK:
-        _BOOKS.pop(key, None)
+    # A finalizer runs wherever the collector does: also inside ``book_for``'s critical section, on
+    # the thread that holds _BOOKS_LOCK (a plain lock: taking it here deadlocked that thread). One
+    # dict.pop is atomic: no lock needed.
+    _BOOKS.pop(key, None)
 
 
 class GeyserHistory:
